@@ -1,0 +1,396 @@
+//! The admin socket: how the CLI drives a running gateway, and the commands it carries.
+//!
+//! A running gateway holds the store, so state-changing CLI commands cannot open it;
+//! they send an [`AdminRequest`] as one JSON line over a Unix socket in the runtime
+//! directory (mode 0600, in a 0700 directory, and the peer's uid is checked: only root
+//! and the gateway's own user are served). With no gateway running the CLI runs the
+//! same [`execute`] against the store directly, so both paths behave alike. Every
+//! command except `status` is audited with the caller's uid. This module never parses
+//! command-line flags and never speaks HTTP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::app::{App, Services, tls_audit_event};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::security::audit::{AuditError, AuditEvent, Outcome, Query};
+use crate::store::SecretName;
+use crate::tls::{Tls, TlsSummary, summarize_files};
+
+/// Largest request line the socket accepts.
+const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot reach the gateway's admin socket {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin socket protocol error: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A command for the gateway.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum AdminRequest {
+    Status,
+    AuditList {
+        query: Query,
+    },
+    AuditVerify,
+    AuditExport,
+    CertShow,
+    CertRegenerate {
+        ca: bool,
+    },
+    SecretsSet {
+        name: String,
+        #[serde(serialize_with = "expose_secret")]
+        value: Secret,
+    },
+    SecretsList,
+    SecretsRemove {
+        name: String,
+    },
+    SecretsRotateMasterKey,
+}
+
+fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AdminRequest {
+    /// The command's name as audited.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminRequest::Status => "status",
+            AdminRequest::AuditList { .. } => "audit.list",
+            AdminRequest::AuditVerify => "audit.verify",
+            AdminRequest::AuditExport => "audit.export",
+            AdminRequest::CertShow => "cert.show",
+            AdminRequest::CertRegenerate { .. } => "cert.regenerate",
+            AdminRequest::SecretsSet { .. } => "secrets.set",
+            AdminRequest::SecretsList => "secrets.list",
+            AdminRequest::SecretsRemove { .. } => "secrets.remove",
+            AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
+        }
+    }
+
+    fn target(&self) -> String {
+        match self {
+            AdminRequest::SecretsSet { name, .. } | AdminRequest::SecretsRemove { name } => {
+                name.clone()
+            }
+            AdminRequest::CertRegenerate { ca: true } => "ca".into(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The answer: `ok` with a result, or an error message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdminResponse {
+    pub ok: bool,
+    #[serde(default)]
+    pub result: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Where the certificate commands find TLS: the live service, or files on disk.
+#[derive(Debug)]
+pub enum TlsAccess<'a> {
+    Live(Option<&'a Tls>),
+    Offline,
+}
+
+/// The socket path for a configuration.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.storage.runtime_dir.join("admin.sock")
+}
+
+/// Runs one command against open services; used by the socket and the offline CLI.
+pub fn execute(
+    services: &Services,
+    tls: TlsAccess<'_>,
+    actor: &str,
+    request: AdminRequest,
+) -> AdminResponse {
+    let name = request.name();
+    let target = request.target();
+    let result = run(services, tls, request);
+    if name != "status" {
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let mut event = AuditEvent::new(&format!("admin.{name}"))
+            .actor(actor)
+            .target(target)
+            .outcome(outcome);
+        if let Err(err) = &result {
+            event = event.details(serde_json::json!({ "error": err }));
+        }
+        services.audit.record_or_log(event);
+    }
+    match result {
+        Ok(result) => AdminResponse {
+            ok: true,
+            result,
+            error: None,
+        },
+        Err(error) => AdminResponse {
+            ok: false,
+            result: serde_json::Value::Null,
+            error: Some(error),
+        },
+    }
+}
+
+fn run(
+    services: &Services,
+    tls: TlsAccess<'_>,
+    request: AdminRequest,
+) -> Result<serde_json::Value, String> {
+    let json =
+        |value: Result<serde_json::Value, serde_json::Error>| value.map_err(|e| e.to_string());
+    match request {
+        AdminRequest::Status => Ok(serde_json::json!({
+            "running": matches!(tls, TlsAccess::Live(_)),
+            "data_dir": services.config.storage.data_dir,
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+        AdminRequest::AuditList { query } => json(serde_json::to_value(
+            services.audit.list(&query).map_err(|e| e.to_string())?,
+        )),
+        AdminRequest::AuditVerify => match services.audit.verify() {
+            Ok(verified) => json(serde_json::to_value(verified)),
+            Err(err @ AuditError::Broken { .. }) => Err(err.to_string()),
+            Err(err) => Err(err.to_string()),
+        },
+        AdminRequest::AuditExport => {
+            let records: Result<Vec<_>, _> = services.audit.all().collect();
+            json(serde_json::to_value(records.map_err(|e| e.to_string())?))
+        }
+        AdminRequest::CertShow => {
+            cert_summary(services, &tls).and_then(|s| json(serde_json::to_value(s)))
+        }
+        AdminRequest::CertRegenerate { ca } => {
+            let events = match tls {
+                TlsAccess::Live(Some(tls)) => tls.regenerate(ca).map_err(|e| e.to_string())?,
+                TlsAccess::Live(None) => return Err("TLS is off ([tls] mode = \"off\")".into()),
+                TlsAccess::Offline => {
+                    let config = &services.config;
+                    let extra = config.tls.extra_names.clone();
+                    let names = Arc::new(move || crate::tls::system_names(&extra));
+                    let Some((tls, mut events)) = Tls::open(
+                        &config.tls,
+                        &config.storage.data_dir,
+                        services.clock.clone(),
+                        names,
+                    )
+                    .map_err(|e| e.to_string())?
+                    else {
+                        return Err("TLS is off ([tls] mode = \"off\")".into());
+                    };
+                    // A first open already made fresh certificates; only regenerate existing ones.
+                    if events.is_empty() || ca {
+                        events.extend(tls.regenerate(ca).map_err(|e| e.to_string())?);
+                    }
+                    events
+                }
+            };
+            let mut fingerprints = Vec::new();
+            for event in events {
+                let (crate::tls::TlsEvent::ServerIssued { fingerprint, .. }
+                | crate::tls::TlsEvent::CaCreated { fingerprint }) = &event;
+                fingerprints.push(fingerprint.clone());
+                services.audit.record_or_log(tls_audit_event(event));
+            }
+            Ok(serde_json::json!({ "issued": fingerprints }))
+        }
+        AdminRequest::SecretsSet { name, value } => {
+            let name = SecretName::parse(&name)?;
+            if value.is_empty() {
+                return Err("refusing to store an empty secret".into());
+            }
+            services
+                .secrets
+                .set(&name, &value)
+                .map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({ "name": name, "key_id": services.secrets.key_id() }))
+        }
+        AdminRequest::SecretsList => {
+            let list = services.secrets.list().map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::Array(
+                list.into_iter()
+                    .map(|(name, kid)| serde_json::json!({ "name": name, "key_id": kid }))
+                    .collect(),
+            ))
+        }
+        AdminRequest::SecretsRemove { name } => {
+            let name = SecretName::parse(&name)?;
+            match services.secrets.remove(&name).map_err(|e| e.to_string())? {
+                true => Ok(serde_json::json!({ "removed": name })),
+                false => Err(format!("no secret named {name}")),
+            }
+        }
+        AdminRequest::SecretsRotateMasterKey => json(serde_json::to_value(
+            services
+                .secrets
+                .rotate_master_key()
+                .map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
+fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, String> {
+    match tls {
+        TlsAccess::Live(Some(tls)) => Ok(tls.summary()),
+        TlsAccess::Live(None) => Err("TLS is off ([tls] mode = \"off\")".into()),
+        TlsAccess::Offline => match summarize_files(&services.config.tls, &services.config.storage.data_dir) {
+            Ok(Some(summary)) => Ok(summary),
+            Ok(None) => Err("TLS is off ([tls] mode = \"off\")".into()),
+            Err(crate::tls::TlsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err("no certificate yet: the gateway makes one on its first start (or run `aisopod cert regenerate`)".into())
+            }
+            Err(err) => Err(err.to_string()),
+        },
+    }
+}
+
+/// Sends one request to a running gateway. `Ok(None)` when no gateway listens.
+pub fn send(
+    path: &Path,
+    request: &AdminRequest,
+    timeout: Duration,
+) -> Result<Option<AdminResponse>, AdminError> {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(AdminError::Connect {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let protocol = |e: std::io::Error| AdminError::Protocol(e.to_string());
+    stream.set_read_timeout(Some(timeout)).map_err(protocol)?;
+    stream.set_write_timeout(Some(timeout)).map_err(protocol)?;
+    let mut line = serde_json::to_vec(request).map_err(|e| AdminError::Protocol(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(protocol)?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(protocol)?;
+    if reply.is_empty() {
+        return Err(AdminError::Protocol(
+            "the gateway closed the connection without answering".into(),
+        ));
+    }
+    serde_json::from_str(&reply)
+        .map(Some)
+        .map_err(|e| AdminError::Protocol(e.to_string()))
+}
+
+/// Accepts admin connections until the task is dropped.
+pub async fn listen(app: Arc<App>, listener: tokio::net::UnixListener) {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let uid = match stream.peer_cred() {
+                Ok(cred) if cred.uid() == 0 || cred.uid() == own_uid => cred.uid(),
+                Ok(cred) => {
+                    app.audit().record_or_log(
+                        AuditEvent::new("admin.connect")
+                            .actor(format!("uid:{}", cred.uid()))
+                            .outcome(Outcome::Denied),
+                    );
+                    return;
+                }
+                Err(_) => return,
+            };
+            if let Err(err) = handle_connection(app, stream, uid).await {
+                tracing::debug!(error = %err, "admin connection failed");
+            }
+        });
+    }
+}
+
+async fn handle_connection(
+    app: Arc<App>,
+    stream: tokio::net::UnixStream,
+    uid: u32,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST_BYTES));
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+    let response = match read {
+        Ok(Ok(_)) => match serde_json::from_str::<AdminRequest>(&line) {
+            Ok(request) => {
+                let worker = app.clone();
+                let actor = format!("admin-socket uid:{uid}");
+                tokio::task::spawn_blocking(move || {
+                    execute(
+                        &worker.services,
+                        TlsAccess::Live(worker.tls.as_ref()),
+                        &actor,
+                        request,
+                    )
+                })
+                .await
+                .unwrap_or_else(|_| failed("the command crashed; see the gateway log"))
+            }
+            Err(err) => failed(&format!("invalid request: {err}")),
+        },
+        Ok(Err(err)) => failed(&format!("invalid request: {err}")),
+        Err(_) => failed("timed out waiting for the request"),
+    };
+    let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await
+}
+
+fn failed(message: &str) -> AdminResponse {
+    AdminResponse {
+        ok: false,
+        result: serde_json::Value::Null,
+        error: Some(message.to_string()),
+    }
+}

@@ -1,0 +1,312 @@
+//! Wiring: builds every service once from the validated config and hands them down.
+//!
+//! [`Services`] is what both the gateway and the offline CLI need (store, secrets,
+//! audit); [`App`] adds what only a running gateway has (TLS, background tasks, load
+//! figures). There are no globals: everything reaches handlers through `Arc<App>`.
+//! This module decides start-up order and start-up refusals; it never serves requests.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::clock::SharedClock;
+use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
+use crate::error::{Error, Result};
+use crate::security::audit::{Audit, AuditEvent, Outcome};
+use crate::security::secrets::{Secrets, master_key_path};
+use crate::store::Store;
+use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
+
+/// The services that work with or without a running gateway.
+#[derive(Debug)]
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+    pub secrets: Secrets,
+    pub audit: Audit,
+    pub clock: SharedClock,
+}
+
+impl Services {
+    /// Creates the data directory (0700) and opens the store, keys and audit log.
+    pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
+        let data_dir = config.storage.data_dir.clone();
+        ensure_private_dir(&data_dir)?;
+        let store = Store::open(&data_dir, config.storage.cache_size)?;
+        let secrets = Secrets::open(&data_dir, &store)?;
+        let audit = Audit::open(&store, &secrets, clock.clone())?;
+        Ok(Services {
+            config,
+            store,
+            secrets,
+            audit,
+            clock,
+        })
+    }
+
+    /// Refuses group- or world-readable key files in strict mode; warns in local mode.
+    pub fn check_key_files(&self) -> Result<()> {
+        let data_dir = &self.config.storage.data_dir;
+        let mut files = key_files(&self.config.tls, data_dir);
+        files.push(master_key_path(data_dir));
+        for file in files {
+            if !file.exists() {
+                continue;
+            }
+            if let Some(problem) = key_file_problem(&file) {
+                if self.config.security.mode == SecurityMode::Strict {
+                    return Err(Error::Refused(format!(
+                        "strict mode refuses to start: {problem}"
+                    )));
+                }
+                tracing::warn!("{problem}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates `dir` with mode 0700, or tightens an existing one that is looser.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let io = |op, source| Error::Io {
+        op,
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io("create", e))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| io("inspect", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("chmod", e))?;
+    }
+    Ok(())
+}
+
+/// Background tasks whose death makes the gateway not ready.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    handles: Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
+}
+
+impl Tasks {
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task);
+        self.handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((name, handle));
+    }
+
+    /// The first task that has stopped, if any.
+    pub fn first_dead(&self) -> Option<&'static str> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .find(|(_, handle)| handle.is_finished())
+            .map(|(name, _)| *name)
+    }
+
+    pub fn abort_all(&self) {
+        for (_, handle) in self
+            .handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            handle.abort();
+        }
+    }
+}
+
+/// Load figures the server sheds work on.
+#[derive(Debug, Default)]
+pub struct Load {
+    pub in_flight: AtomicUsize,
+    pub rss_bytes: AtomicU64,
+}
+
+impl Load {
+    /// Reads the resident set size from `/proc/self/statm`.
+    pub fn sample_rss(&self) {
+        if let Some(rss) = current_rss() {
+            self.rss_bytes.store(rss, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Resident memory of this process in bytes.
+pub fn current_rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// The running gateway.
+#[derive(Debug)]
+pub struct App {
+    pub services: Services,
+    pub tls: Option<Tls>,
+    pub tasks: Tasks,
+    pub load: Load,
+    pub started: Instant,
+}
+
+impl App {
+    /// Opens everything the gateway serves with, recording start-up in the audit log.
+    pub fn open(config: Config, clock: SharedClock, names: Option<NameSource>) -> Result<App> {
+        let services = Services::open(config, clock.clone())?;
+        services.check_key_files()?;
+        let config = &services.config;
+        services.audit.record(AuditEvent::new("config.load").target(config.source.to_string()).details(
+            serde_json::json!({
+                "security_mode": config.security.mode,
+                "auth_mode": config.auth.mode,
+                "tls_mode": match config.tls.mode { TlsMode::SelfSigned => "self-signed", TlsMode::Files { .. } => "files", TlsMode::Off => "off" },
+                "bind": config.server.bind.to_string(),
+            }),
+        ))?;
+        let extra = config.tls.extra_names.clone();
+        let names = names.unwrap_or_else(|| Arc::new(move || system_names(&extra)));
+        let tls = match Tls::open(&config.tls, &config.storage.data_dir, clock, names) {
+            Ok(opened) => opened.map(|(tls, events)| {
+                for event in events {
+                    services.audit.record_or_log(tls_audit_event(event));
+                }
+                tls
+            }),
+            Err(err) => {
+                services.audit.record_or_log(
+                    AuditEvent::new("tls.load")
+                        .outcome(Outcome::Failure)
+                        .details(serde_json::json!({"error": err.to_string()})),
+                );
+                return Err(err.into());
+            }
+        };
+        // Keys made just now must pass the same permission check.
+        services.check_key_files()?;
+        Ok(App {
+            services,
+            tls,
+            tasks: Tasks::default(),
+            load: Load::default(),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.services.config
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.services.audit
+    }
+
+    /// Readiness: each check by name, `Err` naming what failed.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let store = match self.services.store.check() {
+            Ok(()) => "ok".to_string(),
+            Err(err) => format!("failing: {err}"),
+        };
+        let certificate = match &self.tls {
+            Some(tls) if tls.summary().server.sha256.is_empty() => {
+                "failing: no certificate loaded".to_string()
+            }
+            Some(_) => "ok".into(),
+            None => "ok (TLS off)".into(),
+        };
+        let tasks = match self.tasks.first_dead() {
+            None => "ok".to_string(),
+            Some(name) => format!("failing: background task {name} stopped"),
+        };
+        let ready = [&store, &certificate, &tasks]
+            .iter()
+            .all(|s| s.starts_with("ok"));
+        (
+            ready,
+            serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks }),
+        )
+    }
+
+    /// Starts the background tasks: memory sampling, certificate renewal, audit retention.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let app = self.clone();
+        self.tasks.spawn("memory-sampler", async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                app.load.sample_rss();
+            }
+        });
+        if self.tls.is_some() {
+            let app = self.clone();
+            self.tasks.spawn("certificate-renewal", async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let worker = app.clone();
+                    let refreshed =
+                        tokio::task::spawn_blocking(move || worker.tls.as_ref().map(Tls::refresh))
+                            .await;
+                    match refreshed {
+                        Ok(Some(Ok(Some(event)))) => {
+                            app.audit().record_or_log(tls_audit_event(event))
+                        }
+                        Ok(Some(Err(err))) => {
+                            tracing::error!(error = %err, "certificate renewal failed")
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        let app = self.clone();
+        self.tasks.spawn("audit-retention", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(86_400));
+            loop {
+                tick.tick().await;
+                let worker = app.clone();
+                let days = app.config().audit.retention_days;
+                match tokio::task::spawn_blocking(move || worker.audit().prune(days)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(pruned)) => app
+                        .audit()
+                        .record_or_log(AuditEvent::new("audit.prune").details(
+                            serde_json::json!({"pruned": pruned, "retention_days": days}),
+                        )),
+                    Ok(Err(err)) => tracing::error!(error = %err, "audit retention failed"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+}
+
+/// The audit record for a TLS event.
+pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
+    match event {
+        TlsEvent::CaCreated { fingerprint } => {
+            AuditEvent::new("tls.ca_created").details(serde_json::json!({"sha256": fingerprint}))
+        }
+        TlsEvent::ServerIssued {
+            fingerprint,
+            reason,
+        } => AuditEvent::new("tls.cert_issued")
+            .details(serde_json::json!({"sha256": fingerprint, "reason": reason})),
+    }
+}

@@ -1,0 +1,142 @@
+//! The command line: argument parsing, dispatch to one file per command group, and the
+//! mapping from outcome to exit code (0 success, 1 error with one line on stderr, 2 usage).
+//!
+//! Commands that read or change state use the running gateway's admin socket when one
+//! answers and open the store directly otherwise (see `admin`). This module prints; the
+//! services it calls never do.
+
+mod audit;
+mod auth;
+mod cert;
+mod gateway;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::admin::{self, AdminRequest, AdminResponse, TlsAccess};
+use crate::app::Services;
+use crate::clock::SystemClock;
+use crate::config::{self, Config, ProcessEnvironment};
+
+/// A secure AI gateway appliance.
+#[derive(Debug, Parser)]
+#[command(name = "aisopod", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default: $AISOPOD_CONFIG, then /etc/aisopod/config.toml, else built-in defaults)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway and check its configuration
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// Read and verify the audit log
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Show or regenerate the TLS certificates
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Manage secrets sealed in the store
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Authentication helpers
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+}
+
+/// Exit status when a command ran but found a problem it reports (such as a broken chain).
+pub const EXIT_ERROR: u8 = 1;
+
+/// Parses arguments, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Gateway(command) => gateway::run(cli.config.as_deref(), command),
+        Command::Audit(command) => audit::run(cli.config.as_deref(), command),
+        Command::Cert(command) => cert::run(cli.config.as_deref(), command),
+        Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
+        Command::Auth(command) => auth::run(command),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("aisopod: {}", one_line(&err));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The error and its causes on one line, unless the error is a multi-line report.
+fn one_line(err: &anyhow::Error) -> String {
+    let text = format!("{err:#}");
+    if matches!(
+        err.downcast_ref::<crate::Error>(),
+        Some(crate::Error::Config(_))
+    ) {
+        text
+    } else {
+        text.replace('\n', " ")
+    }
+}
+
+/// Loads the configuration the way every command does.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let env = ProcessEnvironment;
+    let path = config::locate(path, &env);
+    Ok(config::load(path.as_deref(), &env).map_err(crate::Error::from)?)
+}
+
+/// The caller as the audit log names it.
+fn cli_actor() -> String {
+    format!("cli uid:{}", nix::unistd::getuid().as_raw())
+}
+
+/// Runs an admin command through the gateway if one runs, else against the store.
+fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<serde_json::Value> {
+    let socket = admin::socket_path(&config);
+    let response: AdminResponse = match admin::send(&socket, &request, Duration::from_secs(120))? {
+        Some(response) => response,
+        None => {
+            let services =
+                Services::open(config, Arc::new(SystemClock)).map_err(|err| match err {
+                    crate::Error::Store(crate::store::StoreError::Locked { .. }) => {
+                        anyhow::anyhow!(
+                            "{err} (the admin socket {} did not answer)",
+                            socket.display()
+                        )
+                    }
+                    other => other.into(),
+                })?;
+            admin::execute(&services, TlsAccess::Offline, &cli_actor(), request)
+        }
+    };
+    if response.ok {
+        Ok(response.result)
+    } else {
+        bail!(
+            "{}",
+            response
+                .error
+                .unwrap_or_else(|| "the command failed".into())
+        )
+    }
+}
+
+/// Prints a value as pretty JSON.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("encoding JSON")?
+    );
+    Ok(())
+}

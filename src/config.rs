@@ -1,0 +1,1429 @@
+//! Configuration: the `config.toml` schema, `${VAR}` expansion, defaults and validation.
+//!
+//! The file is parsed in stages so that one run reports every mistake, each with its key
+//! path: TOML syntax, then `${VAR}` expansion, then the schema (unknown keys and wrong
+//! types), then values (ranges, combinations, strict-mode rules). The raw, file-facing
+//! structs reject nothing silently; the validated [`Config`] is what the rest of the
+//! product sees. This module never touches the network, the store or key material; it
+//! reads the config file and the environment, and checks the permissions of key files
+//! the config names.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Where the CLI looks for a config file when `--config` is not given.
+pub const ETC_CONFIG: &str = "/etc/aisopod/config.toml";
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "AISOPOD_CONFIG";
+/// Environment variables that override `[security] mode`, strongest first.
+pub const SECURITY_MODE_ENV: [&str; 2] = ["AISOPOD_SECURITY_MODE", "SECURITY_MODE"];
+/// Secrets shorter than this are refused in strict mode.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// One problem with the configuration, tied to the key that causes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, such as `server.bind`; empty for the file as a whole.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin} has {} error(s):\n{}", issues.len(), list(issues))]
+    Invalid {
+        origin: String,
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+impl ConfigError {
+    /// Every issue, for callers that print them one per line.
+    pub fn issues(&self) -> Vec<ConfigIssue> {
+        match self {
+            ConfigError::Read { .. } => vec![ConfigIssue {
+                key: String::new(),
+                message: self.to_string(),
+            }],
+            ConfigError::Invalid { issues, .. } => issues.clone(),
+        }
+    }
+}
+
+fn list(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("  - {issue}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the process environment contributes to the configuration.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    /// True when the binary runs from a system location (`/usr/...`) rather than a
+    /// checkout, which decides the default data directory.
+    fn installed(&self) -> bool;
+}
+
+/// The real process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn installed(&self) -> bool {
+        std::env::current_exe()
+            .map(|exe| exe.starts_with("/usr/"))
+            .unwrap_or(false)
+    }
+}
+
+/// Where the configuration came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Defaults,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::File(path) => write!(f, "{}", path.display()),
+            ConfigSource::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: ConfigSource,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub tls: TlsConfig,
+    pub security: SecurityConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub public_url: Option<String>,
+    pub http_redirect_bind: Option<SocketAddr>,
+    pub max_body: u64,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
+    pub memory_budget: u64,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub cache_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    SelfSigned,
+    Files { cert: PathBuf, key: PathBuf },
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub server_validity: Duration,
+    pub ca_validity: Duration,
+    pub extra_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    Local,
+    Strict,
+}
+
+impl SecurityMode {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "local" => Some(SecurityMode::Local),
+            "strict" => Some(SecurityMode::Strict),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    pub mode: SecurityMode,
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Password,
+    Token,
+    Device,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub token: Option<Secret>,
+    pub jwt_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// File-facing schema. Every table rejects unknown keys (reported through serde_ignored so
+// that all of them are listed, not just the first) and every field has a default.
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    storage: RawStorage,
+    tls: RawTls,
+    security: RawSecurity,
+    auth: RawAuth,
+    audit: RawAudit,
+    logging: RawLogging,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawServer {
+    bind: String,
+    public_url: Option<String>,
+    http_redirect_bind: Option<String>,
+    max_body: Size,
+    request_timeout: Seconds,
+    max_in_flight: u64,
+    memory_budget: Size,
+    max_connections: u64,
+    handshake_timeout: Seconds,
+    shutdown_timeout: Seconds,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:3080".into(),
+            public_url: None,
+            http_redirect_bind: None,
+            max_body: Size(1024 * 1024),
+            request_timeout: Seconds(Duration::from_secs(30)),
+            max_in_flight: 256,
+            memory_budget: Size(96 * 1024 * 1024),
+            max_connections: 1024,
+            handshake_timeout: Seconds(Duration::from_secs(10)),
+            shutdown_timeout: Seconds(Duration::from_secs(10)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStorage {
+    data_dir: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
+    cache_size: Size,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            runtime_dir: None,
+            cache_size: Size(8 * 1024 * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawTlsMode {
+    SelfSigned,
+    Files,
+    Off,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTls {
+    mode: RawTlsMode,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    server_validity: Seconds,
+    ca_validity: Seconds,
+    extra_names: Vec<String>,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        Self {
+            mode: RawTlsMode::SelfSigned,
+            cert_file: None,
+            key_file: None,
+            server_validity: Seconds(Duration::from_secs(90 * 86_400)),
+            ca_validity: Seconds(Duration::from_secs(10 * 365 * 86_400)),
+            extra_names: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSecurity {
+    mode: SecurityMode,
+    cors_origins: Vec<String>,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        Self {
+            mode: SecurityMode::Strict,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAuth {
+    mode: AuthMode,
+    #[serde(serialize_with = "redacted")]
+    token: Option<Secret>,
+    #[serde(serialize_with = "redacted")]
+    jwt_secret: Option<Secret>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Password,
+            token: None,
+            jwt_secret: None,
+        }
+    }
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("***"),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAudit {
+    retention_days: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLogging {
+    format: LogFormat,
+    filter: String,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A duration written as a string with a unit (`"30s"`, `"5m"`, `"7d"`) or a bare
+/// number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration such as \"30s\", \"5m\", \"2h\", \"7d\" or a number of seconds",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map(|secs| Seconds(Duration::from_secs(secs)))
+                    .map_err(|_| E::custom(format!("invalid duration {v}: must not be negative")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(Duration::from_secs(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
+                parse_duration(v).map(Seconds).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Parses `"30s"`, `"5m"`, `"2h"`, `"7d"`, `"1h 30m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if let Ok(secs) = trimmed.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(trimmed).map_err(|err| {
+        format!(
+            "invalid duration {text:?} ({err}): write a number and a unit, such as \"30s\", \"5m\", \"2h\" or \"7d\""
+        )
+    })
+}
+
+/// A size in bytes written as a number or with a binary unit: `"512k"`, `"256m"`, `"1g"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"512k\", \"256m\", \"1g\" or a number of bytes")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom(format!("invalid size {v}: must not be negative")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                parse_size(v).map(Size).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Parses a size with an optional binary unit (`k`, `m`, `g`, also written `kb`, `KiB`,
+/// ...). Written by hand because the size crates disagree on whether `m` means 10^6 or
+/// 2^20, and memory limits here always mean 2^20.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid = || {
+        format!(
+            "invalid size {text:?}: write a number and a unit, such as \"512k\", \"256m\" or \"1g\""
+        )
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading.
+
+/// Finds the config file: `--config`, then `$AISOPOD_CONFIG`, then `/etc/aisopod/config.toml`
+/// if it exists. `None` means built-in defaults.
+pub fn locate(explicit: Option<&Path>, env: &dyn Environment) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env.var(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let etc = Path::new(ETC_CONFIG);
+    etc.exists().then(|| etc.to_path_buf())
+}
+
+/// Loads the configuration from `path`, or the built-in defaults when `None`.
+pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            parse(&text, ConfigSource::File(path.to_path_buf()), env)
+        }
+        None => parse("", ConfigSource::Defaults, env),
+    }
+}
+
+/// Parses and validates config text, reporting every problem found.
+pub fn parse(
+    text: &str,
+    source: ConfigSource,
+    env: &dyn Environment,
+) -> Result<Config, ConfigError> {
+    let invalid = |issues| ConfigError::Invalid {
+        origin: source.to_string(),
+        issues,
+    };
+    let mut value: toml::Value = match text.parse::<toml::Table>() {
+        Ok(table) => toml::Value::Table(table),
+        Err(err) => {
+            let message = err.message().to_string();
+            let place = err
+                .span()
+                .map(|span| line_col(text, span.start))
+                .map(|(line, col)| format!("line {line}, column {col}: "))
+                .unwrap_or_default();
+            return Err(invalid(vec![ConfigIssue {
+                key: String::new(),
+                message: format!("{place}invalid TOML: {message}"),
+            }]));
+        }
+    };
+    let mut issues = Vec::new();
+    expand_env(&mut value, &mut Vec::new(), env, &mut issues);
+    let raw = deserialize_collecting(value, &mut issues);
+    let config = raw.and_then(|raw| validate(raw, source.clone(), env, &mut issues));
+    match config {
+        Some(config) if issues.is_empty() => Ok(config),
+        _ => Err(invalid(issues)),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Replaces `${NAME}` in every string value with the environment variable's value.
+/// `$${` stands for a literal `${`.
+fn expand_env(
+    value: &mut toml::Value,
+    path: &mut Vec<String>,
+    env: &dyn Environment,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    match value {
+        toml::Value::String(text) => {
+            if text.contains('$') {
+                match expand_str(text, env) {
+                    Ok(expanded) => *text = expanded,
+                    Err(message) => issues.push(ConfigIssue {
+                        key: path.join("."),
+                        message,
+                    }),
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                path.push(index.to_string());
+                expand_env(item, path, env, issues);
+                path.pop();
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                path.push(key.clone());
+                expand_env(item, path, env, issues);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand_str(text: &str, env: &dyn Environment) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        let (before, from_dollar) = rest.split_at(start);
+        out.push_str(before);
+        if let Some(after) = from_dollar.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = from_dollar.strip_prefix("${") {
+            let end = after.find('}').ok_or_else(|| {
+                "unterminated ${...}: write ${NAME}, or $${ for a literal ${".to_string()
+            })?;
+            let (name, tail) = after.split_at(end);
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(format!("invalid variable name {name:?} in ${{...}}"));
+            }
+            let value = env
+                .var(name)
+                .ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = tail.get(1..).unwrap_or("");
+        } else {
+            out.push('$');
+            rest = from_dollar.get(1..).unwrap_or("");
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Deserializes the schema, collecting every unknown key and every type error: each
+/// wrong value is reported, removed, and the rest deserialized again.
+fn deserialize_collecting(
+    mut value: toml::Value,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<RawConfig> {
+    const MAX_TYPE_ERRORS: usize = 64;
+    let mut unknown = BTreeSet::new();
+    for _ in 0..MAX_TYPE_ERRORS {
+        let mut ignored = Vec::new();
+        let mut note_unknown = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+        let result: Result<RawConfig, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(value.clone(), &mut note_unknown),
+        );
+        unknown.extend(ignored);
+        match result {
+            Ok(raw) => {
+                issues.extend(unknown.into_iter().map(|key| ConfigIssue {
+                    message: "unknown key (check the spelling and the table it is in)".into(),
+                    key,
+                }));
+                return Some(raw);
+            }
+            Err(err) => {
+                let key = err.path().to_string();
+                let inner = err.into_inner().message().to_string();
+                let message = match inner.strip_prefix("unknown field ") {
+                    Some(rest) => format!("unknown key {rest}"),
+                    None => inner,
+                };
+                let removed = remove_path(&mut value, &key);
+                issues.push(ConfigIssue { key, message });
+                if !removed {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn remove_path(value: &mut toml::Value, dotted: &str) -> bool {
+    let segments: Vec<&str> = dotted
+        .split('.')
+        .filter(|s| !s.is_empty() && *s != "?")
+        .collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for segment in parents {
+        current = match current {
+            toml::Value::Table(table) => match table.get_mut(*segment) {
+                Some(next) => next,
+                None => return false,
+            },
+            toml::Value::Array(items) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(next) => next,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match current {
+        toml::Value::Table(table) => table.remove(*last).is_some(),
+        toml::Value::Array(items) => match last.parse::<usize>() {
+            Ok(index) if index < items.len() => {
+                items.remove(index);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+struct Issues<'a>(&'a mut Vec<ConfigIssue>);
+
+impl Issues<'_> {
+    fn push(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn range(&mut self, key: &str, value: u64, min: u64, max: u64) -> u64 {
+        if value < min || value > max {
+            self.push(
+                key,
+                format!("{value} is out of range: must be between {min} and {max}"),
+            );
+        }
+        value.clamp(min, max)
+    }
+
+    fn duration(&mut self, key: &str, value: Duration, min: Duration, max: Duration) -> Duration {
+        if value < min || value > max {
+            self.push(
+                key,
+                format!(
+                    "{} is out of range: must be between {} and {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+        value.clamp(min, max)
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    source: ConfigSource,
+    env: &dyn Environment,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<Config> {
+    let mut check = Issues(issues);
+    let bind = parse_bind(&raw.server.bind).unwrap_or_else(|message| {
+        check.push("server.bind", message);
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+    });
+    let http_redirect_bind = raw.server.http_redirect_bind.as_deref().and_then(|text| {
+        parse_bind(text)
+            .map_err(|message| check.push("server.http_redirect_bind", message))
+            .ok()
+    });
+    if let Some(url) = &raw.server.public_url {
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            check.push(
+                "server.public_url",
+                format!("{url:?} is not an http(s) URL such as https://aisopod.local:3080"),
+            );
+        }
+    }
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    let server = ServerConfig {
+        bind,
+        public_url: raw
+            .server
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_string()),
+        http_redirect_bind,
+        max_body: check.range("server.max_body", raw.server.max_body.0, KIB, 1024 * MIB),
+        request_timeout: check.duration(
+            "server.request_timeout",
+            raw.server.request_timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        ),
+        max_in_flight: check.range("server.max_in_flight", raw.server.max_in_flight, 1, 100_000)
+            as usize,
+        memory_budget: check.range(
+            "server.memory_budget",
+            raw.server.memory_budget.0,
+            16 * MIB,
+            64 * 1024 * MIB,
+        ),
+        max_connections: check.range(
+            "server.max_connections",
+            raw.server.max_connections,
+            1,
+            1_000_000,
+        ) as usize,
+        handshake_timeout: check.duration(
+            "server.handshake_timeout",
+            raw.server.handshake_timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+        ),
+        shutdown_timeout: check.duration(
+            "server.shutdown_timeout",
+            raw.server.shutdown_timeout.0,
+            Duration::from_secs(0),
+            Duration::from_secs(600),
+        ),
+    };
+
+    let installed = env.installed();
+    let data_dir = raw
+        .storage
+        .data_dir
+        .or_else(|| env.var("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            if installed {
+                PathBuf::from("/var/lib/aisopod")
+            } else {
+                PathBuf::from("aisopod-data")
+            }
+        });
+    if data_dir.as_os_str().is_empty() {
+        check.push("storage.data_dir", "must not be empty");
+    }
+    let runtime_dir = raw
+        .storage
+        .runtime_dir
+        .or_else(|| env.var("RUNTIME_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            if installed {
+                PathBuf::from("/run/aisopod")
+            } else {
+                data_dir.join("run")
+            }
+        });
+    let storage = StorageConfig {
+        data_dir,
+        runtime_dir,
+        cache_size: check.range(
+            "storage.cache_size",
+            raw.storage.cache_size.0,
+            MIB,
+            4096 * MIB,
+        ),
+    };
+
+    let tls_mode = match raw.tls.mode {
+        RawTlsMode::SelfSigned => {
+            for key in ["cert_file", "key_file"] {
+                let given = if key == "cert_file" {
+                    &raw.tls.cert_file
+                } else {
+                    &raw.tls.key_file
+                };
+                if given.is_some() {
+                    check.push(
+                        &format!("tls.{key}"),
+                        "only used with [tls] mode = \"files\"",
+                    );
+                }
+            }
+            TlsMode::SelfSigned
+        }
+        RawTlsMode::Off => TlsMode::Off,
+        RawTlsMode::Files => match (raw.tls.cert_file, raw.tls.key_file) {
+            (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            (cert, key) => {
+                if cert.is_none() {
+                    check.push(
+                        "tls.cert_file",
+                        "required with [tls] mode = \"files\": the PEM certificate chain",
+                    );
+                }
+                if key.is_none() {
+                    check.push(
+                        "tls.key_file",
+                        "required with [tls] mode = \"files\": the PEM private key",
+                    );
+                }
+                TlsMode::Off
+            }
+        },
+    };
+    for (index, name) in raw.tls.extra_names.iter().enumerate() {
+        if name.parse::<IpAddr>().is_err() && !is_dns_name(name) {
+            check.push(
+                &format!("tls.extra_names.{index}"),
+                format!("{name:?} is neither a DNS name nor an IP address"),
+            );
+        }
+    }
+    let tls = TlsConfig {
+        mode: tls_mode,
+        server_validity: check.duration(
+            "tls.server_validity",
+            raw.tls.server_validity.0,
+            Duration::from_secs(86_400),
+            Duration::from_secs(90 * 86_400),
+        ),
+        ca_validity: check.duration(
+            "tls.ca_validity",
+            raw.tls.ca_validity.0,
+            Duration::from_secs(365 * 86_400),
+            Duration::from_secs(30 * 365 * 86_400),
+        ),
+        extra_names: raw.tls.extra_names,
+    };
+
+    let mode_override = SECURITY_MODE_ENV
+        .iter()
+        .find_map(|name| env.var(name).map(|value| (*name, value)));
+    let mode = match mode_override {
+        Some((name, value)) => SecurityMode::parse(&value).unwrap_or_else(|| {
+            check.push(
+                "security.mode",
+                format!("environment variable {name} is {value:?}: use \"local\" or \"strict\""),
+            );
+            raw.security.mode
+        }),
+        None => raw.security.mode,
+    };
+    for (index, origin) in raw.security.cors_origins.iter().enumerate() {
+        if origin != "*" && http::HeaderValue::from_str(origin).is_err()
+            || !(origin == "*" || origin.starts_with("https://") || origin.starts_with("http://"))
+        {
+            check.push(
+                &format!("security.cors_origins.{index}"),
+                format!("{origin:?} is not an origin such as https://dashboard.example"),
+            );
+        }
+    }
+    let security = SecurityConfig {
+        mode,
+        cors_origins: raw.security.cors_origins,
+    };
+    let auth = AuthConfig {
+        mode: raw.auth.mode,
+        token: raw.auth.token,
+        jwt_secret: raw.auth.jwt_secret,
+    };
+    let audit = AuditConfig {
+        retention_days: check.range("audit.retention_days", raw.audit.retention_days, 1, 36_500)
+            as u32,
+    };
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&raw.logging.filter) {
+        check.push(
+            "logging.filter",
+            format!("invalid filter {:?}: {err}", raw.logging.filter),
+        );
+    }
+    let logging = LoggingConfig {
+        format: raw.logging.format,
+        filter: raw.logging.filter,
+    };
+    let config = Config {
+        source,
+        server,
+        storage,
+        tls,
+        security,
+        auth,
+        audit,
+        logging,
+    };
+    if config.security.mode == SecurityMode::Strict {
+        issues.extend(config.strict_violations());
+    } else if config.tls.mode == TlsMode::Off && !config.server.bind.ip().is_loopback() {
+        // Local mode allows TLS off anywhere, but the operator should know.
+        tracing::warn!(bind = %config.server.bind, "TLS is off on a non-loopback address: traffic is readable on the network");
+    }
+    Some(config)
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    let invalid = || format!("{text:?} is not host:port, such as 0.0.0.0:3080 or 127.0.0.1:0");
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    text.parse().map_err(|_| invalid())
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+impl Config {
+    /// Built-in defaults, as `gateway start` uses with no config file.
+    pub fn defaults(env: &dyn Environment) -> Result<Config, ConfigError> {
+        parse("", ConfigSource::Defaults, env)
+    }
+
+    /// What strict mode refuses, each naming the key to change.
+    pub fn strict_violations(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut refuse = |key: &str, message: String| {
+            issues.push(ConfigIssue {
+                key: key.into(),
+                message: format!("{message} (or set [security] mode = \"local\")"),
+            })
+        };
+        if self.auth.mode == AuthMode::None {
+            refuse(
+                "auth.mode",
+                "strict mode refuses auth mode \"none\": choose \"password\", \"token\" or \"device\"".into(),
+            );
+        }
+        if self.tls.mode == TlsMode::Off && !self.server.bind.ip().is_loopback() {
+            refuse(
+                "tls.mode",
+                format!(
+                    "strict mode refuses TLS off on the non-loopback address {}: use mode \"self-signed\" or \"files\", or bind to 127.0.0.1",
+                    self.server.bind
+                ),
+            );
+        }
+        if self.security.cors_origins.iter().any(|o| o == "*") {
+            refuse(
+                "security.cors_origins",
+                "strict mode refuses the wildcard origin \"*\": list the exact origins".into(),
+            );
+        }
+        for (key, secret) in [
+            ("auth.token", &self.auth.token),
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+        ] {
+            if let Some(secret) = secret {
+                if secret.len() < MIN_SECRET_BYTES {
+                    refuse(
+                        key,
+                        format!(
+                            "strict mode refuses a secret of {} bytes: use at least {MIN_SECRET_BYTES} (aisopod auth gen-secret makes one)",
+                            secret.len()
+                        ),
+                    );
+                }
+            }
+        }
+        if let TlsMode::Files { key, .. } = &self.tls.mode {
+            if let Some(problem) = key_file_problem(key) {
+                refuse("tls.key_file", problem);
+            }
+        }
+        issues
+    }
+
+    /// The listener's scheme, for messages and redirects.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.mode == TlsMode::Off {
+            "http"
+        } else {
+            "https"
+        }
+    }
+}
+
+/// Why a private key file is unacceptable in strict mode, if it is: missing, unreadable,
+/// or readable by group or others.
+pub fn key_file_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(err) => Some(format!("cannot read key file {}: {err}", path.display())),
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Some(format!(
+            "key file {} has mode {:o}, readable by group or others: run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Every key the schema knows, as dotted paths (`server.bind`); used to check that the
+/// documented example covers the whole schema.
+pub fn schema_keys() -> Vec<String> {
+    let value = serde_json::to_value(RawConfig::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    if let serde_json::Value::Object(tables) = value {
+        for (table, fields) in tables {
+            if let serde_json::Value::Object(fields) = fields {
+                keys.extend(fields.keys().map(|field| format!("{table}.{field}")));
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeEnv {
+        vars: HashMap<String, String>,
+        installed: bool,
+    }
+
+    impl FakeEnv {
+        fn with(pairs: &[(&str, &str)]) -> Self {
+            Self {
+                vars: pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                installed: false,
+            }
+        }
+    }
+
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars.get(name).cloned()
+        }
+        fn installed(&self) -> bool {
+            self.installed
+        }
+    }
+
+    fn parse_str(text: &str, env: &FakeEnv) -> Result<Config, ConfigError> {
+        parse(text, ConfigSource::File("test.toml".into()), env)
+    }
+
+    fn issues(text: &str, env: &FakeEnv) -> Vec<ConfigIssue> {
+        match parse_str(text, env) {
+            Ok(_) => panic!("expected errors for {text}"),
+            Err(err) => err.issues(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_strict_and_use_a_local_data_dir_from_a_checkout() {
+        let config = Config::defaults(&FakeEnv::default()).unwrap();
+        assert_eq!(config.security.mode, SecurityMode::Strict);
+        assert_eq!(config.storage.data_dir, PathBuf::from("aisopod-data"));
+        assert_eq!(
+            config.storage.runtime_dir,
+            PathBuf::from("aisopod-data/run")
+        );
+        assert_eq!(config.server.bind.to_string(), "0.0.0.0:3080");
+        assert_eq!(config.tls.mode, TlsMode::SelfSigned);
+        assert_eq!(config.auth.mode, AuthMode::Password);
+        assert_eq!(config.audit.retention_days, 90);
+    }
+
+    #[test]
+    fn installed_defaults_use_system_directories() {
+        let env = FakeEnv {
+            installed: true,
+            ..FakeEnv::default()
+        };
+        let config = Config::defaults(&env).unwrap();
+        assert_eq!(config.storage.data_dir, PathBuf::from("/var/lib/aisopod"));
+        assert_eq!(config.storage.runtime_dir, PathBuf::from("/run/aisopod"));
+        let systemd = FakeEnv::with(&[
+            ("STATE_DIRECTORY", "/srv/state"),
+            ("RUNTIME_DIRECTORY", "/run/x"),
+        ]);
+        let config = Config::defaults(&systemd).unwrap();
+        assert_eq!(config.storage.data_dir, PathBuf::from("/srv/state"));
+        assert_eq!(config.storage.runtime_dir, PathBuf::from("/run/x"));
+    }
+
+    #[test]
+    fn env_vars_expand_and_missing_ones_name_variable_and_key() {
+        let env = FakeEnv::with(&[("TOKEN", "0123456789abcdef0123456789abcdef-x")]);
+        let config = parse_str("[auth]\nmode = \"token\"\ntoken = \"${TOKEN}\"\n", &env).unwrap();
+        assert_eq!(
+            config.auth.token.unwrap().expose(),
+            "0123456789abcdef0123456789abcdef-x"
+        );
+
+        let found = issues(
+            "[auth]\ntoken = \"${NOPE_NOT_SET}\"\n[server]\npublic_url = \"https://${HOSTX}\"\n",
+            &env,
+        );
+        assert!(found.contains(&ConfigIssue {
+            key: "auth.token".into(),
+            message: "environment variable NOPE_NOT_SET is not set".into()
+        }));
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "server.public_url" && i.message.contains("HOSTX"))
+        );
+    }
+
+    #[test]
+    fn expansion_handles_escapes_and_bad_syntax() {
+        let env = FakeEnv::with(&[("A", "x")]);
+        assert_eq!(expand_str("a$${A}b${A}$c", &env).unwrap(), "a${A}bx$c");
+        assert!(
+            expand_str("${A", &env)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            expand_str("${1A}", &env)
+                .unwrap_err()
+                .contains("invalid variable name")
+        );
+        assert!(
+            expand_str("${}", &env)
+                .unwrap_err()
+                .contains("invalid variable name")
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key() {
+        let text = r#"
+            [server]
+            bind = "nonsense"
+            max_in_flight = "many"
+            request_timeout = "30 fortnights"
+            colour = "blue"
+            [storage]
+            cache_size = "12 parsecs"
+            [audit]
+            retention_days = 0
+            [wat]
+            x = 1
+        "#;
+        let found = issues(text, &FakeEnv::default());
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "server.bind",
+            "server.max_in_flight",
+            "server.request_timeout",
+            "server.colour",
+            "storage.cache_size",
+            "audit.retention_days",
+            "wat",
+        ] {
+            assert!(keys.contains(&key), "missing {key} in {found:#?}");
+        }
+        let timeout = found
+            .iter()
+            .find(|i| i.key == "server.request_timeout")
+            .unwrap();
+        assert!(timeout.message.contains("invalid duration"), "{timeout}");
+    }
+
+    #[test]
+    fn malformed_toml_names_line_and_column() {
+        let found = issues(
+            "[server]\nbind = \"0.0.0.0:1\"\nmax_body = = 3\n",
+            &FakeEnv::default(),
+        );
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].message.starts_with("line 3, column"),
+            "{}",
+            found[0]
+        );
+        assert!(found[0].message.contains("invalid TOML"));
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_clear_errors() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("soon").unwrap_err().contains("\"30s\""));
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(parse_size("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12 parsecs").unwrap_err().contains("256m"));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("m").is_err());
+        assert!(parse_size("99999999999999999999g").is_err());
+        assert!(parse_size("1.5m").is_err());
+    }
+
+    #[test]
+    fn wrong_types_and_negative_values_are_reported() {
+        let found = issues(
+            "[server]\nmax_body = -1\nshutdown_timeout = -3\n[security]\ncors_origins = \"x\"\n",
+            &FakeEnv::default(),
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+    }
+
+    #[test]
+    fn strict_mode_refuses_unsafe_settings_naming_the_key() {
+        let env = FakeEnv::default();
+        let cases = [
+            ("[auth]\nmode = \"none\"\n", "auth.mode"),
+            ("[tls]\nmode = \"off\"\n", "tls.mode"),
+            (
+                "[security]\ncors_origins = [\"*\"]\n",
+                "security.cors_origins",
+            ),
+            (
+                "[auth]\nmode = \"token\"\ntoken = \"short\"\n",
+                "auth.token",
+            ),
+            ("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
+        ];
+        for (text, key) in cases {
+            let found = issues(text, &env);
+            assert!(
+                found
+                    .iter()
+                    .any(|i| i.key == key && i.message.contains("strict")),
+                "{text}: {found:#?}"
+            );
+            let local =
+                format!("[security]\nmode = \"local\"\n{text}").replace("[security]\ncors", "cors");
+            assert!(
+                parse_str(&local, &env).is_ok(),
+                "local mode should accept {local}"
+            );
+        }
+        // TLS off on loopback is fine even in strict mode.
+        assert!(
+            parse_str(
+                "[server]\nbind = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n",
+                &env
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let env = FakeEnv::with(&[("SEKRIT", "tiny-secret-value")]);
+        let err = parse_str("[auth]\nmode = \"none\"\ntoken = \"${SEKRIT}\"\n", &env).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("tiny-secret-value"), "{shown}");
+        let config = parse_str(
+            "[security]\nmode = \"local\"\n[auth]\ntoken = \"${SEKRIT}\"\n",
+            &env,
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("tiny-secret-value"));
+    }
+
+    #[test]
+    fn security_mode_env_overrides_file() {
+        let env = FakeEnv::with(&[("SECURITY_MODE", "local")]);
+        assert!(parse_str("[auth]\nmode = \"none\"\n", &env).is_ok());
+        let both = FakeEnv::with(&[
+            ("SECURITY_MODE", "local"),
+            ("AISOPOD_SECURITY_MODE", "strict"),
+        ]);
+        assert!(parse_str("[auth]\nmode = \"none\"\n", &both).is_err());
+        let bad = FakeEnv::with(&[("AISOPOD_SECURITY_MODE", "yolo")]);
+        let found = issues("", &bad);
+        assert!(found[0].message.contains("AISOPOD_SECURITY_MODE"));
+    }
+
+    #[test]
+    fn files_mode_needs_both_paths_and_a_private_key_file() {
+        let found = issues("[tls]\nmode = \"files\"\n", &FakeEnv::default());
+        assert!(found.iter().any(|i| i.key == "tls.cert_file"));
+        assert!(found.iter().any(|i| i.key == "tls.key_file"));
+
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "x").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[tls]\nmode = \"files\"\ncert_file = \"{0}/cert.pem\"\nkey_file = \"{0}/key.pem\"\n",
+            dir.path().display()
+        );
+        let found = issues(&text, &FakeEnv::default());
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "tls.key_file" && i.message.contains("chmod 600")),
+            "{found:#?}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(parse_str(&text, &FakeEnv::default()).is_ok());
+    }
+
+    #[test]
+    fn schema_keys_cover_every_table() {
+        let keys = schema_keys();
+        assert!(keys.contains(&"server.bind".to_string()));
+        assert!(keys.contains(&"auth.token".to_string()));
+        assert!(keys.contains(&"tls.ca_validity".to_string()));
+    }
+}

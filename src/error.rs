@@ -1,0 +1,36 @@
+//! The crate's error type: every module's error, in one enum for callers that only pass
+//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
+
+use crate::admin::AdminError;
+use crate::config::ConfigError;
+use crate::security::audit::AuditError;
+use crate::security::secrets::SecretsError;
+use crate::store::StoreError;
+use crate::tls::TlsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

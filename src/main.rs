@@ -1,0 +1,5 @@
+//! The `aisopod` command: parse the arguments, run, map the outcome to an exit code.
+
+fn main() -> std::process::ExitCode {
+    aisopod::cli::main()
+}

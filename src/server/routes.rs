@@ -1,0 +1,77 @@
+//! Routes that need no authentication: liveness, readiness and the device CA.
+//!
+//! Later issues add their routers (auth, users, pairing, chat, ...) beside these in
+//! `server::router`; nothing here reads or changes state.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+
+use crate::app::App;
+use crate::server::error::ApiError;
+
+/// `GET /health`: the process is alive and serving.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the store answers, a certificate is loaded and background tasks run.
+pub async fn ready(State(app): State<Arc<App>>) -> Response {
+    let worker = app.clone();
+    let (ready, checks) = match tokio::task::spawn_blocking(move || worker.readiness()).await {
+        Ok(result) => result,
+        Err(_) => (
+            false,
+            serde_json::json!({ "store": "failing: readiness check crashed" }),
+        ),
+    };
+    if ready {
+        Json(serde_json::json!({ "status": "ready", "checks": checks })).into_response()
+    } else {
+        let failing: Vec<String> = checks
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| {
+                value
+                    .as_str()
+                    .filter(|v| v.starts_with("failing"))
+                    .map(|v| format!("{name}: {v}"))
+            })
+            .collect();
+        let error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            failing.join("; "),
+        );
+        let mut body = error.body();
+        body["checks"] = checks;
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// `GET /ca.crt`: the device CA certificate, so phones and browsers can trust it.
+pub async fn ca_certificate(State(app): State<Arc<App>>) -> Response {
+    match app.tls.as_ref().and_then(|tls| tls.ca_pem()) {
+        Some(pem) => (
+            [
+                (header::CONTENT_TYPE, "application/x-x509-ca-cert"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"aisopod-ca.crt\"",
+                ),
+            ],
+            pem,
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this gateway has no device CA (TLS is off or uses the operator's certificate)",
+        )
+        .into_response(),
+    }
+}

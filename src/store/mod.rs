@@ -1,0 +1,541 @@
+//! The store: every byte of state the gateway keeps, in one embedded sled database.
+//!
+//! This is the only module that imports `sled`. It owns the on-disk layout (`db/` under
+//! the data directory), the single-process lock, typed trees with newtype keys, the
+//! schema version and its migrations, and durability: a write that a caller is about to
+//! acknowledge is made durable with [`Store::sync`], which flushes sled and then
+//! `fsync`s the log file and its directory. sled's own `flush()` ends in
+//! `sync_file_range`, which neither flushes the device cache nor file metadata; on an SD
+//! card that loses power this is the difference between a record and a hole. Syncs are
+//! grouped: concurrent callers share one flush + fsync.
+//!
+//! The store never interprets what it stores (audit chains, sealing and the like belong
+//! to their modules) and never logs values.
+
+mod ids;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::marker::PhantomData;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use ids::{AuditSeq, MetaKey, SecretName, StoreKey};
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Named trees; each module that persists something owns one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeName {
+    Meta,
+    Audit,
+    Secrets,
+}
+
+impl TreeName {
+    fn as_str(self) -> &'static str {
+        match self {
+            TreeName::Meta => "meta",
+            TreeName::Audit => "audit",
+            TreeName::Secrets => "secrets",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store in {path} is in use by another aisopod process{}: a running gateway holds it \
+         while it runs. Commands reach a running gateway through its admin socket; if none is \
+         reachable, stop the other process and try again",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store in {path} cannot be opened: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("store write failed: {0}")]
+    Write(String),
+    #[error(
+        "the store holds schema version {found}, newer than this aisopod knows ({known}); upgrade aisopod or restore a backup"
+    )]
+    TooNew { found: u32, known: u32 },
+    #[error("stored record in tree {tree} is damaged: {message}")]
+    Corrupt { tree: &'static str, message: String },
+}
+
+impl StoreError {
+    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+        move |source| StoreError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// True when the disk is full; callers refuse the operation and keep running.
+    pub fn is_disk_full(&self) -> bool {
+        let text = self.to_string();
+        text.contains("No space left") || text.contains("os error 28")
+    }
+}
+
+fn write_error(err: sled::Error) -> StoreError {
+    StoreError::Write(err.to_string())
+}
+
+/// An open store. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    dir: PathBuf,
+    durability: Durability,
+    _lock: Flock<File>,
+}
+
+#[derive(Debug)]
+struct Durability {
+    written: AtomicU64,
+    synced: Mutex<u64>,
+    log: File,
+    dir: File,
+    syncs: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `data_dir/db`, taking the process lock.
+    pub fn open(data_dir: &Path, cache_size: u64) -> Result<Store, StoreError> {
+        let dir = data_dir.join("db");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(StoreError::io("create", &dir))?;
+        let lock = take_lock(&data_dir.join("store.lock"))?;
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(cache_size)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|err| StoreError::Open {
+                path: dir.clone(),
+                message: err.to_string(),
+            })?;
+        let log_path = dir.join("db");
+        let log = File::open(&log_path).map_err(StoreError::io("open", &log_path))?;
+        let dir_handle = File::open(&dir).map_err(StoreError::io("open", &dir))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                dir: dir.clone(),
+                durability: Durability {
+                    written: AtomicU64::new(0),
+                    synced: Mutex::new(0),
+                    log,
+                    dir: dir_handle,
+                    syncs: AtomicU64::new(0),
+                },
+                _lock: lock,
+            }),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The directory holding sled's files.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// A typed view of one tree.
+    pub fn tree<K: StoreKey, V: Serialize + DeserializeOwned>(
+        &self,
+        name: TreeName,
+    ) -> Result<Tree<K, V>, StoreError> {
+        let tree = self
+            .inner
+            .db
+            .open_tree(name.as_str())
+            .map_err(write_error)?;
+        Ok(Tree {
+            tree,
+            name,
+            store: self.clone(),
+            _types: PhantomData,
+        })
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let meta = self
+            .inner
+            .db
+            .open_tree(TreeName::Meta.as_str())
+            .map_err(write_error)?;
+        let Some(raw) = meta.get(SCHEMA_KEY).map_err(write_error)? else {
+            return Ok(0);
+        };
+        let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            tree: "meta",
+            message: "schema version is not 4 bytes".into(),
+        })?;
+        Ok(u32::from_be_bytes(bytes))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (version, step) in MIGRATIONS {
+            if *version > found {
+                step(self)?;
+                let meta = self
+                    .inner
+                    .db
+                    .open_tree(TreeName::Meta.as_str())
+                    .map_err(write_error)?;
+                meta.insert(SCHEMA_KEY, &version.to_be_bytes())
+                    .map_err(write_error)?;
+                self.note_write();
+                self.sync()?;
+                tracing::info!(version, "store schema migrated");
+            }
+        }
+        Ok(())
+    }
+
+    fn note_write(&self) {
+        self.inner.durability.written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Makes every write made before this call durable: sled flush, then `fsync` of the
+    /// log file and the directory. Concurrent callers are grouped into one sync.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let durability = &self.inner.durability;
+        let ticket = durability.written.load(Ordering::SeqCst);
+        let mut synced = durability
+            .synced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *synced >= ticket {
+            return Ok(());
+        }
+        let target = durability.written.load(Ordering::SeqCst);
+        self.inner.db.flush().map_err(write_error)?;
+        durability
+            .log
+            .sync_all()
+            .map_err(StoreError::io("fsync", &self.inner.dir.join("db")))?;
+        durability
+            .dir
+            .sync_all()
+            .map_err(StoreError::io("fsync", &self.inner.dir))?;
+        durability.syncs.fetch_add(1, Ordering::Relaxed);
+        *synced = target;
+        Ok(())
+    }
+
+    /// How many flush + fsync rounds have run; shows grouping at work.
+    pub fn sync_count(&self) -> u64 {
+        self.inner.durability.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Cheap liveness probe for readiness checks.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.schema_version().map(|_| ())
+    }
+}
+
+type Migration = fn(&Store) -> Result<(), StoreError>;
+
+/// Schema steps in order. Version 1 is the initial layout; sled creates trees on first
+/// use, so it only records the version.
+const MIGRATIONS: &[(u32, Migration)] = &[(1, |_| Ok(()))];
+
+fn take_lock(path: &Path) -> Result<Flock<File>, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            let pid = std::process::id().to_string();
+            let written = lock
+                .set_len(0)
+                .and_then(|()| lock.rewind())
+                .and_then(|()| lock.write_all(pid.as_bytes()));
+            written.map_err(StoreError::io("write", path))?;
+            Ok(lock)
+        }
+        Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
+            let mut holder = String::new();
+            let holder = file
+                .read_to_string(&mut holder)
+                .ok()
+                .and_then(|_| holder.trim().parse().ok());
+            Err(StoreError::Locked {
+                path: path.parent().unwrap_or(path).to_path_buf(),
+                holder,
+            })
+        }
+        Err((_, errno)) => Err(StoreError::Io {
+            op: "lock",
+            path: path.to_path_buf(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// A tree whose keys are `K` and whose values are `V` (stored as JSON).
+#[derive(Debug)]
+pub struct Tree<K, V> {
+    tree: sled::Tree,
+    name: TreeName,
+    store: Store,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
+    fn decode(&self, key: &[u8], value: &[u8]) -> Result<(K, V), StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            tree: self.name.as_str(),
+            message,
+        };
+        let key =
+            K::from_bytes(key).ok_or_else(|| corrupt(format!("bad key of {} bytes", key.len())))?;
+        let value = serde_json::from_slice(value).map_err(|err| corrupt(err.to_string()))?;
+        Ok((key, value))
+    }
+
+    pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
+        match self.tree.get(key.to_bytes()).map_err(write_error)? {
+            Some(raw) => self.decode(&key.to_bytes(), &raw).map(|(_, v)| Some(v)),
+            None => Ok(None),
+        }
+    }
+
+    /// Inserts a value. Not durable until [`Store::sync`].
+    pub fn insert(&self, key: &K, value: &V) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
+        self.tree
+            .insert(key.to_bytes(), bytes)
+            .map_err(write_error)?;
+        self.store.note_write();
+        Ok(())
+    }
+
+    /// Inserts only if the key is absent; false when it was present.
+    pub fn insert_new(&self, key: &K, value: &V) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
+        let swapped = self
+            .tree
+            .compare_and_swap(key.to_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(write_error)?;
+        self.store.note_write();
+        Ok(swapped.is_ok())
+    }
+
+    /// Removes a key. Not durable until [`Store::sync`].
+    pub fn remove(&self, key: &K) -> Result<bool, StoreError> {
+        let removed = self.tree.remove(key.to_bytes()).map_err(write_error)?;
+        self.store.note_write();
+        Ok(removed.is_some())
+    }
+
+    /// Replaces several values atomically: all or none are applied.
+    pub fn replace_all(&self, entries: &[(K, V)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            let bytes =
+                serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
+            batch.insert(key.to_bytes(), bytes);
+        }
+        self.tree.apply_batch(batch).map_err(write_error)?;
+        self.store.note_write();
+        Ok(())
+    }
+
+    /// Removes every key below `end` (exclusive), atomically.
+    pub fn remove_before(&self, end: &K) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for entry in self.tree.range(..end.to_bytes()) {
+            let (key, _) = entry.map_err(write_error)?;
+            batch.remove(key);
+            count += 1;
+        }
+        self.tree.apply_batch(batch).map_err(write_error)?;
+        self.store.note_write();
+        Ok(count)
+    }
+
+    pub fn first(&self) -> Result<Option<(K, V)>, StoreError> {
+        match self.tree.first().map_err(write_error)? {
+            Some((k, v)) => self.decode(&k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn last(&self) -> Result<Option<(K, V)>, StoreError> {
+        match self.tree.last().map_err(write_error)? {
+            Some((k, v)) => self.decode(&k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Entries from `start` (inclusive) in key order.
+    pub fn iter_from(
+        &self,
+        start: Option<&K>,
+    ) -> impl Iterator<Item = Result<(K, V), StoreError>> + '_ {
+        let range = match start {
+            Some(start) => self.tree.range(start.to_bytes()..),
+            None => self.tree.iter(),
+        };
+        range.map(move |entry| {
+            let (k, v) = entry.map_err(write_error)?;
+            self.decode(&k, &v)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let tree: Tree<AuditSeq, String> = store.tree(TreeName::Audit).unwrap();
+            tree.insert(&AuditSeq(2), &"two".to_string()).unwrap();
+            tree.insert(&AuditSeq(1), &"one".to_string()).unwrap();
+            store.sync().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let tree: Tree<AuditSeq, String> = store.tree(TreeName::Audit).unwrap();
+        let all: Vec<_> = tree.iter_from(None).map(Result::unwrap).collect();
+        assert_eq!(
+            all,
+            vec![(AuditSeq(1), "one".into()), (AuditSeq(2), "two".into())]
+        );
+        assert_eq!(tree.last().unwrap().unwrap().0, AuditSeq(2));
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn second_open_is_refused_while_the_first_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path(), 1 << 20).unwrap();
+        let err = Store::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Locked { holder: Some(pid), .. } if pid == std::process::id())
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("in use by another aisopod process"),
+            "{message}"
+        );
+        assert!(message.contains("admin socket"), "{message}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let meta = store.inner.db.open_tree("meta").unwrap();
+            meta.insert(SCHEMA_KEY, &99u32.to_be_bytes()).unwrap();
+            store.note_write();
+            store.sync().unwrap();
+        }
+        let err = Store::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::TooNew {
+                found: 99,
+                known: SCHEMA_VERSION
+            }
+        ));
+    }
+
+    #[test]
+    fn damaged_values_are_reported_not_panicked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        store
+            .inner
+            .db
+            .open_tree("audit")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), b"{not json")
+            .unwrap();
+        let tree: Tree<AuditSeq, String> = store.tree(TreeName::Audit).unwrap();
+        let err = tree.get(&AuditSeq(7)).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { tree: "audit", .. }));
+    }
+
+    #[test]
+    fn concurrent_syncs_are_grouped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let before = store.sync_count();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let tree: Tree<AuditSeq, u64> = store.tree(TreeName::Audit).unwrap();
+                    for i in 0..50 {
+                        tree.insert(&AuditSeq(t * 1000 + i), &i).unwrap();
+                        store.sync().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let syncs = store.sync_count() - before;
+        assert!(
+            syncs < 400,
+            "{syncs} syncs for 400 writes: concurrent writers were not grouped"
+        );
+        assert!(syncs >= 1);
+    }
+}
