@@ -589,17 +589,13 @@ fn expand_env(
     issues: &mut Vec<ConfigIssue>,
 ) {
     match value {
-        toml::Value::String(text) => {
-            if text.contains('$') {
-                match expand_str(text, env) {
-                    Ok(expanded) => *text = expanded,
-                    Err(message) => issues.push(ConfigIssue {
-                        key: path.join("."),
-                        message,
-                    }),
-                }
-            }
-        }
+        toml::Value::String(text) if text.contains('$') => match expand_str(text, env) {
+            Ok(expanded) => *text = expanded,
+            Err(message) => issues.push(ConfigIssue {
+                key: path.join("."),
+                message,
+            }),
+        },
         toml::Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
                 path.push(index.to_string());
@@ -782,15 +778,14 @@ fn validate(
             .map_err(|message| check.push("server.http_redirect_bind", message))
             .ok()
     });
-    if let Some(url) = &raw.server.public_url {
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.contains(char::is_whitespace)
-        {
-            check.push(
-                "server.public_url",
-                format!("{url:?} is not an http(s) URL such as https://aisopod.local:3080"),
-            );
-        }
+    if let Some(url) = &raw.server.public_url
+        && (!(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace))
+    {
+        check.push(
+            "server.public_url",
+            format!("{url:?} is not an http(s) URL such as https://aisopod.local:3080"),
+        );
     }
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * 1024;
@@ -1061,22 +1056,22 @@ impl Config {
             ("auth.token", &self.auth.token),
             ("auth.jwt_secret", &self.auth.jwt_secret),
         ] {
-            if let Some(secret) = secret {
-                if secret.len() < MIN_SECRET_BYTES {
-                    refuse(
-                        key,
-                        format!(
-                            "strict mode refuses a secret of {} bytes: use at least {MIN_SECRET_BYTES} (aisopod auth gen-secret makes one)",
-                            secret.len()
-                        ),
-                    );
-                }
+            if let Some(secret) = secret
+                && secret.len() < MIN_SECRET_BYTES
+            {
+                refuse(
+                    key,
+                    format!(
+                        "strict mode refuses a secret of {} bytes: use at least {MIN_SECRET_BYTES} (aisopod auth gen-secret makes one)",
+                        secret.len()
+                    ),
+                );
             }
         }
-        if let TlsMode::Files { key, .. } = &self.tls.mode {
-            if let Some(problem) = key_file_problem(key) {
-                refuse("tls.key_file", problem);
-            }
+        if let TlsMode::Files { key, .. } = &self.tls.mode
+            && let Some(problem) = key_file_problem(key)
+        {
+            refuse("tls.key_file", problem);
         }
         issues
     }

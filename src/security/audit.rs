@@ -291,10 +291,10 @@ impl Audit {
         let mut out = Vec::new();
         for entry in self.records.iter_from(None) {
             let (_, record) = entry?;
-            if let Some(since) = since {
-                if record.time().is_some_and(|t| t < since) {
-                    continue;
-                }
+            if let Some(since) = since
+                && record.time().is_some_and(|t| t < since)
+            {
+                continue;
             }
             if query
                 .action
@@ -322,13 +322,13 @@ impl Audit {
     /// Walks the chain; `Err(Broken)` names the first record that does not fit.
     pub fn verify(&self) -> Result<Verified, AuditError> {
         let checkpoint = self.meta.get(&MetaKey::new(CHECKPOINT_KEY))?;
-        if let Some(cp) = &checkpoint {
-            if Checkpoint::mac(&self.checkpoint_key, cp.seq, &cp.hash, &cp.time) != cp.mac {
-                return Err(AuditError::Broken {
-                    seq: cp.seq,
-                    reason: "the retention checkpoint's signature does not match".into(),
-                });
-            }
+        if let Some(cp) = &checkpoint
+            && Checkpoint::mac(&self.checkpoint_key, cp.seq, &cp.hash, &cp.time) != cp.mac
+        {
+            return Err(AuditError::Broken {
+                seq: cp.seq,
+                reason: "the retention checkpoint's signature does not match".into(),
+            });
         }
         let (mut expected_seq, mut prev_hash) = match &checkpoint {
             Some(cp) => (cp.seq + 1, cp.hash.clone()),
@@ -492,7 +492,8 @@ mod tests {
 
     #[test]
     fn any_change_breaks_the_chain_at_that_record() {
-        let cases: Vec<(u64, Box<dyn FnOnce(&mut AuditRecord)>)> = vec![
+        type Change = Box<dyn FnOnce(&mut AuditRecord)>;
+        let cases: Vec<(u64, Change)> = vec![
             (4, Box::new(|r| r.outcome = Outcome::Success)),
             (5, Box::new(|r| r.actor = "mallory".into())),
             (6, Box::new(|r| r.details = serde_json::json!({"i": 99}))),

@@ -48,7 +48,9 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
             failing.join("; "),
         );
         let mut body = error.body();
-        body["checks"] = checks;
+        if let Some(object) = body.as_object_mut() {
+            object.insert("checks".into(), checks);
+        }
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
