@@ -988,9 +988,6 @@ fn validate(
     };
     if config.security.mode == SecurityMode::Strict {
         issues.extend(config.strict_violations());
-    } else if config.tls.mode == TlsMode::Off && !config.server.bind.ip().is_loopback() {
-        // Local mode allows TLS off anywhere, but the operator should know.
-        tracing::warn!(bind = %config.server.bind, "TLS is off on a non-loopback address: traffic is readable on the network");
     }
     Some(config)
 }
@@ -1074,6 +1071,26 @@ impl Config {
             refuse("tls.key_file", problem);
         }
         issues
+    }
+
+    /// Settings that local mode accepts but an operator should hear about at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.tls.mode == TlsMode::Off && !self.server.bind.ip().is_loopback() {
+            warnings.push(format!(
+                "TLS is off on the non-loopback address {}: anyone on the network can read the traffic ([tls] mode)",
+                self.server.bind
+            ));
+        }
+        if self.auth.mode == AuthMode::None {
+            warnings.push(
+                "auth mode \"none\": every request acts as an administrator ([auth] mode)".into(),
+            );
+        }
+        if self.security.cors_origins.iter().any(|o| o == "*") {
+            warnings.push("CORS allows every origin ([security] cors_origins)".into());
+        }
+        warnings
     }
 
     /// The listener's scheme, for messages and redirects.

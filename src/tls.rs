@@ -1061,6 +1061,71 @@ mod tests {
         }
     }
 
+    /// What rustls/webpki clients make of the CA: they accept the server certificate it
+    /// issues and refuse a certificate it signs for a name outside its constraints.
+    #[test]
+    fn webpki_enforces_the_ca_name_constraints() {
+        use rustls::client::danger::ServerCertVerifier;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        let (tls, _) = Tls::open(
+            &tls_config(),
+            dir.path(),
+            clock,
+            fixed_names(&["localhost", "127.0.0.1", "pi.local"]),
+        )
+        .unwrap()
+        .unwrap();
+        let ca_der = read_pem_certs(&dir.path().join("tls/ca.pem"))
+            .unwrap()
+            .remove(0);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_der.clone()).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        let now = rustls_pki_types::UnixTime::now();
+        let verify = |leaf: &CertificateDer<'_>, name: &str| {
+            let name = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
+            verifier.verify_server_cert(leaf, &[], &name, &[], now)
+        };
+        let server = read_pem_certs(&dir.path().join("tls/cert.pem"))
+            .unwrap()
+            .remove(0);
+        for name in ["localhost", "pi.local", "127.0.0.1"] {
+            assert!(
+                verify(&server, name).is_ok(),
+                "{name}: {:?}",
+                verify(&server, name)
+            );
+        }
+        drop(tls);
+
+        // Sign a certificate for an internet name with the CA key, as a thief would.
+        let ca_key =
+            KeyPair::from_pem(&std::fs::read_to_string(dir.path().join("tls/ca.key")).unwrap())
+                .unwrap();
+        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key).unwrap();
+        for (san, name) in [
+            ("bank.example.com", "bank.example.com"),
+            ("8.8.8.8", "8.8.8.8"),
+        ] {
+            let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
+            params.not_before = OffsetDateTime::now_utc() - time::Duration::hours(1);
+            params.not_after = OffsetDateTime::now_utc() + time::Duration::days(1);
+            let key = KeyPair::generate().unwrap();
+            let forged = params.signed_by(&key, &issuer).unwrap();
+            let err = verify(forged.der(), name).unwrap_err();
+            assert!(
+                format!("{err:?}").contains("NameConstraint"),
+                "{san}: {err:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_damaged_server_cert_is_reissued_and_a_damaged_ca_is_refused() {
         let dir = tempfile::tempdir().unwrap();

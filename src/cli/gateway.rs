@@ -78,6 +78,9 @@ fn start(config_path: Option<&Path>, print_addr: bool) -> anyhow::Result<ExitCod
             config::ETC_CONFIG
         ),
     }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let data_dir = std::path::absolute(&config.storage.data_dir)
         .unwrap_or_else(|_| config.storage.data_dir.clone());
     tracing::info!(data_dir = %data_dir.display(), security_mode = ?config.security.mode, "data directory");

@@ -41,13 +41,23 @@ const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type
 
 /// Every route the gateway serves, wrapped in the middleware stack.
 pub fn router(app: Arc<App>) -> Router {
-    let server = &app.config().server;
-    let max_body = usize::try_from(server.max_body).unwrap_or(usize::MAX);
-    let cors = cors_layer(&app.config().security.cors_origins);
+    with_middleware(app, routes())
+}
+
+/// The routes, before middleware; each API area adds its own router here.
+pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/ca.crt", get(routes::ca_certificate))
+}
+
+/// Wraps routes in the middleware stack every request passes through.
+pub fn with_middleware(app: Arc<App>, routes: Router<Arc<App>>) -> Router {
+    let server = &app.config().server;
+    let max_body = usize::try_from(server.max_body).unwrap_or(usize::MAX);
+    let cors = cors_layer(&app.config().security.cors_origins);
+    routes
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(

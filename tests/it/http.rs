@@ -1,0 +1,648 @@
+//! The HTTPS server as a client sees it: TLS, headers, JSON errors, hostile clients,
+//! load shedding, timeouts and graceful shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aisopod::app::App;
+use aisopod::clock::SystemClock;
+use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::server::{self, ConnectionLimits};
+use axum::routing::get;
+use http::StatusCode;
+
+use crate::support::{Setup, blocking_client_trusting, client_trusting};
+
+#[test]
+fn health_ready_and_security_headers_over_tls() {
+    let setup = Setup::new("");
+    let gateway = setup.start();
+    assert!(
+        gateway.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        gateway.url
+    );
+
+    let health = gateway.get("/health");
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.version(),
+        http::Version::HTTP_2,
+        "ALPN should pick h2"
+    );
+    let headers = health.headers().clone();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("strict-transport-security", "max-age=31536000"),
+    ] {
+        assert_eq!(headers.get(name).unwrap(), value, "{name}");
+    }
+    let csp = headers
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(headers.contains_key("permissions-policy"));
+    assert_eq!(headers.get("x-request-id").unwrap().len(), 16);
+    assert_eq!(
+        health.json::<serde_json::Value>().unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+
+    let ready: serde_json::Value = gateway.get("/ready").json().unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["store"], "ok");
+    assert_eq!(ready["checks"]["certificate"], "ok");
+
+    // A well-formed incoming request id is kept; a hostile one is replaced.
+    let client = gateway.client();
+    let kept = client
+        .get(format!("{}/health", gateway.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "abc-123");
+    let replaced = client
+        .get(format!("{}/health", gateway.url))
+        .header("x-request-id", "a\u{7f}b; drop")
+        .send();
+    if let Ok(replaced) = replaced {
+        assert_ne!(replaced.headers()["x-request-id"], "a\u{7f}b; drop");
+    }
+}
+
+#[test]
+fn the_device_ca_is_served_and_trusted_by_webpki_with_its_name_constraints() {
+    let setup = Setup::new("");
+    let gateway = setup.start();
+    let response = gateway.get("/ca.crt");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-x509-ca-cert"
+    );
+    let served = response.text().unwrap();
+    let on_disk = std::fs::read_to_string(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    assert_eq!(served.trim(), on_disk.trim());
+
+    // A client that trusts only the downloaded CA (rustls + webpki, which enforce the
+    // CA's name constraints) connects by IP and by the name "localhost".
+    let served_path = setup.dir.path().join("downloaded-ca.pem");
+    std::fs::write(&served_path, &served).unwrap();
+    let client = blocking_client_trusting(&served_path);
+    let port = gateway.addr().port();
+    for url in [
+        format!("https://127.0.0.1:{port}/health"),
+        format!("https://localhost:{port}/health"),
+    ] {
+        let response = client
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+    }
+    // A client without the CA refuses the certificate.
+    let untrusting = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(
+        untrusting
+            .get(format!("{}/health", gateway.url))
+            .send()
+            .is_err()
+    );
+}
+
+#[test]
+fn errors_are_json_without_internals() {
+    let setup = Setup::new("max_body = \"64k\"");
+    let gateway = setup.start();
+    let client = gateway.client();
+    let cases = [
+        (
+            client.get(format!("{}/no/such/route", gateway.url)),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            client.post(format!("{}/health", gateway.url)),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            client
+                .post(format!("{}/health", gateway.url))
+                .body(vec![b'x'; 200 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().unwrap();
+        assert_eq!(response.status(), status);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: serde_json::Value = response.json().unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        let text = body.to_string();
+        for leak in ["axum", "hyper", "src/", "panicked", "tower"] {
+            assert!(!text.contains(leak), "{text} leaks {leak}");
+        }
+    }
+    assert_eq!(gateway.get("/health").status(), StatusCode::OK);
+}
+
+fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn plain_http_garbage_and_silent_clients_on_the_tls_port_are_refused_and_the_server_stays_up() {
+    let setup = Setup::new("handshake_timeout = \"1s\"");
+    let gateway = setup.start();
+    let addr = gateway.addr();
+
+    let plain = raw_exchange(
+        addr,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let plain = String::from_utf8_lossy(&plain);
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+    assert!(plain.contains("use an https:// URL"), "{plain}");
+
+    // A TLS record header followed by garbage: the handshake fails, the socket closes.
+    let mut garbage = vec![0x16, 0x03, 0x01, 0x00, 0x40];
+    garbage.extend((0..64u8).map(|i| i.wrapping_mul(37)));
+    let answer = raw_exchange(addr, &garbage, Duration::from_secs(5));
+    assert!(
+        answer.len() < 64,
+        "unexpected answer to garbage: {answer:?}"
+    );
+
+    // Slowloris: a client that sends one byte and then nothing is dropped after the
+    // handshake timeout, while other clients are served meanwhile.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent.write_all(&[0x16]).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(gateway.get("/health").status(), StatusCode::OK);
+    let mut buf = [0u8; 16];
+    let read = silent.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "silent client got {read:?}"
+    );
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(900) && held < Duration::from_secs(8),
+        "silent client held for {held:?}"
+    );
+
+    // Many half-open connections do not stop the server.
+    let idle: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    assert_eq!(gateway.get("/ready").status(), StatusCode::OK);
+    drop(idle);
+}
+
+#[test]
+fn slow_http_headers_inside_tls_are_cut_off() {
+    use rustls_pki_types::pem::PemObject;
+    let setup = Setup::new("handshake_timeout = \"1s\"");
+    let gateway = setup.start();
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut socket = TcpStream::connect(gateway.addr()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::Stream::new(&mut connection, &mut socket);
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "slow headers held the connection for {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("200 OK"), "{text}");
+}
+
+#[test]
+fn tls_1_2_and_1_3_are_offered_and_nothing_older() {
+    use rustls_pki_types::pem::PemObject;
+    let setup = Setup::new("");
+    let gateway = setup.start();
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut connection = rustls::ClientConnection::new(
+            Arc::new(config),
+            rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let mut socket = TcpStream::connect(gateway.addr()).unwrap();
+        let mut tls = rustls::Stream::new(&mut connection, &mut socket);
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out);
+        assert!(
+            String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"),
+            "{version:?}"
+        );
+        assert_eq!(connection.protocol_version(), Some(version.version));
+        let suite = format!(
+            "{:?}",
+            connection.negotiated_cipher_suite().unwrap().suite()
+        );
+        assert!(
+            suite.contains("GCM") || suite.contains("CHACHA20_POLY1305"),
+            "{suite}"
+        );
+    }
+    // A TLS 1.0 ClientHello is refused.
+    let tls10_hello = [
+        0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x02,
+        0x00, 0x2f, 0x01, 0x00,
+    ];
+    let answer = raw_exchange(gateway.addr(), &tls10_hello, Duration::from_secs(5));
+    // Either an alert record (0x15) or a closed socket; never a ServerHello (0x16).
+    assert!(
+        answer.first() != Some(&0x16),
+        "server answered a TLS 1.0 hello with {answer:?}"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_is_audited() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    assert_eq!(gateway.get("/health").status(), StatusCode::OK);
+    let status = gateway.stop();
+    assert!(status.success(), "{status:?}");
+    let list = setup.cli(&["audit", "list", "--json"]);
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.starts_with(&[
+            "config.load",
+            "tls.ca_created",
+            "tls.cert_issued",
+            "gateway.start"
+        ]),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"gateway.stop"), "{actions:?}");
+    assert!(!setup.data_dir().join("run/admin.sock").exists());
+}
+
+#[test]
+fn configured_secrets_never_reach_logs_or_errors() {
+    let token = "tok-CANARY-4d9f2a7c1e8b6f3a0d5c9e2b7a4f1c8d";
+    let jwt = "jwt-CANARY-0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let setup = Setup::new(
+        "[auth]\nmode = \"token\"\ntoken = \"${TEST_TOKEN}\"\njwt_secret = \"${TEST_JWT}\"",
+    );
+    let mut gateway = setup.start_with(&[
+        ("TEST_TOKEN", token),
+        ("TEST_JWT", jwt),
+        ("AISOPOD_LOG", "trace"),
+    ]);
+    for path in ["/health", "/ready", "/nope"] {
+        gateway.get(path);
+    }
+    let _ = gateway
+        .client()
+        .get(format!("{}/health?token={token}", gateway.url))
+        .header("authorization", format!("Bearer {token}"))
+        .send();
+    gateway.stop();
+    let log = gateway.log_text();
+    assert!(
+        log.contains("aisopod gateway listening"),
+        "log is empty?\n{log}"
+    );
+    assert!(
+        !log.contains(token) && !log.contains(jwt),
+        "a secret reached the log"
+    );
+    let export = setup.cli_with(
+        &["audit", "export"],
+        &[("TEST_TOKEN", token), ("TEST_JWT", jwt)],
+        None,
+    );
+    assert!(export.status.success());
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        !text.contains(token) && !text.contains(jwt),
+        "a secret reached the audit log"
+    );
+
+    // A refusal that concerns the secret names the key, never the value.
+    let short = "short-CANARY-secret";
+    let refused = setup.cli_with(
+        &["gateway", "validate-config"],
+        &[("TEST_TOKEN", short), ("TEST_JWT", jwt)],
+        None,
+    );
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(out.contains("auth.token") && !out.contains(short), "{out}");
+}
+
+// ---- in-process server: routes that only tests have (slow handlers) ----
+
+struct InProcess {
+    _dir: tempfile::TempDir,
+    app: Arc<App>,
+}
+
+fn in_process(server_toml: &str) -> InProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\n{server_toml}\n[storage]\ndata_dir = \"{}\"\n",
+        dir.path().join("data").display()
+    );
+    let config = aisopod::config::parse(
+        &text,
+        ConfigSource::File("test".into()),
+        &ProcessEnvironment,
+    )
+    .unwrap();
+    let names: aisopod::tls::NameSource = Arc::new(|| {
+        ["localhost".to_string(), "127.0.0.1".to_string()]
+            .into_iter()
+            .collect()
+    });
+    let app = Arc::new(App::open(config, Arc::new(SystemClock), Some(names)).unwrap());
+    InProcess { _dir: dir, app }
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    "done"
+}
+
+/// Serves the gateway's routes plus `/slow`; returns the base URL, a shutdown trigger
+/// and the server task.
+async fn serve_with_slow_route(
+    fixture: &InProcess,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let app = fixture.app.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = server::with_middleware(app.clone(), server::routes().route("/slow", get(slow)));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tls = app.tls.as_ref().map(|t| t.server_config());
+    let limits = ConnectionLimits::from_app(&app);
+    let task = tokio::spawn(server::serve(listener, router, tls, limits, async move {
+        let _ = rx.await;
+    }));
+    (format!("https://127.0.0.1:{}", addr.port()), tx, task)
+}
+
+fn in_process_client(fixture: &InProcess) -> reqwest::Client {
+    client_trusting(&fixture.app.config().storage.data_dir.join("tls/ca.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
+    let fixture = in_process("max_in_flight = 1");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let client = in_process_client(&fixture);
+    let first = tokio::spawn(client.get(format!("{url}/slow")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = client.get(format!("{url}/slow")).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded");
+    // Probes are never shed.
+    assert_eq!(
+        client
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_memory_budget_new_work_is_shed_but_probes_answer() {
+    let fixture = in_process("memory_budget = \"16m\"");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let client = in_process_client(&fixture);
+    fixture
+        .app
+        .load
+        .rss_bytes
+        .store(64 << 20, std::sync::atomic::Ordering::Relaxed);
+    let shed = client.get(format!("{url}/ca.crt")).send().await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(shed.text().await.unwrap().contains("memory budget"));
+    assert_eq!(
+        client
+            .get(format!("{url}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    fixture
+        .app
+        .load
+        .rss_bytes
+        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        client
+            .get(format!("{url}/ca.crt"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_a_json_504() {
+    let fixture = in_process("request_timeout = \"1s\"");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let response = in_process_client(&fixture)
+        .get(format!("{url}/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
+    let fixture = in_process("");
+    let (url, stop, task) = serve_with_slow_route(&fixture).await;
+    let client = in_process_client(&fixture);
+    let in_flight = tokio::spawn(client.get(format!("{url}/slow")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    assert!(
+        fresh.get(format!("{url}/health")).send().await.is_err(),
+        "server still accepts after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_listed_origins() {
+    let fixture = in_process("");
+    drop(fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[security]\ncors_origins = [\"https://dash.example\"]\n",
+        dir.path().join("data").display()
+    );
+    let config = aisopod::config::parse(
+        &text,
+        ConfigSource::File("test".into()),
+        &ProcessEnvironment,
+    )
+    .unwrap();
+    let names: aisopod::tls::NameSource =
+        Arc::new(|| ["127.0.0.1".to_string()].into_iter().collect());
+    let fixture = InProcess {
+        app: Arc::new(App::open(config, Arc::new(SystemClock), Some(names)).unwrap()),
+        _dir: dir,
+    };
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let client = in_process_client(&fixture);
+    let allowed = client
+        .get(format!("{url}/health"))
+        .header("origin", "https://dash.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://dash.example"
+    );
+    let other = client
+        .get(format!("{url}/health"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_http_listener_only_redirects_to_https() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ConnectionLimits {
+        max_connections: 16,
+        handshake_timeout: Duration::from_secs(2),
+        shutdown_timeout: Duration::from_secs(1),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve_redirect(
+        listener,
+        3443,
+        None,
+        limits,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("http://127.0.0.1:{}/ready?x=1", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        response.headers()["location"],
+        "https://127.0.0.1:3443/ready?x=1"
+    );
+    let hostile = client
+        .get(format!("http://127.0.0.1:{}/", addr.port()))
+        .header("host", "evil.example\"><script>:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.headers()["location"], "https://localhost:3443/");
+    tx.send(()).unwrap();
+    task.await.unwrap();
+}

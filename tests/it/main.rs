@@ -1,0 +1,18 @@
+//! Integration tests: the real `aisopod` binary and the real server on 127.0.0.1, with
+//! real TLS and a temporary store, driven as a client or an operator would.
+//!
+//! All integration tests live in this one binary (each test binary links the whole
+//! crate, which costs minutes on a small machine).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+mod cli;
+mod durability;
+mod http;

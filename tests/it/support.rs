@@ -1,0 +1,234 @@
+//! Shared test fixtures: a gateway process in a temporary directory, CLI runs against
+//! its config, and HTTPS clients that trust its device CA.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aisopod");
+
+/// A temporary data directory with a config file in it.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// A config binding 127.0.0.1:0 with its data in a fresh temporary directory, plus
+    /// `extra` TOML appended (tables other than [server] and [storage], or keys that
+    /// follow `[server]` when `extra` starts with a key).
+    pub fn new(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let text = format!(
+            "[storage]\ndata_dir = \"{}\"\n{}\n[server]\nbind = \"127.0.0.1:0\"\nshutdown_timeout = \"5s\"\n{}\n",
+            dir.path().join("data").display(),
+            table_part(extra),
+            server_part(extra)
+        );
+        std::fs::write(&config, text).unwrap();
+        Setup { dir, config }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs the CLI with this config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, &[], None)
+    }
+
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("AISOPOD_LOG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            if let Some(bytes) = stdin {
+                input.write_all(bytes).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts a gateway on this config and waits until it prints its address.
+    pub fn start(&self) -> Gateway {
+        self.start_with(&[])
+    }
+
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Gateway {
+        Gateway::spawn(self, env)
+    }
+}
+
+/// Lines of `extra` before the first `[table]` header belong to `[server]`.
+fn server_part(extra: &str) -> String {
+    extra
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn table_part(extra: &str) -> String {
+    extra
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with('['))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A running gateway process; stopped with SIGTERM when dropped.
+pub struct Gateway {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+impl Gateway {
+    fn spawn(setup: &Setup, env: &[(&str, &str)]) -> Gateway {
+        let log = setup.dir.path().join(format!(
+            "gateway-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&setup.config)
+            .args(["gateway", "start", "--print-addr"])
+            .env("AISOPOD_LOG", "debug")
+            .env_remove("AISOPOD_SECURITY_MODE")
+            .env_remove("SECURITY_MODE")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if !line.trim().is_empty() => line.trim().to_string(),
+            _ => {
+                let _ = child.kill();
+                panic!(
+                    "gateway did not start:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Gateway {
+            child,
+            url,
+            log,
+            data_dir: setup.data_dir(),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url.rsplit("://").next().unwrap().parse().unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An HTTPS client that trusts this gateway's device CA and nothing else.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        blocking_client_trusting(&self.data_dir.join("tls/ca.pem"))
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, nix::sys::signal::Signal::SIGTERM);
+        wait_timeout(&mut self.child, Duration::from_secs(20))
+            .expect("gateway did not stop after SIGTERM")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            signal(&self.child, nix::sys::signal::Signal::SIGTERM);
+            if wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+pub fn client_trusting(ca_pem: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_pem).unwrap();
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn blocking_client_trusting(ca_pem: &Path) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca_pem).unwrap();
+    reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
