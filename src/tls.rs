@@ -613,9 +613,12 @@ impl Tls {
                 Some("first start".into())
             }
             Err(err) => Some(format!("existing certificate unusable: {err}")),
-            Ok((chain, _)) => match chain.first().and_then(|der| inspect(der)) {
+            Ok((chain, _)) => match chain
+                .first()
+                .and_then(|der| inspect(der).map(|info| (der, info)))
+            {
                 None => Some("existing certificate unreadable".into()),
-                Some(info) => self.renewal_reason(&info, ca_der),
+                Some((der, info)) => self.renewal_reason(der, &info, ca_der),
             },
         };
         if let Some(reason) = reason {
@@ -627,7 +630,15 @@ impl Tls {
         Ok(None)
     }
 
-    fn renewal_reason(&self, info: &CertInfo, ca_der: &CertificateDer<'_>) -> Option<String> {
+    fn renewal_reason(
+        &self,
+        server_der: &CertificateDer<'_>,
+        info: &CertInfo,
+        ca_der: &CertificateDer<'_>,
+    ) -> Option<String> {
+        if !issued_by(server_der, ca_der) {
+            return Some("not issued by the current device CA".into());
+        }
         let now = self.clock.now().unix_timestamp();
         if now >= renewal_due(info) {
             return Some(format!(
@@ -773,6 +784,33 @@ impl Tls {
         };
         Ok(())
     }
+}
+
+/// True when `ca_der`'s key signed `cert_der`.
+fn issued_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        x509_parser::parse_x509_certificate(cert_der),
+        x509_parser::parse_x509_certificate(ca_der),
+    ) else {
+        return false;
+    };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// Replaces the device CA (for `cert regenerate --ca`, including when the old one is
+/// damaged); the next open issues a server certificate under it.
+pub fn replace_ca(
+    config: &TlsConfig,
+    data_dir: &Path,
+    clock: &SharedClock,
+    names: &NameSource,
+) -> Result<TlsEvent, TlsError> {
+    if config.mode != TlsMode::SelfSigned {
+        return Err(TlsError::NotSelfSigned);
+    }
+    let dir = tls_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+    create_ca(&dir, &names(), clock.now(), config.ca_validity)
 }
 
 /// When a certificate is due for renewal: two thirds of the way through its life.

@@ -201,8 +201,21 @@ fn run(
                 TlsAccess::Offline => {
                     let config = &services.config;
                     let extra = config.tls.extra_names.clone();
-                    let names = Arc::new(move || crate::tls::system_names(&extra));
-                    let Some((tls, mut events)) = Tls::open(
+                    let names: crate::tls::NameSource =
+                        Arc::new(move || crate::tls::system_names(&extra));
+                    let mut events = Vec::new();
+                    if ca {
+                        events.push(
+                            crate::tls::replace_ca(
+                                &config.tls,
+                                &config.storage.data_dir,
+                                &services.clock,
+                                &names,
+                            )
+                            .map_err(|e| e.to_string())?,
+                        );
+                    }
+                    let Some((tls, opened)) = Tls::open(
                         &config.tls,
                         &config.storage.data_dir,
                         services.clock.clone(),
@@ -212,9 +225,13 @@ fn run(
                     else {
                         return Err("TLS is off ([tls] mode = \"off\")".into());
                     };
-                    // A first open already made fresh certificates; only regenerate existing ones.
-                    if events.is_empty() || ca {
-                        events.extend(tls.regenerate(ca).map_err(|e| e.to_string())?);
+                    // Opening issues a certificate when none fits; otherwise issue one now.
+                    let issued = opened
+                        .iter()
+                        .any(|e| matches!(e, crate::tls::TlsEvent::ServerIssued { .. }));
+                    events.extend(opened);
+                    if !issued {
+                        events.extend(tls.regenerate(false).map_err(|e| e.to_string())?);
                     }
                     events
                 }

@@ -1,1 +1,501 @@
-//! placeholder
+//! The `aisopod` command line as an operator uses it: configuration checks, strict-mode
+//! refusals, first start, audit, certificates and secrets, with and without a running
+//! gateway.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use aisopod::app::Services;
+use aisopod::clock::SystemClock;
+use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::security::audit::AuditRecord;
+use aisopod::store::{AuditSeq, SecretName, TreeName};
+
+use crate::support::{BIN, Setup, stderr, stdout};
+
+const EXAMPLE: &str = include_str!("../../config/aisopod.example.toml");
+
+#[test]
+fn the_example_config_is_valid_and_documents_every_key() {
+    let config = aisopod::config::parse(
+        EXAMPLE,
+        ConfigSource::File("example".into()),
+        &ProcessEnvironment,
+    )
+    .unwrap_or_else(|e| panic!("the example does not parse: {e}"));
+    assert_eq!(config.server.bind.to_string(), "0.0.0.0:3080");
+    let mut table = String::new();
+    let mut documented = Vec::new();
+    for line in EXAMPLE.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.to_string();
+            continue;
+        }
+        let line = line.trim_start_matches('#').trim();
+        if let Some((key, _)) = line.split_once(" = ") {
+            if !key.contains(' ') {
+                documented.push(format!("{table}.{key}"));
+            }
+        }
+    }
+    for key in aisopod::config::schema_keys() {
+        assert!(
+            documented.contains(&key),
+            "{key} is not documented in config/aisopod.example.toml"
+        );
+    }
+}
+
+#[test]
+fn validate_config_reports_ok_or_every_error_with_its_key() {
+    let setup = Setup::new("");
+    let ok = setup.cli(&["gateway", "validate-config"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok).trim(), "ok");
+
+    std::fs::write(
+        &setup.config,
+        "[server]\nbind = \"here\"\nmax_body = \"lots\"\ntypo_key = 1\n[audit]\nretention_days = -4\n[auth]\ntoken = \"${UNSET_FOR_THIS_TEST}\"\n",
+    )
+    .unwrap();
+    let bad = setup.cli(&["gateway", "validate-config"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report = stdout(&bad);
+    for key in [
+        "server.bind",
+        "server.max_body",
+        "server.typo_key",
+        "audit.retention_days",
+        "auth.token",
+    ] {
+        assert!(
+            report.contains(&format!("  {key}: ")),
+            "{key} missing from:\n{report}"
+        );
+    }
+    assert!(report.contains("UNSET_FOR_THIS_TEST"));
+
+    std::fs::write(&setup.config, "[server\nbind = 1").unwrap();
+    let broken = setup.cli(&["gateway", "validate-config"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stdout(&broken).contains("line 1"), "{}", stdout(&broken));
+
+    let missing = Command::new(BIN)
+        .args([
+            "--config",
+            "/nonexistent/aisopod.toml",
+            "gateway",
+            "validate-config",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stdout(&missing).contains("/nonexistent/aisopod.toml"));
+}
+
+#[test]
+fn strict_mode_refuses_to_start_naming_the_key() {
+    let cases = [
+        ("[auth]\nmode = \"none\"", "auth.mode"),
+        ("[tls]\nmode = \"off\"", "tls.mode"),
+        (
+            "[security]\ncors_origins = [\"*\"]",
+            "security.cors_origins",
+        ),
+        (
+            "[auth]\nmode = \"token\"\ntoken = \"too-short\"",
+            "auth.token",
+        ),
+    ];
+    for (extra, key) in cases {
+        let setup = Setup::new(extra);
+        let text = std::fs::read_to_string(&setup.config)
+            .unwrap()
+            .replace("127.0.0.1:0", "0.0.0.0:0");
+        std::fs::write(&setup.config, text).unwrap();
+        let out = setup.cli(&["gateway", "start"]);
+        assert_eq!(out.status.code(), Some(1), "{extra}");
+        let message = stderr(&out);
+        assert!(
+            message.contains(key) && message.contains("strict"),
+            "{extra}: {message}"
+        );
+        assert!(
+            !setup.data_dir().join("db").exists(),
+            "a refused start must not create state"
+        );
+        // The environment can switch to local mode, which starts (with a warning).
+        let mut gateway = setup.start_with(&[("AISOPOD_SECURITY_MODE", "local")]);
+        gateway.stop();
+    }
+}
+
+#[test]
+fn first_start_creates_private_state_and_refuses_loosened_key_files() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    gateway.stop();
+    let data = setup.data_dir();
+    let mode = |p: &str| {
+        std::fs::metadata(data.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700);
+    for key in ["master.key", "tls/ca.key", "tls/key.pem"] {
+        assert_eq!(mode(key), 0o600, "{key}");
+    }
+    assert_eq!(std::fs::read(data.join("master.key")).unwrap().len(), 32);
+
+    std::fs::set_permissions(
+        data.join("master.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let refused = setup.cli(&["gateway", "start"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("master.key") && message.contains("chmod 600"),
+        "{message}"
+    );
+    std::fs::set_permissions(
+        data.join("master.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let mut again = setup.start();
+    again.stop();
+}
+
+#[test]
+fn damaged_certificates_are_replaced_or_refused_with_a_clear_message() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    gateway.stop();
+    let tls = setup.data_dir().join("tls");
+    let ca_before = std::fs::read(tls.join("ca.pem")).unwrap();
+    std::fs::write(tls.join("cert.pem"), b"\x00\x01 not pem at all").unwrap();
+    let mut gateway = setup.start();
+    assert_eq!(gateway.get("/health").status(), 200);
+    gateway.stop();
+    assert_eq!(
+        std::fs::read(tls.join("ca.pem")).unwrap(),
+        ca_before,
+        "the CA must survive"
+    );
+    let issued = setup.cli(&["audit", "list", "--action", "tls.cert_issued", "--json"]);
+    let records: Vec<AuditRecord> = serde_json::from_slice(&issued.stdout).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(
+        records[1].details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unusable")
+    );
+
+    std::fs::write(
+        tls.join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let refused = setup.cli(&["gateway", "start"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("cert regenerate --ca"),
+        "{}",
+        stderr(&refused)
+    );
+    let regenerated = setup.cli(&["cert", "regenerate", "--ca"]);
+    assert!(regenerated.status.success(), "{}", stderr(&regenerated));
+    let mut gateway = setup.start();
+    assert_eq!(gateway.get("/health").status(), 200);
+    gateway.stop();
+}
+
+#[test]
+fn audit_commands_list_verify_export_and_detect_tampering() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    // While the gateway runs, the CLI goes through the admin socket.
+    let live = setup.cli(&["audit", "verify"]);
+    assert!(live.status.success(), "{}", stderr(&live));
+    assert!(stdout(&live).starts_with("ok: "), "{}", stdout(&live));
+    gateway.stop();
+
+    let list = setup.cli(&["audit", "list", "--action", "gateway.*"]);
+    let text = stdout(&list);
+    assert!(
+        text.contains("gateway.start") && text.contains("gateway.stop") && !text.contains("tls."),
+        "{text}"
+    );
+    let recent = setup.cli(&["audit", "list", "--since", "1h", "--limit", "2", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Vec<AuditRecord>>(&recent.stdout)
+            .unwrap()
+            .len(),
+        2
+    );
+    let bad_since = setup.cli(&["audit", "list", "--since", "last tuesday"]);
+    assert_eq!(bad_since.status.code(), Some(1));
+    assert!(
+        stderr(&bad_since).contains("--since"),
+        "{}",
+        stderr(&bad_since)
+    );
+
+    let export = setup.cli(&["audit", "export", "--format", "jsonl"]);
+    let records: Vec<AuditRecord> = stdout(&export)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records.len() >= 6);
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+
+    // Change one stored record behind the log's back.
+    {
+        let config = aisopod::config::load(Some(&setup.config), &ProcessEnvironment).unwrap();
+        let services = Services::open(config, Arc::new(SystemClock)).unwrap();
+        let tree = services
+            .store
+            .tree::<AuditSeq, AuditRecord>(TreeName::Audit)
+            .unwrap();
+        let mut record = tree.get(&AuditSeq(3)).unwrap().unwrap();
+        record.outcome = aisopod::security::audit::Outcome::Failure;
+        tree.insert(&AuditSeq(3), &record).unwrap();
+        services.store.sync().unwrap();
+    }
+    let verify = setup.cli(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(stderr(&verify).contains("seq 3"), "{}", stderr(&verify));
+}
+
+#[test]
+fn cert_show_and_regenerate_work_offline_and_against_a_running_gateway() {
+    let setup = Setup::new("");
+    let before = setup.cli(&["cert", "show"]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(
+        stderr(&before).contains("first start"),
+        "{}",
+        stderr(&before)
+    );
+
+    let gateway = setup.start();
+    let shown: serde_json::Value =
+        serde_json::from_slice(&setup.cli(&["cert", "show", "--json"]).stdout).unwrap();
+    let ca = shown["ca"]["sha256"].as_str().unwrap().to_string();
+    let server = shown["server"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(ca.len(), 95, "{ca}");
+    assert!(
+        shown["server"]["names"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("127.0.0.1"))
+    );
+    let human = stdout(&setup.cli(&["cert", "show"]));
+    assert!(human.contains(&ca) && human.contains("renews:"), "{human}");
+
+    // Regenerating through the admin socket swaps the certificate the server presents.
+    let out = setup.cli(&["cert", "regenerate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let presented = presented_fingerprint(gateway.addr());
+    let now: serde_json::Value =
+        serde_json::from_slice(&setup.cli(&["cert", "show", "--json"]).stdout).unwrap();
+    assert_ne!(now["server"]["sha256"], server);
+    assert_eq!(now["ca"]["sha256"], ca.as_str());
+    assert_eq!(presented, now["server"]["sha256"].as_str().unwrap());
+}
+
+fn presented_fingerprint(addr: std::net::SocketAddr) -> String {
+    use std::io::Write;
+    #[derive(Debug)]
+    struct AcceptAny;
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls_pki_types::CertificateDer<'_>,
+            _: &[rustls_pki_types::CertificateDer<'_>],
+            _: &rustls_pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls_pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls_pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls_pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    .with_no_client_auth();
+    let mut connection = rustls::ClientConnection::new(
+        Arc::new(config),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    let mut tls = rustls::Stream::new(&mut connection, &mut socket);
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let chain = connection.peer_certificates().unwrap();
+    aisopod::tls::fingerprint(&chain[0])
+}
+
+#[test]
+fn secrets_are_sealed_listed_without_values_and_survive_rotation() {
+    let setup = Setup::new("");
+    let value = "sk-CANARY-secret-value-9a8b7c6d5e4f";
+    let stored = setup.cli_with(
+        &["secrets", "set", "providers.openai"],
+        &[],
+        Some(format!("{value}\n").as_bytes()),
+    );
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    assert!(!stdout(&stored).contains(value));
+
+    let mut gateway = setup.start();
+    let listed = setup.cli(&["secrets", "list"]);
+    assert!(stdout(&listed).contains("providers.openai") && !stdout(&listed).contains(value));
+    let second = setup.cli_with(
+        &["secrets", "set", "providers.local"],
+        &[],
+        Some(b"another-value"),
+    );
+    assert!(second.status.success(), "{}", stderr(&second));
+    let rotated = setup.cli(&["secrets", "rotate-master-key"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).contains("re-sealed"),
+        "{}",
+        stdout(&rotated)
+    );
+    let bad_name = setup.cli_with(&["secrets", "set", "../etc/passwd"], &[], Some(b"x"));
+    assert_eq!(bad_name.status.code(), Some(1));
+    assert!(stderr(&bad_name).contains("invalid secret name"));
+    let empty = setup.cli_with(&["secrets", "set", "empty"], &[], Some(b""));
+    assert_eq!(empty.status.code(), Some(1));
+    gateway.stop();
+
+    let config = aisopod::config::load(Some(&setup.config), &ProcessEnvironment).unwrap();
+    let services = Services::open(config, Arc::new(SystemClock)).unwrap();
+    let name = SecretName::parse("providers.openai").unwrap();
+    assert_eq!(
+        services.secrets.get(&name).unwrap().unwrap().expose(),
+        value
+    );
+    let kids: Vec<String> = services
+        .secrets
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(_, kid)| kid)
+        .collect();
+    assert!(
+        kids.iter().all(|k| *k == services.secrets.key_id()),
+        "{kids:?}"
+    );
+    let actions: Vec<String> = services.audit.all().map(|r| r.unwrap().action).collect();
+    assert!(
+        actions.contains(&"admin.secrets.rotate_master_key".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        services.audit.verify().is_ok(),
+        "the chain holds across a key rotation"
+    );
+}
+
+#[test]
+fn gen_secret_usage_errors_and_version() {
+    let out = Command::new(BIN)
+        .args(["auth", "gen-secret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(stdout(&out).trim())
+        .unwrap();
+    assert_eq!(bytes.len(), 32);
+    let again = Command::new(BIN)
+        .args(["auth", "gen-secret"])
+        .output()
+        .unwrap();
+    assert_ne!(out.stdout, again.stdout);
+
+    let usage = Command::new(BIN)
+        .args(["gateway", "launch"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(stdout(&version).starts_with("aisopod "));
+}
+
+#[test]
+fn with_no_config_the_gateway_runs_on_defaults_in_a_local_data_dir() {
+    let cwd = tempfile::tempdir().unwrap();
+    let validate = Command::new(BIN)
+        .current_dir(cwd.path())
+        .env_remove("AISOPOD_CONFIG")
+        .args(["gateway", "validate-config"])
+        .output()
+        .unwrap();
+    if std::path::Path::new(aisopod::config::ETC_CONFIG).exists() {
+        return; // This machine has an installed config, which takes the place of defaults.
+    }
+    assert_eq!(stdout(&validate).trim(), "ok");
+    let mut child = Command::new(BIN)
+        .current_dir(cwd.path())
+        .env_remove("AISOPOD_CONFIG")
+        .env("AISOPOD_LOG", "info")
+        .args(["gateway", "start", "--print-addr"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    crate::support::signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert_eq!(line.trim(), "https://127.0.0.1:3080", "{log}");
+    assert!(log.contains("built-in defaults"), "{log}");
+    assert!(cwd.path().join("aisopod-data/master.key").exists());
+    assert!(log.contains("aisopod-data"), "{log}");
+}
