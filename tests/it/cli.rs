@@ -34,10 +34,10 @@ fn the_example_config_is_valid_and_documents_every_key() {
             continue;
         }
         let line = line.trim_start_matches('#').trim();
-        if let Some((key, _)) = line.split_once(" = ") {
-            if !key.contains(' ') {
-                documented.push(format!("{table}.{key}"));
-            }
+        if let Some((key, _)) = line.split_once(" = ")
+            && !key.contains(' ')
+        {
+            documented.push(format!("{table}.{key}"));
         }
     }
     for key in aisopod::config::schema_keys() {
