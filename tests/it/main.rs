@@ -16,3 +16,4 @@ mod support;
 mod cli;
 mod durability;
 mod http;
+mod service;
