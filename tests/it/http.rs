@@ -646,3 +646,28 @@ async fn the_plain_http_listener_only_redirects_to_https() {
     tx.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_a_request_line() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start_with(&[("AISOPOD_LOG_FORMAT", "json"), ("AISOPOD_LOG", "info")]);
+    assert_eq!(gateway.get("/health").status(), StatusCode::OK);
+    gateway.stop();
+    let log = gateway.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["path"] == "/health")
+        .unwrap_or_else(|| panic!("no request line in:\n{log}"));
+    assert_eq!(request["status"], 200);
+    assert_eq!(request["method"], "GET");
+    assert!(
+        request["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 16)
+    );
+    assert!(request["latency_ms"].as_str().is_some());
+}
