@@ -13,7 +13,7 @@ use aisopod::server::{self, ConnectionLimits};
 use axum::routing::get;
 use http::StatusCode;
 
-use crate::support::{Setup, blocking_client_trusting, client_trusting};
+use crate::support::{Setup, blocking_client_trusting, client_trusting, config_text};
 
 #[test]
 fn health_ready_and_security_headers_over_tls() {
@@ -406,12 +406,9 @@ struct InProcess {
     app: Arc<App>,
 }
 
-fn in_process(server_toml: &str) -> InProcess {
+fn in_process(extra: &str) -> InProcess {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n{server_toml}\n[storage]\ndata_dir = \"{}\"\n",
-        dir.path().join("data").display()
-    );
+    let text = config_text(&dir.path().join("data"), extra);
     let config = aisopod::config::parse(
         &text,
         ConfigSource::File("test".into()),
@@ -563,25 +560,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_listed_origins() {
-    let fixture = in_process("");
-    drop(fixture);
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[security]\ncors_origins = [\"https://dash.example\"]\n",
-        dir.path().join("data").display()
-    );
-    let config = aisopod::config::parse(
-        &text,
-        ConfigSource::File("test".into()),
-        &ProcessEnvironment,
-    )
-    .unwrap();
-    let names: aisopod::tls::NameSource =
-        Arc::new(|| ["127.0.0.1".to_string()].into_iter().collect());
-    let fixture = InProcess {
-        app: Arc::new(App::open(config, Arc::new(SystemClock), Some(names)).unwrap()),
-        _dir: dir,
-    };
+    let fixture = in_process("[security]\ncors_origins = [\"https://dash.example\"]");
     let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
     let client = in_process_client(&fixture);
     let allowed = client

@@ -21,12 +21,7 @@ impl Setup {
     pub fn new(extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
-        let text = format!(
-            "[storage]\ndata_dir = \"{}\"\n{}\n[server]\nbind = \"127.0.0.1:0\"\nshutdown_timeout = \"5s\"\n{}\n",
-            dir.path().join("data").display(),
-            table_part(extra),
-            server_part(extra)
-        );
+        let text = config_text(&dir.path().join("data"), extra);
         std::fs::write(&config, text).unwrap();
         Setup { dir, config }
     }
@@ -75,21 +70,28 @@ impl Setup {
     }
 }
 
-/// Lines of `extra` before the first `[table]` header belong to `[server]`.
-fn server_part(extra: &str) -> String {
-    extra
-        .lines()
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Splits test TOML into the lines before the first `[table]` header (keys for
+/// `[server]`) and the tables that follow.
+pub fn split_extra(extra: &str) -> (String, String) {
+    let lines: Vec<&str> = extra.lines().collect();
+    let first_table = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    (
+        lines[..first_table].join("\n"),
+        lines[first_table..].join("\n"),
+    )
 }
 
-fn table_part(extra: &str) -> String {
-    extra
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with('['))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// A config binding 127.0.0.1:0 with its data in `data_dir`, plus `extra` (see
+/// [`split_extra`]).
+pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    let (server, tables) = split_extra(extra);
+    format!(
+        "[storage]\ndata_dir = \"{}\"\n{tables}\n[server]\nbind = \"127.0.0.1:0\"\nshutdown_timeout = \"5s\"\n{server}\n",
+        data_dir.display()
+    )
 }
 
 /// A running gateway process; stopped with SIGTERM when dropped.
