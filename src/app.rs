@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
+use crate::sandbox::Runner;
 use crate::security::audit::{Audit, AuditEvent, Outcome};
 use crate::security::secrets::{Secrets, master_key_path};
 use crate::store::Store;
@@ -163,6 +164,10 @@ pub struct App {
     pub tasks: Tasks,
     pub load: Load,
     pub started: Instant,
+    /// The code sandbox, when enabled and this host can provide it.
+    pub sandbox: Option<Runner>,
+    /// "ok", "checking", "disabled" or why code execution is unavailable.
+    pub sandbox_status: Mutex<String>,
 }
 
 impl App {
@@ -199,13 +204,36 @@ impl App {
         };
         // Keys made just now must pass the same permission check.
         services.check_key_files()?;
+        let (sandbox, sandbox_status) = open_sandbox(&services);
         Ok(App {
             services,
             tls,
             tasks: Tasks::default(),
             load: Load::default(),
             started: Instant::now(),
+            sandbox,
+            sandbox_status: Mutex::new(sandbox_status),
         })
+    }
+
+    /// The sandbox runner, if code execution is available now; else why not.
+    pub fn sandbox_runner(&self) -> std::result::Result<&Runner, String> {
+        let status = self
+            .sandbox_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match &self.sandbox {
+            Some(runner) if status == "ok" => Ok(runner),
+            _ => Err(format!("code execution is unavailable: {status}")),
+        }
+    }
+
+    fn set_sandbox_status(&self, status: String) {
+        *self
+            .sandbox_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
     }
 
     pub fn config(&self) -> &Config {
@@ -236,14 +264,52 @@ impl App {
         let ready = [&store, &certificate, &tasks]
             .iter()
             .all(|s| s.starts_with("ok"));
+        // Code execution is reported, not required: a gateway without it still serves.
+        let sandbox = self
+            .sandbox_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         (
             ready,
-            serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks }),
+            serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox }),
         )
     }
 
-    /// Starts the background tasks: memory sampling, certificate renewal, audit retention.
+    /// Starts the background tasks: memory sampling, certificate renewal, audit retention,
+    /// and the sandbox's one-off self-test.
     pub fn spawn_background(self: &Arc<Self>) {
+        if self.sandbox.is_some() {
+            let app = self.clone();
+            // Not in `tasks`: it ends by design, which `tasks` would report as a failure.
+            tokio::spawn(async move {
+                let Some(runner) = &app.sandbox else {
+                    return;
+                };
+                let status = match runner.self_test().await {
+                    Ok(outcome) if outcome.exit_code == 0 => "ok".to_string(),
+                    Ok(outcome) => format!(
+                        "unavailable: the self-test ended with {} ({})",
+                        outcome.exit_code,
+                        outcome.reason.name()
+                    ),
+                    Err(err) => format!("unavailable: {err}"),
+                };
+                if status != "ok" {
+                    tracing::warn!(%status, "code execution is unavailable");
+                }
+                app.audit().record_or_log(
+                    AuditEvent::new("sandbox.check")
+                        .outcome(if status == "ok" {
+                            Outcome::Success
+                        } else {
+                            Outcome::Failure
+                        })
+                        .details(serde_json::json!({ "status": status })),
+                );
+                app.set_sandbox_status(status);
+            });
+        }
         let app = self.clone();
         self.tasks.spawn("memory-sampler", async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -294,6 +360,25 @@ impl App {
                 }
             }
         });
+    }
+}
+
+/// Builds the sandbox runner for the gateway, or says why there is none.
+fn open_sandbox(services: &Services) -> (Option<Runner>, String) {
+    if !services.config.tools.sandbox.enabled {
+        return (None, "disabled".into());
+    }
+    match Runner::from_config(&services.config) {
+        Ok(runner) => (Some(runner), "checking".into()),
+        Err(err) => {
+            tracing::warn!(error = %err, "code execution is unavailable");
+            services.audit.record_or_log(
+                AuditEvent::new("sandbox.check")
+                    .outcome(Outcome::Failure)
+                    .details(serde_json::json!({ "error": err.to_string() })),
+            );
+            (None, format!("unavailable: {err}"))
+        }
     }
 }
 

@@ -133,6 +133,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub audit: AuditConfig,
     pub logging: LoggingConfig,
+    pub tools: ToolsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +229,39 @@ pub struct LoggingConfig {
     pub filter: String,
 }
 
+#[derive(Debug, Clone)]
+pub struct ToolsConfig {
+    pub sandbox: SandboxConfig,
+}
+
+/// How tool code is isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxRuntime {
+    /// aisopod's own sandbox: namespaces, cgroups, seccomp and Landlock.
+    Namespaces,
+    /// No isolation at all: the interpreter runs as the gateway's user. Development only;
+    /// refused in strict mode.
+    None,
+}
+
+/// `[tools.sandbox]`: where and how agent tools run code.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    pub runtime: SandboxRuntime,
+    /// Limits every run gets unless a request tightens them.
+    pub limits: crate::sandbox::Limits,
+    pub allowed_languages: Vec<crate::sandbox::Language>,
+    /// Largest program accepted, in bytes.
+    pub max_code: u64,
+    /// Runs at once; more wait up to `queue_timeout`, then are refused as busy.
+    pub max_concurrent: usize,
+    pub queue_timeout: Duration,
+    /// Which cgroup interface to use.
+    pub cgroup: crate::sandbox::cgroups::Preference,
+}
+
 // ---------------------------------------------------------------------------------------
 // File-facing schema. Every table rejects unknown keys (reported through serde_ignored so
 // that all of them are listed, not just the first) and every field has a default.
@@ -242,6 +276,7 @@ struct RawConfig {
     auth: RawAuth,
     audit: RawAudit,
     logging: RawLogging,
+    tools: RawTools,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -394,6 +429,98 @@ impl Default for RawLogging {
             format: LogFormat::Text,
             filter: "info".into(),
         }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTools {
+    sandbox: RawSandbox,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSandbox {
+    enabled: bool,
+    runtime: String,
+    timeout: Seconds,
+    memory_limit: Size,
+    cpu_limit: CpuFraction,
+    pids_limit: u64,
+    network: bool,
+    allowed_languages: Vec<String>,
+    max_output: Size,
+    max_concurrent: u64,
+    max_code: Size,
+    tmp_size: Size,
+    max_files: u64,
+    queue_timeout: Seconds,
+    cgroup: String,
+}
+
+impl Default for RawSandbox {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            runtime: "namespaces".into(),
+            timeout: Seconds(Duration::from_secs(30)),
+            memory_limit: Size(256 << 20),
+            cpu_limit: CpuFraction(0.5),
+            pids_limit: 64,
+            network: false,
+            allowed_languages: vec!["python".into(), "javascript".into(), "bash".into()],
+            max_output: Size(1 << 20),
+            max_concurrent: 2,
+            max_code: Size(256 << 10),
+            tmp_size: Size(64 << 20),
+            max_files: 16,
+            queue_timeout: Seconds(Duration::from_secs(10)),
+            cgroup: "auto".into(),
+        }
+    }
+}
+
+/// A fraction of one CPU, written as a number (`0.5`) or a string (`"0.5"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuFraction(pub f64);
+
+impl Serialize for CpuFraction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuFraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CpuFraction;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a fraction of one CPU such as 0.5 or \"0.5\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<CpuFraction, E> {
+                Ok(CpuFraction(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CpuFraction, E> {
+                Ok(CpuFraction(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CpuFraction, E> {
+                Ok(CpuFraction(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CpuFraction, E> {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(CpuFraction)
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "invalid CPU fraction {v:?}: write a number such as \"0.5\""
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -976,6 +1103,9 @@ fn validate(
         format: raw.logging.format,
         filter: raw.logging.filter,
     };
+    let tools = ToolsConfig {
+        sandbox: validate_sandbox(raw.tools.sandbox, &mut check),
+    };
     let config = Config {
         source,
         server,
@@ -985,11 +1115,155 @@ fn validate(
         auth,
         audit,
         logging,
+        tools,
     };
     if config.security.mode == SecurityMode::Strict {
         issues.extend(config.strict_violations());
     }
     Some(config)
+}
+
+fn validate_sandbox(raw: RawSandbox, check: &mut Issues<'_>) -> SandboxConfig {
+    use crate::sandbox::spec::ranges;
+    use crate::sandbox::{Language, Limits};
+    let runtime = match raw.runtime.trim().to_ascii_lowercase().as_str() {
+        "namespaces" => SandboxRuntime::Namespaces,
+        "none" => SandboxRuntime::None,
+        "docker" | "wasm" => {
+            check.push(
+                "tools.sandbox.runtime",
+                format!(
+                    "{:?} is not supported: aisopod isolates tools with the kernel's own namespaces, cgroups, seccomp and Landlock (Docker needs a root daemon and is heavy on a Raspberry Pi; WebAssembly cannot run the Python, Node and Bash programs agents write); use \"namespaces\"",
+                    raw.runtime
+                ),
+            );
+            SandboxRuntime::Namespaces
+        }
+        _ => {
+            check.push(
+                "tools.sandbox.runtime",
+                format!("unknown runtime {:?}: use \"namespaces\" (or \"none\" for development, without isolation)", raw.runtime),
+            );
+            SandboxRuntime::Namespaces
+        }
+    };
+    let mut allowed_languages = Vec::new();
+    for (index, name) in raw.allowed_languages.iter().enumerate() {
+        match Language::parse(name) {
+            Ok(language) if !allowed_languages.contains(&language) => {
+                allowed_languages.push(language)
+            }
+            Ok(_) => {}
+            Err(_) => check.push(
+                &format!("tools.sandbox.allowed_languages.{index}"),
+                format!("unknown language {name:?}: use \"python\", \"javascript\" or \"bash\""),
+            ),
+        }
+    }
+    if raw.enabled && raw.allowed_languages.is_empty() {
+        check.push(
+            "tools.sandbox.allowed_languages",
+            "is empty while the sandbox is enabled: list languages or set enabled = false",
+        );
+    }
+    let cgroup = match raw.cgroup.trim().to_ascii_lowercase().as_str() {
+        "auto" => crate::sandbox::cgroups::Preference::Auto,
+        "v1" => crate::sandbox::cgroups::Preference::V1,
+        "v2" => crate::sandbox::cgroups::Preference::V2,
+        _ => {
+            check.push(
+                "tools.sandbox.cgroup",
+                format!(
+                    "unknown cgroup interface {:?}: use \"auto\", \"v1\" or \"v2\"",
+                    raw.cgroup
+                ),
+            );
+            crate::sandbox::cgroups::Preference::Auto
+        }
+    };
+    let cpu = raw.cpu_limit.0;
+    let (cpu_min, cpu_max) = ranges::CPU_MILLIS;
+    let cpu_millis =
+        if cpu.is_finite() && (f64::from(cpu_min)..=f64::from(cpu_max)).contains(&(cpu * 1000.0)) {
+            (cpu * 1000.0).round() as u32
+        } else {
+            check.push(
+                "tools.sandbox.cpu_limit",
+                format!(
+                    "{cpu} is out of range: must be between {} and {} (a fraction of one CPU)",
+                    f64::from(cpu_min) / 1000.0,
+                    f64::from(cpu_max) / 1000.0
+                ),
+            );
+            500
+        };
+    let max_output = check.range(
+        "tools.sandbox.max_output",
+        raw.max_output.0,
+        ranges::MAX_OUTPUT.0,
+        ranges::MAX_OUTPUT.1,
+    );
+    let limits = Limits {
+        timeout: check.duration(
+            "tools.sandbox.timeout",
+            raw.timeout.0,
+            ranges::TIMEOUT.0,
+            ranges::TIMEOUT.1,
+        ),
+        memory: check.range(
+            "tools.sandbox.memory_limit",
+            raw.memory_limit.0,
+            ranges::MEMORY.0,
+            ranges::MEMORY.1,
+        ),
+        cpu_millis,
+        pids: check.range(
+            "tools.sandbox.pids_limit",
+            raw.pids_limit,
+            ranges::PIDS.0,
+            ranges::PIDS.1,
+        ),
+        max_output,
+        tmp_size: check.range(
+            "tools.sandbox.tmp_size",
+            raw.tmp_size.0,
+            ranges::TMP_SIZE.0,
+            ranges::TMP_SIZE.1,
+        ),
+        max_files: check.range(
+            "tools.sandbox.max_files",
+            raw.max_files,
+            ranges::MAX_FILES.0,
+            ranges::MAX_FILES.1,
+        ) as usize,
+        max_file_size: max_output,
+        network: raw.network,
+    };
+    SandboxConfig {
+        enabled: raw.enabled,
+        runtime,
+        limits,
+        allowed_languages,
+        max_code: check.range(
+            "tools.sandbox.max_code",
+            raw.max_code.0,
+            ranges::MAX_CODE.0,
+            ranges::MAX_CODE.1,
+        ),
+        max_concurrent: check.range(
+            "tools.sandbox.max_concurrent",
+            raw.max_concurrent,
+            ranges::MAX_CONCURRENT.0,
+            ranges::MAX_CONCURRENT.1,
+        ) as usize,
+        queue_timeout: check.duration(
+            "tools.sandbox.queue_timeout",
+            raw.queue_timeout.0,
+            ranges::QUEUE_TIMEOUT.0,
+            ranges::QUEUE_TIMEOUT.1,
+        ),
+        cgroup,
+    }
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {
@@ -1070,6 +1344,13 @@ impl Config {
         {
             refuse("tls.key_file", problem);
         }
+        let sandbox = &self.tools.sandbox;
+        if sandbox.enabled && sandbox.runtime == SandboxRuntime::None {
+            refuse(
+                "tools.sandbox.runtime",
+                "strict mode refuses runtime \"none\", which runs tool code without any isolation: use \"namespaces\", or set enabled = false".into(),
+            );
+        }
         issues
     }
 
@@ -1089,6 +1370,17 @@ impl Config {
         }
         if self.security.cors_origins.iter().any(|o| o == "*") {
             warnings.push("CORS allows every origin ([security] cors_origins)".into());
+        }
+        let sandbox = &self.tools.sandbox;
+        if sandbox.enabled && sandbox.runtime == SandboxRuntime::None {
+            warnings.push(
+                "tool code runs without isolation, as the gateway's own user ([tools.sandbox] runtime = \"none\")".into(),
+            );
+        }
+        if sandbox.enabled && sandbox.limits.network {
+            warnings.push(
+                "sandboxed tool code may use the network ([tools.sandbox] network = true)".into(),
+            );
         }
         warnings
     }
@@ -1121,15 +1413,26 @@ pub fn key_file_problem(path: &Path) -> Option<String> {
 /// Every key the schema knows, as dotted paths (`server.bind`); used to check that the
 /// documented example covers the whole schema.
 pub fn schema_keys() -> Vec<String> {
-    let value = serde_json::to_value(RawConfig::default()).unwrap_or_default();
-    let mut keys = Vec::new();
-    if let serde_json::Value::Object(tables) = value {
-        for (table, fields) in tables {
-            if let serde_json::Value::Object(fields) = fields {
-                keys.extend(fields.keys().map(|field| format!("{table}.{field}")));
+    fn walk(prefix: &str, value: &serde_json::Value, keys: &mut Vec<String>) {
+        if let serde_json::Value::Object(fields) = value {
+            for (name, field) in fields {
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                match field {
+                    // A table (or a table of tables such as [tools.sandbox]).
+                    serde_json::Value::Object(_) => walk(&path, field, keys),
+                    _ if !prefix.is_empty() => keys.push(path),
+                    _ => {}
+                }
             }
         }
     }
+    let value = serde_json::to_value(RawConfig::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    walk("", &value, &mut keys);
     keys.sort();
     keys
 }
@@ -1437,5 +1740,79 @@ mod tests {
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"auth.token".to_string()));
         assert!(keys.contains(&"tls.ca_validity".to_string()));
+        assert!(keys.contains(&"tools.sandbox.memory_limit".to_string()));
+        assert!(!keys.contains(&"tools.sandbox".to_string()));
+    }
+
+    #[test]
+    fn sandbox_defaults_match_the_documented_ones() {
+        let config = Config::defaults(&FakeEnv::default()).unwrap();
+        let sandbox = &config.tools.sandbox;
+        assert!(sandbox.enabled);
+        assert_eq!(sandbox.runtime, SandboxRuntime::Namespaces);
+        assert_eq!(sandbox.limits.timeout, Duration::from_secs(30));
+        assert_eq!(sandbox.limits.memory, 256 << 20);
+        assert_eq!(sandbox.limits.cpu_millis, 500);
+        assert_eq!(sandbox.limits.pids, 64);
+        assert!(!sandbox.limits.network);
+        assert_eq!(sandbox.allowed_languages.len(), 3);
+        assert_eq!(sandbox.limits.max_output, 1 << 20);
+        assert_eq!(sandbox.max_concurrent, 2);
+    }
+
+    #[test]
+    fn sandbox_settings_are_checked_with_their_keys() {
+        let env = FakeEnv::default();
+        let found = issues(
+            "[tools.sandbox]\nruntime = \"docker\"\ntimeout = \"2h\"\nmemory_limit = \"1m\"\ncpu_limit = \"lots\"\npids_limit = 1\nallowed_languages = [\"python\", \"cobol\"]\nmax_concurrent = 0\ncolour = 1\n",
+            &env,
+        );
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "tools.sandbox.runtime",
+            "tools.sandbox.timeout",
+            "tools.sandbox.memory_limit",
+            "tools.sandbox.cpu_limit",
+            "tools.sandbox.pids_limit",
+            "tools.sandbox.allowed_languages.1",
+            "tools.sandbox.max_concurrent",
+            "tools.sandbox.colour",
+        ] {
+            assert!(keys.contains(&key), "missing {key} in {found:#?}");
+        }
+        let runtime = found
+            .iter()
+            .find(|i| i.key == "tools.sandbox.runtime")
+            .unwrap();
+        assert!(runtime.message.contains("not supported"), "{runtime}");
+        let config = parse_str("[tools.sandbox]\ncpu_limit = 0.25\n", &env).unwrap();
+        assert_eq!(config.tools.sandbox.limits.cpu_millis, 250);
+        let config = parse_str("[tools.sandbox]\ncpu_limit = \"2\"\n", &env).unwrap();
+        assert_eq!(config.tools.sandbox.limits.cpu_millis, 2000);
+    }
+
+    #[test]
+    fn strict_mode_refuses_an_unisolated_sandbox() {
+        let env = FakeEnv::default();
+        let found = issues("[tools.sandbox]\nruntime = \"none\"\n", &env);
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "tools.sandbox.runtime" && i.message.contains("strict"))
+        );
+        assert!(
+            parse_str(
+                "[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n",
+                &env
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_str(
+                "[tools.sandbox]\nruntime = \"none\"\nenabled = false\n",
+                &env
+            )
+            .is_ok()
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::admin::AdminError;
 use crate::config::ConfigError;
+use crate::sandbox::SandboxError;
 use crate::security::audit::AuditError;
 use crate::security::secrets::SecretsError;
 use crate::store::StoreError;
@@ -22,6 +23,8 @@ pub enum Error {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot {op} {path}: {source}")]

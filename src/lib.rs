@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod sandbox;
 pub mod secret;
 pub mod security;
 pub mod server;

@@ -65,6 +65,51 @@ pub enum AdminRequest {
         name: String,
     },
     SecretsRotateMasterKey,
+    SandboxRun {
+        run: SandboxRunRequest,
+    },
+}
+
+/// A sandbox run as the admin socket carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRunRequest {
+    pub language: crate::sandbox::Language,
+    #[serde(with = "crate::sandbox::spec::base64_bytes")]
+    pub code: Vec<u8>,
+    #[serde(default)]
+    pub files: Vec<crate::sandbox::FileData>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub network: Option<bool>,
+}
+
+impl From<&crate::sandbox::RunRequest> for SandboxRunRequest {
+    fn from(request: &crate::sandbox::RunRequest) -> Self {
+        SandboxRunRequest {
+            language: request.language,
+            code: request.code.clone(),
+            files: request.files.clone(),
+            timeout_ms: request.timeout.map(|t| t.as_millis() as u64),
+            memory: request.memory,
+            network: request.network,
+        }
+    }
+}
+
+impl From<SandboxRunRequest> for crate::sandbox::RunRequest {
+    fn from(run: SandboxRunRequest) -> Self {
+        crate::sandbox::RunRequest {
+            language: run.language,
+            code: run.code,
+            files: run.files,
+            timeout: run.timeout_ms.map(Duration::from_millis),
+            memory: run.memory,
+            network: run.network,
+        }
+    }
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -91,6 +136,7 @@ impl AdminRequest {
             AdminRequest::SecretsList => "secrets.list",
             AdminRequest::SecretsRemove { .. } => "secrets.remove",
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
+            AdminRequest::SandboxRun { .. } => "sandbox.run",
         }
     }
 
@@ -277,6 +323,9 @@ fn run(
                 .rotate_master_key()
                 .map_err(|e| e.to_string())?,
         )),
+        // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
+        // runs the sandbox itself.
+        AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
     }
 }
 
@@ -379,6 +428,10 @@ async fn handle_connection(
     let read = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
     let response = match read {
         Ok(Ok(_)) => match serde_json::from_str::<AdminRequest>(&line) {
+            Ok(AdminRequest::SandboxRun { run }) => {
+                let actor = format!("admin-socket uid:{uid}");
+                sandbox_run(&app, &actor, run).await
+            }
             Ok(request) => {
                 let worker = app.clone();
                 let actor = format!("admin-socket uid:{uid}");
@@ -402,6 +455,25 @@ async fn handle_connection(
     bytes.push(b'\n');
     write.write_all(&bytes).await?;
     write.shutdown().await
+}
+
+/// Runs a program in the gateway's sandbox (the runner audits it).
+async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminResponse {
+    let runner = match app.sandbox_runner() {
+        Ok(runner) => runner,
+        Err(reason) => return failed(&reason),
+    };
+    match runner.run(app.audit(), actor, run.into()).await {
+        Ok(outcome) => match serde_json::to_value(&outcome) {
+            Ok(result) => AdminResponse {
+                ok: true,
+                result,
+                error: None,
+            },
+            Err(err) => failed(&err.to_string()),
+        },
+        Err(err) => failed(&err.to_string()),
+    }
 }
 
 fn failed(message: &str) -> AdminResponse {

@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod cert;
 mod gateway;
+mod sandbox;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,9 @@ enum Command {
     /// Authentication helpers
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Run code in the sandbox, or check what this host offers it
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -63,6 +67,12 @@ pub const EXIT_ERROR: u8 = 1;
 
 /// Parses arguments, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
+    // The sandbox helper must stay single-threaded and start from a clean process: it is
+    // dispatched before argument parsing, logging or anything else (see sandbox::launcher).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(2).collect();
+    if crate::sandbox::launcher::is_helper(&args) {
+        return crate::sandbox::launcher::helper_main();
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Gateway(command) => gateway::run(cli.config.as_deref(), command),
@@ -70,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Cert(command) => cert::run(cli.config.as_deref(), command),
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
         Command::Auth(command) => auth::run(command),
+        Command::Sandbox(command) => sandbox::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

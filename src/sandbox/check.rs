@@ -1,0 +1,279 @@
+//! What this kernel and service offer the sandbox, layer by layer, and therefore
+//! whether code execution is available: `aisopod sandbox check`, the gateway's start-up
+//! check and its `/ready` details.
+//!
+//! Static facts (which namespaces, cgroup controllers, seccomp, Landlock and
+//! interpreters exist) come from `/proc` and the filesystem; a trial run then proves
+//! that the layers actually work together here, since a namespace type can exist and
+//! still be refused to this user. This module only observes; it never changes the host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::cgroups::{self, CgroupVersion, Enforced, Hierarchies};
+use super::spec::Language;
+use super::{Runner, landlock};
+use crate::config::{SandboxConfig, SandboxRuntime};
+
+/// Namespace types the sandbox creates, as named under `/proc/self/ns`.
+pub const NAMESPACES: [&str; 7] = ["user", "pid", "mnt", "net", "uts", "ipc", "cgroup"];
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelReport {
+    pub kernel: String,
+    pub arch: &'static str,
+    pub namespaces: BTreeMap<&'static str, bool>,
+    /// `user.max_user_namespaces`; 0 forbids user namespaces.
+    pub max_user_namespaces: Option<u64>,
+    pub cgroup: CgroupReport,
+    pub seccomp: bool,
+    pub landlock: LandlockReport,
+    pub interpreters: BTreeMap<&'static str, Option<PathBuf>>,
+    /// The trial run, when one was made: "ok" or why it failed.
+    pub trial: Option<String>,
+    /// Whether code execution is available, and if not, the missing layers.
+    pub code_execution: bool,
+    pub missing: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CgroupReport {
+    /// The interface runs use, when one could be set up.
+    pub version: Option<CgroupVersion>,
+    pub enforced: Enforced,
+    pub run_directories: Vec<PathBuf>,
+    pub hierarchies: Hierarchies,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LandlockReport {
+    pub abi: Option<i32>,
+    pub detail: String,
+}
+
+/// Surveys the host. `runner` is the runner built from the configuration (or why it
+/// could not be built); `trial` is the outcome of its self-test, if one was made.
+pub fn survey(
+    config: &SandboxConfig,
+    runner: Result<&Runner, String>,
+    trial: Option<Result<(), String>>,
+) -> KernelReport {
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|ns| (*ns, Path::new("/proc/self/ns").join(ns).exists()))
+        .collect::<BTreeMap<_, _>>();
+    let max_user_namespaces = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let seccomp = status
+        .lines()
+        .any(|l| l.starts_with("Seccomp_filters:") || l.starts_with("Seccomp:"));
+    let landlock = match landlock::probe() {
+        Ok(abi) => LandlockReport {
+            abi: Some(abi),
+            detail: format!("available (ABI {abi})"),
+        },
+        Err(reason) => LandlockReport {
+            abi: None,
+            detail: format!("unavailable: {reason} (runs continue without it)"),
+        },
+    };
+    let interpreters = Language::ALL
+        .iter()
+        .map(|l| (l.name(), l.find_interpreter().ok()))
+        .collect::<BTreeMap<_, _>>();
+    let hierarchies = cgroups::survey(Path::new("/proc/self"), Path::new("/proc/cgroups"));
+    let (version, enforced, run_directories, cgroup_error) = match &runner {
+        Ok(runner) => match runner.cgroups() {
+            Some(manager) => (
+                Some(manager.version()),
+                manager.enforced(),
+                manager.bases(),
+                None,
+            ),
+            None => (None, Enforced::default(), Vec::new(), None),
+        },
+        Err(err) => (None, Enforced::default(), Vec::new(), Some(err.clone())),
+    };
+
+    let mut missing = Vec::new();
+    let mut hints = Vec::new();
+    if !config.enabled {
+        missing.push("code execution is disabled in [tools.sandbox]".to_string());
+    }
+    for (ns, present) in &namespaces {
+        if !present {
+            missing.push(format!(
+                "{ns} namespaces (kernel option CONFIG_{}_NS)",
+                ns.to_uppercase()
+            ));
+        }
+    }
+    if max_user_namespaces == Some(0) {
+        missing.push("user namespaces are limited to 0 (user.max_user_namespaces)".into());
+        hints.push("sysctl -w user.max_user_namespaces=1000".into());
+    }
+    if !seccomp {
+        missing.push("seccomp (kernel option CONFIG_SECCOMP_FILTER)".into());
+    }
+    if config.runtime == SandboxRuntime::Namespaces {
+        if let Some(err) = &cgroup_error {
+            missing.push(format!("cgroups: {err}"));
+        }
+        for controller in enforced.missing() {
+            if cgroup_error.is_none() {
+                missing.push(format!("the cgroup {controller} controller"));
+            }
+        }
+    }
+    if hierarchies.disabled.iter().any(|c| c == "memory") {
+        hints.push(
+            "the kernel's memory controller is disabled: on a Raspberry Pi add `cgroup_enable=memory` \
+             to /boot/firmware/cmdline.txt (older images: /boot/cmdline.txt) and reboot"
+                .into(),
+        );
+    }
+    for language in &config.allowed_languages {
+        if interpreters
+            .get(language.name())
+            .is_some_and(Option::is_none)
+        {
+            hints.push(format!(
+                "{} is allowed but {} is not installed",
+                language.name(),
+                language.program()
+            ));
+        }
+    }
+    if landlock.abi.is_none() {
+        hints.push(
+            "Landlock is missing: runs are still isolated by namespaces, seccomp and cgroups"
+                .into(),
+        );
+    }
+    let trial = trial.map(|result| match result {
+        Ok(()) => "ok".to_string(),
+        Err(err) => {
+            missing.push(format!("a trial run failed: {err}"));
+            err
+        }
+    });
+    KernelReport {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        arch: std::env::consts::ARCH,
+        namespaces,
+        max_user_namespaces,
+        cgroup: CgroupReport {
+            version,
+            enforced,
+            run_directories,
+            hierarchies,
+            error: cgroup_error,
+        },
+        seccomp,
+        landlock,
+        interpreters,
+        code_execution: missing.is_empty(),
+        trial,
+        missing,
+        hints,
+    }
+}
+
+impl KernelReport {
+    /// The report for people, one fact per line.
+    pub fn render(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "NO" };
+        let mut out = String::new();
+        let mut line = |text: String| {
+            out.push_str(&text);
+            out.push('\n');
+        };
+        line(format!("kernel          {} ({})", self.kernel, self.arch));
+        let ns: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|(name, on)| format!("{name} {}", yes(*on)))
+            .collect();
+        line(format!("namespaces      {}", ns.join(", ")));
+        if let Some(max) = self.max_user_namespaces {
+            line(format!("user namespaces max {max}"));
+        }
+        let cgroup = &self.cgroup;
+        line(format!(
+            "cgroup          {}",
+            match (&cgroup.version, &cgroup.error) {
+                (Some(CgroupVersion::V2), _) => "v2".to_string(),
+                (Some(CgroupVersion::V1), _) => "v1".to_string(),
+                (None, Some(err)) => format!("unusable: {err}"),
+                (None, None) => "not used".to_string(),
+            }
+        ));
+        line(format!(
+            "  limits        memory {}, cpu {}, pids {}",
+            yes(cgroup.enforced.memory),
+            yes(cgroup.enforced.cpu),
+            yes(cgroup.enforced.pids)
+        ));
+        for dir in &cgroup.run_directories {
+            line(format!("  runs in       {}", dir.display()));
+        }
+        if let Some(mount) = &cgroup.hierarchies.v2_mount {
+            line(format!(
+                "  v2 hierarchy  {} (controllers: {})",
+                mount.display(),
+                if cgroup.hierarchies.v2_controllers.is_empty() {
+                    "none".to_string()
+                } else {
+                    cgroup.hierarchies.v2_controllers.join(" ")
+                }
+            ));
+        }
+        for (controller, mount) in &cgroup.hierarchies.v1_controllers {
+            line(format!("  v1 {controller:<10} {}", mount.display()));
+        }
+        if !cgroup.hierarchies.disabled.is_empty() {
+            line(format!(
+                "  disabled      {}",
+                cgroup.hierarchies.disabled.join(" ")
+            ));
+        }
+        line(format!("seccomp         {}", yes(self.seccomp)));
+        line(format!("landlock        {}", self.landlock.detail));
+        for (language, path) in &self.interpreters {
+            line(format!(
+                "{:<15} {}",
+                language,
+                path.as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "not found".into())
+            ));
+        }
+        if let Some(trial) = &self.trial {
+            line(format!("trial run       {trial}"));
+        }
+        line(format!(
+            "code execution  {}",
+            if self.code_execution {
+                "available"
+            } else {
+                "UNAVAILABLE"
+            }
+        ));
+        for missing in &self.missing {
+            line(format!("  missing: {missing}"));
+        }
+        for hint in &self.hints {
+            line(format!("  hint: {hint}"));
+        }
+        out
+    }
+}
