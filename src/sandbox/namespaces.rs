@@ -50,10 +50,12 @@ pub fn flags(share_network: bool) -> CloneFlags {
     flags
 }
 
-/// When running as root, becomes `nobody` on the host (no supplementary groups) and
-/// keeps the process dumpable, which it needs to write its own id maps.
+/// When running as the host's root, becomes `nobody` (no supplementary groups) and
+/// keeps the process dumpable, which it needs to write its own id maps. Root inside a
+/// user namespace someone else made is left alone: it is already confined by that
+/// namespace, which may not even map `nobody`.
 pub fn leave_root() -> Result<(), NamespaceError> {
-    if !Uid::effective().is_root() {
+    if !Uid::effective().is_root() || !in_initial_user_namespace() {
         return Ok(());
     }
     let nobody_gid = Gid::from_raw(NOBODY);
@@ -64,6 +66,14 @@ pub fn leave_root() -> Result<(), NamespaceError> {
     // Changing ids clears the dumpable flag, which makes /proc/self/uid_map root-owned.
     nix::sys::prctl::set_dumpable(true).map_err(NamespaceError::DropRoot)?;
     Ok(())
+}
+
+/// Whether this process is in the initial user namespace (its uid map is the identity
+/// over the whole range).
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(false)
 }
 
 /// Creates the namespaces and maps the sandbox id onto the caller's host ids.

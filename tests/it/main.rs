@@ -16,4 +16,5 @@ mod support;
 mod cli;
 mod durability;
 mod http;
+mod sandbox;
 mod service;
