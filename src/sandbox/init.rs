@@ -62,7 +62,10 @@ fn setup(spec: &LaunchSpec, control: &mut UnixStream) -> Result<Report, Failure>
     // If the helper dies, init dies, and with it every process of the namespace.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| Failure::new("set the parent-death signal", e))?;
-    nix::unistd::sethostname("sandbox").map_err(|e| Failure::new("set the hostname", e))?;
+    // Best effort: systemd's ProtectHostname= filters sethostname() for the service and
+    // everything it starts, even in a UTS namespace of the run's own. The run then
+    // keeps the device's name, which is all it reveals.
+    let _ = nix::unistd::sethostname("sandbox");
     let mut files = spec.files.clone();
     files.push(spec.program.clone());
     let ops = rootfs::plan(&HostLayout::survey(), &spec.limits, &files);

@@ -442,13 +442,17 @@ fn remount(target: &Path, add: MsFlags) -> Result<(), RootfsError> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ] {
         if current.contains(has) {
             flags |= flag;
         }
     }
-    if !current.intersects(FsFlags::ST_NOATIME | FsFlags::ST_RELATIME) {
+    // ST_RELATIME (4096) is not named by nix on every C library.
+    const ST_RELATIME: u64 = 4096;
+    let relatime = current.bits() as u64 & ST_RELATIME != 0;
+    if relatime {
+        flags |= MsFlags::MS_RELATIME;
+    } else if !current.contains(FsFlags::ST_NOATIME) {
         flags |= MsFlags::MS_STRICTATIME;
     }
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)

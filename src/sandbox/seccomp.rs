@@ -92,6 +92,11 @@ const NAMESPACE_FLAGS: [u64; 8] = [
     0x80, // CLONE_NEWTIME
 ];
 
+/// Terminal ioctls that push input into a terminal or reach the console (the same
+/// numbers on x86_64 and aarch64; the C libraries disagree on their types).
+const TIOCSTI: u64 = 0x5412;
+const TIOCLINUX: u64 = 0x541C;
+
 /// Socket families a program may open: unix, IPv4, IPv6 and netlink (the C library's
 /// `getaddrinfo` asks netlink which address families the host has).
 const SOCKET_FAMILIES: [u64; 4] = [
@@ -139,13 +144,13 @@ fn denied() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
                 1,
                 SeccompCmpArgLen::Dword,
                 SeccompCmpOp::Eq,
-                libc::TIOCSTI,
+                TIOCSTI,
             )?])?,
             rule(vec![condition(
                 1,
                 SeccompCmpArgLen::Dword,
                 SeccompCmpOp::Eq,
-                libc::TIOCLINUX,
+                TIOCLINUX,
             )?])?,
         ],
     );
@@ -178,7 +183,6 @@ fn forbidden() -> Vec<i64> {
         libc::SYS_kcmp,
         libc::SYS_pidfd_getfd,
         libc::SYS_kexec_load,
-        libc::SYS_kexec_file_load,
         libc::SYS_bpf,
         libc::SYS_keyctl,
         libc::SYS_add_key,
@@ -217,8 +221,12 @@ fn forbidden() -> Vec<i64> {
         libc::SYS_fanotify_init,
         libc::SYS_lookup_dcookie,
     ];
+    // The C libraries' tables do not all name it on aarch64 (musl): arm64 number 294.
+    #[cfg(target_arch = "aarch64")]
+    list.push(294);
     #[cfg(target_arch = "x86_64")]
     list.extend([
+        libc::SYS_kexec_file_load,
         libc::SYS_iopl,
         libc::SYS_ioperm,
         libc::SYS_modify_ldt,
@@ -230,6 +238,7 @@ fn forbidden() -> Vec<i64> {
 
 /// The allowlist: what the three interpreters and ordinary programs they start need.
 fn allowed() -> Vec<i64> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut list = vec![
         // memory
         libc::SYS_brk,

@@ -206,11 +206,11 @@ pub fn loopback_up() -> io::Result<()> {
     // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write one `ifreq`, which lives on
     // this stack frame for the duration of each call; the socket descriptor is open.
     unsafe {
-        if nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCGIFFLAGS, &mut request) != 0 {
+        if nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCGIFFLAGS as _, &mut request) != 0 {
             return Err(io::Error::last_os_error());
         }
         request.ifr_ifru.ifru_flags |= (nix::libc::IFF_UP | nix::libc::IFF_RUNNING) as i16;
-        if nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCSIFFLAGS, &request) != 0 {
+        if nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCSIFFLAGS as _, &request) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
