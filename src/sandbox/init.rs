@@ -155,6 +155,7 @@ fn prepare_exec(
     sys::close_fds_except(3, control.as_raw_fd())
         .map_err(|e| Failure::new("close inherited file descriptors", e))?;
     process::set_limits(&spec.limits).map_err(|e| Failure::new("set resource limits", e))?;
+    sys::reset_signals();
     sys::deny_write_execute();
     let landlock = landlock::restrict(&WRITABLE, spec.limits.network);
 

@@ -49,49 +49,199 @@ pub fn is_helper(args: &[std::ffi::OsString]) -> bool {
 }
 
 /// A spawned helper, as the gateway holds it.
-#[derive(Debug)]
 pub struct Launched {
-    pub child: tokio::process::Child,
+    pub process: HelperProcess,
     pub control: tokio::net::UnixStream,
-    pub stdout: tokio::process::ChildStdout,
-    pub stderr: tokio::process::ChildStderr,
+    pub stdout: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    pub stderr: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
 }
 
-/// Spawns the helper from `exe` and sends it `spec`.
-pub async fn launch(exe: &Path, spec: &LaunchSpec) -> Result<Launched, SandboxError> {
+impl std::fmt::Debug for Launched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launched")
+            .field("process", &self.process)
+            .field("control", &self.control)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The helper process: created inside the run's cgroup (cgroup v2), or spawned
+/// normally to join it itself (cgroup v1, kernels before 5.7).
+#[derive(Debug)]
+pub enum HelperProcess {
+    Inside(PidfdChild),
+    Joining(tokio::process::Child),
+}
+
+impl HelperProcess {
+    /// Waits for the helper to end; describes how it ended.
+    pub async fn wait(&mut self) -> io::Result<String> {
+        match self {
+            HelperProcess::Inside(child) => child.wait().await.map(|status| format!("{status:?}")),
+            HelperProcess::Joining(child) => child.wait().await.map(|status| status.to_string()),
+        }
+    }
+}
+
+/// A child known by its pidfd, waited for through the async runtime; killed and
+/// reaped when dropped unreaped.
+#[derive(Debug)]
+pub struct PidfdChild {
+    pid: nix::unistd::Pid,
+    pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
+    reaped: bool,
+}
+
+impl PidfdChild {
+    async fn wait(&mut self) -> io::Result<WaitStatus> {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        loop {
+            let mut ready = self.pidfd.readable().await?;
+            match waitid(
+                Id::PIDFd(self.pidfd.get_ref().as_fd()),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+            ) {
+                Ok(WaitStatus::StillAlive) => ready.clear_ready(),
+                Ok(status) => {
+                    self.reaped = true;
+                    return Ok(status);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+}
+
+impl Drop for PidfdChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            use nix::sys::wait::{Id, WaitPidFlag, waitid};
+            // Unreaped, the pid cannot have been reused: the signal reaches our child.
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+            let _ = waitid(
+                Id::PIDFd(self.pidfd.get_ref().as_fd()),
+                WaitPidFlag::WEXITED,
+            );
+        }
+    }
+}
+
+/// Spawns the helper from `exe` and sends it `spec`. With `inside` (a cgroup v2 run
+/// directory) the helper is created in that cgroup and told not to join it; where the
+/// kernel cannot do that, it is spawned normally and joins `spec.cgroup_procs` itself.
+pub async fn launch(
+    exe: &Path,
+    spec: &LaunchSpec,
+    inside: Option<&Path>,
+) -> Result<Launched, SandboxError> {
     use tokio::io::AsyncWriteExt;
     let spawn_error = |source: io::Error| SandboxError::Spawn {
         exe: exe.to_path_buf(),
         source,
     };
     let (ours, theirs) = UnixStream::pair().map_err(spawn_error)?;
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .arg(HELPER_ARG)
-        .env_clear()
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(spawn_error)?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(spawn_error(io::Error::other(
-            "the helper's output pipes are missing",
-        )));
+    let mut spec = spec.clone();
+    let mut started = None;
+    if let Some(dir) = inside {
+        match spawn_inside(exe, dir, &theirs) {
+            Ok(launched) => {
+                spec.cgroup_procs.clear();
+                started = Some(launched);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot create the helper inside its cgroup; it will join it")
+            }
+        }
+    }
+    let (process, stdout, stderr) = match started {
+        Some(started) => started,
+        None => {
+            let mut command = tokio::process::Command::new(exe);
+            command
+                .arg(HELPER_ARG)
+                .env_clear()
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = command.spawn().map_err(spawn_error)?;
+            let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+                return Err(spawn_error(io::Error::other(
+                    "the helper's output pipes are missing",
+                )));
+            };
+            (
+                HelperProcess::Joining(child),
+                Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                Box::new(stderr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            )
+        }
     };
     ours.set_nonblocking(true).map_err(spawn_error)?;
     let mut control = tokio::net::UnixStream::from_std(ours).map_err(spawn_error)?;
     let mut frame = Vec::new();
-    write_message(&mut frame, spec).map_err(spawn_error)?;
+    write_message(&mut frame, &spec).map_err(spawn_error)?;
     control.write_all(&frame).await.map_err(|source| {
         SandboxError::Protocol(format!("cannot send the run to the helper: {source}"))
     })?;
     Ok(Launched {
-        child,
+        process,
         control,
         stdout,
         stderr,
     })
+}
+
+type Started = (
+    HelperProcess,
+    Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+);
+
+/// Creates the helper inside the cgroup directory `dir` (see `sys::spawn_into_cgroup`).
+fn spawn_inside(exe: &Path, dir: &Path, control: &UnixStream) -> io::Result<Started> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let cgroup = std::fs::File::open(dir)?;
+    let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let exe = std::ffi::CString::new(exe.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let argv = [
+        exe.clone(),
+        std::ffi::CString::new(HELPER_ARG).map_err(io::Error::other)?,
+    ];
+    let (pid, pidfd) = sys::spawn_into_cgroup(
+        &exe,
+        &argv,
+        [
+            control.as_raw_fd(),
+            out_write.as_raw_fd(),
+            err_write.as_raw_fd(),
+        ],
+        cgroup.as_raw_fd(),
+    )?;
+    let pidfd = match sys::watch_pidfd(pidfd) {
+        Ok(pidfd) => pidfd,
+        Err(err) => {
+            // Not watched, so not waited for: end it here rather than leave it.
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(err);
+        }
+    };
+    let child = PidfdChild {
+        pid,
+        pidfd,
+        reaped: false,
+    };
+    let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(out_read)?;
+    let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(err_read)?;
+    Ok((
+        HelperProcess::Inside(child),
+        Box::new(stdout),
+        Box::new(stderr),
+    ))
 }
 
 /// A failed helper step: where, and what the kernel said.
@@ -159,6 +309,7 @@ fn helper(spec: &LaunchSpec, control: &mut UnixStream) -> Result<u8, Failure> {
         ));
     }
     process::new_session().map_err(|e| Failure::new("start a session", e))?;
+    // Empty when the gateway created this process inside the run's cgroup already.
     let me = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &me).map_err(|e| {

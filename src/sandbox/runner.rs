@@ -251,9 +251,13 @@ impl Runner {
         let limits = &spec.limits;
         let deadline = tokio::time::sleep(limits.timeout);
         tokio::pin!(deadline);
-        let launched = launcher::launch(&self.exe, spec).await?;
+        let inside = match manager.version() {
+            cgroups::CgroupVersion::V2 => run.dirs.first().map(PathBuf::as_path),
+            cgroups::CgroupVersion::V1 => None,
+        };
+        let launched = launcher::launch(&self.exe, spec, inside).await?;
         let launcher::Launched {
-            mut child,
+            mut process,
             control,
             stdout,
             stderr,
@@ -276,7 +280,7 @@ impl Runner {
         let mut killed: Option<Reason> = None;
         let status = loop {
             tokio::select! {
-                status = child.wait() => break status.ok(),
+                status = process.wait() => break status.ok(),
                 _ = &mut deadline, if killed.is_none() => {
                     killed = Some(Reason::Timeout);
                     kill(manager, run).await?;

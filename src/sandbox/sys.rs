@@ -238,6 +238,128 @@ pub fn landlock_abi() -> Result<i32, Errno> {
     }
 }
 
+/// Starts `exe` (with `argv`, an empty environment, and `stdio` as descriptors 0, 1
+/// and 2) as a child created directly inside the cgroup whose directory `cgroup` is open
+/// (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7, cgroup v2). Unlike writing a pid to
+/// `cgroup.procs`, this migrates nothing, so it avoids the RCU grace period a migration
+/// waits for (6 to 14 ms per run on the build machine). Returns the child's pid and a
+/// pidfd for it. The sources in `stdio` must be above 2.
+pub fn spawn_into_cgroup(
+    exe: &std::ffi::CStr,
+    argv: &[std::ffi::CString],
+    stdio: [RawFd; 3],
+    cgroup: RawFd,
+) -> io::Result<(nix::unistd::Pid, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_PIDFD: u64 = 0x1000;
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+    if stdio.iter().any(|fd| *fd <= 2) || cgroup < 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // Everything the child touches is prepared here: between clone3 and execve it makes
+    // only raw system calls (it is a copy of a possibly multi-threaded process).
+    let mut argv_ptrs: Vec<*const nix::libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let envp: [*const nix::libc::c_char; 1] = [std::ptr::null()];
+    let mut pidfd: nix::libc::c_int = -1;
+    let args = CloneArgs {
+        flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut nix::libc::c_int as u64,
+        exit_signal: nix::libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 reads `args` (live on this frame, the layout of struct clone_args
+    // version 2, its size passed) and writes the pidfd into `pidfd`. Without CLONE_VM
+    // the child gets a copy of this address space, as with fork, and runs on its copy of
+    // this stack.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if result == 0 {
+        // SAFETY: in the child of a possibly multi-threaded parent only async-signal-safe
+        // calls are allowed until execve: dup2, sigprocmask, signal, execve and _exit
+        // are, and every pointer passed was built before the clone.
+        unsafe {
+            for (target, source) in stdio.iter().enumerate() {
+                if nix::libc::dup2(*source, target as i32) < 0 {
+                    nix::libc::_exit(126);
+                }
+            }
+            let mut empty: nix::libc::sigset_t = std::mem::zeroed();
+            nix::libc::sigemptyset(&mut empty);
+            nix::libc::sigprocmask(nix::libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // Rust ignores SIGPIPE in its own processes; an ignored signal survives exec.
+            nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+            nix::libc::execve(exe.as_ptr(), argv_ptrs.as_ptr(), envp.as_ptr());
+            nix::libc::_exit(127);
+        }
+    }
+    // SAFETY: the kernel returned a new, open pidfd that nothing else owns.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+    Ok((nix::unistd::Pid::from_raw(result as i32), pidfd))
+}
+
+/// Registers a pidfd with the async runtime, to be woken when its process exits.
+/// Must be called within a tokio runtime.
+pub fn watch_pidfd(
+    pidfd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: the AsyncFd takes ownership of the OwnedFd, so the descriptor stays open
+    // and names the same pidfd for as long as it is registered, and OwnedFd always
+    // returns that descriptor from as_raw_fd.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|err| err.into_parts().1)
+}
+
+/// Resets every signal a process can catch to its default action and unblocks all
+/// signals, so a program does not inherit this binary's ignored SIGPIPE (an ignored
+/// signal survives `execve`; Rust programs ignore SIGPIPE).
+pub fn reset_signals() {
+    for signal in nix::sys::signal::Signal::iterator() {
+        if matches!(
+            signal,
+            nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP
+        ) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours, so none of the hazards of
+        // signal handlers (reentrancy, async-signal safety) applies.
+        let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
 /// `_exit`: ends a forked child without running the parent's atexit handlers or
 /// flushing stdio buffers it inherited (which would duplicate output).
 pub fn exit_now(code: i32) -> ! {

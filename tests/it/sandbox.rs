@@ -177,6 +177,27 @@ fn a_plain_program_runs_as_an_unprivileged_user_with_files_in_and_out() {
 }
 
 #[test]
+fn programs_start_with_default_signal_handling() {
+    // The helper is a Rust program, which ignores SIGPIPE; an ignored signal would
+    // survive exec and make `yes | head` report "Broken pipe" instead of ending quietly.
+    let setup = sandboxed(SANDBOX);
+    let result = run(
+        &setup,
+        "bash",
+        "yes | head -n 1; grep -E '^Sig(Ign|Blk)' /proc/self/status",
+        &[],
+    );
+    assert_eq!(result.code, 0, "{}", result.json);
+    assert_eq!(result.json["stderr"], "", "{}", result.json);
+    assert!(result.stdout().starts_with("y\n"), "{}", result.stdout());
+    assert!(
+        result.stdout().contains("SigBlk:\t0000000000000000"),
+        "{}",
+        result.stdout()
+    );
+}
+
+#[test]
 fn a_fork_bomb_hits_the_process_limit_and_the_run_is_killed() {
     let setup = sandboxed(SANDBOX);
     if !enforced(&setup, "pids") {

@@ -441,7 +441,17 @@ pub fn detect(
                 "no cgroup2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)".into(),
             )
         })?;
-        let manager = CgroupV2::prepare(&mount.path, &dir_on(mount, path))?;
+        let manager = match CgroupV2::prepare(&mount.path, &dir_on(mount, path)) {
+            Ok(manager) => manager,
+            // Root started from a login session (whose cgroup holds the shell) may use
+            // the top of the hierarchy, which is exempt from the no-internal-process rule.
+            Err(CgroupError::Unusable(_))
+                if nix::unistd::geteuid().is_root() && mount.root == "/" =>
+            {
+                CgroupV2::prepare(&mount.path, &mount.path)?
+            }
+            Err(err) => return Err(err),
+        };
         Ok(Box::new(manager))
     } else {
         let (memory, cpu, pids) = v1_dirs;
