@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::password::Passwords;
+use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
@@ -26,6 +28,7 @@ pub struct Services {
     pub store: Store,
     pub secrets: Secrets,
     pub audit: Audit,
+    pub accounts: Accounts,
     pub clock: SharedClock,
 }
 
@@ -37,11 +40,14 @@ impl Services {
         let store = Store::open(&data_dir, config.storage.cache_size)?;
         let secrets = Secrets::open(&data_dir, &store)?;
         let audit = Audit::open(&store, &secrets, clock.clone())?;
+        let passwords = Passwords::new(&config.auth.password);
+        let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;
         Ok(Services {
             config,
             store,
             secrets,
             audit,
+            accounts,
             clock,
         })
     }

@@ -2,6 +2,7 @@
 //! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
 
 use crate::admin::AdminError;
+use crate::auth::users::AccountError;
 use crate::config::ConfigError;
 use crate::security::audit::AuditError;
 use crate::security::secrets::SecretsError;
@@ -22,6 +23,8 @@ pub enum Error {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot {op} {path}: {source}")]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::app::{App, Services, tls_audit_event};
+use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
 use crate::security::audit::{AuditError, AuditEvent, Outcome, Query};
@@ -65,6 +66,28 @@ pub enum AdminRequest {
         name: String,
     },
     SecretsRotateMasterKey,
+    UserAdd {
+        name: String,
+        #[serde(serialize_with = "expose_secret")]
+        password: Secret,
+        scopes: Scopes,
+    },
+    UserList,
+    UserPasswd {
+        name: String,
+        #[serde(serialize_with = "expose_secret")]
+        password: Secret,
+    },
+    UserRemove {
+        name: String,
+    },
+    UserDisable {
+        name: String,
+        disabled: bool,
+    },
+    UserUnlock {
+        name: String,
+    },
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -91,14 +114,27 @@ impl AdminRequest {
             AdminRequest::SecretsList => "secrets.list",
             AdminRequest::SecretsRemove { .. } => "secrets.remove",
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
+            AdminRequest::UserAdd { .. } => "user.add",
+            AdminRequest::UserList => "user.list",
+            AdminRequest::UserPasswd { .. } => "user.passwd",
+            AdminRequest::UserRemove { .. } => "user.remove",
+            AdminRequest::UserDisable { disabled: true, .. } => "user.disable",
+            AdminRequest::UserDisable {
+                disabled: false, ..
+            } => "user.enable",
+            AdminRequest::UserUnlock { .. } => "user.unlock",
         }
     }
 
     fn target(&self) -> String {
         match self {
-            AdminRequest::SecretsSet { name, .. } | AdminRequest::SecretsRemove { name } => {
-                name.clone()
-            }
+            AdminRequest::SecretsSet { name, .. }
+            | AdminRequest::SecretsRemove { name }
+            | AdminRequest::UserAdd { name, .. }
+            | AdminRequest::UserPasswd { name, .. }
+            | AdminRequest::UserRemove { name }
+            | AdminRequest::UserDisable { name, .. }
+            | AdminRequest::UserUnlock { name } => name.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
         }
@@ -277,7 +313,33 @@ fn run(
                 .rotate_master_key()
                 .map_err(|e| e.to_string())?,
         )),
+        AdminRequest::UserList => {
+            let users = services.accounts.list().map_err(|e| e.to_string())?;
+            json(serde_json::to_value(
+                users.iter().map(|u| u.view()).collect::<Vec<_>>(),
+            ))
+        }
+        AdminRequest::UserAdd {
+            name,
+            password,
+            scopes,
+        } => user_result(services.accounts.create(&name, &password, scopes)),
+        AdminRequest::UserPasswd { name, password } => {
+            user_result(services.accounts.set_password(&name, &password))
+        }
+        AdminRequest::UserRemove { name } => user_result(services.accounts.remove(&name)),
+        AdminRequest::UserDisable { name, disabled } => {
+            user_result(services.accounts.set_disabled(&name, disabled))
+        }
+        AdminRequest::UserUnlock { name } => user_result(services.accounts.unlock(&name)),
     }
+}
+
+fn user_result(
+    result: Result<crate::auth::users::UserRecord, crate::auth::users::AccountError>,
+) -> Result<serde_json::Value, String> {
+    let user = result.map_err(|e| e.to_string())?;
+    serde_json::to_value(user.view()).map_err(|e| e.to_string())
 }
 
 fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, String> {

@@ -1,5 +1,7 @@
-//! `aisopod auth gen-secret`.
+//! `aisopod auth gen-secret | hash-password`.
 
+use std::io::{IsTerminal, Read};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -7,14 +9,68 @@ use base64::Engine;
 use clap::Subcommand;
 use ring::rand::SecureRandom;
 
+use crate::auth::password::Passwords;
+use crate::secret::Secret;
+
+/// Longest password input accepted (the policy's limit is far below this).
+const MAX_PASSWORD_INPUT: u64 = 4096;
+
+/// Reads a new password: from stdin when asked (or when stdin is not a terminal), else
+/// prompted twice without echo.
+pub fn read_password_twice(from_stdin: bool) -> anyhow::Result<Secret> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        return read_password("");
+    }
+    let first = read_password("New password: ")?;
+    let second = read_password("Repeat it: ")?;
+    if first != second {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+/// Reads a password: prompted without echo on a terminal, else one line of stdin.
+pub fn read_password(prompt: &str) -> anyhow::Result<Secret> {
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).context("reading the password")?
+    } else {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .take(MAX_PASSWORD_INPUT + 1)
+            .read_to_end(&mut raw)
+            .context("reading the password from stdin")?;
+        if raw.len() as u64 > MAX_PASSWORD_INPUT {
+            anyhow::bail!("the password input is longer than {MAX_PASSWORD_INPUT} bytes");
+        }
+        let text = String::from_utf8(raw)
+            .map_err(|_| anyhow::anyhow!("the password is not valid UTF-8"))?;
+
+        text.lines().next().unwrap_or("").to_string()
+    };
+    if text.is_empty() {
+        anyhow::bail!("no password given");
+    }
+    Ok(Secret::new(text))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Print 32 random bytes, base64-encoded, for use as a token or signing secret
     GenSecret,
+    /// Hash a password with argon2id (read from stdin, or prompted for on a terminal)
+    HashPassword,
 }
 
-pub fn run(command: AuthCommand) -> anyhow::Result<ExitCode> {
+pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AuthCommand::HashPassword => {
+            let config = super::load_config(config_path)?;
+            let password = read_password("Password: ")?;
+            let passwords = Passwords::new(&config.auth.password);
+            passwords.check_policy(&password, &[])?;
+            println!("{}", passwords.hash(&password)?);
+            Ok(ExitCode::SUCCESS)
+        }
         AuthCommand::GenSecret => {
             let mut bytes = [0u8; 32];
             ring::rand::SystemRandom::new()

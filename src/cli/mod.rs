@@ -14,6 +14,7 @@ mod auth;
 mod cert;
 mod gateway;
 mod secrets;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum Command {
     /// Authentication helpers
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -69,7 +73,8 @@ pub fn main() -> ExitCode {
         Command::Audit(command) => audit::run(cli.config.as_deref(), command),
         Command::Cert(command) => cert::run(cli.config.as_deref(), command),
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
-        Command::Auth(command) => auth::run(command),
+        Command::Auth(command) => auth::run(cli.config.as_deref(), command),
+        Command::User(command) => user::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

@@ -41,6 +41,10 @@ pub enum TreeName {
     Meta,
     Audit,
     Secrets,
+    Users,
+    Tokens,
+    Sessions,
+    Revoked,
 }
 
 impl TreeName {
@@ -49,6 +53,10 @@ impl TreeName {
             TreeName::Meta => "meta",
             TreeName::Audit => "audit",
             TreeName::Secrets => "secrets",
+            TreeName::Users => "users",
+            TreeName::Tokens => "tokens",
+            TreeName::Sessions => "sessions",
+            TreeName::Revoked => "revoked",
         }
     }
 }
