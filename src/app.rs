@@ -26,7 +26,7 @@ use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 pub struct Services {
     pub config: Config,
     pub store: Store,
-    pub secrets: Secrets,
+    pub secrets: Arc<Secrets>,
     pub audit: Audit,
     pub accounts: Accounts,
     pub clock: SharedClock,
@@ -38,7 +38,7 @@ impl Services {
         let data_dir = config.storage.data_dir.clone();
         ensure_private_dir(&data_dir)?;
         let store = Store::open(&data_dir, config.storage.cache_size)?;
-        let secrets = Secrets::open(&data_dir, &store)?;
+        let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
         let audit = Audit::open(&store, &secrets, clock.clone())?;
         let passwords = Passwords::new(&config.auth.password);
         let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;

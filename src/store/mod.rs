@@ -44,6 +44,7 @@ pub enum TreeName {
     Users,
     Tokens,
     Sessions,
+    Families,
     Revoked,
 }
 
@@ -57,6 +58,7 @@ impl TreeName {
             TreeName::Tokens => "tokens",
             TreeName::Sessions => "sessions",
             TreeName::Revoked => "revoked",
+            TreeName::Families => "families",
         }
     }
 }
@@ -437,6 +439,20 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
         let swapped = self
             .tree
             .compare_and_swap(key.to_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(write_error)?;
+        self.store.note_write();
+        Ok(swapped.is_ok())
+    }
+
+    /// Replaces `old` with `new` only if the stored value is still exactly `old`; false
+    /// when another writer got there first.
+    pub fn compare_and_swap(&self, key: &K, old: &V, new: &V) -> Result<bool, StoreError> {
+        let encode =
+            |v: &V| serde_json::to_vec(v).map_err(|err| StoreError::Write(err.to_string()));
+        self.store.ensure_space()?;
+        let swapped = self
+            .tree
+            .compare_and_swap(key.to_bytes(), Some(encode(old)?), Some(encode(new)?))
             .map_err(write_error)?;
         self.store.note_write();
         Ok(swapped.is_ok())
