@@ -11,13 +11,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::Auth;
 use crate::auth::password::Passwords;
 use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
 use crate::security::audit::{Audit, AuditEvent, Outcome};
+use crate::security::rate_limit::RateLimits;
 use crate::security::secrets::{Secrets, master_key_path};
+use crate::server::auth::RefusalLog;
 use crate::store::Store;
 use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 
@@ -28,7 +31,7 @@ pub struct Services {
     pub store: Store,
     pub secrets: Arc<Secrets>,
     pub audit: Audit,
-    pub accounts: Accounts,
+    pub auth: Auth,
     pub clock: SharedClock,
 }
 
@@ -42,12 +45,19 @@ impl Services {
         let audit = Audit::open(&store, &secrets, clock.clone())?;
         let passwords = Passwords::new(&config.auth.password);
         let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;
+        let auth = Auth::open(
+            &config.auth,
+            &store,
+            secrets.clone(),
+            accounts,
+            clock.clone(),
+        )?;
         Ok(Services {
             config,
             store,
             secrets,
             audit,
-            accounts,
+            auth,
             clock,
         })
     }
@@ -168,6 +178,8 @@ pub struct App {
     pub tls: Option<Tls>,
     pub tasks: Tasks,
     pub load: Load,
+    pub limits: RateLimits,
+    pub refusals: RefusalLog,
     pub started: Instant,
 }
 
@@ -205,11 +217,14 @@ impl App {
         };
         // Keys made just now must pass the same permission check.
         services.check_key_files()?;
+        let limits = RateLimits::new(&services.config.rate_limit);
         Ok(App {
             services,
             tls,
             tasks: Tasks::default(),
             load: Load::default(),
+            limits,
+            refusals: RefusalLog::default(),
             started: Instant::now(),
         })
     }

@@ -1196,10 +1196,16 @@ fn validate_auth(raw: RawAuth, env: &dyn Environment, check: &mut Issues<'_>) ->
         8 * MIB,
         1024 * MIB,
     );
+    let jwt_secret = raw.jwt_secret.or_else(|| {
+        ["AISOPOD_JWT_SECRET", "JWT_SECRET_KEY"]
+            .iter()
+            .find_map(|name| env.var(name).filter(|v| !v.is_empty()))
+            .map(Secret::new)
+    });
     AuthConfig {
         mode: raw.mode,
         token: raw.token,
-        jwt_secret: raw.jwt_secret,
+        jwt_secret,
         access_token_ttl: check.duration(
             "auth.access_token_ttl",
             access,

@@ -2,6 +2,7 @@
 //! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
 
 use crate::admin::AdminError;
+use crate::auth::AuthError;
 use crate::auth::users::AccountError;
 use crate::config::ConfigError;
 use crate::security::audit::AuditError;
@@ -25,6 +26,8 @@ pub enum Error {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Account(#[from] AccountError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot {op} {path}: {source}")]

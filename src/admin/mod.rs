@@ -88,6 +88,7 @@ pub enum AdminRequest {
     UserUnlock {
         name: String,
     },
+    ClaimCode,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -123,6 +124,7 @@ impl AdminRequest {
                 disabled: false, ..
             } => "user.enable",
             AdminRequest::UserUnlock { .. } => "user.unlock",
+            AdminRequest::ClaimCode => "auth.claim_code",
         }
     }
 
@@ -314,7 +316,7 @@ fn run(
                 .map_err(|e| e.to_string())?,
         )),
         AdminRequest::UserList => {
-            let users = services.accounts.list().map_err(|e| e.to_string())?;
+            let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
             json(serde_json::to_value(
                 users.iter().map(|u| u.view()).collect::<Vec<_>>(),
             ))
@@ -323,15 +325,27 @@ fn run(
             name,
             password,
             scopes,
-        } => user_result(services.accounts.create(&name, &password, scopes)),
+        } => {
+            let created = services.auth.accounts.create(&name, &password, scopes);
+            if created.is_ok() {
+                // The owner now exists; the first-run claim code must not make another.
+                services.auth.claim.cancel();
+            }
+            user_result(created)
+        }
         AdminRequest::UserPasswd { name, password } => {
-            user_result(services.accounts.set_password(&name, &password))
+            user_result(services.auth.accounts.set_password(&name, &password))
         }
-        AdminRequest::UserRemove { name } => user_result(services.accounts.remove(&name)),
+        AdminRequest::UserRemove { name } => user_result(services.auth.accounts.remove(&name)),
         AdminRequest::UserDisable { name, disabled } => {
-            user_result(services.accounts.set_disabled(&name, disabled))
+            user_result(services.auth.accounts.set_disabled(&name, disabled))
         }
-        AdminRequest::UserUnlock { name } => user_result(services.accounts.unlock(&name)),
+        AdminRequest::UserUnlock { name } => user_result(services.auth.accounts.unlock(&name)),
+        AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
+            (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),
+            (_, Some(code)) => Ok(serde_json::json!({ "code": code })),
+            (_, None) => Err("no claim code is pending: an account exists already, or the code expired (restart the gateway for a new one)".into()),
+        },
     }
 }
 

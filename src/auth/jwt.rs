@@ -25,8 +25,6 @@ use crate::store::{MetaKey, Store, StoreError, Tree, TreeName};
 
 pub const ISSUER: &str = "aisopod";
 const KEYRING_KEY: &str = "jwt.keyring";
-/// Environment variables that may carry the signing secret, strongest first.
-pub const SECRET_ENV: [&str; 2] = ["AISOPOD_JWT_SECRET", "JWT_SECRET_KEY"];
 
 /// What a token is for; each purpose has its own audience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use base64::Engine;
 use clap::Subcommand;
 use ring::rand::SecureRandom;
 
+use crate::admin::AdminRequest;
 use crate::auth::password::Passwords;
 use crate::secret::Secret;
 
@@ -59,10 +60,18 @@ pub enum AuthCommand {
     GenSecret,
     /// Hash a password with argon2id (read from stdin, or prompted for on a terminal)
     HashPassword,
+    /// Show the running gateway's one-time claim code (while no account exists)
+    ClaimCode,
 }
 
 pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AuthCommand::ClaimCode => {
+            let config = super::load_config(config_path)?;
+            let result = super::dispatch(config, AdminRequest::ClaimCode)?;
+            println!("{}", result["code"].as_str().unwrap_or(""));
+            Ok(ExitCode::SUCCESS)
+        }
         AuthCommand::HashPassword => {
             let config = super::load_config(config_path)?;
             let password = read_password("Password: ")?;

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod auth;
 mod cli;
 mod durability;
 mod http;
