@@ -89,6 +89,20 @@ pub enum AdminRequest {
         name: String,
     },
     ClaimCode,
+    TokenCreate {
+        owner: Option<String>,
+        name: String,
+        scopes: Scopes,
+        expires: Option<String>,
+    },
+    TokenList,
+    TokenRevoke {
+        id: String,
+    },
+    TokenRotate {
+        name: Option<String>,
+        grace: Option<String>,
+    },
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -125,6 +139,11 @@ impl AdminRequest {
             } => "user.enable",
             AdminRequest::UserUnlock { .. } => "user.unlock",
             AdminRequest::ClaimCode => "auth.claim_code",
+            AdminRequest::TokenCreate { .. } => "auth.token_create",
+            AdminRequest::TokenList => "auth.token_list",
+            AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
+            AdminRequest::TokenRotate { name: Some(_), .. } => "auth.token_rotate",
+            AdminRequest::TokenRotate { name: None, .. } => "auth.signing_key_rotate",
         }
     }
 
@@ -136,7 +155,12 @@ impl AdminRequest {
             | AdminRequest::UserPasswd { name, .. }
             | AdminRequest::UserRemove { name }
             | AdminRequest::UserDisable { name, .. }
-            | AdminRequest::UserUnlock { name } => name.clone(),
+            | AdminRequest::UserUnlock { name }
+            | AdminRequest::TokenCreate { name, .. }
+            | AdminRequest::TokenRotate {
+                name: Some(name), ..
+            } => name.clone(),
+            AdminRequest::TokenRevoke { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
         }
@@ -341,11 +365,81 @@ fn run(
             user_result(services.auth.accounts.set_disabled(&name, disabled))
         }
         AdminRequest::UserUnlock { name } => user_result(services.auth.accounts.unlock(&name)),
+        AdminRequest::TokenCreate { owner, name, scopes, expires } => {
+            let auth = &services.auth;
+            if auth.mode != crate::config::AuthMode::Password && auth.mode != crate::config::AuthMode::Device {
+                return Err("API tokens need user accounts ([auth] mode = \"password\" or \"device\")".into());
+            }
+            let ttl = expires.as_deref().map(duration_secs).transpose()?;
+            let owner = match owner {
+                Some(owner) => auth.accounts.get(&owner).map_err(|e| e.to_string())?.ok_or_else(|| format!("no user named {owner}"))?,
+                None => sole_admin(services)?,
+            };
+            let (secret, record) = auth
+                .tokens
+                .create(&owner, &name, scopes, owner.scopes, ttl, "console")
+                .map_err(|e| e.to_string())?;
+            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
+            }
+            Ok(value)
+        }
+        AdminRequest::TokenList => json(serde_json::to_value(services.auth.tokens.list().map_err(|e| e.to_string())?)),
+        AdminRequest::TokenRevoke { id } => json(serde_json::to_value(services.auth.tokens.revoke(&id).map_err(|e| e.to_string())?)),
+        AdminRequest::TokenRotate { name, grace } => {
+            let grace = grace.as_deref().map(duration_secs).transpose()?.unwrap_or(3600);
+            match name {
+                Some(name) => {
+                    let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
+                    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
+                    }
+                    Ok(value)
+                }
+                None => {
+                    let longest = services.auth.sessions.access_ttl();
+                    let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
+                    Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
+                }
+            }
+        }
         AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
             (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),
             (_, Some(code)) => Ok(serde_json::json!({ "code": code })),
             (_, None) => Err("no claim code is pending: an account exists already, or the code expired (restart the gateway for a new one)".into()),
         },
+    }
+}
+
+fn duration_secs(text: &str) -> Result<i64, String> {
+    crate::config::parse_duration(text)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .filter(|secs| *secs > 0)
+        .ok_or_else(|| {
+            format!("invalid duration {text:?}: use a number and a unit such as 1h or 90d")
+        })
+}
+
+/// The account a console-made token belongs to when `--owner` is not given.
+fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, String> {
+    let admins: Vec<_> = services
+        .auth
+        .accounts
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|u| !u.disabled && u.scopes.allows(crate::auth::scopes::Scope::Admin))
+        .collect();
+    match <[_; 1]>::try_from(admins) {
+        Ok([admin]) => Ok(admin),
+        Err(admins) if admins.is_empty() => Err(
+            "no administrator account exists yet: create one with `aisopod user add --admin NAME`"
+                .into(),
+        ),
+        Err(_) => Err("several administrators exist: name the token's owner with --owner".into()),
     }
 }
 

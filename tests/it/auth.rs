@@ -771,3 +771,90 @@ fn signing_key_rotation_keeps_current_sessions() {
     assert_eq!(kid(&access(&fresh))["kid"], rotated["kid"]);
     assert_ne!(kid(&admin)["kid"], rotated["kid"]);
 }
+
+#[test]
+fn console_token_commands_create_list_rotate_and_revoke() {
+    let setup = Setup::new(FAST);
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "owner", "--password-stdin"],
+        &[],
+        Some(OWNER_PW.as_bytes()),
+    );
+    assert!(added.status.success());
+    // Offline: straight into the store.
+    let created = setup.cli(&[
+        "auth",
+        "create-token",
+        "--scopes",
+        "chat:read,chat:write",
+        "--name",
+        "api-client",
+        "--expires",
+        "90d",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_string();
+    assert!(token.starts_with("aisp_"), "{token}");
+    assert!(stderr(&created).contains("shown once"));
+    let bad = setup.cli(&[
+        "auth",
+        "create-token",
+        "--scopes",
+        "chat:read,root",
+        "--name",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("unknown scope \"root\""),
+        "{}",
+        stderr(&bad)
+    );
+
+    let gateway = setup.start();
+    let (status, me) = json_of(get(&gateway, "/api/v1/me", Some(&token)));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["scopes"], json!(["chat:read", "chat:write"]));
+    // Through the admin socket while the gateway runs.
+    let rotated = setup.cli(&[
+        "auth",
+        "rotate-token",
+        "--name",
+        "api-client",
+        "--grace",
+        "1h",
+    ]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let new_token = stdout(&rotated).trim().to_string();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&token)).status(),
+        StatusCode::OK,
+        "old token works during the grace"
+    );
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&new_token)).status(),
+        StatusCode::OK
+    );
+    let listed: Vec<Value> =
+        serde_json::from_slice(&setup.cli(&["auth", "list-tokens", "--json"]).stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains(&token[22..])
+    );
+    let new_id = &new_token[5..21];
+    let revoked = setup.cli(&["auth", "revoke-token", new_id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&new_token)).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let key = setup.cli(&["auth", "rotate-token"]);
+    assert!(
+        stdout(&key).contains("signing key rotated"),
+        "{}",
+        stderr(&key)
+    );
+}
