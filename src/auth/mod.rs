@@ -9,6 +9,7 @@
 //! A credential that is presented but wrong is an error, never "anonymous".
 
 pub mod claim;
+pub mod device;
 pub mod jwt;
 pub mod opaque;
 pub mod password;
@@ -28,6 +29,7 @@ use crate::security::secrets::Secrets;
 use crate::store::Store;
 
 use self::claim::Claim;
+use self::device::DeviceFlow;
 use self::jwt::{Claims, Jwt, JwtError};
 use self::scopes::{Scope, Scopes};
 use self::sessions::{SessionError, Sessions};
@@ -93,6 +95,7 @@ pub struct Auth {
     pub sessions: Sessions,
     pub tokens: ApiTokens,
     pub claim: Claim,
+    pub device: DeviceFlow,
     static_token: Option<Secret>,
 }
 
@@ -125,7 +128,8 @@ impl Auth {
             jwt,
             sessions,
             tokens,
-            claim: Claim::new(clock, config.claim_code_ttl),
+            claim: Claim::new(clock.clone(), config.claim_code_ttl),
+            device: DeviceFlow::new(clock, config.device_code_ttl, config.device_poll_interval),
             static_token: config.token.clone(),
         })
     }

@@ -109,6 +109,16 @@ impl Sessions {
 
     /// Starts a session for an authenticated user.
     pub fn login(&self, user: &UserRecord) -> Result<TokenPair, SessionError> {
+        self.login_scoped(user, user.scopes)
+    }
+
+    /// Starts a session limited to `scopes` (those the user does not hold are dropped).
+    pub fn login_scoped(
+        &self,
+        user: &UserRecord,
+        scopes: Scopes,
+    ) -> Result<TokenPair, SessionError> {
+        let scopes = Scopes::from_iter(scopes.iter().filter(|s| user.scopes.allows(*s)));
         let family = random_id(16);
         self.families.insert(
             &family,
@@ -119,16 +129,21 @@ impl Sessions {
                 revoked: false,
             },
         )?;
-        self.pair(user, &family)
+        self.pair(user, &family, scopes)
     }
 
-    fn pair(&self, user: &UserRecord, family: &str) -> Result<TokenPair, SessionError> {
+    fn pair(
+        &self,
+        user: &UserRecord,
+        family: &str,
+        scopes: Scopes,
+    ) -> Result<TokenPair, SessionError> {
         let (access, _) = self.jwt.issue(
             Audience::Session,
             &user.username,
             &user.id,
             user.epoch,
-            user.scopes,
+            scopes,
             self.access_ttl,
         )?;
         let minted = opaque::mint(REFRESH_PREFIX);
@@ -138,7 +153,7 @@ impl Sessions {
             username: user.username.clone(),
             user_id: user.id.clone(),
             epoch: user.epoch,
-            scopes: user.scopes,
+            scopes,
             secret_hash: minted.secret_hash,
             created: rfc3339(self.clock.now()),
             expires: self.clock.now().unix_timestamp() + self.refresh_ttl,
@@ -200,7 +215,8 @@ impl Sessions {
                 family: record.family,
             });
         }
-        let pair = self.pair(&user, &record.family)?;
+        let scopes = Scopes::from_iter(record.scopes.iter().filter(|s| user.scopes.allows(*s)));
+        let pair = self.pair(&user, &record.family, scopes)?;
         Ok((pair, user))
     }
 

@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod cert;
 mod gateway;
+mod login;
 mod secrets;
 mod user;
 
@@ -60,6 +61,8 @@ enum Command {
     /// Manage user accounts
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Sign in to a gateway from another machine with the device flow (RFC 8628)
+    Login(login::LoginArgs),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
         Command::Auth(command) => auth::run(cli.config.as_deref(), command),
         Command::User(command) => user::run(cli.config.as_deref(), command),
+        Command::Login(args) => login::run(args),
     };
     match outcome {
         Ok(code) => code,

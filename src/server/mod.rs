@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod auth_routes;
+pub mod device_routes;
 pub mod error;
 pub mod json;
 pub mod middleware;
@@ -88,6 +89,7 @@ pub fn api() -> Api {
         .route("/ready", Access::Public, get(routes::ready))
         .route("/ca.crt", Access::Public, get(routes::ca_certificate))
         .merge(auth_routes::api())
+        .merge(device_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

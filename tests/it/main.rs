@@ -15,6 +15,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod device;
 mod durability;
 mod http;
 mod service;
