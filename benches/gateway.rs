@@ -77,6 +77,11 @@ impl Options {
                 ),
             }
         }
+        if let Some(only) = options.only.as_deref()
+            && !matches!(only, "startup" | "audit")
+        {
+            bail!("--only takes startup or audit, not {only:?}");
+        }
         if options.runs < 1 || options.reps < 1 {
             bail!("--runs and --reps must be at least 1");
         }
