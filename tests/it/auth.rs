@@ -148,7 +148,8 @@ fn first_run_claim_creates_the_owner_once() {
 #[test]
 fn logins_fail_alike_for_unknown_users_and_wrong_passwords() {
     // The product's own argon2 cost, so that hashing rather than noise dominates timing.
-    let (_setup, gateway, _) = with_owner("[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000");
+    let (_setup, gateway, _) =
+        with_owner("[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000");
     let attempt = |username: &str, password: &str| {
         let started = Instant::now();
         let (status, body) = json_of(post(

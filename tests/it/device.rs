@@ -283,3 +283,41 @@ fn the_page_escapes_what_clients_send_and_guessing_codes_is_limited() {
     }
     assert!(limited, "20 guesses in a row were not limited");
 }
+
+/// A standard OAuth client library (Python's Authlib, installed by scripts/setup) gets
+/// tokens through the device flow and uses them.
+#[test]
+fn a_standard_oauth_library_completes_the_device_flow() {
+    let (_setup, gateway) = gateway_with_owner(CONFIG);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/clients/authlib_device.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(&gateway.url)
+        .arg(gateway.data_dir.join("tls/ca.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed (scripts/setup installs Authlib)");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let user_code = line
+        .strip_prefix("USER_CODE ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .trim()
+        .to_string();
+    let (status, _) = approve(&gateway, &user_code, "approve", OWNER_PW);
+    assert_eq!(status, StatusCode::OK);
+    let status = crate::support::wait_timeout(&mut child, Duration::from_secs(30))
+        .expect("the Authlib client did not finish");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{rest}{err}");
+    assert!(rest.contains("TOKEN_TYPE Bearer"), "{rest}");
+    assert!(rest.contains("ME owner chat:read"), "{rest}");
+}
