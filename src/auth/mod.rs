@@ -15,6 +15,8 @@ pub mod opaque;
 pub mod password;
 pub mod scopes;
 pub mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tokens;
 pub mod users;
 

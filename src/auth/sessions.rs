@@ -304,46 +304,36 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::password::Passwords;
+    use crate::auth::testing;
     use crate::clock::ManualClock;
-    use crate::security::secrets::Secrets;
 
     const PW: &str = "walrus cinnamon lantern quietly";
 
-    fn fixture() -> (tempfile::TempDir, Sessions, Accounts, ManualClock) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = Arc::new(Secrets::open(dir.path(), &store).unwrap());
-        let clock =
-            ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
-        let shared: SharedClock = Arc::new(clock.clone());
-        let config = crate::config::parse(
-            "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\n",
-            crate::config::ConfigSource::Defaults,
-            &crate::config::ProcessEnvironment,
-        )
-        .unwrap();
-        let accounts = Accounts::open(
-            &store,
-            Passwords::new(&config.auth.password),
-            shared.clone(),
-            &config.auth,
-        )
-        .unwrap();
-        let jwt = Arc::new(Jwt::open(&store, secrets, None, shared.clone()).unwrap());
+    fn fixture() -> (testing::Fixture, Sessions, Accounts, ManualClock) {
+        let fixture = testing::fixture("");
+        let jwt = Arc::new(
+            Jwt::open(
+                &fixture.store,
+                fixture.secrets.clone(),
+                None,
+                fixture.shared.clone(),
+            )
+            .unwrap(),
+        );
         let sessions = Sessions::open(
-            &store,
+            &fixture.store,
             jwt,
-            accounts.clone(),
-            shared,
+            fixture.accounts.clone(),
+            fixture.shared.clone(),
             std::time::Duration::from_secs(3600),
             std::time::Duration::from_secs(7 * 86_400),
         )
         .unwrap();
+        let (accounts, clock) = (fixture.accounts.clone(), fixture.clock.clone());
         accounts
             .create("alice", &Secret::new(PW), Scopes::all())
             .unwrap();
-        (dir, sessions, accounts, clock)
+        (fixture, sessions, accounts, clock)
     }
 
     #[test]

@@ -232,31 +232,13 @@ impl ApiTokens {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::auth::password::Passwords;
+    use crate::auth::testing;
     use crate::clock::ManualClock;
 
-    fn fixture() -> (tempfile::TempDir, ApiTokens, Accounts, ManualClock) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let clock =
-            ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
-        let shared: SharedClock = Arc::new(clock.clone());
-        let config = crate::config::parse(
-            "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\n",
-            crate::config::ConfigSource::Defaults,
-            &crate::config::ProcessEnvironment,
-        )
-        .unwrap();
-        let accounts = Accounts::open(
-            &store,
-            Passwords::new(&config.auth.password),
-            shared.clone(),
-            &config.auth,
-        )
-        .unwrap();
+    fn fixture() -> (testing::Fixture, ApiTokens, Accounts, ManualClock) {
+        let fixture = testing::fixture("");
+        let (accounts, clock) = (fixture.accounts.clone(), fixture.clock.clone());
         let pw = Secret::new("walrus cinnamon lantern quietly");
         accounts.create("admin", &pw, Scopes::all()).unwrap();
         accounts
@@ -266,8 +248,9 @@ mod tests {
                 Scopes::parse_list("chat:read,chat:write").unwrap(),
             )
             .unwrap();
-        let tokens = ApiTokens::open(&store, accounts.clone(), shared).unwrap();
-        (dir, tokens, accounts, clock)
+        let tokens =
+            ApiTokens::open(&fixture.store, accounts.clone(), fixture.shared.clone()).unwrap();
+        (fixture, tokens, accounts, clock)
     }
 
     #[test]

@@ -347,36 +347,14 @@ impl Accounts {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
+    use crate::auth::testing;
     use crate::clock::ManualClock;
-    use crate::config::{ConfigSource, Environment};
 
-    struct NoEnv;
-    impl Environment for NoEnv {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn installed(&self) -> bool {
-            false
-        }
-    }
-
-    pub fn fixture() -> (tempfile::TempDir, Accounts, ManualClock) {
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::parse(
-            "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\nlockout_threshold = 3\nlockout_duration = \"10m\"\n",
-            ConfigSource::Defaults,
-            &NoEnv,
-        )
-        .unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
-        let passwords = Passwords::new(&config.auth.password);
-        let accounts =
-            Accounts::open(&store, passwords, Arc::new(clock.clone()), &config.auth).unwrap();
-        (dir, accounts, clock)
+    fn fixture() -> (testing::Fixture, Accounts, ManualClock) {
+        let fixture = testing::fixture("lockout_threshold = 3\nlockout_duration = \"10m\"");
+        let (accounts, clock) = (fixture.accounts.clone(), fixture.clock.clone());
+        (fixture, accounts, clock)
     }
 
     const PW: &str = "walrus cinnamon lantern quietly";

@@ -102,6 +102,15 @@ fn not_in_this_mode() -> ApiError {
     )
 }
 
+/// Routes of user accounts exist only in `password` and `device` modes.
+pub fn require_accounts(app: &App) -> Result<(), ApiError> {
+    if app.services.auth.has_accounts() {
+        Ok(())
+    } else {
+        Err(not_in_this_mode())
+    }
+}
+
 fn event(action: &str, actor: &str, ip: ClientIp) -> AuditEvent {
     AuditEvent::new(action).actor(actor).source_ip(Some(ip.0))
 }
@@ -123,9 +132,7 @@ async fn login(
     ip: ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    if !app.services.auth.has_accounts() {
-        return Err(not_in_this_mode());
-    }
+    require_accounts(&app)?;
     if request.username.len() > MAX_LOGIN_FIELD || request.password.len() > MAX_LOGIN_FIELD {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -180,9 +187,7 @@ async fn refresh(
     ip: ClientIp,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    if !app.services.auth.has_accounts() {
-        return Err(not_in_this_mode());
-    }
+    require_accounts(&app)?;
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         worker
@@ -439,9 +444,7 @@ async fn claim(
     ip: ClientIp,
     JsonBody(request): JsonBody<ClaimRequest>,
 ) -> Result<Response, ApiError> {
-    if !app.services.auth.has_accounts() {
-        return Err(not_in_this_mode());
-    }
+    require_accounts(&app)?;
     let username = loggable(&request.username);
     let result = blocking(&app, move |app| {
         let auth = &app.services.auth;
@@ -546,9 +549,7 @@ async fn create_user(
     Admin(caller): Admin,
     JsonBody(request): JsonBody<NewUser>,
 ) -> Result<Response, ApiError> {
-    if !app.services.auth.has_accounts() {
-        return Err(not_in_this_mode());
-    }
+    require_accounts(&app)?;
     let user = blocking(&app, move |app| {
         Ok(app.services.auth.accounts.create(
             &request.username,

@@ -24,6 +24,7 @@ use crate::secret::Secret;
 use crate::security::audit::{AuditEvent, Outcome};
 use crate::server::Api;
 use crate::server::auth::{Access, ClientIp};
+use crate::server::auth_routes::require_accounts;
 use crate::server::error::ApiError;
 use crate::server::json::JsonBody;
 
@@ -101,13 +102,8 @@ async fn device_code(
     headers: http::HeaderMap,
     Params(request): Params<CodeRequest>,
 ) -> Response {
-    if !app.services.auth.has_accounts() {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such resource in this authentication mode",
-        )
-        .into_response();
+    if let Err(error) = require_accounts(&app) {
+        return error.into_response();
     }
     let client_id: String = request
         .client_id
@@ -171,13 +167,8 @@ async fn token(
     ip: ClientIp,
     Params(request): Params<TokenRequest>,
 ) -> Response {
-    if !app.services.auth.has_accounts() {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such resource in this authentication mode",
-        )
-        .into_response();
+    if let Err(error) = require_accounts(&app) {
+        return error.into_response();
     }
     match request.grant_type.as_str() {
         DEVICE_GRANT => {
