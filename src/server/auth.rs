@@ -56,14 +56,9 @@ impl AccessTable {
 
     pub fn lookup(&self, method: &Method, path: &str) -> Option<Access> {
         self.entries
-            .iter()
-            .find(|((m, p), _)| *p == path && m.as_ref() == Some(method))
-            .or_else(|| {
-                self.entries
-                    .iter()
-                    .find(|((m, p), _)| *p == path && m.is_none())
-            })
-            .map(|(_, access)| *access)
+            .get(&(Some(method.clone()), path))
+            .or_else(|| self.entries.get(&(None, path)))
+            .copied()
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (Option<&Method>, &'static str, Access)> {
