@@ -11,12 +11,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::Auth;
+use crate::auth::password::Passwords;
+use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
 use crate::sandbox::Runner;
 use crate::security::audit::{Audit, AuditEvent, Outcome};
+use crate::security::rate_limit::RateLimits;
 use crate::security::secrets::{Secrets, master_key_path};
+use crate::server::auth::RefusalLog;
 use crate::store::Store;
 use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 
@@ -25,8 +30,9 @@ use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 pub struct Services {
     pub config: Config,
     pub store: Store,
-    pub secrets: Secrets,
+    pub secrets: Arc<Secrets>,
     pub audit: Audit,
+    pub auth: Auth,
     pub clock: SharedClock,
 }
 
@@ -36,13 +42,23 @@ impl Services {
         let data_dir = config.storage.data_dir.clone();
         ensure_private_dir(&data_dir)?;
         let store = Store::open(&data_dir, config.storage.cache_size)?;
-        let secrets = Secrets::open(&data_dir, &store)?;
+        let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
         let audit = Audit::open(&store, &secrets, clock.clone())?;
+        let passwords = Passwords::new(&config.auth.password);
+        let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;
+        let auth = Auth::open(
+            &config.auth,
+            &store,
+            secrets.clone(),
+            accounts,
+            clock.clone(),
+        )?;
         Ok(Services {
             config,
             store,
             secrets,
             audit,
+            auth,
             clock,
         })
     }
@@ -163,6 +179,8 @@ pub struct App {
     pub tls: Option<Tls>,
     pub tasks: Tasks,
     pub load: Load,
+    pub limits: RateLimits,
+    pub refusals: RefusalLog,
     pub started: Instant,
     /// The code sandbox, when enabled and this host can provide it.
     pub sandbox: Option<Runner>,
@@ -205,11 +223,14 @@ impl App {
         // Keys made just now must pass the same permission check.
         services.check_key_files()?;
         let (sandbox, sandbox_status) = open_sandbox(&services);
+        let limits = RateLimits::new(&services.config.rate_limit);
         Ok(App {
             services,
             tls,
             tasks: Tasks::default(),
             load: Load::default(),
+            limits,
+            refusals: RefusalLog::default(),
             started: Instant::now(),
             sandbox,
             sandbox_status: Mutex::new(sandbox_status),

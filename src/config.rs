@@ -131,6 +131,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub security: SecurityConfig,
     pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub audit: AuditConfig,
     pub logging: LoggingConfig,
     pub tools: ToolsConfig,
@@ -209,6 +210,90 @@ pub struct AuthConfig {
     pub mode: AuthMode,
     pub token: Option<Secret>,
     pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub claim_code_ttl: Duration,
+    pub password: PasswordConfig,
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    pub device_code_ttl: Duration,
+    pub device_poll_interval: Duration,
+}
+
+/// Password hashing and policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordConfig {
+    pub min_length: usize,
+    pub max_length: usize,
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; further logins wait briefly, then get 503.
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+    pub api_per_minute: u32,
+    pub api_burst: u32,
+    /// Proxies whose `X-Forwarded-For` is believed, as networks.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An IP network such as `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let invalid =
+            || format!("{text:?} is not an IP address or network such as 10.0.0.1 or 10.0.0.0/8");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| invalid())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(invalid)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(ip: IpAddr) -> u128 {
+            match ip {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)),
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        }
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            (IpAddr::V6(_), IpAddr::V4(_)) => return false,
+            _ => ip,
+        };
+        let width = if self.addr.is_ipv4() { 32 } else { 128 };
+        let shift = width - u32::from(self.prefix);
+        if shift >= 128 {
+            return true;
+        }
+        (bits(ip) >> shift) == (bits(self.addr) >> shift)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +359,7 @@ struct RawConfig {
     tls: RawTls,
     security: RawSecurity,
     auth: RawAuth,
+    rate_limit: RawRateLimit,
     audit: RawAudit,
     logging: RawLogging,
     tools: RawTools,
@@ -385,6 +471,18 @@ struct RawAuth {
     token: Option<Secret>,
     #[serde(serialize_with = "redacted")]
     jwt_secret: Option<Secret>,
+    access_token_ttl: Option<Seconds>,
+    refresh_token_ttl: Seconds,
+    claim_code_ttl: Seconds,
+    password_min_length: u64,
+    argon2_memory: Size,
+    argon2_iterations: u64,
+    argon2_parallelism: u64,
+    max_concurrent_hashes: u64,
+    lockout_threshold: u64,
+    lockout_duration: Seconds,
+    device_code_ttl: Seconds,
+    device_poll_interval: Seconds,
 }
 
 impl Default for RawAuth {
@@ -393,6 +491,40 @@ impl Default for RawAuth {
             mode: AuthMode::Password,
             token: None,
             jwt_secret: None,
+            access_token_ttl: None,
+            refresh_token_ttl: Seconds(Duration::from_secs(7 * 86_400)),
+            claim_code_ttl: Seconds(Duration::from_secs(3600)),
+            password_min_length: 15,
+            argon2_memory: Size(19 * 1024 * 1024),
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 2,
+            lockout_threshold: 10,
+            lockout_duration: Seconds(Duration::from_secs(15 * 60)),
+            device_code_ttl: Seconds(Duration::from_secs(600)),
+            device_poll_interval: Seconds(Duration::from_secs(5)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRateLimit {
+    auth_per_minute: u64,
+    auth_burst: u64,
+    api_per_minute: u64,
+    api_burst: u64,
+    trusted_proxies: Vec<String>,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 10,
+            auth_burst: 5,
+            api_per_minute: 30,
+            api_burst: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -1084,10 +1216,45 @@ fn validate(
         mode,
         cors_origins: raw.security.cors_origins,
     };
-    let auth = AuthConfig {
-        mode: raw.auth.mode,
-        token: raw.auth.token,
-        jwt_secret: raw.auth.jwt_secret,
+    let auth = validate_auth(raw.auth, env, &mut check);
+    let rate_limit = RateLimitConfig {
+        auth_per_minute: check.range(
+            "rate_limit.auth_per_minute",
+            raw.rate_limit.auth_per_minute,
+            1,
+            100_000,
+        ) as u32,
+        auth_burst: check.range(
+            "rate_limit.auth_burst",
+            raw.rate_limit.auth_burst,
+            1,
+            100_000,
+        ) as u32,
+        api_per_minute: check.range(
+            "rate_limit.api_per_minute",
+            raw.rate_limit.api_per_minute,
+            1,
+            1_000_000,
+        ) as u32,
+        api_burst: check.range(
+            "rate_limit.api_burst",
+            raw.rate_limit.api_burst,
+            1,
+            1_000_000,
+        ) as u32,
+        trusted_proxies: raw
+            .rate_limit
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(index, text)| {
+                IpNet::parse(text)
+                    .map_err(|message| {
+                        check.push(&format!("rate_limit.trusted_proxies.{index}"), message)
+                    })
+                    .ok()
+            })
+            .collect(),
     };
     let audit = AuditConfig {
         retention_days: check.range("audit.retention_days", raw.audit.retention_days, 1, 36_500)
@@ -1113,10 +1280,20 @@ fn validate(
         tls,
         security,
         auth,
+        rate_limit,
         audit,
         logging,
         tools,
     };
+    if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
+        issues.push(ConfigIssue {
+            key: "auth.mode".into(),
+            message: format!(
+                "auth mode \"none\" is for local development and only allowed on a loopback address, not {}",
+                config.server.bind
+            ),
+        });
+    }
     if config.security.mode == SecurityMode::Strict {
         issues.extend(config.strict_violations());
     }
@@ -1263,6 +1440,103 @@ fn validate_sandbox(raw: RawSandbox, check: &mut Issues<'_>) -> SandboxConfig {
             ranges::QUEUE_TIMEOUT.1,
         ),
         cgroup,
+    }
+}
+
+/// Environment variable some deployments use for the access token lifetime, in seconds.
+pub const JWT_EXPIRY_ENV: &str = "JWT_TOKEN_EXPIRY";
+
+fn validate_auth(raw: RawAuth, env: &dyn Environment, check: &mut Issues<'_>) -> AuthConfig {
+    const MIB: u64 = 1024 * 1024;
+    let access = match (raw.access_token_ttl, env.var(JWT_EXPIRY_ENV)) {
+        (Some(ttl), _) => ttl.0,
+        (None, Some(secs)) => match secs.trim().parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => {
+                check.push("auth.access_token_ttl", format!("environment variable {JWT_EXPIRY_ENV} is {secs:?}: give a number of seconds"));
+                Duration::from_secs(3600)
+            }
+        },
+        (None, None) => Duration::from_secs(3600),
+    };
+    if raw.mode == AuthMode::Token && raw.token.as_ref().is_none_or(Secret::is_empty) {
+        check.push("auth.token", "required with [auth] mode = \"token\": set token = \"${AISOPOD_AUTH_TOKEN}\" and export the variable");
+    }
+    let min_length =
+        check.range("auth.password_min_length", raw.password_min_length, 8, 64) as usize;
+    let memory = check.range(
+        "auth.argon2_memory",
+        raw.argon2_memory.0,
+        8 * MIB,
+        1024 * MIB,
+    );
+    let jwt_secret = raw.jwt_secret.or_else(|| {
+        ["AISOPOD_JWT_SECRET", "JWT_SECRET_KEY"]
+            .iter()
+            .find_map(|name| env.var(name).filter(|v| !v.is_empty()))
+            .map(Secret::new)
+    });
+    AuthConfig {
+        mode: raw.mode,
+        token: raw.token,
+        jwt_secret,
+        access_token_ttl: check.duration(
+            "auth.access_token_ttl",
+            access,
+            Duration::from_secs(60),
+            Duration::from_secs(86_400),
+        ),
+        refresh_token_ttl: check.duration(
+            "auth.refresh_token_ttl",
+            raw.refresh_token_ttl.0,
+            Duration::from_secs(300),
+            Duration::from_secs(90 * 86_400),
+        ),
+        claim_code_ttl: check.duration(
+            "auth.claim_code_ttl",
+            raw.claim_code_ttl.0,
+            Duration::from_secs(60),
+            Duration::from_secs(7 * 86_400),
+        ),
+        password: PasswordConfig {
+            min_length,
+            max_length: 128,
+            argon2_memory_kib: (memory / 1024) as u32,
+            argon2_iterations: check.range("auth.argon2_iterations", raw.argon2_iterations, 1, 20)
+                as u32,
+            argon2_parallelism: check.range(
+                "auth.argon2_parallelism",
+                raw.argon2_parallelism,
+                1,
+                16,
+            ) as u32,
+            max_concurrent_hashes: check.range(
+                "auth.max_concurrent_hashes",
+                raw.max_concurrent_hashes,
+                1,
+                64,
+            ) as usize,
+        },
+        lockout_threshold: check.range("auth.lockout_threshold", raw.lockout_threshold, 3, 1000)
+            as u32,
+        lockout_duration: check.duration(
+            "auth.lockout_duration",
+            raw.lockout_duration.0,
+            Duration::from_secs(60),
+            Duration::from_secs(86_400),
+        ),
+        device_code_ttl: check.duration(
+            "auth.device_code_ttl",
+            raw.device_code_ttl.0,
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        ),
+        device_poll_interval: check.duration(
+            "auth.device_poll_interval",
+            raw.device_poll_interval.0,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        ),
     }
 }
 
@@ -1664,7 +1938,8 @@ mod tests {
                 "{text}: {found:#?}"
             );
             let local =
-                format!("[security]\nmode = \"local\"\n{text}").replace("[security]\ncors", "cors");
+                format!("[server]\nbind = \"127.0.0.1:0\"\n[security]\nmode = \"local\"\n{text}")
+                    .replace("[security]\ncors", "cors");
             assert!(
                 parse_str(&local, &env).is_ok(),
                 "local mode should accept {local}"
@@ -1697,12 +1972,13 @@ mod tests {
     #[test]
     fn security_mode_env_overrides_file() {
         let env = FakeEnv::with(&[("SECURITY_MODE", "local")]);
-        assert!(parse_str("[auth]\nmode = \"none\"\n", &env).is_ok());
+        let none = "[server]\nbind = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n";
+        assert!(parse_str(none, &env).is_ok());
         let both = FakeEnv::with(&[
             ("SECURITY_MODE", "local"),
             ("AISOPOD_SECURITY_MODE", "strict"),
         ]);
-        assert!(parse_str("[auth]\nmode = \"none\"\n", &both).is_err());
+        assert!(parse_str(none, &both).is_err());
         let bad = FakeEnv::with(&[("AISOPOD_SECURITY_MODE", "yolo")]);
         let found = issues("", &bad);
         assert!(found[0].message.contains("AISOPOD_SECURITY_MODE"));
@@ -1732,6 +2008,66 @@ mod tests {
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(parse_str(&text, &FakeEnv::default()).is_ok());
+    }
+
+    #[test]
+    fn ip_networks_parse_and_match() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.1.1".parse().unwrap()));
+        let one = IpNet::parse("192.168.1.5").unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            IpNet::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::1/129", ""] {
+            assert!(IpNet::parse(bad).is_err(), "{bad}");
+        }
+        let found = issues(
+            "[rate_limit]\ntrusted_proxies = [\"10.0.0.1\", \"bogus\"]\n",
+            &FakeEnv::default(),
+        );
+        assert_eq!(found[0].key, "rate_limit.trusted_proxies.1");
+    }
+
+    #[test]
+    fn auth_settings_validate_and_jwt_expiry_env_is_honoured() {
+        let env = FakeEnv::with(&[("JWT_TOKEN_EXPIRY", "900")]);
+        let config = parse_str("", &env).unwrap();
+        assert_eq!(config.auth.access_token_ttl, Duration::from_secs(900));
+        let config = parse_str("[auth]\naccess_token_ttl = \"2h\"\n", &env).unwrap();
+        assert_eq!(config.auth.access_token_ttl, Duration::from_secs(7200));
+        assert_eq!(config.auth.password.argon2_memory_kib, 19 * 1024);
+        let found = issues("[auth]\nmode = \"token\"\n", &FakeEnv::default());
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "auth.token" && i.message.contains("required"))
+        );
+        let found = issues(
+            "[server]\nbind = \"0.0.0.0:1\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"none\"\n",
+            &FakeEnv::default(),
+        );
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "auth.mode" && i.message.contains("loopback"))
+        );
+        assert!(parse_str("[server]\nbind = \"127.0.0.1:1\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"none\"\n", &FakeEnv::default()).is_ok());
+        let found = issues(
+            "[auth]\nargon2_memory = \"1m\"\npassword_min_length = 4\n",
+            &FakeEnv::default(),
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
 
 use crate::admin::AdminError;
+use crate::auth::AuthError;
+use crate::auth::users::AccountError;
 use crate::config::ConfigError;
 use crate::sandbox::SandboxError;
 use crate::security::audit::AuditError;
@@ -25,6 +27,10 @@ pub enum Error {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot {op} {path}: {source}")]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::app::{App, Services, tls_audit_event};
+use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
 use crate::security::audit::{AuditError, AuditEvent, Outcome, Query};
@@ -65,6 +66,43 @@ pub enum AdminRequest {
         name: String,
     },
     SecretsRotateMasterKey,
+    UserAdd {
+        name: String,
+        #[serde(serialize_with = "expose_secret")]
+        password: Secret,
+        scopes: Scopes,
+    },
+    UserList,
+    UserPasswd {
+        name: String,
+        #[serde(serialize_with = "expose_secret")]
+        password: Secret,
+    },
+    UserRemove {
+        name: String,
+    },
+    UserDisable {
+        name: String,
+        disabled: bool,
+    },
+    UserUnlock {
+        name: String,
+    },
+    ClaimCode,
+    TokenCreate {
+        owner: Option<String>,
+        name: String,
+        scopes: Scopes,
+        expires: Option<String>,
+    },
+    TokenList,
+    TokenRevoke {
+        id: String,
+    },
+    TokenRotate {
+        name: Option<String>,
+        grace: Option<String>,
+    },
     SandboxRun {
         run: SandboxRunRequest,
     },
@@ -137,14 +175,38 @@ impl AdminRequest {
             AdminRequest::SecretsRemove { .. } => "secrets.remove",
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
             AdminRequest::SandboxRun { .. } => "sandbox.run",
+            AdminRequest::UserAdd { .. } => "user.add",
+            AdminRequest::UserList => "user.list",
+            AdminRequest::UserPasswd { .. } => "user.passwd",
+            AdminRequest::UserRemove { .. } => "user.remove",
+            AdminRequest::UserDisable { disabled: true, .. } => "user.disable",
+            AdminRequest::UserDisable {
+                disabled: false, ..
+            } => "user.enable",
+            AdminRequest::UserUnlock { .. } => "user.unlock",
+            AdminRequest::ClaimCode => "auth.claim_code",
+            AdminRequest::TokenCreate { .. } => "auth.token_create",
+            AdminRequest::TokenList => "auth.token_list",
+            AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
+            AdminRequest::TokenRotate { name: Some(_), .. } => "auth.token_rotate",
+            AdminRequest::TokenRotate { name: None, .. } => "auth.signing_key_rotate",
         }
     }
 
     fn target(&self) -> String {
         match self {
-            AdminRequest::SecretsSet { name, .. } | AdminRequest::SecretsRemove { name } => {
-                name.clone()
-            }
+            AdminRequest::SecretsSet { name, .. }
+            | AdminRequest::SecretsRemove { name }
+            | AdminRequest::UserAdd { name, .. }
+            | AdminRequest::UserPasswd { name, .. }
+            | AdminRequest::UserRemove { name }
+            | AdminRequest::UserDisable { name, .. }
+            | AdminRequest::UserUnlock { name }
+            | AdminRequest::TokenCreate { name, .. }
+            | AdminRequest::TokenRotate {
+                name: Some(name), ..
+            } => name.clone(),
+            AdminRequest::TokenRevoke { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
         }
@@ -326,7 +388,115 @@ fn run(
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
         AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
+        AdminRequest::UserList => {
+            let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
+            json(serde_json::to_value(
+                users.iter().map(|u| u.view()).collect::<Vec<_>>(),
+            ))
+        }
+        AdminRequest::UserAdd {
+            name,
+            password,
+            scopes,
+        } => {
+            let created = services.auth.accounts.create(&name, &password, scopes);
+            if created.is_ok() {
+                // The owner now exists; the first-run claim code must not make another.
+                services.auth.claim.cancel();
+            }
+            user_result(created)
+        }
+        AdminRequest::UserPasswd { name, password } => {
+            user_result(services.auth.accounts.set_password(&name, &password))
+        }
+        AdminRequest::UserRemove { name } => user_result(services.auth.accounts.remove(&name)),
+        AdminRequest::UserDisable { name, disabled } => {
+            user_result(services.auth.accounts.set_disabled(&name, disabled))
+        }
+        AdminRequest::UserUnlock { name } => user_result(services.auth.accounts.unlock(&name)),
+        AdminRequest::TokenCreate { owner, name, scopes, expires } => {
+            let auth = &services.auth;
+            if auth.mode != crate::config::AuthMode::Password && auth.mode != crate::config::AuthMode::Device {
+                return Err("API tokens need user accounts ([auth] mode = \"password\" or \"device\")".into());
+            }
+            let ttl = expires.as_deref().map(duration_secs).transpose()?;
+            let owner = match owner {
+                Some(owner) => auth.accounts.get(&owner).map_err(|e| e.to_string())?.ok_or_else(|| format!("no user named {owner}"))?,
+                None => sole_admin(services)?,
+            };
+            let (secret, record) = auth
+                .tokens
+                .create(&owner, &name, scopes, owner.scopes, ttl, "console")
+                .map_err(|e| e.to_string())?;
+            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
+            }
+            Ok(value)
+        }
+        AdminRequest::TokenList => json(serde_json::to_value(services.auth.tokens.list().map_err(|e| e.to_string())?)),
+        AdminRequest::TokenRevoke { id } => json(serde_json::to_value(services.auth.tokens.revoke(&id).map_err(|e| e.to_string())?)),
+        AdminRequest::TokenRotate { name, grace } => {
+            let grace = grace.as_deref().map(duration_secs).transpose()?.unwrap_or(3600);
+            match name {
+                Some(name) => {
+                    let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
+                    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
+                    }
+                    Ok(value)
+                }
+                None => {
+                    let longest = services.auth.sessions.access_ttl();
+                    let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
+                    Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
+                }
+            }
+        }
+        AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
+            (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),
+            (_, Some(code)) => Ok(serde_json::json!({ "code": code })),
+            (_, None) => Err("no claim code is pending: an account exists already, or the code expired (restart the gateway for a new one)".into()),
+        },
     }
+}
+
+fn duration_secs(text: &str) -> Result<i64, String> {
+    crate::config::parse_duration(text)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .filter(|secs| *secs > 0)
+        .ok_or_else(|| {
+            format!("invalid duration {text:?}: use a number and a unit such as 1h or 90d")
+        })
+}
+
+/// The account a console-made token belongs to when `--owner` is not given.
+fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, String> {
+    let admins: Vec<_> = services
+        .auth
+        .accounts
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|u| !u.disabled && u.scopes.allows(crate::auth::scopes::Scope::Admin))
+        .collect();
+    match <[_; 1]>::try_from(admins) {
+        Ok([admin]) => Ok(admin),
+        Err(admins) if admins.is_empty() => Err(
+            "no administrator account exists yet: create one with `aisopod user add --admin NAME`"
+                .into(),
+        ),
+        Err(_) => Err("several administrators exist: name the token's owner with --owner".into()),
+    }
+}
+
+fn user_result(
+    result: Result<crate::auth::users::UserRecord, crate::auth::users::AccountError>,
+) -> Result<serde_json::Value, String> {
+    let user = result.map_err(|e| e.to_string())?;
+    serde_json::to_value(user.view()).map_err(|e| e.to_string())
 }
 
 fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, String> {

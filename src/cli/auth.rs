@@ -1,5 +1,8 @@
-//! `aisopod auth gen-secret`.
+//! `aisopod auth gen-secret | hash-password | claim-code | create-token | list-tokens |
+//! revoke-token | rotate-token`.
 
+use std::io::{IsTerminal, Read};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -7,14 +10,191 @@ use base64::Engine;
 use clap::Subcommand;
 use ring::rand::SecureRandom;
 
+use crate::admin::AdminRequest;
+use crate::auth::password::Passwords;
+use crate::auth::scopes::Scopes;
+use crate::secret::Secret;
+
+/// Longest password input accepted (the policy's limit is far below this).
+const MAX_PASSWORD_INPUT: u64 = 4096;
+
+/// Reads a new password: from stdin when asked (or when stdin is not a terminal), else
+/// prompted twice without echo.
+pub fn read_password_twice(from_stdin: bool) -> anyhow::Result<Secret> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        return read_password("");
+    }
+    let first = read_password("New password: ")?;
+    let second = read_password("Repeat it: ")?;
+    if first != second {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+/// Reads a password: prompted without echo on a terminal, else one line of stdin.
+pub fn read_password(prompt: &str) -> anyhow::Result<Secret> {
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).context("reading the password")?
+    } else {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .take(MAX_PASSWORD_INPUT + 1)
+            .read_to_end(&mut raw)
+            .context("reading the password from stdin")?;
+        if raw.len() as u64 > MAX_PASSWORD_INPUT {
+            anyhow::bail!("the password input is longer than {MAX_PASSWORD_INPUT} bytes");
+        }
+        let text = String::from_utf8(raw)
+            .map_err(|_| anyhow::anyhow!("the password is not valid UTF-8"))?;
+
+        text.lines().next().unwrap_or("").to_string()
+    };
+    if text.is_empty() {
+        anyhow::bail!("no password given");
+    }
+    Ok(Secret::new(text))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Print 32 random bytes, base64-encoded, for use as a token or signing secret
     GenSecret,
+    /// Hash a password with argon2id (read from stdin, or prompted for on a terminal)
+    HashPassword,
+    /// Show the running gateway's one-time claim code (while no account exists)
+    ClaimCode,
+    /// Create an API token (shown once)
+    CreateToken {
+        /// Comma-separated scopes: chat:read,chat:write,agent:read,agent:manage,channel:read,channel:manage,config:read,config:write,admin
+        #[arg(long)]
+        scopes: String,
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as 90d (default: until revoked)
+        #[arg(long)]
+        expires: Option<String>,
+        /// The account the token acts for (default: the only administrator)
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API tokens (never their secrets)
+    ListTokens {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by id
+    RevokeToken { id: String },
+    /// With --name, replace that API token (the old one works for --grace); without, rotate the session signing key
+    RotateToken {
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the old token keeps working (default 1h)
+        #[arg(long)]
+        grace: Option<String>,
+    },
 }
 
-pub fn run(command: AuthCommand) -> anyhow::Result<ExitCode> {
+pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AuthCommand::CreateToken {
+            scopes,
+            name,
+            expires,
+            owner,
+            json,
+        } => {
+            let config = super::load_config(config_path)?;
+            let scopes = Scopes::parse_list(&scopes).map_err(anyhow::Error::msg)?;
+            let result = super::dispatch(
+                config,
+                AdminRequest::TokenCreate {
+                    owner,
+                    name,
+                    scopes,
+                    expires,
+                },
+            )?;
+            if json {
+                super::print_json(&result)?;
+            } else {
+                println!("{}", result["token"].as_str().unwrap_or(""));
+                eprintln!(
+                    "token {} ({}) for {}: shown once, store it now",
+                    result["id"].as_str().unwrap_or(""),
+                    result["name"].as_str().unwrap_or(""),
+                    result["owner"].as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::ListTokens { json } => {
+            let config = super::load_config(config_path)?;
+            let result = super::dispatch(config, AdminRequest::TokenList)?;
+            if json {
+                super::print_json(&result)?;
+            } else {
+                for token in result.as_array().into_iter().flatten() {
+                    let scopes: Vec<&str> = token["scopes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.as_str())
+                        .collect();
+                    println!(
+                        "{}  {:<20} {:<12} {:<28} expires {}",
+                        token["id"].as_str().unwrap_or(""),
+                        token["name"].as_str().unwrap_or(""),
+                        token["owner"].as_str().unwrap_or(""),
+                        scopes.join(","),
+                        token["expires"]
+                            .as_i64()
+                            .map_or("never".to_string(), |t| t.to_string())
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::RevokeToken { id } => {
+            let config = super::load_config(config_path)?;
+            super::dispatch(config, AdminRequest::TokenRevoke { id: id.clone() })?;
+            println!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::RotateToken { name, grace } => {
+            let config = super::load_config(config_path)?;
+            let result = super::dispatch(
+                config,
+                AdminRequest::TokenRotate {
+                    name: name.clone(),
+                    grace,
+                },
+            )?;
+            match name {
+                Some(_) => println!("{}", result["token"].as_str().unwrap_or("")),
+                None => println!(
+                    "signing key rotated: new kid {}",
+                    result["kid"].as_str().unwrap_or("")
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::ClaimCode => {
+            let config = super::load_config(config_path)?;
+            let result = super::dispatch(config, AdminRequest::ClaimCode)?;
+            println!("{}", result["code"].as_str().unwrap_or(""));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::HashPassword => {
+            let config = super::load_config(config_path)?;
+            let password = read_password("Password: ")?;
+            let passwords = Passwords::new(&config.auth.password);
+            passwords.check_policy(&password, &[])?;
+            println!("{}", passwords.hash(&password)?);
+            Ok(ExitCode::SUCCESS)
+        }
         AuthCommand::GenSecret => {
             let mut bytes = [0u8; 32];
             ring::rand::SystemRandom::new()

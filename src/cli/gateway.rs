@@ -1,6 +1,6 @@
 //! `aisopod gateway start | validate-config`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -168,6 +168,25 @@ async fn serve(config: config::Config, print_addr: bool) -> anyhow::Result<ExitC
         admin_socket = %socket_path.display(),
         "aisopod gateway listening"
     );
+    let auth = &app.services.auth;
+    if auth.has_accounts() && auth.accounts.is_empty() {
+        let code = auth.claim.start();
+        let minutes = app.config().auth.claim_code_ttl.as_secs() / 60;
+        app.audit()
+            .record_or_log(AuditEvent::new("auth.claim_code_created"));
+        // The code is a one-time secret: shown on an interactive console, never logged.
+        if std::io::stderr().is_terminal() {
+            eprintln!(
+                "\n  No accounts yet. Claim this gateway within {minutes} minutes with the code\n\n      {code}\n\n  \
+                 at {scheme}://{shown}/setup/claim, or create the owner here: aisopod user add --admin NAME\n"
+            );
+        } else {
+            tracing::warn!(
+                "no accounts yet: `aisopod auth claim-code` on this device shows the one-time claim code \
+                 (valid {minutes} minutes), or create the owner with `aisopod user add --admin NAME`"
+            );
+        }
+    }
     if print_addr {
         println!("{scheme}://{shown}");
         let _ = std::io::stdout().flush();

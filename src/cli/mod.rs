@@ -13,8 +13,10 @@ mod audit;
 mod auth;
 mod cert;
 mod gateway;
+mod login;
 mod sandbox;
 mod secrets;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +62,11 @@ enum Command {
     /// Run code in the sandbox, or check what this host offers it
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Sign in to a gateway from another machine with the device flow (RFC 8628)
+    Login(login::LoginArgs),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -79,8 +86,10 @@ pub fn main() -> ExitCode {
         Command::Audit(command) => audit::run(cli.config.as_deref(), command),
         Command::Cert(command) => cert::run(cli.config.as_deref(), command),
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
-        Command::Auth(command) => auth::run(command),
         Command::Sandbox(command) => sandbox::run(cli.config.as_deref(), command),
+        Command::Auth(command) => auth::run(cli.config.as_deref(), command),
+        Command::User(command) => user::run(cli.config.as_deref(), command),
+        Command::Login(args) => login::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -3,4 +3,5 @@
 //! here. Nothing in this module speaks HTTP; the server calls into it.
 
 pub mod audit;
+pub mod rate_limit;
 pub mod secrets;

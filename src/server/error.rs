@@ -97,3 +97,104 @@ impl From<Error> for ApiError {
         }
     }
 }
+
+impl From<crate::auth::users::AccountError> for ApiError {
+    fn from(err: crate::auth::users::AccountError) -> Self {
+        use crate::auth::password::PasswordError;
+        use crate::auth::users::AccountError as E;
+        match err {
+            // One answer for every failed login, so it cannot tell whether a user exists.
+            E::InvalidCredentials | E::Locked { .. } | E::Disabled => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid username or password (repeated failures lock an account for a while)",
+            ),
+            E::InvalidUsername(_) | E::LastAdmin => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
+            }
+            E::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string()),
+            E::Password(PasswordError::Busy) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                PasswordError::Busy.to_string(),
+            ),
+            E::Password(
+                p @ (PasswordError::TooShort(_)
+                | PasswordError::TooLong(_)
+                | PasswordError::TooCommon),
+            ) => ApiError::new(StatusCode::BAD_REQUEST, "weak_password", p.to_string()),
+            E::Password(_) | E::Store(_) => Error::Account(err).into(),
+        }
+    }
+}
+
+impl From<crate::auth::sessions::SessionError> for ApiError {
+    fn from(err: crate::auth::sessions::SessionError) -> Self {
+        use crate::auth::sessions::SessionError as E;
+        match err {
+            E::InvalidRefresh | E::Reused { .. } | E::Jwt(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credential",
+                "the credential is invalid, expired or revoked",
+            ),
+            E::Account(err) => err.into(),
+            E::Store(err) => Error::Store(err).into(),
+        }
+    }
+}
+
+impl From<crate::auth::tokens::TokenError> for ApiError {
+    fn from(err: crate::auth::tokens::TokenError) -> Self {
+        use crate::auth::tokens::TokenError as E;
+        match err {
+            E::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credential",
+                err.to_string(),
+            ),
+            E::ScopeNotHeld(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+            }
+            E::InvalidName(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
+            }
+            E::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string()),
+            E::Account(err) => err.into(),
+            E::Store(err) => Error::Store(err).into(),
+        }
+    }
+}
+
+impl From<crate::auth::jwt::JwtError> for ApiError {
+    fn from(err: crate::auth::jwt::JwtError) -> Self {
+        use crate::auth::jwt::JwtError as E;
+        match err {
+            E::ConfiguredKey => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+            E::Store(message) => {
+                tracing::error!(error = %message, "signing keyring storage failed");
+                ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            _ => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credential",
+                "the credential is invalid, expired or revoked",
+            ),
+        }
+    }
+}
+
+impl From<crate::auth::claim::ClaimError> for ApiError {
+    fn from(err: crate::auth::claim::ClaimError) -> Self {
+        use crate::auth::claim::ClaimError as E;
+        match err {
+            E::AlreadyClaimed => {
+                ApiError::new(StatusCode::CONFLICT, "already_claimed", err.to_string())
+            }
+            E::WrongCode => {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong_claim_code", err.to_string())
+            }
+        }
+    }
+}

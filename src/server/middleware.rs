@@ -117,12 +117,13 @@ pub async fn security_headers(
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors stay as they are; HTML pages (the device approval page) carry their own.
+    let has_own_body = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !has_own_body {
         let (mut parts, _) = response.into_parts();
         let error = ApiError::for_status(status);
         let body = Body::from(error.body().to_string());

@@ -8,7 +8,11 @@
 //! telling it to use HTTPS. On shutdown the listener closes and in-flight requests get
 //! `shutdown_timeout` to finish. Handlers never see TLS or sockets.
 
+pub mod auth;
+pub mod auth_routes;
+pub mod device_routes;
 pub mod error;
+pub mod json;
 pub mod middleware;
 pub mod routes;
 
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -33,36 +37,86 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::app::App;
+use crate::server::auth::{Access, AccessTable, Guard};
 
 /// The first byte of a TLS ClientHello record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 52\r\n\r\nThis port speaks HTTPS; use an https:// URL instead.\n";
 
-/// Every route the gateway serves, wrapped in the middleware stack.
-pub fn router(app: Arc<App>) -> Router {
-    with_middleware(app, routes())
+/// Routes with their access declarations; every route is added through [`Api::route`].
+#[derive(Debug, Default)]
+pub struct Api {
+    router: Router<Arc<App>>,
+    access: AccessTable,
 }
 
-/// The routes, before middleware; each API area adds its own router here.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/ready", get(routes::ready))
-        .route("/ca.crt", get(routes::ca_certificate))
+impl Api {
+    pub fn new() -> Api {
+        Api::default()
+    }
+
+    /// Adds a route and declares who may call it.
+    pub fn route(
+        mut self,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Arc<App>>,
+    ) -> Api {
+        self.access.declare(None, path, access);
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    pub fn merge(mut self, other: Api) -> Api {
+        for (method, path, access) in other.access.entries() {
+            self.access.declare(method.cloned(), path, access);
+        }
+        self.router = self.router.merge(other.router);
+        self
+    }
+
+    /// The declarations, for tests that walk every route.
+    pub fn access(&self) -> &AccessTable {
+        &self.access
+    }
+}
+
+/// Every route the gateway serves, with their access declarations.
+pub fn api() -> Api {
+    Api::new()
+        .route("/health", Access::Public, get(routes::health))
+        .route("/ready", Access::Public, get(routes::ready))
+        .route("/ca.crt", Access::Public, get(routes::ca_certificate))
+        .merge(auth_routes::api())
+        .merge(device_routes::api())
+}
+
+/// Every route the gateway serves, wrapped in the middleware stack.
+pub fn router(app: Arc<App>) -> Router {
+    with_middleware(app, api())
 }
 
 /// Wraps routes in the middleware stack every request passes through.
-pub fn with_middleware(app: Arc<App>, routes: Router<Arc<App>>) -> Router {
+pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
     let server = &app.config().server;
     let max_body = usize::try_from(server.max_body).unwrap_or(usize::MAX);
     let cors = cors_layer(&app.config().security.cors_origins);
-    routes
+    let guard = Guard {
+        app: app.clone(),
+        access: Arc::new(api.access),
+    };
+    api.router
+        .route_layer(axum::middleware::from_fn_with_state(guard, auth::authorize))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             middleware::timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::identify,
         ))
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(

@@ -115,6 +115,18 @@ impl StoreKey for MetaKey {
     }
 }
 
+/// Keys chosen by the owning module (user names, token ids): their UTF-8 bytes, so
+/// byte order is string order.
+impl StoreKey for String {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

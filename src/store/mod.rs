@@ -28,6 +28,9 @@ use serde::de::DeserializeOwned;
 
 pub use ids::{AuditSeq, MetaKey, SecretName, StoreKey};
 
+/// Free space below which writes are refused: two of sled's 512 KiB log segments.
+const SPACE_RESERVE: u64 = 1024 * 1024;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -38,6 +41,11 @@ pub enum TreeName {
     Meta,
     Audit,
     Secrets,
+    Users,
+    Tokens,
+    Sessions,
+    Families,
+    Revoked,
 }
 
 impl TreeName {
@@ -46,6 +54,11 @@ impl TreeName {
             TreeName::Meta => "meta",
             TreeName::Audit => "audit",
             TreeName::Secrets => "secrets",
+            TreeName::Users => "users",
+            TreeName::Tokens => "tokens",
+            TreeName::Sessions => "sessions",
+            TreeName::Revoked => "revoked",
+            TreeName::Families => "families",
         }
     }
 }
@@ -71,6 +84,15 @@ pub enum StoreError {
     #[error("store write failed: {0}")]
     Write(String),
     #[error(
+        "no space left for the store in {path}: {available} bytes free, fewer than the {reserve} \
+         kept in reserve so that the store never runs out of space mid-write"
+    )]
+    NoSpace {
+        path: PathBuf,
+        available: u64,
+        reserve: u64,
+    },
+    #[error(
         "the store holds schema version {found}, newer than this aisopod knows ({known}); upgrade aisopod or restore a backup"
     )]
     TooNew { found: u32, known: u32 },
@@ -89,6 +111,9 @@ impl StoreError {
 
     /// True when the disk is full; callers refuse the operation and keep running.
     pub fn is_disk_full(&self) -> bool {
+        if matches!(self, StoreError::NoSpace { .. }) {
+            return true;
+        }
         let text = self.to_string();
         text.contains("No space left") || text.contains("os error 28")
     }
@@ -119,6 +144,9 @@ struct Durability {
     log: File,
     dir: File,
     syncs: AtomicU64,
+    /// The first failed sync. sled keeps such errors until the database is reopened,
+    /// so the store reports itself unhealthy (and a supervised gateway is restarted).
+    failure: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -153,6 +181,7 @@ impl Store {
                     log,
                     dir: dir_handle,
                     syncs: AtomicU64::new(0),
+                    failure: Mutex::new(None),
                 },
                 _lock: lock,
             }),
@@ -227,6 +256,29 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses a write while the filesystem has less than [`SPACE_RESERVE`] free. sled
+    /// keeps the first I/O error of its log writer (such as ENOSPC) and fails every later
+    /// operation with it until the database is reopened, so the store must refuse
+    /// before sled ever meets a full disk; then freeing space is enough to recover.
+    fn ensure_space(&self) -> Result<(), StoreError> {
+        let stat = nix::sys::statvfs::statvfs(&self.inner.dir).map_err(|errno| StoreError::Io {
+            op: "statvfs",
+            path: self.inner.dir.clone(),
+            source: errno.into(),
+        })?;
+        // The field types are platform aliases (u32 on some 32-bit targets).
+        let available =
+            (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
+        if available < SPACE_RESERVE {
+            return Err(StoreError::NoSpace {
+                path: self.inner.dir.clone(),
+                available,
+                reserve: SPACE_RESERVE,
+            });
+        }
+        Ok(())
+    }
+
     fn note_write(&self) {
         self.inner.durability.written.fetch_add(1, Ordering::SeqCst);
     }
@@ -244,6 +296,25 @@ impl Store {
             return Ok(());
         }
         let target = durability.written.load(Ordering::SeqCst);
+        let result = self.flush_and_fsync();
+        match &result {
+            Ok(()) => {
+                durability.syncs.fetch_add(1, Ordering::Relaxed);
+                *synced = target;
+            }
+            Err(err) => {
+                let mut failure = durability
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                failure.get_or_insert_with(|| err.to_string());
+            }
+        }
+        result
+    }
+
+    fn flush_and_fsync(&self) -> Result<(), StoreError> {
+        let durability = &self.inner.durability;
         self.inner.db.flush().map_err(write_error)?;
         durability
             .log
@@ -252,10 +323,7 @@ impl Store {
         durability
             .dir
             .sync_all()
-            .map_err(StoreError::io("fsync", &self.inner.dir))?;
-        durability.syncs.fetch_add(1, Ordering::Relaxed);
-        *synced = target;
-        Ok(())
+            .map_err(StoreError::io("fsync", &self.inner.dir))
     }
 
     /// How many flush + fsync rounds have run; shows grouping at work.
@@ -263,8 +331,20 @@ impl Store {
         self.inner.durability.syncs.load(Ordering::Relaxed)
     }
 
-    /// Cheap liveness probe for readiness checks.
+    /// Cheap health probe for readiness checks: the store reads, and no sync has failed.
     pub fn check(&self) -> Result<(), StoreError> {
+        let failure = self
+            .inner
+            .durability
+            .failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(failure) = failure {
+            return Err(StoreError::Write(format!(
+                "a write could not be made durable ({failure}); restart aisopod to reopen the store"
+            )));
+        }
         self.schema_version().map(|_| ())
     }
 }
@@ -343,6 +423,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 
     /// Inserts a value. Not durable until [`Store::sync`].
     pub fn insert(&self, key: &K, value: &V) -> Result<(), StoreError> {
+        self.store.ensure_space()?;
         let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
         self.tree
             .insert(key.to_bytes(), bytes)
@@ -353,10 +434,25 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 
     /// Inserts only if the key is absent; false when it was present.
     pub fn insert_new(&self, key: &K, value: &V) -> Result<bool, StoreError> {
+        self.store.ensure_space()?;
         let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
         let swapped = self
             .tree
             .compare_and_swap(key.to_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(write_error)?;
+        self.store.note_write();
+        Ok(swapped.is_ok())
+    }
+
+    /// Replaces `old` with `new` only if the stored value is still exactly `old`; false
+    /// when another writer got there first.
+    pub fn compare_and_swap(&self, key: &K, old: &V, new: &V) -> Result<bool, StoreError> {
+        let encode =
+            |v: &V| serde_json::to_vec(v).map_err(|err| StoreError::Write(err.to_string()));
+        self.store.ensure_space()?;
+        let swapped = self
+            .tree
+            .compare_and_swap(key.to_bytes(), Some(encode(old)?), Some(encode(new)?))
             .map_err(write_error)?;
         self.store.note_write();
         Ok(swapped.is_ok())
@@ -371,6 +467,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 
     /// Replaces several values atomically: all or none are applied.
     pub fn replace_all(&self, entries: &[(K, V)]) -> Result<(), StoreError> {
+        self.store.ensure_space()?;
         let mut batch = sled::Batch::default();
         for (key, value) in entries {
             let bytes =

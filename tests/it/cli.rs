@@ -111,10 +111,12 @@ fn strict_mode_refuses_to_start_naming_the_key() {
     ];
     for (extra, key) in cases {
         let setup = Setup::new(extra);
-        let text = std::fs::read_to_string(&setup.config)
-            .unwrap()
-            .replace("127.0.0.1:0", "0.0.0.0:0");
-        std::fs::write(&setup.config, text).unwrap();
+        if key == "tls.mode" {
+            let text = std::fs::read_to_string(&setup.config)
+                .unwrap()
+                .replace("127.0.0.1:0", "0.0.0.0:0");
+            std::fs::write(&setup.config, text).unwrap();
+        }
         let out = setup.cli(&["gateway", "start"]);
         assert_eq!(out.status.code(), Some(1), "{extra}");
         let message = stderr(&out);
@@ -498,4 +500,77 @@ fn with_no_config_the_gateway_runs_on_defaults_in_a_local_data_dir() {
     assert!(log.contains("built-in defaults"), "{log}");
     assert!(cwd.path().join("aisopod-data/master.key").exists());
     assert!(log.contains("aisopod-data"), "{log}");
+}
+
+#[test]
+fn user_accounts_are_managed_from_the_console_with_or_without_a_gateway() {
+    let setup = Setup::new("[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1");
+    let password = b"walrus cinnamon lantern quietly\n";
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "Owner", "--password-stdin"],
+        &[],
+        Some(password),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert_eq!(stdout(&added).trim(), "created owner");
+    let again = setup.cli_with(
+        &["user", "add", "owner", "--password-stdin"],
+        &[],
+        Some(password),
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"));
+    let weak = setup.cli_with(
+        &["user", "add", "bob", "--password-stdin"],
+        &[],
+        Some(b"password12345678\n"),
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(stderr(&weak).contains("too common"), "{}", stderr(&weak));
+    let confusable = setup.cli_with(
+        &["user", "add", "\u{430}dmin", "--password-stdin"],
+        &[],
+        Some(password),
+    );
+    assert!(
+        stderr(&confusable).contains("invalid username"),
+        "{}",
+        stderr(&confusable)
+    );
+
+    let mut gateway = setup.start();
+    let bob = setup.cli_with(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--scopes",
+            "chat:read",
+            "--password-stdin",
+        ],
+        &[],
+        Some(b"plinth-ocarina-sleet-mural\n"),
+    );
+    assert!(bob.status.success(), "{}", stderr(&bob));
+    assert!(setup.cli(&["user", "disable", "bob"]).status.success());
+    let last = setup.cli(&["user", "remove", "owner"]);
+    assert_eq!(last.status.code(), Some(1));
+    assert!(stderr(&last).contains("last enabled administrator"));
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&setup.cli(&["user", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["username"], "bob");
+    assert_eq!(list[0]["disabled"], true);
+    assert_eq!(list[0]["scopes"], serde_json::json!(["chat:read"]));
+    assert!(
+        list.iter().all(|u| u.get("password_hash").is_none()),
+        "hashes must not leave the store"
+    );
+    gateway.stop();
+    let audit = stdout(&setup.cli(&["audit", "export"]));
+    assert!(
+        audit.contains("admin.user.disable")
+            && !audit.contains("walrus")
+            && !audit.contains("plinth")
+    );
 }

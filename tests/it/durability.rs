@@ -100,9 +100,11 @@ impl XorShift {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_nanos();
-                (nanos as u64 ^ u64::from(std::process::id())) | 1
+                nanos as u64 ^ u64::from(std::process::id())
             }
         };
+        // xorshift never leaves 0.
+        let seed = seed | 1;
         (XorShift(seed), seed)
     }
 
@@ -192,6 +194,9 @@ struct CrashTotals {
     kills_before_first_ack: usize,
     acknowledged: usize,
     found: usize,
+    /// The longest time a child took from start to its first acknowledged record; early
+    /// kills pick their moment within it, so that they land while the store opens.
+    startup: Duration,
 }
 
 /// One store's life across several SIGKILLs: what the earlier rounds found.
@@ -243,10 +248,12 @@ fn acknowledged_audit_records_survive_sigkill() {
         round += 1;
     }
     eprintln!(
-        "crash test: {} SIGKILLs ({} before the child's first acknowledgement), {} records \
-         acknowledged, {} records found after the kills (acknowledged or not), seed {seed}, {:.1} s",
+        "crash test: {} SIGKILLs ({} before the child's first acknowledgement; children took up \
+         to {} ms to start appending), {} records acknowledged, {} records found after the kills \
+         (acknowledged or not), seed {seed}, {:.1} s",
         totals.kills,
         totals.kills_before_first_ack,
+        totals.startup.as_millis(),
         totals.acknowledged,
         totals.found,
         started.elapsed().as_secs_f64()
@@ -299,12 +306,15 @@ fn crash_round(
             acked
         })
     };
+    let spawned = Instant::now();
     let delay = if early {
-        Duration::from_millis(rng.range(0, 150))
+        let window = totals.startup.max(Duration::from_millis(50)).as_millis() as u64;
+        Duration::from_millis(rng.range(0, window + 20))
     } else {
         let appending = wait_until(Duration::from_secs(30), || {
             acks.load(Ordering::SeqCst) > 0 || child.0.try_wait().unwrap().is_some()
         });
+        totals.startup = totals.startup.max(spawned.elapsed());
         assert!(
             appending && acks.load(Ordering::SeqCst) > 0,
             "round {round}: the appender child on {} did not start appending:\n{}",
@@ -694,6 +704,59 @@ fn a_gateway_fsyncs_before_answering_on_the_admin_socket() {
     );
 }
 
+/// The strace check itself: it passes on a log that syncs in order, and fails when the
+/// fsync of the log or its directory is missing or comes after the acknowledgement.
+#[test]
+fn the_strace_check_rejects_a_missing_or_late_fsync() {
+    let write = r#"7 pwrite64(4</d/db/db>, "\1\2", 2, 0) = 2"#;
+    let range = "7 sync_file_range(4</d/db/db>, 0, 2, SYNC_FILE_RANGE_WRITE) = 0";
+    let file = "9 fsync(5</d/db/db>)      = 0";
+    let file_unfinished = "9 fsync(5</d/db/db> <unfinished ...>";
+    let file_resumed = "9 <... fsync resumed>)      = 0";
+    let dir = "9 fsync(6</d/db>)         = 0";
+    let ack = r#"9 write(1<pipe:[1]>, "stored demo (sealed under key 1)\n", 33) = 33"#;
+    let check = |lines: &[&str]| {
+        let calls = parse_strace(&lines.join("\n"));
+        let ack = calls.iter().find(|c| c.fd == Some(1)).unwrap().clone();
+        std::panic::catch_unwind(|| {
+            assert_synced_before(
+                &calls,
+                Path::new("/d/db"),
+                &ack,
+                "synthetic",
+                Path::new("-"),
+            )
+        })
+        .is_ok()
+    };
+    assert!(check(&[write, range, file, dir, ack]));
+    assert!(check(&[
+        write,
+        file_unfinished,
+        range,
+        file_resumed,
+        dir,
+        ack
+    ]));
+    assert!(!check(&[write, range, dir, ack]), "no fsync of the file");
+    assert!(
+        !check(&[write, range, file, ack]),
+        "no fsync of the directory"
+    );
+    assert!(
+        !check(&[file, dir, write, range, ack]),
+        "fsync before the write"
+    );
+    assert!(
+        !check(&[write, file_unfinished, dir, ack, file_resumed]),
+        "fsync ends after the ack"
+    );
+    assert!(
+        !check(&[write, range, file, dir, write, ack]),
+        "a write after the fsync"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. A full disk: a clear refusal, no panic, recovery once space is freed.
 
@@ -795,102 +858,125 @@ fn disk_full_child() {
     }
 }
 
-#[test]
-fn a_full_disk_refuses_audit_appends_clearly_and_recovers() {
-    let root = tempfile::tempdir().unwrap();
-    let mount = root.path().join("small");
-    let _mounted = mount_tmpfs(&mount, "3m");
-    // 1 MiB the child deletes to free space once appends are refused.
-    let filler = mount.join("filler");
-    std::fs::write(&filler, vec![0xa5u8; 1 << 20]).unwrap();
-    let data_dir = mount.join("data");
-    let config = root.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\ndata_dir = \"{}\"\nruntime_dir = \"{}\"\n",
-            data_dir.display(),
-            root.path().join("run").display()
-        ),
-    )
-    .unwrap();
+/// What one disk-full child run left behind: its reports, and the filesystem it filled
+/// (still mounted while this lives).
+struct DiskFullRun {
+    lines: Vec<String>,
+    /// The child's reports and stderr, for assertion messages.
+    shown: String,
+    data_dir: PathBuf,
+    _mounted: Mounted,
+    _root: tempfile::TempDir,
+}
 
-    let mut child = KillOnDrop(spawn_child(
-        "durability::disk_full_child",
-        &[
-            (DISK_FULL_CONFIG, config.as_os_str()),
-            (DISK_FULL_FILLER, filler.as_os_str()),
-        ],
-        Stdio::piped(),
-    ));
-    let output = collect_output(&mut child.0, Duration::from_secs(60));
-    let (status, stdout, stderr) = output;
-    let lines = reports(&stdout);
-    let shown = format!(
-        "child reports:\n{}\nchild stderr:\n{stderr}",
-        lines.join("\n")
-    );
-    assert!(
-        status.success(),
-        "the disk-full child failed ({status}); {shown}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "a thread panicked when the disk filled up; {shown}"
-    );
-    assert!(
-        !lines.iter().any(|l| l == "never full"),
-        "the 3 MiB disk never filled up; {shown}"
-    );
-    let acked: Vec<u64> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("ack ")?.parse().ok())
-        .collect();
+impl DiskFullRun {
+    /// Mounts a 3 MiB tmpfs holding a 1 MiB filler file and a data directory, and runs
+    /// [`disk_full_child`] on it; asserts that it ran to the end without a panic.
+    fn run() -> DiskFullRun {
+        let root = tempfile::tempdir().unwrap();
+        let mount = root.path().join("small");
+        let mounted = mount_tmpfs(&mount, "3m");
+        let filler = mount.join("filler");
+        std::fs::write(&filler, vec![0xa5u8; 1 << 20]).unwrap();
+        let data_dir = mount.join("data");
+        let config = root.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[storage]\ndata_dir = \"{}\"\nruntime_dir = \"{}\"\n",
+                data_dir.display(),
+                root.path().join("run").display()
+            ),
+        )
+        .unwrap();
+        let mut child = KillOnDrop(spawn_child(
+            "durability::disk_full_child",
+            &[
+                (DISK_FULL_CONFIG, config.as_os_str()),
+                (DISK_FULL_FILLER, filler.as_os_str()),
+            ],
+            Stdio::piped(),
+        ));
+        let (status, stdout, stderr) = collect_output(&mut child.0, Duration::from_secs(60));
+        let lines = reports(&stdout);
+        let shown = format!(
+            "child reports:\n{}\nchild stderr:\n{stderr}",
+            lines.join("\n")
+        );
+        assert!(
+            status.success(),
+            "the disk-full child failed ({status}); {shown}"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "a thread panicked when the disk filled up; {shown}"
+        );
+        assert!(
+            !lines.iter().any(|l| l == "never full"),
+            "the 3 MiB disk never filled up; {shown}"
+        );
+        DiskFullRun {
+            lines,
+            shown,
+            data_dir,
+            _mounted: mounted,
+            _root: root,
+        }
+    }
+
+    /// Seqs reported after `prefix` (`"ack "`, `"ack-after-free "`).
+    fn seqs(&self, prefix: &str) -> Vec<u64> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix)?.parse().ok())
+            .collect()
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_audit_appends_clearly_and_loses_nothing() {
+    let run = DiskFullRun::run();
+    let shown = &run.shown;
+    let acked = run.seqs("ack ");
     assert!(
         !acked.is_empty(),
         "no append succeeded before the disk filled; {shown}"
     );
-    let full = lines
+    let full = run
+        .lines
         .iter()
         .find(|l| l.starts_with("full "))
         .unwrap_or_else(|| panic!("no append was refused; {shown}"));
     assert!(
         full.starts_with("full disk-full=true") && full.contains("disk is full"),
-        "the append on a full disk failed with another error than \"disk is full\": {full}; {shown}"
+        "the append on a full disk failed with another error than \"disk is full\": {full}; \
+         {shown}"
     );
-    for line in lines.iter().filter(|l| l.starts_with("still-full ")) {
-        assert!(
-            line.contains("disk is full"),
-            "a later append on the still-full disk failed unclearly: {line}; {shown}"
-        );
-    }
-    let after_free: Vec<&String> = lines
+    let still_full: Vec<&String> = run
+        .lines
         .iter()
-        .skip_while(|l| *l != "freed")
-        .filter(|l| l.starts_with("ack-after-free ") || l.starts_with("error-after-free "))
+        .filter(|l| l.starts_with("still-full ") || l.starts_with("ack-while-full "))
         .collect();
     assert!(
-        !after_free.is_empty() && after_free.iter().all(|l| l.starts_with("ack-after-free ")),
-        "appends still fail after space was freed (the process keeps running): {after_free:?}; {shown}"
+        still_full.iter().all(|l| l.contains("disk is full")),
+        "later appends on the still-full disk failed unclearly: {still_full:?}; {shown}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("verify ok")),
+        run.lines.iter().any(|l| l.starts_with("verify ok")),
         "the chain does not verify in the process that hit the full disk; {shown}"
     );
-    let acked_after: Vec<u64> = after_free
-        .iter()
-        .filter_map(|l| l.strip_prefix("ack-after-free ")?.parse().ok())
-        .collect();
 
-    // Every acknowledged record is there after a reopen, and the chain holds.
-    let (_store, audit) = open_audit(&data_dir);
+    // A restart (reopen) finds every acknowledged record and an intact chain, and can
+    // append again now that there is space.
+    let acked_after_free = run.seqs("ack-after-free ");
+    let (_store, audit) = open_audit(&run.data_dir);
     audit
         .verify()
         .unwrap_or_else(|err| panic!("the chain does not verify after reopening: {err}; {shown}"));
     let found = all_seqs(&audit);
     let lost: Vec<u64> = acked
         .iter()
-        .chain(&acked_after)
+        .chain(&acked_after_free)
         .copied()
         .filter(|s| !found.contains(s))
         .collect();
@@ -898,8 +984,28 @@ fn a_full_disk_refuses_audit_appends_clearly_and_recovers() {
         lost.is_empty(),
         "acknowledged records are missing after reopening: {lost:?}; {shown}"
     );
-    audit.record(AuditEvent::new("test.after-reopen")).unwrap();
+    let seq = audit
+        .record(AuditEvent::new("test.after-reopen"))
+        .unwrap_or_else(|err| panic!("append after reopening with free space: {err}; {shown}"));
+    assert!(seq > *acked.iter().max().unwrap());
     audit.verify().unwrap();
+}
+
+#[test]
+fn audit_appends_work_again_once_disk_space_is_freed() {
+    let run = DiskFullRun::run();
+    let shown = &run.shown;
+    let after_free: Vec<&String> = run
+        .lines
+        .iter()
+        .skip_while(|l| *l != "freed")
+        .filter(|l| l.starts_with("ack-after-free ") || l.starts_with("error-after-free "))
+        .collect();
+    assert!(
+        !after_free.is_empty() && after_free.iter().all(|l| l.starts_with("ack-after-free ")),
+        "appends still fail after disk space was freed, in the process that hit the full disk \
+         (a running gateway would stay unable to write until restarted): {after_free:?}; {shown}"
+    );
 }
 
 /// Waits for a child, collecting stdout and stderr; kills it after `limit`.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aisopod::app::App;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::server::auth::Access;
 use aisopod::server::{self, ConnectionLimits};
 use axum::routing::get;
 use http::StatusCode;
@@ -441,7 +442,10 @@ async fn serve_with_slow_route(
     let app = fixture.app.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = server::with_middleware(app.clone(), server::routes().route("/slow", get(slow)));
+    let router = server::with_middleware(
+        app.clone(),
+        server::api().route("/slow", Access::Public, get(slow)),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let tls = app.tls.as_ref().map(|t| t.server_config());
     let limits = ConnectionLimits::from_app(&app);

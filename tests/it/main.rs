@@ -13,7 +13,9 @@
 
 mod support;
 
+mod auth;
 mod cli;
+mod device;
 mod durability;
 mod http;
 mod sandbox;

@@ -1,0 +1,190 @@
+//! Identity and access: who a request acts for and what it may do.
+//!
+//! This module owns passwords, accounts, sessions, API tokens, scopes and the first-run
+//! claim. It decides; it never speaks HTTP (the server maps its answers to responses)
+//! and never stores anything but hashes of credentials.
+//!
+//! [`Auth::resolve`] turns a presented credential into a [`Principal`]: a session access
+//! token (JWT), an API token (`aisp_...`), or, in `token` mode, the one static token.
+//! A credential that is presented but wrong is an error, never "anonymous".
+
+pub mod claim;
+pub mod device;
+pub mod jwt;
+pub mod opaque;
+pub mod password;
+pub mod scopes;
+pub mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use crate::clock::SharedClock;
+use crate::config::{AuthConfig, AuthMode};
+use crate::secret::Secret;
+use crate::security::secrets::Secrets;
+use crate::store::Store;
+
+use self::claim::Claim;
+use self::device::DeviceFlow;
+use self::jwt::{Claims, Jwt, JwtError};
+use self::scopes::{Scope, Scopes};
+use self::sessions::{SessionError, Sessions};
+use self::tokens::{ApiTokens, TokenError};
+use self::users::{AccountError, Accounts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the credential is invalid, expired or revoked")]
+    InvalidCredential,
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+}
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Session(Box<Claims>),
+    ApiToken {
+        id: String,
+    },
+    StaticToken,
+    /// `[auth] mode = "none"`: every request acts as the built-in `local` admin.
+    Local,
+}
+
+/// Who a request acts for and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub username: String,
+    pub scopes: Scopes,
+    pub via: Via,
+}
+
+impl Principal {
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.allows(scope)
+    }
+
+    /// A short label for the audit log's `actor` field.
+    pub fn actor(&self) -> String {
+        match &self.via {
+            Via::Session(_) => format!("user:{}", self.username),
+            Via::ApiToken { id } => format!("user:{} token:{id}", self.username),
+            Via::StaticToken => "static-token".into(),
+            Via::Local => "local".into(),
+        }
+    }
+}
+
+/// Every identity service, built once.
+#[derive(Debug)]
+pub struct Auth {
+    pub mode: AuthMode,
+    pub accounts: Accounts,
+    pub jwt: Arc<Jwt>,
+    pub sessions: Sessions,
+    pub tokens: ApiTokens,
+    pub claim: Claim,
+    pub device: DeviceFlow,
+    static_token: Option<Secret>,
+}
+
+impl Auth {
+    pub fn open(
+        config: &AuthConfig,
+        store: &Store,
+        secrets: Arc<Secrets>,
+        accounts: Accounts,
+        clock: SharedClock,
+    ) -> Result<Auth, AuthError> {
+        let jwt = Arc::new(Jwt::open(
+            store,
+            secrets,
+            config.jwt_secret.as_ref(),
+            clock.clone(),
+        )?);
+        let sessions = Sessions::open(
+            store,
+            jwt.clone(),
+            accounts.clone(),
+            clock.clone(),
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+        )?;
+        let tokens = ApiTokens::open(store, accounts.clone(), clock.clone())?;
+        Ok(Auth {
+            mode: config.mode,
+            accounts,
+            jwt,
+            sessions,
+            tokens,
+            claim: Claim::new(clock.clone(), config.claim_code_ttl),
+            device: DeviceFlow::new(clock, config.device_code_ttl, config.device_poll_interval),
+            static_token: config.token.clone(),
+        })
+    }
+
+    /// The principal behind a presented credential.
+    pub fn resolve(&self, credential: &str) -> Result<Principal, AuthError> {
+        match self.mode {
+            AuthMode::None => Ok(Principal {
+                username: "local".into(),
+                scopes: Scopes::all(),
+                via: Via::Local,
+            }),
+            AuthMode::Token => {
+                let expected = self
+                    .static_token
+                    .as_ref()
+                    .ok_or(AuthError::InvalidCredential)?;
+                if bool::from(credential.as_bytes().ct_eq(expected.expose().as_bytes())) {
+                    Ok(Principal {
+                        username: "token".into(),
+                        scopes: Scopes::all(),
+                        via: Via::StaticToken,
+                    })
+                } else {
+                    Err(AuthError::InvalidCredential)
+                }
+            }
+            AuthMode::Password | AuthMode::Device => {
+                if credential.starts_with(tokens::TOKEN_PREFIX) {
+                    let (record, owner) = self.tokens.authenticate(credential)?;
+                    Ok(Principal {
+                        username: owner.username,
+                        scopes: Scopes::from_iter(
+                            record.scopes.iter().filter(|s| owner.scopes.allows(*s)),
+                        ),
+                        via: Via::ApiToken { id: record.id },
+                    })
+                } else {
+                    let (claims, user) = self.sessions.check_access(credential)?;
+                    Ok(Principal {
+                        username: user.username,
+                        scopes: Scopes::from_iter(
+                            claims.scopes.iter().filter(|s| user.scopes.allows(*s)),
+                        ),
+                        via: Via::Session(Box::new(claims)),
+                    })
+                }
+            }
+        }
+    }
+
+    /// True when people log in with passwords (password and device modes).
+    pub fn has_accounts(&self) -> bool {
+        matches!(self.mode, AuthMode::Password | AuthMode::Device)
+    }
+}

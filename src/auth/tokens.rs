@@ -1,0 +1,341 @@
+//! API tokens: long-lived, scoped credentials for programs (`aisp_<id>_<secret>`).
+//!
+//! A token belongs to the account that made it and can never carry a scope that account
+//! lacks. It is shown once at creation; the store keeps only the SHA-256 of its secret.
+//! Checking one is a hash and two lookups (token, owner), never argon2. A token dies with
+//! its owner: removed or disabled accounts' tokens are refused. Rotation issues a new
+//! token with the same name and scopes and lets the old one live for a grace period.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::opaque;
+use crate::auth::scopes::Scopes;
+use crate::auth::users::{AccountError, Accounts, UserRecord};
+use crate::clock::{SharedClock, rfc3339};
+use crate::secret::Secret;
+use crate::store::{Store, StoreError, Tree, TreeName};
+
+pub const TOKEN_PREFIX: &str = "aisp";
+/// `last_used` is written at most this often per token, so checks stay read-only.
+const LAST_USED_GRANULARITY: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the API token is invalid, expired or revoked")]
+    Invalid,
+    #[error("a token cannot be given scopes its creator lacks: {0}")]
+    ScopeNotHeld(String),
+    #[error("invalid token name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    InvalidName(String),
+    #[error("an active token named {0} already exists; revoke or rotate it")]
+    NameTaken(String),
+    #[error("no token {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A stored token (without its secret, which is never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub owner_id: String,
+    pub scopes: Scopes,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    secret_hash: String,
+    pub created: String,
+    pub created_by: String,
+    pub expires: Option<i64>,
+    pub last_used: Option<i64>,
+}
+
+impl TokenRecord {
+    /// The record as listed: everything but the secret hash.
+    pub fn listed(&self) -> TokenRecord {
+        TokenRecord {
+            secret_hash: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The token service.
+#[derive(Debug)]
+pub struct ApiTokens {
+    tree: Tree<String, TokenRecord>,
+    accounts: Accounts,
+    store: Store,
+    clock: SharedClock,
+}
+
+impl ApiTokens {
+    pub fn open(
+        store: &Store,
+        accounts: Accounts,
+        clock: SharedClock,
+    ) -> Result<ApiTokens, TokenError> {
+        Ok(ApiTokens {
+            tree: store.tree(TreeName::Tokens)?,
+            accounts,
+            store: store.clone(),
+            clock,
+        })
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn active(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        let now = self.now();
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|t| t.expires.is_none_or(|e| e > now))
+            .collect())
+    }
+
+    /// Makes a token owned by `owner`; `holder_scopes` are the scopes of whoever asks
+    /// (the owner's session, or an admin), and bound what the token may carry.
+    pub fn create(
+        &self,
+        owner: &UserRecord,
+        name: &str,
+        scopes: Scopes,
+        holder_scopes: Scopes,
+        ttl_secs: Option<i64>,
+        created_by: &str,
+    ) -> Result<(Secret, TokenRecord), TokenError> {
+        if !valid_name(name) {
+            return Err(TokenError::InvalidName(name.chars().take(80).collect()));
+        }
+        let ceiling = Scopes::from_iter(owner.scopes.iter().filter(|s| holder_scopes.allows(*s)));
+        if !Scopes::grantable_by(scopes, ceiling) || scopes.is_empty() {
+            let missing: Vec<&str> = scopes
+                .iter()
+                .filter(|s| !ceiling.allows(*s))
+                .map(|s| s.as_str())
+                .collect();
+            return Err(TokenError::ScopeNotHeld(missing.join(",")));
+        }
+        if self.active()?.iter().any(|t| t.name == name) {
+            return Err(TokenError::NameTaken(name.to_string()));
+        }
+        self.insert(owner, name, scopes, ttl_secs, created_by)
+    }
+
+    fn insert(
+        &self,
+        owner: &UserRecord,
+        name: &str,
+        scopes: Scopes,
+        ttl_secs: Option<i64>,
+        created_by: &str,
+    ) -> Result<(Secret, TokenRecord), TokenError> {
+        let minted = opaque::mint(TOKEN_PREFIX);
+        let record = TokenRecord {
+            id: minted.id.clone(),
+            name: name.to_string(),
+            owner: owner.username.clone(),
+            owner_id: owner.id.clone(),
+            scopes,
+            secret_hash: minted.secret_hash,
+            created: rfc3339(self.clock.now()),
+            created_by: created_by.to_string(),
+            expires: ttl_secs.map(|ttl| self.now() + ttl),
+            last_used: None,
+        };
+        self.tree.insert(&record.id, &record)?;
+        self.store.sync()?;
+        Ok((minted.plaintext, record.listed()))
+    }
+
+    /// Checks a presented token; the owner must still exist and be enabled.
+    pub fn authenticate(&self, presented: &str) -> Result<(TokenRecord, UserRecord), TokenError> {
+        let (id, secret) = opaque::parse(TOKEN_PREFIX, presented).ok_or(TokenError::Invalid)?;
+        let record = self.tree.get(&id.to_string())?.ok_or(TokenError::Invalid)?;
+        if !opaque::matches(secret, &record.secret_hash) {
+            return Err(TokenError::Invalid);
+        }
+        let now = self.now();
+        if record.expires.is_some_and(|e| e <= now) {
+            return Err(TokenError::Invalid);
+        }
+        let owner = self
+            .accounts
+            .get(&record.owner)?
+            .ok_or(TokenError::Invalid)?;
+        if owner.id != record.owner_id || owner.disabled {
+            return Err(TokenError::Invalid);
+        }
+        if record
+            .last_used
+            .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
+        {
+            let mut touched = record.clone();
+            touched.last_used = Some(now);
+            // Not synced: losing a last-used time in a power cut is harmless.
+            let _ = self.tree.compare_and_swap(&record.id, &record, &touched);
+        }
+        Ok((record.listed(), owner))
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        self.tree
+            .iter_from(None)
+            .map(|entry| entry.map(|(_, t)| t.listed()).map_err(TokenError::from))
+            .collect()
+    }
+
+    pub fn revoke(&self, id: &str) -> Result<TokenRecord, TokenError> {
+        let record = self
+            .tree
+            .get(&id.to_string())?
+            .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        self.tree.remove(&record.id)?;
+        self.store.sync()?;
+        Ok(record.listed())
+    }
+
+    /// Issues a replacement for the active token named `name`; the old one stays valid
+    /// for `grace_secs`.
+    pub fn rotate(
+        &self,
+        name: &str,
+        grace_secs: i64,
+        created_by: &str,
+    ) -> Result<(Secret, TokenRecord), TokenError> {
+        let old = self
+            .active()?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| TokenError::NotFound(name.to_string()))?;
+        let owner = self.accounts.get(&old.owner)?.ok_or(TokenError::Invalid)?;
+        let mut full = self.tree.get(&old.id)?.ok_or(TokenError::Invalid)?;
+        let ttl = old.expires.map(|e| (e - self.now()).max(grace_secs));
+        full.expires = Some(self.now() + grace_secs);
+        self.tree.insert(&full.id, &full)?;
+        self.insert(&owner, name, old.scopes, ttl, created_by)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::testing;
+    use crate::clock::ManualClock;
+
+    fn fixture() -> (testing::Fixture, ApiTokens, Accounts, ManualClock) {
+        let fixture = testing::fixture("");
+        let (accounts, clock) = (fixture.accounts.clone(), fixture.clock.clone());
+        let pw = Secret::new("walrus cinnamon lantern quietly");
+        accounts.create("admin", &pw, Scopes::all()).unwrap();
+        accounts
+            .create(
+                "carol",
+                &pw,
+                Scopes::parse_list("chat:read,chat:write").unwrap(),
+            )
+            .unwrap();
+        let tokens =
+            ApiTokens::open(&fixture.store, accounts.clone(), fixture.shared.clone()).unwrap();
+        (fixture, tokens, accounts, clock)
+    }
+
+    #[test]
+    fn tokens_authenticate_are_scoped_and_never_exceed_their_creator() {
+        let (_dir, tokens, accounts, _) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let read = Scopes::parse_list("chat:read").unwrap();
+        let (secret, record) = tokens
+            .create(&carol, "bot", read, carol.scopes, None, "carol")
+            .unwrap();
+        assert!(secret.expose().starts_with("aisp_"));
+        let (checked, owner) = tokens.authenticate(secret.expose()).unwrap();
+        assert_eq!(checked.id, record.id);
+        assert_eq!(owner.username, "carol");
+        assert_eq!(checked.scopes, read);
+        let too_much = tokens.create(&carol, "root", Scopes::all(), carol.scopes, None, "carol");
+        assert!(matches!(too_much, Err(TokenError::ScopeNotHeld(s)) if s == "admin"));
+        assert!(matches!(
+            tokens.create(&carol, "bot", read, carol.scopes, None, "carol"),
+            Err(TokenError::NameTaken(_))
+        ));
+        assert!(matches!(
+            tokens.create(&carol, "bad name", read, carol.scopes, None, "carol"),
+            Err(TokenError::InvalidName(_))
+        ));
+        let listed = serde_json::to_string(&tokens.list().unwrap()).unwrap();
+        assert!(!listed.contains("secret_hash") && !listed.contains(secret.expose()));
+    }
+
+    #[test]
+    fn expiry_revocation_and_owner_removal_end_a_token() {
+        let (_dir, tokens, accounts, clock) = fixture();
+        let admin = accounts.get("admin").unwrap().unwrap();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let (short, _) = tokens
+            .create(
+                &carol,
+                "short",
+                carol.scopes,
+                Scopes::all(),
+                Some(60),
+                "admin",
+            )
+            .unwrap();
+        let (long, long_record) = tokens
+            .create(&carol, "long", carol.scopes, Scopes::all(), None, "admin")
+            .unwrap();
+        clock.advance(time::Duration::seconds(61));
+        assert!(matches!(
+            tokens.authenticate(short.expose()),
+            Err(TokenError::Invalid)
+        ));
+        assert!(tokens.authenticate(long.expose()).is_ok());
+        accounts.set_disabled("carol", true).unwrap();
+        assert!(tokens.authenticate(long.expose()).is_err());
+        accounts.set_disabled("carol", false).unwrap();
+        tokens.revoke(&long_record.id).unwrap();
+        assert!(tokens.authenticate(long.expose()).is_err());
+        let (own, _) = tokens
+            .create(&admin, "ops", Scopes::all(), Scopes::all(), None, "admin")
+            .unwrap();
+        assert!(tokens.authenticate(own.expose()).is_ok());
+        // A forged secret for a real id fails.
+        let id = opaque::parse(TOKEN_PREFIX, own.expose()).unwrap().0;
+        let forged = format!("aisp_{id}_{}", "A".repeat(43));
+        assert!(tokens.authenticate(&forged).is_err());
+    }
+
+    #[test]
+    fn rotation_overlaps_for_the_grace_period() {
+        let (_dir, tokens, accounts, clock) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let (old, _) = tokens
+            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .unwrap();
+        let (new, record) = tokens.rotate("ci", 3600, "carol").unwrap();
+        assert_eq!(record.name, "ci");
+        assert!(tokens.authenticate(old.expose()).is_ok());
+        assert!(tokens.authenticate(new.expose()).is_ok());
+        clock.advance(time::Duration::seconds(3601));
+        assert!(tokens.authenticate(old.expose()).is_err());
+        assert!(tokens.authenticate(new.expose()).is_ok());
+        assert!(matches!(
+            tokens.rotate("nope", 60, "carol"),
+            Err(TokenError::NotFound(_))
+        ));
+    }
+}

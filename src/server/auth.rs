@@ -1,0 +1,350 @@
+//! Who is calling, and may they: the server's side of authentication and authorization.
+//!
+//! Two layers. [`identify`] runs on every request before routing: it finds the client
+//! address (see `security::rate_limit`), resolves a presented credential
+//! (`Authorization: Bearer`, or `X-API-Key`) into a [`Principal`], and refuses a wrong
+//! credential with 401 at once. [`authorize`] runs after routing on every route: it looks
+//! the matched route up in the [`AccessTable`] and refuses what the route does not allow.
+//! A route with no declaration is refused (403), so forgetting to declare one fails
+//! closed. Handlers then take a capability ([`Caller`], [`Admin`]) that only a principal
+//! with the right scope yields, so a handler cannot be reached without its check.
+//! Refusals (401, 403, 429) are audited, at most once per client address and minute so
+//! that a flood cannot turn into a flood of disk writes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
+
+use crate::app::App;
+use crate::auth::scopes::Scope;
+use crate::auth::{Principal, Via};
+use crate::config::AuthMode;
+use crate::security::audit::{AuditEvent, Outcome};
+use crate::security::rate_limit::RouteClass;
+use crate::server::error::ApiError;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: probes, the CA certificate.
+    Public,
+    /// Anyone, but limited as a guessing target (login, refresh, claim, device flow).
+    Credentials,
+    /// Any authenticated principal.
+    Authenticated,
+    /// A principal holding this scope.
+    Scope(Scope),
+}
+
+/// Every route's access declaration, keyed by path pattern and optionally method.
+#[derive(Debug, Default, Clone)]
+pub struct AccessTable {
+    entries: HashMap<(Option<Method>, &'static str), Access>,
+}
+
+impl AccessTable {
+    pub fn declare(&mut self, method: Option<Method>, path: &'static str, access: Access) {
+        self.entries.insert((method, path), access);
+    }
+
+    pub fn lookup(&self, method: &Method, path: &str) -> Option<Access> {
+        self.entries
+            .get(&(Some(method.clone()), path))
+            .or_else(|| self.entries.get(&(None, path)))
+            .copied()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (Option<&Method>, &'static str, Access)> {
+        self.entries.iter().map(|((m, p), a)| (m.as_ref(), *p, *a))
+    }
+}
+
+/// The client address as rate limits and the audit log see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// The principal behind the request's credential, if it presented one.
+#[derive(Debug, Clone)]
+struct Identity(Option<Principal>);
+
+/// Remembers when each address last had a refusal audited.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl RefusalLog {
+    const WINDOW: Duration = Duration::from_secs(60);
+    const MAX_TRACKED: usize = 10_000;
+
+    fn should_audit(&self, ip: IpAddr) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.len() >= Self::MAX_TRACKED {
+            last.retain(|_, at| now.duration_since(*at) < Self::WINDOW);
+        }
+        match last.get(&ip) {
+            Some(at) if now.duration_since(*at) < Self::WINDOW => false,
+            _ => {
+                last.insert(ip, now);
+                true
+            }
+        }
+    }
+}
+
+/// Audits a refused request (throttled per address) and builds the response.
+pub fn refuse(
+    app: &App,
+    ip: IpAddr,
+    path: &str,
+    error: ApiError,
+    actor: Option<&Principal>,
+) -> Response {
+    if app.refusals.should_audit(ip) {
+        let event = AuditEvent::new("http.refused")
+            .actor(
+                actor
+                    .map(Principal::actor)
+                    .unwrap_or_else(|| "anonymous".into()),
+            )
+            .target(path.to_string())
+            .outcome(Outcome::Denied)
+            .source_ip(Some(ip))
+            .details(serde_json::json!({ "status": error.status.as_u16(), "code": error.code }));
+        let app_audit = app.audit();
+        app_audit.record_or_log(event);
+    }
+    error.into_response()
+}
+
+fn too_many(wait: Duration) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; retry in {secs} s"),
+    )
+}
+
+/// Adds `Retry-After` to a 429.
+fn with_retry_after(mut response: Response, wait: Duration) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The credential a request presents, if any.
+fn presented_credential(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            return Some(token.trim().to_string());
+        }
+        // Some other scheme: treated as a wrong credential below.
+        return Some(String::new());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// Resolves the caller before routing; wrong credentials end here with 401.
+pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let ip = app.limits.client_ip(peer, request.headers());
+    request.extensions_mut().insert(ClientIp(ip));
+    let auth = &app.services.auth;
+    let principal = if auth.mode == AuthMode::None {
+        auth.resolve("").ok()
+    } else {
+        match presented_credential(&request) {
+            None => None,
+            Some(credential) => {
+                let worker = app.clone();
+                let resolved =
+                    tokio::task::spawn_blocking(move || worker.services.auth.resolve(&credential))
+                        .await;
+                match resolved {
+                    Ok(Ok(principal)) => Some(principal),
+                    _ => {
+                        if let Err(wait) = app.limits.check(RouteClass::Api, ip, None) {
+                            let response =
+                                refuse(&app, ip, request.uri().path(), too_many(wait), None);
+                            return with_retry_after(response, wait);
+                        }
+                        let error = ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "invalid_credential",
+                            "the credential is invalid, expired or revoked",
+                        );
+                        let mut response = refuse(&app, ip, request.uri().path(), error, None);
+                        response
+                            .headers_mut()
+                            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                        return response;
+                    }
+                }
+            }
+        }
+    };
+    request.extensions_mut().insert(Identity(principal));
+    let mut response = next.run(request).await;
+    if auth.mode == AuthMode::None {
+        response.headers_mut().insert(
+            "x-aisopod-warning",
+            HeaderValue::from_static(
+                "authentication is disabled ([auth] mode = \"none\"); do not expose this gateway",
+            ),
+        );
+    }
+    response
+}
+
+/// What [`authorize`] needs: the app and the table of declarations.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub app: Arc<App>,
+    pub access: Arc<AccessTable>,
+}
+
+/// Enforces the matched route's declaration and the rate limits.
+pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let app = guard.app;
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
+    let principal = request
+        .extensions()
+        .get::<Identity>()
+        .and_then(|i| i.0.clone());
+    let Some(access) = guard.access.lookup(request.method(), &path) else {
+        tracing::error!(%path, "route has no access declaration; refusing");
+        let error = ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not allowed");
+        return refuse(&app, ip, &path, error, principal.as_ref());
+    };
+    let credential_key = principal.as_ref().map(|p| match &p.via {
+        Via::ApiToken { id } => format!("token:{id}"),
+        _ => format!("user:{}", p.username),
+    });
+    let limited = match access {
+        Access::Public => Ok(()),
+        Access::Credentials => app.limits.check(RouteClass::Auth, ip, None),
+        Access::Authenticated | Access::Scope(_) => {
+            app.limits
+                .check(RouteClass::Api, ip, credential_key.as_deref())
+        }
+    };
+    if let Err(wait) = limited {
+        let response = refuse(&app, ip, &path, too_many(wait), principal.as_ref());
+        return with_retry_after(response, wait);
+    }
+    let refusal = match (access, &principal) {
+        (Access::Public | Access::Credentials, _) => None,
+        (Access::Authenticated | Access::Scope(_), None) => Some(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication is required: send Authorization: Bearer <token>",
+        )),
+        (Access::Scope(scope), Some(p)) if !p.allows(scope) => Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {scope} scope"),
+        )),
+        _ => None,
+    };
+    if let Some(error) = refusal {
+        let unauthorized = error.status == StatusCode::UNAUTHORIZED;
+        let mut response = refuse(&app, ip, &path, error, principal.as_ref());
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        return response;
+    }
+    next.run(request).await
+}
+
+fn principal_of(parts: &Parts) -> Result<Principal, ApiError> {
+    parts
+        .extensions
+        .get::<Identity>()
+        .and_then(|i| i.0.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication is required",
+            )
+        })
+}
+
+/// Any authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        principal_of(parts).map(Caller)
+    }
+}
+
+/// A caller holding the `admin` scope; only this extractor makes one.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = principal_of(parts)?;
+        if principal.allows(Scope::Admin) {
+            Ok(Admin(principal))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs the admin scope",
+            ))
+        }
+    }
+}
+
+/// The client address, for handlers that audit.
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0]))))
+    }
+}

@@ -1,0 +1,653 @@
+//! HTTP routes for identity: login, refresh, logout, API tokens, the first-run claim,
+//! WebSocket tickets, the caller's own account, and user administration.
+//!
+//! Handlers translate requests into calls on `auth` and audit what happened; every
+//! decision is made there. Blocking work (hashing, durable writes) runs off the async
+//! workers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::auth::Via;
+use crate::auth::jwt::Audience;
+use crate::auth::scopes::{Scope, Scopes};
+use crate::auth::sessions::SessionError;
+use crate::auth::users::AccountError;
+use crate::config::{AuthMode, parse_duration};
+use crate::secret::Secret;
+use crate::security::audit::{AuditEvent, Outcome};
+use crate::server::Api;
+use crate::server::auth::{Access, Admin, Caller, ClientIp};
+use crate::server::error::ApiError;
+use crate::server::json::JsonBody;
+
+/// Longest username or password a login reads; anything longer is refused before hashing.
+const MAX_LOGIN_FIELD: usize = 1024;
+/// Lifetime of a WebSocket ticket.
+const WS_TICKET_SECS: i64 = 30;
+
+pub fn api() -> Api {
+    Api::new()
+        .route("/auth/login", Access::Credentials, post(login))
+        .route("/auth/refresh", Access::Credentials, post(refresh))
+        .route("/setup/claim", Access::Credentials, post(claim))
+        .route("/auth/logout", Access::Authenticated, post(logout))
+        .route("/auth/ws-ticket", Access::Authenticated, post(ws_ticket))
+        .route(
+            "/auth/create-token",
+            Access::Scope(Scope::Admin),
+            post(create_token),
+        )
+        .route(
+            "/auth/rotate-token",
+            Access::Scope(Scope::Admin),
+            post(rotate_token),
+        )
+        .route("/api/v1/me", Access::Authenticated, get(me))
+        .route(
+            "/api/v1/me/password",
+            Access::Authenticated,
+            post(change_password),
+        )
+        .route(
+            "/api/v1/users",
+            Access::Scope(Scope::Admin),
+            get(list_users).post(create_user),
+        )
+        .route(
+            "/api/v1/users/{name}",
+            Access::Scope(Scope::Admin),
+            patch(update_user).delete(remove_user),
+        )
+        .route(
+            "/api/v1/users/{name}/unlock",
+            Access::Scope(Scope::Admin),
+            post(unlock_user),
+        )
+        .route(
+            "/api/v1/tokens",
+            Access::Scope(Scope::Admin),
+            get(list_tokens),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            Access::Scope(Scope::Admin),
+            delete(revoke_token),
+        )
+}
+
+/// Runs blocking work (hashing, durable writes) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    work: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || work(&app))
+        .await
+        .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?
+}
+
+fn not_in_this_mode() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such resource in this authentication mode",
+    )
+}
+
+/// Routes of user accounts exist only in `password` and `device` modes.
+pub fn require_accounts(app: &App) -> Result<(), ApiError> {
+    if app.services.auth.has_accounts() {
+        Ok(())
+    } else {
+        Err(not_in_this_mode())
+    }
+}
+
+fn event(action: &str, actor: &str, ip: ClientIp) -> AuditEvent {
+    AuditEvent::new(action).actor(actor).source_ip(Some(ip.0))
+}
+
+/// A username as it may appear in the audit log: bounded and printable.
+fn loggable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: Secret,
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    require_accounts(&app)?;
+    if request.username.len() > MAX_LOGIN_FIELD || request.password.len() > MAX_LOGIN_FIELD {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "username or password too long",
+        ));
+    }
+    let target = loggable(&request.username);
+    let result = app
+        .services
+        .auth
+        .accounts
+        .authenticate(&request.username, request.password)
+        .await;
+    match result {
+        Ok(user) => {
+            let pair = blocking(&app, move |app| {
+                Ok(app.services.auth.sessions.login(&user)?)
+            })
+            .await?;
+            app.audit()
+                .record_or_log(event("auth.login", &format!("user:{target}"), ip).target(target));
+            Ok(Json(pair).into_response())
+        }
+        Err(err) => {
+            if !matches!(err, AccountError::Password(_)) {
+                let reason = match &err {
+                    AccountError::Locked { .. } => "locked",
+                    AccountError::Disabled => "disabled",
+                    _ => "invalid credentials",
+                };
+                app.audit().record_or_log(
+                    event("auth.login", "anonymous", ip)
+                        .target(target)
+                        .outcome(Outcome::Denied)
+                        .details(serde_json::json!({ "reason": reason })),
+                );
+            }
+            Err(err.into())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: Secret,
+}
+
+async fn refresh(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    require_accounts(&app)?;
+    let worker = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        worker
+            .services
+            .auth
+            .sessions
+            .refresh(&request.refresh_token)
+    })
+    .await
+    .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    match result {
+        Ok((pair, user)) => {
+            app.audit().record_or_log(
+                event("auth.refresh", &format!("user:{}", user.username), ip).target(user.username),
+            );
+            Ok(Json(pair).into_response())
+        }
+        Err(SessionError::Reused { username, family }) => {
+            app.audit().record_or_log(
+                event("auth.refresh_reuse", "anonymous", ip)
+                    .target(username)
+                    .outcome(Outcome::Denied)
+                    .details(
+                        serde_json::json!({ "family": family, "effect": "session family revoked" }),
+                    ),
+            );
+            Err(SessionError::InvalidRefresh.into())
+        }
+        Err(err) => {
+            app.audit()
+                .record_or_log(event("auth.refresh", "anonymous", ip).outcome(Outcome::Denied));
+            Err(err.into())
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogoutRequest {
+    refresh_token: Option<Secret>,
+}
+
+async fn logout(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Caller(caller): Caller,
+    body: Option<JsonBody<LogoutRequest>>,
+) -> Result<StatusCode, ApiError> {
+    let refresh = body.and_then(|JsonBody(b)| b.refresh_token);
+    let claims = match &caller.via {
+        Via::Session(claims) => Some(claims.as_ref().clone()),
+        _ => None,
+    };
+    blocking(&app, move |app| {
+        Ok(app
+            .services
+            .auth
+            .sessions
+            .logout(refresh.as_ref(), claims.as_ref())?)
+    })
+    .await?;
+    app.audit()
+        .record_or_log(event("auth.logout", &caller.actor(), ip).target(caller.username));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTokenRequest {
+    name: String,
+    scopes: Scopes,
+    /// Lifetime such as "90d"; none means until revoked.
+    expires: Option<String>,
+    /// The account the token acts for; the caller's own by default.
+    owner: Option<String>,
+}
+
+async fn create_token(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    JsonBody(request): JsonBody<CreateTokenRequest>,
+) -> Result<Response, ApiError> {
+    match app.services.auth.mode {
+        AuthMode::Password => {}
+        AuthMode::Device => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "in device mode, programs get tokens through the device flow (aisopod login --device)",
+            ));
+        }
+        AuthMode::Token | AuthMode::None => return Err(not_in_this_mode()),
+    }
+    let ttl = match &request.expires {
+        Some(text) => Some(
+            parse_duration(text)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .filter(|secs| *secs > 0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "expires must be a duration such as 90d",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let owner_name = request
+        .owner
+        .clone()
+        .unwrap_or_else(|| caller.username.clone());
+    let actor = caller.actor();
+    let holder = caller.scopes;
+    let (secret, record) = blocking(&app, move |app| {
+        let owner = app
+            .services
+            .auth
+            .accounts
+            .get(&owner_name)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no user named {owner_name}"),
+                )
+            })?;
+        Ok(app.services.auth.tokens.create(
+            &owner,
+            &request.name,
+            request.scopes,
+            holder,
+            ttl,
+            &actor,
+        )?)
+    })
+    .await?;
+    app.audit().record_or_log(
+        event("auth.token_created", &caller.actor(), ip)
+            .target(record.name.clone())
+            .details(serde_json::json!({ "id": record.id, "owner": record.owner, "scopes": record.scopes, "expires": record.expires })),
+    );
+    let mut body = serde_json::to_value(&record)
+        .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    if let Some(object) = body.as_object_mut() {
+        object.insert(
+            "token".into(),
+            serde_json::Value::String(secret.expose().to_string()),
+        );
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    /// Rotate this API token; without it, rotate the session signing key.
+    name: Option<String>,
+    grace: Option<String>,
+}
+
+async fn rotate_token(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    body: Option<JsonBody<RotateRequest>>,
+) -> Result<Response, ApiError> {
+    let request = body.map(|JsonBody(b)| b).unwrap_or_default();
+    let grace = match &request.grace {
+        Some(text) => parse_duration(text)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "grace must be a duration such as 1h",
+                )
+            })?,
+        None => 3600,
+    };
+    let actor = caller.actor();
+    match request.name {
+        Some(name) => {
+            let by = actor.clone();
+            let (secret, record) = blocking(&app, move |app| {
+                Ok(app.services.auth.tokens.rotate(&name, grace, &by)?)
+            })
+            .await?;
+            app.audit().record_or_log(
+                event("auth.token_rotated", &actor, ip)
+                    .target(record.name.clone())
+                    .details(serde_json::json!({ "id": record.id, "grace_secs": grace })),
+            );
+            let mut body = serde_json::to_value(&record)
+                .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+            if let Some(object) = body.as_object_mut() {
+                object.insert(
+                    "token".into(),
+                    serde_json::Value::String(secret.expose().to_string()),
+                );
+            }
+            Ok(Json(body).into_response())
+        }
+        None => {
+            let longest = app.services.auth.sessions.access_ttl();
+            let kid = blocking(&app, move |app| {
+                Ok(app.services.auth.jwt.rotate(longest)?)
+            })
+            .await?;
+            app.audit().record_or_log(
+                event("auth.signing_key_rotated", &actor, ip)
+                    .details(serde_json::json!({ "kid": kid })),
+            );
+            Ok(
+                Json(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
+                    .into_response(),
+            )
+        }
+    }
+}
+
+async fn ws_ticket(
+    State(app): State<Arc<App>>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let (uid, epoch) = match app.services.auth.accounts.get(&caller.username) {
+        Ok(Some(user)) => (user.id, user.epoch),
+        _ => (String::new(), 0),
+    };
+    let (ticket, _) = app.services.auth.jwt.issue(
+        Audience::WsTicket,
+        &caller.username,
+        &uid,
+        epoch,
+        caller.scopes,
+        WS_TICKET_SECS,
+    )?;
+    Ok(Json(serde_json::json!({ "ticket": ticket, "expires_in": WS_TICKET_SECS })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimRequest {
+    code: Secret,
+    username: String,
+    password: Secret,
+}
+
+async fn claim(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    JsonBody(request): JsonBody<ClaimRequest>,
+) -> Result<Response, ApiError> {
+    require_accounts(&app)?;
+    let username = loggable(&request.username);
+    let result = blocking(&app, move |app| {
+        let auth = &app.services.auth;
+        let created = auth.claim.redeem(request.code.expose(), || {
+            auth.accounts
+                .create(&request.username, &request.password, Scopes::all())
+        })?;
+        let user = created?;
+        Ok(auth.sessions.login(&user)?)
+    })
+    .await;
+    match result {
+        Ok(pair) => {
+            app.audit().record_or_log(
+                event("auth.claim", &format!("user:{username}"), ip).target(username),
+            );
+            Ok((StatusCode::CREATED, Json(pair)).into_response())
+        }
+        Err(err) => {
+            if err.code == "wrong_claim_code" || err.code == "already_claimed" {
+                app.audit().record_or_log(
+                    event("auth.claim", "anonymous", ip)
+                        .target(username)
+                        .outcome(Outcome::Denied),
+                );
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn me(Caller(caller): Caller) -> Json<serde_json::Value> {
+    let via = match &caller.via {
+        Via::Session(_) => "session",
+        Via::ApiToken { .. } => "api_token",
+        Via::StaticToken => "static_token",
+        Via::Local => "local",
+    };
+    Json(serde_json::json!({ "username": caller.username, "scopes": caller.scopes, "via": via }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: Secret,
+    new_password: Secret,
+}
+
+async fn change_password(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Caller(caller): Caller,
+    JsonBody(request): JsonBody<PasswordChange>,
+) -> Result<Response, ApiError> {
+    if !matches!(caller.via, Via::Session(_)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "change a password from a signed-in session",
+        ));
+    }
+    let user = app
+        .services
+        .auth
+        .accounts
+        .authenticate(&caller.username, request.current_password)
+        .await?;
+    let new_password = request.new_password;
+    let pair = blocking(&app, move |app| {
+        let user = app
+            .services
+            .auth
+            .accounts
+            .set_password(&user.username, &new_password)?;
+        Ok(app.services.auth.sessions.login(&user)?)
+    })
+    .await?;
+    app.audit().record_or_log(
+        event("user.password_changed", &caller.actor(), ip)
+            .target(caller.username)
+            .details(serde_json::json!({ "effect": "every other session revoked" })),
+    );
+    Ok(Json(pair).into_response())
+}
+
+async fn list_users(State(app): State<Arc<App>>, Admin(_): Admin) -> Result<Response, ApiError> {
+    let users = app.services.auth.accounts.list()?;
+    Ok(Json(users.iter().map(|u| u.view()).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: Secret,
+    scopes: Scopes,
+}
+
+async fn create_user(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    JsonBody(request): JsonBody<NewUser>,
+) -> Result<Response, ApiError> {
+    require_accounts(&app)?;
+    let user = blocking(&app, move |app| {
+        Ok(app.services.auth.accounts.create(
+            &request.username,
+            &request.password,
+            request.scopes,
+        )?)
+    })
+    .await?;
+    app.audit().record_or_log(
+        event("user.created", &caller.actor(), ip)
+            .target(user.username.clone())
+            .details(serde_json::json!({ "scopes": user.scopes })),
+    );
+    Ok((StatusCode::CREATED, Json(user.view())).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    disabled: Option<bool>,
+    scopes: Option<Scopes>,
+}
+
+async fn update_user(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+    JsonBody(update): JsonBody<UserUpdate>,
+) -> Result<Response, ApiError> {
+    let target = loggable(&name);
+    let user = blocking(&app, move |app| {
+        let accounts = &app.services.auth.accounts;
+        let mut user = accounts
+            .get(&name)?
+            .ok_or_else(|| AccountError::NotFound(loggable(&name)))?;
+        if let Some(scopes) = update.scopes {
+            user = accounts.set_scopes(&name, scopes)?;
+        }
+        if let Some(disabled) = update.disabled {
+            user = accounts.set_disabled(&name, disabled)?;
+        }
+        Ok(user)
+    })
+    .await?;
+    app.audit().record_or_log(
+        event("user.updated", &caller.actor(), ip)
+            .target(target)
+            .details(serde_json::json!({ "scopes": user.scopes, "disabled": user.disabled })),
+    );
+    Ok(Json(user.view()).into_response())
+}
+
+async fn remove_user(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = blocking(&app, move |app| {
+        Ok(app.services.auth.accounts.remove(&name)?)
+    })
+    .await?;
+    app.audit()
+        .record_or_log(event("user.removed", &caller.actor(), ip).target(user.username));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlock_user(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = blocking(&app, move |app| {
+        Ok(app.services.auth.accounts.unlock(&name)?)
+    })
+    .await?;
+    app.audit()
+        .record_or_log(event("user.unlocked", &caller.actor(), ip).target(user.username.clone()));
+    Ok(Json(user.view()).into_response())
+}
+
+async fn list_tokens(State(app): State<Arc<App>>, Admin(_): Admin) -> Result<Response, ApiError> {
+    Ok(Json(app.services.auth.tokens.list()?).into_response())
+}
+
+async fn revoke_token(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = blocking(&app, move |app| Ok(app.services.auth.tokens.revoke(&id)?)).await?;
+    app.audit().record_or_log(
+        event("auth.token_revoked", &caller.actor(), ip)
+            .target(record.name)
+            .details(serde_json::json!({ "id": record.id })),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}

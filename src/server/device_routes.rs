@@ -1,0 +1,373 @@
+//! HTTP routes of the device authorization grant (RFC 8628): the device code and token
+//! endpoints, and the server-rendered `/device` page where a person approves a code.
+//!
+//! The token endpoint answers errors in OAuth's own shape (`{"error":
+//! "authorization_pending", "error_description": ...}`, status 400) rather than the
+//! API's, because that is what standard OAuth clients parse. Both endpoints accept
+//! form-encoded bodies (as RFC 8628 specifies) and JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{StatusCode, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+use crate::auth::device::normalize_user_code;
+use crate::auth::scopes::Scopes;
+use crate::auth::sessions::SessionError;
+use crate::secret::Secret;
+use crate::security::audit::{AuditEvent, Outcome};
+use crate::server::Api;
+use crate::server::auth::{Access, ClientIp};
+use crate::server::auth_routes::require_accounts;
+use crate::server::error::ApiError;
+use crate::server::json::JsonBody;
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+pub fn api() -> Api {
+    Api::new()
+        .route("/auth/device/code", Access::Credentials, post(device_code))
+        .route("/auth/token", Access::Credentials, post(token))
+        .route(
+            "/device",
+            Access::Credentials,
+            get(device_page).post(device_decide),
+        )
+}
+
+/// A body that is either form-encoded or JSON.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            axum::Form::<T>::from_request(request, state)
+                .await
+                .map(|axum::Form(v)| Params(v))
+                .map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+                })
+        } else {
+            JsonBody::<T>::from_request(request, state)
+                .await
+                .map(|JsonBody(v)| Params(v))
+        }
+    }
+}
+
+fn oauth_error(code: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": code, "error_description": description })),
+    )
+        .into_response()
+}
+
+fn public_base(app: &App, request_host: Option<&str>) -> String {
+    if let Some(url) = &app.config().server.public_url {
+        return url.clone();
+    }
+    let host = request_host
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", app.config().scheme())
+}
+
+#[derive(Deserialize)]
+struct CodeRequest {
+    client_id: Option<String>,
+    scope: Option<String>,
+}
+
+async fn device_code(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    headers: http::HeaderMap,
+    Params(request): Params<CodeRequest>,
+) -> Response {
+    if let Err(error) = require_accounts(&app) {
+        return error.into_response();
+    }
+    let client_id: String = request
+        .client_id
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if client_id.is_empty() {
+        return oauth_error("invalid_request", "client_id is required");
+    }
+    let requested = match request
+        .scope
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(scope) => match Scopes::parse_list(&scope.replace(' ', ",")) {
+            Ok(scopes) => Some(scopes),
+            Err(message) => return oauth_error("invalid_scope", &message),
+        },
+        None => None,
+    };
+    let started = match app.services.auth.device.start(&client_id, requested) {
+        Ok(started) => started,
+        Err(err) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", err.to_string())
+                .into_response();
+        }
+    };
+    let base = public_base(
+        &app,
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    );
+    app.audit().record_or_log(
+        AuditEvent::new("auth.device_code")
+            .actor("anonymous")
+            .target(client_id)
+            .source_ip(Some(ip.0)),
+    );
+    Json(serde_json::json!({
+        "device_code": started.device_code,
+        "user_code": started.user_code,
+        "verification_uri": format!("{base}/device"),
+        "verification_uri_complete": format!("{base}/device?user_code={}", started.user_code),
+        "expires_in": started.expires_in,
+        "interval": started.interval,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    device_code: Option<String>,
+    refresh_token: Option<Secret>,
+}
+
+async fn token(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Params(request): Params<TokenRequest>,
+) -> Response {
+    if let Err(error) = require_accounts(&app) {
+        return error.into_response();
+    }
+    match request.grant_type.as_str() {
+        DEVICE_GRANT => {
+            let Some(device_code) = request.device_code else {
+                return oauth_error("invalid_request", "device_code is required");
+            };
+            match app.services.auth.device.poll(&device_code) {
+                Ok(approved) => {
+                    let worker = app.clone();
+                    let username = approved.username.clone();
+                    let issued = tokio::task::spawn_blocking(move || {
+                        let auth = &worker.services.auth;
+                        let user = auth
+                            .accounts
+                            .get(&approved.username)?
+                            .ok_or(SessionError::InvalidRefresh)?;
+                        auth.sessions.login_scoped(&user, approved.scopes)
+                    })
+                    .await;
+                    match issued {
+                        Ok(Ok(pair)) => {
+                            app.audit().record_or_log(
+                                AuditEvent::new("auth.device_token")
+                                    .actor(format!("user:{username}"))
+                                    .source_ip(Some(ip.0)),
+                            );
+                            Json(pair).into_response()
+                        }
+                        _ => {
+                            oauth_error("invalid_grant", "the approving account is no longer valid")
+                        }
+                    }
+                }
+                Err(poll) => oauth_error(&poll.to_string(), poll.description()),
+            }
+        }
+        "refresh_token" => {
+            let Some(refresh) = request.refresh_token else {
+                return oauth_error("invalid_request", "refresh_token is required");
+            };
+            let worker = app.clone();
+            match tokio::task::spawn_blocking(move || {
+                worker.services.auth.sessions.refresh(&refresh)
+            })
+            .await
+            {
+                Ok(Ok((pair, _))) => Json(pair).into_response(),
+                _ => oauth_error("invalid_grant", "the refresh token is invalid or expired"),
+            }
+        }
+        _ => oauth_error(
+            "unsupported_grant_type",
+            "use urn:ietf:params:oauth:grant-type:device_code or refresh_token",
+        ),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn page(status: StatusCode, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>aisopod: approve a device</title></head><body><h1>Approve a device</h1>{body}</body></html>"
+    );
+    (status, Html(html)).into_response()
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    user_code: Option<String>,
+}
+
+async fn device_page(State(app): State<Arc<App>>, Query(query): Query<PageQuery>) -> Response {
+    let code = query
+        .user_code
+        .map(|c| normalize_user_code(&c))
+        .unwrap_or_default();
+    let detail = match app.services.auth.device.pending(&code) {
+        Ok(pending) => format!(
+            "<p>The program <b>{}</b> asks to act for you{}.</p>",
+            escape(&pending.client_id),
+            pending
+                .requested
+                .map(|s| format!(" with the scopes <code>{}</code>", escape(&s.to_string())))
+                .unwrap_or_default()
+        ),
+        Err(_) if code.is_empty() => String::new(),
+        Err(_) => "<p>That code is unknown or expired.</p>".to_string(),
+    };
+    let grouped = match (code.get(..4), code.get(4..)) {
+        (Some(head), Some(tail)) if code.len() == 8 => format!("{head}-{tail}"),
+        _ => code,
+    };
+    page(
+        StatusCode::OK,
+        &format!(
+            "{detail}<form method=\"post\" action=\"/device\">\
+             <p><label>Code <input name=\"user_code\" value=\"{}\" autocomplete=\"off\" required></label></p>\
+             <p><label>Username <input name=\"username\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+             <p><button name=\"action\" value=\"approve\">Approve</button> <button name=\"action\" value=\"deny\">Deny</button></p>\
+             </form>",
+            escape(&grouped)
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    user_code: String,
+    username: String,
+    password: Secret,
+    action: String,
+}
+
+async fn device_decide(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    Params(decision): Params<Decision>,
+) -> Response {
+    let allow = match decision.action.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return page(StatusCode::BAD_REQUEST, "<p>Choose approve or deny.</p>"),
+    };
+    if decision.username.len() > 1024 || decision.password.len() > 1024 {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "<p>Username or password too long.</p>",
+        );
+    }
+    let auth = &app.services.auth;
+    if auth.device.pending(&decision.user_code).is_err() {
+        app.audit().record_or_log(
+            AuditEvent::new("auth.device_decision")
+                .actor("anonymous")
+                .outcome(Outcome::Denied)
+                .source_ip(Some(ip.0)),
+        );
+        return page(
+            StatusCode::BAD_REQUEST,
+            "<p>That code is unknown or expired.</p>",
+        );
+    }
+    let user = match auth
+        .accounts
+        .authenticate(&decision.username, decision.password)
+        .await
+    {
+        Ok(user) => user,
+        Err(_) => {
+            app.audit().record_or_log(
+                AuditEvent::new("auth.device_decision")
+                    .actor("anonymous")
+                    .outcome(Outcome::Denied)
+                    .source_ip(Some(ip.0)),
+            );
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "<p>Invalid username or password.</p>",
+            );
+        }
+    };
+    if auth
+        .device
+        .decide(&decision.user_code, &user.username, user.scopes, allow)
+        .is_err()
+    {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "<p>That code is unknown or expired.</p>",
+        );
+    }
+    app.audit().record_or_log(
+        AuditEvent::new("auth.device_decision")
+            .actor(format!("user:{}", user.username))
+            .outcome(if allow {
+                Outcome::Success
+            } else {
+                Outcome::Denied
+            })
+            .source_ip(Some(ip.0))
+            .details(serde_json::json!({ "approved": allow })),
+    );
+    let message = if allow {
+        "Approved. You can return to your device."
+    } else {
+        "Denied. The device gets no access."
+    };
+    page(StatusCode::OK, &format!("<p>{message}</p>"))
+}

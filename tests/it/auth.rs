@@ -1,0 +1,864 @@
+//! Identity and access over real HTTPS: the first-run claim, logins, sessions, API
+//! tokens, scopes, rate limits, lockout and the auth modes, each tried as an attacker
+//! or a user would.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use http::StatusCode;
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, Setup, stderr, stdout};
+
+/// Cheap argon2 for tests only; the product defaults are far stronger. Rate limits are
+/// raised so that tests of other things are not limited (one test checks the defaults).
+const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
+const FAST_DEFAULT_LIMITS: &str = "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
+const OWNER_PW: &str = "walrus cinnamon lantern quietly";
+
+fn post(gateway: &Gateway, path: &str, body: Value, bearer: Option<&str>) -> Response {
+    let mut request = gateway
+        .client()
+        .post(format!("{}{path}", gateway.url))
+        .json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().unwrap()
+}
+
+fn get(gateway: &Gateway, path: &str, bearer: Option<&str>) -> Response {
+    let mut request = gateway.client().get(format!("{}{path}", gateway.url));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().unwrap()
+}
+
+fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// A gateway with an owner account made on the console; returns the owner's tokens.
+fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
+    let setup = Setup::new(extra);
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "owner", "--password-stdin"],
+        &[],
+        Some(OWNER_PW.as_bytes()),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let gateway = setup.start();
+    let (status, tokens) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "owner", "password": OWNER_PW}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    (setup, gateway, tokens)
+}
+
+fn access(tokens: &Value) -> String {
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn first_run_claim_creates_the_owner_once() {
+    let setup = Setup::new(FAST);
+    let mut gateway = setup.start();
+    assert!(
+        gateway.log_text().contains("auth claim-code"),
+        "{}",
+        gateway.log_text()
+    );
+    let code = stdout(&setup.cli(&["auth", "claim-code"]))
+        .trim()
+        .to_string();
+    assert_eq!(code.len(), 19, "{code}");
+
+    let (status, body) = json_of(post(
+        &gateway,
+        "/setup/claim",
+        json!({"code": "AAAA-BBBB-CCCC-DDDD", "username": "owner", "password": OWNER_PW}),
+        None,
+    ));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("wrong_claim_code"))
+    );
+    let (status, body) = json_of(post(
+        &gateway,
+        "/setup/claim",
+        json!({"code": code, "username": "owner", "password": "short"}),
+        None,
+    ));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("weak_password"))
+    );
+    let (status, tokens) = json_of(post(
+        &gateway,
+        "/setup/claim",
+        json!({"code": code.to_lowercase(), "username": "owner", "password": OWNER_PW}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::CREATED, "{tokens}");
+    let (status, me) = json_of(get(&gateway, "/api/v1/me", Some(&access(&tokens))));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["username"], "owner");
+    assert!(me["scopes"].as_array().unwrap().contains(&json!("admin")));
+
+    // Replaying the code does nothing.
+    let (status, body) = json_of(post(
+        &gateway,
+        "/setup/claim",
+        json!({"code": code, "username": "mallory", "password": OWNER_PW}),
+        None,
+    ));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_claimed"))
+    );
+    assert_eq!(setup.cli(&["auth", "claim-code"]).status.code(), Some(1));
+    gateway.stop();
+    let users = stdout(&setup.cli(&["user", "list"]));
+    assert!(
+        users.contains("owner") && !users.contains("mallory"),
+        "{users}"
+    );
+    // No default credentials exist, and a restart with an owner makes no new code.
+    let mut again = setup.start();
+    assert!(!again.log_text().contains("claim-code"));
+    let (status, _) = json_of(post(
+        &again,
+        "/auth/login",
+        json!({"username": "admin", "password": "admin"}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    again.stop();
+    let audit = stdout(&setup.cli(&["audit", "export"]));
+    assert!(audit.contains("\"auth.claim\"") && !audit.contains(&code));
+}
+
+#[test]
+fn logins_fail_alike_for_unknown_users_and_wrong_passwords() {
+    // The product's own argon2 cost, so that hashing rather than noise dominates timing.
+    let (_setup, gateway, _) =
+        with_owner("[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000");
+    let attempt = |username: &str, password: &str| {
+        let started = Instant::now();
+        let (status, body) = json_of(post(
+            &gateway,
+            "/auth/login",
+            json!({"username": username, "password": password}),
+            None,
+        ));
+        (status, body, started.elapsed())
+    };
+    let (s1, wrong, _) = attempt("owner", "not the right password");
+    let (s2, unknown, _) = attempt("nobody-here", "not the right password");
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        wrong, unknown,
+        "the answer must not reveal whether the user exists"
+    );
+    // Timing: both paths run one argon2 verification; compare medians.
+    // Interleaved, so that load from other processes falls on both alike.
+    let (mut known, mut missing): (Vec<Duration>, Vec<Duration>) = (0..11)
+        .map(|_| {
+            let known = attempt("owner", "not the right password").2;
+            (known, attempt("nobody-here", "not the right password").2)
+        })
+        .unzip();
+    known.sort();
+    missing.sort();
+    let (known, missing) = (known[5], missing[5]);
+    let ratio = known.as_secs_f64() / missing.as_secs_f64();
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "known {known:?} vs unknown {missing:?}"
+    );
+}
+
+#[test]
+fn refresh_rotates_reuse_ends_the_family_and_logout_ends_the_session() {
+    let (setup, gateway, tokens) = with_owner(FAST);
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    let (status, second) = json_of(post(
+        &gateway,
+        "/auth/refresh",
+        json!({"refresh_token": first_refresh}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::OK);
+    let second_refresh = second["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(first_refresh, second_refresh);
+    // Reusing the first token: refused, and the second one dies with its family.
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/refresh",
+        json!({"refresh_token": first_refresh}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/refresh",
+        json!({"refresh_token": second_refresh}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let audit = stdout(&setup.cli(&["audit", "list", "--action", "auth.refresh_reuse", "--json"]));
+    assert!(audit.contains("session family revoked"), "{audit}");
+
+    // Logout revokes the refresh family and the access token at once.
+    let (_, fresh) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "owner", "password": OWNER_PW}),
+        None,
+    ));
+    let bearer = access(&fresh);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bearer)).status(),
+        StatusCode::OK
+    );
+    let out = post(
+        &gateway,
+        "/auth/logout",
+        json!({"refresh_token": fresh["refresh_token"]}),
+        Some(&bearer),
+    );
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bearer)).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/refresh",
+        json!({"refresh_token": fresh["refresh_token"]}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn forged_tampered_and_misused_tokens_are_refused() {
+    let (_setup, gateway, tokens) = with_owner(FAST);
+    let good = access(&tokens);
+    let parts: Vec<&str> = good.split('.').collect();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let b64 = |v: &Value| B64.encode(v.to_string());
+    let mut forgeries = vec![
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})),
+            parts[1]
+        ),
+        format!(
+            "{}.{}.{}",
+            b64(&json!({"alg": "HS512", "kid": header["kid"]})),
+            parts[1],
+            parts[2]
+        ),
+        format!(
+            "{}.{}.{}",
+            b64(&json!({"alg": "HS256", "kid": "unknown-kid"})),
+            parts[1],
+            parts[2]
+        ),
+        good[..good.len() - 4].to_string(),
+        "aisp_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
+        "aisr_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
+        tokens["refresh_token"].as_str().unwrap().to_string(),
+        "garbage".to_string(),
+    ];
+    claims["aud"] = json!("aisopod:ws-ticket");
+    forgeries.push(format!("{}.{}.{}", parts[0], b64(&claims), parts[2]));
+    claims["aud"] = json!("aisopod:session");
+    claims["exp"] = json!(1);
+    forgeries.push(format!("{}.{}.{}", parts[0], b64(&claims), parts[2]));
+    for forged in &forgeries {
+        let response = get(&gateway, "/api/v1/me", Some(forged));
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{forged}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    // A WebSocket ticket is not a session token.
+    let (_, ticket) = json_of(post(&gateway, "/auth/ws-ticket", json!({}), Some(&good)));
+    assert_eq!(ticket["expires_in"], 30);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", ticket["ticket"].as_str()).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Another scheme is not a bearer token.
+    let basic = gateway
+        .client()
+        .get(format!("{}/api/v1/me", gateway.url))
+        .header("authorization", "Basic b3duZXI6eA==")
+        .send()
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn api_tokens_carry_their_scopes_and_no_more() {
+    let (setup, gateway, tokens) = with_owner(FAST);
+    let admin = access(&tokens);
+    let (status, created) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "chat-bot", "scopes": ["chat:read"], "expires": "90d"}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("aisp_"));
+    // Accepted as a bearer token and as X-API-Key.
+    let (_, me) = json_of(get(&gateway, "/api/v1/me", Some(&token)));
+    assert_eq!(me["scopes"], json!(["chat:read"]));
+    let keyed = gateway
+        .client()
+        .get(format!("{}/api/v1/me", gateway.url))
+        .header("x-api-key", &token)
+        .send()
+        .unwrap();
+    assert_eq!(keyed.status(), StatusCode::OK);
+    // It cannot reach admin routes or make tokens.
+    assert_eq!(
+        get(&gateway, "/api/v1/users", Some(&token)).status(),
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "x", "scopes": ["admin"]}),
+        Some(&token),
+    ));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A non-admin user's token can never exceed the user's scopes.
+    let (status, _) = json_of(post(
+        &gateway,
+        "/api/v1/users",
+        json!({"username": "carol", "password": "plinth-ocarina-sleet-mural", "scopes": ["chat:read"]}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "carol-admin", "scopes": ["admin"], "owner": "carol"}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Listing never shows secrets; revoking ends the token.
+    let (_, list) = json_of(get(&gateway, "/api/v1/tokens", Some(&admin)));
+    assert!(!list.to_string().contains(&token[22..]) && !list.to_string().contains("secret_hash"));
+    let id = created["id"].as_str().unwrap();
+    let revoked = gateway
+        .client()
+        .delete(format!("{}/api/v1/tokens/{id}", gateway.url))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&token)).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let audit = stdout(&setup.cli(&["audit", "export"]));
+    assert!(
+        audit.contains("auth.token_created")
+            && audit.contains("auth.token_revoked")
+            && !audit.contains(&token)
+    );
+}
+
+#[test]
+fn every_route_is_declared_and_refuses_callers_without_its_scope() {
+    let (_setup, gateway, tokens) = with_owner(FAST);
+    let (_, created) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "reader", "scopes": ["chat:read"]}),
+        Some(&access(&tokens)),
+    ));
+    let reader = created["token"].as_str().unwrap().to_string();
+    let api = aisopod::server::api();
+    let mut checked = 0;
+    for (_, path, access) in api.access().entries() {
+        use aisopod::server::auth::Access;
+        let concrete = path
+            .replace("{name}", "owner")
+            .replace("{id}", "0123456789abcdef");
+        match access {
+            Access::Public | Access::Credentials => continue,
+            Access::Authenticated | Access::Scope(_) => {
+                for method in [
+                    reqwest::Method::GET,
+                    reqwest::Method::POST,
+                    reqwest::Method::PATCH,
+                    reqwest::Method::DELETE,
+                ] {
+                    let response = gateway
+                        .client()
+                        .request(method.clone(), format!("{}{concrete}", gateway.url))
+                        .send()
+                        .unwrap();
+                    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                        continue;
+                    }
+                    assert_eq!(
+                        response.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "{method} {path} without credentials"
+                    );
+                    if let Access::Scope(aisopod::auth::scopes::Scope::Admin) = access {
+                        let response = gateway
+                            .client()
+                            .request(method.clone(), format!("{}{concrete}", gateway.url))
+                            .bearer_auth(&reader)
+                            .send()
+                            .unwrap();
+                        assert_eq!(
+                            response.status(),
+                            StatusCode::FORBIDDEN,
+                            "{method} {path} with a chat:read token"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 12, "only {checked} route/method pairs checked");
+}
+
+#[test]
+fn a_flood_of_wrong_logins_is_rate_limited_and_another_client_still_gets_in() {
+    let (setup, gateway, _) = with_owner(FAST_DEFAULT_LIMITS);
+    let mut limited = 0;
+    let mut refused = 0;
+    for i in 0..1000 {
+        let response = post(
+            &gateway,
+            "/auth/login",
+            json!({"username": "owner", "password": format!("wrong guess number {i}")}),
+            None,
+        );
+        match response.status() {
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            StatusCode::UNAUTHORIZED => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    eprintln!("1000 wrong logins from one address: {limited} answered 429, {refused} answered 401");
+    assert!(limited >= 990, "{limited} limited");
+    // Another address (127.0.0.2 is loopback too) logs in with the right password. The
+    // few wrong guesses that got through did not reach the lockout threshold.
+    let other = reqwest::blocking::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let response = other
+        .post(format!("{}/auth/login", gateway.url))
+        .json(&json!({"username": "owner", "password": OWNER_PW}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let refusals = stdout(&setup.cli(&["audit", "list", "--action", "http.refused", "--json"]));
+    let refusals: Vec<Value> = serde_json::from_str(&refusals).unwrap();
+    assert!(
+        !refusals.is_empty() && refusals.len() <= 3,
+        "refusals are audited, throttled: {}",
+        refusals.len()
+    );
+    assert_eq!(refusals[0]["details"]["status"], 429);
+}
+
+#[test]
+fn repeated_failures_lock_the_account_until_the_console_unlocks_it() {
+    let (setup, gateway, _) = with_owner(&format!("{FAST}\nlockout_threshold = 3"));
+    for _ in 0..3 {
+        assert_eq!(
+            post(
+                &gateway,
+                "/auth/login",
+                json!({"username": "owner", "password": "not it at all"}),
+                None
+            )
+            .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "owner", "password": OWNER_PW}),
+        None,
+    );
+    assert_eq!(
+        locked.status(),
+        StatusCode::UNAUTHORIZED,
+        "the right password is refused while locked"
+    );
+    let listed = stdout(&setup.cli(&["user", "list"]));
+    assert!(listed.contains("locked until"), "{listed}");
+    let unlocked = setup.cli(&["user", "unlock", "owner"]);
+    assert!(unlocked.status.success(), "{}", stderr(&unlocked));
+    assert_eq!(
+        post(
+            &gateway,
+            "/auth/login",
+            json!({"username": "owner", "password": OWNER_PW}),
+            None
+        )
+        .status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
+    let (_setup, gateway, tokens) = with_owner(FAST);
+    let admin = access(&tokens);
+    let carol_pw = "plinth-ocarina-sleet-mural";
+    post(
+        &gateway,
+        "/api/v1/users",
+        json!({"username": "carol", "password": carol_pw, "scopes": ["chat:read", "chat:write"]}),
+        Some(&admin),
+    );
+    let (_, carol) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "carol", "password": carol_pw}),
+        None,
+    ));
+    let (_, second) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "carol", "password": carol_pw}),
+        None,
+    ));
+    // Password change needs the current password and ends the other session.
+    let (status, _) = json_of(post(
+        &gateway,
+        "/api/v1/me/password",
+        json!({"current_password": "wrong one entirely", "new_password": "quartz-meadow-violin-ember"}),
+        Some(&access(&carol)),
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, renewed) = json_of(post(
+        &gateway,
+        "/api/v1/me/password",
+        json!({"current_password": carol_pw, "new_password": "quartz-meadow-violin-ember"}),
+        Some(&access(&carol)),
+    ));
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&access(&second))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
+        StatusCode::OK
+    );
+    // Disabling ends everything at once.
+    let disabled = gateway
+        .client()
+        .patch(format!("{}/api/v1/users/carol", gateway.url))
+        .bearer_auth(&admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/refresh",
+        json!({"refresh_token": renewed["refresh_token"]}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn hostile_request_bodies_get_clear_4xx_errors() {
+    let (_setup, gateway, _) = with_owner(FAST);
+    let client = gateway.client();
+    let url = format!("{}/auth/login", gateway.url);
+    let cases: Vec<(reqwest::blocking::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            client.post(&url).body("username=owner"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            client.post(&url).json(&json!({"username": "owner"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .json(&json!({"username": 5, "password": []})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .json(&json!({"username": "owner", "password": "x", "admin": true})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .json(&json!({"username": "o".repeat(5000), "password": "x"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .json(&json!({"username": "owner", "password": "p".repeat(200_000)})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .json(&json!({"username": "\u{430}dmin\u{0}", "password": "whatever it is"})),
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = json_of(request.send().unwrap());
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn token_mode_uses_one_static_token_and_has_no_logins() {
+    let token = "static-token-0123456789abcdef0123456789abcdef";
+    let setup = Setup::new("[auth]\nmode = \"token\"\ntoken = \"${TEST_STATIC_TOKEN}\"");
+    let gateway = setup.start_with(&[("TEST_STATIC_TOKEN", token)]);
+    let (status, me) = json_of(get(&gateway, "/api/v1/me", Some(token)));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["via"], "static_token");
+    assert_eq!(
+        get(
+            &gateway,
+            "/api/v1/me",
+            Some("static-token-0123456789abcdef0123456789abcdeX")
+        )
+        .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(
+            &gateway,
+            "/auth/login",
+            json!({"username": "a", "password": "b"}),
+            None
+        )
+        .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(!gateway.log_text().contains("claim-code"));
+}
+
+#[test]
+fn none_mode_is_loopback_only_and_says_so_on_every_response() {
+    let setup = Setup::new("[security]\nmode = \"local\"\n[auth]\nmode = \"none\"");
+    let gateway = setup.start();
+    let response = get(&gateway, "/api/v1/me", None);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["x-aisopod-warning"]
+            .to_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    assert_eq!(response.json::<Value>().unwrap()["username"], "local");
+    assert!(
+        get(&gateway, "/health", None)
+            .headers()
+            .contains_key("x-aisopod-warning")
+    );
+}
+
+#[test]
+fn device_mode_refuses_token_creation_over_http() {
+    let (_setup, gateway, tokens) =
+        with_owner(&FAST.replace("[auth]", "[auth]\nmode = \"device\""));
+    let (status, body) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "x", "scopes": ["chat:read"]}),
+        Some(&access(&tokens)),
+    ));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("device flow")
+    );
+}
+
+#[test]
+fn signing_key_rotation_keeps_current_sessions() {
+    let (_setup, gateway, tokens) = with_owner(FAST);
+    let admin = access(&tokens);
+    let (status, rotated) = json_of(post(
+        &gateway,
+        "/auth/rotate-token",
+        json!({}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&admin)).status(),
+        StatusCode::OK,
+        "old key verifies during the grace"
+    );
+    let (_, fresh) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "owner", "password": OWNER_PW}),
+        None,
+    ));
+    let kid = |t: &str| -> Value {
+        serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap()).unwrap()
+    };
+    assert_eq!(kid(&access(&fresh))["kid"], rotated["kid"]);
+    assert_ne!(kid(&admin)["kid"], rotated["kid"]);
+}
+
+#[test]
+fn console_token_commands_create_list_rotate_and_revoke() {
+    let setup = Setup::new(FAST);
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "owner", "--password-stdin"],
+        &[],
+        Some(OWNER_PW.as_bytes()),
+    );
+    assert!(added.status.success());
+    // Offline: straight into the store.
+    let created = setup.cli(&[
+        "auth",
+        "create-token",
+        "--scopes",
+        "chat:read,chat:write",
+        "--name",
+        "api-client",
+        "--expires",
+        "90d",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_string();
+    assert!(token.starts_with("aisp_"), "{token}");
+    assert!(stderr(&created).contains("shown once"));
+    let bad = setup.cli(&[
+        "auth",
+        "create-token",
+        "--scopes",
+        "chat:read,root",
+        "--name",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("unknown scope \"root\""),
+        "{}",
+        stderr(&bad)
+    );
+
+    let gateway = setup.start();
+    let (status, me) = json_of(get(&gateway, "/api/v1/me", Some(&token)));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["scopes"], json!(["chat:read", "chat:write"]));
+    // Through the admin socket while the gateway runs.
+    let rotated = setup.cli(&[
+        "auth",
+        "rotate-token",
+        "--name",
+        "api-client",
+        "--grace",
+        "1h",
+    ]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let new_token = stdout(&rotated).trim().to_string();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&token)).status(),
+        StatusCode::OK,
+        "old token works during the grace"
+    );
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&new_token)).status(),
+        StatusCode::OK
+    );
+    let listed: Vec<Value> =
+        serde_json::from_slice(&setup.cli(&["auth", "list-tokens", "--json"]).stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains(&token[22..])
+    );
+    let new_id = &new_token[5..21];
+    let revoked = setup.cli(&["auth", "revoke-token", new_id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&new_token)).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let key = setup.cli(&["auth", "rotate-token"]);
+    assert!(
+        stdout(&key).contains("signing key rotated"),
+        "{}",
+        stderr(&key)
+    );
+}
