@@ -647,6 +647,39 @@ mod tests {
     }
 
     #[test]
+    fn strict_mode_refuses_a_hierarchy_that_cannot_limit_memory() {
+        let config = crate::config::Config::defaults(&crate::config::ProcessEnvironment).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pids_only = || {
+            crate::sandbox::cgroups::CgroupV1::prepare(None, None, Some(dir.path().join("runs")))
+                .unwrap()
+        };
+        let err = Runner::new(
+            &config.tools.sandbox,
+            SecurityMode::Strict,
+            PathBuf::from("/proc/self/exe"),
+            Some(Box::new(pids_only())),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, SandboxError::Unavailable(_)), "{message}");
+        assert!(
+            message.contains("memory, cpu") && message.contains("cgroup_enable=memory"),
+            "{message}"
+        );
+        assert!(
+            Runner::new(
+                &config.tools.sandbox,
+                SecurityMode::Local,
+                PathBuf::from("/proc/self/exe"),
+                Some(Box::new(pids_only())),
+            )
+            .is_ok(),
+            "local mode runs without the missing limits, with a warning"
+        );
+    }
+
+    #[test]
     fn files_from_inside_are_checked_again() {
         let limits = crate::sandbox::cgroups::tests::limits();
         let files = vec![

@@ -170,6 +170,21 @@ fn a_plain_program_runs_as_an_unprivileged_user_with_files_in_and_out() {
     );
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(stdout(&out), "out\n");
+    // Without a gateway the CLI audits into the store itself: one record per run.
+    let audit = setup.cli(&["audit", "list", "--json"]);
+    let records: Value = serde_json::from_str(&stdout(&audit)).unwrap();
+    let runs: Vec<&Value> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "sandbox.run")
+        .collect();
+    assert_eq!(runs.len(), 4, "{records}");
+    assert!(
+        runs.iter()
+            .all(|r| r["actor"].as_str().unwrap().starts_with("cli uid:"))
+    );
+    assert_eq!(runs[3]["details"]["exit_code"], 7);
     // (Where limits are missing, the runner's warning about it precedes the output.)
     let err = stderr(&out);
     let err: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
@@ -999,30 +1014,10 @@ fn sandbox_check_reports_every_layer() {
 
 #[test]
 fn runs_through_a_live_gateway_are_audited() {
-    let mut config = sandbox_toml(SANDBOX);
-    if !config.contains("[security]") {
-        config.push_str("[security]\nmode = \"local\"\n");
-    }
-    config.push_str("[tls]\nmode = \"off\"\n");
-    let setup = Setup::new(&config);
+    let setup = Setup::new(&gateway_config(SANDBOX));
     let gateway = setup.start();
     // The self-test runs at start; /ready shows its result.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let ready: Value = reqwest::blocking::get(format!("{}/ready", gateway.url))
-            .unwrap()
-            .json()
-            .unwrap();
-        let status = ready["checks"]["sandbox"]
-            .as_str()
-            .or(ready["details"]["sandbox"].as_str())
-            .unwrap_or("")
-            .to_string();
-        if status != "checking" && !status.is_empty() || Instant::now() > deadline {
-            break (status, ready);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = sandbox_status(&gateway);
     assert_eq!(status.0, "ok", "{}", status.1);
     let result = run(&setup, "python", "print('via the gateway')", &[]);
     assert_eq!(result.code, 0, "{}", result.stderr);
@@ -1046,6 +1041,77 @@ fn runs_through_a_live_gateway_are_audited() {
             .unwrap()
             .starts_with("admin-socket uid:")
     );
+}
+
+/// Waits until a gateway's /ready reports the sandbox's self-test result.
+fn sandbox_status(gateway: &crate::support::Gateway) -> (String, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready: Value = reqwest::blocking::get(format!("{}/ready", gateway.url))
+            .unwrap()
+            .json()
+            .unwrap();
+        let status = ready["checks"]["sandbox"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if status != "checking" && !status.is_empty() || Instant::now() > deadline {
+            return (status, ready);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A config for a gateway on plain HTTP in local mode with these sandbox keys.
+fn gateway_config(keys: &str) -> String {
+    let mut config = sandbox_toml(keys);
+    if !config.contains("[security]") {
+        config.push_str("[security]\nmode = \"local\"\n");
+    }
+    config.push_str("[tls]\nmode = \"off\"\n");
+    config
+}
+
+#[test]
+fn a_full_gateway_answers_busy_after_its_queue_timeout() {
+    let setup = Setup::new(&gateway_config(
+        "max_concurrent = 1\nqueue_timeout = \"1s\"",
+    ));
+    let gateway = setup.start();
+    let (status, ready) = sandbox_status(&gateway);
+    assert_eq!(status, "ok", "{ready}");
+    // One run holds the only slot for a few seconds...
+    let long = Command::new(BIN)
+        .arg("--config")
+        .arg(&setup.config)
+        .args([
+            "sandbox",
+            "run",
+            "--lang",
+            "bash",
+            "--code",
+            "echo first; sleep 4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // ...so the next one waits for the queue timeout, then is refused as busy.
+    let waited = Instant::now();
+    let busy = setup.cli(&["sandbox", "run", "--lang", "bash", "--code", "true"]);
+    assert_eq!(busy.status.code(), Some(1), "{}", stderr(&busy));
+    assert!(stderr(&busy).contains("busy"), "{}", stderr(&busy));
+    assert!(
+        waited.elapsed() >= Duration::from_secs(1),
+        "it waited for a slot first"
+    );
+    let long = long.wait_with_output().unwrap();
+    assert!(long.status.success(), "{}", stderr(&long));
+    assert_eq!(stdout(&long), "first\n");
+    // The slot is free again.
+    let after = setup.cli(&["sandbox", "run", "--lang", "bash", "--code", "echo again"]);
+    assert_eq!(stdout(&after), "again\n", "{}", stderr(&after));
 }
 
 #[test]
