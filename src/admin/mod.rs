@@ -631,7 +631,16 @@ async fn handle_connection(
 async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminResponse {
     let runner = match app.sandbox_runner() {
         Ok(runner) => runner,
-        Err(reason) => return failed(&reason),
+        Err(reason) => {
+            app.audit().record_or_log(
+                AuditEvent::new("sandbox.run")
+                    .actor(actor)
+                    .target(run.language.name())
+                    .outcome(Outcome::Denied)
+                    .details(serde_json::json!({ "error": reason })),
+            );
+            return failed(&reason);
+        }
     };
     match runner.run(app.audit(), actor, run.into()).await {
         Ok(outcome) => match serde_json::to_value(&outcome) {

@@ -953,6 +953,30 @@ fn bad_sandbox_config_names_the_key() {
 }
 
 #[test]
+fn runtime_none_runs_without_isolation_in_local_mode_only() {
+    let setup = Setup::new("[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n");
+    let result = run(
+        &setup,
+        "python",
+        "import os\nprint(os.getuid())\nopen('out.txt', 'w').write('x')",
+        &[],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.stdout(), format!("{}\n", nix::unistd::getuid()));
+    assert_eq!(result.json["files"][0]["name"], "out.txt");
+    let slow = run(&setup, "bash", "sleep 100", &["--timeout", "1"]);
+    assert_eq!(slow.reason(), "timeout");
+    let strict = Setup::new("[tools.sandbox]\nruntime = \"none\"\n");
+    let out = strict.cli(&["sandbox", "run", "--lang", "bash", "--code", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("strict mode refuses runtime"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_kernel_without_user_namespaces_is_a_clear_error() {
     let setup = sandboxed(SANDBOX);
     // Inside a user namespace whose own limit for nested user namespaces is 0, the
