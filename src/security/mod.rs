@@ -2,6 +2,7 @@
 //! rest. Later issues add rate limiting, the command filter, approvals and path guards
 //! here. Nothing in this module speaks HTTP; the server calls into it.
 
+pub mod approval;
 pub mod audit;
 pub mod rate_limit;
 pub mod secrets;
