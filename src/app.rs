@@ -18,6 +18,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
 use crate::sandbox::Runner;
+use crate::security::approval::Broker;
 use crate::security::audit::{Audit, AuditEvent, Outcome};
 use crate::security::rate_limit::RateLimits;
 use crate::security::secrets::{Secrets, master_key_path};
@@ -186,6 +187,8 @@ pub struct App {
     pub sandbox: Option<Runner>,
     /// "ok", "checking", "disabled" or why code execution is unavailable.
     pub sandbox_status: Mutex<String>,
+    /// Tool calls waiting for a human.
+    pub approvals: Arc<Broker>,
 }
 
 impl App {
@@ -224,7 +227,12 @@ impl App {
         services.check_key_files()?;
         let (sandbox, sandbox_status) = open_sandbox(&services);
         let limits = RateLimits::new(&services.config.rate_limit);
+        let approvals = Arc::new(Broker::new(
+            services.config.approval.timeout,
+            services.clock.clone(),
+        ));
         Ok(App {
+            approvals,
             services,
             tls,
             tasks: Tasks::default(),

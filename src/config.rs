@@ -135,6 +135,10 @@ pub struct Config {
     pub audit: AuditConfig,
     pub logging: LoggingConfig,
     pub tools: ToolsConfig,
+    pub approval: ApprovalConfig,
+    /// The agents tool calls act for; never empty (a built-in `default` agent when the
+    /// file names none).
+    pub agents: Vec<AgentConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -317,7 +321,33 @@ pub struct LoggingConfig {
 #[derive(Debug, Clone)]
 pub struct ToolsConfig {
     pub sandbox: SandboxConfig,
+    pub files: FilesConfig,
 }
+
+/// `[tools.files]`: caps of the workspace file tools.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    pub max_read: u64,
+    pub max_write: u64,
+    pub max_entries: usize,
+}
+
+/// `[approval]`: how long a tool call waits for a human.
+#[derive(Debug, Clone)]
+pub struct ApprovalConfig {
+    pub timeout: Duration,
+}
+
+/// One `[[agents]]` entry: which tools it may call and where its files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub name: String,
+    pub tools: Vec<String>,
+    pub workspace: PathBuf,
+}
+
+/// The name of the agent that exists when the configuration names none.
+pub const DEFAULT_AGENT: &str = "default";
 
 /// How tool code is isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -363,6 +393,48 @@ struct RawConfig {
     audit: RawAudit,
     logging: RawLogging,
     tools: RawTools,
+    approval: RawApproval,
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawApproval {
+    timeout: Seconds,
+}
+
+impl Default for RawApproval {
+    fn default() -> Self {
+        Self {
+            timeout: Seconds(Duration::from_secs(55)),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAgent {
+    name: String,
+    tools: Option<Vec<String>>,
+    workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawFiles {
+    max_read: Size,
+    max_write: Size,
+    max_entries: u64,
+}
+
+impl Default for RawFiles {
+    fn default() -> Self {
+        Self {
+            max_read: Size(1 << 20),
+            max_write: Size(1 << 20),
+            max_entries: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -568,6 +640,7 @@ impl Default for RawLogging {
 #[serde(default, deny_unknown_fields)]
 struct RawTools {
     sandbox: RawSandbox,
+    files: RawFiles,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1272,7 +1345,31 @@ fn validate(
     };
     let tools = ToolsConfig {
         sandbox: validate_sandbox(raw.tools.sandbox, &mut check),
+        files: FilesConfig {
+            max_read: check.range("tools.files.max_read", raw.tools.files.max_read.0, 1, 64 * MIB),
+            max_write: check.range(
+                "tools.files.max_write",
+                raw.tools.files.max_write.0,
+                1,
+                64 * MIB,
+            ),
+            max_entries: check.range(
+                "tools.files.max_entries",
+                raw.tools.files.max_entries,
+                1,
+                100_000,
+            ) as usize,
+        },
     };
+    let approval = ApprovalConfig {
+        timeout: check.duration(
+            "approval.timeout",
+            raw.approval.timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        ),
+    };
+    let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
     let config = Config {
         source,
         server,
@@ -1284,6 +1381,8 @@ fn validate(
         audit,
         logging,
         tools,
+        approval,
+        agents,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {
@@ -1298,6 +1397,98 @@ fn validate(
         issues.extend(config.strict_violations());
     }
     Some(config)
+}
+
+/// Agent names: short, and safe as a directory name.
+fn valid_agent_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn validate_agents(raw: Vec<RawAgent>, data_dir: &Path, check: &mut Issues<'_>) -> Vec<AgentConfig> {
+    let workspace = |name: &str| data_dir.join("workspaces").join(name);
+    let all_tools = || crate::gateway::tools::TOOL_NAMES.iter().map(|t| t.to_string()).collect();
+    if raw.is_empty() {
+        return vec![AgentConfig {
+            name: DEFAULT_AGENT.into(),
+            tools: all_tools(),
+            workspace: workspace(DEFAULT_AGENT),
+        }];
+    }
+    let mut agents: Vec<AgentConfig> = Vec::new();
+    for (index, agent) in raw.into_iter().enumerate() {
+        let key = format!("agents.{index}");
+        if !valid_agent_name(&agent.name) {
+            check.push(
+                &format!("{key}.name"),
+                format!(
+                    "{:?} is not a valid agent name: use 1 to 32 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+                    agent.name
+                ),
+            );
+            continue;
+        }
+        if agents.iter().any(|a| a.name == agent.name) {
+            check.push(&format!("{key}.name"), format!("agent {:?} is defined twice", agent.name));
+            continue;
+        }
+        let tools = agent.tools.unwrap_or_else(all_tools);
+        for (t, tool) in tools.iter().enumerate() {
+            if !crate::gateway::tools::TOOL_NAMES.contains(&tool.as_str()) {
+                check.push(
+                    &format!("{key}.tools.{t}"),
+                    format!(
+                        "unknown tool {tool:?}: the tools are {}",
+                        crate::gateway::tools::TOOL_NAMES.join(", ")
+                    ),
+                );
+            }
+        }
+        let workspace = match agent.workspace {
+            Some(path) if path.is_absolute() && data_dir.starts_with(&path) => {
+                check.push(
+                    &format!("{key}.workspace"),
+                    format!(
+                        "{} holds the gateway's data directory {} (its store and master key): give the agent a directory of its own",
+                        path.display(),
+                        data_dir.display()
+                    ),
+                );
+                continue;
+            }
+            Some(path)
+                if path.starts_with(data_dir) && !path.starts_with(data_dir.join("workspaces")) =>
+            {
+                check.push(
+                    &format!("{key}.workspace"),
+                    format!(
+                        "{} is inside the gateway's data directory: use a directory under {} or outside it",
+                        path.display(),
+                        data_dir.join("workspaces").display()
+                    ),
+                );
+                continue;
+            }
+            Some(path) if path.is_absolute() => path,
+            Some(path) => {
+                check.push(
+                    &format!("{key}.workspace"),
+                    format!("{} is not an absolute path", path.display()),
+                );
+                continue;
+            }
+            None => workspace(&agent.name),
+        };
+        agents.push(AgentConfig {
+            name: agent.name,
+            tools,
+            workspace,
+        });
+    }
+    agents
 }
 
 fn validate_sandbox(raw: RawSandbox, check: &mut Issues<'_>) -> SandboxConfig {

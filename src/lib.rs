@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod logging;
 pub mod sandbox;
 pub mod secret;

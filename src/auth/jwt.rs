@@ -53,6 +53,10 @@ pub struct Claims {
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
+    /// What the token derives from and ends with: `family:ID` for a login session,
+    /// `token:ID` for an API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -189,6 +193,22 @@ impl Jwt {
         scopes: Scopes,
         ttl_secs: i64,
     ) -> Result<(String, Claims), JwtError> {
+        self.issue_bound(aud, sub, uid, epoch, scopes, ttl_secs, None)
+    }
+
+    /// Signs a token bound to the session or API token it derives from (see
+    /// [`Claims::sid`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_bound(
+        &self,
+        aud: Audience,
+        sub: &str,
+        uid: &str,
+        epoch: u64,
+        scopes: Scopes,
+        ttl_secs: i64,
+        sid: Option<String>,
+    ) -> Result<(String, Claims), JwtError> {
         let now = self.clock.now().unix_timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -200,6 +220,7 @@ impl Jwt {
             jti: random_id(16),
             iat: now,
             exp: now + ttl_secs,
+            sid,
         };
         let kid = self.current_kid();
         let key = self.key(&kid).ok_or(JwtError::UnknownKey)?;

@@ -38,6 +38,9 @@ use self::sessions::{SessionError, Sessions};
 use self::tokens::{ApiTokens, TokenError};
 use self::users::{AccountError, Accounts};
 
+/// The [`Claims::sid`] prefix of tokens derived from an API token.
+pub const TOKEN_SID: &str = "token:";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the credential is invalid, expired or revoked")]
@@ -99,6 +102,7 @@ pub struct Auth {
     pub claim: Claim,
     pub device: DeviceFlow,
     static_token: Option<Secret>,
+    clock: SharedClock,
 }
 
 impl Auth {
@@ -131,8 +135,13 @@ impl Auth {
             sessions,
             tokens,
             claim: Claim::new(clock.clone(), config.claim_code_ttl),
-            device: DeviceFlow::new(clock, config.device_code_ttl, config.device_poll_interval),
+            device: DeviceFlow::new(
+                clock.clone(),
+                config.device_code_ttl,
+                config.device_poll_interval,
+            ),
             static_token: config.token.clone(),
+            clock,
         })
     }
 
@@ -179,6 +188,87 @@ impl Auth {
                         via: Via::Session(Box::new(claims)),
                     })
                 }
+            }
+        }
+    }
+
+    /// A one-time WebSocket ticket for `principal`, lasting `ttl_secs`, bound to the
+    /// session or API token the principal came with.
+    pub fn ws_ticket(&self, principal: &Principal, ttl_secs: i64) -> Result<String, AuthError> {
+        let (uid, epoch) = match self.accounts.get(&principal.username)? {
+            Some(user) => (user.id, user.epoch),
+            None => (String::new(), 0),
+        };
+        let sid = match &principal.via {
+            Via::Session(claims) => claims.sid.clone(),
+            Via::ApiToken { id } => Some(format!("{TOKEN_SID}{id}")),
+            Via::StaticToken | Via::Local => None,
+        };
+        let (ticket, _) = self.jwt.issue_bound(
+            jwt::Audience::WsTicket,
+            &principal.username,
+            &uid,
+            epoch,
+            principal.scopes,
+            ttl_secs,
+            sid,
+        )?;
+        Ok(ticket)
+    }
+
+    /// Redeems a WebSocket ticket: valid, unexpired, never used before, and its account
+    /// (and session or token) still standing. A second use is refused.
+    pub fn redeem_ws_ticket(&self, ticket: &str) -> Result<Principal, AuthError> {
+        let claims = self.jwt.verify(ticket, jwt::Audience::WsTicket)?;
+        if !self.sessions.spend_once(&claims.jti, claims.exp)? {
+            return Err(AuthError::InvalidCredential);
+        }
+        let principal = match self.mode {
+            AuthMode::None | AuthMode::Token => Principal {
+                username: claims.sub.clone(),
+                scopes: claims.scopes,
+                via: if self.mode == AuthMode::None {
+                    Via::Local
+                } else {
+                    Via::StaticToken
+                },
+            },
+            AuthMode::Password | AuthMode::Device => Principal {
+                username: claims.sub.clone(),
+                scopes: claims.scopes,
+                via: Via::Session(Box::new(claims)),
+            },
+        };
+        if !self.still_stands(&principal) {
+            return Err(AuthError::InvalidCredential);
+        }
+        Ok(principal)
+    }
+
+    /// Whether what `principal` authenticated with still holds: for long-lived
+    /// connections, which must end when their session or token is revoked, their
+    /// account disabled or its password changed.
+    pub fn still_stands(&self, principal: &Principal) -> bool {
+        match &principal.via {
+            Via::StaticToken | Via::Local => true,
+            Via::ApiToken { id } => self.tokens.is_active(id).unwrap_or(false),
+            Via::Session(claims) => {
+                let account_stands = self.accounts.get(&claims.sub).ok().flatten().is_some_and(
+                    |user| user.id == claims.uid && user.epoch == claims.epoch && !user.disabled,
+                );
+                let source_stands = match claims.sid.as_deref() {
+                    Some(sid) => match (
+                        sid.strip_prefix(sessions::FAMILY_SID),
+                        sid.strip_prefix(TOKEN_SID),
+                    ) {
+                        (Some(family), _) => self.sessions.family_alive(family).unwrap_or(false),
+                        (_, Some(token)) => self.tokens.is_active(token).unwrap_or(false),
+                        _ => false,
+                    },
+                    // Unbound: stands only as long as the token itself.
+                    None => claims.exp > self.clock.now().unix_timestamp(),
+                };
+                account_stands && source_stands
             }
         }
     }

@@ -21,6 +21,8 @@ use crate::secret::Secret;
 use crate::store::{Store, StoreError, Tree, TreeName};
 
 pub const REFRESH_PREFIX: &str = "aisr";
+/// The [`Claims::sid`] prefix of tokens that belong to a login session.
+pub const FAMILY_SID: &str = "family:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -138,13 +140,14 @@ impl Sessions {
         family: &str,
         scopes: Scopes,
     ) -> Result<TokenPair, SessionError> {
-        let (access, _) = self.jwt.issue(
+        let (access, _) = self.jwt.issue_bound(
             Audience::Session,
             &user.username,
             &user.id,
             user.epoch,
             scopes,
             self.access_ttl,
+            Some(format!("{FAMILY_SID}{family}")),
         )?;
         let minted = opaque::mint(REFRESH_PREFIX);
         let record = RefreshRecord {
@@ -270,6 +273,23 @@ impl Sessions {
             )));
         }
         Ok((claims, user))
+    }
+
+    /// Whether the login session `family` still stands (not logged out, not revoked).
+    pub fn family_alive(&self, family: &str) -> Result<bool, SessionError> {
+        Ok(self
+            .families
+            .get(&family.to_string())?
+            .is_some_and(|record| !record.revoked))
+    }
+
+    /// Spends a one-time token's `jti` until `exp`; false if it was spent before.
+    pub fn spend_once(&self, jti: &str, exp: i64) -> Result<bool, SessionError> {
+        let fresh = self.denied.insert_new(&jti.to_string(), &exp)?;
+        if fresh {
+            self.store.sync()?;
+        }
+        Ok(fresh)
     }
 
     /// Drops denylist entries and spent or expired refresh records past their expiry.

@@ -191,6 +191,20 @@ impl ApiTokens {
         Ok((record.listed(), owner))
     }
 
+    /// Whether the token `id` is still usable: not revoked, not expired, owner enabled.
+    pub fn is_active(&self, id: &str) -> Result<bool, TokenError> {
+        let Some(record) = self.tree.get(&id.to_string())? else {
+            return Ok(false);
+        };
+        if record.expires.is_some_and(|e| e <= self.now()) {
+            return Ok(false);
+        }
+        Ok(self
+            .accounts
+            .get(&record.owner)?
+            .is_some_and(|owner| owner.id == record.owner_id && !owner.disabled))
+    }
+
     pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
         self.tree
             .iter_from(None)

@@ -315,6 +315,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The caller if it authenticated, for routes that also accept other proof (`/ws`).
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaybeCaller(principal_of(parts).ok()))
+    }
+}
+
 /// A caller holding the `admin` scope; only this extractor makes one.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Principal);

@@ -16,7 +16,6 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::auth::Via;
-use crate::auth::jwt::Audience;
 use crate::auth::scopes::{Scope, Scopes};
 use crate::auth::sessions::SessionError;
 use crate::auth::users::AccountError;
@@ -416,18 +415,7 @@ async fn ws_ticket(
     State(app): State<Arc<App>>,
     Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
-    let (uid, epoch) = match app.services.auth.accounts.get(&caller.username) {
-        Ok(Some(user)) => (user.id, user.epoch),
-        _ => (String::new(), 0),
-    };
-    let (ticket, _) = app.services.auth.jwt.issue(
-        Audience::WsTicket,
-        &caller.username,
-        &uid,
-        epoch,
-        caller.scopes,
-        WS_TICKET_SECS,
-    )?;
+    let ticket = app.services.auth.ws_ticket(&caller, WS_TICKET_SECS)?;
     Ok(Json(serde_json::json!({ "ticket": ticket, "expires_in": WS_TICKET_SECS })).into_response())
 }
 

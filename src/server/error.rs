@@ -198,3 +198,38 @@ impl From<crate::auth::claim::ClaimError> for ApiError {
         }
     }
 }
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as E;
+        match err {
+            E::InvalidCredential => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credential",
+                err.to_string(),
+            ),
+            E::Account(err) => err.into(),
+            E::Session(err) => err.into(),
+            E::Token(err) => err.into(),
+            E::Jwt(err) => err.into(),
+        }
+    }
+}
+
+impl From<crate::security::approval::ApprovalError> for ApiError {
+    fn from(err: crate::security::approval::ApprovalError) -> Self {
+        use crate::security::approval::ApprovalError as E;
+        let (status, code) = match err {
+            // Another user's request is "not found" to the asker, so ids cannot be probed.
+            E::NotFound(_) | E::NotEligible(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
+            E::InputChanged { .. } => (StatusCode::CONFLICT, "input_changed"),
+            E::RememberNotOffered(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        let message = match &err {
+            E::NotEligible(id) => E::NotFound(id.clone()).to_string(),
+            _ => err.to_string(),
+        };
+        ApiError::new(status, code, message)
+    }
+}

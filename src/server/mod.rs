@@ -15,6 +15,7 @@ pub mod error;
 pub mod json;
 pub mod middleware;
 pub mod routes;
+pub mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -88,6 +89,8 @@ pub fn api() -> Api {
         .route("/health", Access::Public, get(routes::health))
         .route("/ready", Access::Public, get(routes::ready))
         .route("/ca.crt", Access::Public, get(routes::ca_certificate))
+        // Authenticated in the handler: a ticket in the URL or a bearer header.
+        .route("/ws", Access::Public, get(ws::upgrade))
         .merge(auth_routes::api())
         .merge(device_routes::api())
 }
