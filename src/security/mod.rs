@@ -1,8 +1,10 @@
 //! Security services that every request path relies on: the audit log and secrets at
-//! rest. Later issues add rate limiting, the command filter, approvals and path guards
-//! here. Nothing in this module speaks HTTP; the server calls into it.
+//! rest, rate limiting, and workspace-confined file access (`paths`). Later issues add
+//! the command filter and approvals here. Nothing in this module speaks HTTP; the server
+//! calls into it.
 
 pub mod approval;
 pub mod audit;
+pub mod paths;
 pub mod rate_limit;
 pub mod secrets;
