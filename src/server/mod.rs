@@ -8,6 +8,7 @@
 //! telling it to use HTTPS. On shutdown the listener closes and in-flight requests get
 //! `shutdown_timeout` to finish. Handlers never see TLS or sockets.
 
+pub mod approval_routes;
 pub mod auth;
 pub mod auth_routes;
 pub mod device_routes;
@@ -93,6 +94,7 @@ pub fn api() -> Api {
         .route("/ws", Access::Public, get(ws::upgrade))
         .merge(auth_routes::api())
         .merge(device_routes::api())
+        .merge(approval_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

@@ -46,6 +46,7 @@ pub enum TreeName {
     Sessions,
     Families,
     Revoked,
+    ApprovalRules,
 }
 
 impl TreeName {
@@ -59,6 +60,7 @@ impl TreeName {
             TreeName::Sessions => "sessions",
             TreeName::Revoked => "revoked",
             TreeName::Families => "families",
+            TreeName::ApprovalRules => "approval_rules",
         }
     }
 }

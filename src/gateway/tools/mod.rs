@@ -1,4 +1,453 @@
-//! Agent tools.
+//! The agents' tools and the one path every call takes: input checked against the
+//! tool's schema, the tool enabled for the agent, the command filter and a human
+//! approval where the tool needs them, then the sandbox or the workspace path guard,
+//! and a result capped in size and marked when truncated. Every call, whatever its end,
+//! writes one `tool.call` audit record.
+//!
+//! | tool | guard | runs |
+//! |---|---|---|
+//! | `code_exec {language, code, files}` | sandbox limits | in the sandbox |
+//! | `shell {command}` | command filter → approval when asked | `bash -c` in the sandbox, with the workspace's files |
+//! | `read_file`, `write_file`, `list_dir` | workspace path guard | in the gateway, beneath the workspace |
+//!
+//! Nothing here ever runs a command on the bare host: `shell` goes through the same
+//! sandbox as `code_exec`. The workspace's top-level files are copied into the run's
+//! `/work` and what the run creates or changes there is written back through the path
+//! guard, so a run never holds a host directory open (inside the sandbox, the run's one
+//! user id maps to an unprivileged host id that must not own the agent's files).
+//! Remembered approvals are stored per agent; they can only lift `approve`, never a
+//! `deny`. This module never speaks HTTP and never decides approvals itself.
+
+mod code_exec;
+mod files;
+mod shell;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::config::{AgentConfig, Config, FilesConfig};
+use crate::sandbox::{Runner, SandboxError};
+use crate::security::approval::{Broker, Ending, Requester};
+use crate::security::audit::{Audit, AuditEvent, Outcome};
+use crate::security::command_filter::{
+    CommandFilter, CommandFilterError, FilterContext, RememberedRule,
+};
+use crate::security::paths::PathError;
+use crate::store::{Store, StoreError, Tree, TreeName};
 
 /// Every tool an agent may be given.
 pub const TOOL_NAMES: [&str; 5] = ["code_exec", "shell", "read_file", "write_file", "list_dir"];
+
+/// The working directory tool programs see inside the sandbox.
+pub const SANDBOX_CWD: &str = "/work";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    #[error("unknown tool {0:?}: the tools are code_exec, shell, read_file, write_file, list_dir")]
+    UnknownTool(String),
+    #[error("tool {tool} is not enabled for agent {agent} ([[agents]] tools)")]
+    NotEnabled { tool: String, agent: String },
+    #[error("invalid input for {tool}: {message}")]
+    BadInput { tool: String, message: String },
+    #[error("refused by the command filter ({rule}): {reason}")]
+    Denied { reason: String, rule: String },
+    #[error("not approved ({ending}, by {by}): {reason}")]
+    NotApproved {
+        ending: &'static str,
+        by: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Path(#[from] PathError),
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("code execution is unavailable: {0}")]
+    Unavailable(String),
+    #[error("remembered approvals cannot be read or written: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ToolError {
+    /// Errors the caller (or the model) caused and can correct.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            ToolError::UnknownAgent(_)
+            | ToolError::UnknownTool(_)
+            | ToolError::NotEnabled { .. }
+            | ToolError::BadInput { .. }
+            | ToolError::Denied { .. }
+            | ToolError::NotApproved { .. } => true,
+            ToolError::Path(err) => !matches!(err, PathError::Io { .. } | PathError::Unsupported),
+            ToolError::Sandbox(err) => err.is_bad_request(),
+            ToolError::Unavailable(_) | ToolError::Store(_) => false,
+        }
+    }
+}
+
+/// One call, as an agent (or the console) makes it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub agent: String,
+    pub tool: String,
+    pub input: Value,
+    pub requester: Requester,
+}
+
+/// What a call returns to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolOutput {
+    /// The tool's result, shaped per tool (see each tool's schema).
+    pub result: Value,
+    /// True when some part of the result was cut to the size limit.
+    pub truncated: bool,
+}
+
+/// What a call needs from the running gateway (or the console).
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    pub audit: &'a Audit,
+    pub approvals: &'a Broker,
+    /// The sandbox, or why code execution is unavailable.
+    pub runner: Result<&'a Runner, &'a str>,
+}
+
+struct Agent {
+    config: AgentConfig,
+    filter: CommandFilter,
+}
+
+/// The tool registry: every agent's tools and what they need.
+pub struct Tools {
+    agents: HashMap<String, Agent>,
+    files: FilesConfig,
+    /// Bytes kept of each text field of a result.
+    max_output: u64,
+    remembered: Tree<String, RememberedRule>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Tools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tools")
+            .field("agents", &self.agents.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tools {
+    pub fn new(config: &Config, store: &Store) -> Result<Tools, ToolsSetupError> {
+        let mut agents = HashMap::new();
+        for agent in &config.agents {
+            let context = FilterContext::for_config(config, Some(SANDBOX_CWD.into()));
+            let filter = CommandFilter::from_config(&config.tools.shell, context)?;
+            agents.insert(
+                agent.name.clone(),
+                Agent {
+                    config: agent.clone(),
+                    filter,
+                },
+            );
+        }
+        Ok(Tools {
+            agents,
+            files: config.tools.files.clone(),
+            max_output: config.tools.sandbox.limits.max_output,
+            remembered: store.tree(TreeName::ApprovalRules)?,
+            store: store.clone(),
+        })
+    }
+
+    /// The agents' names, sorted.
+    pub fn agents(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The function-calling schemas of the tools `agent` may use.
+    pub fn schemas(&self, agent: &str) -> Result<Vec<Value>, ToolError> {
+        let agent = self.agent(agent)?;
+        Ok(agent
+            .config
+            .tools
+            .iter()
+            .filter_map(|name| schema(name))
+            .collect())
+    }
+
+    /// Runs one call through its guards and audits it.
+    pub async fn call(&self, ctx: CallContext<'_>, call: Call) -> Result<ToolOutput, ToolError> {
+        let started = std::time::Instant::now();
+        let result = self.dispatch(ctx, &call).await;
+        let (outcome, error) = match &result {
+            Ok(_) => (Outcome::Success, None),
+            Err(err @ (ToolError::Denied { .. } | ToolError::NotApproved { .. })) => {
+                (Outcome::Denied, Some(err.to_string()))
+            }
+            Err(err) => (Outcome::Failure, Some(err.to_string())),
+        };
+        let mut details = json!({
+            "agent": call.agent,
+            "requester": call.requester,
+            "input": audit_summary(&call),
+            "ms": started.elapsed().as_millis() as u64,
+        });
+        if let (Some(error), Some(object)) = (error, details.as_object_mut()) {
+            object.insert("error".into(), Value::String(error));
+        }
+        if let (Ok(output), Some(object)) = (&result, details.as_object_mut()) {
+            object.insert("truncated".into(), Value::Bool(output.truncated));
+        }
+        ctx.audit.record_or_log(
+            AuditEvent::new("tool.call")
+                .actor(format!(
+                    "user:{} agent:{}",
+                    call.requester.user, call.requester.agent
+                ))
+                .target(call.tool.chars().take(64).collect::<String>())
+                .outcome(outcome)
+                .details(details),
+        );
+        result
+    }
+
+    async fn dispatch(&self, ctx: CallContext<'_>, call: &Call) -> Result<ToolOutput, ToolError> {
+        let agent = self.agent(&call.agent)?;
+        if !TOOL_NAMES.contains(&call.tool.as_str()) {
+            return Err(ToolError::UnknownTool(
+                call.tool.chars().take(64).collect(),
+            ));
+        }
+        if !agent.config.tools.iter().any(|t| *t == call.tool) {
+            return Err(ToolError::NotEnabled {
+                tool: call.tool.clone(),
+                agent: agent.config.name.clone(),
+            });
+        }
+        match call.tool.as_str() {
+            "code_exec" => code_exec::run(self, ctx, call).await,
+            "shell" => shell::run(self, agent, ctx, call).await,
+            "read_file" => files::read(self, agent, call),
+            "write_file" => files::write(self, agent, call),
+            _ => files::list(self, agent, call),
+        }
+    }
+
+    fn agent(&self, name: &str) -> Result<&Agent, ToolError> {
+        self.agents
+            .get(name)
+            .ok_or_else(|| ToolError::UnknownAgent(name.chars().take(64).collect()))
+    }
+
+    /// The approvals remembered for `agent`.
+    fn remembered_for(&self, agent: &str) -> Result<Vec<RememberedRule>, ToolError> {
+        let prefix = format!("{agent}/");
+        let mut rules = Vec::new();
+        for entry in self.remembered.iter_from(Some(&prefix)) {
+            let (key, rule) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    /// Stores rules a person chose to remember for `agent`.
+    fn remember(&self, agent: &str, rules: &[RememberedRule]) -> Result<(), ToolError> {
+        for rule in rules {
+            let bytes = serde_json::to_vec(rule).unwrap_or_default();
+            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+            self.remembered
+                .insert(&format!("{agent}/{}", digest.get(..32).unwrap_or(&digest)), rule)?;
+        }
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Cuts `text` to the result limit at a character boundary.
+    fn cap(&self, text: &str) -> (String, bool) {
+        cap_text(text, usize::try_from(self.max_output).unwrap_or(usize::MAX))
+    }
+}
+
+/// Why the registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolsSetupError {
+    #[error(transparent)]
+    Filter(#[from] CommandFilterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary.
+pub fn cap_text(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
+        return (text.to_string(), false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text.get(..end).unwrap_or_default().to_string(), true)
+}
+
+/// Parses a tool's input strictly: unknown fields and wrong types are errors that
+/// name the field.
+fn parse_input<T: DeserializeOwned>(call: &Call) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize(&call.input).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        ToolError::BadInput {
+            tool: call.tool.clone(),
+            message: if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            },
+        }
+    })
+}
+
+/// What the audit log keeps of a call's input: commands and paths verbatim (capped),
+/// code and file contents only as a hash.
+fn audit_summary(call: &Call) -> Value {
+    let field = |name: &str| {
+        call.input
+            .get(name)
+            .and_then(Value::as_str)
+            .map(|s| cap_text(s, 1024).0)
+    };
+    match call.tool.as_str() {
+        "shell" => json!({ "command": field("command") }),
+        "read_file" | "list_dir" => json!({ "path": field("path") }),
+        "write_file" => json!({
+            "path": field("path"),
+            "content_sha256": call.input.get("content").and_then(Value::as_str).map(sha256_hex),
+        }),
+        "code_exec" => json!({
+            "language": field("language"),
+            "code_sha256": call.input.get("code").and_then(Value::as_str).map(sha256_hex),
+        }),
+        _ => Value::Null,
+    }
+}
+
+pub(crate) fn sha256_hex(text: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+/// How an approval ended, for the error message.
+fn ending_name(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Allowed => "allowed",
+        Ending::Denied => "denied",
+        Ending::Expired => "timed out",
+        Ending::Withdrawn => "withdrawn",
+    }
+}
+
+/// The JSON schema (OpenAI function-calling form) of a tool.
+pub fn schema(name: &str) -> Option<Value> {
+    let (description, parameters) = match name {
+        "code_exec" => (
+            "Run a short program in an isolated sandbox (no network, limited memory and time). Returns its exit code, stdout, stderr and files it wrote.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "language": { "type": "string", "enum": ["python", "javascript", "bash"] },
+                    "code": { "type": "string", "description": "The program's source." },
+                    "files": {
+                        "type": "array",
+                        "description": "Input files placed in the working directory.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": { "type": "string" },
+                                "content": { "type": "string" }
+                            },
+                            "required": ["name", "content"],
+                            "additionalProperties": false
+                        }
+                    }
+                },
+                "required": ["language", "code"],
+                "additionalProperties": false
+            }),
+        ),
+        "shell" => (
+            "Run a shell command line in the sandbox, in the agent's workspace. Dangerous commands are refused; some need a person's approval first.",
+            json!({
+                "type": "object",
+                "properties": { "command": { "type": "string" } },
+                "required": ["command"],
+                "additionalProperties": false
+            }),
+        ),
+        "read_file" => (
+            "Read a text file from the agent's workspace (path relative to it).",
+            json!({
+                "type": "object",
+                "properties": { "path": { "type": "string" } },
+                "required": ["path"],
+                "additionalProperties": false
+            }),
+        ),
+        "write_file" => (
+            "Create or replace a file in the agent's workspace (path relative to it).",
+            json!({
+                "type": "object",
+                "properties": {
+                    "path": { "type": "string" },
+                    "content": { "type": "string" }
+                },
+                "required": ["path", "content"],
+                "additionalProperties": false
+            }),
+        ),
+        "list_dir" => (
+            "List a directory of the agent's workspace (path relative to it; \".\" for its top).",
+            json!({
+                "type": "object",
+                "properties": { "path": { "type": "string" } },
+                "additionalProperties": false
+            }),
+        ),
+        _ => return None,
+    };
+    Some(json!({
+        "type": "function",
+        "function": { "name": name, "description": description, "parameters": parameters }
+    }))
+}
+
+/// Shared by the tools that run in the sandbox: the runner or why there is none.
+fn runner<'a>(ctx: &CallContext<'a>) -> Result<&'a Runner, ToolError> {
+    ctx.runner.map_err(|why| ToolError::Unavailable(why.to_string()))
+}
+
+/// The result of a sandbox run, capped.
+fn run_result(tools: &Tools, outcome: &crate::sandbox::RunOutcome) -> (Value, bool) {
+    let (stdout, cut_out) = tools.cap(&String::from_utf8_lossy(&outcome.stdout));
+    let (stderr, cut_err) = tools.cap(&String::from_utf8_lossy(&outcome.stderr));
+    let truncated = cut_out || cut_err || outcome.truncated;
+    (
+        json!({
+            "exit_code": outcome.exit_code,
+            "reason": outcome.reason.name(),
+            "stdout": stdout,
+            "stderr": stderr,
+            "duration_ms": outcome.duration_ms,
+        }),
+        truncated,
+    )
+}
+
+/// Wraps the registry for sharing.
+pub type SharedTools = Arc<Tools>;

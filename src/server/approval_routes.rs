@@ -1,0 +1,113 @@
+//! Approvals over REST: `GET /api/v1/approvals?state=pending|resolved|all` lists what
+//! the caller may answer (their own requests; every request for admins), and
+//! `POST /api/v1/approvals/{id}` answers one. The same broker serves `/ws`, so the
+//! first answer from either wins.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::scopes::Scope;
+use crate::server::Api;
+use crate::server::auth::{Access, Caller};
+use crate::server::error::ApiError;
+use crate::server::json::JsonBody;
+use crate::server::ws::{request_message, resolved_message, responder_of};
+
+pub fn api() -> Api {
+    Api::new()
+        .route(
+            "/api/v1/approvals",
+            Access::Scope(Scope::ChatRead),
+            get(list),
+        )
+        .route(
+            "/api/v1/approvals/{id}",
+            Access::Scope(Scope::ChatWrite),
+            post(respond),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    Caller(caller): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+    })?;
+    let responder = responder_of(&caller);
+    let state = query.state.as_deref().unwrap_or("pending");
+    let pending = || {
+        app.approvals
+            .pending_for(&responder)
+            .iter()
+            .map(|r| request_message(r))
+            .collect::<Vec<_>>()
+    };
+    let resolved = || {
+        app.approvals
+            .resolved_for(&responder)
+            .iter()
+            .map(|r| resolved_message(r))
+            .collect::<Vec<_>>()
+    };
+    let body = match state {
+        "pending" => json!({ "pending": pending() }),
+        "resolved" => json!({ "resolved": resolved() }),
+        "all" => json!({ "pending": pending(), "resolved": resolved() }),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!(
+                    "unknown state {:?}: use pending, resolved or all",
+                    other.chars().take(32).collect::<String>()
+                ),
+            ));
+        }
+    };
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Answer {
+    allow: bool,
+    #[serde(default)]
+    remember: bool,
+    #[serde(default)]
+    input_hash: Option<String>,
+}
+
+async fn respond(
+    State(app): State<Arc<App>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(answer): JsonBody<Answer>,
+) -> Result<Response, ApiError> {
+    let responder = responder_of(&caller);
+    let resolved = app.approvals.respond(
+        app.audit(),
+        &id,
+        &responder,
+        answer.allow,
+        answer.remember,
+        answer.input_hash.as_deref(),
+    )?;
+    Ok(Json(resolved_message(&resolved)).into_response())
+}
