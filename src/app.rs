@@ -17,6 +17,7 @@ use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
+use crate::gateway::tools::Tools;
 use crate::sandbox::Runner;
 use crate::security::approval::Broker;
 use crate::security::audit::{Audit, AuditEvent, Outcome};
@@ -189,6 +190,8 @@ pub struct App {
     pub sandbox_status: Mutex<String>,
     /// Tool calls waiting for a human.
     pub approvals: Arc<Broker>,
+    /// The agents' tools.
+    pub tools: Tools,
 }
 
 impl App {
@@ -231,8 +234,11 @@ impl App {
             services.config.approval.timeout,
             services.clock.clone(),
         ));
+        let tools = Tools::new(&services.config, &services.store)
+            .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         Ok(App {
             approvals,
+            tools,
             services,
             tls,
             tasks: Tasks::default(),

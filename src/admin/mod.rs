@@ -106,6 +106,11 @@ pub enum AdminRequest {
     SandboxRun {
         run: SandboxRunRequest,
     },
+    ToolRun {
+        agent: String,
+        tool: String,
+        input: serde_json::Value,
+    },
 }
 
 /// A sandbox run as the admin socket carries it.
@@ -175,6 +180,7 @@ impl AdminRequest {
             AdminRequest::SecretsRemove { .. } => "secrets.remove",
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
             AdminRequest::SandboxRun { .. } => "sandbox.run",
+            AdminRequest::ToolRun { .. } => "tool.run",
             AdminRequest::UserAdd { .. } => "user.add",
             AdminRequest::UserList => "user.list",
             AdminRequest::UserPasswd { .. } => "user.passwd",
@@ -388,6 +394,7 @@ fn run(
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
         AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
+        AdminRequest::ToolRun { .. } => Err("tool calls need a running gateway".into()),
         AdminRequest::UserList => {
             let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
             json(serde_json::to_value(
@@ -602,6 +609,9 @@ async fn handle_connection(
                 let actor = format!("admin-socket uid:{uid}");
                 sandbox_run(&app, &actor, run).await
             }
+            Ok(AdminRequest::ToolRun { agent, tool, input }) => {
+                tool_run(&app, uid, agent, tool, input).await
+            }
             Ok(request) => {
                 let worker = app.clone();
                 let actor = format!("admin-socket uid:{uid}");
@@ -650,6 +660,44 @@ async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminRes
                 error: None,
             },
             Err(err) => failed(&err.to_string()),
+        },
+        Err(err) => failed(&err.to_string()),
+    }
+}
+
+/// Runs one tool call for the console through the gateway's tools (filter, approval
+/// over the gateway's clients, sandbox); the registry audits it.
+async fn tool_run(
+    app: &App,
+    uid: u32,
+    agent: String,
+    tool: String,
+    input: serde_json::Value,
+) -> AdminResponse {
+    use crate::gateway::tools::{Call, CallContext, CallReport, CONSOLE_USER};
+    use crate::security::approval::Requester;
+    let runner = app.sandbox_runner();
+    let ctx = CallContext {
+        audit: app.audit(),
+        approvals: &app.approvals,
+        runner: runner.as_ref().map(|r| *r).map_err(String::as_str),
+    };
+    let call = Call {
+        requester: Requester {
+            user: CONSOLE_USER.into(),
+            agent: agent.clone(),
+            session: Some(format!("admin-socket uid:{uid}")),
+        },
+        agent,
+        tool,
+        input,
+    };
+    let report = CallReport::from(app.tools.call(ctx, call).await);
+    match serde_json::to_value(&report) {
+        Ok(result) => AdminResponse {
+            ok: true,
+            result,
+            error: None,
         },
         Err(err) => failed(&err.to_string()),
     }

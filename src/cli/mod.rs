@@ -16,6 +16,7 @@ mod gateway;
 mod login;
 mod sandbox;
 mod secrets;
+mod tools;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,9 @@ enum Command {
     /// Run code in the sandbox, or check what this host offers it
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Run an agent tool from the console, or list the agents' tools
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
     /// Manage user accounts
     #[command(subcommand)]
     User(user::UserCommand),
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
         Command::Sandbox(command) => sandbox::run(cli.config.as_deref(), command),
         Command::Auth(command) => auth::run(cli.config.as_deref(), command),
+        Command::Tools(command) => tools::run(cli.config.as_deref(), command),
         Command::User(command) => user::run(cli.config.as_deref(), command),
         Command::Login(args) => login::run(args),
     };

@@ -20,3 +20,4 @@ mod durability;
 mod http;
 mod sandbox;
 mod service;
+mod tools;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::support::{BIN, Setup, stderr, stdout};
 
 /// Sandbox settings for tests: small scratch space so disk-fill tests are quick.
-const SANDBOX: &str =
+pub const SANDBOX: &str =
     "tmp_size = \"8m\"\nmemory_limit = \"128m\"\ntimeout = \"20s\"\nmax_concurrent = 8\n";
 
 /// Which cgroup interface the tests use: `AISOPOD_TEST_CGROUP=v1|v2` (default: auto).
@@ -32,7 +32,7 @@ fn sandboxed(keys: &str) -> Setup {
     Setup::new(&sandbox_toml(keys))
 }
 
-fn sandbox_toml(keys: &str) -> String {
+pub fn sandbox_toml(keys: &str) -> String {
     let choice = cgroup_choice();
     let mut text = format!("[tools.sandbox]\n{keys}\ncgroup = \"{choice}\"\n");
     if choice == "v2" {

@@ -451,3 +451,38 @@ fn run_result(tools: &Tools, outcome: &crate::sandbox::RunOutcome) -> (Value, bo
 
 /// Wraps the registry for sharing.
 pub type SharedTools = Arc<Tools>;
+
+/// A call's end as the console sees it (the admin socket carries it).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CallReport {
+    /// The tool ran.
+    Done { result: Value, truncated: bool },
+    /// The command filter or a person refused it; nothing ran.
+    Refused { error: String },
+    /// It could not run: bad input, unknown tool, an unavailable sandbox, ...
+    Failed { error: String },
+}
+
+impl From<Result<ToolOutput, ToolError>> for CallReport {
+    fn from(result: Result<ToolOutput, ToolError>) -> Self {
+        match result {
+            Ok(output) => CallReport::Done {
+                result: output.result,
+                truncated: output.truncated,
+            },
+            Err(err @ (ToolError::Denied { .. } | ToolError::NotApproved { .. })) => {
+                CallReport::Refused {
+                    error: err.to_string(),
+                }
+            }
+            Err(err) => CallReport::Failed {
+                error: err.to_string(),
+            },
+        }
+    }
+}
+
+/// The requester name of calls made from the console; never a valid username, so only
+/// admins can answer its approvals.
+pub const CONSOLE_USER: &str = "@console";
