@@ -448,7 +448,7 @@ fn file_tools_stay_inside_the_workspace_and_bad_calls_get_clear_errors() {
     std::os::unix::fs::symlink("/etc", workspace.join("etc")).unwrap();
     for (tool, input, expected) in [
         ("read_file", r#"{"path": "../../config.toml"}"#, "outside the workspace"),
-        ("read_file", r#"{"path": "/etc/passwd"}"#, "path"),
+        ("read_file", r#"{"path": "/etc/passwd"}"#, "outside the workspace"),
         ("read_file", r#"{"path": "etc/passwd"}"#, "outside the workspace"),
         ("write_file", r#"{"path": "etc/cron.d/x", "content": "* * * * * root sh"}"#, "outside the workspace"),
         ("read_file", r#"{"path": 7}"#, "invalid input for read_file: path"),
