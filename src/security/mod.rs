@@ -3,5 +3,6 @@
 //! here. Nothing in this module speaks HTTP; the server calls into it.
 
 pub mod audit;
+pub mod command_filter;
 pub mod rate_limit;
 pub mod secrets;
