@@ -1006,7 +1006,8 @@ fn deserialize_collecting(
                 return Some(raw);
             }
             Err(err) => {
-                let key = err.path().to_string();
+                // Arrays of tables print as `rules[0].x`; keys here are dotted throughout.
+                let key = err.path().to_string().replace('[', ".").replace(']', "");
                 let inner = err.into_inner().message().to_string();
                 let message = match inner.strip_prefix("unknown field ") {
                     Some(rest) => format!("unknown key {rest}"),
