@@ -322,6 +322,47 @@ pub struct LoggingConfig {
 pub struct ToolsConfig {
     pub sandbox: SandboxConfig,
     pub files: FilesConfig,
+    pub shell: ShellConfig,
+}
+
+/// Which shell commands run without a person's approval (see `security::command_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellPolicy {
+    /// Only `allowed_programs` run without approval (the default in strict mode).
+    Allowlist,
+    /// Everything runs unless a rule asks for approval or denies (the default in local mode).
+    Denylist,
+}
+
+/// What a user rule does to the simple commands it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellRuleAction {
+    Allow,
+    Approve,
+    Deny,
+}
+
+/// One `[[tools.shell.rules]]` entry, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellRule {
+    /// Unique name, reported as `user.<id>` when the rule decides.
+    pub id: String,
+    pub action: ShellRuleAction,
+    /// Program name (`git`) or absolute path (`/usr/bin/git`).
+    pub program: String,
+    /// Glob over the arguments joined by single spaces; `None` matches any arguments.
+    pub args: Option<String>,
+}
+
+/// `[tools.shell]`: the command filter's policy.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    pub policy: ShellPolicy,
+    pub allowed_programs: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub rules: Vec<ShellRule>,
 }
 
 /// `[tools.files]`: caps of the workspace file tools.
@@ -641,6 +682,40 @@ impl Default for RawLogging {
 struct RawTools {
     sandbox: RawSandbox,
     files: RawFiles,
+    shell: RawShell,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawShell {
+    /// `None`: by security mode (strict: allowlist, local: denylist).
+    policy: Option<String>,
+    allowed_programs: Vec<String>,
+    allowed_hosts: Vec<String>,
+    rules: Vec<RawShellRule>,
+}
+
+impl Default for RawShell {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            allowed_programs: crate::security::command_filter::DEFAULT_ALLOWED_PROGRAMS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            allowed_hosts: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawShellRule {
+    id: String,
+    action: String,
+    program: String,
+    args: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1004,7 +1079,8 @@ fn deserialize_collecting(
                 return Some(raw);
             }
             Err(err) => {
-                let key = err.path().to_string();
+                // Arrays of tables print as `rules[0].x`; keys here are dotted throughout.
+                let key = err.path().to_string().replace('[', ".").replace(']', "");
                 let inner = err.into_inner().message().to_string();
                 let message = match inner.strip_prefix("unknown field ") {
                     Some(rest) => format!("unknown key {rest}"),
@@ -1360,6 +1436,7 @@ fn validate(
                 100_000,
             ) as usize,
         },
+        shell: validate_shell(raw.tools.shell, security.mode, &mut check),
     };
     let approval = ApprovalConfig {
         timeout: check.duration(
@@ -1631,6 +1708,98 @@ fn validate_sandbox(raw: RawSandbox, check: &mut Issues<'_>) -> SandboxConfig {
             ranges::QUEUE_TIMEOUT.1,
         ),
         cgroup,
+    }
+}
+
+fn validate_shell(raw: RawShell, mode: SecurityMode, check: &mut Issues<'_>) -> ShellConfig {
+    use crate::security::command_filter as filter;
+    let policy = match raw.policy.as_deref().map(|p| p.trim().to_ascii_lowercase()) {
+        None => match mode {
+            SecurityMode::Strict => ShellPolicy::Allowlist,
+            SecurityMode::Local => ShellPolicy::Denylist,
+        },
+        Some(p) if p == "allowlist" => ShellPolicy::Allowlist,
+        Some(p) if p == "denylist" => ShellPolicy::Denylist,
+        Some(_) => {
+            check.push(
+                "tools.shell.policy",
+                format!(
+                    "unknown policy {:?}: use \"allowlist\" or \"denylist\"",
+                    raw.policy.unwrap_or_default()
+                ),
+            );
+            ShellPolicy::Allowlist
+        }
+    };
+    for (index, program) in raw.allowed_programs.iter().enumerate() {
+        if let Err(message) = filter::check_program_name(program) {
+            check.push(&format!("tools.shell.allowed_programs.{index}"), message);
+        }
+    }
+    let mut allowed_hosts = Vec::new();
+    for (index, host) in raw.allowed_hosts.iter().enumerate() {
+        match filter::normalize_host_pattern(host) {
+            Ok(host) => allowed_hosts.push(host),
+            Err(message) => check.push(&format!("tools.shell.allowed_hosts.{index}"), message),
+        }
+    }
+    let mut rules: Vec<ShellRule> = Vec::new();
+    for (index, rule) in raw.rules.into_iter().enumerate() {
+        let name = if rule.id.is_empty() {
+            format!("tools.shell.rules.{index}")
+        } else {
+            format!("tools.shell.rules.{index} (id {:?})", rule.id)
+        };
+        let mut ok = true;
+        let mut bad = |field: &str, message: String| {
+            check.push(&format!("{name}.{field}"), message);
+            ok = false;
+        };
+        if let Err(message) = filter::check_rule_id(&rule.id) {
+            bad("id", message);
+        } else if rules.iter().any(|r| r.id == rule.id) {
+            bad("id", format!("duplicate rule id {:?}", rule.id));
+        }
+        let action = match rule.action.trim().to_ascii_lowercase().as_str() {
+            "allow" => ShellRuleAction::Allow,
+            "approve" => ShellRuleAction::Approve,
+            "deny" => ShellRuleAction::Deny,
+            other => {
+                bad(
+                    "action",
+                    format!("unknown action {other:?}: use \"allow\", \"approve\" or \"deny\""),
+                );
+                ShellRuleAction::Deny
+            }
+        };
+        if let Err(message) = filter::check_program_name(&rule.program).or_else(|e| {
+            if rule.program.starts_with('/') && !rule.program.contains(char::is_whitespace) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
+            bad("program", message);
+        }
+        if let Some(args) = &rule.args
+            && let Err(message) = filter::Glob::parse(args)
+        {
+            bad("args", message);
+        }
+        if ok {
+            rules.push(ShellRule {
+                id: rule.id,
+                action,
+                program: rule.program,
+                args: rule.args,
+            });
+        }
+    }
+    ShellConfig {
+        policy,
+        allowed_programs: raw.allowed_programs,
+        allowed_hosts,
+        rules,
     }
 }
 

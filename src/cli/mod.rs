@@ -14,6 +14,7 @@ mod auth;
 mod cert;
 mod gateway;
 mod login;
+mod policy;
 mod sandbox;
 mod secrets;
 mod tools;
@@ -71,6 +72,9 @@ enum Command {
     User(user::UserCommand),
     /// Sign in to a gateway from another machine with the device flow (RFC 8628)
     Login(login::LoginArgs),
+    /// Check shell commands against the command filter
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Tools(command) => tools::run(cli.config.as_deref(), command),
         Command::User(command) => user::run(cli.config.as_deref(), command),
         Command::Login(args) => login::run(args),
+        Command::Policy(command) => policy::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

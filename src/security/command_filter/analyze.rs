@@ -1,0 +1,793 @@
+//! The walk: a shell line parsed by `brush-parser`, every simple command that could run
+//! found (pipelines, lists, subshells, functions, loops and conditionals, `$(...)` and
+//! backticks, process substitutions, here-documents, redirections, assignments), each
+//! word resolved as far as static analysis allows (quotes and escapes removed, `~` and
+//! `$HOME` known, anything else marked dynamic), wrappers peeled off recursively, and
+//! every finding recorded with the command it belongs to. The rules themselves live in
+//! `rules.rs`; this file only finds what would run and with which words.
+
+use brush_parser::ast;
+use brush_parser::word::{Parameter, ParameterExpr, WordPiece, WordPieceWithSource};
+
+use super::paths::Place;
+use super::{CommandFilter, Decision, Finding, MAX_COMMANDS, MAX_DEPTH};
+
+/// One word as far as it is known before the command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct W {
+    /// The literal text; unknown parts stand as `*`.
+    pub text: String,
+    /// Byte offset of the first wildcard (unknown expansion or unquoted glob).
+    pub wild_at: Option<usize>,
+    /// Some part comes from an expansion whose value is not known.
+    pub dynamic: bool,
+    /// Some part is the output of a command that reads from the network.
+    pub from_network: bool,
+}
+
+impl W {
+    pub fn lit(text: impl Into<String>) -> W {
+        W {
+            text: text.into(),
+            wild_at: None,
+            dynamic: false,
+            from_network: false,
+        }
+    }
+
+    /// A word whose value is unknown, with a known literal prefix.
+    pub fn unknown(prefix: &str) -> W {
+        W {
+            text: format!("{prefix}*"),
+            wild_at: Some(prefix.len()),
+            dynamic: true,
+            from_network: false,
+        }
+    }
+
+    pub fn is_static(&self) -> bool {
+        !self.dynamic && self.wild_at.is_none()
+    }
+}
+
+/// Where a command's standard input comes from, when that matters (interpreters).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stdin {
+    /// The code text, when known (here-document, here-string, `echo ... |`).
+    pub text: Option<String>,
+    /// Data comes through a pipe or file whose content is unknown.
+    pub unknown: bool,
+    /// Data comes from a command that reads the network.
+    pub network: bool,
+}
+
+/// A simple command that was found, for the report and for allow rules.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub argv: Vec<String>,
+    pub is_static: bool,
+}
+
+/// The state of one judgement.
+#[derive(Debug)]
+pub(super) struct Analyzer<'f> {
+    pub filter: &'f CommandFilter,
+    pub findings: Vec<Finding>,
+    pub commands: Vec<Found>,
+    /// The working directory as far as `cd` was followed; `None` when unknown.
+    pub cwd: Option<Vec<String>>,
+    /// Functions whose body is being walked (a call to one of them is recursion).
+    functions: Vec<String>,
+    /// Commands that read the network so far.
+    pub network_reads: usize,
+    /// A network read saved to a file, and local code run (download-and-execute).
+    pub fetched_to_file: bool,
+    pub ran_local_code: bool,
+    /// Output of the last simple `echo`/`printf` (code for a shell after the pipe).
+    last_echo: Option<String>,
+    stopped: bool,
+}
+
+impl<'f> Analyzer<'f> {
+    pub fn new(filter: &'f CommandFilter) -> Self {
+        Analyzer {
+            filter,
+            findings: Vec::new(),
+            commands: Vec::new(),
+            cwd: filter.layout.workspace.clone(),
+            functions: Vec::new(),
+            network_reads: 0,
+            fetched_to_file: false,
+            ran_local_code: false,
+            last_echo: None,
+            stopped: false,
+        }
+    }
+
+    /// Records a finding for the command `cmd` (an index into `commands`), if any.
+    pub fn find(
+        &mut self,
+        cmd: Option<usize>,
+        decision: Decision,
+        rule: &str,
+        reason: impl Into<String>,
+        liftable: bool,
+    ) {
+        self.findings.push(Finding {
+            cmd,
+            decision,
+            rule: rule.to_string(),
+            reason: reason.into(),
+            liftable,
+        });
+    }
+
+    /// Whether to go on: stops (with a deny) past the depth or command budget.
+    fn enter(&mut self, depth: usize) -> bool {
+        if self.stopped {
+            return false;
+        }
+        if depth > MAX_DEPTH {
+            self.stopped = true;
+            self.find(
+                None,
+                Decision::Deny,
+                "input.too_deep",
+                format!(
+                    "commands are nested more than {MAX_DEPTH} levels deep (substitutions, wrappers or shells inside each other); no ordinary command needs that"
+                ),
+                false,
+            );
+            return false;
+        }
+        if self.commands.len() >= MAX_COMMANDS {
+            self.stopped = true;
+            self.find(
+                None,
+                Decision::Deny,
+                "input.too_complex",
+                format!("the line holds more than {MAX_COMMANDS} commands"),
+                false,
+            );
+            return false;
+        }
+        true
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Programs and the grammar.
+
+    /// Parses and walks shell code at `depth`; returns whether any of it reads the
+    /// network.
+    pub fn program(&mut self, code: &str, depth: usize) -> bool {
+        let before = self.network_reads;
+        if !self.enter(depth) {
+            return false;
+        }
+        if let Some(problem) = super::precheck(code) {
+            self.find(None, problem.0, problem.1, problem.2, false);
+            return false;
+        }
+        match super::parse(code) {
+            Ok(program) => {
+                for list in &program.complete_commands {
+                    self.compound_list(list, depth);
+                }
+            }
+            Err(err) => {
+                self.find(
+                    None,
+                    Decision::Approve,
+                    "input.unparseable",
+                    format!(
+                        "the shell code {} could not be parsed ({err}); a person must read it",
+                        excerpt(code)
+                    ),
+                    false,
+                );
+                super::fallback::scan(self, code, depth);
+            }
+        }
+        self.network_reads > before
+    }
+
+    fn compound_list(&mut self, list: &ast::CompoundList, depth: usize) {
+        for ast::CompoundListItem(and_or, _) in &list.0 {
+            self.pipeline(&and_or.first, depth);
+            for next in &and_or.additional {
+                match next {
+                    ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p, depth),
+                }
+            }
+        }
+    }
+
+    fn pipeline(&mut self, pipeline: &ast::Pipeline, depth: usize) {
+        let mut upstream_network = false;
+        let mut upstream_echo: Option<String> = None;
+        for (index, command) in pipeline.seq.iter().enumerate() {
+            let stdin = if index == 0 {
+                Stdin::default()
+            } else {
+                Stdin {
+                    text: upstream_echo.clone(),
+                    unknown: upstream_echo.is_none(),
+                    network: upstream_network,
+                }
+            };
+            let before = self.network_reads;
+            self.last_echo = None;
+            self.command(command, depth, stdin);
+            upstream_network |= self.network_reads > before;
+            upstream_echo = self.last_echo.take();
+        }
+    }
+
+    fn command(&mut self, command: &ast::Command, depth: usize, stdin: Stdin) {
+        if self.stopped {
+            return;
+        }
+        match command {
+            ast::Command::Simple(simple) => self.simple(simple, depth, stdin),
+            ast::Command::Compound(compound, redirects) => {
+                let mut stdin = stdin;
+                if let Some(list) = redirects {
+                    for redirect in &list.0 {
+                        self.redirect(redirect, None, depth, &mut stdin);
+                    }
+                }
+                self.compound(compound, depth);
+            }
+            ast::Command::Function(def) => {
+                let name = def.fname.value.clone();
+                self.functions.push(name);
+                let ast::FunctionBody(body, redirects) = &def.body;
+                if let Some(list) = redirects {
+                    let mut stdin = Stdin::default();
+                    for redirect in &list.0 {
+                        self.redirect(redirect, None, depth, &mut stdin);
+                    }
+                }
+                self.compound(body, depth);
+                self.functions.pop();
+            }
+            ast::Command::ExtendedTest(test) => self.extended_test(&test.expr, depth),
+        }
+    }
+
+    fn extended_test(&mut self, expr: &ast::ExtendedTestExpr, depth: usize) {
+        match expr {
+            ast::ExtendedTestExpr::And(a, b) | ast::ExtendedTestExpr::Or(a, b) => {
+                self.extended_test(a, depth);
+                self.extended_test(b, depth);
+            }
+            ast::ExtendedTestExpr::Not(a) | ast::ExtendedTestExpr::Parenthesized(a) => {
+                self.extended_test(a, depth)
+            }
+            ast::ExtendedTestExpr::UnaryTest(_, w) => {
+                self.word(&w.value, depth);
+            }
+            ast::ExtendedTestExpr::BinaryTest(_, a, b) => {
+                self.word(&a.value, depth);
+                self.word(&b.value, depth);
+            }
+        }
+    }
+
+    fn compound(&mut self, compound: &ast::CompoundCommand, depth: usize) {
+        match compound {
+            ast::CompoundCommand::Arithmetic(a) => self.arithmetic(&a.expr.value, depth),
+            ast::CompoundCommand::ArithmeticForClause(f) => {
+                for expr in [&f.initializer, &f.condition, &f.updater]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.arithmetic(&expr.value, depth);
+                }
+                self.compound_list(&f.body.list, depth);
+            }
+            ast::CompoundCommand::BraceGroup(g) => self.compound_list(&g.list, depth),
+            ast::CompoundCommand::Subshell(s) => {
+                let saved = self.cwd.clone();
+                self.compound_list(&s.list, depth);
+                self.cwd = saved;
+            }
+            ast::CompoundCommand::ForClause(f) => {
+                for value in f.values.iter().flatten() {
+                    self.word(&value.value, depth);
+                }
+                self.compound_list(&f.body.list, depth);
+            }
+            ast::CompoundCommand::CaseClause(c) => {
+                self.word(&c.value.value, depth);
+                for item in &c.cases {
+                    for pattern in &item.patterns {
+                        self.word(&pattern.value, depth);
+                    }
+                    if let Some(list) = &item.cmd {
+                        self.compound_list(list, depth);
+                    }
+                }
+            }
+            ast::CompoundCommand::IfClause(c) => {
+                self.compound_list(&c.condition, depth);
+                self.compound_list(&c.then, depth);
+                for other in c.elses.iter().flatten() {
+                    if let Some(condition) = &other.condition {
+                        self.compound_list(condition, depth);
+                    }
+                    self.compound_list(&other.body, depth);
+                }
+            }
+            ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+                self.compound_list(&w.0, depth);
+                self.compound_list(&w.1.list, depth);
+            }
+        }
+    }
+
+    /// Arithmetic text may hold command substitutions, which run.
+    fn arithmetic(&mut self, text: &str, depth: usize) {
+        if text.contains("$(") || text.contains('`') || text.contains("${") {
+            self.word(&format!("\"{}\"", text.replace('"', "")), depth);
+        }
+    }
+
+    fn simple(&mut self, simple: &ast::SimpleCommand, depth: usize, mut stdin: Stdin) {
+        let mut argv: Vec<W> = Vec::new();
+        let mut redirects: Vec<&ast::IoRedirect> = Vec::new();
+        let mut assignments: Vec<(String, W)> = Vec::new();
+        let prefix = simple.prefix.iter().flat_map(|p| p.0.iter());
+        let suffix = simple.suffix.iter().flat_map(|s| s.0.iter());
+        let name = simple.word_or_name.iter();
+        let mut items: Vec<Item<'_>> = prefix.map(Item::Part).collect();
+        items.extend(name.map(Item::Name));
+        items.extend(suffix.map(Item::Part));
+        for item in items {
+            match item {
+                Item::Name(word) => argv.push(self.word(&word.value, depth)),
+                Item::Part(ast::CommandPrefixOrSuffixItem::Word(word)) => {
+                    argv.push(self.word(&word.value, depth))
+                }
+                Item::Part(ast::CommandPrefixOrSuffixItem::IoRedirect(r)) => redirects.push(r),
+                Item::Part(ast::CommandPrefixOrSuffixItem::AssignmentWord(assignment, _)) => {
+                    let value = match &assignment.value {
+                        ast::AssignmentValue::Scalar(w) => self.word(&w.value, depth),
+                        ast::AssignmentValue::Array(items) => {
+                            let mut last = W::lit("");
+                            for (key, value) in items {
+                                if let Some(key) = key {
+                                    self.word(&key.value, depth);
+                                }
+                                last = self.word(&value.value, depth);
+                            }
+                            last
+                        }
+                    };
+                    let name = match &assignment.name {
+                        ast::AssignmentName::VariableName(n) => n.clone(),
+                        ast::AssignmentName::ArrayElementName(n, index) => {
+                            self.arithmetic(index, depth);
+                            n.clone()
+                        }
+                    };
+                    if argv.is_empty() {
+                        assignments.push((name, value));
+                    } else {
+                        // `export X=1`, `declare X=1`: an argument of the command.
+                        let mut arg = value.clone();
+                        let shift = name.len() + 1;
+                        arg.text = format!("{name}={}", value.text);
+                        arg.wild_at = value.wild_at.map(|at| at + shift);
+                        argv.push(arg);
+                    }
+                }
+                Item::Part(ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub)) => {
+                    argv.push(self.process_substitution(sub, depth))
+                }
+            }
+        }
+        let cmd_index = if argv.is_empty() {
+            None
+        } else {
+            Some(self.record(&argv))
+        };
+        for (name, value) in &assignments {
+            super::rules::assignment(self, cmd_index, name, value);
+        }
+        let program = argv.first().map(|w| super::rules::program_name(&w.text));
+        for redirect in redirects {
+            self.redirect(redirect, cmd_index, depth, &mut stdin);
+        }
+        if let (Some(index), Some(program)) = (cmd_index, program) {
+            if self.functions.iter().any(|f| *f == program) {
+                self.find(
+                    Some(index),
+                    Decision::Deny,
+                    "destructive.fork_bomb",
+                    format!("the function {program} calls itself (a fork bomb pattern)"),
+                    false,
+                );
+            }
+            super::rules::judge(self, index, &argv, depth, &stdin);
+            if (program == "echo" || program == "printf") && argv.iter().all(W::is_static) {
+                let text: Vec<&str> = argv
+                    .iter()
+                    .skip(1)
+                    .map(|w| w.text.as_str())
+                    .filter(|t| !t.starts_with('-'))
+                    .collect();
+                self.last_echo = Some(text.join(" ").replace("\\n", "\n"));
+            }
+        }
+    }
+
+    /// Records a simple command (after wrappers are peeled, each inner one too).
+    pub fn record(&mut self, argv: &[W]) -> usize {
+        self.commands.push(Found {
+            argv: argv.iter().map(|w| w.text.clone()).collect(),
+            is_static: argv.iter().all(W::is_static),
+        });
+        self.commands.len() - 1
+    }
+
+    fn process_substitution(&mut self, sub: &ast::SubshellCommand, depth: usize) -> W {
+        let before = self.network_reads;
+        if self.enter(depth + 1) {
+            let saved = self.cwd.clone();
+            self.compound_list(&sub.list, depth + 1);
+            self.cwd = saved;
+        }
+        W {
+            text: "/dev/fd/63".into(),
+            wild_at: None,
+            dynamic: false,
+            from_network: self.network_reads > before,
+        }
+    }
+
+    fn redirect(
+        &mut self,
+        redirect: &ast::IoRedirect,
+        cmd: Option<usize>,
+        depth: usize,
+        stdin: &mut Stdin,
+    ) {
+        match redirect {
+            ast::IoRedirect::File(fd, kind, target) => {
+                let target = match target {
+                    ast::IoFileRedirectTarget::Filename(word) => self.word(&word.value, depth),
+                    ast::IoFileRedirectTarget::Fd(_) => return,
+                    ast::IoFileRedirectTarget::Duplicate(word) => {
+                        let w = self.word(&word.value, depth);
+                        if w.is_static()
+                            && (w.text == "-" || w.text.chars().all(|c| c.is_ascii_digit()))
+                        {
+                            return;
+                        }
+                        w
+                    }
+                    ast::IoFileRedirectTarget::ProcessSubstitution(_, sub) => {
+                        self.process_substitution(sub, depth)
+                    }
+                };
+                let reads_stdin = fd.is_none_or(|fd| fd == 0);
+                match kind {
+                    ast::IoFileRedirectKind::Read => {
+                        super::rules::read_target(self, cmd, &target);
+                        if reads_stdin {
+                            stdin.text = None;
+                            stdin.unknown = true;
+                            stdin.network |= target.from_network;
+                        }
+                    }
+                    ast::IoFileRedirectKind::DuplicateInput => {
+                        super::rules::read_target(self, cmd, &target);
+                    }
+                    ast::IoFileRedirectKind::ReadAndWrite => {
+                        super::rules::read_target(self, cmd, &target);
+                        super::rules::write_target(self, cmd, &target);
+                    }
+                    ast::IoFileRedirectKind::Write
+                    | ast::IoFileRedirectKind::Append
+                    | ast::IoFileRedirectKind::Clobber
+                    | ast::IoFileRedirectKind::DuplicateOutput => {
+                        super::rules::write_target(self, cmd, &target);
+                    }
+                }
+            }
+            ast::IoRedirect::OutputAndError(word, _) => {
+                let target = self.word(&word.value, depth);
+                super::rules::write_target(self, cmd, &target);
+            }
+            ast::IoRedirect::HereDocument(fd, doc) => {
+                let text = if doc.requires_expansion {
+                    // Unquoted delimiter: the body is expanded, substitutions run.
+                    let body = doc.doc.value.replace('"', "\\\"");
+                    self.word(&format!("\"{body}\""), depth).text
+                } else {
+                    doc.doc.value.clone()
+                };
+                if fd.is_none_or(|fd| fd == 0) {
+                    *stdin = Stdin {
+                        text: Some(text),
+                        unknown: false,
+                        network: false,
+                    };
+                }
+            }
+            ast::IoRedirect::HereString(fd, word) => {
+                let w = self.word(&word.value, depth);
+                if fd.is_none_or(|fd| fd == 0) {
+                    *stdin = Stdin {
+                        text: w.is_static().then(|| w.text.clone()),
+                        unknown: !w.is_static(),
+                        network: w.from_network,
+                    };
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Words.
+
+    /// Resolves one shell word: quotes and escapes removed, substitutions judged (at
+    /// `depth + 1`) and marked dynamic.
+    pub fn word(&mut self, raw: &str, depth: usize) -> W {
+        let mut out = W::lit("");
+        if !raw.contains(['\'', '"', '\\', '$', '`', '~', '*', '?', '[', '{']) {
+            out.text = raw.to_string();
+            return out;
+        }
+        match brush_parser::word::parse(raw, &super::parser_options()) {
+            Ok(pieces) => {
+                self.pieces(raw, &pieces, depth, false, &mut out);
+                if !out.dynamic && brace_expansion(raw) {
+                    // `{rm,-rf,/}` becomes three words when it runs.
+                    self.mark_wild(&mut out, 0);
+                    out.dynamic = true;
+                }
+            }
+            Err(_) => {
+                self.find(
+                    None,
+                    Decision::Approve,
+                    "input.unparseable",
+                    format!("the word {} could not be parsed", excerpt(raw)),
+                    false,
+                );
+                out = W::unknown("");
+            }
+        }
+        out
+    }
+
+    fn mark_wild(&self, out: &mut W, at: usize) {
+        if out.wild_at.is_none_or(|w| at < w) {
+            out.wild_at = Some(at);
+        }
+    }
+
+    fn dynamic_piece(&self, out: &mut W) {
+        let at = out.text.len();
+        self.mark_wild(out, at);
+        out.text.push('*');
+        out.dynamic = true;
+    }
+
+    fn pieces(
+        &mut self,
+        raw: &str,
+        pieces: &[WordPieceWithSource],
+        depth: usize,
+        quoted: bool,
+        out: &mut W,
+    ) {
+        for piece in pieces {
+            match &piece.piece {
+                WordPiece::Text(text) => {
+                    if !quoted && let Some(pos) = text.find(['*', '?', '[']) {
+                        let at = out.text.len() + pos;
+                        self.mark_wild(out, at);
+                    }
+                    out.text.push_str(text);
+                }
+                WordPiece::SingleQuotedText(text) => out.text.push_str(text),
+                WordPiece::AnsiCQuotedText(text) => match ansi_c(text) {
+                    Some(decoded) => out.text.push_str(&decoded),
+                    None => self.dynamic_piece(out),
+                },
+                WordPiece::DoubleQuotedSequence(inner)
+                | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                    self.pieces(raw, inner, depth, true, out)
+                }
+                WordPiece::TildePrefix(user) => {
+                    out.text.push('~');
+                    out.text.push_str(user);
+                }
+                WordPiece::EscapeSequence(seq) => {
+                    let literal = seq.strip_prefix('\\').unwrap_or(seq);
+                    if quoted && !matches!(literal, "$" | "`" | "\"" | "\\" | "\n") {
+                        out.text.push_str(seq);
+                    } else if literal != "\n" {
+                        out.text.push_str(literal);
+                    }
+                }
+                WordPiece::ParameterExpansion(expr) => {
+                    let source = raw.get(piece.start_index..piece.end_index).unwrap_or("");
+                    if source.contains("$(")
+                        || source.contains('`')
+                        || source.contains("${") && source.matches("${").count() > 1
+                    {
+                        // Defaults, patterns and indexes may hold substitutions that run.
+                        let inner = source
+                            .strip_prefix("${")
+                            .and_then(|s| s.strip_suffix('}'))
+                            .unwrap_or(source);
+                        if self.enter(depth + 1) {
+                            let nested =
+                                self.word(&format!("\"{}\"", inner.replace('"', "")), depth + 1);
+                            out.from_network |= nested.from_network;
+                        }
+                    }
+                    match expr {
+                        ParameterExpr::Parameter {
+                            parameter: Parameter::Named(name),
+                            indirect: false,
+                        } if name == "HOME" && out.text.is_empty() => out.text.push('~'),
+                        _ => self.dynamic_piece(out),
+                    }
+                }
+                WordPiece::CommandSubstitution(code) => {
+                    let network = self.program(code, depth + 1);
+                    out.from_network |= network;
+                    self.dynamic_piece(out);
+                }
+                WordPiece::BackquotedCommandSubstitution(code) => {
+                    let code = unescape_backquoted(code);
+                    let network = self.program(&code, depth + 1);
+                    out.from_network |= network;
+                    self.dynamic_piece(out);
+                }
+                WordPiece::ArithmeticExpression(expr) => {
+                    self.arithmetic(&expr.value, depth + 1);
+                    self.dynamic_piece(out);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Item<'a> {
+    Name(&'a ast::Word),
+    Part(&'a ast::CommandPrefixOrSuffixItem),
+}
+
+/// Inside backquotes, `\\`, `` \` `` and `\$` stand for the character itself.
+fn unescape_backquoted(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&next) = chars.peek()
+            && matches!(next, '\\' | '`' | '$')
+        {
+            out.push(next);
+            chars.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether an unquoted brace expansion (`{a,b}` or `{1..3}`) is in the raw word.
+fn brace_expansion(raw: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut open: Option<usize> = None;
+    for (i, c) in raw.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') if quote != Some('\'') => escaped = true,
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, '{') => open = Some(i),
+            (None, '}') => {
+                if let Some(start) = open
+                    && let Some(inner) = raw.get(start + 1..i)
+                    && (inner.contains(',') || inner.contains(".."))
+                    && !(start > 0 && raw.get(start - 1..start) == Some("$"))
+                {
+                    return true;
+                }
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Decodes the inside of `$'...'`; `None` for escapes it does not know (the word is then
+/// treated as unknown rather than guessed).
+fn ansi_c(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = chars.next()?;
+        match e {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'e' | 'E' => out.push('\u{1b}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            '\\' | '\'' | '"' | '?' => out.push(e),
+            'x' | 'u' | 'U' => {
+                let max = match e {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let mut value = 0u32;
+                let mut n = 0;
+                while n < max
+                    && let Some(d) = chars.peek().and_then(|c| c.to_digit(16))
+                {
+                    value = value * 16 + d;
+                    chars.next();
+                    n += 1;
+                }
+                if n == 0 {
+                    return None;
+                }
+                out.push(char::from_u32(value)?);
+            }
+            '0'..='7' => {
+                let mut value = e.to_digit(8)?;
+                let mut n = 1;
+                while n < 3
+                    && let Some(d) = chars.peek().and_then(|c| c.to_digit(8))
+                {
+                    value = value * 8 + d;
+                    chars.next();
+                    n += 1;
+                }
+                out.push(char::from_u32(value)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A short, quoted excerpt of code for messages.
+pub(super) fn excerpt(code: &str) -> String {
+    let short: String = code.chars().take(60).collect();
+    if short.len() < code.len() {
+        format!("{short:?}...")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+/// The place a word names, seen from the analyzer's working directory.
+impl Analyzer<'_> {
+    pub fn place(&self, w: &W) -> Place {
+        self.filter
+            .layout
+            .place(&w.text, w.wild_at, self.cwd.as_deref())
+    }
+}
