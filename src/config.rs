@@ -1422,7 +1422,12 @@ fn validate(
     let tools = ToolsConfig {
         sandbox: validate_sandbox(raw.tools.sandbox, &mut check),
         files: FilesConfig {
-            max_read: check.range("tools.files.max_read", raw.tools.files.max_read.0, 1, 64 * MIB),
+            max_read: check.range(
+                "tools.files.max_read",
+                raw.tools.files.max_read.0,
+                1,
+                64 * MIB,
+            ),
             max_write: check.range(
                 "tools.files.max_write",
                 raw.tools.files.max_write.0,
@@ -1482,12 +1487,24 @@ fn valid_agent_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
 }
 
-fn validate_agents(raw: Vec<RawAgent>, data_dir: &Path, check: &mut Issues<'_>) -> Vec<AgentConfig> {
+fn validate_agents(
+    raw: Vec<RawAgent>,
+    data_dir: &Path,
+    check: &mut Issues<'_>,
+) -> Vec<AgentConfig> {
     let workspace = |name: &str| data_dir.join("workspaces").join(name);
-    let all_tools = || crate::gateway::tools::TOOL_NAMES.iter().map(|t| t.to_string()).collect();
+    let all_tools = || {
+        crate::gateway::tools::TOOL_NAMES
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    };
     if raw.is_empty() {
         return vec![AgentConfig {
             name: DEFAULT_AGENT.into(),
@@ -1509,7 +1526,10 @@ fn validate_agents(raw: Vec<RawAgent>, data_dir: &Path, check: &mut Issues<'_>) 
             continue;
         }
         if agents.iter().any(|a| a.name == agent.name) {
-            check.push(&format!("{key}.name"), format!("agent {:?} is defined twice", agent.name));
+            check.push(
+                &format!("{key}.name"),
+                format!("agent {:?} is defined twice", agent.name),
+            );
             continue;
         }
         let tools = agent.tools.unwrap_or_else(all_tools);
@@ -2454,6 +2474,58 @@ mod tests {
         assert_eq!(sandbox.allowed_languages.len(), 3);
         assert_eq!(sandbox.limits.max_output, 1 << 20);
         assert_eq!(sandbox.max_concurrent, 2);
+    }
+
+    #[test]
+    fn agents_default_to_one_with_every_tool_and_are_checked_with_their_keys() {
+        let env = FakeEnv::default();
+        let config = parse_str("[approval]\ntimeout = \"10s\"\n", &env).unwrap();
+        assert_eq!(config.approval.timeout, Duration::from_secs(10));
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(config.agents[0].name, DEFAULT_AGENT);
+        assert_eq!(config.agents[0].tools.len(), 5);
+        assert!(config.agents[0].workspace.ends_with("workspaces/default"));
+
+        let data = "[storage]\ndata_dir = \"/var/lib/aisopod\"\n";
+        let found = issues(
+            &format!(
+                "{data}[approval]\ntimeout = \"0s\"\n\
+                 [[agents]]\nname = \"Bad Name\"\n\
+                 [[agents]]\nname = \"ok\"\ntools = [\"shell\", \"rm_rf\"]\n\
+                 [[agents]]\nname = \"ok\"\n\
+                 [[agents]]\nname = \"root\"\nworkspace = \"/var\"\n\
+                 [[agents]]\nname = \"inside\"\nworkspace = \"/var/lib/aisopod/db\"\n\
+                 [[agents]]\nname = \"relative\"\nworkspace = \"work\"\n\
+                 [[agents]]\nname = \"typo\"\ntool = []\n"
+            ),
+            &env,
+        );
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "approval.timeout",
+            "agents.0.name",
+            "agents.1.tools.1",
+            "agents.2.name",
+            "agents.3.workspace",
+            "agents.4.workspace",
+            "agents.5.workspace",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        assert!(
+            keys.iter()
+                .any(|k| k.contains("tool") && k.starts_with("agents.6")),
+            "{keys:?}"
+        );
+        let holds = found
+            .iter()
+            .find(|i| i.key == "agents.3.workspace")
+            .unwrap();
+        assert!(
+            holds.message.contains("data directory"),
+            "{}",
+            holds.message
+        );
     }
 
     #[test]

@@ -674,7 +674,7 @@ async fn tool_run(
     tool: String,
     input: serde_json::Value,
 ) -> AdminResponse {
-    use crate::gateway::tools::{Call, CallContext, CallReport, CONSOLE_USER};
+    use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
     use crate::security::approval::Requester;
     let runner = app.sandbox_runner();
     let ctx = CallContext {

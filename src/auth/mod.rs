@@ -253,9 +253,14 @@ impl Auth {
             Via::StaticToken | Via::Local => true,
             Via::ApiToken { id } => self.tokens.is_active(id).unwrap_or(false),
             Via::Session(claims) => {
-                let account_stands = self.accounts.get(&claims.sub).ok().flatten().is_some_and(
-                    |user| user.id == claims.uid && user.epoch == claims.epoch && !user.disabled,
-                );
+                let account_stands =
+                    self.accounts
+                        .get(&claims.sub)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|user| {
+                            user.id == claims.uid && user.epoch == claims.epoch && !user.disabled
+                        });
                 let source_stands = match claims.sid.as_deref() {
                     Some(sid) => match (
                         sid.strip_prefix(sessions::FAMILY_SID),

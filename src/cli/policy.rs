@@ -64,7 +64,10 @@ pub fn run(config_path: Option<&Path>, command: PolicyCommand) -> anyhow::Result
             let judgement = filter.judge(&words.join(" "));
             print(&judgement, json)?;
             if judgement.rule == "input.unparseable" {
-                eprintln!("aisopod: the command could not be parsed: {}", judgement.reason);
+                eprintln!(
+                    "aisopod: the command could not be parsed: {}",
+                    judgement.reason
+                );
                 return Ok(ExitCode::from(super::EXIT_ERROR));
             }
             Ok(ExitCode::from(match judgement.decision {

@@ -101,7 +101,11 @@ fn run_call(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn via_gateway(config: &Config, args: &RunArgs, input: &Value) -> anyhow::Result<Option<CallReport>> {
+fn via_gateway(
+    config: &Config,
+    args: &RunArgs,
+    input: &Value,
+) -> anyhow::Result<Option<CallReport>> {
     let socket = admin::socket_path(config);
     if !socket.exists() {
         return Ok(None);
@@ -127,7 +131,10 @@ fn via_gateway(config: &Config, args: &RunArgs, input: &Value) -> anyhow::Result
         None => return Ok(None),
     };
     if !response.ok {
-        bail!("{}", response.error.unwrap_or_else(|| "the call failed".into()));
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "the call failed".into())
+        );
     }
     Ok(Some(
         serde_json::from_value(response.result).context("reading the gateway's answer")?,
@@ -201,7 +208,11 @@ async fn ask_at_terminal(
             request.input.summary,
             request.reason,
             request.rule,
-            if request.remember_offered { " / [r]emember for this agent" } else { "" }
+            if request.remember_offered {
+                " / [r]emember for this agent"
+            } else {
+                ""
+            }
         );
         let _ = std::io::stderr().flush();
         let answer = tokio::task::spawn_blocking(|| {

@@ -43,7 +43,9 @@ pub enum ApprovalError {
         "approval request {id:?} is for different input than the reply names: the command changed and needs a new approval"
     )]
     InputChanged { id: String },
-    #[error("\"remember\" is not offered for request {0:?}: only commands judged `approve` can be remembered")]
+    #[error(
+        "\"remember\" is not offered for request {0:?}: only commands judged `approve` can be remembered"
+    )]
     RememberNotOffered(String),
 }
 
@@ -494,7 +496,9 @@ impl Drop for WithdrawOnDrop<'_> {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -579,14 +583,35 @@ mod tests {
         let asking = async { broker.ask(&f.audit, request("alice", "make deploy")).await };
         let answering = async {
             let pending = first_pending(&broker).await;
-            assert!(matches!(events.recv().await.unwrap(), ApprovalEvent::Requested(r) if r.id == pending.id));
+            assert!(
+                matches!(events.recv().await.unwrap(), ApprovalEvent::Requested(r) if r.id == pending.id)
+            );
             let first = broker
-                .respond(&f.audit, &pending.id, &person("alice", false), true, false, Some(&pending.input_hash))
+                .respond(
+                    &f.audit,
+                    &pending.id,
+                    &person("alice", false),
+                    true,
+                    false,
+                    Some(&pending.input_hash),
+                )
                 .unwrap();
             assert!(first.allowed());
-            let second = broker.respond(&f.audit, &pending.id, &person("root", true), false, false, None);
-            assert_eq!(second.unwrap_err(), ApprovalError::AlreadyResolved(pending.id.clone()));
-            assert!(matches!(events.recv().await.unwrap(), ApprovalEvent::Resolved(r) if r.allowed()));
+            let second = broker.respond(
+                &f.audit,
+                &pending.id,
+                &person("root", true),
+                false,
+                false,
+                None,
+            );
+            assert_eq!(
+                second.unwrap_err(),
+                ApprovalError::AlreadyResolved(pending.id.clone())
+            );
+            assert!(
+                matches!(events.recv().await.unwrap(), ApprovalEvent::Resolved(r) if r.allowed())
+            );
         };
         let (resolved, ()) = tokio::join!(asking, answering);
         assert_eq!(resolved.ending, Ending::Allowed);
@@ -594,20 +619,36 @@ mod tests {
         let log = actions(&f.audit);
         assert!(log.contains(&("approval.request".into(), "user:alice agent:default".into())));
         assert!(log.contains(&("approval.allow".into(), "user:alice".into())));
-        assert!(log.iter().any(|(a, actor)| a == "approval.respond" && actor == "user:root"));
+        assert!(
+            log.iter()
+                .any(|(a, actor)| a == "approval.respond" && actor == "user:root")
+        );
     }
 
     #[tokio::test]
     async fn an_unanswered_request_is_denied_at_the_timeout() {
         let f = fixture(Duration::from_millis(150));
         let started = std::time::Instant::now();
-        let resolved = f.broker.ask(&f.audit, request("alice", "make deploy")).await;
+        let resolved = f
+            .broker
+            .ask(&f.audit, request("alice", "make deploy"))
+            .await;
         assert_eq!(resolved.ending, Ending::Expired);
         assert!(!resolved.allowed());
         assert!(started.elapsed() >= Duration::from_millis(150));
         assert!(f.broker.pending_for(&person("root", true)).is_empty());
-        let late = f.broker.respond(&f.audit, &resolved.request.id, &person("alice", false), true, false, None);
-        assert_eq!(late.unwrap_err(), ApprovalError::AlreadyResolved(resolved.request.id.clone()));
+        let late = f.broker.respond(
+            &f.audit,
+            &resolved.request.id,
+            &person("alice", false),
+            true,
+            false,
+            None,
+        );
+        assert_eq!(
+            late.unwrap_err(),
+            ApprovalError::AlreadyResolved(resolved.request.id.clone())
+        );
         assert!(actions(&f.audit).contains(&("approval.timeout".into(), "timeout".into())));
     }
 
@@ -620,11 +661,28 @@ mod tests {
             let pending = first_pending(&broker).await;
             assert!(broker.pending_for(&person("mallory", false)).is_empty());
             assert_eq!(broker.pending_for(&person("alice", false)).len(), 1);
-            let refused = broker.respond(&f.audit, &pending.id, &person("mallory", false), true, false, None);
-            assert_eq!(refused.unwrap_err(), ApprovalError::NotEligible(pending.id.clone()));
+            let refused = broker.respond(
+                &f.audit,
+                &pending.id,
+                &person("mallory", false),
+                true,
+                false,
+                None,
+            );
+            assert_eq!(
+                refused.unwrap_err(),
+                ApprovalError::NotEligible(pending.id.clone())
+            );
             // Still pending after the refusal; an admin answers.
             broker
-                .respond(&f.audit, &pending.id, &person("root", true), false, false, None)
+                .respond(
+                    &f.audit,
+                    &pending.id,
+                    &person("root", true),
+                    false,
+                    false,
+                    None,
+                )
                 .unwrap();
         };
         let (resolved, ()) = tokio::join!(asking, answering);
@@ -644,10 +702,29 @@ mod tests {
                 ..pending.input.clone()
             }
             .hash();
-            let refused = broker.respond(&f.audit, &pending.id, &person("alice", false), true, false, Some(&other));
-            assert_eq!(refused.unwrap_err(), ApprovalError::InputChanged { id: pending.id.clone() });
+            let refused = broker.respond(
+                &f.audit,
+                &pending.id,
+                &person("alice", false),
+                true,
+                false,
+                Some(&other),
+            );
+            assert_eq!(
+                refused.unwrap_err(),
+                ApprovalError::InputChanged {
+                    id: pending.id.clone()
+                }
+            );
             broker
-                .respond(&f.audit, &pending.id, &person("alice", false), false, false, None)
+                .respond(
+                    &f.audit,
+                    &pending.id,
+                    &person("alice", false),
+                    false,
+                    false,
+                    None,
+                )
                 .unwrap();
         };
         let (resolved, ()) = tokio::join!(asking, answering);
@@ -663,10 +740,27 @@ mod tests {
         let asking = async { broker.ask(&f.audit, not_offered).await };
         let answering = async {
             let pending = first_pending(&broker).await;
-            let refused = broker.respond(&f.audit, &pending.id, &person("alice", false), true, true, None);
-            assert_eq!(refused.unwrap_err(), ApprovalError::RememberNotOffered(pending.id.clone()));
+            let refused = broker.respond(
+                &f.audit,
+                &pending.id,
+                &person("alice", false),
+                true,
+                true,
+                None,
+            );
+            assert_eq!(
+                refused.unwrap_err(),
+                ApprovalError::RememberNotOffered(pending.id.clone())
+            );
             broker
-                .respond(&f.audit, &pending.id, &person("alice", false), true, false, None)
+                .respond(
+                    &f.audit,
+                    &pending.id,
+                    &person("alice", false),
+                    true,
+                    false,
+                    None,
+                )
                 .unwrap();
         };
         let (resolved, ()) = tokio::join!(asking, answering);
@@ -676,7 +770,14 @@ mod tests {
         let answering = async {
             let pending = first_pending(&broker).await;
             broker
-                .respond(&f.audit, &pending.id, &person("alice", false), false, true, None)
+                .respond(
+                    &f.audit,
+                    &pending.id,
+                    &person("alice", false),
+                    false,
+                    true,
+                    None,
+                )
                 .unwrap();
         };
         let (resolved, ()) = tokio::join!(asking, answering);
@@ -686,8 +787,18 @@ mod tests {
     #[tokio::test]
     async fn unknown_ids_are_not_found_and_a_dropped_call_withdraws_its_request() {
         let f = fixture(Duration::from_secs(30));
-        let unknown = f.broker.respond(&f.audit, "apr_nope", &person("root", true), true, false, None);
-        assert_eq!(unknown.unwrap_err(), ApprovalError::NotFound("apr_nope".into()));
+        let unknown = f.broker.respond(
+            &f.audit,
+            "apr_nope",
+            &person("root", true),
+            true,
+            false,
+            None,
+        );
+        assert_eq!(
+            unknown.unwrap_err(),
+            ApprovalError::NotFound("apr_nope".into())
+        );
 
         let broker = f.broker.clone();
         let abandoned = tokio::time::timeout(
@@ -707,10 +818,26 @@ mod tests {
         let base = request("alice", "ls").input;
         let hashes = [
             base.hash(),
-            CanonicalInput { summary: "ls ".into(), ..base.clone() }.hash(),
-            CanonicalInput { cwd: "/".into(), ..base.clone() }.hash(),
-            CanonicalInput { files: vec!["a".into()], ..base.clone() }.hash(),
-            CanonicalInput { code_sha256: Some("00".into()), ..base.clone() }.hash(),
+            CanonicalInput {
+                summary: "ls ".into(),
+                ..base.clone()
+            }
+            .hash(),
+            CanonicalInput {
+                cwd: "/".into(),
+                ..base.clone()
+            }
+            .hash(),
+            CanonicalInput {
+                files: vec!["a".into()],
+                ..base.clone()
+            }
+            .hash(),
+            CanonicalInput {
+                code_sha256: Some("00".into()),
+                ..base.clone()
+            }
+            .hash(),
         ];
         let unique: std::collections::HashSet<_> = hashes.iter().collect();
         assert_eq!(unique.len(), hashes.len());

@@ -47,9 +47,8 @@ async fn list(
     Caller(caller): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-    })?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let responder = responder_of(&caller);
     let state = query.state.as_deref().unwrap_or("pending");
     let pending = || {

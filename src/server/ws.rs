@@ -288,7 +288,9 @@ impl<C: Context> Connection<C> {
             .get("type")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| Refusal::new("malformed", "a message is a JSON object with a \"type\""))?;
+            .ok_or_else(|| {
+                Refusal::new("malformed", "a message is a JSON object with a \"type\"")
+            })?;
         if !CLIENT_TYPES.contains(&kind.as_str()) {
             return Err(Refusal::new(
                 "unknown_type",
@@ -551,10 +553,9 @@ pub async fn upgrade(
     let principal = match (ticket, caller) {
         (Some(ticket), _) => {
             let worker = app.clone();
-            let redeemed = tokio::task::spawn_blocking(move || {
-                worker.services.auth.redeem_ws_ticket(&ticket)
-            })
-            .await;
+            let redeemed =
+                tokio::task::spawn_blocking(move || worker.services.auth.redeem_ws_ticket(&ticket))
+                    .await;
             match redeemed {
                 Ok(Ok(principal)) => principal,
                 _ => {
@@ -642,7 +643,14 @@ async fn run_socket(app: Arc<App>, principal: Principal, socket: WebSocket) {
         Ok(Message::Close(_)) | Err(_) => Incoming::Close,
     });
     let actor = principal.actor();
-    let ended = serve(app, principal, Limits::default(), Box::pin(sink), Box::pin(stream)).await;
+    let ended = serve(
+        app,
+        principal,
+        Limits::default(),
+        Box::pin(sink),
+        Box::pin(stream),
+    )
+    .await;
     tracing::debug!(%actor, ?ended, "websocket closed");
 }
 
@@ -776,7 +784,11 @@ mod tests {
     #[tokio::test]
     async fn a_client_sees_a_request_and_its_answer_resolves_it() {
         let ctx = context();
-        let mut alice = Client::connect(&ctx, user("alice", "chat:read,chat:write"), Limits::default());
+        let mut alice = Client::connect(
+            &ctx,
+            user("alice", "chat:read,chat:write"),
+            Limits::default(),
+        );
         assert_eq!(alice.message().await["type"], "hello");
         let asker = {
             let ctx = ctx.clone();
@@ -787,14 +799,17 @@ mod tests {
         assert_eq!(request["toolName"], "shell");
         assert_eq!(request["toolInput"]["summary"], "make deploy");
         let id = request["requestId"].as_str().unwrap().to_string();
-        alice.send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
+        alice
+            .send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
         let resolved = alice.message().await;
         assert_eq!(resolved["type"], "approval.resolved");
         assert_eq!(resolved["allowed"], true);
         assert_eq!(resolved["decidedBy"], "static-token");
         assert!(asker.await.unwrap().allowed());
         // A second answer is refused, politely.
-        alice.send(&json!({"type": "approval.respond", "requestId": id, "allow": false}).to_string());
+        alice.send(
+            &json!({"type": "approval.respond", "requestId": id, "allow": false}).to_string(),
+        );
         let refused = alice.message().await;
         assert_eq!(refused["code"], "already_resolved");
         assert_eq!(refused["requestId"], id.as_str());
@@ -807,10 +822,18 @@ mod tests {
             let ctx = ctx.clone();
             tokio::spawn(async move { ctx.broker.ask(&ctx.audit, new_request("alice")).await })
         };
-        while ctx.broker.pending_for(&responder_of(&user("root", "admin"))).is_empty() {
+        while ctx
+            .broker
+            .pending_for(&responder_of(&user("root", "admin")))
+            .is_empty()
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut mallory = Client::connect(&ctx, user("mallory", "chat:read,chat:write"), Limits::default());
+        let mut mallory = Client::connect(
+            &ctx,
+            user("mallory", "chat:read,chat:write"),
+            Limits::default(),
+        );
         let mut admin = Client::connect(&ctx, user("root", "admin"), Limits::default());
         assert_eq!(mallory.message().await["type"], "hello");
         assert_eq!(admin.message().await["type"], "hello");
@@ -819,9 +842,12 @@ mod tests {
         let id = pending["requestId"].as_str().unwrap().to_string();
         mallory.send(r#"{"type":"approval.list"}"#);
         assert_eq!(mallory.message().await["requests"], json!([]));
-        mallory.send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
+        mallory
+            .send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
         assert_eq!(mallory.message().await["code"], "not_found");
-        admin.send(&json!({"type": "approval.respond", "requestId": id, "allow": false}).to_string());
+        admin.send(
+            &json!({"type": "approval.respond", "requestId": id, "allow": false}).to_string(),
+        );
         assert_eq!(admin.message().await["allowed"], false);
         assert!(!asker.await.unwrap().allowed());
         // Mallory never saw the request nor its resolution.
@@ -851,8 +877,14 @@ mod tests {
         let cases = [
             ("{not json", "malformed"),
             ("[1,2]", "malformed"),
-            (r#"{"type":"shell.exec","command":"rm -rf /"}"#, "unknown_type"),
-            (r#"{"type":"approval.respond","requestId":7,"allow":"yes"}"#, "invalid_message"),
+            (
+                r#"{"type":"shell.exec","command":"rm -rf /"}"#,
+                "unknown_type",
+            ),
+            (
+                r#"{"type":"approval.respond","requestId":7,"allow":"yes"}"#,
+                "invalid_message",
+            ),
             (r#"{"type":"ping","extra":1}"#, "invalid_message"),
         ];
         for (body, code) in cases {
@@ -881,7 +913,10 @@ mod tests {
         let ctx = context();
         let mut client = Client::connect(&ctx, user("alice", "chat:write"), Limits::default());
         assert_eq!(client.message().await["type"], "hello");
-        client.to_server.unbounded_send(Incoming::Binary(10)).unwrap();
+        client
+            .to_server
+            .unbounded_send(Incoming::Binary(10))
+            .unwrap();
         assert_eq!(client.message().await["code"], "binary_not_accepted");
         for _ in 0..40 {
             client.send(r#"{"type":"ping"}"#);
@@ -891,7 +926,13 @@ mod tests {
             match client.next().await {
                 Outgoing::Text(body) => {
                     let value: Value = serde_json::from_str(&body).unwrap();
-                    codes.push(value.get("code").and_then(Value::as_str).unwrap_or("pong").to_string());
+                    codes.push(
+                        value
+                            .get("code")
+                            .and_then(Value::as_str)
+                            .unwrap_or("pong")
+                            .to_string(),
+                    );
                 }
                 Outgoing::Close { code, .. } => {
                     assert_eq!(code, close::POLICY);
@@ -919,7 +960,13 @@ mod tests {
         assert_eq!(client.message().await["type"], "hello");
         ctx.stands.store(false, Ordering::SeqCst);
         assert_eq!(client.message().await["code"], "session_revoked");
-        assert!(matches!(client.next().await, Outgoing::Close { code: close::POLICY, .. }));
+        assert!(matches!(
+            client.next().await,
+            Outgoing::Close {
+                code: close::POLICY,
+                ..
+            }
+        ));
         assert_eq!(client.task.await.unwrap(), Ended::Revoked);
     }
 

@@ -59,7 +59,10 @@ fn login(gateway: &Gateway, user: &str, password: &str) -> String {
         .unwrap()
         .json()
         .unwrap();
-    tokens["access_token"].as_str().expect("a login").to_string()
+    tokens["access_token"]
+        .as_str()
+        .expect("a login")
+        .to_string()
 }
 
 fn ticket(gateway: &Gateway, access: &str) -> String {
@@ -82,12 +85,13 @@ fn connect(gateway: &Gateway, query: &str, headers: &[(&str, &str)]) -> Result<S
     roots
         .add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
         .unwrap();
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connection = rustls::ClientConnection::new(
         Arc::new(config),
         rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
@@ -127,7 +131,9 @@ fn next_message(socket: &mut Socket) -> Value {
 }
 
 fn send(socket: &mut Socket, value: Value) {
-    socket.send(Message::Text(value.to_string().into())).unwrap();
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .unwrap();
 }
 
 /// `aisopod tools run` in the background.
@@ -160,11 +166,17 @@ fn has_action(records: &[Value], action: &str, outcome: &str) -> bool {
 #[test]
 fn a_command_needing_approval_runs_once_approved_over_the_websocket() {
     let w = world("");
-    let verdict = w.setup.cli(&["policy", "check-command", "--json", "--", NEEDS_APPROVAL]);
+    let verdict = w
+        .setup
+        .cli(&["policy", "check-command", "--json", "--", NEEDS_APPROVAL]);
     assert_eq!(verdict.status.code(), Some(3), "{}", stdout(&verdict));
 
-    let mut socket = connect(&w.gateway, &format!("?ticket={}", ticket(&w.gateway, &w.access)), &[])
-        .expect("the ticket opens a socket");
+    let mut socket = connect(
+        &w.gateway,
+        &format!("?ticket={}", ticket(&w.gateway, &w.access)),
+        &[],
+    )
+    .expect("the ticket opens a socket");
     let hello = next_message(&mut socket);
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["user"], "owner");
@@ -205,15 +217,25 @@ fn a_command_needing_approval_runs_once_approved_over_the_websocket() {
     assert_eq!(result["result"]["files_written"], json!(["factors.txt"]));
     let written = w.setup.data_dir().join("workspaces/default/factors.txt");
     assert_eq!(std::fs::read_to_string(written).unwrap(), "42: 2 3 7\n");
-    eprintln!("approval round trip through the CLI: {:?}", started.elapsed());
+    eprintln!(
+        "approval round trip through the CLI: {:?}",
+        started.elapsed()
+    );
 
     // A second answer to the same request is refused.
-    send(&mut socket, json!({"type": "approval.respond", "requestId": id, "allow": false}));
+    send(
+        &mut socket,
+        json!({"type": "approval.respond", "requestId": id, "allow": false}),
+    );
     assert_eq!(next_message(&mut socket)["code"], "already_resolved");
 
     let records = audit_actions(&w.setup);
     assert!(has_action(&records, "approval.request", "success"));
-    assert!(records.iter().any(|r| r["action"] == "approval.allow" && r["actor"] == "user:owner"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "approval.allow" && r["actor"] == "user:owner")
+    );
     assert!(has_action(&records, "tool.call", "success"));
     assert!(has_action(&records, "ws.connect", "success"));
 }
@@ -221,10 +243,18 @@ fn a_command_needing_approval_runs_once_approved_over_the_websocket() {
 #[test]
 fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
     let w = world("[approval]\ntimeout = \"2s\"");
-    let mut socket = connect(&w.gateway, "", &[("authorization", &format!("Bearer {}", w.access))])
-        .expect("a bearer header opens a socket");
+    let mut socket = connect(
+        &w.gateway,
+        "",
+        &[("authorization", &format!("Bearer {}", w.access))],
+    )
+    .expect("a bearer header opens a socket");
     assert_eq!(next_message(&mut socket)["type"], "hello");
-    let call = tool_run(&w.setup, "shell", json!({ "command": "factor 7 > seven.txt" }));
+    let call = tool_run(
+        &w.setup,
+        "shell",
+        json!({ "command": "factor 7 > seven.txt" }),
+    );
     assert_eq!(next_message(&mut socket)["type"], "approval.request");
     let resolved = next_message(&mut socket);
     assert_eq!(resolved["type"], "approval.resolved");
@@ -233,7 +263,12 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
     let out = call.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
-    assert!(!w.setup.data_dir().join("workspaces/default/seven.txt").exists());
+    assert!(
+        !w.setup
+            .data_dir()
+            .join("workspaces/default/seven.txt")
+            .exists()
+    );
     let records = audit_actions(&w.setup);
     assert!(has_action(&records, "approval.timeout", "denied"));
     assert!(has_action(&records, "tool.call", "denied"));
@@ -242,8 +277,12 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
 #[test]
 fn dangerous_commands_are_refused_without_asking_anyone() {
     let w = world("");
-    let mut socket = connect(&w.gateway, &format!("?ticket={}", ticket(&w.gateway, &w.access)), &[])
-        .unwrap();
+    let mut socket = connect(
+        &w.gateway,
+        &format!("?ticket={}", ticket(&w.gateway, &w.access)),
+        &[],
+    )
+    .unwrap();
     assert_eq!(next_message(&mut socket)["type"], "hello");
     for command in [
         "ls && rm -rf /",
@@ -255,7 +294,11 @@ fn dangerous_commands_are_refused_without_asking_anyone() {
             .wait_with_output()
             .unwrap();
         assert_eq!(out.status.code(), Some(4), "{command}: {}", stderr(&out));
-        assert!(stderr(&out).contains("refused by the command filter"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refused by the command filter"),
+            "{}",
+            stderr(&out)
+        );
     }
     // No request ever reached the socket: the next message is the answer to a ping.
     send(&mut socket, json!({"type": "ping"}));
@@ -317,7 +360,10 @@ fn approvals_over_rest_list_answer_and_refuse_what_they_must() {
             .send()
             .unwrap()
     };
-    assert_eq!(answer(&mallory, id, json!({"allow": true})).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer(&mallory, id, json!({"allow": true})).status(),
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         answer(&w.access, id, json!({"allow": "yes"})).status(),
         StatusCode::UNPROCESSABLE_ENTITY
@@ -327,7 +373,12 @@ fn approvals_over_rest_list_answer_and_refuse_what_they_must() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        client.get(url("/api/v1/approvals?state=sideways")).bearer_auth(&w.access).send().unwrap().status(),
+        client
+            .get(url("/api/v1/approvals?state=sideways"))
+            .bearer_auth(&w.access)
+            .send()
+            .unwrap()
+            .status(),
         StatusCode::BAD_REQUEST
     );
     let allowed = answer(&w.access, id, json!({"allow": true, "remember": true}));
@@ -345,14 +396,21 @@ fn approvals_over_rest_list_answer_and_refuse_what_they_must() {
     assert!(again.status.success(), "{}", stderr(&again));
     let records = audit_actions(&w.setup);
     assert_eq!(
-        records.iter().filter(|r| r["action"] == "approval.request").count(),
+        records
+            .iter()
+            .filter(|r| r["action"] == "approval.request")
+            .count(),
         1
     );
     assert!(has_action(&records, "approval.remember", "success"));
     // A remembered approval never lifts a deny.
-    let denied = tool_run(&w.setup, "shell", json!({ "command": "factor 12; rm -rf /" }))
-        .wait_with_output()
-        .unwrap();
+    let denied = tool_run(
+        &w.setup,
+        "shell",
+        json!({ "command": "factor 12; rm -rf /" }),
+    )
+    .wait_with_output()
+    .unwrap();
     assert_eq!(denied.status.code(), Some(4));
 }
 
@@ -363,12 +421,20 @@ fn websocket_handshakes_without_proper_credentials_or_origin_are_refused() {
     assert_eq!(connect(gw, "", &[]).err(), Some(401));
     assert_eq!(connect(gw, "?ticket=not-a-ticket", &[]).err(), Some(401));
     // A long-lived access token is not a ticket.
-    assert_eq!(connect(gw, &format!("?ticket={}", w.access), &[]).err(), Some(401));
+    assert_eq!(
+        connect(gw, &format!("?ticket={}", w.access), &[]).err(),
+        Some(401)
+    );
     let one = ticket(gw, &w.access);
     let host = gw.addr().to_string();
     // Cross-site WebSocket hijacking: a page elsewhere cannot use the user's ticket.
     assert_eq!(
-        connect(gw, &format!("?ticket={one}"), &[("origin", "https://evil.example")]).err(),
+        connect(
+            gw,
+            &format!("?ticket={one}"),
+            &[("origin", "https://evil.example")]
+        )
+        .err(),
         Some(403)
     );
     let own_origin = format!("https://{host}");
@@ -378,7 +444,12 @@ fn websocket_handshakes_without_proper_credentials_or_origin_are_refused() {
     // A ticket works once.
     assert_eq!(connect(gw, &format!("?ticket={one}"), &[]).err(), Some(401));
     // Not an upgrade at all.
-    let plain = gw.client().get(format!("{}/ws", gw.url)).bearer_auth(&w.access).send().unwrap();
+    let plain = gw
+        .client()
+        .get(format!("{}/ws", gw.url))
+        .bearer_auth(&w.access)
+        .send()
+        .unwrap();
     assert_eq!(plain.status(), StatusCode::BAD_REQUEST);
     let records = audit_actions(&w.setup);
     assert!(
@@ -403,12 +474,20 @@ fn logging_out_ends_the_sessions_websocket_and_garbage_is_answered() {
         .json()
         .unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    let mut socket = connect(&w.gateway, &format!("?ticket={}", ticket(&w.gateway, access)), &[])
-        .unwrap();
+    let mut socket = connect(
+        &w.gateway,
+        &format!("?ticket={}", ticket(&w.gateway, access)),
+        &[],
+    )
+    .unwrap();
     assert_eq!(next_message(&mut socket)["type"], "hello");
-    socket.send(Message::Text("{\"type\":\"exec\"}".into())).unwrap();
+    socket
+        .send(Message::Text("{\"type\":\"exec\"}".into()))
+        .unwrap();
     assert_eq!(next_message(&mut socket)["code"], "unknown_type");
-    socket.send(Message::Binary(vec![0, 159, 146, 150].into())).unwrap();
+    socket
+        .send(Message::Binary(vec![0, 159, 146, 150].into()))
+        .unwrap();
     assert_eq!(next_message(&mut socket)["code"], "binary_not_accepted");
 
     let logout = w
@@ -431,11 +510,16 @@ fn logging_out_ends_the_sessions_websocket_and_garbage_is_answered() {
 
 #[test]
 fn file_tools_stay_inside_the_workspace_and_bad_calls_get_clear_errors() {
-    let setup = Setup::new("[[agents]]\nname = \"notes\"\ntools = [\"read_file\", \"write_file\", \"list_dir\"]\n");
+    let setup = Setup::new(
+        "[[agents]]\nname = \"notes\"\ntools = [\"read_file\", \"write_file\", \"list_dir\"]\n",
+    );
     let run = |tool: &str, input: &str| {
         setup.cli(&["tools", "run", tool, "--agent", "notes", "--json", input])
     };
-    let wrote = run("write_file", r#"{"path": "plans/today.md", "content": "buy milk\n"}"#);
+    let wrote = run(
+        "write_file",
+        r#"{"path": "plans/today.md", "content": "buy milk\n"}"#,
+    );
     assert!(wrote.status.success(), "{}", stderr(&wrote));
     let read = run("read_file", r#"{"path": "plans/today.md"}"#);
     assert!(read.status.success(), "{}", stderr(&read));
@@ -447,23 +531,68 @@ fn file_tools_stay_inside_the_workspace_and_bad_calls_get_clear_errors() {
     let workspace = setup.data_dir().join("workspaces/notes");
     std::os::unix::fs::symlink("/etc", workspace.join("etc")).unwrap();
     for (tool, input, expected) in [
-        ("read_file", r#"{"path": "../../config.toml"}"#, "outside the workspace"),
-        ("read_file", r#"{"path": "/etc/passwd"}"#, "outside the workspace"),
-        ("read_file", r#"{"path": "etc/passwd"}"#, "outside the workspace"),
-        ("write_file", r#"{"path": "etc/cron.d/x", "content": "* * * * * root sh"}"#, "outside the workspace"),
-        ("read_file", r#"{"path": 7}"#, "invalid input for read_file: path"),
-        ("write_file", r#"{"path": "a", "content": "b", "mode": "777"}"#, "unknown field"),
-        ("shell", r#"{"command": "ls"}"#, "not enabled for agent notes"),
+        (
+            "read_file",
+            r#"{"path": "../../config.toml"}"#,
+            "outside the workspace",
+        ),
+        (
+            "read_file",
+            r#"{"path": "/etc/passwd"}"#,
+            "outside the workspace",
+        ),
+        (
+            "read_file",
+            r#"{"path": "etc/passwd"}"#,
+            "outside the workspace",
+        ),
+        (
+            "write_file",
+            r#"{"path": "etc/cron.d/x", "content": "* * * * * root sh"}"#,
+            "outside the workspace",
+        ),
+        (
+            "read_file",
+            r#"{"path": 7}"#,
+            "invalid input for read_file: path",
+        ),
+        (
+            "write_file",
+            r#"{"path": "a", "content": "b", "mode": "777"}"#,
+            "unknown field",
+        ),
+        (
+            "shell",
+            r#"{"command": "ls"}"#,
+            "not enabled for agent notes",
+        ),
         ("launch_missiles", "{}", "unknown tool"),
     ] {
         let out = run(tool, input);
-        assert_eq!(out.status.code(), Some(1), "{tool} {input}: {}", stdout(&out));
-        assert!(stderr(&out).contains(expected), "{tool} {input}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{tool} {input}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains(expected),
+            "{tool} {input}: {}",
+            stderr(&out)
+        );
     }
     assert!(!std::path::Path::new("/etc/cron.d/x").exists());
-    let unknown_agent = setup.cli(&["tools", "run", "list_dir", "--agent", "ghost", "--json", "{}"]);
-    assert!(stderr(&unknown_agent).contains("unknown agent"), "{}", stderr(&unknown_agent));
-    let not_json = setup.cli(&["tools", "run", "list_dir", "--agent", "notes", "--json", "{nope"]);
+    let unknown_agent = setup.cli(&[
+        "tools", "run", "list_dir", "--agent", "ghost", "--json", "{}",
+    ]);
+    assert!(
+        stderr(&unknown_agent).contains("unknown agent"),
+        "{}",
+        stderr(&unknown_agent)
+    );
+    let not_json = setup.cli(&[
+        "tools", "run", "list_dir", "--agent", "notes", "--json", "{nope",
+    ]);
     assert_eq!(not_json.status.code(), Some(1));
     let records = audit_actions(&setup);
     assert!(

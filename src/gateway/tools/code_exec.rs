@@ -38,7 +38,10 @@ pub(super) async fn run(
             data: f.content.into_bytes(),
         })
         .collect();
-    let actor = format!("user:{} agent:{}", call.requester.user, call.requester.agent);
+    let actor = format!(
+        "user:{} agent:{}",
+        call.requester.user, call.requester.agent
+    );
     let outcome = runner(&ctx)?.run(ctx.audit, &actor, request).await?;
     let (mut result, mut truncated) = run_result(tools, &outcome);
     let files: Vec<Value> = outcome

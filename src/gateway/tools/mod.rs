@@ -220,11 +220,9 @@ impl Tools {
     async fn dispatch(&self, ctx: CallContext<'_>, call: &Call) -> Result<ToolOutput, ToolError> {
         let agent = self.agent(&call.agent)?;
         if !TOOL_NAMES.contains(&call.tool.as_str()) {
-            return Err(ToolError::UnknownTool(
-                call.tool.chars().take(64).collect(),
-            ));
+            return Err(ToolError::UnknownTool(call.tool.chars().take(64).collect()));
         }
-        if !agent.config.tools.iter().any(|t| *t == call.tool) {
+        if !agent.config.tools.contains(&call.tool) {
             return Err(ToolError::NotEnabled {
                 tool: call.tool.clone(),
                 agent: agent.config.name.clone(),
@@ -264,8 +262,10 @@ impl Tools {
         for rule in rules {
             let bytes = serde_json::to_vec(rule).unwrap_or_default();
             let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
-            self.remembered
-                .insert(&format!("{agent}/{}", digest.get(..32).unwrap_or(&digest)), rule)?;
+            self.remembered.insert(
+                &format!("{agent}/{}", digest.get(..32).unwrap_or(&digest)),
+                rule,
+            )?;
         }
         self.store.sync()?;
         Ok(())
@@ -429,7 +429,8 @@ pub fn schema(name: &str) -> Option<Value> {
 
 /// Shared by the tools that run in the sandbox: the runner or why there is none.
 fn runner<'a>(ctx: &CallContext<'a>) -> Result<&'a Runner, ToolError> {
-    ctx.runner.map_err(|why| ToolError::Unavailable(why.to_string()))
+    ctx.runner
+        .map_err(|why| ToolError::Unavailable(why.to_string()))
 }
 
 /// The result of a sandbox run, capped.

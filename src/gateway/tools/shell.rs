@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Agent, Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, ending_name,
-    parse_input, run_result, runner,
+    Agent, Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, ending_name, parse_input,
+    run_result, runner,
 };
 use crate::sandbox::{FileData, Language, RunRequest};
 use crate::security::approval::{CanonicalInput, NewRequest};
@@ -83,7 +83,10 @@ pub(super) async fn run(
     let (files, skipped) = workspace_files(&workspace, limits.max_files, limits.max_file_size);
     let mut request = RunRequest::new(Language::Bash, command.into_bytes());
     request.files = files;
-    let actor = format!("user:{} agent:{}", call.requester.user, call.requester.agent);
+    let actor = format!(
+        "user:{} agent:{}",
+        call.requester.user, call.requester.agent
+    );
     let outcome = runner.run(ctx.audit, &actor, request).await?;
     let mut written = Vec::new();
     let mut refused = Vec::new();
@@ -114,7 +117,11 @@ pub(super) async fn run(
 
 /// The workspace's top-level regular files that fit the run's limits, and how many were
 /// left out.
-fn workspace_files(workspace: &Workspace, max_files: usize, max_size: u64) -> (Vec<FileData>, usize) {
+fn workspace_files(
+    workspace: &Workspace,
+    max_files: usize,
+    max_size: u64,
+) -> (Vec<FileData>, usize) {
     let Ok(listing) = workspace.list_dir(".", 10_000) else {
         return (Vec::new(), 0);
     };
