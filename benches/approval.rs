@@ -1,0 +1,193 @@
+//! Approval round trip over a local WebSocket: a `shell` tool call that needs approval,
+//! the request delivered to a client on `/ws`, the client's answer, the command run in
+//! the sandbox, the result back to the caller.
+//!
+//! ```text
+//! cargo bench --bench approval -- [--runs N]
+//! ```
+//!
+//! The gateway runs in this process (TLS off, loopback, static-token auth); the client
+//! is a blocking tungstenite socket on its own thread that answers every request at
+//! once. Three rows, each the median and p99 of `--runs` calls:
+//!
+//! * request → answer: from asking the broker to the broker's answer (no tool run);
+//! * `shell` needing approval: the whole call, including the sandbox run;
+//! * `shell` allowed without approval: the same kind of call with no person in the
+//!   loop, as the baseline the approval adds to.
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aisopod::app::App;
+use aisopod::clock::SystemClock;
+use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::gateway::tools::{Call, CallContext, CallReport};
+use aisopod::security::approval::{CanonicalInput, NewRequest, Requester};
+use serde_json::{Value, json};
+use tungstenite::Message;
+
+const TOKEN: &str = "bench-static-token-0123456789abcdef0123456789";
+
+fn main() {
+    let runs = std::env::args()
+        .skip_while(|a| a != "--runs")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30usize);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"token\"\ntoken = \"{TOKEN}\"\n[logging]\nfilter = \"warn\"\n",
+        dir.path().join("data").display()
+    );
+    let config = aisopod::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let app = Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap());
+        app.spawn_background();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = aisopod::server::router(app.clone());
+        let limits = aisopod::server::ConnectionLimits::from_app(&app);
+        tokio::spawn(aisopod::server::serve(
+            listener,
+            router,
+            None,
+            limits,
+            std::future::pending(),
+        ));
+        for _ in 0..200 {
+            if app.sandbox_runner().is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ready = app.sandbox_runner().is_ok();
+        std::thread::spawn(move || answer_everything(addr));
+        // Let the client connect and read its greeting.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let mut asked = Vec::new();
+        for i in 0..runs {
+            let started = Instant::now();
+            let resolved = app
+                .approvals
+                .ask(app.audit(), request(&format!("factor {i}")))
+                .await;
+            assert!(resolved.allowed());
+            asked.push(started.elapsed());
+        }
+        println!("| approval over a local WebSocket ({runs} calls) | median | p99 |");
+        println!("|---|---|---|");
+        row("request → answer (broker, no tool run)", &mut asked);
+        if !ready {
+            println!("| tool calls | sandbox unavailable here: not measured | |");
+            return;
+        }
+        let mut approved = Vec::new();
+        let mut allowed = Vec::new();
+        for i in 0..runs {
+            approved.push(call(&app, &format!("factor {}", 1000 + i)).await);
+            allowed.push(call(&app, &format!("seq {}", 1 + i % 3)).await);
+        }
+        row("`shell` needing approval: request → answer → sandbox run → result", &mut approved);
+        row("`shell` allowed without approval (baseline)", &mut allowed);
+    });
+}
+
+fn request(command: &str) -> NewRequest {
+    NewRequest {
+        tool: "shell".into(),
+        input: CanonicalInput {
+            summary: command.into(),
+            code_sha256: None,
+            cwd: "/work".into(),
+            files: Vec::new(),
+        },
+        requester: Requester {
+            user: "bench".into(),
+            agent: "default".into(),
+            session: None,
+        },
+        reason: "bench".into(),
+        rule: "bench".into(),
+        remember_offered: false,
+    }
+}
+
+async fn call(app: &App, command: &str) -> Duration {
+    let runner = app.sandbox_runner();
+    let ctx = CallContext {
+        audit: app.audit(),
+        approvals: &app.approvals,
+        runner: runner.as_ref().map(|r| *r).map_err(String::as_str),
+    };
+    let started = Instant::now();
+    let report = CallReport::from(
+        app.tools
+            .call(
+                ctx,
+                Call {
+                    agent: "default".into(),
+                    tool: "shell".into(),
+                    input: json!({ "command": command }),
+                    requester: Requester {
+                        user: "bench".into(),
+                        agent: "default".into(),
+                        session: None,
+                    },
+                },
+            )
+            .await,
+    );
+    let elapsed = started.elapsed();
+    assert!(matches!(report, CallReport::Done { .. }), "{report:?}");
+    elapsed
+}
+
+/// A WebSocket client that allows every request it is shown.
+fn answer_everything(addr: std::net::SocketAddr) {
+    use tungstenite::client::IntoClientRequest;
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().unwrap(),
+    );
+    let (mut socket, _) = tungstenite::client(request, stream).unwrap();
+    loop {
+        let Ok(message) = socket.read() else { return };
+        let Message::Text(body) = message else { continue };
+        let value: Value = serde_json::from_str(&body).unwrap();
+        if value["type"] == "approval.request" {
+            let reply = json!({
+                "type": "approval.respond",
+                "requestId": value["requestId"],
+                "allow": true,
+                "inputHash": value["inputHash"],
+            });
+            if socket.send(Message::Text(reply.to_string().into())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn row(name: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples.get(index).copied().unwrap_or_default()
+    };
+    println!(
+        "| {name} | {:.2} ms | {:.2} ms |",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3
+    );
+}
