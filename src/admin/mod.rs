@@ -106,6 +106,9 @@ pub enum AdminRequest {
     SandboxRun {
         run: SandboxRunRequest,
     },
+    /// A consistent snapshot for `aisopod backup create`, sealed under a one-time key
+    /// that only this answer carries.
+    BackupSnapshot,
 }
 
 /// A sandbox run as the admin socket carries it.
@@ -175,6 +178,7 @@ impl AdminRequest {
             AdminRequest::SecretsRemove { .. } => "secrets.remove",
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
             AdminRequest::SandboxRun { .. } => "sandbox.run",
+            AdminRequest::BackupSnapshot => "backup.snapshot",
             AdminRequest::UserAdd { .. } => "user.add",
             AdminRequest::UserList => "user.list",
             AdminRequest::UserPasswd { .. } => "user.passwd",
@@ -388,6 +392,14 @@ fn run(
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
         AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
+        AdminRequest::BackupSnapshot => json(serde_json::to_value(
+            crate::security::backup_crypto::seal_snapshot(
+                &services.store,
+                &services.config.storage.data_dir,
+                &crate::clock::rfc3339(services.clock.now()),
+            )
+            .map_err(|e| e.to_string())?,
+        )),
         AdminRequest::UserList => {
             let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
             json(serde_json::to_value(

@@ -96,6 +96,11 @@ pub enum BackupCryptoError {
         "the backup is damaged: chunk {chunk} (at byte {offset}) fails authentication; it was changed or corrupted"
     )]
     Damaged { chunk: u32, offset: u64 },
+    /// The last chunk fails: a cut inside a chunk looks the same as damage to it.
+    #[error(
+        "the backup is damaged or truncated: its last chunk {chunk} (at byte {offset}) fails authentication"
+    )]
+    DamagedEnd { chunk: u32, offset: u64 },
     #[error(
         "the backup is truncated: it ends after {chunks} chunk(s) without its final chunk (an interrupted copy?)"
     )]
@@ -666,6 +671,11 @@ impl<R: Read> Decryptor<R> {
                     BackupCryptoError::Truncated {
                         chunks: counter.saturating_add(1),
                     }
+                } else if last {
+                    BackupCryptoError::DamagedEnd {
+                        chunk: counter,
+                        offset,
+                    }
                 } else {
                     BackupCryptoError::Damaged {
                         chunk: counter,
@@ -789,8 +799,9 @@ pub fn seal_snapshot(
         Ok(stats)
     })();
     match written {
+        // Absolute, because the CLI's working directory may differ from the gateway's.
         Ok(stats) => Ok(TransientSnapshot {
-            path,
+            path: std::fs::canonicalize(&path).unwrap_or(path),
             key: B64.encode(key.expose()),
             stats,
         }),
@@ -906,9 +917,13 @@ mod tests {
                     err,
                     BackupCryptoError::BadHeader(_)
                         | BackupCryptoError::Damaged { .. }
+                        | BackupCryptoError::DamagedEnd { .. }
                         | BackupCryptoError::Truncated { .. }
                 ),
-                _ => matches!(err, BackupCryptoError::Damaged { .. }),
+                _ => matches!(
+                    err,
+                    BackupCryptoError::Damaged { .. } | BackupCryptoError::DamagedEnd { .. }
+                ),
             };
             assert!(expected, "byte {at}: {err}");
         }
@@ -930,7 +945,9 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    BackupCryptoError::Truncated { .. } | BackupCryptoError::Damaged { .. }
+                    BackupCryptoError::Truncated { .. }
+                        | BackupCryptoError::Damaged { .. }
+                        | BackupCryptoError::DamagedEnd { .. }
                 ),
                 "cut at {cut}: {err}"
             );
@@ -947,7 +964,7 @@ mod tests {
         longer.extend_from_slice(b"more");
         assert!(matches!(
             open(&longer, "correct horse battery").unwrap_err(),
-            BackupCryptoError::Damaged { .. }
+            BackupCryptoError::Damaged { .. } | BackupCryptoError::DamagedEnd { .. }
         ));
         // Two chunks swapped.
         let mut swapped = sealed.clone();

@@ -479,6 +479,10 @@ fn read_archive(new: &Path, archive: impl Read) -> Result<SnapshotStats, BackupE
         });
     }
     let db_dir = new.join(DB_DIR);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&db_dir)
+        .map_err(io_error("create", &db_dir))?;
     let db = sled::Config::new()
         .path(&db_dir)
         .cache_capacity(8 * 1024 * 1024)
