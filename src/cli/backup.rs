@@ -236,6 +236,11 @@ fn restore(
             })),
     )?;
     let verified = services.audit.verify();
+    drop(services);
+    // Opening the store as root may have made files the gateway's user could not open.
+    for item in crate::store::backup::ITEMS {
+        crate::store::backup::adopt_owner(&data_dir, &data_dir.join(item))?;
+    }
     if json {
         super::print_json(&serde_json::json!({
             "restored": stats,

@@ -779,6 +779,8 @@ pub fn seal_snapshot(
         .mode(0o700)
         .create(&dir)
         .map_err(BackupCryptoError::io("creating the snapshot directory"))?;
+    // Made by an offline `sudo aisopod backup create`, it must still serve the gateway.
+    crate::store::backup::adopt_owner(data_dir, &dir)?;
     remove_stale_snapshots(&dir);
     let rng = SystemRandom::new();
     let key = SecretBytes::new(random::<KEY_LEN>(&rng)?.to_vec());

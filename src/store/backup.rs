@@ -348,6 +348,7 @@ impl Staged {
                 .map(|item| item.to_string())
                 .collect(),
         };
+        adopt_owner(data_dir, &new)?;
         sync_recursive(&new)?;
         let text =
             serde_json::to_vec(&journal).map_err(|e| BackupError::Malformed(e.to_string()))?;
@@ -600,6 +601,33 @@ fn flush(
     }
     *pending = 0;
     Ok(())
+}
+
+/// Gives `path` (and everything under it) to the owner of `data_dir` when running as
+/// root, so that a restore or a snapshot run with `sudo` leaves files the gateway's own
+/// user can open. Links are changed themselves, never followed.
+pub fn adopt_owner(data_dir: &Path, path: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(data_dir).map_err(io_error("inspect", data_dir))?;
+    let (uid, gid) = (owner.uid(), owner.gid());
+    fn walk(path: &Path, uid: u32, gid: u32) -> Result<(), BackupError> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_error("chown", path))?;
+        let meta = std::fs::symlink_metadata(path).map_err(io_error("inspect", path))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).map_err(io_error("list", path))? {
+                walk(&entry.map_err(io_error("list", path))?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => walk(path, uid, gid),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_error("inspect", path)(err)),
+    }
 }
 
 /// `fsync`s every file and directory under `dir` (sled's own flush does not reach the
@@ -870,6 +898,26 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
+    }
+
+    /// Run as root (as `sudo aisopod backup restore` is), restored files belong to the
+    /// data directory's owner, the gateway's user.
+    #[test]
+    fn a_restore_as_root_gives_the_files_to_the_data_dirs_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let source = tempfile::tempdir().unwrap();
+        let (archive, _) = archive_of(source.path());
+        let target = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(target.path(), Some(65534), Some(65534)).unwrap();
+        let lock = DataDirLock::take(target.path()).unwrap();
+        stage(&lock, &archive[..]).unwrap().commit(&lock).unwrap();
+        for item in ["db", "db/db", "tls", "tls/ca.pem", "master.key"] {
+            let meta = std::fs::symlink_metadata(target.path().join(item)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{item}");
+        }
     }
 
     #[test]
