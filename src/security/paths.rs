@@ -114,6 +114,24 @@ pub enum PathError {
     },
 }
 
+impl PathError {
+    /// A stable name for the kind of refusal, for the tool layer's answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PathError::Invalid { .. } => "invalid_path",
+            PathError::Escapes { .. } => "escapes_workspace",
+            PathError::NotFound { .. } => "not_found",
+            PathError::NotARegularFile { .. } => "not_a_regular_file",
+            PathError::NotADirectory { .. } => "not_a_directory",
+            PathError::TooLarge { .. } => "too_large",
+            PathError::HardLinked { .. } => "hard_linked",
+            PathError::LinkLoop { .. } => "link_loop",
+            PathError::Unsupported => "unsupported",
+            PathError::Io { .. } => "io",
+        }
+    }
+}
+
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
