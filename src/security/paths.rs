@@ -1058,12 +1058,12 @@ mod tests {
                 let mut flips = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // d ↔ evil: `d` is alternately a directory and a link that leads out.
-                    let _ = nix::fcntl::renameat2(
-                        nix::fcntl::AT_FDCWD,
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
                         &ws.join("d"),
-                        nix::fcntl::AT_FDCWD,
+                        rustix::fs::CWD,
                         &ws.join("evil"),
-                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                        rustix::fs::RenameFlags::EXCHANGE,
                     );
                     flips += 1;
                 }
