@@ -1060,9 +1060,9 @@ mod tests {
                     // d ↔ evil: `d` is alternately a directory and a link that leads out.
                     let _ = rustix::fs::renameat_with(
                         rustix::fs::CWD,
-                        &ws.join("d"),
+                        ws.join("d"),
                         rustix::fs::CWD,
-                        &ws.join("evil"),
+                        ws.join("evil"),
                         rustix::fs::RenameFlags::EXCHANGE,
                     );
                     flips += 1;
