@@ -111,6 +111,9 @@ pub enum AdminRequest {
         tool: String,
         input: serde_json::Value,
     },
+    /// A consistent snapshot for `aisopod backup create`, sealed under a one-time key
+    /// that only this answer carries.
+    BackupSnapshot,
 }
 
 /// A sandbox run as the admin socket carries it.
@@ -181,6 +184,7 @@ impl AdminRequest {
             AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
             AdminRequest::SandboxRun { .. } => "sandbox.run",
             AdminRequest::ToolRun { .. } => "tool.run",
+            AdminRequest::BackupSnapshot => "backup.snapshot",
             AdminRequest::UserAdd { .. } => "user.add",
             AdminRequest::UserList => "user.list",
             AdminRequest::UserPasswd { .. } => "user.passwd",
@@ -395,6 +399,14 @@ fn run(
         // runs the sandbox itself.
         AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
         AdminRequest::ToolRun { .. } => Err("tool calls need a running gateway".into()),
+        AdminRequest::BackupSnapshot => json(serde_json::to_value(
+            crate::security::backup_crypto::seal_snapshot(
+                &services.store,
+                &services.config.storage.data_dir,
+                &crate::clock::rfc3339(services.clock.now()),
+            )
+            .map_err(|e| e.to_string())?,
+        )),
         AdminRequest::UserList => {
             let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
             json(serde_json::to_value(

@@ -11,6 +11,7 @@
 
 mod audit;
 mod auth;
+mod backup;
 mod cert;
 mod gateway;
 mod login;
@@ -52,6 +53,9 @@ enum Command {
     /// Read and verify the audit log
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Make an encrypted backup, or restore one
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Show or regenerate the TLS certificates
     #[command(subcommand)]
     Cert(cert::CertCommand),
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Gateway(command) => gateway::run(cli.config.as_deref(), command),
         Command::Audit(command) => audit::run(cli.config.as_deref(), command),
+        Command::Backup(command) => backup::run(cli.config.as_deref(), command),
         Command::Cert(command) => cert::run(cli.config.as_deref(), command),
         Command::Secrets(command) => secrets::run(cli.config.as_deref(), command),
         Command::Sandbox(command) => sandbox::run(cli.config.as_deref(), command),

@@ -114,6 +114,24 @@ pub enum PathError {
     },
 }
 
+impl PathError {
+    /// A stable name for the kind of refusal, for the tool layer's answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PathError::Invalid { .. } => "invalid_path",
+            PathError::Escapes { .. } => "escapes_workspace",
+            PathError::NotFound { .. } => "not_found",
+            PathError::NotARegularFile { .. } => "not_a_regular_file",
+            PathError::NotADirectory { .. } => "not_a_directory",
+            PathError::TooLarge { .. } => "too_large",
+            PathError::HardLinked { .. } => "hard_linked",
+            PathError::LinkLoop { .. } => "link_loop",
+            PathError::Unsupported => "unsupported",
+            PathError::Io { .. } => "io",
+        }
+    }
+}
+
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1040,12 +1058,12 @@ mod tests {
                 let mut flips = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // d ↔ evil: `d` is alternately a directory and a link that leads out.
-                    let _ = nix::fcntl::renameat2(
-                        nix::fcntl::AT_FDCWD,
-                        &ws.join("d"),
-                        nix::fcntl::AT_FDCWD,
-                        &ws.join("evil"),
-                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        ws.join("d"),
+                        rustix::fs::CWD,
+                        ws.join("evil"),
+                        rustix::fs::RenameFlags::EXCHANGE,
                     );
                     flips += 1;
                 }

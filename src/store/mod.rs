@@ -12,6 +12,7 @@
 //! The store never interprets what it stores (audit chains, sealing and the like belong
 //! to their modules) and never logs values.
 
+pub mod backup;
 mod ids;
 
 use std::fs::{File, OpenOptions};
@@ -20,7 +21,7 @@ use std::marker::PhantomData;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
@@ -136,6 +137,9 @@ struct Inner {
     db: sled::Db,
     dir: PathBuf,
     durability: Durability,
+    /// Held shared by every write and exclusively by [`Store::snapshot`], so that a
+    /// snapshot sees every tree at one moment between two writes.
+    gate: RwLock<()>,
     _lock: Flock<File>,
 }
 
@@ -161,6 +165,10 @@ impl Store {
             .create(&dir)
             .map_err(StoreError::io("create", &dir))?;
         let lock = take_lock(&data_dir.join("store.lock"))?;
+        backup::finish_interrupted_restore(data_dir).map_err(|err| StoreError::Open {
+            path: dir.clone(),
+            message: format!("an interrupted restore could not be finished: {err}"),
+        })?;
         let db = sled::Config::new()
             .path(&dir)
             .cache_capacity(cache_size)
@@ -185,6 +193,7 @@ impl Store {
                     syncs: AtomicU64::new(0),
                     failure: Mutex::new(None),
                 },
+                gate: RwLock::new(()),
                 _lock: lock,
             }),
         };
@@ -279,6 +288,14 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Taken around every write; see [`Inner::gate`].
+    fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner
+            .gate
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn note_write(&self) {
@@ -427,6 +444,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
     pub fn insert(&self, key: &K, value: &V) -> Result<(), StoreError> {
         self.store.ensure_space()?;
         let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
+        let _gate = self.store.write_gate();
         self.tree
             .insert(key.to_bytes(), bytes)
             .map_err(write_error)?;
@@ -438,6 +456,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
     pub fn insert_new(&self, key: &K, value: &V) -> Result<bool, StoreError> {
         self.store.ensure_space()?;
         let bytes = serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
+        let _gate = self.store.write_gate();
         let swapped = self
             .tree
             .compare_and_swap(key.to_bytes(), None as Option<&[u8]>, Some(bytes))
@@ -452,9 +471,11 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
         let encode =
             |v: &V| serde_json::to_vec(v).map_err(|err| StoreError::Write(err.to_string()));
         self.store.ensure_space()?;
+        let (old, new) = (encode(old)?, encode(new)?);
+        let _gate = self.store.write_gate();
         let swapped = self
             .tree
-            .compare_and_swap(key.to_bytes(), Some(encode(old)?), Some(encode(new)?))
+            .compare_and_swap(key.to_bytes(), Some(old), Some(new))
             .map_err(write_error)?;
         self.store.note_write();
         Ok(swapped.is_ok())
@@ -462,6 +483,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 
     /// Removes a key. Not durable until [`Store::sync`].
     pub fn remove(&self, key: &K) -> Result<bool, StoreError> {
+        let _gate = self.store.write_gate();
         let removed = self.tree.remove(key.to_bytes()).map_err(write_error)?;
         self.store.note_write();
         Ok(removed.is_some())
@@ -476,6 +498,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
                 serde_json::to_vec(value).map_err(|err| StoreError::Write(err.to_string()))?;
             batch.insert(key.to_bytes(), bytes);
         }
+        let _gate = self.store.write_gate();
         self.tree.apply_batch(batch).map_err(write_error)?;
         self.store.note_write();
         Ok(())
@@ -483,6 +506,7 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 
     /// Removes every key below `end` (exclusive), atomically.
     pub fn remove_before(&self, end: &K) -> Result<usize, StoreError> {
+        let _gate = self.store.write_gate();
         let mut batch = sled::Batch::default();
         let mut count = 0;
         for entry in self.tree.range(..end.to_bytes()) {

@@ -14,6 +14,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod cli;
 mod device;
 mod durability;
