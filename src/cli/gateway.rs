@@ -1,4 +1,4 @@
-//! `aisopod gateway start | validate-config`.
+//! `aisopod gateway start | validate-config | health`.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -27,13 +27,77 @@ pub enum GatewayCommand {
     },
     /// Check the configuration and print every problem with its key
     ValidateConfig,
+    /// Ask a running gateway's /health over HTTPS, verified against the device CA; exit 0
+    /// when it answers 200 (for container HEALTHCHECKs and scripts: no curl needed)
+    Health {
+        /// The gateway's base URL (default: the configured bind address on loopback)
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// How long to wait for the answer
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 pub fn run(config_path: Option<&Path>, command: GatewayCommand) -> anyhow::Result<ExitCode> {
     match command {
         GatewayCommand::Start { print_addr } => start(config_path, print_addr),
         GatewayCommand::ValidateConfig => validate(config_path),
+        GatewayCommand::Health { url, timeout } => health(config_path, url, timeout),
     }
+}
+
+/// GETs `/health` and succeeds on 200. Over HTTPS the server must present a
+/// certificate from the device CA (`<data_dir>/tls/ca.pem`) or, with `[tls] mode =
+/// "files"`, one of the configured chain's certificates; nothing else is trusted.
+fn health(
+    config_path: Option<&Path>,
+    url: Option<String>,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+    let config = super::load_config(config_path)?;
+    let base = url
+        .unwrap_or_else(|| format!("{}://{}", config.scheme(), reachable(config.server.bind)));
+    let target = format!("{}/health", base.trim_end_matches('/'));
+    let trusted = match &config.tls.mode {
+        TlsMode::Files { cert, .. } => cert.clone(),
+        _ => config.storage.data_dir.join("tls").join("ca.pem"),
+    };
+    let mut tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+    if target.starts_with("https://") {
+        let pem = std::fs::read(&trusted)
+            .with_context(|| format!("reading the certificate to trust: {}", trusted.display()))?;
+        let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        if roots.is_empty() {
+            anyhow::bail!("{} holds no certificate", trusted.display());
+        }
+        tls = tls.root_certs(RootCerts::new_with_certs(&roots));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let response = agent
+        .get(&target)
+        .call()
+        .with_context(|| format!("{target}: no answer"))?;
+    let status = response.status();
+    if status != 200 {
+        anyhow::bail!("{target} answered {status}");
+    }
+    println!("healthy: {target}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
