@@ -29,7 +29,12 @@ use tungstenite::Message;
 
 const TOKEN: &str = "bench-static-token-0123456789abcdef0123456789";
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    // The sandbox re-executes this binary as its helper (`/proc/self/exe`).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if aisopod::sandbox::launcher::is_helper(&args) {
+        return aisopod::sandbox::launcher::helper_main();
+    }
     let runs = std::env::args()
         .skip_while(|a| a != "--runs")
         .nth(1)
@@ -37,7 +42,7 @@ fn main() {
         .unwrap_or(30usize);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"token\"\ntoken = \"{TOKEN}\"\n[logging]\nfilter = \"warn\"\n",
+        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"token\"\ntoken = \"{TOKEN}\"\n[logging]\nfilter = \"warn\"\n[approval]\ntimeout = \"3s\"\n",
         dir.path().join("data").display()
     );
     let config = aisopod::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
@@ -67,7 +72,7 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let ready = app.sandbox_runner().is_ok();
+        let sandbox = app.sandbox_runner().err();
         std::thread::spawn(move || answer_everything(addr));
         // Let the client connect and read its greeting.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -85,8 +90,8 @@ fn main() {
         println!("| approval over a local WebSocket ({runs} calls) | median | p99 |");
         println!("|---|---|---|");
         row("request → answer (broker, no tool run)", &mut asked);
-        if !ready {
-            println!("| tool calls | sandbox unavailable here: not measured | |");
+        if let Some(reason) = sandbox {
+            println!("| tool calls | not measured: {reason} | |");
             return;
         }
         let mut approved = Vec::new();
@@ -95,9 +100,13 @@ fn main() {
             approved.push(call(&app, &format!("factor {}", 1000 + i)).await);
             allowed.push(call(&app, &format!("seq {}", 1 + i % 3)).await);
         }
-        row("`shell` needing approval: request → answer → sandbox run → result", &mut approved);
+        row(
+            "`shell` needing approval: request → answer → sandbox run → result",
+            &mut approved,
+        );
         row("`shell` allowed without approval (baseline)", &mut allowed);
     });
+    std::process::ExitCode::SUCCESS
 }
 
 fn request(command: &str) -> NewRequest {
@@ -156,14 +165,15 @@ fn answer_everything(addr: std::net::SocketAddr) {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_nodelay(true).unwrap();
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {TOKEN}").parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
     let (mut socket, _) = tungstenite::client(request, stream).unwrap();
     loop {
         let Ok(message) = socket.read() else { return };
-        let Message::Text(body) = message else { continue };
+        let Message::Text(body) = message else {
+            continue;
+        };
         let value: Value = serde_json::from_str(&body).unwrap();
         if value["type"] == "approval.request" {
             let reply = json!({
@@ -172,7 +182,10 @@ fn answer_everything(addr: std::net::SocketAddr) {
                 "allow": true,
                 "inputHash": value["inputHash"],
             });
-            if socket.send(Message::Text(reply.to_string().into())).is_err() {
+            if socket
+                .send(Message::Text(reply.to_string().into()))
+                .is_err()
+            {
                 return;
             }
         }
