@@ -58,8 +58,13 @@ fn health(
     use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
     let config = super::load_config(config_path)?;
-    let base = url
-        .unwrap_or_else(|| format!("{}://{}", config.scheme(), reachable(config.server.bind)));
+    let base = match url {
+        Some(url) => url,
+        None if config.server.bind.port() == 0 => {
+            anyhow::bail!("[server] bind has port 0 (a free port picked at start): pass --url")
+        }
+        None => format!("{}://{}", config.scheme(), reachable(config.server.bind)),
+    };
     let target = format!("{}/health", base.trim_end_matches('/'));
     let trusted = match &config.tls.mode {
         TlsMode::Files { cert, .. } => cert.clone(),
