@@ -5,6 +5,7 @@
 # with the same SOURCE_DATE_EPOCH are byte-identical.
 # The checks are strings evaluated later by ok(), hence single quotes.
 # shellcheck disable=SC2016,SC2034
+# shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 IMAGE_DIR=$(dirname "$HERE")

@@ -5,6 +5,7 @@
 # validated, a bad aisopod.toml keeps the old config and is kept for inspection.
 # The checks are strings evaluated later by ok(), hence single quotes.
 # shellcheck disable=SC2016,SC2034
+# shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 IMAGE_DIR=$(dirname "$HERE")
