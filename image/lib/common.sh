@@ -4,7 +4,7 @@
 # names the Debian package to install.
 
 AISOPOD_IMAGE_T0=${AISOPOD_IMAGE_T0:-$SECONDS}
-PROG=${PROG:-$(basename "$0")}
+PROG=${PROG:-${0##*/}}
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() {
@@ -61,9 +61,14 @@ need() {
         fi
     done
     if ((${#missing[@]})); then
-        local uniq
-        uniq=$(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')
-        die "missing tools: ${missing[*]}; install the Debian packages: apt-get install ${uniq% } (or run: image/setup)"
+        # (bash only: this must work when the PATH itself is what is broken)
+        local -A seen=()
+        local list="" p
+        for p in "${pkgs[@]}"; do
+            [[ -n ${seen[$p]:-} ]] || list+=" $p"
+            seen[$p]=1
+        done
+        die "missing tools: ${missing[*]}; install the Debian packages: apt-get install${list} (or run: image/setup)"
     fi
 }
 
