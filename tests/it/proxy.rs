@@ -879,6 +879,34 @@ fn compose_file_runs_the_gateway_locked_down_with_secrets_from_env() {
         }
     }
     assert!(ENV_EXAMPLE.contains("AISOPOD_AUTH_TOKEN="));
+
+    // The config compose mounts is one the gateway accepts in strict mode, with the
+    // token from the environment, and it is refused without it.
+    let container_toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/container.toml");
+    assert!(volumes.contains("./container.toml:/etc/aisopod/config.toml:ro"));
+    let validate = |token: Option<&str>| {
+        let mut command = Command::new(crate::support::BIN);
+        command
+            .arg("--config")
+            .arg(&container_toml)
+            .args(["gateway", "validate-config"])
+            .env_remove("AISOPOD_AUTH_TOKEN")
+            .env_remove("AISOPOD_SECURITY_MODE")
+            .env_remove("SECURITY_MODE");
+        if let Some(token) = token {
+            command.env("AISOPOD_AUTH_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let out = validate(Some(TOKEN));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = validate(None);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("AISOPOD_AUTH_TOKEN"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -940,7 +968,7 @@ fn dockerfile_builds_a_static_binary_into_a_non_root_image_with_a_healthcheck() 
         uid.parse::<u32>().is_ok_and(|u| u != 0),
         "USER {user}: numeric and not root"
     );
-    assert!(lines.iter().any(|l| *l == "EXPOSE 3080"));
+    assert!(lines.contains(&"EXPOSE 3080"));
     let health = lines
         .iter()
         .find(|l| l.starts_with("HEALTHCHECK"))
