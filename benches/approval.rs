@@ -66,13 +66,7 @@ fn main() -> std::process::ExitCode {
             limits,
             std::future::pending(),
         ));
-        for _ in 0..200 {
-            if app.sandbox_runner().is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let sandbox = app.sandbox_runner().err();
+        let sandbox = app.sandbox_runner().await.err();
         std::thread::spawn(move || answer_everything(addr));
         // Let the client connect and read its greeting.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -130,7 +124,7 @@ fn request(command: &str) -> NewRequest {
 }
 
 async fn call(app: &App, command: &str) -> Duration {
-    let runner = app.sandbox_runner();
+    let runner = app.sandbox_runner().await;
     let ctx = CallContext {
         audit: app.audit(),
         approvals: &app.approvals,

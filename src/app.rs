@@ -187,7 +187,7 @@ pub struct App {
     /// The code sandbox, when enabled and this host can provide it.
     pub sandbox: Option<Runner>,
     /// "ok", "checking", "disabled" or why code execution is unavailable.
-    pub sandbox_status: Mutex<String>,
+    sandbox_status: tokio::sync::watch::Sender<String>,
     /// Tool calls waiting for a human.
     pub approvals: Arc<Broker>,
     /// The agents' tools.
@@ -247,28 +247,32 @@ impl App {
             refusals: RefusalLog::default(),
             started: Instant::now(),
             sandbox,
-            sandbox_status: Mutex::new(sandbox_status),
+            sandbox_status: tokio::sync::watch::Sender::new(sandbox_status),
         })
     }
 
-    /// The sandbox runner, if code execution is available now; else why not.
-    pub fn sandbox_runner(&self) -> std::result::Result<&Runner, String> {
-        let status = self
-            .sandbox_status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+    /// The sandbox runner, if code execution is available; else why not. While the
+    /// start-up self-test runs, waits for its verdict (at most the sandbox's own
+    /// timeout), so a call made just after start is not refused for being early.
+    pub async fn sandbox_runner(&self) -> std::result::Result<&Runner, String> {
+        let mut status = self.sandbox_status.subscribe();
+        let limit = self.config().tools.sandbox.limits.timeout + Duration::from_secs(5);
+        // An error means the sender is gone or the wait ran out: judge what is there.
+        let _ = tokio::time::timeout(limit, status.wait_for(|s| s != "checking")).await;
+        let status = self.sandbox_status();
         match &self.sandbox {
             Some(runner) if status == "ok" => Ok(runner),
             _ => Err(format!("code execution is unavailable: {status}")),
         }
     }
 
+    /// "ok", "checking", "disabled" or why code execution is unavailable.
+    pub fn sandbox_status(&self) -> String {
+        self.sandbox_status.borrow().clone()
+    }
+
     fn set_sandbox_status(&self, status: String) {
-        *self
-            .sandbox_status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = status;
+        self.sandbox_status.send_replace(status);
     }
 
     pub fn config(&self) -> &Config {
@@ -300,11 +304,7 @@ impl App {
             .iter()
             .all(|s| s.starts_with("ok"));
         // Code execution is reported, not required: a gateway without it still serves.
-        let sandbox = self
-            .sandbox_status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let sandbox = self.sandbox_status();
         (
             ready,
             serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox }),
@@ -428,5 +428,56 @@ pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
             reason,
         } => AuditEvent::new("tls.cert_issued")
             .details(serde_json::json!({"sha256": fingerprint, "reason": reason})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::{ConfigSource, ProcessEnvironment};
+
+    fn app(dir: &Path) -> Arc<App> {
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n",
+            dir.join("data").display()
+        );
+        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+            .unwrap_or_else(|err| panic!("{err}"));
+        Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_run_asked_for_during_the_self_test_waits_for_its_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        assert!(app.sandbox.is_some());
+        assert_eq!(app.sandbox_status(), "checking");
+        let setter = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            setter.set_sandbox_status("ok".into());
+        });
+        let started = Instant::now();
+        assert!(app.sandbox_runner().await.is_ok());
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_failed_self_test_is_the_reason_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let setter = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            setter.set_sandbox_status("unavailable: no interpreter".into());
+        });
+        let err = app.sandbox_runner().await.err().unwrap();
+        assert_eq!(
+            err,
+            "code execution is unavailable: unavailable: no interpreter"
+        );
     }
 }

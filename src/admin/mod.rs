@@ -651,7 +651,7 @@ async fn handle_connection(
 
 /// Runs a program in the gateway's sandbox (the runner audits it).
 async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminResponse {
-    let runner = match app.sandbox_runner() {
+    let runner = match app.sandbox_runner().await {
         Ok(runner) => runner,
         Err(reason) => {
             app.audit().record_or_log(
@@ -688,7 +688,7 @@ async fn tool_run(
 ) -> AdminResponse {
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
     use crate::security::approval::Requester;
-    let runner = app.sandbox_runner();
+    let runner = app.sandbox_runner().await;
     let ctx = CallContext {
         audit: app.audit(),
         approvals: &app.approvals,
