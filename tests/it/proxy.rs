@@ -136,7 +136,8 @@ const GENEROUS: &str =
 /// A proxy process in the foreground, stopped when dropped.
 struct Proxy {
     child: Child,
-    dir: tempfile::TempDir,
+    /// Config, logs and state; removed after `drop` has stopped the process.
+    _dir: tempfile::TempDir,
     log: PathBuf,
     port: u16,
     ca_pem: String,
@@ -198,8 +199,6 @@ impl Drop for Proxy {
                 let _ = self.child.wait();
             }
         }
-        // Keeps the directory (config, logs) alive until the process is gone.
-        let _ = self.dir.path();
     }
 }
 
@@ -310,7 +309,7 @@ fn start_nginx_to(
     let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     let mut proxy = Proxy {
         child,
-        dir,
+        _dir: dir,
         log,
         port,
         ca_pem,
@@ -366,7 +365,7 @@ fn start_caddy(caddy: &Path, port: u16, gateway: &Gateway) -> Proxy {
         .unwrap();
     let mut proxy = Proxy {
         child,
-        dir,
+        _dir: dir,
         log,
         port,
         ca_pem: cert.ca_pem,
@@ -442,7 +441,7 @@ fn websocket_session_works(proxy: &Proxy) {
         .send(Message::Text(r#"{"type":"ping"}"#.into()))
         .unwrap();
     let answer = next_message(&mut socket);
-    assert_ne!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["type"], "pong", "{answer}");
     let _ = socket.close(None);
 
     // A browser page on this gateway's public_url may open a socket; another site's
@@ -785,21 +784,22 @@ fn caddy_from_the_shipped_caddyfile_serves_pages_the_websocket_and_client_addres
 
 // ---- container and launchd (static) ------------------------------------------------
 
-/// A Python interpreter that has PyYAML (Debian's python3-yaml serves /usr/bin/python3).
-fn python_with_yaml() -> PathBuf {
+/// A Python interpreter that can import `module` (Debian's python3-yaml serves
+/// /usr/bin/python3, which a pyenv or venv python3 on PATH may not see).
+fn python_with(module: &str) -> PathBuf {
     ["python3", "/usr/bin/python3"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| {
             Command::new(p)
-                .args(["-c", "import yaml"])
+                .args(["-c", &format!("import {module}")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
         })
         .unwrap_or_else(|| {
-            panic!("no python3 with PyYAML: `apt-get install python3-yaml` (scripts/setup does)")
+            panic!("no python3 that imports {module}: `apt-get install python3-yaml` (scripts/setup does)")
         })
 }
 
@@ -815,7 +815,7 @@ fn python_json(python: &Path, code: &str, arg: &str) -> Value {
 
 #[test]
 fn compose_file_runs_the_gateway_locked_down_with_secrets_from_env() {
-    let python = python_with_yaml();
+    let python = python_with("yaml");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("compose.yaml");
     std::fs::write(&path, COMPOSE).unwrap();
@@ -1031,7 +1031,7 @@ fn gateway_health_answers_for_a_running_gateway_only_over_verified_tls() {
 
 #[test]
 fn launchd_plist_is_well_formed_and_starts_the_gateway() {
-    let python = python_with_yaml();
+    let python = python_with("plistlib");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dev.aisopod.gateway.plist");
     std::fs::write(&path, PLIST).unwrap();
@@ -1059,19 +1059,19 @@ fn launchd_plist_is_well_formed_and_starts_the_gateway() {
     assert!(plist["StandardOutPath"].is_string());
     assert!(plist["StandardErrorPath"].is_string());
     assert!(plist["EnvironmentVariables"]["AISOPOD_LOG"].is_string());
-    // The arguments the plist passes are ones the binary takes.
+    // The binary takes --config after the subcommand, as the plist passes it.
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[server]\nbind = \"127.0.0.1:0\"\n").unwrap();
     let out = Command::new(crate::support::BIN)
-        .args(["gateway", "start", "--help"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = Command::new(crate::support::BIN)
-        .arg("--config")
+        .args(["gateway", "validate-config", "--config"])
         .arg(&config)
-        .args(["gateway", "validate-config"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = Command::new(crate::support::BIN)
+        .args(["gateway", "validate-config", "--config"])
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a missing config file is an error");
 }
