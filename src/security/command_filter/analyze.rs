@@ -9,7 +9,7 @@
 use brush_parser::ast;
 use brush_parser::word::{Parameter, ParameterExpr, WordPiece, WordPieceWithSource};
 
-use super::paths::Place;
+use super::paths::{Cwd, Place, Root};
 use super::{CommandFilter, Decision, Finding, MAX_COMMANDS, MAX_DEPTH};
 
 /// One word as far as it is known before the command runs.
@@ -75,7 +75,7 @@ pub(super) struct Analyzer<'f> {
     pub findings: Vec<Finding>,
     pub commands: Vec<Found>,
     /// The working directory as far as `cd` was followed; `None` when unknown.
-    pub cwd: Option<Vec<String>>,
+    pub cwd: Option<Cwd>,
     /// Functions whose body is being walked (a call to one of them is recursion).
     functions: Vec<String>,
     /// Commands that read the network so far.
@@ -94,7 +94,10 @@ impl<'f> Analyzer<'f> {
             filter,
             findings: Vec::new(),
             commands: Vec::new(),
-            cwd: filter.layout.workspace.clone(),
+            cwd: filter.layout.workspace.clone().map(|comps| Cwd {
+                root: Root::Absolute,
+                comps,
+            }),
             functions: Vec::new(),
             network_reads: 0,
             fetched_to_file: false,
@@ -168,10 +171,14 @@ impl<'f> Analyzer<'f> {
             self.find(None, problem.0, problem.1, problem.2, false);
             return false;
         }
+        let start_cwd = self.cwd.clone();
         match super::parse(code) {
             Ok(program) => {
                 for list in &program.complete_commands {
                     self.compound_list(list, depth);
+                }
+                if let Some(resolved) = echo_resolved(code) {
+                    self.deny_if_resolved(&resolved, start_cwd, depth);
                 }
             }
             Err(err) => {
@@ -189,6 +196,30 @@ impl<'f> Analyzer<'f> {
             }
         }
         self.network_reads > before
+    }
+
+    /// `"$(echo rm)" -rf /`: the program and words are unknown to the walk (the line
+    /// needs approval for that), but a substitution of a plain `echo`/`printf` has only one
+    /// possible output. The line with those outputs put in place is judged too, and only
+    /// its denials are kept, so this can make a verdict stricter and never more lenient.
+    fn deny_if_resolved(&mut self, resolved: &str, cwd: Option<Cwd>, depth: usize) {
+        let mut nested = Analyzer::new(self.filter);
+        nested.cwd = cwd;
+        nested.program(resolved, depth + 1);
+        for finding in nested.findings {
+            if finding.decision == Decision::Deny {
+                self.find(
+                    None,
+                    Decision::Deny,
+                    &finding.rule,
+                    format!(
+                        "with the output of its echo/printf substitutions in place, the line {}",
+                        finding.reason
+                    ),
+                    false,
+                );
+            }
+        }
     }
 
     fn compound_list(&mut self, list: &ast::CompoundList, depth: usize) {
@@ -337,6 +368,8 @@ impl<'f> Analyzer<'f> {
         let mut argv: Vec<W> = Vec::new();
         let mut redirects: Vec<&ast::IoRedirect> = Vec::new();
         let mut assignments: Vec<(String, W)> = Vec::new();
+        // `export PATH=...`: assignments made by a declaration builtin.
+        let mut declared: Vec<(String, W)> = Vec::new();
         let prefix = simple.prefix.iter().flat_map(|p| p.0.iter());
         let suffix = simple.suffix.iter().flat_map(|s| s.0.iter());
         let name = simple.word_or_name.iter();
@@ -380,6 +413,7 @@ impl<'f> Analyzer<'f> {
                         arg.text = format!("{name}={}", value.text);
                         arg.wild_at = value.wild_at.map(|at| at + shift);
                         argv.push(arg);
+                        declared.push((name, value));
                     }
                 }
                 Item::Part(ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub)) => {
@@ -396,11 +430,19 @@ impl<'f> Analyzer<'f> {
             super::rules::assignment(self, cmd_index, name, value);
         }
         let program = argv.first().map(|w| super::rules::program_name(&w.text));
+        if program
+            .as_deref()
+            .is_some_and(|p| ["export", "declare", "typeset", "local", "readonly"].contains(&p))
+        {
+            for (name, value) in &declared {
+                super::rules::assignment(self, cmd_index, name, value);
+            }
+        }
         for redirect in redirects {
             self.redirect(redirect, cmd_index, depth, &mut stdin);
         }
         if let (Some(index), Some(program)) = (cmd_index, program) {
-            if self.functions.iter().any(|f| *f == program) {
+            if self.functions.contains(&program) {
                 self.find(
                     Some(index),
                     Decision::Deny,
@@ -587,7 +629,13 @@ impl<'f> Analyzer<'f> {
         for piece in pieces {
             match &piece.piece {
                 WordPiece::Text(text) => {
-                    if !quoted && let Some(pos) = text.find(['*', '?', '[']) {
+                    // `[` opens a bracket pattern only with a `]` after it in the word
+                    // (`[ -d x ]` runs the program `[`; `['r']m` is a pattern).
+                    let bracket = raw
+                        .find('[')
+                        .is_some_and(|open| raw.get(open + 1..).is_some_and(|r| r.contains(']')));
+                    let glob = text.find(|c: char| c == '*' || c == '?' || (c == '[' && bracket));
+                    if !quoted && let Some(pos) = glob {
                         let at = out.text.len() + pos;
                         self.mark_wild(out, at);
                     }
@@ -663,6 +711,59 @@ impl<'f> Analyzer<'f> {
 enum Item<'a> {
     Name(&'a ast::Word),
     Part(&'a ast::CommandPrefixOrSuffixItem),
+}
+
+/// The code with every `$(echo WORDS)`, `` `echo WORDS` `` (and `printf`) whose words are
+/// plain text replaced by those words; `None` when there is none. Words holding
+/// expansions, operators, escapes or printf formats are left alone.
+fn echo_resolved(code: &str) -> Option<String> {
+    const OPENERS: &[(&str, char)] = &[
+        ("$(echo ", ')'),
+        ("$(printf ", ')'),
+        ("`echo ", '`'),
+        ("`printf ", '`'),
+    ];
+    if !code.contains("echo ") && !code.contains("printf ") {
+        return None;
+    }
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    let mut changed = false;
+    loop {
+        let next = OPENERS
+            .iter()
+            .filter_map(|(open, close)| rest.find(open).map(|at| (at, *open, *close)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, open, close)) = next else {
+            break;
+        };
+        let inner_start = at + open.len();
+        let after = rest.get(inner_start..).unwrap_or("");
+        let plain = after.find(close).and_then(|end| {
+            let words = after.get(..end)?;
+            let special = ['$', '`', '(', ')', ';', '|', '&', '<', '>', '\n', '\\', '%'];
+            (!words.contains(special)).then_some((words, end))
+        });
+        match plain {
+            Some((words, end)) => {
+                out.push_str(rest.get(..at).unwrap_or(""));
+                let words = words.trim();
+                let words = words
+                    .strip_prefix("-n ")
+                    .or_else(|| words.strip_prefix("-e "))
+                    .unwrap_or(words);
+                out.push_str(words);
+                rest = after.get(end + close.len_utf8()..).unwrap_or("");
+                changed = true;
+            }
+            None => {
+                out.push_str(rest.get(..inner_start).unwrap_or(""));
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
 }
 
 /// Inside backquotes, `\\`, `` \` `` and `\$` stand for the character itself.
@@ -788,6 +889,6 @@ impl Analyzer<'_> {
     pub fn place(&self, w: &W) -> Place {
         self.filter
             .layout
-            .place(&w.text, w.wild_at, self.cwd.as_deref())
+            .place(&w.text, w.wild_at, self.cwd.as_ref())
     }
 }

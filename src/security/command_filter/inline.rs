@@ -261,9 +261,10 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
             false,
         );
     }
-    for literal in literals(code) {
+    let literals = literals(code);
+    for literal in &literals {
         // Every literal is checked as a path that would be read.
-        let w = W::lit(literal.clone());
+        let w = W::lit(literal.as_str());
         super::rules::read_target(an, cmd, &w);
         let rm_tree =
             lower.contains("rmtree") || lower.contains("rmsync") || lower.contains("recursive");
@@ -285,23 +286,37 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         if exec && literal.contains(' ') || exec && !literal.contains(' ') && literal.len() < 64 {
             // A literal handed to system()/popen(): judge it as shell code, keeping
             // only what is worse than "needs approval" (the capability already asks).
-            let mut nested = Analyzer::new(an.filter);
-            nested.cwd = an.cwd.clone();
-            nested.program(&literal, depth + 1);
-            for finding in nested.findings {
-                if finding.decision == Decision::Deny {
-                    an.find(
-                        cmd,
-                        Decision::Deny,
-                        &finding.rule,
-                        format!(
-                            "the inline code runs a shell command that {}",
-                            finding.reason
-                        ),
-                        false,
-                    );
-                }
-            }
+            deny_as_shell(an, index, literal, depth);
+        }
+    }
+    if exec && literals.len() > 1 {
+        // An argument vector (`subprocess.run(["rm", "-rf", "/"])`, `spawn("rm", [...])`):
+        // the literals in order, read as one command line from each of the first ones on
+        // (a module name such as "child_process" may come before the program).
+        for start in 0..literals.len().saturating_sub(1).min(16) {
+            let words = literals.get(start..).unwrap_or(&[]);
+            deny_as_shell(an, index, &words.join(" "), depth);
+        }
+    }
+}
+
+/// Judges `code` as shell code the inline code may run; only denials are kept.
+fn deny_as_shell(an: &mut Analyzer<'_>, index: usize, code: &str, depth: usize) {
+    let mut nested = Analyzer::new(an.filter);
+    nested.cwd = an.cwd.clone();
+    nested.program(code, depth + 1);
+    for finding in nested.findings {
+        if finding.decision == Decision::Deny {
+            an.find(
+                Some(index),
+                Decision::Deny,
+                &finding.rule,
+                format!(
+                    "the inline code runs a shell command that {}",
+                    finding.reason
+                ),
+                false,
+            );
         }
     }
 }

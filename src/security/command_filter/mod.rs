@@ -34,8 +34,9 @@
 //! what no parser does: the judgement, the decoding of `$'\x72m'`, recognising brace
 //! expansion as a word splitter, and guards around the parser, which recurses on nesting
 //! (a stack overflow aborts the process, and so does a panic with `panic = "abort"`):
-//! input over [`MAX_INPUT`] bytes, NUL bytes, and bracket nesting over [`MAX_NESTING`]
-//! are denied before the parser sees them. The fuzz target and the random-input test
+//! input over [`MAX_INPUT`] bytes, NUL bytes, bracket nesting over [`MAX_NESTING`] and
+//! runs of more than [`MAX_PAREN_RUN`] `(` (over which it backtracks exponentially) are
+//! denied before the parser sees them. The fuzz target and the random-input test
 //! check that nothing gets through to a panic or an overflow.
 //!
 //! # Policies and rules
@@ -71,6 +72,10 @@ pub const MAX_INPUT: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 10;
 /// Deepest bracket nesting handed to the parser (which recurses on it).
 pub const MAX_NESTING: usize = 48;
+/// Longest run of `(` with only blanks between them handed to the parser: it backtracks
+/// over such a run in time exponential in its length when the parentheses do not close
+/// (24 took seconds), and no real command has more than a few (`$(( (a+b) ))`).
+pub const MAX_PAREN_RUN: usize = 12;
 /// Most simple commands judged in one line.
 pub const MAX_COMMANDS: usize = 512;
 
@@ -761,6 +766,8 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
     let mut depth: usize = 0;
     let mut max: usize = 0;
     let mut backslash_run = 0usize;
+    let mut paren_run = 0usize;
+    let mut longest_paren_run = 0usize;
     for c in code.chars() {
         match c {
             '(' | '{' | '[' => {
@@ -771,7 +778,22 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
             '`' if backslash_run >= 7 => max = MAX_NESTING + 1,
             _ => {}
         }
+        match c {
+            '(' => {
+                paren_run += 1;
+                longest_paren_run = longest_paren_run.max(paren_run);
+            }
+            ' ' | '\t' => {}
+            _ => paren_run = 0,
+        }
         backslash_run = if c == '\\' { backslash_run + 1 } else { 0 };
+    }
+    if longest_paren_run > MAX_PAREN_RUN {
+        return Some((
+            Decision::Deny,
+            "input.too_deep",
+            format!("more than {MAX_PAREN_RUN} opening parentheses in a row"),
+        ));
     }
     (max > MAX_NESTING).then(|| {
         (
@@ -782,5 +804,7 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
     })
 }
 
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,14 @@ pub(super) enum Root {
     Relative,
 }
 
+/// The working directory as far as the walk followed `cd`: absolute, or (with `Home`)
+/// under a home directory whose location is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Cwd {
+    pub root: Root,
+    pub comps: Vec<String>,
+}
+
 /// What the resolution needs to know about the machine.
 #[derive(Debug, Clone)]
 pub(super) struct Layout {
@@ -63,7 +71,7 @@ pub(super) fn abs_comps(path: &std::path::Path) -> Vec<String> {
 impl Layout {
     /// Resolves the literal `text` of a word; `wild_at` is the byte offset of its first
     /// wildcard, if any. `cwd` is the working directory when known.
-    pub fn place(&self, text: &str, wild_at: Option<usize>, cwd: Option<&[String]>) -> Place {
+    pub fn place(&self, text: &str, wild_at: Option<usize>, cwd: Option<&Cwd>) -> Place {
         let wild = wild_at.is_some();
         let literal = match wild_at {
             Some(at) => text.get(..at).unwrap_or(""),
@@ -89,7 +97,11 @@ impl Layout {
             (Root::Absolute, fold(rest, base, false))
         } else {
             match cwd {
-                Some(cwd) => (Root::Absolute, fold(literal, cwd.to_vec(), false)),
+                Some(Cwd {
+                    root: Root::Home,
+                    comps,
+                }) => (Root::Home, fold(literal, comps.clone(), true)),
+                Some(cwd) => (Root::Absolute, fold(literal, cwd.comps.clone(), false)),
                 None => (Root::Relative, fold(literal, Vec::new(), true)),
             }
         };
@@ -297,7 +309,10 @@ impl Layout {
             };
             if SECRET_DIRS.iter().any(|d| named(d))
                 || (i + 1 == place.comps.len() && SECRET_NAMES.iter().any(|n| named(n)))
-                || (data_name.contains("aisopod") && named(data_name))
+                || (data_name.contains("aisopod")
+                    && place.root != Root::Absolute
+                    && i + 1 < place.comps.len()
+                    && named(data_name))
             {
                 return Some(format!(
                     "{} is key material or credentials",
@@ -495,6 +510,12 @@ impl Layout {
                 if place.comps.len() <= 1 {
                     return Some(format!(
                         "{} is the home directory or directly in it",
+                        place.display()
+                    ));
+                }
+                if place.comps.first().is_some_and(|c| c == "..") {
+                    return Some(format!(
+                        "{} leaves the home directory for a place that is not known (it may be /)",
                         place.display()
                     ));
                 }

@@ -5,7 +5,7 @@
 //! would do.
 
 use super::analyze::{Analyzer, Stdin, W};
-use super::paths::{Place, Root, is_disk_device};
+use super::paths::{Cwd, Place, Root, is_disk_device};
 use super::{Decision, ShellPolicy};
 
 /// Programs that never open a file named by an argument.
@@ -924,6 +924,14 @@ fn interpreter(
     if saw_code {
         return;
     }
+    // `python3 --version`, `node -v`: the interpreter prints and exits, it reads no code.
+    let informs = args.get(..i).unwrap_or(&[]).iter().any(|a| {
+        matches!(a.text.as_str(), "--version" | "--help" | "-V" | "-h")
+            || a.text == "-v" && matches!(lang, Lang::Js | Lang::Perl)
+    });
+    if informs && args.get(i).is_none() {
+        return;
+    }
     match args.get(i) {
         Some(script) if script.text != "-" => run_script(an, index, name, script),
         _ => stdin_code(an, index, name, Some(lang), depth, stdin),
@@ -1044,23 +1052,23 @@ fn ssh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     ];
     let mut i = 0;
     while let Some(a) = args.get(i) {
-        if a.text == "-o" {
-            if let Some(option) = args.get(i + 1) {
-                let lower = option.text.to_ascii_lowercase();
-                if lower.starts_with("proxycommand")
-                    || lower.starts_with("localcommand")
-                    || lower.starts_with("permitlocalcommand")
-                {
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "network.ssh_local_command",
-                        "an ssh option runs a local command",
-                        false,
-                    );
-                    if let Some((_, code)) = option.text.split_once(['=', ' ']) {
-                        an.program(code, depth + 1);
-                    }
+        if a.text == "-o"
+            && let Some(option) = args.get(i + 1)
+        {
+            let lower = option.text.to_ascii_lowercase();
+            if lower.starts_with("proxycommand")
+                || lower.starts_with("localcommand")
+                || lower.starts_with("permitlocalcommand")
+            {
+                an.find(
+                    cmd,
+                    Decision::Approve,
+                    "network.ssh_local_command",
+                    "an ssh option runs a local command",
+                    false,
+                );
+                if let Some((_, code)) = option.text.split_once(['=', ' ']) {
+                    an.program(code, depth + 1);
                 }
             }
         }
@@ -1097,6 +1105,9 @@ fn ssh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
 // -------------------------------------------------------------------------------------
 // Programs with rules of their own.
 
+// Each arm owns its program: a condition inside an arm is that program's rule, and must
+// not become a guard that lets the program fall through to the arms after it.
+#[allow(clippy::collapsible_match)]
 fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
     let cmd = Some(index);
     let ops = operands(args);
@@ -1116,8 +1127,8 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
     }
     match name {
         "rm" | "unlink" | "rmdir" | "srm" | "shred" => {
-            let recursive = name == "rm" && has_flag(args, 'r', &["--recursive"])
-                || name == "rm" && has_flag(args, 'R', &[]);
+            let recursive =
+                name == "rm" && (has_flag(args, 'r', &["--recursive"]) || has_flag(args, 'R', &[]));
             for target in &ops {
                 let place = an.place(target);
                 if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
@@ -1130,6 +1141,23 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                         an,
                         rule,
                         format!("recursive delete of {}: {why}", place.display()),
+                    );
+                    continue;
+                }
+                if recursive
+                    && place.root == Root::Relative
+                    && place.comps.first().is_none_or(|c| c == "..")
+                {
+                    // `rm -rf .` or `rm -rf ..` where the working directory is not known.
+                    an.find(
+                        cmd,
+                        Decision::Approve,
+                        "destructive.rm_recursive_unresolved",
+                        format!(
+                            "recursive delete of {} in a working directory that is not known",
+                            target.text
+                        ),
+                        false,
                     );
                     continue;
                 }
@@ -1184,10 +1212,9 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
         "cp" | "install" | "ln" | "rsync" | "scp" => {
             if let Some(dest) =
                 target_dir(args).or_else(|| ops.last().copied().filter(|_| ops.len() >= 2))
+                && (!(name == "rsync" || name == "scp") || !remote_spec(&dest.text))
             {
-                if !(name == "rsync" || name == "scp") || !remote_spec(&dest.text) {
-                    write_target(an, cmd, dest);
-                }
+                write_target(an, cmd, dest);
             }
             if has_flag(args, 'r', &["--recursive"])
                 || has_flag(args, 'R', &[])
@@ -1217,9 +1244,19 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     write_target(an, cmd, target);
                 }
             }
-            if let Some(script) = ops.first()
-                && sed_runs_commands(&script.text)
-            {
+            // The scripts are the values of -e/--expression, else the first operand.
+            let mut scripts: Vec<&str> = Vec::new();
+            for (i, a) in args.iter().enumerate() {
+                if a.text == "-e" || a.text == "--expression" {
+                    scripts.extend(args.get(i + 1).map(|w| w.text.as_str()));
+                } else if let Some(s) = a.text.strip_prefix("--expression=") {
+                    scripts.push(s);
+                }
+            }
+            if scripts.is_empty() {
+                scripts.extend(ops.first().map(|w| w.text.as_str()));
+            }
+            if scripts.iter().any(|s| sed_runs_commands(s)) {
                 approve(
                     an,
                     "interpreter.sed_exec",
@@ -1724,9 +1761,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 "rdepends",
             ]
             .contains(&first_op)
-                || ["search", "show", "list", "info", "query"]
-                    .iter()
-                    .any(|s| first_op == *s)
+                || ["search", "show", "list", "info", "query"].contains(&first_op)
                 || args.first().is_some_and(|a| {
                     [
                         "-l", "-L", "-s", "-S", "-q", "-Q", "-Qi", "-Ss", "-Si", "-Qs", "--list",
@@ -1771,9 +1806,8 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     .iter()
                     .position(|a| a.text == "-C" || a.text == "--directory")
                     .and_then(|p| args.get(p + 1));
-                match dir {
-                    Some(d) => write_target(an, cmd, d),
-                    None => {}
+                if let Some(d) = dir {
+                    write_target(an, cmd, d);
                 }
                 for a in args {
                     if let Some(d) = a.text.strip_prefix("--directory=") {
@@ -1928,16 +1962,83 @@ fn remote_spec(text: &str) -> bool {
             .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
+/// Whether a sed script runs commands or writes files: the `e` command, `w`/`W`, or an
+/// `s` command with the `e` or `w` flag, after any address (`1e cmd`, `/x/,$w out`).
+/// The script is read command by command as sed reads it; anything this reader does not
+/// know counts as running commands.
 fn sed_runs_commands(script: &str) -> bool {
-    // `e` runs a command; `w file` / `W file` writes one; `s///e` and `s///w`.
-    let trimmed = script.trim();
-    trimmed.starts_with('e')
-        || trimmed.contains(";e")
-        || trimmed.contains("/e")
-        || trimmed.contains(" e ")
-        || trimmed.contains("/w ")
-        || trimmed.starts_with("w ")
-        || trimmed.contains(";w ")
+    let mut rest = script;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}'));
+        // Addresses: line numbers, `$`, `/regex/`, `\cregexc`, `first~step`, `,`, `!`.
+        loop {
+            let before = rest.len();
+            rest = rest.trim_start_matches(|c: char| {
+                c.is_ascii_digit() || matches!(c, '$' | ',' | '!' | '~' | '+' | ' ' | '\t')
+            });
+            if let Some(regex) = rest.strip_prefix('/') {
+                rest = skip_delimited(regex, '/');
+            } else if let Some(custom) = rest.strip_prefix('\\') {
+                let mut chars = custom.chars();
+                if let Some(delim) = chars.next() {
+                    rest = skip_delimited(chars.as_str(), delim);
+                }
+            }
+            if rest.len() == before {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let Some(command) = chars.next() else {
+            return false;
+        };
+        rest = chars.as_str();
+        match command {
+            'e' | 'w' | 'W' => return true,
+            's' | 'y' => {
+                let Some(delim) = rest.chars().next() else {
+                    return false;
+                };
+                if delim == '\n' || delim == '\\' {
+                    return true;
+                }
+                let body = rest.get(delim.len_utf8()..).unwrap_or("");
+                rest = skip_delimited(skip_delimited(body, delim), delim);
+                let flags: String = rest
+                    .chars()
+                    .take_while(|c| !matches!(c, ';' | '\n' | '}'))
+                    .collect();
+                if command == 's' && (flags.contains('e') || flags.contains('w')) {
+                    return true;
+                }
+                rest = rest.get(flags.len()..).unwrap_or("");
+            }
+            // Text, file names and labels run to the end of the line.
+            'a' | 'i' | 'c' | 'r' | 'R' | 'b' | 't' | 'T' | ':' | '#' => {
+                rest = rest.split_once('\n').map_or("", |(_, next)| next);
+            }
+            'q' | 'Q' | 'l' | 'L' => {
+                rest = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+            }
+            'p' | 'P' | 'd' | 'D' | 'n' | 'N' | 'g' | 'G' | 'h' | 'H' | 'x' | '=' | 'z' | 'F' => {}
+            _ => return true,
+        }
+    }
+}
+
+/// The text after the next unescaped `delim`; empty when there is none.
+fn skip_delimited(text: &str, delim: char) -> &str {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == delim {
+            return text.get(i + c.len_utf8()..).unwrap_or("");
+        }
+    }
+    ""
 }
 
 /// A recursive read of a directory that holds secrets (`tar czf x ~`).
@@ -2290,14 +2391,12 @@ fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
                 saves_file = false;
             }
         }
-        if (name == "curl" && (t == "-o" || t == "--output"))
-            || (name == "wget" && (t == "-O" || t == "--output-document" || t == "-P"))
+        if ((name == "curl" && (t == "-o" || t == "--output"))
+            || (name == "wget" && (t == "-O" || t == "--output-document" || t == "-P")))
+            && let Some(target) = args.get(i + 1)
+            && target.text != "-"
         {
-            if let Some(target) = args.get(i + 1)
-                && target.text != "-"
-            {
-                write_target(an, Some(index), target);
-            }
+            write_target(an, Some(index), target);
         }
         if name == "curl" && (t == "-K" || t == "--config")
             || name == "wget" && (t == "-i" || t == "--input-file" || t == "-e" || t == "--execute")
@@ -2333,11 +2432,11 @@ fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
         an.fetched_to_file = true;
     }
     let hosts: Vec<&W> = match name {
-        "ssh" | "nc" | "ncat" | "netcat" | "telnet" | "ping" | "ping6" | "traceroute"
+        "ssh" | "sftp" | "nc" | "ncat" | "netcat" | "telnet" | "ping" | "ping6" | "traceroute"
         | "tracepath" | "mtr" | "whois" | "nslookup" | "host" => {
             hosts.into_iter().take(1).collect()
         }
-        "scp" | "rsync" | "sftp" => hosts
+        "scp" | "rsync" => hosts
             .into_iter()
             .filter(|w| remote_spec(&w.text) || !w.is_static())
             .collect(),
@@ -2350,12 +2449,11 @@ fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
                     ]
                     .contains(&w.text.as_str())
             })
-            .map(|w| w)
             .collect(),
         _ => hosts,
     };
     for host in hosts {
-        host_check(an, index, name, host, name == "ssh");
+        host_check(an, index, name, host, name == "ssh" || name == "sftp");
     }
 }
 
@@ -2515,5 +2613,8 @@ fn follow_cd(an: &mut Analyzer<'_>, args: &[W]) {
         return;
     }
     let place: Place = an.place(&target);
-    an.cwd = (place.root == Root::Absolute && !place.wild).then_some(place.comps);
+    an.cwd = (place.root != Root::Relative && !place.wild).then_some(Cwd {
+        root: place.root,
+        comps: place.comps,
+    });
 }
