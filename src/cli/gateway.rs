@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::admin;
 use crate::app::{App, ensure_private_dir};
@@ -49,14 +50,13 @@ pub fn run(config_path: Option<&Path>, command: GatewayCommand) -> anyhow::Resul
 
 /// GETs `/health` and succeeds on 200. Over HTTPS the server must present a
 /// certificate from the device CA (`<data_dir>/tls/ca.pem`) or, with `[tls] mode =
-/// "files"`, one of the configured chain's certificates; nothing else is trusted.
+/// "files"`, one of the configured chain's certificates; nothing else is trusted. (With
+/// "files" the certificate rarely names 127.0.0.1: pass `--url` with a name it carries.)
 fn health(
     config_path: Option<&Path>,
     url: Option<String>,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-
     let config = super::load_config(config_path)?;
     let base = match url {
         Some(url) => url,
@@ -78,7 +78,7 @@ fn health(
             .with_context(|| format!("reading the certificate to trust: {}", trusted.display()))?;
         let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                Ok(PemItem::Certificate(cert)) => Some(cert),
                 _ => None,
             })
             .collect();

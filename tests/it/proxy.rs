@@ -1027,6 +1027,11 @@ fn gateway_health_answers_for_a_running_gateway_only_over_verified_tls() {
     let out = setup.cli(&["gateway", "health", "--url", &impostor.url]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("no answer"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "the refusal names the certificate: {}",
+        stderr(&out)
+    );
 
     // A stopped gateway is unhealthy, with the URL in the message.
     gateway.stop();
