@@ -213,7 +213,7 @@ impl<'f> Analyzer<'f> {
                     Decision::Deny,
                     &finding.rule,
                     format!(
-                        "with the output of its echo/printf substitutions in place, the line {}",
+                        "with its echo/printf substitutions replaced by their output: {}",
                         finding.reason
                     ),
                     false,
