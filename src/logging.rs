@@ -5,6 +5,8 @@
 //! shippers. Logs go to stderr. This module never decides what is logged; callers never
 //! pass secrets to it (the `Secret` type prints as `***` if they try).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
@@ -21,8 +23,10 @@ pub fn init(config: &LoggingConfig) {
         Some("text") => false,
         _ => config.format == LogFormat::Json,
     };
+    // Colours only for a person at a terminal: journald, files and pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if json {
         builder

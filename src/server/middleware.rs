@@ -4,7 +4,8 @@
 //!
 //! Nothing here authenticates (that is the auth layer's job) or looks inside bodies.
 //! The log line carries method, path (never the query string, which may hold a
-//! one-time ticket), status, latency, request id and peer address.
+//! one-time ticket), status, latency, request id, peer address and the client address
+//! a trusted proxy forwarded for.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +44,13 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// Assigns a request id (keeping a well-formed incoming one), logs one line per request.
-pub async fn request_log(mut request: Request, next: Next) -> Response {
+/// The line names the TCP peer and, where a trusted proxy forwarded the request, the
+/// client it forwarded for (the address rate limits and the audit log use).
+pub async fn request_log(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -56,6 +63,7 @@ pub async fn request_log(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    let client = peer.map(|p| app.limits.client_ip(p, request.headers()));
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -63,8 +71,9 @@ pub async fn request_log(mut request: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
     let peer = peer.map(|p| p.ip().to_string()).unwrap_or_default();
-    tracing::info!(target: "aisopod::http", request_id = %id, %method, %path, status, latency_ms = format!("{latency_ms:.2}"), %peer, "request");
+    tracing::info!(target: "aisopod::http", request_id = %id, %method, %path, status, latency_ms = format!("{latency_ms:.2}"), %client, %peer, "request");
     response
 }
 

@@ -133,7 +133,10 @@ pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
             app.clone(),
             middleware::security_headers,
         ))
-        .layer(axum::middleware::from_fn(middleware::request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::request_log,
+        ))
         .with_state(app)
 }
 

@@ -732,6 +732,27 @@ fn nginx_forwarded_for_is_believed_from_the_proxy_and_nobody_else() {
             "{never} in {sources:?}"
         );
     }
+    // So does the request log: the client beside the proxy that carried it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let forwarded = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("client=127.0.0.5") && l.contains("peer=127.0.0.1"))
+    };
+    while !forwarded(&gateway.log_text()) {
+        assert!(Instant::now() < deadline, "{}", gateway.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = gateway.log_text();
+    // A log file (or journald) gets plain text, not terminal colours.
+    assert!(!log.contains('\x1b'), "escape codes in the log:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("client=127.0.0.7") && l.contains("peer=127.0.0.7")),
+        "{log}"
+    );
+    for never in ["client=203.0.113.", "client=198.51.100."] {
+        assert!(!log.contains(never), "{never} in:\n{log}");
+    }
 }
 
 // ---- Caddy -------------------------------------------------------------------------
