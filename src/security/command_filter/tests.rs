@@ -316,3 +316,20 @@ fn long_runs_of_opening_parentheses_are_refused_quickly() {
     expect(&f, &ok, Decision::Allow);
     expect(&f, "echo $(( (1 + 2) * (3 + 4) ))", Decision::Allow);
 }
+
+#[test]
+fn an_oversized_file_descriptor_is_refused_before_the_parser_panics() {
+    let f = deny_list();
+    for command in [
+        "echo 2147483648>x",
+        "cat 22222222222222222222222< /etc/hostname",
+        "ls; 99999999999>&2",
+        "echo $(echo 4294967296>x)",
+    ] {
+        expect_rule(&f, command, Decision::Deny, "input.bad_fd");
+    }
+    expect(&f, "echo 2147483647>/tmp/x", Decision::Allow);
+    expect(&f, "echo 2>/dev/null", Decision::Allow);
+    expect(&f, "echo x99999999999>/tmp/x", Decision::Allow);
+    expect(&f, "echo '12345678901 > x'", Decision::Allow);
+}
