@@ -6,16 +6,23 @@
 //! interpreters exist) come from `/proc` and the filesystem; a trial run then proves
 //! that the layers actually work together here, since a namespace type can exist and
 //! still be refused to this user. This module only observes; it never changes the host.
+//! Off Linux the same report comes from `unavailable::survey`: no layer, no run.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::cgroups::{self, CgroupVersion, Enforced, Hierarchies};
-use super::spec::Language;
-use super::{Runner, landlock};
+use super::cgroups::{CgroupVersion, Enforced, Hierarchies};
+#[cfg(target_os = "linux")]
+use super::{Runner, cgroups, landlock, spec::Language};
+#[cfg(target_os = "linux")]
 use crate::config::{SandboxConfig, SandboxRuntime};
+
+#[cfg(not(target_os = "linux"))]
+pub use super::unavailable::survey;
 
 /// Namespace types the sandbox creates, as named under `/proc/self/ns`.
 pub const NAMESPACES: [&str; 7] = ["user", "pid", "mnt", "net", "uts", "ipc", "cgroup"];
@@ -58,6 +65,7 @@ pub struct LandlockReport {
 
 /// Surveys the host. `runner` is the runner built from the configuration (or why it
 /// could not be built); `trial` is the outcome of its self-test, if one was made.
+#[cfg(target_os = "linux")]
 pub fn survey(
     config: &SandboxConfig,
     runner: Result<&Runner, String>,

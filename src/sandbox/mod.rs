@@ -31,20 +31,40 @@
 //! [`check`] reports what this kernel offers. Only `sys` may use `unsafe`. Nothing in
 //! this module reads the store or the network, and nothing here trusts what comes back
 //! from inside a run.
+//!
+//! Every layer is a Linux interface, so everything that builds or starts a run exists
+//! only on Linux. Elsewhere (macOS) `unavailable` stands in for the runner and the
+//! helper's entry point and refuses every run, and `check` reports code execution
+//! unavailable; what the rest of the gateway names (the languages, limits and cgroup
+//! preference of the configuration, [`SandboxError`], the report) is the same everywhere.
 
 pub mod cgroups;
 pub mod check;
+#[cfg(target_os = "linux")]
 mod init;
+#[cfg(target_os = "linux")]
 pub mod landlock;
+#[cfg(target_os = "linux")]
 pub mod launcher;
+#[cfg(target_os = "linux")]
 pub mod namespaces;
+#[cfg(target_os = "linux")]
 pub mod process;
+#[cfg(target_os = "linux")]
 pub mod protocol;
+#[cfg(target_os = "linux")]
 pub mod rootfs;
+#[cfg(target_os = "linux")]
 pub mod runner;
+#[cfg(target_os = "linux")]
 pub mod seccomp;
 pub mod spec;
+#[cfg(target_os = "linux")]
 mod sys;
+#[cfg(not(target_os = "linux"))]
+mod unavailable;
+#[cfg(not(target_os = "linux"))]
+pub use unavailable::{launcher, runner};
 
 use std::path::PathBuf;
 use std::time::Duration;

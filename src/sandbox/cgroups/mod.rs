@@ -582,6 +582,8 @@ pub(crate) fn remove_cgroup_dir(dir: &Path) -> Result<(), CgroupError> {
     }
 }
 
+/// Whether `path` is on a cgroup filesystem.
+#[cfg(target_os = "linux")]
 fn is_cgroupfs(path: &Path) -> bool {
     use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, statfs};
     statfs(path)
@@ -590,6 +592,13 @@ fn is_cgroupfs(path: &Path) -> bool {
             kind == CGROUP2_SUPER_MAGIC || kind == CGROUP_SUPER_MAGIC
         })
         .unwrap_or(false)
+}
+
+/// Only Linux has cgroups (this module builds elsewhere for its types, which the
+/// configuration and `sandbox check` name, and nothing there creates a run cgroup).
+#[cfg(not(target_os = "linux"))]
+fn is_cgroupfs(_path: &Path) -> bool {
+    false
 }
 
 /// `cpu_millis` thousandths of a CPU as a CFS quota per [`CPU_PERIOD_US`].
