@@ -582,6 +582,22 @@ impl<'f> Analyzer<'f> {
             out.text = raw.to_string();
             return out;
         }
+        if unclosed_expansion(raw) {
+            // The word parser backtracks exponentially over unclosed `$(`, `$((` and `${`
+            // (a here-document body is parsed here without the shell tokenizer in front),
+            // and the shell would refuse such a word anyway.
+            self.find(
+                None,
+                Decision::Approve,
+                "input.unparseable",
+                format!(
+                    "the word {} has an unclosed substitution or expansion",
+                    excerpt(raw)
+                ),
+                false,
+            );
+            return W::unknown("");
+        }
         match brush_parser::word::parse(raw, &super::parser_options()) {
             Ok(pieces) => {
                 self.pieces(raw, &pieces, depth, false, &mut out);
@@ -764,6 +780,61 @@ fn echo_resolved(code: &str) -> Option<String> {
     }
     out.push_str(rest);
     changed.then_some(out)
+}
+
+/// Whether a `$(`, `$((` or `${` in the word is never closed. Quoting is followed as far
+/// as it matters here: backslash escapes, single quotes outside double quotes (`'$('` is
+/// text), double quotes (a `)` inside them closes nothing), and a fresh quoting context
+/// inside `$(...)`. Closers that do not match the innermost opener are text, so this says
+/// "unclosed" only when an opener is left at the end.
+fn unclosed_expansion(raw: &str) -> bool {
+    // Each opener: its closer and whether the text around it was double-quoted.
+    let mut open: Vec<(char, bool)> = Vec::new();
+    let mut in_double = false;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '\'' if !in_double => {
+                if !chars.by_ref().any(|q| q == '\'') {
+                    break;
+                }
+            }
+            '"' => in_double = !in_double,
+            '$' => match chars.peek() {
+                Some('(') => {
+                    chars.next();
+                    open.push((')', in_double));
+                    in_double = false;
+                }
+                Some('{') => {
+                    chars.next();
+                    open.push(('}', in_double));
+                }
+                _ => {}
+            },
+            '(' if !in_double && open.last().is_some_and(|(close, _)| *close == ')') => {
+                open.push((')', false));
+            }
+            ')' if !in_double => {
+                if let Some(&(')', outer)) = open.last() {
+                    open.pop();
+                    in_double = outer;
+                }
+            }
+            '}' => {
+                if let Some(&('}', outer)) = open.last()
+                    && outer == in_double
+                {
+                    open.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    !open.is_empty()
 }
 
 /// Inside backquotes, `\\`, `` \` `` and `\$` stand for the character itself.

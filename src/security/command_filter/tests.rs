@@ -333,3 +333,28 @@ fn an_oversized_file_descriptor_is_refused_before_the_parser_panics() {
     expect(&f, "echo x99999999999>/tmp/x", Decision::Allow);
     expect(&f, "echo '12345678901 > x'", Decision::Allow);
 }
+
+#[test]
+fn unclosed_expansions_in_here_documents_are_refused_quickly() {
+    let f = deny_list();
+    for opener in ["$(echo ", "$((", "${x:-", "${x/", "${x:-\""] {
+        let command = format!("cat <<EOF\n{}a\nEOF", opener.repeat(20));
+        let started = std::time::Instant::now();
+        not_allow(&f, &command);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{command:?}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Closed ones, and openers that are only text, are read as before.
+    expect(&f, "cat <<EOF\n$(echo $(echo hi))\nEOF", Decision::Allow);
+    expect(&f, "cat <<EOF\n${HOME:-x} \\$( \"(\"\nEOF", Decision::Allow);
+    // In a here-document quotes are text: this `$(` is a real, unclosed substitution.
+    not_allow(&f, "cat <<EOF\n'$('\nEOF");
+    expect(&f, "echo '$(' '${'", Decision::Allow);
+    expect(&f, "grep -F '$(' notes.txt", Decision::Allow);
+    expect(&f, "echo \"$(echo \")\")\"", Decision::Allow);
+    expect(&f, "echo \"${x:-}\" $(echo })", Decision::Allow);
+    expect(&f, "bash <<EOF\n$(rm -rf /)\nEOF", Decision::Deny);
+}
