@@ -798,7 +798,9 @@ fn unclosed_expansion(raw: &str) -> bool {
                 chars.next();
             }
             '\'' if !in_double => {
-                if !chars.by_ref().any(|q| q == '\'') {
+                // Text up to the closing quote; an unclosed one ends the word.
+                let closed = chars.by_ref().any(|q| q == '\'');
+                if !closed {
                     break;
                 }
             }

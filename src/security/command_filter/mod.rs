@@ -34,9 +34,10 @@
 //! what no parser does: the judgement, the decoding of `$'\x72m'`, recognising brace
 //! expansion as a word splitter, and guards around the parser, which recurses on nesting
 //! (a stack overflow aborts the process, and so does a panic with `panic = "abort"`):
-//! input over [`MAX_INPUT`] bytes, NUL bytes, bracket nesting over [`MAX_NESTING`] and
-//! runs of more than [`MAX_PAREN_RUN`] `(` (over which it backtracks exponentially) are
-//! denied before the parser sees them. The fuzz target and the random-input test
+//! input over [`MAX_INPUT`] bytes, NUL bytes and bracket nesting over [`MAX_NESTING`] are
+//! denied before the parser sees them; a line whose tokens leave more than
+//! [`MAX_UNCLOSED_PARENS`] `(` open, and a word with an unclosed `$(`/`${`, never reach
+//! the grammar (it backtracks exponentially over them) and need approval as unparseable. The fuzz target and the random-input test
 //! check that nothing gets through to a panic or an overflow.
 //!
 //! # Policies and rules
@@ -72,10 +73,10 @@ pub const MAX_INPUT: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 10;
 /// Deepest bracket nesting handed to the parser (which recurses on it).
 pub const MAX_NESTING: usize = 48;
-/// Longest run of `(` with only blanks between them handed to the parser: it backtracks
-/// over such a run in time exponential in its length when the parentheses do not close
-/// (24 took seconds), and no real command has more than a few (`$(( (a+b) ))`).
-pub const MAX_PAREN_RUN: usize = 12;
+/// Most `(` operator tokens left open that the grammar is given: it backtracks over
+/// unclosed parentheses in time exponential in their number (24 took seconds), and such a
+/// line is a syntax error anyway.
+pub const MAX_UNCLOSED_PARENS: usize = 8;
 /// Most simple commands judged in one line.
 pub const MAX_COMMANDS: usize = 512;
 
@@ -743,15 +744,29 @@ fn parser_options() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions::default()
 }
 
-/// Parses shell code (after [`precheck`]).
-fn parse(code: &str) -> Result<brush_parser::ast::Program, brush_parser::ParseError> {
+/// Parses shell code (after [`precheck`]); the error is for a person. The tokens are
+/// looked at before the grammar sees them: see [`MAX_UNCLOSED_PARENS`].
+fn parse(code: &str) -> Result<brush_parser::ast::Program, String> {
     let options = parser_options();
-    let mut parser = brush_parser::Parser::new(
-        std::io::Cursor::new(code.as_bytes()),
-        &options,
-        &brush_parser::SourceInfo::default(),
-    );
-    parser.parse_program()
+    let tokens = brush_parser::uncached_tokenize_str(code, &options.tokenizer_options())
+        .map_err(|e| e.to_string())?;
+    let mut open: usize = 0;
+    for token in &tokens {
+        if let brush_parser::Token::Operator(op, _) = token {
+            for c in op.chars() {
+                match c {
+                    '(' => open += 1,
+                    ')' => open = open.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if open > MAX_UNCLOSED_PARENS {
+        return Err(format!("{open} parentheses are never closed"));
+    }
+    brush_parser::parse_tokens(&tokens, &options, &brush_parser::SourceInfo::default())
+        .map_err(|e| e.to_string())
 }
 
 /// What the parser must not see: NUL bytes and nesting deeper than it can recurse.
@@ -766,8 +781,6 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
     let mut depth: usize = 0;
     let mut max: usize = 0;
     let mut backslash_run = 0usize;
-    let mut paren_run = 0usize;
-    let mut longest_paren_run = 0usize;
     for c in code.chars() {
         match c {
             '(' | '{' | '[' => {
@@ -778,14 +791,6 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
             '`' if backslash_run >= 7 => max = MAX_NESTING + 1,
             _ => {}
         }
-        match c {
-            '(' => {
-                paren_run += 1;
-                longest_paren_run = longest_paren_run.max(paren_run);
-            }
-            ' ' | '\t' => {}
-            _ => paren_run = 0,
-        }
         backslash_run = if c == '\\' { backslash_run + 1 } else { 0 };
     }
     if let Some(fd) = oversized_fd(code) {
@@ -793,13 +798,6 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
             Decision::Deny,
             "input.bad_fd",
             format!("a redirection names the file descriptor {fd}, which cannot exist"),
-        ));
-    }
-    if longest_paren_run > MAX_PAREN_RUN {
-        return Some((
-            Decision::Deny,
-            "input.too_deep",
-            format!("more than {MAX_PAREN_RUN} opening parentheses in a row"),
         ));
     }
     (max > MAX_NESTING).then(|| {
@@ -819,9 +817,7 @@ fn oversized_fd(code: &str) -> Option<&str> {
     let bytes = code.as_bytes();
     let mut start = 0;
     while start < bytes.len() {
-        let Some(offset) = bytes.get(start..)?.iter().position(u8::is_ascii_digit) else {
-            return None;
-        };
+        let offset = bytes.get(start..)?.iter().position(u8::is_ascii_digit)?;
         let begin = start + offset;
         let len = bytes
             .get(begin..)?

@@ -300,21 +300,41 @@ fn a_directory_named_like_the_data_dir_is_not_a_secret_where_it_is_known() {
 }
 
 #[test]
-fn long_runs_of_opening_parentheses_are_refused_quickly() {
+fn unclosed_parentheses_are_unparseable_without_reaching_the_grammar() {
     let f = deny_list();
-    for open in ["( ", "(", "(( "] {
-        let command = format!("{}echo", open.repeat(30));
+    for command in [
+        format!("{}echo", "( ".repeat(30)),
+        format!("{}x{}", "(".repeat(12), "(".repeat(12)),
+        format!("{}x )))))))))))))))))))))))'", "(".repeat(24)),
+        format!("))))))))))))))) {}echo", "(".repeat(20)),
+        format!("{}/sbin/reboot", "((".repeat(12)),
+    ] {
         let started = std::time::Instant::now();
-        expect_rule(&f, &command, Decision::Deny, "input.too_deep");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let judgement = f.judge(&command);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{command:?}: {:?}",
+            started.elapsed()
+        );
+        assert_ne!(judgement.decision, Decision::Allow, "{command:?}");
+        assert!(
+            judgement
+                .commands
+                .iter()
+                .all(|c| c.decision != Decision::Allow
+                    || c.argv.first().is_none_or(|p| p != "/sbin/reboot")),
+            "{command:?}"
+        );
     }
-    let ok = format!(
-        "{}echo{}",
-        "( ".repeat(MAX_PAREN_RUN),
-        " )".repeat(MAX_PAREN_RUN)
+    expect(
+        &f,
+        &format!("{}/sbin/reboot", "((".repeat(12)),
+        Decision::Deny,
     );
-    expect(&f, &ok, Decision::Allow);
+    let deep = format!("{}echo{}", "( ".repeat(30), " )".repeat(30));
+    expect(&f, &deep, Decision::Allow);
     expect(&f, "echo $(( (1 + 2) * (3 + 4) ))", Decision::Allow);
+    expect(&f, "echo '(((((((((((((((((((('", Decision::Allow);
 }
 
 #[test]
