@@ -305,10 +305,28 @@ impl App {
             .all(|s| s.starts_with("ok"));
         // Code execution is reported, not required: a gateway without it still serves.
         let sandbox = self.sandbox_status();
-        (
-            ready,
-            serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox }),
-        )
+        let mut checks = serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox });
+        if let (Some(status), Some(map)) = (self.boot_config_status(), checks.as_object_mut()) {
+            map.insert("boot_config".into(), status.into());
+        }
+        (ready, checks)
+    }
+
+    /// What the appliance's first-boot step said of the `aisopod.toml` a user dropped on
+    /// the boot partition (`boot-config.status` beside the config file): "ok ..." or
+    /// "rejected ..." with the errors. Reported, never required: a rejected file leaves
+    /// the gateway on its previous configuration.
+    fn boot_config_status(&self) -> Option<String> {
+        const MAX_STATUS: u64 = 4096;
+        let crate::config::ConfigSource::File(path) = &self.config().source else {
+            return None;
+        };
+        let file = std::fs::File::open(path.with_file_name(BOOT_CONFIG_STATUS)).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_STATUS), &mut text)
+            .ok()?;
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_string())
     }
 
     /// Starts the background tasks: memory sampling, certificate renewal, audit retention,
@@ -398,6 +416,10 @@ impl App {
     }
 }
 
+/// Written beside the config file by the SD-card image's first-boot step
+/// (`image/rootfs/usr/lib/aisopod/firstboot`).
+pub const BOOT_CONFIG_STATUS: &str = "boot-config.status";
+
 /// Builds the sandbox runner for the gateway, or says why there is none.
 fn open_sandbox(services: &Services) -> (Option<Runner>, String) {
     if !services.config.tools.sandbox.enabled {
@@ -463,6 +485,29 @@ mod tests {
         let started = Instant::now();
         assert!(app.sandbox_runner().await.is_ok());
         assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_rejected_boot_partition_config_is_shown_in_readiness() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let config =
+            crate::config::parse(&text, ConfigSource::File(path.clone()), &ProcessEnvironment)
+                .unwrap_or_else(|err| panic!("{err}"));
+        let app = App::open(config, Arc::new(SystemClock), None).unwrap();
+        let (ready, checks) = app.readiness();
+        assert!(ready);
+        assert!(checks.get("boot_config").is_none());
+        let status = "rejected 2026-12-02T03:00:00Z: aisopod.toml from the boot partition was not applied\n  - server.bind: invalid";
+        std::fs::write(path.with_file_name(BOOT_CONFIG_STATUS), status).unwrap();
+        let (ready, checks) = app.readiness();
+        assert!(ready, "a rejected boot config is reported, not a failure");
+        assert_eq!(checks["boot_config"], status);
     }
 
     #[tokio::test]
