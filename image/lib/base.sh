@@ -40,7 +40,9 @@ base_key() {
     local opts
     base_options opts
     {
-        printf '%s\n' "$SUITE" "$MIRROR" "$SECURITY_MIRROR" "${opts[@]}"
+        # The hooks' paths name the checkout; their content (below) is what counts, so
+        # every clone of the same commit finds the same cached base.
+        printf '%s\n' "$SUITE" "$MIRROR" "$SECURITY_MIRROR" "${opts[@]//"$IMAGE_DIR"/IMAGE_DIR}"
         base_packages
         cat "$IMAGE_DIR/base/hooks/essential.sh" "$IMAGE_DIR/base/hooks/customize.sh"
     } | sha256sum | cut -c1-16
