@@ -169,15 +169,10 @@ impl Store {
             path: dir.clone(),
             message: format!("an interrupted restore could not be finished: {err}"),
         })?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(cache_size)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(|err| StoreError::Open {
-                path: dir.clone(),
-                message: err.to_string(),
-            })?;
+        let db = open_sled(&dir, cache_size).map_err(|err| StoreError::Open {
+            path: dir.clone(),
+            message: err.to_string(),
+        })?;
         let log_path = dir.join("db");
         let log = File::open(&log_path).map_err(StoreError::io("open", &log_path))?;
         let dir_handle = File::open(&dir).map_err(StoreError::io("open", &dir))?;
@@ -374,6 +369,32 @@ type Migration = fn(&Store) -> Result<(), StoreError>;
 /// use, so it only records the version.
 const MIGRATIONS: &[(u32, Migration)] = &[(1, |_| Ok(()))];
 
+/// Opens sled under `dir`. sled takes its own lock on its log file, which it releases
+/// only when the last of its background threads of a dropped `Db` has finished; our
+/// `store.lock` is already held, so no other process can hold that lock, and a refusal
+/// means this process's previous handle is still shutting down: wait for it, briefly.
+fn open_sled(dir: &Path, cache_size: u64) -> sled::Result<sled::Db> {
+    const ATTEMPTS: u32 = 100;
+    let mut attempt = 0;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_size)
+            .mode(sled::Mode::LowSpace)
+            .open();
+        match opened {
+            // sled reports it as `Other` with this text (sled 0.34, config.rs).
+            Err(sled::Error::Io(err))
+                if attempt < ATTEMPTS && err.to_string().starts_with("could not acquire lock") =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn take_lock(path: &Path) -> Result<Flock<File>, StoreError> {
     let file = OpenOptions::new()
         .read(true)
@@ -560,6 +581,19 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_reopens_at_once_after_its_handle_is_dropped() {
+        // sled's background threads may still hold its file lock for a moment.
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..30u64 {
+            let store = Store::open(dir.path(), 1 << 20)
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
+            let tree: Tree<AuditSeq, String> = store.tree(TreeName::Audit).unwrap();
+            tree.insert(&AuditSeq(round), &"x".to_string()).unwrap();
+            store.sync().unwrap();
+        }
+    }
 
     #[test]
     fn values_round_trip_and_survive_reopen() {
