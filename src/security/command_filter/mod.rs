@@ -747,6 +747,11 @@ fn parser_options() -> brush_parser::ParserOptions {
 /// Parses shell code (after [`precheck`]); the error is for a person. The tokens are
 /// looked at before the grammar sees them: see [`MAX_UNCLOSED_PARENS`].
 fn parse(code: &str) -> Result<brush_parser::ast::Program, String> {
+    if empty_here_doc_tag(code) {
+        // The tokenizer loops for ever (allocating) on some of these (`cat <<'' `); a
+        // delimiter of nothing but quotes is no real command's.
+        return Err("a here-document delimiter is made of quotes only".into());
+    }
     let options = parser_options();
     let tokens = brush_parser::uncached_tokenize_str(code, &options.tokenizer_options())
         .map_err(|e| e.to_string())?;
@@ -806,6 +811,22 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
             "input.too_deep",
             format!("brackets or substitutions are nested more than {MAX_NESTING} levels deep"),
         )
+    })
+}
+
+/// Whether a `<<` (or `<<-`) is followed by a delimiter word made only of quote
+/// characters (`''`, `""`, `"''"`), which the tokenizer unquotes to an empty tag. The word
+/// is cut at blanks and operators, so a quoted blank can only make this say yes more.
+fn empty_here_doc_tag(code: &str) -> bool {
+    code.match_indices("<<").any(|(at, _)| {
+        let rest = code.get(at + 2..).unwrap_or("");
+        let rest = rest.strip_prefix('-').unwrap_or(rest);
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let word: &str = rest
+            .split(|c: char| c.is_whitespace() || "<>|&;()".contains(c))
+            .next()
+            .unwrap_or("");
+        !word.is_empty() && word.chars().all(|c| matches!(c, '\'' | '"' | '\\'))
     })
 }
 

@@ -378,3 +378,22 @@ fn unclosed_expansions_in_here_documents_are_refused_quickly() {
     expect(&f, "echo \"${x:-}\" $(echo })", Decision::Allow);
     expect(&f, "bash <<EOF\n$(rm -rf /)\nEOF", Decision::Deny);
 }
+
+#[test]
+fn a_here_document_delimited_by_quotes_only_is_unparseable_without_reaching_the_tokenizer() {
+    let f = deny_list();
+    for command in [
+        "cat <<'' ",
+        "cat <<\"\"\t",
+        "cat <<-'' \n",
+        "cat <<'''' ",
+        "cat <<''\"\" ",
+    ] {
+        let started = std::time::Instant::now();
+        expect_rule(&f, command, Decision::Approve, "input.unparseable");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+    expect(&f, "cat <<'' \nrm -rf /\n", Decision::Deny);
+    expect(&f, "cat <<'EOF'\nhi\nEOF", Decision::Allow);
+    expect(&f, "cat <<< 'x'", Decision::Allow);
+}
