@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or(30usize);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"token\"\ntoken = \"{TOKEN}\"\n[logging]\nfilter = \"warn\"\n[approval]\ntimeout = \"3s\"\n",
+        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[auth]\nmode = \"token\"\ntoken = \"{TOKEN}\"\n[logging]\nfilter = \"warn\"\n",
         dir.path().join("data").display()
     );
     let config = aisopod::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
@@ -74,9 +74,12 @@ fn main() -> std::process::ExitCode {
             std::future::pending(),
         ));
         let sandbox = app.sandbox_runner().await.err();
-        std::thread::spawn(move || answer_everything(addr));
-        // Let the client connect and read its greeting.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (greeted, hello) = std::sync::mpsc::channel();
+        std::thread::spawn(move || answer_everything(addr, greeted));
+        // Measure only once the client is connected and has been greeted.
+        hello
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the WebSocket client was not greeted");
 
         let mut asked = Vec::new();
         for i in 0..runs {
@@ -161,7 +164,7 @@ async fn call(app: &App, command: &str) -> Duration {
 }
 
 /// A WebSocket client that allows every request it is shown.
-fn answer_everything(addr: std::net::SocketAddr) {
+fn answer_everything(addr: std::net::SocketAddr, greeted: std::sync::mpsc::Sender<()>) {
     use tungstenite::client::IntoClientRequest;
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_nodelay(true).unwrap();
@@ -176,6 +179,9 @@ fn answer_everything(addr: std::net::SocketAddr) {
             continue;
         };
         let value: Value = serde_json::from_str(&body).unwrap();
+        if value["type"] == "hello" {
+            let _ = greeted.send(());
+        }
         if value["type"] == "approval.request" {
             let reply = json!({
                 "type": "approval.respond",
