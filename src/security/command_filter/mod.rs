@@ -814,19 +814,35 @@ fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
     })
 }
 
-/// Whether a `<<` (or `<<-`) is followed by a delimiter word made only of quote
-/// characters (`''`, `""`, `"''"`), which the tokenizer unquotes to an empty tag. The word
-/// is cut at blanks and operators, so a quoted blank can only make this say yes more.
+/// Whether a run of two or more `<` (a `<<` or `<<-`, possibly after `<<<` operators) is
+/// followed by a delimiter word made only of quote characters, backslashes and other
+/// white space (`''`, `"''"`, a carriage return), which the tokenizer turns into an empty
+/// tag. The word is cut at blanks and operators, and here-strings are looked at too, so
+/// this can only say yes more often than the tokenizer would loop.
 fn empty_here_doc_tag(code: &str) -> bool {
-    code.match_indices("<<").any(|(at, _)| {
-        let rest = code.get(at + 2..).unwrap_or("");
+    let bytes = code.as_bytes();
+    (0..bytes.len()).any(|at| {
+        let starts_run = bytes.get(at) == Some(&b'<')
+            && bytes.get(at + 1) == Some(&b'<')
+            && (at == 0 || bytes.get(at - 1) != Some(&b'<'));
+        if !starts_run {
+            return false;
+        }
+        let run = bytes
+            .get(at..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|b| **b == b'<')
+            .count();
+        let rest = code.get(at + run..).unwrap_or("");
         let rest = rest.strip_prefix('-').unwrap_or(rest);
         let rest = rest.trim_start_matches([' ', '\t']);
         let word: &str = rest
-            .split(|c: char| c.is_whitespace() || "<>|&;()".contains(c))
+            .split(|c: char| matches!(c, ' ' | '\t' | '\n') || "<>|&;()".contains(c))
             .next()
             .unwrap_or("");
-        !word.is_empty() && word.chars().all(|c| matches!(c, '\'' | '"' | '\\'))
+        word.chars()
+            .all(|c| matches!(c, '\'' | '"' | '\\') || c.is_whitespace())
     })
 }
 

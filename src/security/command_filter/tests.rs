@@ -388,6 +388,8 @@ fn a_here_document_delimited_by_quotes_only_is_unparseable_without_reaching_the_
         "cat <<-'' \n",
         "cat <<'''' ",
         "cat <<''\"\" ",
+        "cat <<\r ",
+        "cat <<<<<\r<D4 ",
     ] {
         let started = std::time::Instant::now();
         expect_rule(&f, command, Decision::Approve, "input.unparseable");
