@@ -84,7 +84,9 @@ struct Grant {
     requested: Option<Scopes>,
     expires: i64,
     interval: i64,
-    last_poll: Option<i64>,
+    /// When the client last polled, to the clock's precision: a poll just after a
+    /// second boundary is no further from the last one than it really is.
+    last_poll: Option<time::OffsetDateTime>,
     state: State,
 }
 
@@ -235,7 +237,8 @@ impl DeviceFlow {
 
     /// One poll of the token endpoint.
     pub fn poll(&self, device_code: &str) -> Result<Approved, DevicePoll> {
-        let now = self.now();
+        let at = self.clock.now();
+        let now = at.unix_timestamp();
         let secret = opaque::parse("aisd", device_code)
             .map(|(_, secret)| secret)
             .ok_or(DevicePoll::InvalidGrant)?;
@@ -253,8 +256,8 @@ impl DeviceFlow {
         }
         let too_fast = grant
             .last_poll
-            .is_some_and(|last| now - last < grant.interval);
-        grant.last_poll = Some(now);
+            .is_some_and(|last| at - last < time::Duration::seconds(grant.interval));
+        grant.last_poll = Some(at);
         match grant.state.clone() {
             State::Denied => {
                 grants.remove(&key);
@@ -296,6 +299,28 @@ mod tests {
             ),
             clock,
         )
+    }
+
+    #[test]
+    fn polls_a_moment_apart_across_a_second_boundary_are_too_fast() {
+        let clock =
+            ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+        let flow = DeviceFlow::new(
+            Arc::new(clock.clone()),
+            Duration::from_secs(600),
+            Duration::from_secs(1),
+        );
+        clock.advance(time::Duration::milliseconds(999));
+        let started = flow.start("cli", None).unwrap();
+        assert_eq!(
+            flow.poll(&started.device_code),
+            Err(DevicePoll::AuthorizationPending)
+        );
+        clock.advance(time::Duration::milliseconds(2));
+        assert_eq!(flow.poll(&started.device_code), Err(DevicePoll::SlowDown));
+        // The interval grew to 6 s; a poll 5.9 s later is still too fast.
+        clock.advance(time::Duration::milliseconds(5_900));
+        assert_eq!(flow.poll(&started.device_code), Err(DevicePoll::SlowDown));
     }
 
     #[test]
