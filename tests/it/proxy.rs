@@ -12,13 +12,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 use crate::support::{Gateway, Setup, signal, stderr, stdout, wait_timeout};
 
@@ -32,7 +30,7 @@ const PLIST: &str = include_str!("../../deploy/dev.aisopod.gateway.plist");
 /// The static bearer token of the test gateways (`[auth] mode = "token"`).
 const TOKEN: &str = "proxy-test-token-not-a-secret-0123456789abcdef";
 
-type Socket = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Socket = crate::support::WsSocket;
 
 // ---- fixtures ----------------------------------------------------------------------
 
@@ -378,55 +376,11 @@ fn start_caddy(caddy: &Path, port: u16, gateway: &Gateway) -> Proxy {
 
 /// Opens a WebSocket on the proxy's `/ws` with extra headers; the HTTP status on refusal.
 fn websocket(proxy: &Proxy, headers: &[(&str, &str)]) -> Result<Socket, u16> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from_pem_slice(proxy.ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connection = rustls::ClientConnection::new(
-        Arc::new(config),
-        rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
-    )
-    .unwrap();
-    let socket = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let stream = rustls::StreamOwned::new(connection, socket);
-    let mut request = format!("wss://127.0.0.1:{}/ws", proxy.port)
-        .into_client_request()
-        .unwrap();
-    for (name, value) in headers {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    match tungstenite::client(request, stream) {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-            Err(response.status().as_u16())
-        }
-        Err(err) => panic!("WebSocket handshake through the proxy failed: {err}"),
-    }
+    crate::support::wss_connect(proxy.ca_pem.as_bytes(), proxy.port, "/ws", headers)
 }
 
-/// The next JSON message, skipping control frames.
 fn next_message(socket: &mut Socket) -> Value {
-    loop {
-        match socket.read().expect("a message") {
-            Message::Text(body) => return serde_json::from_str(&body).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
+    crate::support::next_ws_message(socket)
 }
 
 /// A WebSocket session through the proxy: the hello, a ping answered, and a browser

@@ -234,3 +234,67 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A WebSocket over TLS, as the integration tests open them.
+pub type WsSocket =
+    tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
+
+/// Opens `wss://127.0.0.1:{port}{path}` trusting only `ca_pem`, with extra headers;
+/// the HTTP status when the handshake is refused.
+pub fn wss_connect(
+    ca_pem: &[u8],
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<WsSocket, u16> {
+    use rustls_pki_types::pem::PemObject;
+    use tungstenite::client::IntoClientRequest;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(ca_pem).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connection = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let stream = rustls::StreamOwned::new(connection, socket);
+    let mut request = format!("wss://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    match tungstenite::client(request, stream) {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            Err(response.status().as_u16())
+        }
+        Err(err) => panic!("WebSocket handshake to port {port} failed: {err}"),
+    }
+}
+
+/// The next JSON message, skipping control frames.
+pub fn next_ws_message(socket: &mut WsSocket) -> serde_json::Value {
+    loop {
+        match socket.read().expect("a message") {
+            tungstenite::Message::Text(body) => return serde_json::from_str(&body).unwrap(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}

@@ -3,16 +3,13 @@
 //! outright, the WebSocket handshake's refusals, a revoked session ending its socket,
 //! and the workspace file tools under attack.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Message, WebSocket};
 
 use crate::sandbox::{SANDBOX, sandbox_toml};
 use crate::support::{BIN, Gateway, Setup, stderr, stdout};
@@ -24,7 +21,7 @@ const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi
 /// but not on the list.
 const NEEDS_APPROVAL: &str = "factor 42 > factors.txt; cat factors.txt";
 
-type Socket = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Socket = crate::support::WsSocket;
 
 struct World {
     setup: Setup,
@@ -79,55 +76,12 @@ fn ticket(gateway: &Gateway, access: &str) -> String {
 
 /// Opens `/ws{query}` over TLS with extra headers; the HTTP status on refusal.
 fn connect(gateway: &Gateway, query: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
-    use rustls_pki_types::pem::PemObject;
     let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connection = rustls::ClientConnection::new(
-        Arc::new(config),
-        rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
-    )
-    .unwrap();
-    let socket = TcpStream::connect(gateway.addr()).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let stream = rustls::StreamOwned::new(connection, socket);
-    let url = format!("wss://{}/ws{query}", gateway.addr());
-    let mut request = url.into_client_request().unwrap();
-    for (name, value) in headers {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    match tungstenite::client(request, stream) {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-            Err(response.status().as_u16())
-        }
-        Err(err) => panic!("handshake failed: {err}"),
-    }
+    crate::support::wss_connect(&ca, gateway.addr().port(), &format!("/ws{query}"), headers)
 }
 
-/// The next JSON message, skipping control frames.
 fn next_message(socket: &mut Socket) -> Value {
-    loop {
-        match socket.read().expect("a message") {
-            Message::Text(body) => return serde_json::from_str(&body).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
+    crate::support::next_ws_message(socket)
 }
 
 fn send(socket: &mut Socket, value: Value) {
