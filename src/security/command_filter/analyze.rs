@@ -790,6 +790,9 @@ fn echo_resolved(code: &str) -> Option<String> {
 fn unclosed_expansion(raw: &str) -> bool {
     // Each opener: its closer and whether the text around it was double-quoted.
     let mut open: Vec<(char, bool)> = Vec::new();
+    // `(` left open inside `${...}` (a pattern such as `${x/(((/y}`): the word parser
+    // backtracks over those too, so more than a few count as unclosed.
+    let mut parens_in_braces = 0usize;
     let mut in_double = false;
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
@@ -819,6 +822,15 @@ fn unclosed_expansion(raw: &str) -> bool {
             },
             '(' if !in_double && open.last().is_some_and(|(close, _)| *close == ')') => {
                 open.push((')', false));
+            }
+            '(' if open.last().is_some_and(|(close, _)| *close == '}') => {
+                parens_in_braces += 1;
+                if parens_in_braces > super::MAX_UNCLOSED_PARENS {
+                    return true;
+                }
+            }
+            ')' if open.last().is_some_and(|(close, _)| *close == '}') => {
+                parens_in_braces = parens_in_braces.saturating_sub(1);
             }
             ')' if !in_double => {
                 if let Some(&(')', outer)) = open.last() {

@@ -380,6 +380,25 @@ fn unclosed_expansions_in_here_documents_are_refused_quickly() {
 }
 
 #[test]
+fn many_open_parentheses_in_a_parameter_pattern_are_refused_quickly() {
+    let f = deny_list();
+    // The fuzz target's third hang: unclosed `(` inside `${x/.../...}`.
+    for command in [
+        "echo\u{11} ____${xoVY/ h: c${x:x=: /)newg(((((((k((((\u{FFFD}(((((((((( }f}",
+        &format!("echo ${{x/{}/y}}", "(".repeat(30)),
+    ] {
+        let started = std::time::Instant::now();
+        not_allow(&f, command);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{command:?}: {:?}",
+            started.elapsed()
+        );
+    }
+    expect(&f, "echo ${x/(a)/b}", Decision::Allow);
+}
+
+#[test]
 fn a_here_document_delimited_by_quotes_only_is_unparseable_without_reaching_the_tokenizer() {
     let f = deny_list();
     for command in [
