@@ -23,23 +23,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aisopod::config::{ConfigSource, Environment};
+use aisopod::config::{ApplianceEnvironment, ConfigSource};
 use aisopod::security::command_filter::{CommandFilter, FilterContext};
 
 const CORPUS: &str = include_str!("../src/security/command_filter/corpus.txt");
-
-/// An installed appliance with nothing set in its environment.
-struct Appliance;
-
-impl Environment for Appliance {
-    fn var(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn installed(&self) -> bool {
-        true
-    }
-}
 
 /// `(dangerous, command)` for every entry; the format is described atop the corpus.
 fn commands() -> Vec<(bool, String)> {
@@ -80,7 +67,8 @@ fn main() {
         Some("denylist") => "[tools.shell]\npolicy = \"denylist\"\n".to_string(),
         Some(other) => panic!("--policy allowlist|denylist, not {other}"),
     };
-    let config = aisopod::config::parse(&text, ConfigSource::Defaults, &Appliance).unwrap();
+    let config =
+        aisopod::config::parse(&text, ConfigSource::Defaults, &ApplianceEnvironment).unwrap();
     let mut context = FilterContext::for_config(&config, Some(PathBuf::from("/work")));
     context.home = Some(PathBuf::from("/home/pi"));
     let filter = CommandFilter::from_config(&config.tools.shell, context).unwrap();

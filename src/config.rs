@@ -90,6 +90,21 @@ pub trait Environment {
     fn installed(&self) -> bool;
 }
 
+/// An installed appliance with nothing set in its environment: the defaults exactly as
+/// a flashed device gets them, for judging them in tests, benchmarks and fuzzing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApplianceEnvironment;
+
+impl Environment for ApplianceEnvironment {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn installed(&self) -> bool {
+        true
+    }
+}
+
 /// The real process environment.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessEnvironment;

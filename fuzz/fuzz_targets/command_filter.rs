@@ -14,30 +14,18 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use aisopod::config::{ConfigSource, Environment};
+use aisopod::config::{ApplianceEnvironment, ConfigSource};
 use aisopod::security::command_filter::{CommandFilter, FilterContext};
 use libfuzzer_sys::fuzz_target;
-
-/// An installed appliance with nothing set in its environment.
-struct Appliance;
-
-impl Environment for Appliance {
-    fn var(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn installed(&self) -> bool {
-        true
-    }
-}
 
 fn filters() -> &'static [CommandFilter] {
     static FILTERS: OnceLock<Vec<CommandFilter>> = OnceLock::new();
     FILTERS.get_or_init(|| {
         let mut out = Vec::new();
         for mode in ["", "[security]\nmode = \"local\"\n"] {
-            let config = aisopod::config::parse(mode, ConfigSource::Defaults, &Appliance)
-                .unwrap_or_else(|e| panic!("default config: {e}"));
+            let config =
+                aisopod::config::parse(mode, ConfigSource::Defaults, &ApplianceEnvironment)
+                    .unwrap_or_else(|e| panic!("default config: {e}"));
             for home in [Some("/home/pi"), None] {
                 let mut context = FilterContext::for_config(&config, Some(PathBuf::from("/work")));
                 context.home = home.map(PathBuf::from);

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{CommandFilter, Decision, FilterContext, MAX_INPUT};
-use crate::config::{Config, ConfigSource, Environment, ShellPolicy};
+use crate::config::{ApplianceEnvironment, Config, ConfigSource, ShellPolicy};
 
 const CORPUS: &str = include_str!("corpus.txt");
 
@@ -116,19 +116,6 @@ fn corpus() -> Vec<Entry> {
     })
 }
 
-/// An installed appliance with nothing set in its environment.
-struct Appliance;
-
-impl Environment for Appliance {
-    fn var(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn installed(&self) -> bool {
-        true
-    }
-}
-
 /// The default configuration in `mode` ("strict" is what no config file gives).
 fn default_config(mode: &str) -> Config {
     let text = if mode == "strict" {
@@ -136,7 +123,7 @@ fn default_config(mode: &str) -> Config {
     } else {
         format!("[security]\nmode = \"{mode}\"\n")
     };
-    crate::config::parse(&text, ConfigSource::Defaults, &Appliance)
+    crate::config::parse(&text, ConfigSource::Defaults, &ApplianceEnvironment)
         .unwrap_or_else(|e| panic!("default config ({mode}): {e}"))
 }
 
