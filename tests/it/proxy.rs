@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tungstenite::Message;
 
-use crate::support::{Gateway, Setup, signal, stderr, stdout, wait_timeout};
+use crate::support::{Gateway, Setup, stderr, stdout, stop_child};
 
 const NGINX_CONF: &str = include_str!("../../deploy/nginx.conf");
 const CADDYFILE: &str = include_str!("../../deploy/Caddyfile");
@@ -190,13 +190,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            signal(&self.child, nix::sys::signal::Signal::SIGTERM);
-            if wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
+        stop_child(&mut self.child);
     }
 }
 

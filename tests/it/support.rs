@@ -180,12 +180,17 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            signal(&self.child, nix::sys::signal::Signal::SIGTERM);
-            if wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
+        stop_child(&mut self.child);
+    }
+}
+
+/// Ends a child process that may still run: SIGTERM, then SIGKILL after 10 s.
+pub fn stop_child(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_none() {
+        signal(child, nix::sys::signal::Signal::SIGTERM);
+        if wait_timeout(child, Duration::from_secs(10)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
