@@ -166,7 +166,12 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     pub memory_budget: u64,
     pub max_connections: usize,
+    /// Open connections one address (IPv4, or IPv6 /64) may hold.
+    pub max_connections_per_address: usize,
+    /// Accept to the first complete request head (TLS, protocol detection, headers).
     pub handshake_timeout: Duration,
+    /// A connection with no request or response in progress for this long is closed.
+    pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
 }
 
@@ -504,7 +509,9 @@ struct RawServer {
     max_in_flight: u64,
     memory_budget: Size,
     max_connections: u64,
+    max_connections_per_address: u64,
     handshake_timeout: Seconds,
+    idle_timeout: Seconds,
     shutdown_timeout: Seconds,
 }
 
@@ -519,7 +526,9 @@ impl Default for RawServer {
             max_in_flight: 256,
             memory_budget: Size(96 * 1024 * 1024),
             max_connections: 1024,
+            max_connections_per_address: 64,
             handshake_timeout: Seconds(Duration::from_secs(10)),
+            idle_timeout: Seconds(Duration::from_secs(60)),
             shutdown_timeout: Seconds(Duration::from_secs(10)),
         }
     }
@@ -1240,11 +1249,23 @@ fn validate(
             1,
             1_000_000,
         ) as usize,
+        max_connections_per_address: check.range(
+            "server.max_connections_per_address",
+            raw.server.max_connections_per_address,
+            1,
+            1_000_000,
+        ) as usize,
         handshake_timeout: check.duration(
             "server.handshake_timeout",
             raw.server.handshake_timeout.0,
             Duration::from_secs(1),
             Duration::from_secs(120),
+        ),
+        idle_timeout: check.duration(
+            "server.idle_timeout",
+            raw.server.idle_timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
         ),
         shutdown_timeout: check.duration(
             "server.shutdown_timeout",

@@ -76,6 +76,14 @@ fn oauth_error(code: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// Where the client reached us: the URI's authority (HTTP/2 `:authority`, or an
+/// absolute-form HTTP/1.1 target), else the `Host` header (HTTP/1.1 has no other).
+fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
 fn public_base(app: &App, request_host: Option<&str>) -> String {
     if let Some(url) = &app.config().server.public_url {
         return url.clone();
@@ -99,6 +107,7 @@ struct CodeRequest {
 async fn device_code(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    uri: http::Uri,
     headers: http::HeaderMap,
     Params(request): Params<CodeRequest>,
 ) -> Response {
@@ -134,10 +143,7 @@ async fn device_code(
                 .into_response();
         }
     };
-    let base = public_base(
-        &app,
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-    );
+    let base = public_base(&app, request_authority(&uri, &headers));
     app.audit().record_or_log(
         AuditEvent::new("auth.device_code")
             .actor("anonymous")

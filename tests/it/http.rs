@@ -592,8 +592,11 @@ async fn the_plain_http_listener_only_redirects_to_https() {
     let addr = listener.local_addr().unwrap();
     let limits = ConnectionLimits {
         max_connections: 16,
+        max_per_address: 16,
         handshake_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(2),
         shutdown_timeout: Duration::from_secs(1),
+        linger_bytes: 1024,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server::serve_redirect(
@@ -653,4 +656,451 @@ fn json_logs_are_one_object_per_line_with_a_request_line() {
             .is_some_and(|id| id.len() == 16)
     );
     assert!(request["latency_ms"].as_str().is_some());
+}
+
+// ---- connections: caps and deadlines; early answers over HTTP/2 ----
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// How a connection holds a slot without asking for anything.
+#[derive(Debug, Clone, Copy)]
+enum Idle {
+    /// TCP only, not a byte sent.
+    Tcp,
+    /// TLS handshake done, then silence.
+    Tls,
+    /// TLS, then half the HTTP/2 preface.
+    PartialPreface,
+    /// TLS, the whole HTTP/2 preface and SETTINGS, no stream.
+    Http2,
+}
+
+const IDLE_KINDS: [Idle; 4] = [Idle::Tcp, Idle::Tls, Idle::PartialPreface, Idle::Http2];
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+fn tls_connector(fixture: &InProcess, alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(fixture.app.config().storage.data_dir.join("tls/ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn tcp_from(local: &str, port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap()
+}
+
+async fn tls_from(
+    local: &str,
+    port: u16,
+    connector: &tokio_rustls::TlsConnector,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    connector
+        .connect(name, tcp_from(local, port).await)
+        .await
+        .unwrap()
+}
+
+async fn open_idle(
+    kind: Idle,
+    local: &str,
+    port: u16,
+    h2: &tokio_rustls::TlsConnector,
+) -> Box<dyn Io> {
+    use tokio::io::AsyncWriteExt;
+    match kind {
+        Idle::Tcp => Box::new(tcp_from(local, port).await),
+        Idle::Tls => Box::new(tls_from(local, port, h2).await),
+        Idle::PartialPreface => {
+            let mut stream = tls_from(local, port, h2).await;
+            stream.write_all(&H2_PREFACE[..12]).await.unwrap();
+            stream.flush().await.unwrap();
+            Box::new(stream)
+        }
+        Idle::Http2 => {
+            let mut stream = tls_from(local, port, h2).await;
+            stream.write_all(H2_PREFACE).await.unwrap();
+            stream.write_all(&H2_EMPTY_SETTINGS).await.unwrap();
+            stream.flush().await.unwrap();
+            Box::new(stream)
+        }
+    }
+}
+
+/// Everything the server sent until it closed the connection, or `None` if it was
+/// still open after `limit`.
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    limit: Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The frame types in a server's HTTP/2 byte stream.
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len =
+            (usize::from(bytes[0]) << 16) | (usize::from(bytes[1]) << 8) | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+fn client_from(fixture: &InProcess, local: &str, http1: bool) -> reqwest::Client {
+    let pem = std::fs::read(fixture.app.config().storage.data_dir.join("tls/ca.pem")).unwrap();
+    let builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10));
+    if http1 { builder.http1_only() } else { builder }
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed_within_their_deadlines() {
+    use tokio::io::AsyncWriteExt;
+    let fixture = in_process("handshake_timeout = \"1s\"\nidle_timeout = \"1s\"");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let port = port_of(&url);
+    let h2 = tls_connector(&fixture, b"h2");
+    let mut idle = Vec::new();
+    for kind in IDLE_KINDS {
+        idle.push((kind, open_idle(kind, "127.0.0.1", port, &h2).await));
+    }
+    for (kind, mut stream) in idle {
+        assert!(
+            read_until_closed(&mut stream, Duration::from_secs(4))
+                .await
+                .is_some(),
+            "{kind:?}: still open 4 s after a 1 s deadline"
+        );
+    }
+
+    // HTTP/1.1 keep-alive: answered, then closed once idle.
+    let mut h1 = tls_from("127.0.0.1", port, &tls_connector(&fixture, b"http/1.1")).await;
+    h1.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = read_until_closed(&mut h1, Duration::from_secs(4))
+        .await
+        .expect("an idle HTTP/1.1 keep-alive connection is closed");
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+
+    // HTTP/2: one request answered, then a GOAWAY and the close once no stream is open.
+    let mut stream = tls_from("127.0.0.1", port, &h2).await;
+    let mut block = vec![0x82, 0x87, 0x44, 7];
+    block.extend_from_slice(b"/health");
+    block.extend_from_slice(&[0x41, 9]);
+    block.extend_from_slice(b"127.0.0.1");
+    let len = u8::try_from(block.len()).unwrap();
+    stream.write_all(H2_PREFACE).await.unwrap();
+    stream.write_all(&H2_EMPTY_SETTINGS).await.unwrap();
+    stream
+        .write_all(&[0, 0, len, 0x1, 0x5, 0, 0, 0, 1])
+        .await
+        .unwrap();
+    stream.write_all(&block).await.unwrap();
+    stream.flush().await.unwrap();
+    let seen = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("an idle HTTP/2 connection is closed");
+    let types = h2_frame_types(&seen);
+    assert!(types.contains(&0x1), "no HEADERS (the answer) in {types:?}");
+    assert!(
+        types.contains(&0x7),
+        "no GOAWAY before the close in {types:?}"
+    );
+
+    // The redirect listener holds to the same deadline.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_port = listener.local_addr().unwrap().port();
+    tokio::spawn(server::serve_redirect(
+        listener,
+        port,
+        None,
+        ConnectionLimits::from_app(&fixture.app),
+        std::future::pending(),
+    ));
+    let mut silent = tcp_from("127.0.0.1", redirect_port).await;
+    assert!(
+        read_until_closed(&mut silent, Duration::from_secs(4))
+            .await
+            .is_some(),
+        "a silent client on the redirect port is still connected"
+    );
+
+    // And the owner is served as before, over both protocols.
+    for http1 in [false, true] {
+        let response = client_from(&fixture, "127.0.0.1", http1)
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_at_its_connection_cap_does_not_starve_another() {
+    // Production defaults: 64 connections per address, 10 s to the first request.
+    let fixture = in_process("");
+    assert_eq!(fixture.app.config().server.max_connections_per_address, 64);
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let port = port_of(&url);
+    let h2 = tls_connector(&fixture, b"h2");
+    let mut held = Vec::new();
+    for i in 0..64 {
+        let kind = IDLE_KINDS[i % IDLE_KINDS.len()];
+        held.push(open_idle(kind, "127.0.0.1", port, &h2).await);
+    }
+    // One more from the same address is closed at once, long before any deadline.
+    let mut over = tcp_from("127.0.0.1", port).await;
+    assert!(
+        read_until_closed(&mut over, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "a 65th connection from one address was kept"
+    );
+    // Another address is served at once, over HTTP/2 and HTTP/1.1.
+    for http1 in [false, true] {
+        let started = Instant::now();
+        let response = client_from(&fixture, "127.0.0.2", http1)
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // The attack ends; the first address is served again.
+    drop(held);
+    let owner = client_from(&fixture, "127.0.0.1", false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match owner.get(format!("{url}/health")).send().await {
+            Ok(response) if response.status() == StatusCode::OK => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "not served after the attack: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `curl` over `version` (`--http2` or `--http1.1`) from `local`, posting `body`
+/// (chunked when `chunked`); the status and the HTTP version curl saw.
+async fn curl_post(
+    fixture: &InProcess,
+    url: &str,
+    local: &str,
+    version: &str,
+    body: &std::path::Path,
+    chunked: bool,
+) -> (u16, String) {
+    let ca = fixture.app.config().storage.data_dir.join("tls/ca.pem");
+    let mut command = tokio::process::Command::new("curl");
+    command
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
+        .arg("--cacert")
+        .arg(&ca)
+        .args(["--interface", local, version])
+        .args(["-H", "content-type: application/json"]);
+    if chunked {
+        command.args(["-H", "transfer-encoding: chunked"]);
+    }
+    let output = command
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(url)
+        .output()
+        .await
+        .expect("curl is installed (the early-answer tests run the real client)");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "curl {version} (chunked: {chunked}) got no answer: {out} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, seen_version) = out.split_once(' ').unwrap();
+    (status.parse().unwrap(), seen_version.to_string())
+}
+
+fn body_file(dir: &std::path::Path, size: usize) -> std::path::PathBuf {
+    let path = dir.join(format!("body-{size}"));
+    std::fs::write(&path, vec![b'a'; size]).unwrap();
+    path
+}
+
+async fn reqwest_post(
+    fixture: &InProcess,
+    url: &str,
+    local: &str,
+    http1: bool,
+    size: usize,
+) -> reqwest::Response {
+    let response = client_from(fixture, local, http1)
+        .post(url)
+        .header("content-type", "application/json")
+        .body(vec![b'a'; size])
+        .send()
+        .await
+        .unwrap();
+    let expected = if http1 {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_2
+    };
+    assert_eq!(response.version(), expected);
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_413_and_429_reach_http2_and_http1_clients_as_answers() {
+    // Production defaults: 1 MiB bodies, 5 logins in a burst per address.
+    let fixture = in_process("");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let login = format!("{url}/auth/login");
+    let big = body_file(fixture._dir.path(), 2 << 20);
+    let small = body_file(fixture._dir.path(), 64);
+    for version in ["--http2", "--http1.1"] {
+        for _ in 0..2 {
+            // Content-Length over the limit: refused before a byte is read.
+            let (status, _) = curl_post(&fixture, &login, "127.0.0.1", version, &big, false).await;
+            assert_eq!(status, 413, "{version} with content-length");
+        }
+        // No Content-Length: refused once the limit is crossed while reading.
+        let (status, _) = curl_post(&fixture, &login, "127.0.0.3", version, &big, true).await;
+        assert_eq!(status, 413, "{version} chunked");
+    }
+    for http1 in [false, true] {
+        let response = reqwest_post(&fixture, &login, "127.0.0.1", http1, 2 << 20).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
+
+    // Use up 127.0.0.4's login burst, then every protocol gets the 429 as an answer.
+    let mut limited = false;
+    for _ in 0..20 {
+        let response = reqwest_post(&fixture, &login, "127.0.0.4", true, 64).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the login burst never ran out");
+    for version in ["--http2", "--http1.1"] {
+        for _ in 0..2 {
+            let (status, seen) =
+                curl_post(&fixture, &login, "127.0.0.4", version, &big, true).await;
+            assert_eq!(status, 429, "{version}");
+            assert_eq!(seen, if version == "--http2" { "2" } else { "1.1" });
+        }
+        let (status, _) = curl_post(&fixture, &login, "127.0.0.4", version, &small, false).await;
+        assert_eq!(status, 429, "{version}");
+    }
+    for http1 in [false, true] {
+        let response = reqwest_post(&fixture, &login, "127.0.0.4", http1, 900 << 10).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+    }
+
+    // Right after, the owner's requests are served normally on both protocols.
+    for http1 in [false, true] {
+        let response = client_from(&fixture, "127.0.0.1", http1)
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_503_reaches_http2_and_http1_clients_as_an_answer() {
+    let fixture = in_process("max_in_flight = 1");
+    let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
+    let login = format!("{url}/auth/login");
+    let big = body_file(fixture._dir.path(), 2 << 20);
+    let busy = tokio::spawn(
+        client_from(&fixture, "127.0.0.1", false)
+            .get(format!("{url}/slow"))
+            .send(),
+    );
+    // Wait until the slow request holds the only slot.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fixture
+        .app
+        .load
+        .in_flight
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for version in ["--http2", "--http1.1"] {
+        for chunked in [false, true] {
+            let (status, _) =
+                curl_post(&fixture, &login, "127.0.0.1", version, &big, chunked).await;
+            assert_eq!(status, 503, "{version} chunked: {chunked}");
+        }
+    }
+    for http1 in [false, true] {
+        let response = reqwest_post(&fixture, &login, "127.0.0.1", http1, 900 << 10).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(busy.await.unwrap().unwrap().status(), StatusCode::OK);
 }
