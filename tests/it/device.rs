@@ -321,3 +321,56 @@ fn a_standard_oauth_library_completes_the_device_flow() {
     assert!(rest.contains("TOKEN_TYPE Bearer"), "{rest}");
     assert!(rest.contains("ME owner chat:read"), "{rest}");
 }
+
+/// Issue 10 item 11: HTTP/2 requests carry no `Host`; the authority they carry must
+/// still give the verification URI its port.
+#[test]
+fn verification_uri_keeps_the_port_over_http2_and_http1() {
+    let (_setup, gateway) = gateway_with_owner(CONFIG);
+    let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    for http1 in [false, true] {
+        let builder = reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .use_rustls_tls();
+        let client = if http1 { builder.http1_only() } else { builder }
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("{}/auth/device/code", gateway.url))
+            .form(&[("client_id", "cli")])
+            .send()
+            .unwrap();
+        let expected = if http1 {
+            http::Version::HTTP_11
+        } else {
+            http::Version::HTTP_2
+        };
+        assert_eq!(response.version(), expected);
+        let body: Value = response.json().unwrap();
+        assert_eq!(
+            body["verification_uri"],
+            format!("{}/device", gateway.url),
+            "{expected:?}"
+        );
+        let complete = body["verification_uri_complete"].as_str().unwrap();
+        assert!(
+            complete.starts_with(&format!("{}/device?user_code=", gateway.url)),
+            "{complete}"
+        );
+    }
+
+    // A configured public_url wins over whatever the request says.
+    let (_setup, gateway) = gateway_with_owner(&format!(
+        "public_url = \"https://pi.example:8443\"\n{CONFIG}"
+    ));
+    let body: Value = gateway
+        .client()
+        .post(format!("{}/auth/device/code", gateway.url))
+        .form(&[("client_id", "cli")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["verification_uri"], "https://pi.example:8443/device");
+}
