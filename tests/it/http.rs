@@ -1104,3 +1104,33 @@ async fn early_503_reaches_http2_and_http1_clients_as_an_answer() {
     }
     assert_eq!(busy.await.unwrap().unwrap().status(), StatusCode::OK);
 }
+
+#[test]
+fn an_open_websocket_outlives_the_idle_and_first_request_deadlines() {
+    let token = "ws-idle-test-token-not-a-secret-0123456789abcdef";
+    let setup = Setup::new(
+        "handshake_timeout = \"1s\"\nidle_timeout = \"1s\"\n\
+         [auth]\nmode = \"token\"\ntoken = \"${AISOPOD_AUTH_TOKEN}\"",
+    );
+    let gateway = setup.start_with(&[("AISOPOD_AUTH_TOKEN", token)]);
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let bearer = format!("Bearer {token}");
+    let mut socket = crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        "/ws",
+        &[("authorization", &bearer)],
+    )
+    .unwrap_or_else(|status| panic!("/ws refused with {status}"));
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["type"],
+        "hello"
+    );
+    // Twice the idle deadline with nothing said: an open socket is not idle HTTP.
+    std::thread::sleep(Duration::from_millis(2500));
+    socket
+        .send(tungstenite::Message::Text(r#"{"type":"ping"}"#.into()))
+        .unwrap();
+    assert_eq!(crate::support::next_ws_message(&mut socket)["type"], "pong");
+    assert_eq!(gateway.get("/health").status(), StatusCode::OK);
+}
