@@ -5,6 +5,8 @@
 //! - a global cap (`max_connections`) and a per-address cap
 //!   (`max_connections_per_address`; IPv6 keyed per /64, IPv4-mapped IPv6 folded onto
 //!   IPv4), so one host cannot hold every slot; refused connections are closed at once;
+//!   the configured trusted proxies count only against the global cap (every client
+//!   behind one shares its address);
 //! - one deadline (`handshake_timeout`) from accept to the first complete request head,
 //!   covering the TLS handshake, protocol detection (the HTTP/2 preface) and the headers
 //!   together; a connection that has not asked for anything by then is dropped;
@@ -45,6 +47,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::app::App;
+use crate::config::IpNet;
 
 /// The first byte of a TLS ClientHello record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -58,10 +61,12 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Connection limits the accept loop enforces.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub max_per_address: usize,
+    /// Addresses that only the global cap applies to: the trusted reverse proxies.
+    pub uncapped: Arc<[IpNet]>,
     /// Accept to the first complete request head; also each later HTTP/1 request head.
     pub handshake_timeout: Duration,
     /// No request or response in progress for this long closes the connection.
@@ -77,6 +82,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             max_connections: server.max_connections,
             max_per_address: server.max_connections_per_address,
+            uncapped: app.config().rate_limit.trusted_proxies.clone().into(),
             handshake_timeout: server.handshake_timeout,
             idle_timeout: server.idle_timeout,
             shutdown_timeout: server.shutdown_timeout,
@@ -106,14 +112,22 @@ struct AddressSlots {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// One connection's place in [`AddressSlots`], given back on drop.
+/// One connection's place in [`AddressSlots`] (none for an uncapped address), given
+/// back on drop.
 struct AddressSlot {
     slots: Arc<AddressSlots>,
-    key: IpAddr,
+    key: Option<IpAddr>,
 }
 
 impl AddressSlots {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+    fn take(self: &Arc<Self>, ip: IpAddr, limits: &ConnectionLimits) -> Option<AddressSlot> {
+        if limits.uncapped.iter().any(|net| net.contains(ip)) {
+            return Some(AddressSlot {
+                slots: self.clone(),
+                key: None,
+            });
+        }
+        let max = limits.max_per_address;
         let key = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(key).or_insert(0);
@@ -123,18 +137,21 @@ impl AddressSlots {
         *count += 1;
         Some(AddressSlot {
             slots: self.clone(),
-            key,
+            key: Some(key),
         })
     }
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
+        let Some(key) = self.key else {
+            return;
+        };
         let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.key) {
+        if let Some(count) = open.get_mut(&key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.key);
+                open.remove(&key);
             }
         }
     }
@@ -170,7 +187,7 @@ pub async fn serve(
         let accepted_at = Instant::now();
         // Debug, not warn: an attacker decides how often these happen, and must not
         // decide how much the log writes.
-        let Some(slot) = addresses.take(peer.ip(), limits.max_per_address) else {
+        let Some(slot) = addresses.take(peer.ip(), &limits) else {
             tracing::debug!(%peer, "per-address connection limit reached; closing new connection");
             drop(stream);
             continue;
@@ -183,6 +200,7 @@ pub async fn serve(
         let router = router.clone();
         let acceptor = acceptor.clone();
         let stopping = stopping.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let _held = (permit, slot);
             let _ = stream.set_nodelay(true);
@@ -298,12 +316,13 @@ async fn serve_connection<S>(
         last: Mutex::new(None),
     });
     let seen = activity.clone();
+    let linger_bytes = limits.linger_bytes;
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let open = OpenRequest::new(seen.clone());
         let mut request = request.map(|body| {
             axum::body::Body::new(Lingering {
                 inner: Some(body),
-                limit: limits.linger_bytes,
+                limit: linger_bytes,
             })
         });
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -489,19 +508,53 @@ mod tests {
         assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 
+    fn limits(max_per_address: usize, uncapped: &[&str]) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: 16,
+            max_per_address,
+            uncapped: uncapped.iter().map(|n| IpNet::parse(n).unwrap()).collect(),
+            handshake_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(1),
+            linger_bytes: 1024,
+        }
+    }
+
     #[test]
     fn address_slots_cap_one_key_and_come_back_on_drop() {
         let slots = Arc::new(AddressSlots::default());
+        let limits = limits(2, &[]);
         let one: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();
-        let first = slots.take(one, 2).unwrap();
-        let _second = slots.take(same_64, 2).unwrap();
-        assert!(slots.take(one, 2).is_none(), "a third from the same /64");
-        assert!(slots.take("192.0.2.1".parse().unwrap(), 2).is_some());
+        let first = slots.take(one, &limits).unwrap();
+        let _second = slots.take(same_64, &limits).unwrap();
+        assert!(
+            slots.take(one, &limits).is_none(),
+            "a third from the same /64"
+        );
+        assert!(slots.take("192.0.2.1".parse().unwrap(), &limits).is_some());
         drop(first);
         assert!(
-            slots.take(one, 2).is_some(),
+            slots.take(one, &limits).is_some(),
             "a slot comes back when closed"
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_only_to_the_global_cap() {
+        let slots = Arc::new(AddressSlots::default());
+        let limits = limits(1, &["127.0.0.1"]);
+        let held: Vec<_> = (0..5)
+            .map(|_| slots.take("127.0.0.1".parse().unwrap(), &limits))
+            .collect();
+        assert!(held.iter().all(Option::is_some));
+        let _other = slots.take("127.0.0.2".parse().unwrap(), &limits).unwrap();
+        assert!(slots.take("127.0.0.2".parse().unwrap(), &limits).is_none());
+        drop(held);
+        assert_eq!(
+            slots.open.lock().unwrap().len(),
+            1,
+            "uncapped addresses are not tracked"
         );
     }
 }

@@ -593,6 +593,7 @@ async fn the_plain_http_listener_only_redirects_to_https() {
     let limits = ConnectionLimits {
         max_connections: 16,
         max_per_address: 16,
+        uncapped: Arc::from([]),
         handshake_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(2),
         shutdown_timeout: Duration::from_secs(1),
