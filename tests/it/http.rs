@@ -801,34 +801,33 @@ async fn silent_and_idle_connections_are_closed_within_their_deadlines() {
     let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
     let port = port_of(&url);
     let h2 = tls_connector(&fixture, b"h2");
+    // The redirect listener holds to the same deadline.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_port = listener.local_addr().unwrap().port();
+    tokio::spawn(server::serve_redirect(
+        listener,
+        port,
+        None,
+        ConnectionLimits::from_app(&fixture.app),
+        std::future::pending(),
+    ));
+
+    // Everything is opened first, so the deadlines run side by side.
     let mut idle = Vec::new();
     for kind in IDLE_KINDS {
-        idle.push((kind, open_idle(kind, "127.0.0.1", port, &h2).await));
+        idle.push((
+            format!("{kind:?}"),
+            open_idle(kind, "127.0.0.1", port, &h2).await,
+        ));
     }
-    for (kind, mut stream) in idle {
-        assert!(
-            read_until_closed(&mut stream, Duration::from_secs(4))
-                .await
-                .is_some(),
-            "{kind:?}: still open 4 s after a 1 s deadline"
-        );
-    }
-
-    // HTTP/1.1 keep-alive: answered, then closed once idle.
+    let redirect: Box<dyn Io> = Box::new(tcp_from("127.0.0.1", redirect_port).await);
+    idle.push(("silent on the redirect port".into(), redirect));
+    // HTTP/1.1 keep-alive after one answered request.
     let mut h1 = tls_from("127.0.0.1", port, &tls_connector(&fixture, b"http/1.1")).await;
     h1.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
-    let seen = read_until_closed(&mut h1, Duration::from_secs(4))
-        .await
-        .expect("an idle HTTP/1.1 keep-alive connection is closed");
-    assert!(
-        seen.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&seen)
-    );
-
-    // HTTP/2: one request answered, then a GOAWAY and the close once no stream is open.
+    // HTTP/2 after one answered request.
     let mut stream = tls_from("127.0.0.1", port, &h2).await;
     let mut block = vec![0x82, 0x87, 0x44, 7];
     block.extend_from_slice(b"/health");
@@ -843,6 +842,24 @@ async fn silent_and_idle_connections_are_closed_within_their_deadlines() {
         .unwrap();
     stream.write_all(&block).await.unwrap();
     stream.flush().await.unwrap();
+
+    for (kind, mut stream) in idle {
+        assert!(
+            read_until_closed(&mut stream, Duration::from_secs(4))
+                .await
+                .is_some(),
+            "{kind}: still open 4 s after a 1 s deadline"
+        );
+    }
+    let seen = read_until_closed(&mut h1, Duration::from_secs(4))
+        .await
+        .expect("an idle HTTP/1.1 keep-alive connection is closed");
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    // The answer, then a GOAWAY and the close once no stream is open.
     let seen = read_until_closed(&mut stream, Duration::from_secs(5))
         .await
         .expect("an idle HTTP/2 connection is closed");
@@ -851,24 +868,6 @@ async fn silent_and_idle_connections_are_closed_within_their_deadlines() {
     assert!(
         types.contains(&0x7),
         "no GOAWAY before the close in {types:?}"
-    );
-
-    // The redirect listener holds to the same deadline.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirect_port = listener.local_addr().unwrap().port();
-    tokio::spawn(server::serve_redirect(
-        listener,
-        port,
-        None,
-        ConnectionLimits::from_app(&fixture.app),
-        std::future::pending(),
-    ));
-    let mut silent = tcp_from("127.0.0.1", redirect_port).await;
-    assert!(
-        read_until_closed(&mut silent, Duration::from_secs(4))
-            .await
-            .is_some(),
-        "a silent client on the redirect port is still connected"
     );
 
     // And the owner is served as before, over both protocols.
