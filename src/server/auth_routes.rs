@@ -144,7 +144,7 @@ async fn login(
         .services
         .auth
         .accounts
-        .authenticate(&request.username, request.password)
+        .authenticate(&request.username, request.password, ip.0)
         .await;
     match result {
         Ok(user) => {
@@ -160,6 +160,7 @@ async fn login(
             if !matches!(err, AccountError::Password(_)) {
                 let reason = match &err {
                     AccountError::Locked { .. } => "locked",
+                    AccountError::Throttled => "throttled",
                     AccountError::Disabled => "disabled",
                     _ => "invalid credentials",
                 };
@@ -498,7 +499,7 @@ async fn change_password(
         .services
         .auth
         .accounts
-        .authenticate(&caller.username, request.current_password)
+        .authenticate(&caller.username, request.current_password, ip.0)
         .await?;
     let new_password = request.new_password;
     let pair = blocking(&app, move |app| {
