@@ -253,6 +253,110 @@ fn refresh_rotates_reuse_ends_the_family_and_logout_ends_the_session() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// A client of `gateway` that speaks only HTTP/1.1 or only HTTP/2.
+fn client_speaking(gateway: &Gateway, version: http::Version) -> reqwest::blocking::Client {
+    let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let builder = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30));
+    let builder = if version == http::Version::HTTP_2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    builder.build().unwrap()
+}
+
+#[test]
+fn access_tokens_end_with_their_login_on_reuse_and_bearer_only_logout() {
+    let (setup, gateway, _) = with_owner(FAST);
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        let client = client_speaking(&gateway, version);
+        let call = |path: &str, body: Option<Value>, bearer: Option<&str>| {
+            let url = format!("{}{path}", gateway.url);
+            let mut request = match body {
+                // Null: a POST with no body at all.
+                Some(Value::Null) => client.post(url),
+                Some(body) => client.post(url).json(&body),
+                None => client.get(url),
+            };
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().unwrap();
+            assert_eq!(response.version(), version);
+            json_of(response)
+        };
+        let login = || {
+            let (status, tokens) = call(
+                "/auth/login",
+                Some(json!({"username": "owner", "password": OWNER_PW})),
+                None,
+            );
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            tokens
+        };
+        // login -> refresh -> replay the first refresh token: the access token the
+        // refresh handed out dies with the login, at once.
+        let first = login();
+        let (status, second) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": first["refresh_token"]})),
+            None,
+        );
+        assert_eq!(status, StatusCode::OK);
+        let stolen = access(&second);
+        assert_eq!(call("/api/v1/me", None, Some(&stolen)).0, StatusCode::OK);
+        let (status, _) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": first["refresh_token"]})),
+            None,
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call("/api/v1/me", None, Some(&stolen)).0,
+            StatusCode::UNAUTHORIZED,
+            "{version:?}: the access token outlived its login"
+        );
+        assert_eq!(
+            call("/api/v1/me", None, Some(&access(&first))).0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Logout with only the Bearer header, as the README shows it, ends the login:
+        // its refresh token no longer works.
+        let session = login();
+        let bearer = access(&session);
+        let (status, _) = call("/auth/logout", Some(Value::Null), Some(&bearer));
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            call("/api/v1/me", None, Some(&bearer)).0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (status, _) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": session["refresh_token"]})),
+            None,
+        );
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{version:?}: refresh after logout"
+        );
+
+        // The owner is served normally right after.
+        let again = login();
+        assert_eq!(
+            call("/api/v1/me", None, Some(&access(&again))).0,
+            StatusCode::OK
+        );
+    }
+    let audit = stdout(&setup.cli(&["audit", "list", "--action", "auth.refresh_reuse", "--json"]));
+    assert!(audit.contains("session family revoked"), "{audit}");
+}
+
 #[test]
 fn forged_tampered_and_misused_tokens_are_refused() {
     let (_setup, gateway, tokens) = with_owner(FAST);
