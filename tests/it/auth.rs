@@ -778,17 +778,36 @@ fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
         get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
         StatusCode::OK
     );
+    let (status, bot) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "carol-bot", "scopes": ["chat:read"], "owner": "carol"}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let bot = bot["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bot)).status(),
+        StatusCode::OK
+    );
     // Disabling ends everything at once.
-    let disabled = gateway
-        .client()
-        .patch(format!("{}/api/v1/users/carol", gateway.url))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .unwrap();
-    assert_eq!(disabled.status(), StatusCode::OK);
+    let set_disabled = |disabled: bool| {
+        let response = gateway
+            .client()
+            .patch(format!("{}/api/v1/users/carol", gateway.url))
+            .bearer_auth(&admin)
+            .json(&json!({ "disabled": disabled }))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    };
+    set_disabled(true);
     assert_eq!(
         get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bot)).status(),
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = json_of(post(
@@ -798,6 +817,21 @@ fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
         None,
     ));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // ...and for good: enabling the account again brings none of it back.
+    set_disabled(false);
+    for bearer in [bot.as_str(), &access(&renewed)] {
+        assert_eq!(
+            get(&gateway, "/api/v1/me", Some(bearer)).status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "carol", "password": "quartz-meadow-violin-ember"}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::OK, "carol herself logs in again");
 }
 
 #[test]
