@@ -199,14 +199,16 @@ impl ApiTokens {
         let owner = self
             .owner_if_usable(&record, now)?
             .ok_or(TokenError::Invalid)?;
-        if record
-            .last_used
-            .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
-        {
-            let mut touched = record.clone();
-            touched.last_used = Some(now);
-            // Not synced: losing a last-used time in a power cut is harmless.
-            let _ = self.tree.compare_and_swap(&record.id, &record, &touched);
+        let stale = |r: &TokenRecord| r.last_used.is_none_or(|t| now - t >= LAST_USED_GRANULARITY);
+        if stale(&record) {
+            // Only the one field, on the record as stored now (a rotation may have cut
+            // its expiry meanwhile). Not synced: losing a last-used time is harmless.
+            let _ = self.tree.update(&record.id, |current| {
+                Ok::<_, TokenError>(stale(current).then(|| TokenRecord {
+                    last_used: Some(now),
+                    ..current.clone()
+                }))
+            });
         }
         Ok((record.listed(), owner))
     }
