@@ -651,8 +651,10 @@ fn repeated_failures_lock_the_account_until_the_console_unlocks_it() {
 }
 
 /// Production argon2 and rate limits; only the lockout threshold is at its minimum (3)
-/// so that the guesses fit in the default per-address burst.
-const PRODUCTION_LOCKOUT: &str = "[auth]\nlockout_threshold = 3";
+/// so that the guesses fit in the default per-address burst, and the memory budget is
+/// raised: full-strength hashes on several threads trip today's RSS-based load shedding
+/// (issue 10 item 0, fixed on another branch), which is not what is tested here.
+const PRODUCTION_LOCKOUT: &str = "memory_budget = \"1g\"\n[auth]\nlockout_threshold = 3";
 
 fn login_from(gateway: &Gateway, version: http::Version, from: &str, password: &str) -> StatusCode {
     let response = client_from(gateway, version, from)
