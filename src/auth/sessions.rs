@@ -6,9 +6,17 @@
 //! audited. Two refreshes racing with the same token are treated the same way: exactly
 //! one compare-and-swap can win, and the loser revokes the family. Refresh tokens carry
 //! the account's epoch, so a password change, disable or removal ends them too. Logout
-//! revokes the family and denies the access token's `jti` until it would have expired.
+//! (with the refresh token, the access token, or both) revokes the whole family and
+//! denies the access token's `jti` until it would have expired.
+//!
+//! An access token is only as good as its login: every check asks whether its family
+//! still stands, so a logout or a detected reuse ends the access tokens of that login at
+//! once, not when they expire. The answer is cached in memory (the check stays within
+//! microseconds); a revocation writes the store first and then the cache, under the
+//! lock that fills the cache, so a stale "alive" can never be cached after it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +31,8 @@ use crate::store::{Store, StoreError, Tree, TreeName};
 pub const REFRESH_PREFIX: &str = "aisr";
 /// The [`Claims::sid`] prefix of tokens that belong to a login session.
 pub const FAMILY_SID: &str = "family:";
+/// Families whose state is cached; past this the cache starts over from the store.
+const MAX_CACHED_FAMILIES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -77,6 +87,8 @@ pub struct Sessions {
     refresh: Tree<String, RefreshRecord>,
     families: Tree<String, Family>,
     denied: Tree<String, i64>,
+    /// Whether each recently checked family stands (see the module comment).
+    alive: Mutex<HashMap<String, bool>>,
     store: Store,
     clock: SharedClock,
     access_ttl: i64,
@@ -98,6 +110,7 @@ impl Sessions {
             refresh: store.tree(TreeName::Sessions)?,
             families: store.tree(TreeName::Families)?,
             denied: store.tree(TreeName::Revoked)?,
+            alive: Mutex::new(HashMap::new()),
             store: store.clone(),
             clock,
             access_ttl: i64::try_from(access_ttl.as_secs()).unwrap_or(3600),
@@ -224,16 +237,26 @@ impl Sessions {
     }
 
     fn revoke_family(&self, family: &str) -> Result<(), SessionError> {
-        if let Some(mut record) = self.families.get(&family.to_string())? {
-            record.revoked = true;
-            self.families.insert(&family.to_string(), &record)?;
+        let revoked = self.families.update(&family.to_string(), |record| {
+            Ok::<_, SessionError>((!record.revoked).then(|| Family {
+                revoked: true,
+                ..record.clone()
+            }))
+        })?;
+        if revoked.is_some() {
             self.store.sync()?;
         }
+        self.lock_alive().insert(family.to_string(), false);
         Ok(())
     }
 
-    /// Ends the session a refresh token belongs to. Unknown tokens are ignored, so logout
-    /// always succeeds from the client's point of view.
+    fn lock_alive(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.alive.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the login a refresh token or an access token belongs to: its whole family,
+    /// so the refresh token dies with the access token. Unknown tokens are ignored, so
+    /// logout always succeeds from the client's point of view.
     pub fn logout(
         &self,
         refresh: Option<&Secret>,
@@ -248,6 +271,13 @@ impl Sessions {
             username = Some(record.username);
         }
         if let Some(claims) = access {
+            if let Some(family) = claims
+                .sid
+                .as_deref()
+                .and_then(|sid| sid.strip_prefix(FAMILY_SID))
+            {
+                self.revoke_family(family)?;
+            }
             self.denied.insert(&claims.jti, &claims.exp)?;
             self.store.sync()?;
             username.get_or_insert(claims.sub.clone());
@@ -272,15 +302,37 @@ impl Sessions {
                 "the account's credentials were revoked".into(),
             )));
         }
+        // Every session token belongs to a login; one that names none is not ours.
+        let family = claims
+            .sid
+            .as_deref()
+            .and_then(|sid| sid.strip_prefix(FAMILY_SID))
+            .unwrap_or_default();
+        if !self.family_alive(family)? {
+            return Err(SessionError::Jwt(JwtError::Invalid(
+                "the login this token belongs to has ended".into(),
+            )));
+        }
         Ok((claims, user))
     }
 
     /// Whether the login session `family` still stands (not logged out, not revoked).
     pub fn family_alive(&self, family: &str) -> Result<bool, SessionError> {
-        Ok(self
+        if let Some(alive) = self.lock_alive().get(family) {
+            return Ok(*alive);
+        }
+        // Read the store under the lock, so a revocation cannot slip in between the
+        // read and the cache fill and leave "alive" cached after it.
+        let mut cache = self.lock_alive();
+        let alive = self
             .families
             .get(&family.to_string())?
-            .is_some_and(|record| !record.revoked))
+            .is_some_and(|record| !record.revoked);
+        if cache.len() >= MAX_CACHED_FAMILIES {
+            cache.clear();
+        }
+        cache.insert(family.to_string(), alive);
+        Ok(alive)
     }
 
     /// Spends a one-time token's `jti` until `exp`; false if it was spent before.
@@ -379,6 +431,48 @@ mod tests {
         // Another login is unaffected.
         let other = sessions.login(&user).unwrap();
         assert!(sessions.refresh(&Secret::new(other.refresh_token)).is_ok());
+    }
+
+    #[test]
+    fn reuse_and_logout_end_every_access_token_of_the_login() {
+        let (_dir, sessions, accounts, _) = fixture();
+        let user = accounts.get("alice").unwrap().unwrap();
+        let first = sessions.login(&user).unwrap();
+        let (second, _) = sessions
+            .refresh(&Secret::new(first.refresh_token.clone()))
+            .unwrap();
+        let other = sessions.login(&user).unwrap();
+        assert!(sessions.check_access(&second.access_token).is_ok());
+        assert!(matches!(
+            sessions.refresh(&Secret::new(first.refresh_token)),
+            Err(SessionError::Reused { .. })
+        ));
+        // Both access tokens of the revoked login die at once, not in an hour.
+        assert!(sessions.check_access(&first.access_token).is_err());
+        assert!(sessions.check_access(&second.access_token).is_err());
+        assert!(sessions.check_access(&other.access_token).is_ok());
+
+        // Logout with only the access token ends the whole login, refresh token too.
+        let (claims, _) = sessions.check_access(&other.access_token).unwrap();
+        sessions.logout(None, Some(&claims)).unwrap();
+        assert!(sessions.check_access(&other.access_token).is_err());
+        assert!(matches!(
+            sessions.refresh(&Secret::new(other.refresh_token)),
+            Err(SessionError::InvalidRefresh)
+        ));
+        // A session token that names no login is refused.
+        let (unbound, _) = sessions
+            .jwt
+            .issue(
+                Audience::Session,
+                "alice",
+                &user.id,
+                user.epoch,
+                user.scopes,
+                60,
+            )
+            .unwrap();
+        assert!(sessions.check_access(&unbound).is_err());
     }
 
     #[test]

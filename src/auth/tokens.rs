@@ -3,8 +3,11 @@
 //! A token belongs to the account that made it and can never carry a scope that account
 //! lacks. It is shown once at creation; the store keeps only the SHA-256 of its secret.
 //! Checking one is a hash and two lookups (token, owner), never argon2. A token dies with
-//! its owner: removed or disabled accounts' tokens are refused. Rotation issues a new
-//! token with the same name and scopes and lets the old one live for a grace period.
+//! its owner: removed or disabled accounts' tokens are refused, and a token made before
+//! its account was last disabled stays dead when the account is enabled again (each
+//! token carries the owner's `disablements` count from when it was made). Rotation
+//! issues a new token with the same name, scopes and expiry and lets the old one live
+//! for a grace period, never past its own expiry.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +54,9 @@ pub struct TokenRecord {
     pub created_by: String,
     pub expires: Option<i64>,
     pub last_used: Option<i64>,
+    /// The owner's [`UserRecord::disablements`] when the token was made.
+    #[serde(default)]
+    pub owner_disablements: u64,
 }
 
 impl TokenRecord {
@@ -97,13 +103,33 @@ impl ApiTokens {
         self.clock.now().unix_timestamp()
     }
 
+    /// Tokens that still work: unexpired, and their owner standing behind them.
     fn active(&self) -> Result<Vec<TokenRecord>, TokenError> {
         let now = self.now();
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|t| t.expires.is_none_or(|e| e > now))
-            .collect())
+        let mut active = Vec::new();
+        for token in self.list()? {
+            if self.owner_if_usable(&token, now)?.is_some() {
+                active.push(token);
+            }
+        }
+        Ok(active)
+    }
+
+    /// The owner of `record` if the token is usable at `now`: unexpired, its owner the
+    /// same account, enabled, and not disabled since the token was made.
+    fn owner_if_usable(
+        &self,
+        record: &TokenRecord,
+        now: i64,
+    ) -> Result<Option<UserRecord>, TokenError> {
+        if record.expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        Ok(self.accounts.get(&record.owner)?.filter(|owner| {
+            owner.id == record.owner_id
+                && !owner.disabled
+                && owner.disablements == record.owner_disablements
+        }))
     }
 
     /// Makes a token owned by `owner`; `holder_scopes` are the scopes of whoever asks
@@ -155,6 +181,7 @@ impl ApiTokens {
             created_by: created_by.to_string(),
             expires: ttl_secs.map(|ttl| self.now() + ttl),
             last_used: None,
+            owner_disablements: owner.disablements,
         };
         self.tree.insert(&record.id, &record)?;
         self.store.sync()?;
@@ -169,24 +196,19 @@ impl ApiTokens {
             return Err(TokenError::Invalid);
         }
         let now = self.now();
-        if record.expires.is_some_and(|e| e <= now) {
-            return Err(TokenError::Invalid);
-        }
         let owner = self
-            .accounts
-            .get(&record.owner)?
+            .owner_if_usable(&record, now)?
             .ok_or(TokenError::Invalid)?;
-        if owner.id != record.owner_id || owner.disabled {
-            return Err(TokenError::Invalid);
-        }
-        if record
-            .last_used
-            .is_none_or(|t| now - t >= LAST_USED_GRANULARITY)
-        {
-            let mut touched = record.clone();
-            touched.last_used = Some(now);
-            // Not synced: losing a last-used time in a power cut is harmless.
-            let _ = self.tree.compare_and_swap(&record.id, &record, &touched);
+        let stale = |r: &TokenRecord| r.last_used.is_none_or(|t| now - t >= LAST_USED_GRANULARITY);
+        if stale(&record) {
+            // Only the one field, on the record as stored now (a rotation may have cut
+            // its expiry meanwhile). Not synced: losing a last-used time is harmless.
+            let _ = self.tree.update(&record.id, |current| {
+                Ok::<_, TokenError>(stale(current).then(|| TokenRecord {
+                    last_used: Some(now),
+                    ..current.clone()
+                }))
+            });
         }
         Ok((record.listed(), owner))
     }
@@ -196,13 +218,7 @@ impl ApiTokens {
         let Some(record) = self.tree.get(&id.to_string())? else {
             return Ok(false);
         };
-        if record.expires.is_some_and(|e| e <= self.now()) {
-            return Ok(false);
-        }
-        Ok(self
-            .accounts
-            .get(&record.owner)?
-            .is_some_and(|owner| owner.id == record.owner_id && !owner.disabled))
+        Ok(self.owner_if_usable(&record, self.now())?.is_some())
     }
 
     pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
@@ -222,24 +238,38 @@ impl ApiTokens {
         Ok(record.listed())
     }
 
-    /// Issues a replacement for the active token named `name`; the old one stays valid
-    /// for `grace_secs`.
+    /// Issues a replacement for the active token named `name`, expiring when the old one
+    /// would have; the old one stays valid for `grace_secs`, but never past its own
+    /// expiry.
     pub fn rotate(
         &self,
         name: &str,
         grace_secs: i64,
         created_by: &str,
     ) -> Result<(Secret, TokenRecord), TokenError> {
+        let now = self.now();
         let old = self
             .active()?
             .into_iter()
             .find(|t| t.name == name)
             .ok_or_else(|| TokenError::NotFound(name.to_string()))?;
-        let owner = self.accounts.get(&old.owner)?.ok_or(TokenError::Invalid)?;
-        let mut full = self.tree.get(&old.id)?.ok_or(TokenError::Invalid)?;
-        let ttl = old.expires.map(|e| (e - self.now()).max(grace_secs));
-        full.expires = Some(self.now() + grace_secs);
-        self.tree.insert(&full.id, &full)?;
+        let owner = self
+            .owner_if_usable(&old, now)?
+            .ok_or(TokenError::Invalid)?;
+        let grace_end = now.saturating_add(grace_secs.max(0));
+        let cut = self.tree.update(&old.id, |current| {
+            let end = current.expires.map_or(grace_end, |e| e.min(grace_end));
+            Ok::<_, TokenError>((current.expires != Some(end)).then(|| TokenRecord {
+                expires: Some(end),
+                ..current.clone()
+            }))
+        })?;
+        if cut.is_none() {
+            // Revoked while we looked.
+            return Err(TokenError::NotFound(name.to_string()));
+        }
+        // The replacement ends when the old token would have: rotating is not renewing.
+        let ttl = old.expires.map(|e| e - now);
         self.insert(&owner, name, old.scopes, ttl, created_by)
     }
 }
@@ -331,6 +361,56 @@ mod tests {
         let id = opaque::parse(TOKEN_PREFIX, own.expose()).unwrap().0;
         let forged = format!("aisp_{id}_{}", "A".repeat(43));
         assert!(tokens.authenticate(&forged).is_err());
+    }
+
+    #[test]
+    fn tokens_stay_revoked_when_a_disabled_account_is_enabled_again() {
+        let (_dir, tokens, accounts, _) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let (old, old_record) = tokens
+            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .unwrap();
+        accounts.set_disabled("carol", true).unwrap();
+        assert!(tokens.authenticate(old.expose()).is_err());
+        accounts.set_disabled("carol", false).unwrap();
+        assert!(matches!(
+            tokens.authenticate(old.expose()),
+            Err(TokenError::Invalid)
+        ));
+        assert!(!tokens.is_active(&old_record.id).unwrap());
+        // Nor can the dead token be rotated back to life; its name is free again.
+        assert!(matches!(
+            tokens.rotate("ci", 60, "carol"),
+            Err(TokenError::NotFound(_))
+        ));
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let (new, _) = tokens
+            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .unwrap();
+        assert!(tokens.authenticate(new.expose()).is_ok());
+    }
+
+    #[test]
+    fn rotation_never_extends_a_token_beyond_its_own_expiry() {
+        let (_dir, tokens, accounts, clock) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let (old, _) = tokens
+            .create(&carol, "ci", carol.scopes, carol.scopes, Some(600), "carol")
+            .unwrap();
+        // A grace of an hour on a token with ten minutes left.
+        let (new, record) = tokens.rotate("ci", 3600, "carol").unwrap();
+        let old_end = 1_800_000_000 + 600;
+        assert_eq!(
+            record.expires,
+            Some(old_end),
+            "the replacement is no renewal"
+        );
+        clock.advance(time::Duration::seconds(599));
+        assert!(tokens.authenticate(old.expose()).is_ok());
+        assert!(tokens.authenticate(new.expose()).is_ok());
+        clock.advance(time::Duration::seconds(1));
+        assert!(tokens.authenticate(old.expose()).is_err());
+        assert!(tokens.authenticate(new.expose()).is_err());
     }
 
     #[test]

@@ -6,12 +6,26 @@
 //! catches them all. Each account has an `epoch`: every credential issued to it carries
 //! the epoch, and bumping it (password change, disable, removal) revokes them all at once.
 //!
-//! Failed logins are counted per account. After `lockout_threshold` failures in a row the
-//! account is locked for `lockout_duration`, doubling with each further lockout (capped
-//! at a day). An attacker can therefore keep an account locked, but never take it: the
-//! owner ends a lockout at the console with `aisopod user unlock NAME`, which needs local
-//! access to the device. This module never sees a password except to hand it to
-//! `password`, and never logs one.
+//! Failed logins are counted per account *and client address* (IPv6 per /64), so
+//! guessing from one address locks only that address out of that account: after
+//! `lockout_threshold` failures in a row it is locked for `lockout_duration`, doubling
+//! with each further lockout up to a day. The escalation decays: every six quiet hours
+//! (no failure from that address) forgive one doubling, and the count of failures
+//! restarts after a quiet `lockout_duration`. Guessing spread over many addresses is
+//! slowed per account instead: once [`SPREAD_ADDRESSES`] addresses failed within an
+//! hour, an address this account never logged in from gets one try per
+//! [`THROTTLE_SPACING_SECS`] for the whole account (addresses it did log in from are
+//! exempt). The owner is therefore never locked out by someone else's guesses: from a
+//! familiar address they are not slowed at all, from a fresh one they wait seconds.
+//! `aisopod user unlock NAME` on the device ends every lockout and the throttle.
+//!
+//! Every change of a stored account goes through [`Tree::update`] (compare-and-swap on
+//! the record as stored now), so a slow login that read the account before argon2 can
+//! never write back that old copy over a password change, a disable or a scope change.
+//! This module never sees a password except to hand it to `password`, and never logs one.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -24,6 +38,17 @@ use crate::secret::Secret;
 use crate::store::{Store, StoreError, Tree, TreeName};
 
 const MAX_LOCKOUT_SECS: i64 = 86_400;
+/// Each this long without a failure from an address forgives one doubling of its lockout.
+const ESCALATION_DECAY_SECS: i64 = 6 * 3600;
+/// Addresses whose failures are remembered per account; the stalest unlocked go first.
+const MAX_TRACKED_ADDRESSES: usize = 32;
+/// Addresses an account remembers as familiar (successful logins), newest last.
+const MAX_KNOWN_ADDRESSES: usize = 8;
+/// This many addresses failing within [`SPREAD_WINDOW_SECS`] engage the account throttle.
+pub const SPREAD_ADDRESSES: usize = 4;
+const SPREAD_WINDOW_SECS: i64 = 3600;
+/// While the throttle is engaged, unfamiliar addresses get one try per this many seconds.
+pub const THROTTLE_SPACING_SECS: i64 = 15;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -41,6 +66,8 @@ pub enum AccountError {
         "this account is locked after repeated failed logins until {until}; the owner can run `aisopod user unlock` on the device"
     )]
     Locked { until: String },
+    #[error("too many failed logins for this account from many addresses; retry in a few seconds")]
+    Throttled,
     #[error("this account is disabled")]
     Disabled,
     #[error("refusing to remove or disable the last enabled administrator")]
@@ -62,9 +89,57 @@ pub struct UserRecord {
     pub created: String,
     /// Bumped to revoke every credential issued to this account.
     pub epoch: u64,
-    pub failed_logins: u32,
-    pub lockouts: u32,
+    /// Bumped each time the account is disabled: API tokens made before stay revoked
+    /// when it is enabled again.
+    #[serde(default)]
+    pub disablements: u64,
+    /// Recent failed logins by address key (see [`address_key`]).
+    #[serde(default)]
+    pub guesses: BTreeMap<String, Guesses>,
+    /// Address keys this account logged in from, exempt from the account throttle.
+    #[serde(default)]
+    pub known_addresses: Vec<String>,
+    /// While the account throttle is engaged: when the next unfamiliar address may try.
+    #[serde(default)]
+    pub throttle_until: Option<i64>,
+}
+
+/// Failed logins from one address against one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guesses {
+    pub failures: u32,
+    /// How many doublings the next lockout gets (decays, see [`ESCALATION_DECAY_SECS`]).
+    pub level: u32,
+    pub last_failure: i64,
     pub locked_until: Option<i64>,
+}
+
+impl Guesses {
+    /// Applies the decay a quiet period since the last failure earned.
+    fn settled(&self, now: i64, window: i64) -> Guesses {
+        let quiet = (now - self.last_failure).max(0);
+        let forgiven = u32::try_from(quiet / ESCALATION_DECAY_SECS).unwrap_or(u32::MAX);
+        Guesses {
+            failures: if quiet >= window { 0 } else { self.failures },
+            level: self.level.saturating_sub(forgiven),
+            ..self.clone()
+        }
+    }
+}
+
+/// The key failed logins are counted under: the address, IPv4-mapped IPv6 folded to
+/// IPv4, and IPv6 by /64 (one host usually holds a whole /64).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 /// What clients and the CLI see of an account.
@@ -87,10 +162,22 @@ impl UserRecord {
             disabled: self.disabled,
             created: self.created.clone(),
             locked_until: self
-                .locked_until
+                .guesses
+                .values()
+                .filter_map(|g| g.locked_until)
+                .max()
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
                 .map(rfc3339),
         }
+    }
+
+    /// Whether failures from enough addresses engage the account throttle.
+    fn under_spread_attack(&self, now: i64) -> bool {
+        self.guesses
+            .values()
+            .filter(|g| now - g.last_failure < SPREAD_WINDOW_SECS)
+            .count()
+            >= SPREAD_ADDRESSES
     }
 }
 
@@ -130,6 +217,16 @@ pub struct Accounts {
     clock: SharedClock,
     lockout_threshold: u32,
     lockout_secs: i64,
+    /// Tests hold a login between its password check and its write-back here.
+    #[cfg(test)]
+    pause: std::sync::Arc<std::sync::Mutex<Option<testing_pause::Pause>>>,
+}
+
+/// Where a login stands before its password is checked.
+enum Gate {
+    Open,
+    Locked(i64),
+    Throttled,
 }
 
 impl Accounts {
@@ -146,6 +243,8 @@ impl Accounts {
             clock,
             lockout_threshold: config.lockout_threshold,
             lockout_secs: i64::try_from(config.lockout_duration.as_secs()).unwrap_or(900),
+            #[cfg(test)]
+            pause: std::sync::Arc::default(),
         })
     }
 
@@ -160,11 +259,6 @@ impl Accounts {
     pub fn get(&self, username: &str) -> Result<Option<UserRecord>, AccountError> {
         let name = normalize_username(username)?;
         Ok(self.users.get(&name)?)
-    }
-
-    fn require(&self, username: &str) -> Result<UserRecord, AccountError> {
-        self.get(username)?
-            .ok_or_else(|| AccountError::NotFound(username.to_string()))
     }
 
     pub fn list(&self) -> Result<Vec<UserRecord>, AccountError> {
@@ -191,9 +285,10 @@ impl Accounts {
             disabled: false,
             created: rfc3339(self.clock.now()),
             epoch: 1,
-            failed_logins: 0,
-            lockouts: 0,
-            locked_until: None,
+            disablements: 0,
+            guesses: BTreeMap::new(),
+            known_addresses: Vec::new(),
+            throttle_until: None,
         };
         if !self.users.insert_new(&name, &record)? {
             return Err(AccountError::Exists(name));
@@ -202,10 +297,27 @@ impl Accounts {
         Ok(record)
     }
 
-    fn save(&self, record: &UserRecord) -> Result<(), AccountError> {
-        self.users.insert(&record.username, record)?;
-        self.store.sync()?;
-        Ok(())
+    /// The one way a stored account changes: `change` edits the record as stored now
+    /// (and may run again if another writer got in first); `Ok(false)` leaves it as is.
+    fn update(
+        &self,
+        username: &str,
+        mut change: impl FnMut(&mut UserRecord) -> Result<bool, AccountError>,
+    ) -> Result<UserRecord, AccountError> {
+        let name = normalize_username(username)?;
+        let mut changed = false;
+        let record = self
+            .users
+            .update(&name, |current| {
+                let mut next = current.clone();
+                changed = change(&mut next)?;
+                Ok::<_, AccountError>(changed.then_some(next))
+            })?
+            .ok_or_else(|| AccountError::NotFound(username.to_string()))?;
+        if changed {
+            self.store.sync()?;
+        }
+        Ok(record)
     }
 
     /// Sets a new password (blocking) and revokes every credential the user holds.
@@ -214,43 +326,47 @@ impl Accounts {
         username: &str,
         password: &Secret,
     ) -> Result<UserRecord, AccountError> {
-        let mut record = self.require(username)?;
-        self.passwords.check_policy(password, &[&record.username])?;
-        record.password_hash = self.passwords.hash(password)?;
-        record.epoch += 1;
-        record.failed_logins = 0;
-        record.locked_until = None;
-        self.save(&record)?;
-        Ok(record)
+        let name = normalize_username(username)?;
+        self.passwords.check_policy(password, &[&name])?;
+        let hash = self.passwords.hash(password)?;
+        self.update(&name, |record| {
+            record.password_hash.clone_from(&hash);
+            record.epoch += 1;
+            Ok(true)
+        })
     }
 
-    /// Disables or enables an account; disabling revokes every credential it holds.
+    /// Disables or enables an account; disabling revokes every credential it holds
+    /// (sessions and refresh tokens by epoch, API tokens by `disablements`), for good.
     pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<UserRecord, AccountError> {
-        let mut record = self.require(username)?;
-        if disabled && self.is_last_admin(&record)? {
-            return Err(AccountError::LastAdmin);
-        }
-        if disabled && !record.disabled {
-            record.epoch += 1;
-        }
-        record.disabled = disabled;
-        self.save(&record)?;
-        Ok(record)
+        self.update(username, |record| {
+            if disabled && !record.disabled {
+                if self.is_last_admin(record)? {
+                    return Err(AccountError::LastAdmin);
+                }
+                record.epoch += 1;
+                record.disablements += 1;
+            }
+            record.disabled = disabled;
+            Ok(true)
+        })
     }
 
     pub fn set_scopes(&self, username: &str, scopes: Scopes) -> Result<UserRecord, AccountError> {
-        let mut record = self.require(username)?;
-        if !scopes.allows(crate::auth::scopes::Scope::Admin) && self.is_last_admin(&record)? {
-            return Err(AccountError::LastAdmin);
-        }
-        record.scopes = scopes;
-        record.epoch += 1;
-        self.save(&record)?;
-        Ok(record)
+        self.update(username, |record| {
+            if !scopes.allows(crate::auth::scopes::Scope::Admin) && self.is_last_admin(record)? {
+                return Err(AccountError::LastAdmin);
+            }
+            record.scopes = scopes;
+            record.epoch += 1;
+            Ok(true)
+        })
     }
 
     pub fn remove(&self, username: &str) -> Result<UserRecord, AccountError> {
-        let record = self.require(username)?;
+        let record = self
+            .get(username)?
+            .ok_or_else(|| AccountError::NotFound(username.to_string()))?;
         if self.is_last_admin(&record)? {
             return Err(AccountError::LastAdmin);
         }
@@ -259,14 +375,13 @@ impl Accounts {
         Ok(record)
     }
 
-    /// Ends a lockout and resets the failure count.
+    /// Ends every lockout of the account and its throttle.
     pub fn unlock(&self, username: &str) -> Result<UserRecord, AccountError> {
-        let mut record = self.require(username)?;
-        record.failed_logins = 0;
-        record.lockouts = 0;
-        record.locked_until = None;
-        self.save(&record)?;
-        Ok(record)
+        self.update(username, |record| {
+            record.guesses.clear();
+            record.throttle_until = None;
+            Ok(true)
+        })
     }
 
     fn is_last_admin(&self, record: &UserRecord) -> Result<bool, AccountError> {
@@ -282,66 +397,157 @@ impl Accounts {
         Ok(others == 0)
     }
 
-    /// Checks a username and password. Unknown users, wrong passwords and locked accounts
-    /// all take one password verification, so timing does not tell them apart.
+    /// Checks a username and password tried from `from`. Unknown users, wrong
+    /// passwords, locked and throttled accounts all take one password verification, so
+    /// timing does not tell them apart.
     pub async fn authenticate(
         &self,
         username: &str,
         password: Secret,
+        from: IpAddr,
     ) -> Result<UserRecord, AccountError> {
+        let key = address_key(from);
+        let now = self.clock.now().unix_timestamp();
         let record = normalize_username(username)
             .ok()
             .map(|n| self.users.get(&n))
             .transpose()?
             .flatten();
-        let now = self.clock.now().unix_timestamp();
-        let locked = record
-            .as_ref()
-            .and_then(|r| r.locked_until)
-            .filter(|until| *until > now);
+        let gate = match &record {
+            Some(record) => self.pass_gate(&record.username, &key, now)?,
+            None => Gate::Open,
+        };
+        let verified_hash = record.as_ref().map(|r| r.password_hash.clone());
         let matched = self
             .passwords
-            .verify_async(password, record.as_ref().map(|r| r.password_hash.clone()))
+            .verify_async(password, verified_hash.clone())
             .await?;
-        let Some(mut record) = record else {
+        #[cfg(test)]
+        testing_pause::wait(&self.pause).await;
+        let Some(record) = record else {
             return Err(AccountError::InvalidCredentials);
         };
-        if let Some(until) = locked {
-            return Err(AccountError::Locked {
-                until: OffsetDateTime::from_unix_timestamp(until)
-                    .map(rfc3339)
-                    .unwrap_or_default(),
-            });
+        match gate {
+            Gate::Open => {}
+            Gate::Throttled => return Err(AccountError::Throttled),
+            Gate::Locked(until) => {
+                return Err(AccountError::Locked {
+                    until: OffsetDateTime::from_unix_timestamp(until)
+                        .map(rfc3339)
+                        .unwrap_or_default(),
+                });
+            }
         }
         if !matched {
-            self.note_failure(&mut record, now)?;
+            self.note_failure(&record.username, &key, now)?;
             return Err(AccountError::InvalidCredentials);
         }
-        if record.disabled {
-            return Err(AccountError::Disabled);
-        }
-        if record.failed_logins > 0 || record.locked_until.is_some() {
-            record.failed_logins = 0;
-            record.locked_until = None;
-            self.save(&record)?;
-        }
-        Ok(record)
+        // Judge the success against the account as it is now: a password changed or an
+        // account disabled while argon2 ran wins over this login.
+        self.update(&record.username, |current| {
+            if current.id != record.id || Some(&current.password_hash) != verified_hash.as_ref() {
+                return Err(AccountError::InvalidCredentials);
+            }
+            if current.disabled {
+                return Err(AccountError::Disabled);
+            }
+            let forget = current.guesses.remove(&key).is_some();
+            let familiar = current.known_addresses.last() == Some(&key);
+            if !familiar {
+                current.known_addresses.retain(|k| *k != key);
+                current.known_addresses.push(key.clone());
+                let excess = current
+                    .known_addresses
+                    .len()
+                    .saturating_sub(MAX_KNOWN_ADDRESSES);
+                current.known_addresses.drain(..excess);
+            }
+            Ok(forget || !familiar)
+        })
     }
 
-    fn note_failure(&self, record: &mut UserRecord, now: i64) -> Result<(), AccountError> {
-        // Re-read so concurrent failures are all counted.
-        if let Some(current) = self.users.get(&record.username)? {
-            *record = current;
+    /// Whether `key` may try a password on the account now; takes the account
+    /// throttle's slot when it is engaged.
+    fn pass_gate(&self, username: &str, key: &str, now: i64) -> Result<Gate, AccountError> {
+        let mut gate = Gate::Open;
+        self.update(username, |record| {
+            gate = Gate::Open;
+            if let Some(until) = record
+                .guesses
+                .get(key)
+                .and_then(|g| g.locked_until)
+                .filter(|until| *until > now)
+            {
+                gate = Gate::Locked(until);
+                return Ok(false);
+            }
+            let familiar = record.known_addresses.iter().any(|k| k == key);
+            if familiar || !record.under_spread_attack(now) {
+                return Ok(false);
+            }
+            if record.throttle_until.is_some_and(|t| t > now) {
+                gate = Gate::Throttled;
+                return Ok(false);
+            }
+            record.throttle_until = Some(now + THROTTLE_SPACING_SECS);
+            Ok(true)
+        })?;
+        Ok(gate)
+    }
+
+    fn note_failure(&self, username: &str, key: &str, now: i64) -> Result<(), AccountError> {
+        let (threshold, base) = (self.lockout_threshold, self.lockout_secs);
+        self.update(username, |record| {
+            let mut entry = record
+                .guesses
+                .get(key)
+                .map(|g| g.settled(now, base))
+                .unwrap_or_default();
+            entry.failures += 1;
+            entry.last_failure = now;
+            if entry.failures >= threshold {
+                let factor = 1i64 << entry.level.min(16);
+                entry.locked_until = Some(now + base.saturating_mul(factor).min(MAX_LOCKOUT_SECS));
+                entry.level = entry.level.saturating_add(1);
+                entry.failures = 0;
+            }
+            record.guesses.insert(key.to_string(), entry);
+            while record.guesses.len() > MAX_TRACKED_ADDRESSES {
+                // Forget the stalest address, preferring one that is not locked.
+                let stalest = record
+                    .guesses
+                    .iter()
+                    .min_by_key(|(_, g)| (g.locked_until.is_some_and(|t| t > now), g.last_failure))
+                    .map(|(k, _)| k.clone());
+                match stalest {
+                    Some(k) => record.guesses.remove(&k),
+                    None => break,
+                };
+            }
+            Ok(true)
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod testing_pause {
+    //! Holds a login between its password check and its write-back, so tests can change
+    //! the account in between (a slow hash, made deterministic).
+
+    use std::sync::Mutex;
+
+    use tokio::sync::oneshot;
+
+    /// Sends when a login reached the pause; the login waits for the second to fire.
+    pub type Pause = (oneshot::Sender<()>, oneshot::Receiver<()>);
+
+    pub async fn wait(slot: &Mutex<Option<Pause>>) {
+        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((reached, release)) = taken {
+            let _ = reached.send(());
+            let _ = release.await;
         }
-        record.failed_logins += 1;
-        if record.failed_logins >= self.lockout_threshold {
-            let factor = 1i64 << record.lockouts.min(10);
-            let secs = (self.lockout_secs * factor).min(MAX_LOCKOUT_SECS);
-            record.locked_until = Some(now + secs);
-            record.lockouts += 1;
-            record.failed_logins = 0;
-        }
-        self.save(record)
     }
 }
 
@@ -358,6 +564,7 @@ mod tests {
     }
 
     const PW: &str = "walrus cinnamon lantern quietly";
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
     #[test]
     fn usernames_are_folded_and_confusables_refused() {
@@ -387,61 +594,243 @@ mod tests {
             Err(AccountError::Exists(_))
         ));
         let user = accounts
-            .authenticate("ALICE", Secret::new(PW))
+            .authenticate("ALICE", Secret::new(PW), HOME)
             .await
             .unwrap();
         assert_eq!(user.username, "alice");
         let wrong = accounts
-            .authenticate("alice", Secret::new("wrong password entirely"))
+            .authenticate("alice", Secret::new("wrong password entirely"), HOME)
             .await
             .unwrap_err();
         let unknown = accounts
-            .authenticate("mallory", Secret::new(PW))
+            .authenticate("mallory", Secret::new(PW), HOME)
             .await
             .unwrap_err();
         assert_eq!(wrong.to_string(), unknown.to_string());
         assert!(!user.password_hash.contains(PW));
     }
 
+    fn addr(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + n))
+    }
+
+    async fn guess(accounts: &Accounts, from: IpAddr) -> AccountError {
+        accounts
+            .authenticate("owner", Secret::new("not the password at all"), from)
+            .await
+            .unwrap_err()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn repeated_failures_lock_the_account_growing_and_unlock_ends_it() {
+    async fn guessing_from_one_address_locks_only_that_address_and_unlock_ends_it() {
         let (_dir, accounts, clock) = fixture();
         accounts
             .create("owner", &Secret::new(PW), Scopes::all())
             .unwrap();
+        let attacker = addr(7);
         for _ in 0..3 {
-            let _ = accounts
-                .authenticate("owner", Secret::new("not the password at all"))
-                .await;
+            guess(&accounts, attacker).await;
         }
-        // Even the right password is refused while locked.
+        // Even the right password is refused from the guessing address while locked...
         assert!(matches!(
-            accounts.authenticate("owner", Secret::new(PW)).await,
+            accounts
+                .authenticate("owner", Secret::new(PW), attacker)
+                .await,
             Err(AccountError::Locked { .. })
         ));
-        clock.advance(time::Duration::minutes(11));
+        // ...but the owner, elsewhere, logs in at once.
         accounts
-            .authenticate("owner", Secret::new(PW))
+            .authenticate("owner", Secret::new(PW), HOME)
             .await
             .unwrap();
+        clock.advance(time::Duration::minutes(11));
         for _ in 0..3 {
-            let _ = accounts
-                .authenticate("owner", Secret::new("not the password at all"))
-                .await;
+            guess(&accounts, attacker).await;
         }
         clock.advance(time::Duration::minutes(11));
         assert!(
             matches!(
-                accounts.authenticate("owner", Secret::new(PW)).await,
-                Err(AccountError::Locked { .. })
+                guess(&accounts, attacker).await,
+                AccountError::Locked { .. }
             ),
             "the second lockout lasts 20 minutes"
         );
+        assert!(
+            accounts
+                .get("owner")
+                .unwrap()
+                .unwrap()
+                .view()
+                .locked_until
+                .is_some()
+        );
         accounts.unlock("owner").unwrap();
         accounts
-            .authenticate("owner", Secret::new(PW))
+            .authenticate("owner", Secret::new(PW), attacker)
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lockout_escalation_decays_after_quiet_hours() {
+        let (_dir, accounts, clock) = fixture();
+        accounts
+            .create("owner", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        let phone = addr(9);
+        let locked_for = |accounts: &Accounts| {
+            let user = accounts.get("owner").unwrap().unwrap();
+            let entry = user.guesses.get(&address_key(phone)).unwrap().clone();
+            entry.locked_until.unwrap() - entry.last_failure
+        };
+        // Ten wrong guesses a day, every day: today the lockout escalates...
+        let mut first_day = Vec::new();
+        for _ in 0..4 {
+            for _ in 0..3 {
+                guess(&accounts, phone).await;
+            }
+            first_day.push(locked_for(&accounts));
+            clock.advance(time::Duration::hours(1) + time::Duration::minutes(30));
+        }
+        assert_eq!(first_day, vec![600, 1200, 2400, 4800]);
+        // ...and after a quiet day it is back to the first step, not a day-long lock.
+        for _ in 0..5 {
+            clock.advance(time::Duration::hours(24));
+            for _ in 0..3 {
+                guess(&accounts, phone).await;
+            }
+            assert_eq!(locked_for(&accounts), 600);
+        }
+        clock.advance(time::Duration::minutes(11));
+        accounts
+            .authenticate("owner", Secret::new(PW), phone)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guessing_spread_over_many_addresses_is_throttled_per_account_not_for_the_owner() {
+        let (_dir, accounts, clock) = fixture();
+        accounts
+            .create("owner", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        let laptop = addr(1000);
+        accounts
+            .authenticate("owner", Secret::new(PW), laptop)
+            .await
+            .unwrap();
+        // One guess from each of many addresses: none reaches its own lockout, but the
+        // account throttle lets only one unfamiliar address try per spacing.
+        let mut verified = 0;
+        let mut throttled = 0;
+        for n in 0..40 {
+            match guess(&accounts, addr(n)).await {
+                AccountError::InvalidCredentials => verified += 1,
+                AccountError::Throttled => throttled += 1,
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!(verified, SPREAD_ADDRESSES + 1, "{throttled} throttled");
+        // The owner from a familiar address is not slowed...
+        accounts
+            .authenticate("owner", Secret::new(PW), laptop)
+            .await
+            .unwrap();
+        // ...and from a fresh address waits seconds, not hours.
+        let fresh = addr(5000);
+        assert!(matches!(
+            accounts.authenticate("owner", Secret::new(PW), fresh).await,
+            Err(AccountError::Throttled)
+        ));
+        clock.advance(time::Duration::seconds(THROTTLE_SPACING_SECS));
+        accounts
+            .authenticate("owner", Secret::new(PW), fresh)
+            .await
+            .unwrap();
+        // IPv6 guesses are counted per /64, IPv4-mapped ones as IPv4.
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            address_key("2001:db8:1:2:bbbb::9".parse().unwrap())
+        );
+        assert_eq!(
+            address_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1"
+        );
+    }
+
+    /// Starts a login of `owner` that pauses after its password check; returns its
+    /// handle once it reached the pause, and the switch that lets it go on.
+    async fn paused_login(
+        accounts: &Accounts,
+        password: &'static str,
+    ) -> (
+        tokio::task::JoinHandle<Result<UserRecord, AccountError>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = tokio::sync::oneshot::channel();
+        *accounts.pause.lock().unwrap() = Some((reached_tx, release_rx));
+        let worker = accounts.clone();
+        let login = tokio::spawn(async move {
+            worker
+                .authenticate("owner", Secret::new(password), HOME)
+                .await
+        });
+        reached.await.unwrap();
+        (login, release)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_login_never_undoes_a_password_change_disable_or_scope_change() {
+        let (_dir, accounts, _) = fixture();
+        accounts
+            .create("owner", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        accounts
+            .create("admin2", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        // A failed guess first, so the successful login has something to write back.
+        guess(&accounts, HOME).await;
+
+        let (login, release) = paused_login(&accounts, PW).await;
+        let changed = accounts
+            .set_password("owner", &Secret::new("plinth-ocarina-sleet-mural"))
+            .unwrap();
+        release.send(()).unwrap();
+        assert!(matches!(
+            login.await.unwrap(),
+            Err(AccountError::InvalidCredentials)
+        ));
+        let stored = accounts.get("owner").unwrap().unwrap();
+        assert_eq!(stored.password_hash, changed.password_hash);
+        assert_eq!(stored.epoch, changed.epoch);
+        let new_pw = "plinth-ocarina-sleet-mural";
+
+        let (login, release) = paused_login(&accounts, new_pw).await;
+        accounts.set_disabled("owner", true).unwrap();
+        release.send(()).unwrap();
+        assert!(matches!(login.await.unwrap(), Err(AccountError::Disabled)));
+        assert!(accounts.get("owner").unwrap().unwrap().disabled);
+        accounts.set_disabled("owner", false).unwrap();
+
+        guess(&accounts, HOME).await;
+        let (login, release) = paused_login(&accounts, new_pw).await;
+        let narrowed = accounts
+            .set_scopes("owner", Scopes::parse_list("chat:read").unwrap())
+            .unwrap();
+        release.send(()).unwrap();
+        let user = login.await.unwrap().unwrap();
+        assert_eq!(
+            user.scopes, narrowed.scopes,
+            "the login sees the new scopes"
+        );
+        let stored = accounts.get("owner").unwrap().unwrap();
+        assert_eq!(stored.scopes, narrowed.scopes);
+        assert_eq!(stored.epoch, narrowed.epoch);
+        assert!(
+            stored.guesses.is_empty(),
+            "the success still cleared the failure"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,12 +850,17 @@ mod tests {
             .set_password("bob", &Secret::new("plinth-ocarina-sleet-mural"))
             .unwrap();
         assert!(changed.epoch > bob.epoch);
-        assert!(accounts.authenticate("bob", Secret::new(PW)).await.is_err());
+        assert!(
+            accounts
+                .authenticate("bob", Secret::new(PW), HOME)
+                .await
+                .is_err()
+        );
         let disabled = accounts.set_disabled("bob", true).unwrap();
         assert!(disabled.epoch > changed.epoch);
         assert!(matches!(
             accounts
-                .authenticate("bob", Secret::new("plinth-ocarina-sleet-mural"))
+                .authenticate("bob", Secret::new("plinth-ocarina-sleet-mural"), HOME)
                 .await,
             Err(AccountError::Disabled)
         ));

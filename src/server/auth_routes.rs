@@ -38,7 +38,12 @@ pub fn api() -> Api {
         .route("/auth/refresh", Access::Credentials, post(refresh))
         .route("/setup/claim", Access::Credentials, post(claim))
         .route("/auth/logout", Access::Authenticated, post(logout))
-        .route("/auth/ws-ticket", Access::Authenticated, post(ws_ticket))
+        // The socket carries approvals: the least it needs is seeing them.
+        .route(
+            "/auth/ws-ticket",
+            Access::Scope(Scope::ChatRead),
+            post(ws_ticket),
+        )
         .route(
             "/auth/create-token",
             Access::Scope(Scope::Admin),
@@ -144,7 +149,7 @@ async fn login(
         .services
         .auth
         .accounts
-        .authenticate(&request.username, request.password)
+        .authenticate(&request.username, request.password, ip.0)
         .await;
     match result {
         Ok(user) => {
@@ -160,6 +165,7 @@ async fn login(
             if !matches!(err, AccountError::Password(_)) {
                 let reason = match &err {
                     AccountError::Locked { .. } => "locked",
+                    AccountError::Throttled => "throttled",
                     AccountError::Disabled => "disabled",
                     _ => "invalid credentials",
                 };
@@ -498,7 +504,7 @@ async fn change_password(
         .services
         .auth
         .accounts
-        .authenticate(&caller.username, request.current_password)
+        .authenticate(&caller.username, request.current_password, ip.0)
         .await?;
     let new_password = request.new_password;
     let pair = blocking(&app, move |app| {

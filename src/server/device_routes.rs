@@ -332,7 +332,7 @@ async fn device_decide(
     }
     let user = match auth
         .accounts
-        .authenticate(&decision.username, decision.password)
+        .authenticate(&decision.username, decision.password, ip.0)
         .await
     {
         Ok(user) => user,

@@ -104,7 +104,7 @@ impl From<crate::auth::users::AccountError> for ApiError {
         use crate::auth::users::AccountError as E;
         match err {
             // One answer for every failed login, so it cannot tell whether a user exists.
-            E::InvalidCredentials | E::Locked { .. } | E::Disabled => ApiError::new(
+            E::InvalidCredentials | E::Locked { .. } | E::Throttled | E::Disabled => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "invalid username or password (repeated failures lock an account for a while)",

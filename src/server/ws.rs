@@ -9,6 +9,13 @@
 //! cookies or cached credentials (cross-site WebSocket hijacking). Refused handshakes
 //! are audited.
 //!
+//! Each message type, in either direction, needs the scope its REST route needs
+//! ([`MESSAGE_SCOPES`]: seeing approvals `chat:read` like `GET /api/v1/approvals`,
+//! answering one `chat:write` like `POST /api/v1/approvals/{id}`), checked in one place
+//! ([`permits`]) for everything received and sent; and a caller sees only the approvals
+//! it may answer (its own, or all for an admin), by the broker's one rule. A handshake
+//! whose principal may not see approvals is refused.
+//!
 //! Messages are JSON objects whose `type` comes from a fixed list. Anything else
 //! (malformed JSON, an unknown type, a binary or oversized message, more messages than
 //! the per-connection rate allows) is answered with an `error` message and counts as a
@@ -52,6 +59,30 @@ use crate::server::error::ApiError;
 
 /// The message types a client may send.
 pub const CLIENT_TYPES: [&str; 3] = ["approval.respond", "approval.list", "ping"];
+
+/// The scope each message type needs, in either direction; `None`: any principal on an
+/// open connection. The same scopes as the REST routes that do the same thing.
+pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 8] = [
+    ("hello", None),
+    ("ping", None),
+    ("pong", None),
+    ("error", None),
+    ("approval.list", Some(Scope::ChatRead)),
+    ("approval.request", Some(Scope::ChatRead)),
+    ("approval.resolved", Some(Scope::ChatRead)),
+    ("approval.respond", Some(Scope::ChatWrite)),
+];
+
+/// Whether `principal` may send or receive a message of type `kind`; unknown types never.
+pub fn permits(principal: &Principal, kind: &str) -> Result<(), Scope> {
+    match MESSAGE_SCOPES.iter().find(|(k, _)| *k == kind) {
+        Some((_, None)) => Ok(()),
+        Some((_, Some(scope))) if principal.allows(*scope) => Ok(()),
+        Some((_, Some(scope))) => Err(*scope),
+        // Not in the table: refused, as a route without a declaration is.
+        None => Err(Scope::Admin),
+    }
+}
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -301,6 +332,12 @@ impl<C: Context> Connection<C> {
                 ),
             ));
         }
+        if let Err(scope) = permits(&self.principal, &kind) {
+            return Err(Refusal::new(
+                "forbidden",
+                format!("{kind} needs the {scope} scope"),
+            ));
+        }
         let message: ClientMessage = serde_json::from_value(value)
             .map_err(|e| Refusal::new("invalid_message", format!("{kind}: {e}")))?;
         match message {
@@ -337,12 +374,6 @@ impl<C: Context> Connection<C> {
         remember: bool,
         input_hash: Option<&str>,
     ) -> Result<Vec<Value>, Refusal> {
-        if !self.principal.allows(Scope::ChatWrite) {
-            return Err(Refusal::new(
-                "forbidden",
-                "answering approvals needs the chat:write scope",
-            ));
-        }
         if !self.ctx.still_stands(&self.principal) {
             return Err(Refusal::new("session_revoked", "the session has ended"));
         }
@@ -359,8 +390,21 @@ impl<C: Context> Connection<C> {
         }
     }
 
+    /// Whose approvals this connection sees: those it may answer, by the broker's rule.
     fn may_see(&self, event: &ApprovalEvent) -> bool {
-        self.responder.admin || self.responder.username == event.requester()
+        match event {
+            ApprovalEvent::Requested(request) => self.responder.may_answer(request),
+            ApprovalEvent::Resolved(resolved) => self.responder.may_answer(&resolved.request),
+        }
+    }
+
+    /// The frame for an outgoing message, if this principal may receive its type.
+    fn outgoing(&self, value: &Value) -> Option<Outgoing> {
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        permits(&self.principal, kind).ok().map(|()| text(value))
     }
 }
 
@@ -392,19 +436,25 @@ where
         limits: limits.clone(),
         strikes: 0,
     };
+    let types: Vec<&str> = CLIENT_TYPES
+        .into_iter()
+        .filter(|kind| permits(&conn.principal, kind).is_ok())
+        .collect();
     let hello = json!({
         "type": "hello",
         "user": conn.principal.username,
         "admin": conn.responder.admin,
-        "types": CLIENT_TYPES,
+        "types": types,
     });
     let mut greeting = vec![text(&hello)];
-    greeting.extend(
-        conn.ctx
-            .pending_for(&conn.responder)
-            .iter()
-            .map(|r| text(&request_message(r))),
-    );
+    if permits(&conn.principal, "approval.request").is_ok() {
+        greeting.extend(
+            conn.ctx
+                .pending_for(&conn.responder)
+                .iter()
+                .filter_map(|r| conn.outgoing(&request_message(r))),
+        );
+    }
     for frame in greeting {
         if sink.send(frame).await.is_err() {
             return Ended::ClientClosed;
@@ -433,7 +483,7 @@ where
                     )),
                     Incoming::Text(body) => match conn.handle_text(&body) {
                         Ok(replies) => {
-                            out.extend(replies.iter().map(text));
+                            out.extend(replies.iter().filter_map(|r| conn.outgoing(r)));
                             None
                         }
                         Err(refusal) => Some(refusal),
@@ -463,13 +513,13 @@ where
                 }
             }
             event = events.recv() => match event {
-                Ok(event) if conn.may_see(&event) => out.push(match &event {
-                    ApprovalEvent::Requested(request) => text(&request_message(request)),
-                    ApprovalEvent::Resolved(resolved) => text(&resolved_message(resolved)),
-                }),
+                Ok(event) if conn.may_see(&event) => out.extend(conn.outgoing(&match &event {
+                    ApprovalEvent::Requested(request) => request_message(request),
+                    ApprovalEvent::Resolved(resolved) => resolved_message(resolved),
+                })),
                 Ok(_) => {}
                 // Fell behind a burst: send the current state instead of the missed events.
-                Err(broadcast::error::RecvError::Lagged(_)) => out.push(text(&conn.list())),
+                Err(broadcast::error::RecvError::Lagged(_)) => out.extend(conn.outgoing(&conn.list())),
                 Err(broadcast::error::RecvError::Closed) => break Ended::ServerGone,
             },
             _ = ping.tick() => {
@@ -578,6 +628,14 @@ pub async fn upgrade(
             return refuse_handshake(&app, ip, path, error, None);
         }
     };
+    if let Err(scope) = permits(&principal, "approval.request") {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the WebSocket carries approvals, which need the {scope} scope"),
+        );
+        return refuse_handshake(&app, ip, path, error, Some(&principal));
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -853,6 +911,66 @@ mod tests {
         // Mallory never saw the request nor its resolution.
         mallory.send(r#"{"type":"ping"}"#);
         assert_eq!(mallory.message().await["type"], "pong");
+    }
+
+    #[tokio::test]
+    async fn each_message_type_needs_the_scope_of_its_rest_route() {
+        let ctx = context();
+        // A config:read principal gets nothing of its own approval request.
+        let mut config_only =
+            Client::connect(&ctx, user("alice", "config:read"), Limits::default());
+        let mut reader = Client::connect(&ctx, user("alice", "chat:read"), Limits::default());
+        let hello = config_only.message().await;
+        assert_eq!(hello["types"], json!(["ping"]));
+        assert_eq!(
+            reader.message().await["types"],
+            json!(["approval.list", "ping"])
+        );
+        let asker = {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { ctx.broker.ask(&ctx.audit, new_request("alice")).await })
+        };
+        let request = reader.message().await;
+        assert_eq!(request["type"], "approval.request");
+        let id = request["requestId"].as_str().unwrap().to_string();
+        config_only.send(r#"{"type":"approval.list"}"#);
+        let refused = config_only.message().await;
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+        assert!(refused["message"].as_str().unwrap().contains("chat:read"));
+        // Seeing is not answering: chat:read may not respond.
+        reader
+            .send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
+        let refused = reader.message().await;
+        assert_eq!(refused["code"], "forbidden");
+        assert!(refused["message"].as_str().unwrap().contains("chat:write"));
+        // The owner's writer answers; the reader sees the resolution, the other never
+        // saw the request nor sees its end.
+        let mut writer = Client::connect(
+            &ctx,
+            user("alice", "chat:write,chat:read"),
+            Limits::default(),
+        );
+        assert_eq!(writer.message().await["type"], "hello");
+        assert_eq!(writer.message().await["type"], "approval.request");
+        writer
+            .send(&json!({"type": "approval.respond", "requestId": id, "allow": true}).to_string());
+        assert_eq!(writer.message().await["type"], "approval.resolved");
+        assert_eq!(reader.message().await["type"], "approval.resolved");
+        assert!(asker.await.unwrap().allowed());
+        config_only.send(r#"{"type":"ping"}"#);
+        assert_eq!(config_only.message().await["type"], "pong");
+        // Every type the server sends or accepts is in the table.
+        for kind in CLIENT_TYPES.iter().chain(&[
+            "hello",
+            "pong",
+            "error",
+            "approval.request",
+            "approval.resolved",
+        ]) {
+            assert!(MESSAGE_SCOPES.iter().any(|(k, _)| k == kind), "{kind}");
+        }
+        assert!(permits(&user("root", "admin"), "approval.respond").is_ok());
+        assert!(permits(&user("root", "admin"), "shell.exec").is_err());
     }
 
     #[tokio::test]

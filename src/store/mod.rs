@@ -502,6 +502,40 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
         Ok(swapped.is_ok())
     }
 
+    /// Read-modify-write of one record that never overwrites a change it did not see:
+    /// `change` gets the value as stored now and returns the value to store (`None`:
+    /// leave it); if another writer got in between, it runs again on the newer value
+    /// (compare-and-swap), so it must have no side effects. Returns the value stored
+    /// afterwards, or `None` when the key is absent. Not durable until [`Store::sync`].
+    pub fn update<E: From<StoreError>>(
+        &self,
+        key: &K,
+        mut change: impl FnMut(&V) -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, E> {
+        let key_bytes = key.to_bytes();
+        loop {
+            let Some(raw) = self.tree.get(&key_bytes).map_err(write_error)? else {
+                return Ok(None);
+            };
+            let (_, current) = self.decode(&key_bytes, &raw)?;
+            let Some(new) = change(&current)? else {
+                return Ok(Some(current));
+            };
+            let bytes =
+                serde_json::to_vec(&new).map_err(|err| StoreError::Write(err.to_string()))?;
+            self.store.ensure_space()?;
+            let _gate = self.store.write_gate();
+            let swapped = self
+                .tree
+                .compare_and_swap(&key_bytes, Some(raw), Some(bytes))
+                .map_err(write_error)?;
+            self.store.note_write();
+            if swapped.is_ok() {
+                return Ok(Some(new));
+            }
+        }
+    }
+
     /// Removes a key. Not durable until [`Store::sync`].
     pub fn remove(&self, key: &K) -> Result<bool, StoreError> {
         let _gate = self.store.write_gate();

@@ -253,6 +253,116 @@ fn refresh_rotates_reuse_ends_the_family_and_logout_ends_the_session() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// A client of `gateway` that speaks only HTTP/1.1 or only HTTP/2.
+fn client_speaking(gateway: &Gateway, version: http::Version) -> reqwest::blocking::Client {
+    client_from(gateway, version, "127.0.0.1")
+}
+
+/// A client of `gateway` speaking `version` from the loopback address `from`.
+fn client_from(gateway: &Gateway, version: http::Version, from: &str) -> reqwest::blocking::Client {
+    let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let builder = reqwest::blocking::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30));
+    let builder = if version == http::Version::HTTP_2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    builder.build().unwrap()
+}
+
+#[test]
+fn access_tokens_end_with_their_login_on_reuse_and_bearer_only_logout() {
+    let (setup, gateway, _) = with_owner(FAST);
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        let client = client_speaking(&gateway, version);
+        let call = |path: &str, body: Option<Value>, bearer: Option<&str>| {
+            let url = format!("{}{path}", gateway.url);
+            let mut request = match body {
+                // Null: a POST with no body at all.
+                Some(Value::Null) => client.post(url),
+                Some(body) => client.post(url).json(&body),
+                None => client.get(url),
+            };
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().unwrap();
+            assert_eq!(response.version(), version);
+            json_of(response)
+        };
+        let login = || {
+            let (status, tokens) = call(
+                "/auth/login",
+                Some(json!({"username": "owner", "password": OWNER_PW})),
+                None,
+            );
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            tokens
+        };
+        // login -> refresh -> replay the first refresh token: the access token the
+        // refresh handed out dies with the login, at once.
+        let first = login();
+        let (status, second) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": first["refresh_token"]})),
+            None,
+        );
+        assert_eq!(status, StatusCode::OK);
+        let stolen = access(&second);
+        assert_eq!(call("/api/v1/me", None, Some(&stolen)).0, StatusCode::OK);
+        let (status, _) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": first["refresh_token"]})),
+            None,
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call("/api/v1/me", None, Some(&stolen)).0,
+            StatusCode::UNAUTHORIZED,
+            "{version:?}: the access token outlived its login"
+        );
+        assert_eq!(
+            call("/api/v1/me", None, Some(&access(&first))).0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Logout with only the Bearer header, as the README shows it, ends the login:
+        // its refresh token no longer works.
+        let session = login();
+        let bearer = access(&session);
+        let (status, _) = call("/auth/logout", Some(Value::Null), Some(&bearer));
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            call("/api/v1/me", None, Some(&bearer)).0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (status, _) = call(
+            "/auth/refresh",
+            Some(json!({"refresh_token": session["refresh_token"]})),
+            None,
+        );
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{version:?}: refresh after logout"
+        );
+
+        // The owner is served normally right after.
+        let again = login();
+        assert_eq!(
+            call("/api/v1/me", None, Some(&access(&again))).0,
+            StatusCode::OK
+        );
+    }
+    let audit = stdout(&setup.cli(&["audit", "list", "--action", "auth.refresh_reuse", "--json"]));
+    assert!(audit.contains("session family revoked"), "{audit}");
+}
+
 #[test]
 fn forged_tampered_and_misused_tokens_are_refused() {
     let (_setup, gateway, tokens) = with_owner(FAST);
@@ -540,6 +650,90 @@ fn repeated_failures_lock_the_account_until_the_console_unlocks_it() {
     );
 }
 
+/// Production argon2 and rate limits; only the lockout threshold is at its minimum (3)
+/// so that the guesses fit in the default per-address burst, and the memory budget is
+/// raised: full-strength hashes on several threads trip today's RSS-based load shedding
+/// (issue 10 item 0, fixed on another branch), which is not what is tested here.
+const PRODUCTION_LOCKOUT: &str = "memory_budget = \"1g\"\n[auth]\nlockout_threshold = 3";
+
+fn login_from(gateway: &Gateway, version: http::Version, from: &str, password: &str) -> StatusCode {
+    let response = client_from(gateway, version, from)
+        .post(format!("{}/auth/login", gateway.url))
+        .json(&json!({"username": "owner", "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(response.version(), version);
+    response.status()
+}
+
+#[test]
+fn guessing_from_one_address_never_locks_the_owner_out_of_another() {
+    let (_setup, gateway, _) = with_owner(PRODUCTION_LOCKOUT);
+    for (version, attacker, owner) in [
+        (http::Version::HTTP_11, "127.0.0.3", "127.0.0.4"),
+        (http::Version::HTTP_2, "127.0.0.5", "127.0.0.6"),
+    ] {
+        for _ in 0..3 {
+            assert_eq!(
+                login_from(&gateway, version, attacker, "not it at all"),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            login_from(&gateway, version, attacker, OWNER_PW),
+            StatusCode::UNAUTHORIZED,
+            "the guessing address is locked out, even with the right password"
+        );
+        assert_eq!(
+            login_from(&gateway, version, owner, OWNER_PW),
+            StatusCode::OK,
+            "{version:?}: the owner, elsewhere, is not locked out"
+        );
+    }
+}
+
+#[test]
+fn guessing_spread_over_many_addresses_is_slowed_but_the_owner_gets_in() {
+    // Cheap argon2 here: a dozen full-strength hashes from a dozen addresses trip the
+    // memory-based load shedding (issue 10 item 0, another branch), not what is tested.
+    let (_setup, gateway, _) = with_owner(&format!("{FAST_DEFAULT_LIMITS}\nlockout_threshold = 3"));
+    // One guess from each of twelve addresses: no address reaches its own lockout, so
+    // only the per-account throttle stands in the way. After the first few, an
+    // unfamiliar address gets one try per 15 s for the whole account: the right
+    // password from a new address is refused too, so the guesses stop paying.
+    let mut statuses = Vec::new();
+    for n in 10..22 {
+        let version = if n % 2 == 0 {
+            http::Version::HTTP_11
+        } else {
+            http::Version::HTTP_2
+        };
+        statuses.push(login_from(
+            &gateway,
+            version,
+            &format!("127.0.0.{n}"),
+            "wrong guess",
+        ));
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        login_from(&gateway, http::Version::HTTP_2, "127.0.0.40", OWNER_PW),
+        StatusCode::UNAUTHORIZED,
+        "an unfamiliar address waits for the account throttle"
+    );
+    // The owner, from the address they logged in from before, is not slowed at all.
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        assert_eq!(
+            login_from(&gateway, version, "127.0.0.1", OWNER_PW),
+            StatusCode::OK,
+            "{version:?}"
+        );
+    }
+}
+
 #[test]
 fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
     let (_setup, gateway, tokens) = with_owner(FAST);
@@ -586,17 +780,36 @@ fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
         get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
         StatusCode::OK
     );
+    let (status, bot) = json_of(post(
+        &gateway,
+        "/auth/create-token",
+        json!({"name": "carol-bot", "scopes": ["chat:read"], "owner": "carol"}),
+        Some(&admin),
+    ));
+    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let bot = bot["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bot)).status(),
+        StatusCode::OK
+    );
     // Disabling ends everything at once.
-    let disabled = gateway
-        .client()
-        .patch(format!("{}/api/v1/users/carol", gateway.url))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .unwrap();
-    assert_eq!(disabled.status(), StatusCode::OK);
+    let set_disabled = |disabled: bool| {
+        let response = gateway
+            .client()
+            .patch(format!("{}/api/v1/users/carol", gateway.url))
+            .bearer_auth(&admin)
+            .json(&json!({ "disabled": disabled }))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    };
+    set_disabled(true);
     assert_eq!(
         get(&gateway, "/api/v1/me", Some(&access(&renewed))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&gateway, "/api/v1/me", Some(&bot)).status(),
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = json_of(post(
@@ -606,6 +819,21 @@ fn disabling_a_user_or_changing_a_password_revokes_what_they_hold() {
         None,
     ));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // ...and for good: enabling the account again brings none of it back.
+    set_disabled(false);
+    for bearer in [bot.as_str(), &access(&renewed)] {
+        assert_eq!(
+            get(&gateway, "/api/v1/me", Some(bearer)).status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, _) = json_of(post(
+        &gateway,
+        "/auth/login",
+        json!({"username": "carol", "password": "quartz-meadow-violin-ember"}),
+        None,
+    ));
+    assert_eq!(status, StatusCode::OK, "carol herself logs in again");
 }
 
 #[test]

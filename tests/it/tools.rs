@@ -416,6 +416,79 @@ fn websocket_handshakes_without_proper_credentials_or_origin_are_refused() {
 }
 
 #[test]
+fn a_websocket_needs_the_scopes_of_what_it_carries() {
+    let w = world("");
+    let gw = &w.gateway;
+    let token = |name: &str, scopes: &str| {
+        let created: Value = gw
+            .client()
+            .post(format!("{}/auth/create-token", gw.url))
+            .bearer_auth(&w.access)
+            .json(&json!({"name": name, "scopes": [scopes]}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        created["token"].as_str().expect("a token").to_string()
+    };
+    let config_reader = token("cfg", "config:read");
+    let chat_reader = token("reader", "chat:read");
+    let pem = std::fs::read(gw.data_dir.join("tls/ca.pem")).unwrap();
+    for http2 in [false, true] {
+        let builder = reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .use_rustls_tls();
+        let client = if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        }
+        .build()
+        .unwrap();
+        let ticket_for = |bearer: &str| {
+            client
+                .post(format!("{}/auth/ws-ticket", gw.url))
+                .bearer_auth(bearer)
+                .send()
+                .unwrap()
+        };
+        // A config:read token gets no ticket: the socket carries approvals.
+        let refused = ticket_for(&config_reader);
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "http2={http2}");
+        assert_eq!(ticket_for(&chat_reader).status(), StatusCode::OK);
+        assert_eq!(ticket_for(&w.access).status(), StatusCode::OK);
+    }
+    // Nor does its Bearer header open a socket.
+    let header = format!("Bearer {config_reader}");
+    assert_eq!(
+        connect(gw, "", &[("authorization", &header)]).err(),
+        Some(403)
+    );
+    // chat:read sees approvals but may not answer them, as over REST.
+    let mut socket = connect(gw, &format!("?ticket={}", ticket(gw, &chat_reader)), &[])
+        .expect("chat:read opens a socket");
+    let hello = next_message(&mut socket);
+    assert_eq!(hello["types"], json!(["approval.list", "ping"]));
+    send(
+        &mut socket,
+        json!({"type": "approval.respond", "requestId": "apr_x", "allow": true}),
+    );
+    let answer = next_message(&mut socket);
+    assert_eq!(answer["code"], "forbidden", "{answer}");
+    send(&mut socket, json!({"type": "approval.list"}));
+    assert_eq!(next_message(&mut socket)["type"], "approval.list");
+    // The owner is served normally right after.
+    let mut owner = connect(gw, &format!("?ticket={}", ticket(gw, &w.access)), &[])
+        .expect("the owner's ticket opens a socket");
+    let hello = next_message(&mut owner);
+    assert_eq!(
+        hello["types"],
+        json!(["approval.respond", "approval.list", "ping"])
+    );
+}
+
+#[test]
 fn logging_out_ends_the_sessions_websocket_and_garbage_is_answered() {
     let w = world("");
     let tokens: Value = w
