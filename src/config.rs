@@ -1411,8 +1411,12 @@ fn validate(
             1,
             1_000_000,
         ) as u32,
-        ipv6_prefix: check.range("rate_limit.ipv6_prefix", raw.rate_limit.ipv6_prefix, 32, 128)
-            as u8,
+        ipv6_prefix: check.range(
+            "rate_limit.ipv6_prefix",
+            raw.rate_limit.ipv6_prefix,
+            32,
+            128,
+        ) as u8,
         trusted_proxies: raw
             .rate_limit
             .trusted_proxies

@@ -108,7 +108,9 @@ impl HashPool {
                         }
                     }
                 })
-                .map_err(|e| PasswordError::Hashing(format!("cannot start a hashing thread: {e}")))?;
+                .map_err(|e| {
+                    PasswordError::Hashing(format!("cannot start a hashing thread: {e}"))
+                })?;
         }
         Ok(HashPool {
             jobs: Mutex::new(sender),
@@ -158,7 +160,10 @@ impl Passwords {
             return Ok(pool);
         }
         let params = self.params()?;
-        let started = HashPool::start(self.config.max_concurrent_hashes.max(1), params.block_count())?;
+        let started = HashPool::start(
+            self.config.max_concurrent_hashes.max(1),
+            params.block_count(),
+        )?;
         // A racing caller may have started one first; ours then ends with its channel.
         Ok(self.pool.get_or_init(|| started))
     }
@@ -212,7 +217,9 @@ impl Passwords {
         let this = self.clone();
         let password = password.clone();
         let phc = phc.to_string();
-        self.run_blocking(move |memory| this.verify_with(password.expose().as_bytes(), &phc, memory))
+        self.run_blocking(move |memory| {
+            this.verify_with(password.expose().as_bytes(), &phc, memory)
+        })
     }
 
     fn hash_with(&self, password: &[u8], memory: &mut HashMemory) -> Result<String, PasswordError> {

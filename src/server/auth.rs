@@ -383,7 +383,8 @@ mod tests {
     #[test]
     fn refusals_are_summarised_per_address_and_the_log_stays_bounded() {
         let log = RefusalLog::default();
-        let key = |i: u32| ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 64);
+        let key =
+            |i: u32| ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 64);
         assert_eq!(log.should_audit(key(0)), Some(0));
         for _ in 0..50 {
             assert_eq!(log.should_audit(key(0)), None);
@@ -394,7 +395,11 @@ mod tests {
         }
         assert!(log.tracked() <= MAX_KEYS, "{}", log.tracked());
         // Inserts do not rescan the map: 100,000 take well under a second.
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         // A fresh address is audited at once.
         assert_eq!(log.should_audit(key(200_000)), Some(0));
     }

@@ -128,12 +128,20 @@ async fn device_code(
         None => None,
     };
     let source = app.limits.key(ip.0).addr();
-    let started = match app.services.auth.device.start(&client_id, requested, source) {
+    let started = match app
+        .services
+        .auth
+        .device
+        .start(&client_id, requested, source)
+    {
         Ok(started) => started,
         Err(err @ DeviceError::SourceBusy(wait)) => {
-            let mut response =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", err.to_string())
-                    .into_response();
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                err.to_string(),
+            )
+            .into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, http::HeaderValue::from(wait));

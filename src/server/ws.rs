@@ -41,13 +41,13 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::auth::{Principal, Via};
-use crate::security::rate_limit::RouteClass;
 use crate::auth::scopes::Scope;
+use crate::auth::{Principal, Via};
 use crate::security::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
 use crate::security::audit::{AuditEvent, Outcome};
+use crate::security::rate_limit::RouteClass;
 use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
 use crate::server::error::ApiError;
 
@@ -549,10 +549,7 @@ pub async fn upgrade(
         Via::ApiToken { id } => format!("token:{id}"),
         _ => format!("user:{}", p.username),
     });
-    if let Err(wait) = app
-        .limits
-        .check(RouteClass::Api, ip, credential.as_deref())
-    {
+    if let Err(wait) = app.limits.check(RouteClass::Api, ip, credential.as_deref()) {
         let response = refuse(&app, ip, path, too_many(wait), caller.as_ref());
         return with_retry_after(response, wait);
     }
