@@ -456,6 +456,21 @@ mod tests {
         assert!(!first.contains("walrus"));
     }
 
+    #[test]
+    fn hashes_made_with_more_or_less_memory_than_the_pool_still_verify() {
+        let pooled = Passwords::new(&fast_config());
+        let secret = Secret::new("walrus cinnamon lantern quietly");
+        for kib in [1024, 16 * 1024] {
+            let older = Passwords::new(&PasswordConfig {
+                argon2_memory_kib: kib,
+                ..fast_config()
+            });
+            let hash = older.hash(&secret).unwrap();
+            assert!(pooled.verify(&secret, &hash).unwrap(), "{hash}");
+            assert!(!pooled.verify(&Secret::new("walrus"), &hash).unwrap());
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unknown_users_verify_against_a_decoy_and_never_match() {
         let passwords = Passwords::new(&fast_config());

@@ -394,9 +394,10 @@ mod tests {
             assert_eq!(log.should_audit(key(i)), Some(0));
         }
         assert!(log.tracked() <= MAX_KEYS, "{}", log.tracked());
-        // Inserts do not rescan the map: 100,000 take well under a second.
+        // Inserts never rescan the map (rescanning 10,000 entries on each of these
+        // inserts took minutes).
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
