@@ -148,13 +148,6 @@ impl Passwords {
         }
     }
 
-    /// The most memory hashing can hold: one argon2 buffer per hashing thread.
-    pub fn memory_bound(&self) -> u64 {
-        u64::from(self.config.argon2_memory_kib)
-            .saturating_mul(1024)
-            .saturating_mul(self.config.max_concurrent_hashes as u64)
-    }
-
     fn pool(&self) -> Result<&HashPool, PasswordError> {
         if let Some(pool) = self.pool.get() {
             return Ok(pool);
