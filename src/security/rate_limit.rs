@@ -143,9 +143,19 @@ impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
     {
         let mut map = self.lock();
         let known = map.get(key).copied();
-        let (answer, next) = f(known)?;
-        *map.entry(key.clone(), || next) = next;
-        Ok(answer)
+        match f(known) {
+            Ok((answer, next)) => {
+                *map.entry(key.clone(), || next) = next;
+                Ok(answer)
+            }
+            Err(refused) => {
+                // A refused client counts as seen, so it is not the first forgotten.
+                if let Some(state) = known {
+                    map.entry(key.clone(), || state);
+                }
+                Err(refused)
+            }
+        }
     }
 }
 
