@@ -150,19 +150,40 @@ impl Tasks {
     }
 }
 
+/// Counts the bytes the process has allocated and not yet freed, so load shedding can
+/// judge memory in use rather than resident memory the allocator merely keeps (glibc
+/// holds freed blocks in per-thread arenas, so RSS alone never falls after a spike).
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// Heap bytes allocated and not yet freed by this process.
+pub fn heap_in_use() -> u64 {
+    ALLOCATOR.allocated() as u64
+}
+
 /// Load figures the server sheds work on.
 #[derive(Debug, Default)]
 pub struct Load {
     pub in_flight: AtomicUsize,
     pub rss_bytes: AtomicU64,
+    /// Memory in use: the smaller of RSS and live heap bytes. Heap bytes that were
+    /// freed do not count even if the allocator keeps them resident; heap that was
+    /// reserved but never touched does not count either.
+    pub in_use_bytes: AtomicU64,
 }
 
 impl Load {
-    /// Reads the resident set size from `/proc/self/statm`.
-    pub fn sample_rss(&self) {
-        if let Some(rss) = current_rss() {
-            self.rss_bytes.store(rss, Ordering::Relaxed);
-        }
+    /// Samples RSS (`/proc/self/statm`) and live heap bytes.
+    pub fn sample(&self) {
+        let heap = heap_in_use();
+        let in_use = match current_rss() {
+            Some(rss) => {
+                self.rss_bytes.store(rss, Ordering::Relaxed);
+                rss.min(heap)
+            }
+            None => heap,
+        };
+        self.in_use_bytes.store(in_use, Ordering::Relaxed);
     }
 }
 
@@ -368,7 +389,15 @@ impl App {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
-                app.load.sample_rss();
+                app.load.sample();
+            }
+        });
+        let app = self.clone();
+        self.tasks.spawn("forget-idle-limits", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                app.limits.forget_idle();
             }
         });
         if self.tls.is_some() {

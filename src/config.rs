@@ -265,6 +265,9 @@ pub struct RateLimitConfig {
     pub api_burst: u32,
     /// Proxies whose `X-Forwarded-For` is believed, as networks.
     pub trusted_proxies: Vec<IpNet>,
+    /// IPv6 clients are counted per network of this prefix length (one host usually
+    /// holds a whole /64).
+    pub ipv6_prefix: u8,
 }
 
 /// An IP network such as `10.0.0.0/8` or a single address.
@@ -652,6 +655,7 @@ struct RawRateLimit {
     api_per_minute: u64,
     api_burst: u64,
     trusted_proxies: Vec<String>,
+    ipv6_prefix: u64,
 }
 
 impl Default for RawRateLimit {
@@ -662,6 +666,7 @@ impl Default for RawRateLimit {
             api_per_minute: 30,
             api_burst: 30,
             trusted_proxies: Vec::new(),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -1427,6 +1432,12 @@ fn validate(
             1,
             1_000_000,
         ) as u32,
+        ipv6_prefix: check.range(
+            "rate_limit.ipv6_prefix",
+            raw.rate_limit.ipv6_prefix,
+            32,
+            128,
+        ) as u8,
         trusted_proxies: raw
             .rate_limit
             .trusted_proxies

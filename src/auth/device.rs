@@ -10,6 +10,7 @@
 //! Guessing user codes is bounded by the HTTP layer's per-address limit on `/device`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 const SLOW_DOWN_STEP: i64 = 5;
 /// Pending grants kept at once; beyond this new requests are refused.
 const MAX_PENDING: usize = 1024;
+/// Pending grants one client address (an IPv4 address or IPv6 /64, as rate limits
+/// count them) may hold, so that one client cannot fill `MAX_PENDING` for everyone.
+pub const MAX_PENDING_PER_SOURCE: usize = 5;
 
 /// The RFC's error codes for the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +63,8 @@ pub enum DeviceError {
     UnknownCode,
     #[error("too many device sign-ins are pending; try again later")]
     Busy,
+    #[error("too many device sign-ins are pending from this address; retry in {0} s")]
+    SourceBusy(i64),
 }
 
 /// What a client gets back when it starts.
@@ -82,6 +88,8 @@ struct Grant {
     device_code_hash: String,
     client_id: String,
     requested: Option<Scopes>,
+    /// The client address (rate-limit key) that started it.
+    source: IpAddr,
     expires: i64,
     interval: i64,
     /// When the client last polled, to the clock's precision: a poll just after a
@@ -139,15 +147,26 @@ impl DeviceFlow {
         self.grants.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a grant for `client_id`, optionally asking for fewer scopes.
+    /// Starts a grant for `client_id`, optionally asking for fewer scopes, for a client
+    /// at `source` (its rate-limit key).
     pub fn start(
         &self,
         client_id: &str,
         requested: Option<Scopes>,
+        source: IpAddr,
     ) -> Result<Started, DeviceError> {
         let now = self.now();
         let mut grants = self.lock();
         grants.retain(|_, g| g.expires > now);
+        let from_source: Vec<i64> = grants
+            .values()
+            .filter(|g| g.source == source && g.state == State::Pending)
+            .map(|g| g.expires)
+            .collect();
+        if from_source.len() >= MAX_PENDING_PER_SOURCE {
+            let first_free = from_source.iter().copied().min().unwrap_or(now);
+            return Err(DeviceError::SourceBusy((first_free - now).max(1)));
+        }
         if grants.len() >= MAX_PENDING {
             return Err(DeviceError::Busy);
         }
@@ -170,6 +189,7 @@ impl DeviceFlow {
                 device_code_hash: device.secret_hash,
                 client_id: client_id.to_string(),
                 requested,
+                source,
                 expires: now + self.ttl,
                 interval: self.interval,
                 last_poll: None,
@@ -288,6 +308,27 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+
+    #[test]
+    fn one_address_cannot_hold_every_pending_grant() {
+        let (flow, clock) = flow();
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 11));
+        for _ in 0..MAX_PENDING_PER_SOURCE {
+            flow.start("flood", None, HOST).unwrap();
+        }
+        assert_eq!(
+            flow.start("flood", None, HOST).unwrap_err(),
+            DeviceError::SourceBusy(600)
+        );
+        // Another address still gets a code, and it works.
+        let started = flow.start("cli", None, other).unwrap();
+        assert!(flow.pending(&started.user_code).is_ok());
+        // Once the flood's grants expire, its address is served again.
+        clock.advance(time::Duration::seconds(601));
+        assert!(flow.start("cli", None, HOST).is_ok());
+    }
+
     fn flow() -> (DeviceFlow, ManualClock) {
         let clock =
             ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
@@ -311,7 +352,7 @@ mod tests {
             Duration::from_secs(1),
         );
         clock.advance(time::Duration::milliseconds(999));
-        let started = flow.start("cli", None).unwrap();
+        let started = flow.start("cli", None, HOST).unwrap();
         assert_eq!(
             flow.poll(&started.device_code),
             Err(DevicePoll::AuthorizationPending)
@@ -326,7 +367,7 @@ mod tests {
     #[test]
     fn the_grant_answers_as_rfc_8628_says() {
         let (flow, clock) = flow();
-        let started = flow.start("cli", None).unwrap();
+        let started = flow.start("cli", None, HOST).unwrap();
         assert_eq!(started.user_code.len(), 9);
         assert!(
             started
@@ -363,7 +404,7 @@ mod tests {
     #[test]
     fn denial_expiry_and_scope_limits() {
         let (flow, clock) = flow();
-        let denied = flow.start("cli", None).unwrap();
+        let denied = flow.start("cli", None, HOST).unwrap();
         flow.decide(&denied.user_code, "carol", Scopes::all(), false)
             .unwrap();
         assert_eq!(
@@ -372,7 +413,11 @@ mod tests {
         );
 
         let asked = flow
-            .start("cli", Some(Scopes::parse_list("chat:read,admin").unwrap()))
+            .start(
+                "cli",
+                Some(Scopes::parse_list("chat:read,admin").unwrap()),
+                HOST,
+            )
             .unwrap();
         flow.decide(
             &asked.user_code,
@@ -386,7 +431,7 @@ mod tests {
             Scopes::parse_list("chat:read").unwrap()
         );
 
-        let late = flow.start("cli", None).unwrap();
+        let late = flow.start("cli", None, HOST).unwrap();
         clock.advance(time::Duration::seconds(601));
         assert_eq!(
             flow.decide(&late.user_code, "carol", Scopes::all(), true),

@@ -8,16 +8,21 @@
 //! keyboard walks, repeats, sequences and the username itself).
 //!
 //! Hashing is argon2id with parameters from config. It is CPU- and memory-heavy on
-//! purpose, so the async API runs it on the blocking pool and at most
-//! `max_concurrent_hashes` at once; further callers wait a short while and then get
-//! [`PasswordError::Busy`], so a flood of logins cannot exhaust memory. This module never
+//! purpose, so it never runs on the async runtime or the shared blocking pool: a fixed
+//! set of `max_concurrent_hashes` dedicated threads ([`HashPool`]) each owns one argon2
+//! memory buffer, allocated once and reused for every hash and every verification. A
+//! flood of logins therefore costs at most `max_concurrent_hashes` x `argon2_memory`,
+//! once, instead of a fresh buffer per login that the allocator may keep resident
+//! afterwards (glibc keeps such blocks in per-thread arenas). Async callers wait a
+//! short while for a free worker and then get [`PasswordError::Busy`]. This module never
 //! logs or returns a password.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordConfig;
@@ -46,11 +51,88 @@ pub enum PasswordError {
     Hashing(String),
 }
 
+/// Work for a hashing thread: runs with that thread's argon2 memory.
+type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
+
+/// One hashing thread's argon2 memory: allocated on its first hash, then reused.
+struct HashMemory {
+    blocks: Vec<Block>,
+    /// The size the pool was built for; a hash needing more (one stored under an older,
+    /// larger setting) gets a buffer of its own that is freed after it.
+    pool_blocks: usize,
+}
+
+impl HashMemory {
+    fn for_params(&mut self, params: &Params) -> Option<&mut [Block]> {
+        let needed = params.block_count();
+        if needed > self.pool_blocks {
+            return None;
+        }
+        if self.blocks.len() < self.pool_blocks {
+            self.blocks = vec![Block::default(); self.pool_blocks];
+        }
+        self.blocks.get_mut(..needed)
+    }
+}
+
+/// A fixed set of threads, each with its own reusable argon2 memory. The threads end
+/// when the pool is dropped (the job channel closes).
+#[derive(Debug)]
+struct HashPool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl HashPool {
+    fn start(threads: usize, pool_blocks: usize) -> Result<HashPool, PasswordError> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    let mut memory = HashMemory {
+                        blocks: Vec::new(),
+                        pool_blocks,
+                    };
+                    loop {
+                        // Holding the lock only while waiting: one idle thread takes the
+                        // next job, the others wait their turn.
+                        let job = match receiver.lock() {
+                            Ok(jobs) => jobs.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    PasswordError::Hashing(format!("cannot start a hashing thread: {e}"))
+                })?;
+        }
+        Ok(HashPool {
+            jobs: Mutex::new(sender),
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), PasswordError> {
+        self.jobs
+            .lock()
+            .map_err(|_| PasswordError::Hashing("the hashing pool is broken".into()))?
+            .send(job)
+            .map_err(|_| PasswordError::Hashing("the hashing pool has stopped".into()))
+    }
+}
+
 /// Hashes and verifies passwords under the configured policy and cost.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     config: PasswordConfig,
     slots: Arc<Semaphore>,
+    /// Started on first use, so commands that never hash start no threads.
+    pool: Arc<OnceLock<HashPool>>,
     /// A hash of a random password, verified against when a user does not exist so that
     /// the answer takes as long as for a real user. Made on first use, not at start.
     decoy: Arc<OnceLock<String>>,
@@ -61,28 +143,41 @@ impl Passwords {
         Passwords {
             config: config.clone(),
             slots: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
+            pool: Arc::new(OnceLock::new()),
             decoy: Arc::new(OnceLock::new()),
         }
     }
 
-    fn decoy(&self) -> Result<String, PasswordError> {
+    fn pool(&self) -> Result<&HashPool, PasswordError> {
+        if let Some(pool) = self.pool.get() {
+            return Ok(pool);
+        }
+        let params = self.params()?;
+        let started = HashPool::start(
+            self.config.max_concurrent_hashes.max(1),
+            params.block_count(),
+        )?;
+        // A racing caller may have started one first; ours then ends with its channel.
+        Ok(self.pool.get_or_init(|| started))
+    }
+
+    fn decoy(&self, memory: &mut HashMemory) -> Result<String, PasswordError> {
         if let Some(decoy) = self.decoy.get() {
             return Ok(decoy.clone());
         }
         let random = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng).to_string();
-        let hash = self.hash(&Secret::new(random))?;
+        let hash = self.hash_with(random.as_bytes(), memory)?;
         Ok(self.decoy.get_or_init(|| hash).clone())
     }
 
-    fn argon2(&self) -> Result<Argon2<'static>, PasswordError> {
-        let params = Params::new(
+    fn params(&self) -> Result<Params, PasswordError> {
+        Params::new(
             self.config.argon2_memory_kib,
             self.config.argon2_iterations,
             self.config.argon2_parallelism,
             None,
         )
-        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+        .map_err(|e| PasswordError::Hashing(e.to_string()))
     }
 
     /// Checks a new password against the policy. `context` holds words the password must
@@ -104,28 +199,85 @@ impl Passwords {
 
     /// An argon2id PHC string for `password` (blocking; see [`Passwords::hash_async`]).
     pub fn hash(&self, password: &Secret) -> Result<String, PasswordError> {
-        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        self.argon2()?
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| PasswordError::Hashing(e.to_string()))
+        let this = self.clone();
+        let password = password.clone();
+        self.run_blocking(move |memory| this.hash_with(password.expose().as_bytes(), memory))
     }
 
     /// True when `password` matches `phc` (blocking). The parameters in `phc` apply, so
     /// hashes made under older settings still verify.
     pub fn verify(&self, password: &Secret, phc: &str) -> Result<bool, PasswordError> {
+        let this = self.clone();
+        let password = password.clone();
+        let phc = phc.to_string();
+        self.run_blocking(move |memory| {
+            this.verify_with(password.expose().as_bytes(), &phc, memory)
+        })
+    }
+
+    fn hash_with(&self, password: &[u8], memory: &mut HashMemory) -> Result<String, PasswordError> {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let params = self.params()?;
+        let mut salt_bytes = [0u8; 64];
+        let salt_raw = salt
+            .decode_b64(&mut salt_bytes)
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        let output = compute(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &params,
+            password,
+            salt_raw,
+            params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN),
+            memory,
+        )?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params)
+                .map_err(|e| PasswordError::Hashing(e.to_string()))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(phc.to_string())
+    }
+
+    fn verify_with(
+        &self,
+        password: &[u8],
+        phc: &str,
+        memory: &mut HashMemory,
+    ) -> Result<bool, PasswordError> {
         let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::BadHash)?;
-        if parsed.hash.is_none() || parsed.algorithm.as_str() != "argon2id" {
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
             return Err(PasswordError::BadHash);
         }
-        match self
-            .argon2()?
-            .verify_password(password.expose().as_bytes(), &parsed)
-        {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(e) => Err(PasswordError::Hashing(e.to_string())),
-        }
+        let Some(expected) = parsed.hash else {
+            return Err(PasswordError::BadHash);
+        };
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|_| PasswordError::BadHash)?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed).map_err(|_| PasswordError::BadHash)?;
+        let salt = parsed.salt.ok_or(PasswordError::BadHash)?;
+        let mut salt_bytes = [0u8; 64];
+        let salt_raw = salt
+            .decode_b64(&mut salt_bytes)
+            .map_err(|_| PasswordError::BadHash)?;
+        let output = compute(
+            Algorithm::Argon2id,
+            version,
+            &params,
+            password,
+            salt_raw,
+            expected.len(),
+            memory,
+        )?;
+        // `Output`'s equality is constant-time.
+        Ok(output == expected)
     }
 
     /// Verifies against `phc`, or against a decoy when there is no user, so both take
@@ -138,12 +290,12 @@ impl Passwords {
         let known = phc.is_some();
         let this = self.clone();
         let matched = self
-            .run_bounded(move || {
+            .run_bounded(move |memory| {
                 let phc = match phc {
                     Some(phc) => phc,
-                    None => this.decoy()?,
+                    None => this.decoy(memory)?,
                 };
-                this.verify(&password, &phc)
+                this.verify_with(password.expose().as_bytes(), &phc, memory)
             })
             .await?;
         Ok(known && matched)
@@ -151,25 +303,67 @@ impl Passwords {
 
     pub async fn hash_async(&self, password: Secret) -> Result<String, PasswordError> {
         let this = self.clone();
-        self.run_bounded(move || this.hash(&password)).await
+        self.run_bounded(move |memory| this.hash_with(password.expose().as_bytes(), memory))
+            .await
+    }
+
+    /// Runs `work` on a hashing thread and waits (blocking) for it. For commands and
+    /// admin paths; request handlers use the bounded async API.
+    fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut HashMemory) -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.pool()?.submit(Box::new(move |memory| {
+            let _ = reply.send(work(memory));
+        }))?;
+        answer
+            .recv()
+            .map_err(|_| PasswordError::Hashing("the hashing thread stopped".into()))?
     }
 
     async fn run_bounded<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+        work: impl FnOnce(&mut HashMemory) -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
         let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
-
-        tokio::task::spawn_blocking(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // The permit travels with the job, so a caller that gives up (a dropped
+        // connection) does not free its slot before the hash is done: the queue stays
+        // bounded by the number of slots.
+        self.pool()?.submit(Box::new(move |memory| {
             let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| PasswordError::Hashing(e.to_string()))?
+            let _ = reply.send(work(memory));
+        }))?;
+        answer
+            .await
+            .map_err(|_| PasswordError::Hashing("the hashing thread stopped".into()))?
     }
+}
+
+/// argon2 into a pooled buffer, or into a buffer of its own when a stored hash needs
+/// more memory than the pool holds.
+fn compute(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    output_len: usize,
+    memory: &mut HashMemory,
+) -> Result<Output, PasswordError> {
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let fail = |e: argon2::Error| argon2::password_hash::Error::from(e);
+    Output::init_with(output_len, |out| match memory.for_params(params) {
+        Some(blocks) => argon2
+            .hash_password_into_with_memory(password, salt, out, blocks)
+            .map_err(fail),
+        None => argon2.hash_password_into(password, salt, out).map_err(fail),
+    })
+    .map_err(|e| PasswordError::Hashing(e.to_string()))
 }
 
 #[cfg(test)]
@@ -253,6 +447,21 @@ mod tests {
             );
         }
         assert!(!first.contains("walrus"));
+    }
+
+    #[test]
+    fn hashes_made_with_more_or_less_memory_than_the_pool_still_verify() {
+        let pooled = Passwords::new(&fast_config());
+        let secret = Secret::new("walrus cinnamon lantern quietly");
+        for kib in [1024, 16 * 1024] {
+            let older = Passwords::new(&PasswordConfig {
+                argon2_memory_kib: kib,
+                ..fast_config()
+            });
+            let hash = older.hash(&secret).unwrap();
+            assert!(pooled.verify(&secret, &hash).unwrap(), "{hash}");
+            assert!(!pooled.verify(&Secret::new("walrus"), &hash).unwrap());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,18 +7,171 @@
 //! else the header is ignored, so a client cannot pick its own address to dodge limits.
 //! Limiters are GCRA (governor) with a burst; answers carry the time until a retry
 //! would be allowed. This module only counts; the server turns refusals into 429s.
+//!
+//! Addresses are counted by [`ClientKey`]: an IPv4 address (IPv4-mapped IPv6 folded onto
+//! it), or the IPv6 network of `ipv6_prefix` bits (a /64 by default) that contains it,
+//! since one host usually holds a whole /64. Every keyed map here is a [`Generations`]
+//! map, so memory stays bounded however many addresses knock: when the map is full the
+//! least recently seen half is forgotten, which at worst gives a forgotten client a fresh
+//! burst.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::HeaderMap;
 
 use crate::config::{IpNet, RateLimitConfig};
 
-type Keyed<K> = RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, DefaultClock>;
+/// How many keys one limiter (or the refusal log) remembers at most.
+pub const MAX_KEYS: usize = 16_384;
+
+type Keyed<K> = RateLimiter<K, BoundedStore<K>, DefaultClock>;
+
+/// The address a client is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    /// IPv4 as is (IPv4-mapped IPv6 folded onto IPv4); IPv6 cut to its first
+    /// `ipv6_prefix` bits.
+    pub fn new(ip: IpAddr, ipv6_prefix: u8) -> ClientKey {
+        match canonical(ip) {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                ClientKey(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
+            }
+            v4 => ClientKey(v4),
+        }
+    }
+}
+
+impl ClientKey {
+    /// The key as an address (the network's first address for IPv6).
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A map that holds at most `capacity` entries in two generations: inserts go to the
+/// current one; when it is half full it becomes the previous one and the old previous
+/// is dropped. A hit in the previous generation moves back into the current one, so
+/// what is dropped is what was seen least recently. Inserts are O(1) amortised; nothing
+/// ever scans the map.
+#[derive(Debug)]
+pub struct Generations<K, V> {
+    current: HashMap<K, V>,
+    previous: HashMap<K, V>,
+    half: usize,
+}
+
+impl<K: Hash + Eq, V> Generations<K, V> {
+    pub fn new(capacity: usize) -> Generations<K, V> {
+        Generations {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            half: (capacity / 2).max(1),
+        }
+    }
+
+    /// The entry for `key`, made by `make` when absent.
+    pub fn entry(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        if !self.current.contains_key(&key) {
+            let value = self.previous.remove(&key).unwrap_or_else(make);
+            if self.current.len() >= self.half {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            return self.current.entry(key).or_insert(value);
+        }
+        self.current.entry(key).or_insert_with(make)
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.current.get(key).or_else(|| self.previous.get(key))
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.current.retain(&mut keep);
+        self.previous.retain(&mut keep);
+    }
+
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// governor's keyed state in a [`Generations`] map.
+#[derive(Debug)]
+pub struct BoundedStore<K>(Mutex<Generations<K, Nanos>>);
+
+impl<K: Hash + Eq> BoundedStore<K> {
+    fn new(capacity: usize) -> BoundedStore<K> {
+        BoundedStore(Mutex::new(Generations::new(capacity)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations<K, Nanos>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut map = self.lock();
+        let known = map.get(key).copied();
+        match f(known) {
+            Ok((answer, next)) => {
+                *map.entry(key.clone(), || next) = next;
+                Ok(answer)
+            }
+            Err(refused) => {
+                // A refused client counts as seen, so it is not the first forgotten.
+                if let Some(state) = known {
+                    map.entry(key.clone(), || state);
+                }
+                Err(refused)
+            }
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.lock().retain(|_, tat| *tat > drop_below);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
 
 /// Which limit applies to a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +185,11 @@ pub enum RouteClass {
 /// The limiters for one gateway.
 #[derive(Debug)]
 pub struct RateLimits {
-    auth_by_ip: Keyed<IpAddr>,
-    api_by_ip: Keyed<IpAddr>,
+    auth_by_ip: Keyed<ClientKey>,
+    api_by_ip: Keyed<ClientKey>,
     api_by_credential: Keyed<String>,
     trusted_proxies: Vec<IpNet>,
+    ipv6_prefix: u8,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -44,14 +198,24 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
     Quota::per_minute(per_minute).allow_burst(burst)
 }
 
+fn keyed<K: Hash + Eq + Clone>(quota: Quota) -> Keyed<K> {
+    RateLimiter::new(quota, BoundedStore::new(MAX_KEYS), DefaultClock::default())
+}
+
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> RateLimits {
         RateLimits {
-            auth_by_ip: RateLimiter::keyed(quota(config.auth_per_minute, config.auth_burst)),
-            api_by_ip: RateLimiter::keyed(quota(config.api_per_minute, config.api_burst)),
-            api_by_credential: RateLimiter::keyed(quota(config.api_per_minute, config.api_burst)),
+            auth_by_ip: keyed(quota(config.auth_per_minute, config.auth_burst)),
+            api_by_ip: keyed(quota(config.api_per_minute, config.api_burst)),
+            api_by_credential: keyed(quota(config.api_per_minute, config.api_burst)),
             trusted_proxies: config.trusted_proxies.clone(),
+            ipv6_prefix: config.ipv6_prefix,
         }
+    }
+
+    /// The key `ip` is counted under.
+    pub fn key(&self, ip: IpAddr) -> ClientKey {
+        ClientKey::new(ip, self.ipv6_prefix)
     }
 
     /// `Ok` when the request may go on; `Err(wait)` when it must be refused.
@@ -63,10 +227,11 @@ impl RateLimits {
     ) -> Result<(), Duration> {
         let clock = DefaultClock::default();
         let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(clock.now());
+        let key = self.key(ip);
         match class {
-            RouteClass::Auth => self.auth_by_ip.check_key(&ip).map_err(wait),
+            RouteClass::Auth => self.auth_by_ip.check_key(&key).map_err(wait),
             RouteClass::Api => {
-                self.api_by_ip.check_key(&ip).map_err(wait)?;
+                self.api_by_ip.check_key(&key).map_err(wait)?;
                 match credential {
                     Some(id) => self
                         .api_by_credential
@@ -78,11 +243,16 @@ impl RateLimits {
         }
     }
 
-    /// Forgets keys whose limits have fully recovered; call periodically.
+    /// Forgets keys whose limits have fully recovered; the gateway calls it every minute.
     pub fn forget_idle(&self) {
         self.auth_by_ip.retain_recent();
         self.api_by_ip.retain_recent();
         self.api_by_credential.retain_recent();
+    }
+
+    /// How many keys the limiters hold, all together.
+    pub fn tracked(&self) -> usize {
+        self.auth_by_ip.len() + self.api_by_ip.len() + self.api_by_credential.len()
     }
 
     /// The address requests from `peer` are counted against.
@@ -132,6 +302,7 @@ mod tests {
             api_per_minute: 30,
             api_burst: 5,
             trusted_proxies: trusted.iter().map(|t| IpNet::parse(t).unwrap()).collect(),
+            ipv6_prefix: 64,
         }
     }
 
@@ -218,5 +389,70 @@ mod tests {
             client_ip(proxy, &headers, &trusted),
             "203.0.113.10".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let limits = RateLimits::new(&config(&[]));
+        // Five hosts of one /64: together they get one burst of three.
+        for i in 1..=3u16 {
+            let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, i));
+            assert!(limits.check(RouteClass::Auth, ip, None).is_ok());
+        }
+        let neighbour = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0xffff, 7, 7, 7));
+        assert!(limits.check(RouteClass::Auth, neighbour, None).is_err());
+        // The next /64 is someone else.
+        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        assert!(limits.check(RouteClass::Auth, other, None).is_ok());
+        // ::ffff:192.0.2.7 and 192.0.2.7 are one client.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.check(RouteClass::Auth, mapped, None).is_ok());
+        }
+        assert!(limits.check(RouteClass::Auth, v4, None).is_err());
+        // The prefix is configurable: per /128 each host is its own client.
+        let mut per_host = config(&[]);
+        per_host.ipv6_prefix = 128;
+        let limits = RateLimits::new(&per_host);
+        for i in 1..=3u16 {
+            let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, i));
+            assert!(limits.check(RouteClass::Auth, ip, None).is_ok());
+        }
+        assert!(limits.check(RouteClass::Auth, neighbour, None).is_ok());
+    }
+
+    #[test]
+    fn a_hundred_thousand_addresses_leave_the_maps_bounded_and_a_new_client_served() {
+        let limits = RateLimits::new(&config(&[]));
+        for i in 0..100_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = limits.check(RouteClass::Auth, ip, None);
+            let token = (i % 8 == 0).then(|| format!("token-{i}"));
+            let _ = limits.check(RouteClass::Api, ip, token.as_deref());
+        }
+        assert!(limits.tracked() <= 3 * MAX_KEYS, "{}", limits.tracked());
+        let owner: IpAddr = "192.168.1.20".parse().unwrap();
+        assert!(limits.check(RouteClass::Auth, owner, None).is_ok());
+        assert!(limits.check(RouteClass::Api, owner, Some("owner")).is_ok());
+        // A recent client is still limited: the flood did not reset it.
+        let recent = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + 99_999));
+        for _ in 0..2 {
+            assert!(limits.check(RouteClass::Auth, recent, None).is_ok());
+        }
+        assert!(limits.check(RouteClass::Auth, recent, None).is_err());
+    }
+
+    #[test]
+    fn generations_keep_the_recently_seen_and_stay_bounded() {
+        let mut map = Generations::new(4);
+        *map.entry(1, || 0) += 1;
+        *map.entry(2, || 0) += 1;
+        *map.entry(3, || 0) += 1; // rotates: {1,2} become the previous generation
+        *map.entry(1, || 0) += 1; // seen again: back in the current one
+        *map.entry(4, || 0) += 1; // rotates: {3,1} previous, {2} dropped
+        assert_eq!(map.get(&1), Some(&2));
+        assert_eq!(map.get(&2), None);
+        assert!(map.len() <= 4);
     }
 }

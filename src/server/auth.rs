@@ -27,7 +27,7 @@ use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
 use crate::config::AuthMode;
 use crate::security::audit::{AuditEvent, Outcome};
-use crate::security::rate_limit::RouteClass;
+use crate::security::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
 use crate::server::error::ApiError;
 
 /// What a route requires.
@@ -74,33 +74,48 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Debug, Clone)]
 struct Identity(Option<Principal>);
 
-/// Remembers when each address last had a refusal audited.
-#[derive(Debug, Default)]
+/// Remembers, per client address, when a refusal was last audited and how many were
+/// refused since without a record. One record per address and minute carries that count,
+/// so a flood costs one disk write a minute per address, and the map is bounded (a
+/// [`Generations`] map: O(1) inserts, never a scan).
+#[derive(Debug)]
 pub struct RefusalLog {
-    last: Mutex<HashMap<IpAddr, Instant>>,
+    last: Mutex<Generations<ClientKey, (Option<Instant>, u64)>>,
 }
 
-impl RefusalLog {
-    const WINDOW: Duration = Duration::from_secs(60);
-    const MAX_TRACKED: usize = 10_000;
-
-    fn should_audit(&self, ip: IpAddr) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if last.len() >= Self::MAX_TRACKED {
-            last.retain(|_, at| now.duration_since(*at) < Self::WINDOW);
-        }
-        match last.get(&ip) {
-            Some(at) if now.duration_since(*at) < Self::WINDOW => false,
-            _ => {
-                last.insert(ip, now);
-                true
-            }
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog {
+            last: Mutex::new(Generations::new(MAX_KEYS)),
         }
     }
 }
 
-/// Audits a refused request (throttled per address) and builds the response.
+impl RefusalLog {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// `Some(n)` when this refusal is to be audited, `n` being how many refusals from
+    /// the same address went unrecorded before it; `None` when it is only counted.
+    pub fn should_audit(&self, key: ClientKey) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (at, suppressed) = last.entry(key, || (None, 0));
+        if at.is_some_and(|at| now.saturating_duration_since(at) < Self::WINDOW) {
+            *suppressed += 1;
+            return None;
+        }
+        *at = Some(now);
+        Some(std::mem::take(suppressed))
+    }
+
+    /// How many addresses it remembers.
+    pub fn tracked(&self) -> usize {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Audits a refused request (once per address and minute, with the count of those
+/// refused in between) and builds the response.
 pub fn refuse(
     app: &App,
     ip: IpAddr,
@@ -108,7 +123,7 @@ pub fn refuse(
     error: ApiError,
     actor: Option<&Principal>,
 ) -> Response {
-    if app.refusals.should_audit(ip) {
+    if let Some(suppressed) = app.refusals.should_audit(app.limits.key(ip)) {
         let event = AuditEvent::new("http.refused")
             .actor(
                 actor
@@ -118,14 +133,14 @@ pub fn refuse(
             .target(path.to_string())
             .outcome(Outcome::Denied)
             .source_ip(Some(ip))
-            .details(serde_json::json!({ "status": error.status.as_u16(), "code": error.code }));
+            .details(serde_json::json!({ "status": error.status.as_u16(), "code": error.code, "unrecorded_before": suppressed }));
         let app_audit = app.audit();
         app_audit.record_or_log(event);
     }
     error.into_response()
 }
 
-fn too_many(wait: Duration) -> ApiError {
+pub fn too_many(wait: Duration) -> ApiError {
     let secs = wait.as_secs().max(1);
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -135,7 +150,7 @@ fn too_many(wait: Duration) -> ApiError {
 }
 
 /// Adds `Retry-After` to a 429.
-fn with_retry_after(mut response: Response, wait: Duration) -> Response {
+pub fn with_retry_after(mut response: Response, wait: Duration) -> Response {
     if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
@@ -358,5 +373,35 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .get::<ClientIp>()
             .copied()
             .unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0]))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_summarised_per_address_and_the_log_stays_bounded() {
+        let log = RefusalLog::default();
+        let key =
+            |i: u32| ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 64);
+        assert_eq!(log.should_audit(key(0)), Some(0));
+        for _ in 0..50 {
+            assert_eq!(log.should_audit(key(0)), None);
+        }
+        let started = Instant::now();
+        for i in 1..=100_000 {
+            assert_eq!(log.should_audit(key(i)), Some(0));
+        }
+        assert!(log.tracked() <= MAX_KEYS, "{}", log.tracked());
+        // Inserts never rescan the map (rescanning 10,000 entries on each of these
+        // inserts took minutes).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // A fresh address is audited at once.
+        assert_eq!(log.should_audit(key(200_000)), Some(0));
     }
 }

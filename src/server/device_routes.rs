@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
-use crate::auth::device::normalize_user_code;
+use crate::auth::device::{DeviceError, normalize_user_code};
 use crate::auth::scopes::Scopes;
 use crate::auth::sessions::SessionError;
 use crate::secret::Secret;
@@ -136,8 +136,26 @@ async fn device_code(
         },
         None => None,
     };
-    let started = match app.services.auth.device.start(&client_id, requested) {
+    let source = app.limits.key(ip.0).addr();
+    let started = match app
+        .services
+        .auth
+        .device
+        .start(&client_id, requested, source)
+    {
         Ok(started) => started,
+        Err(err @ DeviceError::SourceBusy(wait)) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                err.to_string(),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from(wait));
+            return response;
+        }
         Err(err) => {
             return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", err.to_string())
                 .into_response();

@@ -147,8 +147,9 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// Load shedding: above `max_in_flight` concurrent requests or the memory budget, new
-/// work gets 503 with `Retry-After` instead of growing the process. Health and
-/// readiness probes are always answered.
+/// work gets 503 with `Retry-After` instead of growing the process. Memory is judged by
+/// what is in use (see `app::Load`), so shedding ends as soon as that falls again.
+/// Health and readiness probes are always answered.
 pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/health" || path == "/ready" {
@@ -157,16 +158,16 @@ pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next
     let limits = &app.config().server;
     let in_flight = app.load.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _guard = InFlight(&app);
-    let rss = app.load.rss_bytes.load(Ordering::Relaxed);
+    let in_use = app.load.in_use_bytes.load(Ordering::Relaxed);
     let reason = if in_flight > limits.max_in_flight {
         Some("too many requests in flight")
-    } else if rss > limits.memory_budget {
+    } else if in_use > limits.memory_budget {
         Some("memory budget exceeded")
     } else {
         None
     };
     if let Some(reason) = reason {
-        tracing::warn!(reason, in_flight, rss, "shedding load");
+        tracing::warn!(reason, in_flight, in_use, "shedding load");
         let error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",

@@ -48,13 +48,14 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::auth::Principal;
 use crate::auth::scopes::Scope;
+use crate::auth::{Principal, Via};
 use crate::security::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
 use crate::security::audit::{AuditEvent, Outcome};
-use crate::server::auth::{ClientIp, MaybeCaller, refuse};
+use crate::security::rate_limit::RouteClass;
+use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
 use crate::server::error::ApiError;
 
 /// The message types a client may send.
@@ -591,6 +592,17 @@ pub async fn upgrade(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let path = "/ws";
+    // Counted before any work (a ticket lookup, an audit record): a handshake without
+    // a bearer credential is limited per address like a wrong credential elsewhere, one
+    // with a bearer per address and credential like any authenticated request.
+    let credential = caller.as_ref().map(|p| match &p.via {
+        Via::ApiToken { id } => format!("token:{id}"),
+        _ => format!("user:{}", p.username),
+    });
+    if let Err(wait) = app.limits.check(RouteClass::Api, ip, credential.as_deref()) {
+        let response = refuse(&app, ip, path, too_many(wait), caller.as_ref());
+        return with_retry_after(response, wait);
+    }
     if !origin_allowed(&headers, &app) {
         let error = ApiError::new(
             StatusCode::FORBIDDEN,
@@ -659,6 +671,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| run_socket(app, principal, socket))
 }
 
+/// Refusals are audited like every other refusal: one summary record per address and
+/// minute (`http.refused` with target `/ws`), so a flood costs no disk writes.
 fn refuse_handshake(
     app: &App,
     ip: std::net::IpAddr,
@@ -666,17 +680,6 @@ fn refuse_handshake(
     error: ApiError,
     actor: Option<&Principal>,
 ) -> Response {
-    app.audit().record_or_log(
-        AuditEvent::new("ws.refused")
-            .actor(
-                actor
-                    .map(Principal::actor)
-                    .unwrap_or_else(|| "anonymous".into()),
-            )
-            .source_ip(Some(ip))
-            .outcome(Outcome::Denied)
-            .details(json!({ "code": error.code, "status": error.status.as_u16() })),
-    );
     refuse(app, ip, path, error, actor)
 }
 

@@ -62,6 +62,29 @@ fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
     (setup, gateway, tokens)
 }
 
+/// A client that connects from another loopback address (all of 127.0.0.0/8 is ours).
+fn client_from(gateway: &Gateway, address: &str, http1: bool) -> reqwest::blocking::Client {
+    let builder = reqwest::blocking::Client::builder()
+        .local_address(Some(address.parse().unwrap()))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls();
+    let builder = if http1 { builder.http1_only() } else { builder };
+    builder.build().unwrap()
+}
+
+/// The gateway process's resident memory, from `/proc/PID/statm`.
+fn rss_of(gateway: &Gateway) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{}/statm", gateway.child.id())).unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
 fn access(tokens: &Value) -> String {
     tokens["access_token"].as_str().unwrap().to_string()
 }
@@ -1088,5 +1111,140 @@ fn console_token_commands_create_list_rotate_and_revoke() {
         stdout(&key).contains("signing key rotated"),
         "{}",
         stderr(&key)
+    );
+}
+
+/// Issue 10, item 0: on production defaults (argon2id 19 MiB t=2, two hashing slots,
+/// default limits and memory budget, strict mode, the real RSS sampler), wrong logins
+/// from 64 addresses used to leave one 19 MiB argon2 buffer per login resident and then
+/// every request was shed for the memory budget. Hashing memory is now a fixed pool.
+#[test]
+fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounded() {
+    const MIB: u64 = 1 << 20;
+    let (_setup, gateway, _) = with_owner("");
+    let before = rss_of(&gateway);
+    std::thread::scope(|scope| {
+        for group in 0..8u8 {
+            let gateway = &gateway;
+            scope.spawn(move || {
+                for i in 0..8u8 {
+                    // Half over HTTP/1.1, half over HTTP/2 (ALPN).
+                    let address = format!("127.0.0.{}", 10 + group * 8 + i);
+                    let client = client_from(gateway, &address, i % 2 == 0);
+                    let response = client
+                        .post(format!("{}/auth/login", gateway.url))
+                        .json(&json!({"username": format!("nobody{group}{i}"), "password": "not a password at all"}))
+                        .send()
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{address}");
+                }
+            });
+        }
+    });
+    let after = rss_of(&gateway);
+    eprintln!(
+        "RSS before the flood {} MiB, after 64 wrong logins from 64 addresses {} MiB",
+        before / MIB,
+        after / MIB
+    );
+    // At most the second hashing slot's 19 MiB buffer is new, plus some slack; before,
+    // each login could leave its own buffer behind (+229 MiB after 64).
+    assert!(
+        after < before + 40 * MIB,
+        "{} -> {} MiB",
+        before / MIB,
+        after / MIB
+    );
+    assert!(
+        after < 96 * MIB,
+        "over the default memory budget: {} MiB",
+        after / MIB
+    );
+    // The owner logs in at once, over both protocols, and is served.
+    for (address, http1) in [("127.0.0.2", true), ("127.0.0.3", false)] {
+        let client = client_from(&gateway, address, http1);
+        let response = client
+            .post(format!("{}/auth/login", gateway.url))
+            .json(&json!({"username": "owner", "password": OWNER_PW}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let expected = if http1 {
+            reqwest::Version::HTTP_11
+        } else {
+            reqwest::Version::HTTP_2
+        };
+        assert_eq!(response.version(), expected);
+        let tokens: Value = response.json().unwrap();
+        let me = client
+            .get(format!("{}/api/v1/users", gateway.url))
+            .bearer_auth(access(&tokens))
+            .send()
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+    }
+    assert!(rss_of(&gateway) < before + 40 * MIB);
+}
+
+/// Issue 10, item 2: `GET /ws` without credentials is rate limited per address (429 with
+/// `Retry-After`) and its refusals fold into one summary record per address, over
+/// HTTP/1.1 and HTTP/2 alike; the owner's WebSocket connects right after.
+#[test]
+fn a_websocket_handshake_flood_is_limited_and_leaves_a_bounded_audit_trail() {
+    let (setup, gateway, tokens) = with_owner("");
+    for (address, http1) in [("127.0.0.20", true), ("127.0.0.21", false)] {
+        let client = client_from(&gateway, address, http1);
+        let (mut unauthorized, mut limited) = (0, 0);
+        for i in 0..150 {
+            let query = if i % 2 == 0 { "" } else { "?ticket=guess" };
+            let response = client
+                .get(format!("{}/ws{query}", gateway.url))
+                .send()
+                .unwrap();
+            match response.status() {
+                StatusCode::UNAUTHORIZED => unauthorized += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    assert!(response.headers().contains_key("retry-after"));
+                    limited += 1;
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!(
+            unauthorized <= 35 && limited >= 115,
+            "{address}: {unauthorized} 401, {limited} 429"
+        );
+    }
+    let records: Vec<Value> =
+        serde_json::from_str(&stdout(&setup.cli(&["audit", "list", "--json"]))).unwrap();
+    let about_ws = records
+        .iter()
+        .filter(|r| r["target"] == "/ws" || r["action"] == "ws.refused")
+        .count();
+    // One summary record per flooding address (and minute), not one per request.
+    assert!(
+        (1..=2).contains(&about_ws),
+        "{about_ws} records for 300 refused handshakes"
+    );
+    // The owner gets a ticket and connects at once.
+    let ticket: Value = post(
+        &gateway,
+        "/auth/ws-ticket",
+        json!({}),
+        Some(&access(&tokens)),
+    )
+    .json()
+    .unwrap();
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let mut socket = crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        &format!("/ws?ticket={}", ticket["ticket"].as_str().unwrap()),
+        &[],
+    )
+    .expect("the owner's WebSocket connects");
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["type"],
+        "hello"
     );
 }

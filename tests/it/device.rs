@@ -374,3 +374,54 @@ fn verification_uri_keeps_the_port_over_http2_and_http1() {
         .unwrap();
     assert_eq!(body["verification_uri"], "https://pi.example:8443/device");
 }
+
+/// Issue 10, item 3: on production defaults one address cannot hold the device's pending
+/// grants: its flood is refused (429 with `Retry-After`) while another address still
+/// gets a code, over HTTP/1.1 and HTTP/2.
+#[test]
+fn one_address_flooding_device_codes_does_not_block_another() {
+    let (_setup, gateway) = gateway_with_owner("");
+    let client = |address: &str, http1: bool| {
+        let builder = reqwest::blocking::Client::builder()
+            .local_address(Some(address.parse().unwrap()))
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(
+                    &std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap(),
+                )
+                .unwrap(),
+            )
+            .tls_built_in_root_certs(false)
+            .use_rustls_tls();
+        let builder = if http1 { builder.http1_only() } else { builder };
+        builder.build().unwrap()
+    };
+    let code = |client: &reqwest::blocking::Client| {
+        client
+            .post(format!("{}/auth/device/code", gateway.url))
+            .form(&[("client_id", "flood")])
+            .send()
+            .unwrap()
+    };
+    for (flooder, other, http1) in [
+        ("127.0.0.40", "127.0.0.41", true),
+        ("127.0.0.42", "127.0.0.43", false),
+    ] {
+        let flooding = client(flooder, http1);
+        let mut granted = 0;
+        for _ in 0..50 {
+            let response = code(&flooding);
+            match response.status() {
+                StatusCode::OK => granted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    assert!(response.headers().contains_key("retry-after"));
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!(granted <= 5, "{flooder} got {granted} codes");
+        let response = code(&client(other, http1));
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().unwrap();
+        assert!(body["user_code"].as_str().is_some());
+    }
+}

@@ -484,42 +484,51 @@ async fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
 }
 
+/// The real sampler (the gateway's background task) judges memory in use: work is shed
+/// while it is over the budget and served again as soon as it falls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_memory_budget_new_work_is_shed_but_probes_answer() {
-    let fixture = in_process("memory_budget = \"16m\"");
+    const MIB: u64 = 1 << 20;
+    let budget = aisopod::app::heap_in_use() / MIB + 48;
+    let fixture = in_process(&format!(
+        "memory_budget = \"{budget}m\"\n[tools.sandbox]\nenabled = false"
+    ));
+    fixture.app.spawn_background();
     let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
     let client = in_process_client(&fixture);
-    fixture
-        .app
-        .load
-        .rss_bytes
-        .store(64 << 20, std::sync::atomic::Ordering::Relaxed);
-    let shed = client.get(format!("{url}/ca.crt")).send().await.unwrap();
+    let status = |client: reqwest::Client, url: String| async move {
+        client.get(url).send().await.unwrap().status()
+    };
+    let ca = format!("{url}/ca.crt");
+    assert_eq!(status(client.clone(), ca.clone()).await, StatusCode::OK);
+    // 96 MiB in use (written, so resident too) takes the process over its budget.
+    let ballast = std::hint::black_box(vec![1u8; 96 << 20]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let response = client.get(&ca).send().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()["retry-after"], "1");
     assert!(shed.text().await.unwrap().contains("memory budget"));
     assert_eq!(
-        client
-            .get(format!("{url}/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(client.clone(), format!("{url}/ready")).await,
         StatusCode::OK
     );
-    fixture
-        .app
-        .load
-        .rss_bytes
-        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(
-        client
-            .get(format!("{url}/ca.crt"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    // Freed, the memory no longer counts, whatever the allocator keeps resident.
+    drop(ballast);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = status(client.clone(), ca.clone()).await;
+        if now == StatusCode::OK || Instant::now() > deadline {
+            assert_eq!(now, StatusCode::OK, "still shed after the memory was freed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
