@@ -21,7 +21,7 @@ use crate::app::{App, Services, tls_audit_event};
 use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
-use crate::security::audit::{AuditError, AuditEvent, Outcome, Query};
+use crate::security::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
 use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
@@ -52,6 +52,13 @@ pub enum AdminRequest {
     },
     AuditVerify,
     AuditExport,
+    /// Checks an exported log's seal line against this log's key; the CLI has already
+    /// walked the exported chain to `end_seq`/`end_hash`.
+    AuditVerifyExport {
+        seal: ExportSeal,
+        end_seq: u64,
+        end_hash: String,
+    },
     CertShow,
     CertRegenerate {
         ca: bool,
@@ -176,6 +183,7 @@ impl AdminRequest {
             AdminRequest::AuditList { .. } => "audit.list",
             AdminRequest::AuditVerify => "audit.verify",
             AdminRequest::AuditExport => "audit.export",
+            AdminRequest::AuditVerifyExport { .. } => "audit.verify_export",
             AdminRequest::CertShow => "cert.show",
             AdminRequest::CertRegenerate { .. } => "cert.regenerate",
             AdminRequest::SecretsSet { .. } => "secrets.set",
@@ -305,10 +313,19 @@ fn run(
             Err(err @ AuditError::Broken { .. }) => Err(err.to_string()),
             Err(err) => Err(err.to_string()),
         },
-        AdminRequest::AuditExport => {
-            let records: Result<Vec<_>, _> = services.audit.all().collect();
-            json(serde_json::to_value(records.map_err(|e| e.to_string())?))
-        }
+        AdminRequest::AuditExport => json(serde_json::to_value(
+            services.audit.export().map_err(|e| e.to_string())?,
+        )),
+        AdminRequest::AuditVerifyExport {
+            seal,
+            end_seq,
+            end_hash,
+        } => json(serde_json::to_value(
+            services
+                .audit
+                .verify_export_seal(&seal, end_seq, &end_hash)
+                .map_err(|e| e.to_string())?,
+        )),
         AdminRequest::CertShow => {
             cert_summary(services, &tls).and_then(|s| json(serde_json::to_value(s)))
         }

@@ -224,7 +224,9 @@ impl From<crate::security::approval::ApprovalError> for ApiError {
             E::NotFound(_) | E::NotEligible(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
             E::InputChanged { .. } => (StatusCode::CONFLICT, "input_changed"),
-            E::RememberNotOffered(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            E::RememberNotOffered(_) | E::InvalidId(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
         };
         let message = match &err {
             E::NotEligible(id) => E::NotFound(id.clone()).to_string(),
