@@ -624,6 +624,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_id_with_control_characters_is_refused_and_never_recorded_raw() {
+        let f = fixture(Duration::from_secs(30));
+        let forged = "apr_0\n     7  2026-01-01T00:00:00Z  approval.allowed\u{1b}[2J";
+        let err = f
+            .broker
+            .respond(&f.audit, forged, &person("eve", false), true, false, None)
+            .unwrap_err();
+        assert!(matches!(err, ApprovalError::InvalidId(_)), "{err:?}");
+        let records = f.audit.list(&Query::default()).unwrap();
+        let last = records.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.target.as_str()),
+            ("approval.respond", "(invalid id)")
+        );
+        let stored = serde_json::to_string(last).unwrap();
+        assert!(
+            !stored.contains('\n') && !stored.contains('\u{1b}'),
+            "{stored}"
+        );
+        // Ids the broker issues still parse; near misses do not.
+        let issued = ApprovalId::generate();
+        assert_eq!(ApprovalId::parse(issued.as_str()), Ok(issued.clone()));
+        for bad in [
+            "",
+            "apr_",
+            "APR_0123456789abcdef01234567",
+            "apr_0123456789ABCDEF01234567",
+            "apr_0123456789abcdef0123456",
+        ] {
+            assert!(ApprovalId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
     async fn the_first_answer_wins_and_the_second_is_refused() {
         let f = fixture(Duration::from_secs(30));
         let broker = f.broker.clone();
@@ -837,7 +871,7 @@ mod tests {
         let f = fixture(Duration::from_secs(30));
         let unknown = f.broker.respond(
             &f.audit,
-            "apr_nope",
+            "apr_000000000000000000000000",
             &person("root", true),
             true,
             false,
@@ -845,7 +879,7 @@ mod tests {
         );
         assert_eq!(
             unknown.unwrap_err(),
-            ApprovalError::NotFound("apr_nope".into())
+            ApprovalError::NotFound("apr_000000000000000000000000".into())
         );
 
         let broker = f.broker.clone();

@@ -208,32 +208,33 @@ impl Checkpoint {
 pub struct Seal {
     pub seq: u64,
     pub hash: String,
-    /// The head at which a sealed chain was once found without its seal; carried into
-    /// every later seal so that the loss stays reported.
+    /// The head at which the log was once opened and found not to match its seal (the
+    /// seal missing, forged, or the records cut or rewritten); carried into every later
+    /// seal, so that appending to a tampered log can never make it look whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lost_at: Option<u64>,
+    pub broken_at: Option<u64>,
     pub mac: String,
 }
 
 impl Seal {
-    fn new(key: &SecretBytes, seq: u64, hash: &str, lost_at: Option<u64>) -> Seal {
+    fn new(key: &SecretBytes, seq: u64, hash: &str, broken_at: Option<u64>) -> Seal {
         Seal {
             seq,
             hash: hash.to_string(),
-            lost_at,
-            mac: Seal::mac(key, seq, hash, lost_at),
+            broken_at,
+            mac: Seal::mac(key, seq, hash, broken_at),
         }
     }
 
-    fn mac(key: &SecretBytes, seq: u64, hash: &str, lost_at: Option<u64>) -> String {
+    fn mac(key: &SecretBytes, seq: u64, hash: &str, broken_at: Option<u64>) -> String {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.expose());
-        let lost = lost_at.map(|seq| seq.to_string()).unwrap_or_default();
+        let lost = broken_at.map(|seq| seq.to_string()).unwrap_or_default();
         let message = format!("aisopod audit seal v1\n{seq}\n{hash}\n{lost}");
         hex::encode(ring::hmac::sign(&key, message.as_bytes()))
     }
 
     fn authentic(&self, key: &SecretBytes) -> bool {
-        let expected = Seal::mac(key, self.seq, &self.hash, self.lost_at);
+        let expected = Seal::mac(key, self.seq, &self.hash, self.broken_at);
         bool::from(subtle::ConstantTimeEq::ct_eq(
             expected.as_bytes(),
             self.mac.as_bytes(),
@@ -286,8 +287,8 @@ pub struct Query {
 struct Head {
     next_seq: u64,
     last_hash: String,
-    /// Carried into every seal written from now on (see [`Seal::lost_at`]).
-    lost_at: Option<u64>,
+    /// Carried into every seal written from now on (see [`Seal::broken_at`]).
+    broken_at: Option<u64>,
 }
 
 /// The audit log service.
@@ -319,24 +320,37 @@ impl Audit {
         let mut head = Head {
             next_seq,
             last_hash,
-            lost_at: None,
+            broken_at: None,
         };
+        let head_seq = next_seq - 1;
         match seals.get(&MetaKey::new(SEAL_KEY))? {
-            Some(seal) => head.lost_at = seal.lost_at,
-            // A record written under a seal, with no seal: someone removed it, most
-            // likely to hide a cut or rewrite. Keep serving, but never forget it.
-            None if last.as_ref().is_some_and(|last| last.sealed) => {
-                tracing::error!(
-                    seq = next_seq - 1,
-                    "the audit log's seal is missing: records may have been removed or rewritten"
-                );
-                head.lost_at = Some(next_seq - 1);
+            Some(seal)
+                if seal.authentic(&checkpoint_key)
+                    && seal.seq == head_seq
+                    && seal.hash == head.last_hash =>
+            {
+                head.broken_at = seal.broken_at;
             }
-            // A store from before seals (or a new one): seal its head from now on.
-            None => {
-                let seal = Seal::new(&checkpoint_key, next_seq - 1, &head.last_hash, None);
+            // A store from before seals (no record says it was written under one), or
+            // a new store: seal its head from now on.
+            None if !last.as_ref().is_some_and(|last| last.sealed) => {
+                let seal = Seal::new(&checkpoint_key, head_seq, &head.last_hash, None);
                 seals.insert(&MetaKey::new(SEAL_KEY), &seal)?;
                 store.sync().map_err(AuditError::from_store)?;
+            }
+            // The head is not the sealed one: someone without the key cut, rewrote or
+            // added records, or removed the seal. Keep serving, but since appending
+            // would seal the forged head, carry the break in every seal from now on.
+            found => {
+                tracing::error!(
+                    seq = head_seq,
+                    seal = found.is_some(),
+                    "the audit log's head does not match its seal: records may have been removed or rewritten; run `aisopod audit verify`"
+                );
+                let earlier = found
+                    .filter(|seal| seal.authentic(&checkpoint_key))
+                    .and_then(|seal| seal.broken_at);
+                head.broken_at = Some(earlier.unwrap_or(head_seq));
             }
         }
         Ok(Audit {
@@ -371,7 +385,12 @@ impl Audit {
                 hash: String::new(),
             };
             record.hash = record.compute_hash();
-            let seal = Seal::new(&self.checkpoint_key, record.seq, &record.hash, head.lost_at);
+            let seal = Seal::new(
+                &self.checkpoint_key,
+                record.seq,
+                &record.hash,
+                head.broken_at,
+            );
             self.records
                 .insert_with(
                     &AuditSeq(record.seq),
@@ -473,8 +492,7 @@ impl Audit {
         let Some(seal) = seal else {
             return Err(AuditError::Broken {
                 seq: end.seq,
-                reason: "the seal is missing: records after it may have been cut off or rewritten"
-                    .into(),
+                reason: "the seal is missing: records may have been cut off or rewritten".into(),
             });
         };
         check_seal(&self.checkpoint_key, &seal, &end)?;
@@ -628,11 +646,11 @@ fn check_seal(key: &SecretBytes, seal: &Seal, end: &ChainEnd) -> Result<(), Audi
             reason: "the seal's MAC does not match: it was not written with this log's key".into(),
         });
     }
-    if let Some(lost) = seal.lost_at {
+    if let Some(lost) = seal.broken_at {
         return Err(AuditError::Broken {
             seq: lost,
             reason: format!(
-                "the seal was missing when the log was opened at seq {lost}: records up to there may have been cut off or rewritten"
+                "when the log was opened at seq {lost}, its head did not match the seal: records up to there were cut off, rewritten or added without the key"
             ),
         });
     }
@@ -985,6 +1003,23 @@ mod tests {
     }
 
     #[test]
+    fn appending_to_a_rewritten_log_does_not_make_it_whole() {
+        let f = fixture();
+        fill(&f, 6);
+        rewrite_tail(&f, 5);
+        let secrets = Secrets::open(f._dir.path(), &f.store).unwrap();
+        let reopened = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        reopened.record(AuditEvent::new("after")).unwrap();
+        let (seq, reason) = broken(reopened.verify());
+        assert_eq!(seq, 6);
+        assert!(reason.contains("opened at seq 6"), "{reason}");
+        // And again after another reopen: the break travels with the seal.
+        let again = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        again.record(AuditEvent::new("later")).unwrap();
+        assert_eq!(broken(again.verify()).0, 6);
+    }
+
+    #[test]
     fn records_added_behind_the_seal_are_reported() {
         let f = fixture();
         fill(&f, 3);
@@ -1010,7 +1045,7 @@ mod tests {
         reopened.record(AuditEvent::new("after")).unwrap();
         let (seq, reason) = broken(reopened.verify());
         assert_eq!(seq, 4);
-        assert!(reason.contains("seal was missing"), "{reason}");
+        assert!(reason.contains("did not match the seal"), "{reason}");
     }
 
     #[test]
