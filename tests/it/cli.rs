@@ -818,3 +818,43 @@ fn control_characters_in_an_approval_id_never_reach_the_log_or_the_terminal() {
         assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 }
+
+/// Issue 10 item 14: a peer in another user namespace is refused by the admin socket
+/// even when its uid passes (root mapped to root, as a sandbox's id maps to the service
+/// user); the same command from the gateway's own namespace is served right after.
+#[test]
+fn the_admin_socket_refuses_a_peer_in_another_user_namespace() {
+    if !nix::unistd::geteuid().is_root()
+        || Command::new("unshare").arg("--version").output().is_err()
+    {
+        crate::sandbox::skipped("admin socket user-namespace check needs root and unshare(1)");
+        return;
+    }
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    let config = setup.config.to_str().unwrap();
+    let outside = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            BIN,
+            "--config",
+            config,
+            "audit",
+            "verify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(outside.status.code(), Some(1), "{}", stdout(&outside));
+    let inside = setup.cli(&["audit", "verify"]);
+    assert!(inside.status.success(), "{}", stderr(&inside));
+    gateway.stop();
+    let list = setup.cli(&["audit", "list", "--action", "admin.connect", "--json"]);
+    let records: Vec<AuditRecord> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(records.len(), 1, "{}", stdout(&list));
+    assert_eq!(records[0].actor, "uid:0");
+    assert_eq!(
+        records[0].details["reason"],
+        "peer is in another user namespace"
+    );
+}
