@@ -75,7 +75,8 @@ fn enforced(setup: &Setup, controller: &str) -> bool {
 /// `AISOPOD_TEST_SKIP_LOG`, which `scripts/test` prints and counts at the end (nextest
 /// hides a passing test's output, so stderr alone would pass silently).
 pub fn skipped(what: &str) {
-    let line = format!("SKIPPED: {what}");
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("SKIPPED: {what} ({test})");
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("AISOPOD_TEST_SKIP_LOG") {
         use std::io::Write;
