@@ -498,6 +498,7 @@ fn sample_record(seq: u64) -> AuditRecord {
         outcome: Outcome::Success,
         source_ip: Some("127.0.0.1".into()),
         details: serde_json::json!({ "bench": true, "n": seq }),
+        sealed: true,
         prev_hash: "0".repeat(64),
         hash: "f".repeat(64),
     }

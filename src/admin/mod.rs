@@ -3,7 +3,9 @@
 //! A running gateway holds the store, so state-changing CLI commands cannot open it;
 //! they send an [`AdminRequest`] as one JSON line over a Unix socket in the runtime
 //! directory (mode 0600, in a 0700 directory, and the peer's uid is checked: only root
-//! and the gateway's own user are served). With no gateway running the CLI runs the
+//! and the gateway's own user are served). The peer must also be in the gateway's own
+//! user namespace: a sandboxed run's one id maps to the service user on a host that
+//! cannot give it another, so the uid alone would let it through. With no gateway running the CLI runs the
 //! same [`execute`] against the store directly, so both paths behave alike. Every
 //! command except `status` is audited with the caller's uid. This module never parses
 //! command-line flags and never speaks HTTP.
@@ -21,7 +23,7 @@ use crate::app::{App, Services, tls_audit_event};
 use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
-use crate::security::audit::{AuditError, AuditEvent, Outcome, Query};
+use crate::security::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
 use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
@@ -52,6 +54,13 @@ pub enum AdminRequest {
     },
     AuditVerify,
     AuditExport,
+    /// Checks an exported log's seal line against this log's key; the CLI has already
+    /// walked the exported chain to `end_seq`/`end_hash`.
+    AuditVerifyExport {
+        seal: ExportSeal,
+        end_seq: u64,
+        end_hash: String,
+    },
     CertShow,
     CertRegenerate {
         ca: bool,
@@ -176,6 +185,7 @@ impl AdminRequest {
             AdminRequest::AuditList { .. } => "audit.list",
             AdminRequest::AuditVerify => "audit.verify",
             AdminRequest::AuditExport => "audit.export",
+            AdminRequest::AuditVerifyExport { .. } => "audit.verify_export",
             AdminRequest::CertShow => "cert.show",
             AdminRequest::CertRegenerate { .. } => "cert.regenerate",
             AdminRequest::SecretsSet { .. } => "secrets.set",
@@ -305,10 +315,19 @@ fn run(
             Err(err @ AuditError::Broken { .. }) => Err(err.to_string()),
             Err(err) => Err(err.to_string()),
         },
-        AdminRequest::AuditExport => {
-            let records: Result<Vec<_>, _> = services.audit.all().collect();
-            json(serde_json::to_value(records.map_err(|e| e.to_string())?))
-        }
+        AdminRequest::AuditExport => json(serde_json::to_value(
+            services.audit.export().map_err(|e| e.to_string())?,
+        )),
+        AdminRequest::AuditVerifyExport {
+            seal,
+            end_seq,
+            end_hash,
+        } => json(serde_json::to_value(
+            services
+                .audit
+                .verify_export_seal(&seal, end_seq, &end_hash)
+                .map_err(|e| e.to_string())?,
+        )),
         AdminRequest::CertShow => {
             cert_summary(services, &tls).and_then(|s| json(serde_json::to_value(s)))
         }
@@ -579,16 +598,17 @@ pub fn send(
 /// Accepts admin connections until the task is dropped.
 pub async fn listen(app: Arc<App>, listener: tokio::net::UnixListener) {
     let own_uid = nix::unistd::geteuid().as_raw();
+    let own_namespace = user_namespace_of("self");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let app = app.clone();
+        let own_namespace = own_namespace.clone();
         tokio::spawn(async move {
             let uid = match stream.peer_cred() {
-                Ok(cred) if cred.uid() == 0 || cred.uid() == own_uid => cred.uid(),
-                Ok(cred) => {
+                Ok(cred) if cred.uid() != 0 && cred.uid() != own_uid => {
                     app.audit().record_or_log(
                         AuditEvent::new("admin.connect")
                             .actor(format!("uid:{}", cred.uid()))
@@ -596,6 +616,25 @@ pub async fn listen(app: Arc<App>, listener: tokio::net::UnixListener) {
                     );
                     return;
                 }
+                // Fails closed: no pid, or a namespace we cannot read, is "another".
+                Ok(cred)
+                    if own_namespace.is_none()
+                        || cred
+                            .pid()
+                            .and_then(|pid| user_namespace_of(&pid.to_string()))
+                            != own_namespace =>
+                {
+                    app.audit().record_or_log(
+                        AuditEvent::new("admin.connect")
+                            .actor(format!("uid:{}", cred.uid()))
+                            .outcome(Outcome::Denied)
+                            .details(serde_json::json!({
+                                "reason": "peer is in another user namespace"
+                            })),
+                    );
+                    return;
+                }
+                Ok(cred) => cred.uid(),
                 Err(_) => return,
             };
             if let Err(err) = handle_connection(app, stream, uid).await {
@@ -603,6 +642,12 @@ pub async fn listen(app: Arc<App>, listener: tokio::net::UnixListener) {
             }
         });
     }
+}
+
+/// The user namespace a process is in (`user:[inode]`), from `/proc/PID/ns/user`; None
+/// when it cannot be read (the process is gone, or we may not inspect it).
+fn user_namespace_of(pid: &str) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
 }
 
 async fn handle_connection(

@@ -1,12 +1,16 @@
 //! `aisopod audit list | verify | export`.
+//!
+//! Records hold text that came from requests; every printer here writes stored text
+//! through [`escape_control`], so a record can never move the reader's cursor or send
+//! their terminal an escape sequence, even one written before records were escaped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
 use crate::admin::AdminRequest;
-use crate::security::audit::{AuditRecord, Query};
+use crate::security::audit::{AuditRecord, Export, Query, escape_control, walk_export};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -24,12 +28,15 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check the hash chain; exit 1 naming the first bad record
+    /// Check the hash chain and its sealed head; exit 1 naming the first bad record
     Verify {
+        /// Check this file written by `audit export` instead of the log itself
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// Write every record to stdout
+    /// Write every record to stdout, then one line with the seal of the last one
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
@@ -72,48 +79,109 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
                     println!(
                         "{:>6}  {}  {:<28} {:<8} {:<24} {:<20} {}",
                         r.seq,
-                        r.time,
-                        r.action,
+                        escape_control(&r.time),
+                        escape_control(&r.action),
                         format!("{:?}", r.outcome).to_lowercase(),
-                        r.actor,
-                        target,
-                        ip
+                        escape_control(&r.actor),
+                        escape_control(target),
+                        escape_control(ip)
                     );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { json } => match super::dispatch(config, AdminRequest::AuditVerify) {
-            Ok(result) => {
-                if json {
-                    super::print_json(&result)?;
-                } else {
-                    let records = result["records"].as_u64().unwrap_or(0);
-                    let since = match result["checkpoint_seq"].as_u64() {
-                        Some(seq) => format!(" (after the retention checkpoint at seq {seq})"),
-                        None => String::new(),
-                    };
-                    println!("ok: {records} records, chain intact{since}");
+        AuditCommand::Verify {
+            export: Some(file),
+            json,
+        } => verify_export(config, &file, json),
+        AuditCommand::Verify { export: None, json } => {
+            match super::dispatch(config, AdminRequest::AuditVerify) {
+                Ok(result) => {
+                    if json {
+                        super::print_json(&result)?;
+                    } else {
+                        let records = result["records"].as_u64().unwrap_or(0);
+                        let since = match result["checkpoint_seq"].as_u64() {
+                            Some(seq) => format!(" (after the retention checkpoint at seq {seq})"),
+                            None => String::new(),
+                        };
+                        let sealed = match result["sealed_seq"].as_u64() {
+                            Some(seq) => format!(", sealed head at seq {seq}"),
+                            None => String::new(),
+                        };
+                        println!("ok: {records} records, chain intact{since}{sealed}");
+                    }
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(ExitCode::SUCCESS)
+                Err(err) => {
+                    eprintln!("aisopod: {err}");
+                    Ok(ExitCode::from(super::EXIT_ERROR))
+                }
             }
-            Err(err) => {
-                eprintln!("aisopod: {err}");
-                Ok(ExitCode::from(super::EXIT_ERROR))
-            }
-        },
+        }
         AuditCommand::Export {
             format: ExportFormat::Jsonl,
         } => {
+            use std::io::Write;
             let result = super::dispatch(config, AdminRequest::AuditExport)?;
-            let records = result.as_array().cloned().unwrap_or_default();
+            let export: Export = serde_json::from_value(result)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            for record in records {
-                use std::io::Write;
-                writeln!(out, "{}", serde_json::to_string(&record)?)?;
+            for record in &export.records {
+                writeln!(out, "{}", serde_json::to_string(record)?)?;
+            }
+            writeln!(out, "{}", serde_json::to_string(&export.seal)?)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `audit verify --export FILE`: the chain is walked here, without any key; only the
+/// seal line goes to the log's owner (the gateway, or the store) to be checked with it.
+fn verify_export(
+    config: crate::config::Config,
+    file: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead;
+    let opened = std::fs::File::open(file)
+        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", file.display()))?;
+    let checked = walk_export(std::io::BufReader::new(opened).lines());
+    let outcome =
+        checked
+            .map_err(anyhow::Error::from)
+            .and_then(|(verified, seal, end_seq, end_hash)| {
+                super::dispatch(
+                    config,
+                    AdminRequest::AuditVerifyExport {
+                        seal,
+                        end_seq,
+                        end_hash,
+                    },
+                )
+                .map(|_| verified)
+            });
+    match outcome {
+        Ok(verified) => {
+            if json {
+                super::print_json(&serde_json::to_value(&verified)?)?;
+            } else {
+                println!(
+                    "ok: {} records in {}, chain intact up to the sealed head at seq {}",
+                    verified.records,
+                    escape_control(&file.display().to_string()),
+                    verified.last_seq.unwrap_or(0)
+                );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!(
+                "aisopod: {}: {err}",
+                escape_control(&file.display().to_string())
+            );
+            Ok(ExitCode::from(super::EXIT_ERROR))
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::admin::AdminRequest;
 use crate::auth::password::Passwords;
 use crate::auth::scopes::Scopes;
 use crate::secret::Secret;
+use crate::security::audit::escape_control;
 
 /// Longest password input accepted (the policy's limit is far below this).
 const MAX_PASSWORD_INPUT: u64 = 4096;
@@ -146,8 +147,8 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                     println!(
                         "{}  {:<20} {:<12} {:<28} expires {}",
                         token["id"].as_str().unwrap_or(""),
-                        token["name"].as_str().unwrap_or(""),
-                        token["owner"].as_str().unwrap_or(""),
+                        escape_control(token["name"].as_str().unwrap_or("")),
+                        escape_control(token["owner"].as_str().unwrap_or("")),
                         scopes.join(","),
                         token["expires"]
                             .as_i64()

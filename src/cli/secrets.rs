@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use crate::admin::AdminRequest;
 use crate::secret::Secret;
+use crate::security::audit::escape_control;
 
 /// Longest secret value accepted from stdin.
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
@@ -59,7 +60,7 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
                 for entry in result.as_array().into_iter().flatten() {
                     println!(
                         "{}  (key {})",
-                        entry["name"].as_str().unwrap_or(""),
+                        escape_control(entry["name"].as_str().unwrap_or("")),
                         entry["key_id"].as_str().unwrap_or("")
                     );
                 }

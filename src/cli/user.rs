@@ -8,6 +8,7 @@ use clap::Subcommand;
 use crate::admin::AdminRequest;
 use crate::auth::scopes::Scopes;
 use crate::auth::users::UserView;
+use crate::security::audit::escape_control;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -83,7 +84,8 @@ pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<E
                         (Some(until), false) => format!("locked until {until}"),
                         (None, false) => "active".to_string(),
                     };
-                    println!("{:<24} {:<28} {}", user.username, state, user.scopes);
+                    let name = escape_control(&user.username);
+                    println!("{name:<24} {state:<28} {}", user.scopes);
                 }
             }
             return Ok(ExitCode::SUCCESS);

@@ -5,10 +5,15 @@
 //! first, so it owns the others) and then maps exactly one id: the sandbox's uid and gid
 //! [`SANDBOX_ID`] inside to the helper's own ids outside, with `setgroups` denied first
 //! as the kernel requires. Started as root, the helper first becomes `nobody` on the
-//! host, so that the sandbox's one id maps to an unprivileged host user and never to
-//! root; under the service it maps to the service user. Nothing else is mapped, so no
-//! process inside can become root there or own a host file. Only the helper calls
-//! this, before it forks the run's init.
+//! host, so that the sandbox's one id maps to an unprivileged host user that owns
+//! nothing of the gateway's, and never to root. Under an unprivileged service it maps
+//! to the service user, which owns the data directory and `master.key`: an unprivileged
+//! process may map only its own id, and the subordinate ranges of `newuidmap` need a
+//! set-uid helper that the service's `NoNewPrivileges=yes` rightly disables. There the
+//! mount namespace (none of the gateway's files is inside), Landlock, seccomp and the
+//! admin socket's user-namespace check keep the run away from what that user owns.
+//! Nothing else is mapped, so no process inside can become root there. Only the helper
+//! calls this, before it forks the run's init.
 
 use std::io;
 

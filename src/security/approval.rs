@@ -33,6 +33,8 @@ const MAX_PENDING: usize = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApprovalError {
+    #[error("{0:?} is not an approval request id (apr_ and 24 lowercase hex digits)")]
+    InvalidId(String),
     #[error("no pending approval request has the id {0:?}")]
     NotFound(String),
     #[error("approval request {0:?} was already resolved")]
@@ -47,6 +49,46 @@ pub enum ApprovalError {
         "\"remember\" is not offered for request {0:?}: only commands judged `approve` can be remembered"
     )]
     RememberNotOffered(String),
+}
+
+/// An approval request's id as the broker issues it: `apr_` and 24 lowercase hex digits.
+///
+/// Every id a client names (a URL path, a WebSocket message) is parsed into this before
+/// the broker looks it up or the audit log records it, so a reply cannot smuggle
+/// newlines or terminal escapes into a record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApprovalId(String);
+
+impl ApprovalId {
+    const PREFIX: &'static str = "apr_";
+    const HEX_DIGITS: usize = 24;
+
+    fn generate() -> ApprovalId {
+        ApprovalId(format!(
+            "{}{}",
+            Self::PREFIX,
+            crate::auth::users::random_id(Self::HEX_DIGITS / 2)
+        ))
+    }
+
+    pub fn parse(text: &str) -> Result<ApprovalId, ApprovalError> {
+        let valid = text.strip_prefix(Self::PREFIX).is_some_and(|hex| {
+            hex.len() == Self::HEX_DIGITS
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if valid {
+            Ok(ApprovalId(text.to_string()))
+        } else {
+            // Bounded: the error is shown and recorded, and the input may be huge.
+            Err(ApprovalError::InvalidId(text.chars().take(64).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What the tool call would act on, in a canonical form that is hashed.
@@ -235,7 +277,7 @@ impl Broker {
         let now = self.clock.now();
         let expires = now + time::Duration::try_from(self.timeout).unwrap_or(time::Duration::ZERO);
         let request = Arc::new(ApprovalRequest {
-            id: format!("apr_{}", crate::auth::users::random_id(12)),
+            id: ApprovalId::generate().0,
             tool: new.tool,
             input_hash: new.input.hash(),
             input: new.input,
@@ -324,14 +366,20 @@ impl Broker {
         remember: bool,
         input_hash: Option<&str>,
     ) -> Result<Arc<Resolved>, ApprovalError> {
-        let checked = self.check_response(id, responder, remember, input_hash);
+        let checked = ApprovalId::parse(id)
+            .and_then(|id| self.check_response(id.as_str(), responder, remember, input_hash));
         let pending = match checked {
             Ok(pending) => pending,
             Err(err) => {
+                // Only a parsed id is recorded as the target; the raw text of an invalid
+                // one appears only Debug-escaped inside the error.
+                let target = ApprovalId::parse(id)
+                    .map(|id| id.0)
+                    .unwrap_or_else(|_| "(invalid id)".into());
                 audit.record_or_log(
                     AuditEvent::new("approval.respond")
                         .actor(responder.actor.clone())
-                        .target(id.chars().take(64).collect::<String>())
+                        .target(target)
                         .outcome(Outcome::Denied)
                         .details(serde_json::json!({ "error": err.to_string() })),
                 );
@@ -576,6 +624,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_id_with_control_characters_is_refused_and_never_recorded_raw() {
+        let f = fixture(Duration::from_secs(30));
+        let forged = "apr_0\n     7  2026-01-01T00:00:00Z  approval.allowed\u{1b}[2J";
+        let err = f
+            .broker
+            .respond(&f.audit, forged, &person("eve", false), true, false, None)
+            .unwrap_err();
+        assert!(matches!(err, ApprovalError::InvalidId(_)), "{err:?}");
+        let records = f.audit.list(&Query::default()).unwrap();
+        let last = records.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.target.as_str()),
+            ("approval.respond", "(invalid id)")
+        );
+        let stored = serde_json::to_string(last).unwrap();
+        assert!(
+            !stored.contains('\n') && !stored.contains('\u{1b}'),
+            "{stored}"
+        );
+        // Ids the broker issues still parse; near misses do not.
+        let issued = ApprovalId::generate();
+        assert_eq!(ApprovalId::parse(issued.as_str()), Ok(issued.clone()));
+        for bad in [
+            "",
+            "apr_",
+            "APR_0123456789abcdef01234567",
+            "apr_0123456789ABCDEF01234567",
+            "apr_0123456789abcdef0123456",
+        ] {
+            assert!(ApprovalId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
     async fn the_first_answer_wins_and_the_second_is_refused() {
         let f = fixture(Duration::from_secs(30));
         let broker = f.broker.clone();
@@ -789,7 +871,7 @@ mod tests {
         let f = fixture(Duration::from_secs(30));
         let unknown = f.broker.respond(
             &f.audit,
-            "apr_nope",
+            "apr_000000000000000000000000",
             &person("root", true),
             true,
             false,
@@ -797,7 +879,7 @@ mod tests {
         );
         assert_eq!(
             unknown.unwrap_err(),
-            ApprovalError::NotFound("apr_nope".into())
+            ApprovalError::NotFound("apr_000000000000000000000000".into())
         );
 
         let broker = f.broker.clone();

@@ -221,7 +221,10 @@ impl From<crate::security::approval::ApprovalError> for ApiError {
         use crate::security::approval::ApprovalError as E;
         let (status, code) = match err {
             // Another user's request is "not found" to the asker, so ids cannot be probed.
-            E::NotFound(_) | E::NotEligible(_) => (StatusCode::NOT_FOUND, "not_found"),
+            // A malformed id names no request either.
+            E::NotFound(_) | E::NotEligible(_) | E::InvalidId(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
             E::InputChanged { .. } => (StatusCode::CONFLICT, "input_changed"),
             E::RememberNotOffered(_) => (StatusCode::BAD_REQUEST, "invalid_request"),

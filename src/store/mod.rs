@@ -536,6 +536,41 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
         }
     }
 
+    /// Inserts into this tree and `other` in one sled transaction, so that after a crash
+    /// both writes are there or neither is (the audit log and its seal). Not durable
+    /// until [`Store::sync`].
+    pub fn insert_with<K2: StoreKey, V2: Serialize + DeserializeOwned>(
+        &self,
+        key: &K,
+        value: &V,
+        other: &Tree<K2, V2>,
+        other_key: &K2,
+        other_value: &V2,
+    ) -> Result<(), StoreError> {
+        use sled::Transactional;
+        use sled::transaction::TransactionError;
+        let encode = |v: Result<Vec<u8>, serde_json::Error>| {
+            v.map_err(|err| StoreError::Write(err.to_string()))
+        };
+        self.store.ensure_space()?;
+        let bytes = encode(serde_json::to_vec(value))?;
+        let other_bytes = encode(serde_json::to_vec(other_value))?;
+        let (key, other_key) = (key.to_bytes(), other_key.to_bytes());
+        let _gate = self.store.write_gate();
+        (&self.tree, &other.tree)
+            .transaction(|(this, that)| {
+                this.insert(key.as_slice(), bytes.as_slice())?;
+                that.insert(other_key.as_slice(), other_bytes.as_slice())?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Storage(err) => write_error(err),
+                TransactionError::Abort(()) => StoreError::Write("transaction aborted".into()),
+            })?;
+        self.store.note_write();
+        Ok(())
+    }
+
     /// Removes a key. Not durable until [`Store::sync`].
     pub fn remove(&self, key: &K) -> Result<bool, StoreError> {
         let _gate = self.store.write_gate();

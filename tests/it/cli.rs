@@ -251,7 +251,10 @@ fn audit_commands_list_verify_export_and_detect_tampering() {
     );
 
     let export = setup.cli(&["audit", "export", "--format", "jsonl"]);
-    let records: Vec<AuditRecord> = stdout(&export)
+    let text = stdout(&export);
+    let (records, seal) = text.trim_end().rsplit_once('\n').unwrap();
+    assert!(seal.starts_with("{\"audit_seal\":{"), "{seal}");
+    let records: Vec<AuditRecord> = records
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -572,5 +575,286 @@ fn user_accounts_are_managed_from_the_console_with_or_without_a_gateway() {
         audit.contains("admin.user.disable")
             && !audit.contains("walrus")
             && !audit.contains("plinth")
+    );
+}
+
+/// Opens the stopped gateway's audit tree for tampering behind the log's back.
+fn audit_tree(setup: &Setup) -> (Services, aisopod::store::Tree<AuditSeq, AuditRecord>) {
+    let config = aisopod::config::load(Some(&setup.config), &ProcessEnvironment).unwrap();
+    let services = Services::open(config, Arc::new(SystemClock)).unwrap();
+    let tree = services.store.tree(TreeName::Audit).unwrap();
+    (services, tree)
+}
+
+/// Issue 10 item 13: someone who can write the store but lacks the key cuts records off
+/// the end, or rewrites the tail and recomputes the unkeyed hashes; `audit verify` names
+/// what happened. An exported log checks against its seal; a tampered export does not.
+#[test]
+fn audit_verify_reports_truncation_and_rewrites_and_checks_exports_against_the_seal() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    gateway.stop();
+    let mut gateway = setup.start();
+    gateway.stop();
+    let export = setup.cli(&["audit", "export", "--format", "jsonl"]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let file = setup.data_dir().join("export.jsonl");
+    std::fs::write(&file, &export.stdout).unwrap();
+    let path = file.to_str().unwrap();
+    let checked = setup.cli(&["audit", "verify", "--export", path]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    assert!(
+        stdout(&checked).contains("sealed head"),
+        "{}",
+        stdout(&checked)
+    );
+    // The export with its last record dropped: its own chain holds, its seal does not.
+    let text = stdout(&export);
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 5, "{text}");
+    lines.remove(lines.len() - 2);
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let cut = setup.cli(&["audit", "verify", "--export", path]);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(stderr(&cut).contains("truncated"), "{}", stderr(&cut));
+
+    // Cut the last two records out of the store.
+    let (services, tree) = audit_tree(&setup);
+    let (_, last) = tree.last().unwrap().unwrap();
+    let removed: Vec<AuditRecord> = (last.seq - 1..=last.seq)
+        .map(|seq| tree.get(&AuditSeq(seq)).unwrap().unwrap())
+        .collect();
+    for record in &removed {
+        tree.remove(&AuditSeq(record.seq)).unwrap();
+    }
+    services.store.sync().unwrap();
+    drop((services, tree));
+    let verify = setup.cli(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stderr(&verify).contains(&format!("truncated after seq {}", last.seq - 2)),
+        "{}",
+        stderr(&verify)
+    );
+
+    // The gateway still starts and serves; what it appends does not hide the cut.
+    let mut gateway = setup.start();
+    assert_eq!(gateway.get("/health").status(), 200);
+    gateway.stop();
+    let verify = setup.cli(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stderr(&verify).contains("did not match the seal"),
+        "{}",
+        stderr(&verify)
+    );
+}
+
+/// Issue 10 item 13: the tail rewritten with recomputed (unkeyed) hashes is reported,
+/// and a gateway that appends to it afterwards does not make it whole.
+#[test]
+fn audit_verify_reports_a_rewritten_tail_even_after_later_appends() {
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    gateway.stop();
+    let (services, tree) = audit_tree(&setup);
+    let (_, last) = tree.last().unwrap().unwrap();
+    let mut prev = tree.get(&AuditSeq(last.seq - 2)).unwrap().unwrap().hash;
+    for seq in last.seq - 1..=last.seq {
+        let mut record = tree.get(&AuditSeq(seq)).unwrap().unwrap();
+        record.actor = "mallory".into();
+        record.prev_hash = prev;
+        record.hash = rehash(&record);
+        prev = record.hash.clone();
+        tree.insert(&AuditSeq(seq), &record).unwrap();
+    }
+    services.store.sync().unwrap();
+    drop((services, tree));
+    let verify = setup.cli(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stderr(&verify).contains(&format!("broken at seq {}", last.seq))
+            && stderr(&verify).contains("tail was rewritten"),
+        "{}",
+        stderr(&verify)
+    );
+    let mut gateway = setup.start();
+    assert_eq!(gateway.get("/health").status(), 200);
+    gateway.stop();
+    let verify = setup.cli(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stderr(&verify).contains(&format!("opened at seq {}", last.seq)),
+        "{}",
+        stderr(&verify)
+    );
+}
+
+/// The unkeyed hash `AuditRecord` carries, recomputed as an attacker would: SHA-256 of
+/// the record's JSON without `hash`, fields in their stored order.
+fn rehash(record: &AuditRecord) -> String {
+    let mut value = serde_json::to_value(record).unwrap();
+    let object = value.as_object_mut().unwrap();
+    object.remove("hash");
+    // serde_json keeps insertion order only with preserve_order; rebuild the order.
+    let order = [
+        "seq",
+        "time",
+        "actor",
+        "action",
+        "target",
+        "outcome",
+        "source_ip",
+        "details",
+        "sealed",
+        "prev_hash",
+    ];
+    let mut text = String::from("{");
+    for (i, key) in order
+        .iter()
+        .filter(|k| object.contains_key(**k))
+        .enumerate()
+    {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            "{}:{}",
+            serde_json::to_string(key).unwrap(),
+            object[*key]
+        ));
+    }
+    text.push('}');
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+/// Issue 10 item 12: a `chat:write` user answers an approval whose id, percent-decoded
+/// from the path, carries a newline and terminal escapes. The id is refused as no
+/// request (over HTTP/1.1 and HTTP/2), nothing raw reaches the log, `audit list` prints
+/// one line per record without escapes, and the owner is served right after.
+#[test]
+fn control_characters_in_an_approval_id_never_reach_the_log_or_the_terminal() {
+    let setup = Setup::new("");
+    let password = "another long passphrase here";
+    let added = setup.cli_with(
+        &["user", "add", "eve", "--password-stdin"],
+        &[],
+        Some(password.as_bytes()),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let mut gateway = setup.start();
+    let login: serde_json::Value = gateway
+        .client()
+        .post(format!("{}/auth/login", gateway.url))
+        .json(&serde_json::json!({"username": "eve", "password": password}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let pem = std::fs::read(setup.data_dir().join("tls/ca.pem")).unwrap();
+    let injected =
+        "apr_0%0A%20%20%20999%20%202026-01-01T00:00:00Z%20%20approval.allowed%1B%5B2J%C2%9B31m";
+    for http2 in [false, true] {
+        let builder = reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .use_rustls_tls();
+        let client = if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        }
+        .build()
+        .unwrap();
+        let response = client
+            .post(format!("{}/api/v1/approvals/{injected}", gateway.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"allow": true}))
+            .send()
+            .unwrap();
+        assert_eq!(
+            response.version(),
+            if http2 {
+                reqwest::Version::HTTP_2
+            } else {
+                reqwest::Version::HTTP_11
+            }
+        );
+        assert_eq!(response.status(), 404);
+        let body: serde_json::Value = response.json().unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+        let me = client
+            .get(format!("{}/api/v1/me", gateway.url))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(me.status(), 200, "the caller is served right after");
+    }
+    gateway.stop();
+
+    let list = setup.cli(&["audit", "list", "--action", "approval.*"]);
+    let text = stdout(&list);
+    let raw = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !raw.contains('\u{1b}') && !raw.contains('\u{9b}'),
+        "{raw:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("approval.respond") && l.contains("(invalid id)")),
+        "{text}"
+    );
+    let json = setup.cli(&["audit", "list", "--json"]);
+    let records: Vec<AuditRecord> = serde_json::from_slice(&json.stdout).unwrap();
+    for record in records {
+        let text = format!(
+            "{}{}{}{}",
+            record.actor, record.target, record.action, record.details
+        );
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+}
+
+/// Issue 10 item 14: a peer in another user namespace is refused by the admin socket
+/// even when its uid passes (root mapped to root, as a sandbox's id maps to the service
+/// user); the same command from the gateway's own namespace is served right after.
+#[test]
+fn the_admin_socket_refuses_a_peer_in_another_user_namespace() {
+    if !nix::unistd::geteuid().is_root()
+        || Command::new("unshare").arg("--version").output().is_err()
+    {
+        crate::sandbox::skipped("admin socket user-namespace check needs root and unshare(1)");
+        return;
+    }
+    let setup = Setup::new("");
+    let mut gateway = setup.start();
+    let config = setup.config.to_str().unwrap();
+    let outside = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            BIN,
+            "--config",
+            config,
+            "audit",
+            "verify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(outside.status.code(), Some(1), "{}", stdout(&outside));
+    let inside = setup.cli(&["audit", "verify"]);
+    assert!(inside.status.success(), "{}", stderr(&inside));
+    gateway.stop();
+    let list = setup.cli(&["audit", "list", "--action", "admin.connect", "--json"]);
+    let records: Vec<AuditRecord> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(records.len(), 1, "{}", stdout(&list));
+    assert_eq!(records[0].actor, "uid:0");
+    assert_eq!(
+        records[0].details["reason"],
+        "peer is in another user namespace"
     );
 }

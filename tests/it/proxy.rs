@@ -65,7 +65,7 @@ fn program(name: &str, package: &str) -> Option<PathBuf> {
             "{name} is not installed: `apt-get install {package}` (scripts/setup installs it)"
         );
         assert!(std::env::var_os("CI").is_none(), "{reason}");
-        eprintln!("SKIPPED: {reason}");
+        crate::sandbox::skipped(&reason);
     }
     found
 }

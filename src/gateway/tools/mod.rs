@@ -13,8 +13,13 @@
 //! Nothing here ever runs a command on the bare host: `shell` goes through the same
 //! sandbox as `code_exec`. The workspace's top-level files are copied into the run's
 //! `/work` and what the run creates or changes there is written back through the path
-//! guard, so a run never holds a host directory open (inside the sandbox, the run's one
-//! user id maps to an unprivileged host id that must not own the agent's files).
+//! guard, so a run never holds a host directory open. The run's one user id maps to
+//! `nobody` when the gateway runs as root, but to the gateway's own service user when
+//! it does not (the Pi: an unprivileged service with `NoNewPrivileges=` cannot map any
+//! other id), so its uid is no barrier: what keeps a run from the agent's files, the
+//! data directory, `master.key` and the admin socket is that none of them is in its
+//! mount namespace, Landlock and seccomp, and the admin socket refusing peers in
+//! another user namespace.
 //! Remembered approvals are stored per agent; they can only lift `approve`, never a
 //! `deny`. This module never speaks HTTP and never decides approvals itself.
 
