@@ -100,9 +100,11 @@ pub enum AdminRequest {
         id: String,
     },
     TokenRotate {
-        name: Option<String>,
+        name: String,
         grace: Option<String>,
     },
+    /// A new session signing key (its own command: rotating a token never does this).
+    SigningKeyRotate,
     SandboxRun {
         run: SandboxRunRequest,
     },
@@ -198,8 +200,8 @@ impl AdminRequest {
             AdminRequest::TokenCreate { .. } => "auth.token_create",
             AdminRequest::TokenList => "auth.token_list",
             AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
-            AdminRequest::TokenRotate { name: Some(_), .. } => "auth.token_rotate",
-            AdminRequest::TokenRotate { name: None, .. } => "auth.signing_key_rotate",
+            AdminRequest::TokenRotate { .. } => "auth.token_rotate",
+            AdminRequest::SigningKeyRotate => "auth.signing_key_rotate",
         }
     }
 
@@ -213,9 +215,7 @@ impl AdminRequest {
             | AdminRequest::UserDisable { name, .. }
             | AdminRequest::UserUnlock { name }
             | AdminRequest::TokenCreate { name, .. }
-            | AdminRequest::TokenRotate {
-                name: Some(name), ..
-            } => name.clone(),
+            | AdminRequest::TokenRotate { name, .. } => name.clone(),
             AdminRequest::TokenRevoke { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
@@ -457,21 +457,17 @@ fn run(
         AdminRequest::TokenRevoke { id } => json(serde_json::to_value(services.auth.tokens.revoke(&id).map_err(|e| e.to_string())?)),
         AdminRequest::TokenRotate { name, grace } => {
             let grace = grace.as_deref().map(duration_secs).transpose()?.unwrap_or(3600);
-            match name {
-                Some(name) => {
-                    let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
-                    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
-                    if let Some(object) = value.as_object_mut() {
-                        object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
-                    }
-                    Ok(value)
-                }
-                None => {
-                    let longest = services.auth.sessions.access_ttl();
-                    let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
-                    Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
-                }
+            let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
+            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
             }
+            Ok(value)
+        }
+        AdminRequest::SigningKeyRotate => {
+            let longest = services.auth.sessions.access_ttl();
+            let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
         }
         AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
             (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),

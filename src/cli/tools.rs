@@ -11,7 +11,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,7 +19,6 @@ use serde_json::Value;
 
 use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::app::Services;
-use crate::clock::SystemClock;
 use crate::config::{Config, DEFAULT_AGENT};
 use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport, Tools, schema};
 use crate::sandbox::Runner;
@@ -148,7 +146,7 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
         Err("code execution is disabled ([tools.sandbox] enabled = false)".into())
     };
     let timeout = config.approval.timeout;
-    let services = Services::open(config, Arc::new(SystemClock))?;
+    let services = super::open_services(config, super::Create::Allowed)?;
     let tools = Tools::new(&services.config, &services.store)?;
     let broker = Broker::new(timeout, services.clock.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
