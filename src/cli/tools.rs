@@ -113,12 +113,17 @@ fn via_gateway(
         + sandbox.limits.timeout
         + sandbox.queue_timeout
         + Duration::from_secs(30);
-    if args.name == "shell" && std::io::stderr().is_terminal() {
-        eprintln!(
-            "aisopod: if the command needs approval, the gateway waits up to {} s for an admin to answer (dashboard, /ws or /api/v1/approvals)",
-            config.approval.timeout.as_secs()
-        );
-    }
+    // Printed before the call, whatever the tool and wherever stderr goes: otherwise a
+    // call waiting for approval looks like a hang for up to the whole timeout.
+    eprintln!(
+        "aisopod: running {} through the gateway; if it needs approval it waits up to {} s \
+         for an administrator to answer (a console call is no user's own, so only admins \
+         see it): on the dashboard, over /ws, or with an admin token at \
+         GET /api/v1/approvals?state=pending (a non-admin token lists only its own user's \
+         requests)",
+        args.name,
+        config.approval.timeout.as_secs()
+    );
     let request = AdminRequest::ToolRun {
         agent: args.agent.clone(),
         tool: args.name.clone(),
