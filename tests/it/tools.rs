@@ -217,6 +217,12 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
     let out = call.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    // It said, before waiting, how long it may wait and where an admin answers (issue 10).
+    assert!(
+        stderr(&out).contains("waits up to") && stderr(&out).contains("/api/v1/approvals"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         !w.setup
             .data_dir()
