@@ -7,6 +7,10 @@
 //! same [`execute`] against the store directly, so both paths behave alike. Every
 //! command except `status` is audited with the caller's uid. This module never parses
 //! command-line flags and never speaks HTTP.
+//!
+//! One answer per request, except that a tool call waiting for approval first sends
+//! one [`ApprovalPending`] line per request it waits for, so the console can say what it
+//! waits for and where to answer instead of looking hung.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -221,6 +225,20 @@ impl AdminRequest {
             _ => String::new(),
         }
     }
+}
+
+/// Sent before the answer while a console tool call waits for a person's approval.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApprovalPending {
+    pub approval_pending: PendingApproval,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub id: String,
+    pub summary: String,
+    pub reason: String,
+    pub expires: String,
 }
 
 /// The answer: `ok` with a result, or an error message.
@@ -535,6 +553,17 @@ pub fn send(
     request: &AdminRequest,
     timeout: Duration,
 ) -> Result<Option<AdminResponse>, AdminError> {
+    send_noting(path, request, timeout, |_| {})
+}
+
+/// [`send`], handing each [`PendingApproval`] line that comes before the answer to
+/// `pending`.
+pub fn send_noting(
+    path: &Path,
+    request: &AdminRequest,
+    timeout: Duration,
+    mut pending: impl FnMut(&PendingApproval),
+) -> Result<Option<AdminResponse>, AdminError> {
     let mut stream = match UnixStream::connect(path) {
         Ok(stream) => stream,
         Err(err)
@@ -558,18 +587,23 @@ pub fn send(
     let mut line = serde_json::to_vec(request).map_err(|e| AdminError::Protocol(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(protocol)?;
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .map_err(protocol)?;
-    if reply.is_empty() {
-        return Err(AdminError::Protocol(
-            "the gateway closed the connection without answering".into(),
-        ));
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut reply = String::new();
+        reader.read_line(&mut reply).map_err(protocol)?;
+        if reply.is_empty() {
+            return Err(AdminError::Protocol(
+                "the gateway closed the connection without answering".into(),
+            ));
+        }
+        if let Ok(note) = serde_json::from_str::<ApprovalPending>(&reply) {
+            pending(&note.approval_pending);
+            continue;
+        }
+        return serde_json::from_str(&reply)
+            .map(Some)
+            .map_err(|e| AdminError::Protocol(e.to_string()));
     }
-    serde_json::from_str(&reply)
-        .map(Some)
-        .map_err(|e| AdminError::Protocol(e.to_string()))
 }
 
 /// Accepts admin connections until the task is dropped.
@@ -618,7 +652,7 @@ async fn handle_connection(
                 sandbox_run(&app, &actor, run).await
             }
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
-                tool_run(&app, uid, agent, tool, input).await
+                tool_run(&app, uid, agent, tool, input, &mut write).await
             }
             Ok(request) => {
                 let worker = app.clone();
@@ -681,9 +715,16 @@ async fn tool_run(
     agent: String,
     tool: String,
     input: serde_json::Value,
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> AdminResponse {
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
-    use crate::security::approval::Requester;
+    use crate::security::approval::{ApprovalEvent, Requester};
+    // This connection's own requests are told apart by their session.
+    let session = format!(
+        "admin-socket uid:{uid} call:{}",
+        crate::auth::users::random_id(8)
+    );
+    let mut events = app.approvals.subscribe();
     let runner = app.sandbox_runner().await;
     let ctx = CallContext {
         audit: app.audit(),
@@ -694,13 +735,41 @@ async fn tool_run(
         requester: Requester {
             user: CONSOLE_USER.into(),
             agent: agent.clone(),
-            session: Some(format!("admin-socket uid:{uid}")),
+            session: Some(session.clone()),
         },
         agent,
         tool,
         input,
     };
-    let report = CallReport::from(app.tools.call(ctx, call).await);
+    let call = app.tools.call(ctx, call);
+    tokio::pin!(call);
+    let mut listening = true;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut call => break outcome,
+            event = events.recv(), if listening => match event {
+                Ok(ApprovalEvent::Requested(request))
+                    if request.requester.session.as_deref() == Some(session.as_str()) =>
+                {
+                    let note = ApprovalPending {
+                        approval_pending: PendingApproval {
+                            id: request.id.clone(),
+                            summary: request.input.summary.clone(),
+                            reason: request.reason.clone(),
+                            expires: request.expires.clone(),
+                        },
+                    };
+                    let mut line = serde_json::to_vec(&note).unwrap_or_default();
+                    line.push(b'\n');
+                    // A console that went away is the call's problem, not the note's.
+                    let _ = write.write_all(&line).await;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => listening = false,
+            },
+        }
+    };
+    let report = CallReport::from(outcome);
     match serde_json::to_value(&report) {
         Ok(result) => AdminResponse {
             ok: true,

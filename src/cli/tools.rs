@@ -113,23 +113,24 @@ fn via_gateway(
         + sandbox.limits.timeout
         + sandbox.queue_timeout
         + Duration::from_secs(30);
-    // Printed before the call, whatever the tool and wherever stderr goes: otherwise a
-    // call waiting for approval looks like a hang for up to the whole timeout.
-    eprintln!(
-        "aisopod: running {} through the gateway; if it needs approval it waits up to {} s \
-         for an administrator to answer (a console call is no user's own, so only admins \
-         see it): on the dashboard, over /ws, or with an admin token at \
-         GET /api/v1/approvals?state=pending (a non-admin token lists only its own user's \
-         requests)",
-        args.name,
-        config.approval.timeout.as_secs()
-    );
     let request = AdminRequest::ToolRun {
         agent: args.agent.clone(),
         tool: args.name.clone(),
         input: input.clone(),
     };
-    let response: AdminResponse = match admin::send(&socket, &request, timeout)? {
+    // Said as soon as the gateway asks, wherever stderr goes: otherwise a call waiting
+    // for approval looks like a hang for up to the whole timeout.
+    let waiting = config.approval.timeout.as_secs();
+    let note = |pending: &admin::PendingApproval| {
+        eprintln!(
+            "aisopod: `{}` needs approval ({}); the call waits up to {waiting} s, until {}, \
+             for an administrator to answer request {}: on the dashboard, over /ws, or \
+             POST /api/v1/approvals/{} with an admin token (a console call belongs to no \
+             user, so only admins see it in GET /api/v1/approvals)",
+            pending.summary, pending.reason, pending.expires, pending.id, pending.id
+        );
+    };
+    let response: AdminResponse = match admin::send_noting(&socket, &request, timeout, note)? {
         Some(response) => response,
         None => return Ok(None),
     };
