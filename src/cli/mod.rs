@@ -2,12 +2,14 @@
 //! mapping from outcome to exit code (0 success, 1 error with one line on stderr, 2 usage).
 //!
 //! Commands that read or change state use the running gateway's admin socket when one
-//! answers and open the store directly otherwise (see `admin`); either way they say on
-//! stderr which data directory they use. Only `gateway start`, `backup restore`, the
-//! setup commands `user add` and `secrets set`, and the console runs `sandbox run` and
-//! `tools run` (which work without a gateway) create a data directory, and say so; any
-//! other command refuses a missing one, naming the path, since a command run from the
-//! wrong directory would otherwise quietly make a second one with its own `master.key`.
+//! answers and open the store directly otherwise (see `admin`). Only `gateway start`,
+//! `backup restore`, the setup commands `user add` and `secrets set`, and the console
+//! runs `sandbox run` and `tools run` (which work without a gateway) create a data
+//! directory; any other command refuses a missing one, naming the path, since a command
+//! run from the wrong directory would otherwise quietly make a second one with its own
+//! `master.key`. The setup commands always say when they create one; which data
+//! directory a command uses is said on stderr when stderr is a terminal (scripts keep
+//! the one-line error, and `sandbox run` passes its child's stderr through untouched).
 //! This module prints; the services it calls never do.
 
 // Results from the admin protocol are read as `serde_json::Value`, whose `Index` with a
@@ -26,6 +28,7 @@ mod secrets;
 mod tools;
 mod user;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -149,8 +152,10 @@ fn cli_actor() -> String {
 /// Whether a command may create the data directory when it finds none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Create {
-    /// Explicit setup: creates it, and says so.
-    Allowed,
+    /// Explicit setup: creates it, and always says so.
+    Setup,
+    /// A console run that works without a gateway: creates it, saying so on a terminal.
+    Quietly,
     /// Everything else: a missing data directory is an error naming the path.
     Refused,
 }
@@ -169,20 +174,34 @@ fn data_dir_in_use(config: &Config) -> bool {
     master_key_path(dir).exists() || dir.join("db").exists()
 }
 
+/// Says which data directory a command uses, to a person at a terminal.
+fn note_data_dir(config: &Config, how: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "aisopod: data directory {}{how}",
+            shown_data_dir(config).display()
+        );
+    }
+}
+
 /// Checks the data directory for an offline command and says which one it uses.
 fn check_data_dir(config: &Config, create: Create) -> anyhow::Result<()> {
     let dir = shown_data_dir(config);
     if data_dir_in_use(config) {
-        eprintln!("aisopod: data directory {}", dir.display());
+        note_data_dir(config, "");
         return Ok(());
     }
     match create {
-        Create::Allowed => {
+        Create::Setup => {
             eprintln!(
                 "aisopod: creating a new data directory {} (configuration: {})",
                 dir.display(),
                 config.source
             );
+            Ok(())
+        }
+        Create::Quietly => {
+            note_data_dir(config, " (new)");
             Ok(())
         }
         Create::Refused => bail!(
@@ -208,15 +227,12 @@ fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<serde_json:
     let socket = admin::socket_path(&config);
     let response: AdminResponse = match admin::send(&socket, &request, Duration::from_secs(120))? {
         Some(response) => {
-            eprintln!(
-                "aisopod: data directory {} (through the running gateway)",
-                shown_data_dir(&config).display()
-            );
+            note_data_dir(&config, " (through the running gateway)");
             response
         }
         None => {
             let create = match request {
-                AdminRequest::UserAdd { .. } | AdminRequest::SecretsSet { .. } => Create::Allowed,
+                AdminRequest::UserAdd { .. } | AdminRequest::SecretsSet { .. } => Create::Setup,
                 _ => Create::Refused,
             };
             check_data_dir(&config, create)?;

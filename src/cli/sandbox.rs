@@ -206,7 +206,7 @@ fn via_gateway(config: &Config, request: &RunRequest) -> anyhow::Result<Option<R
 
 fn run_locally(config: Config, request: RunRequest) -> anyhow::Result<RunOutcome> {
     let runner = Runner::from_config(&config)?;
-    let services = super::open_services(config, super::Create::Allowed)?;
+    let services = super::open_services(config, super::Create::Quietly)?;
     let outcome = runtime()?.block_on(runner.run(&services.audit, &super::cli_actor(), request))?;
     Ok(outcome)
 }

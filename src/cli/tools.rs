@@ -152,7 +152,7 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
         Err("code execution is disabled ([tools.sandbox] enabled = false)".into())
     };
     let timeout = config.approval.timeout;
-    let services = super::open_services(config, super::Create::Allowed)?;
+    let services = super::open_services(config, super::Create::Quietly)?;
     let tools = Tools::new(&services.config, &services.store)?;
     let broker = Broker::new(timeout, services.clock.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
