@@ -1001,8 +1001,17 @@ pub fn parse(
     };
     let mut issues = Vec::new();
     expand_env(&mut value, &mut Vec::new(), env, &mut issues);
+    let unexpanded: Vec<String> = issues.iter().map(|issue| issue.key.clone()).collect();
     let raw = deserialize_collecting(value, &mut issues);
     let config = raw.and_then(|raw| validate(raw, source.clone(), env, &mut issues));
+    // A value whose `${VAR}` could not be expanded is still its template text: what the
+    // checks after expansion say of it (such as the length of "${TOKEN}") is not about
+    // the user's value, so only the missing variable is reported for that key.
+    let mut index = 0;
+    issues.retain(|issue| {
+        index += 1;
+        index <= unexpanded.len() || !unexpanded.contains(&issue.key)
+    });
     match config {
         Some(config) if issues.is_empty() => Ok(config),
         _ => Err(invalid(issues)),
@@ -2236,6 +2245,31 @@ mod tests {
             found
                 .iter()
                 .any(|i| i.key == "server.public_url" && i.message.contains("HOSTX"))
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_is_the_only_problem_reported_for_its_key() {
+        // Strict mode (the default) judges secrets by length: it must not judge the
+        // 21-byte text "${AISOPOD_AUTH_TOKEN}" when the variable is unset.
+        let found = issues(
+            "[auth]\nmode = \"token\"\ntoken = \"${AISOPOD_AUTH_TOKEN}\"\njwt_secret = \"short\"\n",
+            &FakeEnv::with(&[]),
+        );
+        let for_token: Vec<&ConfigIssue> = found.iter().filter(|i| i.key == "auth.token").collect();
+        assert_eq!(
+            for_token,
+            [&ConfigIssue {
+                key: "auth.token".into(),
+                message: "environment variable AISOPOD_AUTH_TOKEN is not set".into()
+            }]
+        );
+        // Other keys are still judged.
+        assert!(
+            found
+                .iter()
+                .any(|i| i.key == "auth.jwt_secret" && i.message.contains("strict mode")),
+            "{found:?}"
         );
     }
 

@@ -59,10 +59,8 @@ ensure_base() {
         printf '%s\n' "$tar"
         return 0
     fi
-    need mmdebstrap qemu-aarch64-static
+    check_foreign_arch
     [[ $(id -u) -eq 0 ]] || die "building the base root filesystem needs root (mmdebstrap runs arm64 package scripts in a chroot)"
-    [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] ||
-        die "no binfmt handler for arm64 (/proc/sys/fs/binfmt_misc/qemu-aarch64): run image/setup"
     mkdir -p "$CACHE_DIR"
     exec 9>"$CACHE_DIR/.lock"
     flock 9

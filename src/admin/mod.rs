@@ -9,6 +9,10 @@
 //! same [`execute`] against the store directly, so both paths behave alike. Every
 //! command except `status` is audited with the caller's uid. This module never parses
 //! command-line flags and never speaks HTTP.
+//!
+//! One answer per request, except that a tool call waiting for approval first sends
+//! one [`ApprovalPending`] line per request it waits for, so the console can say what it
+//! waits for and where to answer instead of looking hung.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -109,9 +113,11 @@ pub enum AdminRequest {
         id: String,
     },
     TokenRotate {
-        name: Option<String>,
+        name: String,
         grace: Option<String>,
     },
+    /// A new session signing key (its own command: rotating a token never does this).
+    SigningKeyRotate,
     SandboxRun {
         run: SandboxRunRequest,
     },
@@ -208,8 +214,8 @@ impl AdminRequest {
             AdminRequest::TokenCreate { .. } => "auth.token_create",
             AdminRequest::TokenList => "auth.token_list",
             AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
-            AdminRequest::TokenRotate { name: Some(_), .. } => "auth.token_rotate",
-            AdminRequest::TokenRotate { name: None, .. } => "auth.signing_key_rotate",
+            AdminRequest::TokenRotate { .. } => "auth.token_rotate",
+            AdminRequest::SigningKeyRotate => "auth.signing_key_rotate",
         }
     }
 
@@ -223,14 +229,26 @@ impl AdminRequest {
             | AdminRequest::UserDisable { name, .. }
             | AdminRequest::UserUnlock { name }
             | AdminRequest::TokenCreate { name, .. }
-            | AdminRequest::TokenRotate {
-                name: Some(name), ..
-            } => name.clone(),
+            | AdminRequest::TokenRotate { name, .. } => name.clone(),
             AdminRequest::TokenRevoke { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
         }
     }
+}
+
+/// Sent before the answer while a console tool call waits for a person's approval.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApprovalPending {
+    pub approval_pending: PendingApproval,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub id: String,
+    pub summary: String,
+    pub reason: String,
+    pub expires: String,
 }
 
 /// The answer: `ok` with a result, or an error message.
@@ -476,21 +494,17 @@ fn run(
         AdminRequest::TokenRevoke { id } => json(serde_json::to_value(services.auth.tokens.revoke(&id).map_err(|e| e.to_string())?)),
         AdminRequest::TokenRotate { name, grace } => {
             let grace = grace.as_deref().map(duration_secs).transpose()?.unwrap_or(3600);
-            match name {
-                Some(name) => {
-                    let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
-                    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
-                    if let Some(object) = value.as_object_mut() {
-                        object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
-                    }
-                    Ok(value)
-                }
-                None => {
-                    let longest = services.auth.sessions.access_ttl();
-                    let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
-                    Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
-                }
+            let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
+            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
             }
+            Ok(value)
+        }
+        AdminRequest::SigningKeyRotate => {
+            let longest = services.auth.sessions.access_ttl();
+            let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
         }
         AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
             (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),
@@ -558,6 +572,17 @@ pub fn send(
     request: &AdminRequest,
     timeout: Duration,
 ) -> Result<Option<AdminResponse>, AdminError> {
+    send_noting(path, request, timeout, |_| {})
+}
+
+/// [`send`], handing each [`PendingApproval`] line that comes before the answer to
+/// `pending`.
+pub fn send_noting(
+    path: &Path,
+    request: &AdminRequest,
+    timeout: Duration,
+    mut pending: impl FnMut(&PendingApproval),
+) -> Result<Option<AdminResponse>, AdminError> {
     let mut stream = match UnixStream::connect(path) {
         Ok(stream) => stream,
         Err(err)
@@ -581,18 +606,23 @@ pub fn send(
     let mut line = serde_json::to_vec(request).map_err(|e| AdminError::Protocol(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(protocol)?;
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .map_err(protocol)?;
-    if reply.is_empty() {
-        return Err(AdminError::Protocol(
-            "the gateway closed the connection without answering".into(),
-        ));
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut reply = String::new();
+        reader.read_line(&mut reply).map_err(protocol)?;
+        if reply.is_empty() {
+            return Err(AdminError::Protocol(
+                "the gateway closed the connection without answering".into(),
+            ));
+        }
+        if let Ok(note) = serde_json::from_str::<ApprovalPending>(&reply) {
+            pending(&note.approval_pending);
+            continue;
+        }
+        return serde_json::from_str(&reply)
+            .map(Some)
+            .map_err(|e| AdminError::Protocol(e.to_string()));
     }
-    serde_json::from_str(&reply)
-        .map(Some)
-        .map_err(|e| AdminError::Protocol(e.to_string()))
 }
 
 /// Accepts admin connections until the task is dropped.
@@ -667,7 +697,7 @@ async fn handle_connection(
                 sandbox_run(&app, &actor, run).await
             }
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
-                tool_run(&app, uid, agent, tool, input).await
+                tool_run(&app, uid, agent, tool, input, &mut write).await
             }
             Ok(request) => {
                 let worker = app.clone();
@@ -730,9 +760,16 @@ async fn tool_run(
     agent: String,
     tool: String,
     input: serde_json::Value,
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> AdminResponse {
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
-    use crate::security::approval::Requester;
+    use crate::security::approval::{ApprovalEvent, Requester};
+    // This connection's own requests are told apart by their session.
+    let session = format!(
+        "admin-socket uid:{uid} call:{}",
+        crate::auth::users::random_id(8)
+    );
+    let mut events = app.approvals.subscribe();
     let runner = app.sandbox_runner().await;
     let ctx = CallContext {
         audit: app.audit(),
@@ -743,13 +780,41 @@ async fn tool_run(
         requester: Requester {
             user: CONSOLE_USER.into(),
             agent: agent.clone(),
-            session: Some(format!("admin-socket uid:{uid}")),
+            session: Some(session.clone()),
         },
         agent,
         tool,
         input,
     };
-    let report = CallReport::from(app.tools.call(ctx, call).await);
+    let call = app.tools.call(ctx, call);
+    tokio::pin!(call);
+    let mut listening = true;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut call => break outcome,
+            event = events.recv(), if listening => match event {
+                Ok(ApprovalEvent::Requested(request))
+                    if request.requester.session.as_deref() == Some(session.as_str()) =>
+                {
+                    let note = ApprovalPending {
+                        approval_pending: PendingApproval {
+                            id: request.id.clone(),
+                            summary: request.input.summary.clone(),
+                            reason: request.reason.clone(),
+                            expires: request.expires.clone(),
+                        },
+                    };
+                    let mut line = serde_json::to_vec(&note).unwrap_or_default();
+                    line.push(b'\n');
+                    // A console that went away is the call's problem, not the note's.
+                    let _ = write.write_all(&line).await;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => listening = false,
+            },
+        }
+    };
+    let report = CallReport::from(outcome);
     match serde_json::to_value(&report) {
         Ok(result) => AdminResponse {
             ok: true,

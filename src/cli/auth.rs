@@ -1,5 +1,5 @@
 //! `aisopod auth gen-secret | hash-password | claim-code | create-token | list-tokens |
-//! revoke-token | rotate-token`.
+//! revoke-token | rotate-token | rotate-signing-key`.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -57,6 +57,12 @@ pub fn read_password(prompt: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(text))
 }
 
+/// Unix seconds as RFC 3339 UTC (the number itself if it is out of range).
+fn unix_rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map_or_else(|_| unix.to_string(), crate::clock::rfc3339)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Print 32 random bytes, base64-encoded, for use as a token or signing secret
@@ -88,14 +94,16 @@ pub enum AuthCommand {
     },
     /// Revoke an API token by id
     RevokeToken { id: String },
-    /// With --name, replace that API token (the old one works for --grace); without, rotate the session signing key
+    /// Replace an API token by name (the new one is shown once; the old one works for --grace)
     RotateToken {
         #[arg(long)]
-        name: Option<String>,
+        name: String,
         /// How long the old token keeps working (default 1h)
         #[arg(long)]
         grace: Option<String>,
     },
+    /// Make a new session signing key; sessions signed with the old one stay valid until they expire
+    RotateSigningKey,
 }
 
 pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<ExitCode> {
@@ -133,7 +141,17 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
         }
         AuthCommand::ListTokens { json } => {
             let config = super::load_config(config_path)?;
-            let result = super::dispatch(config, AdminRequest::TokenList)?;
+            let mut result = super::dispatch(config, AdminRequest::TokenList)?;
+            // The store keeps Unix seconds; people and most tools read RFC 3339. JSON keeps
+            // the number (for scripts that compare) beside the readable time.
+            for token in result.as_array_mut().into_iter().flatten() {
+                for (unix, readable) in [("expires", "expires_at"), ("last_used", "last_used_at")] {
+                    let at = token[unix].as_i64().map(unix_rfc3339);
+                    if let Some(object) = token.as_object_mut() {
+                        object.insert(readable.into(), at.into());
+                    }
+                }
+            }
             if json {
                 super::print_json(&result)?;
             } else {
@@ -150,9 +168,7 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                         escape_control(token["name"].as_str().unwrap_or("")),
                         escape_control(token["owner"].as_str().unwrap_or("")),
                         scopes.join(","),
-                        token["expires"]
-                            .as_i64()
-                            .map_or("never".to_string(), |t| t.to_string())
+                        token["expires_at"].as_str().unwrap_or("never")
                     );
                 }
             }
@@ -166,20 +182,18 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
         }
         AuthCommand::RotateToken { name, grace } => {
             let config = super::load_config(config_path)?;
-            let result = super::dispatch(
-                config,
-                AdminRequest::TokenRotate {
-                    name: name.clone(),
-                    grace,
-                },
-            )?;
-            match name {
-                Some(_) => println!("{}", result["token"].as_str().unwrap_or("")),
-                None => println!(
-                    "signing key rotated: new kid {}",
-                    result["kid"].as_str().unwrap_or("")
-                ),
-            }
+            let result = super::dispatch(config, AdminRequest::TokenRotate { name, grace })?;
+            println!("{}", result["token"].as_str().unwrap_or(""));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::RotateSigningKey => {
+            let config = super::load_config(config_path)?;
+            let result = super::dispatch(config, AdminRequest::SigningKeyRotate)?;
+            println!(
+                "signing key rotated: new kid {}; sessions signed with the old key stay valid for {} s at most",
+                result["kid"].as_str().unwrap_or(""),
+                result["previous_valid_for"]
+            );
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::ClaimCode => {

@@ -103,7 +103,7 @@ fn create(
     let answer = super::dispatch(config, AdminRequest::BackupSnapshot)?;
     let snapshot: TransientSnapshot =
         serde_json::from_value(answer).context("reading the gateway's snapshot answer")?;
-    let _snapshot_file = RemoveOnDrop(Some(snapshot.path.clone()));
+    let _snapshot_file = RemoveSnapshotOnDrop(snapshot.path.clone());
     let key = snapshot
         .key()
         .context("the snapshot answer carries no usable key")?;
@@ -194,6 +194,8 @@ fn restore(
         bail!("{} is not a regular file", path.display());
     }
     let data_dir = config.storage.data_dir.clone();
+    // Restoring onto a new device is setup: it may create the data directory.
+    super::check_data_dir(&config, super::Create::Setup)?;
     crate::app::ensure_private_dir(&data_dir)?;
     let lock = DataDirLock::take(&data_dir).map_err(|err| match err {
         BackupError::Store(StoreError::Locked { .. }) => anyhow::anyhow!("{RUNNING}"),
@@ -339,6 +341,20 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Removes the gateway's transient snapshot when dropped, and its `backup-tmp/`
+/// directory with it once no other backup's snapshot is in there (`remove_dir` only
+/// removes an empty directory), so that a backup leaves nothing behind.
+struct RemoveSnapshotOnDrop(PathBuf);
+
+impl Drop for RemoveSnapshotOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

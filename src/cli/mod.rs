@@ -2,8 +2,15 @@
 //! mapping from outcome to exit code (0 success, 1 error with one line on stderr, 2 usage).
 //!
 //! Commands that read or change state use the running gateway's admin socket when one
-//! answers and open the store directly otherwise (see `admin`). This module prints; the
-//! services it calls never do.
+//! answers and open the store directly otherwise (see `admin`). Only `gateway start`,
+//! `backup restore`, the setup commands `user add` and `secrets set`, and the console
+//! runs `sandbox run` and `tools run` (which work without a gateway) create a data
+//! directory; any other command refuses a missing one, naming the path, since a command
+//! run from the wrong directory would otherwise quietly make a second one with its own
+//! `master.key`. The setup commands always say when they create one; which data
+//! directory a command uses is said on stderr when stderr is a terminal (scripts keep
+//! the one-line error, and `sandbox run` passes its child's stderr through untouched).
+//! This module prints; the services it calls never do.
 
 // Results from the admin protocol are read as `serde_json::Value`, whose `Index` with a
 // string key answers `Null` for a missing key instead of panicking.
@@ -21,6 +28,7 @@ mod secrets;
 mod tools;
 mod user;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +41,7 @@ use crate::admin::{self, AdminRequest, AdminResponse, TlsAccess};
 use crate::app::Services;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, ProcessEnvironment};
+use crate::security::secrets::master_key_path;
 
 /// A secure AI gateway appliance.
 #[derive(Debug, Parser)]
@@ -140,12 +149,93 @@ fn cli_actor() -> String {
     format!("cli uid:{}", nix::unistd::getuid().as_raw())
 }
 
+/// Whether a command may create the data directory when it finds none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    /// Explicit setup: creates it, and always says so.
+    Setup,
+    /// A console run that works without a gateway: creates it, saying so on a terminal.
+    Quietly,
+    /// Everything else: a missing data directory is an error naming the path.
+    Refused,
+}
+
+/// The data directory as a full path: a relative `data_dir` is taken from the current
+/// directory, which is exactly what the user needs to see when it is the wrong one.
+fn shown_data_dir(config: &Config) -> PathBuf {
+    std::path::absolute(&config.storage.data_dir)
+        .unwrap_or_else(|_| config.storage.data_dir.clone())
+}
+
+/// Whether the gateway has ever used this data directory (an empty one made by systemd's
+/// `StateDirectory=` does not count).
+fn data_dir_in_use(config: &Config) -> bool {
+    let dir = &config.storage.data_dir;
+    master_key_path(dir).exists() || dir.join("db").exists()
+}
+
+/// Says which data directory a command uses, to a person at a terminal.
+fn note_data_dir(config: &Config, how: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "aisopod: data directory {}{how}",
+            shown_data_dir(config).display()
+        );
+    }
+}
+
+/// Checks the data directory for an offline command and says which one it uses.
+fn check_data_dir(config: &Config, create: Create) -> anyhow::Result<()> {
+    let dir = shown_data_dir(config);
+    if data_dir_in_use(config) {
+        note_data_dir(config, "");
+        return Ok(());
+    }
+    match create {
+        Create::Setup => {
+            eprintln!(
+                "aisopod: creating a new data directory {} (configuration: {})",
+                dir.display(),
+                config.source
+            );
+            Ok(())
+        }
+        Create::Quietly => {
+            note_data_dir(config, " (new)");
+            Ok(())
+        }
+        Create::Refused => bail!(
+            "no aisopod data directory at {} (configuration: {}): this command does not \
+             create one. Point it at the gateway's configuration with --config PATH or \
+             AISOPOD_CONFIG (its [storage] data_dir), run it from the directory the gateway \
+             runs in, or create the data directory with the gateway's first start \
+             (aisopod gateway start)",
+            dir.display(),
+            config.source
+        ),
+    }
+}
+
+/// Opens the store directly (no gateway running), after [`check_data_dir`].
+fn open_services(config: Config, create: Create) -> anyhow::Result<Services> {
+    check_data_dir(&config, create)?;
+    Ok(Services::open(config, Arc::new(SystemClock))?)
+}
+
 /// Runs an admin command through the gateway if one runs, else against the store.
 fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<serde_json::Value> {
     let socket = admin::socket_path(&config);
     let response: AdminResponse = match admin::send(&socket, &request, Duration::from_secs(120))? {
-        Some(response) => response,
+        Some(response) => {
+            note_data_dir(&config, " (through the running gateway)");
+            response
+        }
         None => {
+            let create = match request {
+                AdminRequest::UserAdd { .. } | AdminRequest::SecretsSet { .. } => Create::Setup,
+                _ => Create::Refused,
+            };
+            check_data_dir(&config, create)?;
             let services =
                 Services::open(config, Arc::new(SystemClock)).map_err(|err| match err {
                     crate::Error::Store(crate::store::StoreError::Locked { .. }) => {

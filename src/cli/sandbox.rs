@@ -8,15 +8,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::admin::{self, AdminRequest, AdminResponse};
-use crate::app::Services;
-use crate::clock::SystemClock;
 use crate::config::{self, Config};
 use crate::sandbox::spec::{Reason, ranges};
 use crate::sandbox::{FileData, Language, RunOutcome, RunRequest, Runner, check};
@@ -209,7 +206,7 @@ fn via_gateway(config: &Config, request: &RunRequest) -> anyhow::Result<Option<R
 
 fn run_locally(config: Config, request: RunRequest) -> anyhow::Result<RunOutcome> {
     let runner = Runner::from_config(&config)?;
-    let services = Services::open(config, Arc::new(SystemClock))?;
+    let services = super::open_services(config, super::Create::Quietly)?;
     let outcome = runtime()?.block_on(runner.run(&services.audit, &super::cli_actor(), request))?;
     Ok(outcome)
 }

@@ -11,7 +11,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,7 +19,6 @@ use serde_json::Value;
 
 use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::app::Services;
-use crate::clock::SystemClock;
 use crate::config::{Config, DEFAULT_AGENT};
 use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport, Tools, schema};
 use crate::sandbox::Runner;
@@ -115,18 +113,24 @@ fn via_gateway(
         + sandbox.limits.timeout
         + sandbox.queue_timeout
         + Duration::from_secs(30);
-    if args.name == "shell" && std::io::stderr().is_terminal() {
-        eprintln!(
-            "aisopod: if the command needs approval, the gateway waits up to {} s for an admin to answer (dashboard, /ws or /api/v1/approvals)",
-            config.approval.timeout.as_secs()
-        );
-    }
     let request = AdminRequest::ToolRun {
         agent: args.agent.clone(),
         tool: args.name.clone(),
         input: input.clone(),
     };
-    let response: AdminResponse = match admin::send(&socket, &request, timeout)? {
+    // Said as soon as the gateway asks, wherever stderr goes: otherwise a call waiting
+    // for approval looks like a hang for up to the whole timeout.
+    let waiting = config.approval.timeout.as_secs();
+    let note = |pending: &admin::PendingApproval| {
+        eprintln!(
+            "aisopod: `{}` needs approval ({}); the call waits up to {waiting} s, until {}, \
+             for an administrator to answer request {}: on the dashboard, over /ws, or \
+             POST /api/v1/approvals/{} with an admin token (a console call belongs to no \
+             user, so only admins see it in GET /api/v1/approvals)",
+            pending.summary, pending.reason, pending.expires, pending.id, pending.id
+        );
+    };
+    let response: AdminResponse = match admin::send_noting(&socket, &request, timeout, note)? {
         Some(response) => response,
         None => return Ok(None),
     };
@@ -148,7 +152,7 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
         Err("code execution is disabled ([tools.sandbox] enabled = false)".into())
     };
     let timeout = config.approval.timeout;
-    let services = Services::open(config, Arc::new(SystemClock))?;
+    let services = super::open_services(config, super::Create::Quietly)?;
     let tools = Tools::new(&services.config, &services.store)?;
     let broker = Broker::new(timeout, services.clock.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()

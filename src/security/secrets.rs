@@ -9,6 +9,11 @@
 //! file into place; a crash at any point leaves a store that opens, and the next open
 //! finishes the rotation. This module never logs or returns plaintext except through
 //! [`Secrets::get`], and never writes plaintext to the store.
+//!
+//! Keys the gateway makes for itself ([`Secrets::get_or_create_key`], such as the audit
+//! checkpoint key) are internal: they are stored marked as such, never listed, and
+//! neither removed nor overwritten by [`Secrets::set`] / [`Secrets::remove`], because
+//! losing one silently breaks what depends on it (the audit chain's checkpoints).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -29,6 +34,10 @@ const MASTER_KEY_FILE: &str = "master.key";
 const NEXT_KEY_FILE: &str = "master.key.next";
 const KEY_LEN: usize = 32;
 const SEAL_PURPOSE: &str = "aisopod/v1/secrets/seal";
+/// Names the gateway reserves for its own keys. Records written before the `internal`
+/// mark existed are recognised by name; a user may never create one of these either,
+/// or they could choose the key the gateway would then adopt.
+const RESERVED_NAMES: &[&str] = &["audit.checkpoint-key"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
@@ -49,6 +58,10 @@ pub enum SecretsError {
     UnknownKey { name: String, kid: String },
     #[error("secret {name} cannot be opened: the stored value is damaged or was tampered with")]
     Tampered { name: String },
+    #[error(
+        "{name} is an internal key of the gateway: it is not listed and cannot be changed or removed"
+    )]
+    Internal { name: String },
     #[error("the system random number generator failed")]
     Random,
     #[error("the cryptographic library refused a key or nonce")]
@@ -113,6 +126,20 @@ struct Sealed {
     kid: String,
     nonce: String,
     ciphertext: String,
+    /// Made by the gateway for itself (see the module comment).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    internal: bool,
+}
+
+impl Sealed {
+    fn is_internal(&self, name: &SecretName) -> bool {
+        self.internal || is_reserved(name)
+    }
+}
+
+/// Whether `name` is reserved for one of the gateway's own keys.
+pub fn is_reserved(name: &SecretName) -> bool {
+    RESERVED_NAMES.contains(&name.as_str())
 }
 
 /// Reads a master key file, refusing anything but exactly 32 bytes.
@@ -254,6 +281,7 @@ impl Secrets {
         key: &MasterKey,
         name: &SecretName,
         plaintext: &[u8],
+        internal: bool,
     ) -> Result<Sealed, SecretsError> {
         let mut nonce = [0u8; aead::NONCE_LEN];
         self.random
@@ -272,6 +300,7 @@ impl Secrets {
             kid: key.id.clone(),
             nonce: B64.encode(nonce),
             ciphertext: B64.encode(in_out),
+            internal,
         })
     }
 
@@ -308,11 +337,28 @@ impl Secrets {
         Ok(plain.to_vec())
     }
 
-    /// Seals and stores a value durably, replacing any previous one.
+    /// Seals and stores a value durably, replacing any previous one; refuses the
+    /// gateway's internal keys.
     pub fn set(&self, name: &SecretName, value: &Secret) -> Result<(), SecretsError> {
+        self.refuse_internal(name)?;
         let keys = self.read_keys();
-        let sealed = self.seal_with(&keys.current, name, value.expose().as_bytes())?;
-        self.tree.insert(name, &sealed)?;
+        let sealed = self.seal_with(&keys.current, name, value.expose().as_bytes(), false)?;
+        // Checked and written by compare-and-swap, so that a key the gateway creates
+        // meanwhile is never overwritten.
+        loop {
+            let swapped = match self.tree.get(name)? {
+                Some(old) if old.is_internal(name) => {
+                    return Err(SecretsError::Internal {
+                        name: name.to_string(),
+                    });
+                }
+                Some(old) => self.tree.compare_and_swap(name, &old, &sealed)?,
+                None => self.tree.insert_new(name, &sealed)?,
+            };
+            if swapped {
+                break;
+            }
+        }
         drop(keys);
         self.store.sync()?;
         Ok(())
@@ -347,7 +393,7 @@ impl Secrets {
             .fill(&mut bytes)
             .map_err(|_| SecretsError::Random)?;
         let keys = self.read_keys();
-        let sealed = self.seal_with(&keys.current, name, B64.encode(&bytes).as_bytes())?;
+        let sealed = self.seal_with(&keys.current, name, B64.encode(&bytes).as_bytes(), true)?;
         drop(keys);
         if !self.tree.insert_new(name, &sealed)? {
             // Another caller created it first; use theirs.
@@ -357,22 +403,41 @@ impl Secrets {
         Ok(SecretBytes::new(bytes))
     }
 
-    /// Names of stored secrets with the key id each is sealed under. Never values.
+    /// Names of the user's stored secrets with the key id each is sealed under. Never
+    /// values, never the gateway's internal keys.
     pub fn list(&self) -> Result<Vec<(SecretName, String)>, SecretsError> {
-        self.tree
-            .iter_from(None)
-            .map(|entry| {
-                entry
-                    .map(|(name, sealed)| (name, sealed.kid))
-                    .map_err(SecretsError::from)
-            })
-            .collect()
+        let mut names = Vec::new();
+        for entry in self.tree.iter_from(None) {
+            let (name, sealed) = entry?;
+            if !sealed.is_internal(&name) {
+                names.push((name, sealed.kid));
+            }
+        }
+        Ok(names)
     }
 
+    /// Removes one of the user's secrets; refuses the gateway's internal keys.
     pub fn remove(&self, name: &SecretName) -> Result<bool, SecretsError> {
+        self.refuse_internal(name)?;
+        if let Some(sealed) = self.tree.get(name)?
+            && sealed.is_internal(name)
+        {
+            return Err(SecretsError::Internal {
+                name: name.to_string(),
+            });
+        }
         let removed = self.tree.remove(name)?;
         self.store.sync()?;
         Ok(removed)
+    }
+
+    fn refuse_internal(&self, name: &SecretName) -> Result<(), SecretsError> {
+        if is_reserved(name) {
+            return Err(SecretsError::Internal {
+                name: name.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Replaces the master key and re-seals every stored value under the new one.
@@ -403,7 +468,8 @@ impl Secrets {
         for entry in self.tree.iter_from(None) {
             let (name, sealed) = entry?;
             let plain = self.open_sealed(&keys, &name, &sealed)?;
-            resealed.push((name.clone(), self.seal_with(next, &name, &plain)?));
+            let internal = sealed.is_internal(&name);
+            resealed.push((name.clone(), self.seal_with(next, &name, &plain, internal)?));
         }
         self.tree.replace_all(&resealed)?;
         self.store.sync()?;
@@ -579,6 +645,65 @@ mod tests {
                 .unwrap(),
             key
         );
+    }
+
+    #[test]
+    fn internal_keys_are_hidden_and_cannot_be_removed_or_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, secrets) = open(dir.path());
+        secrets
+            .set(&name("providers.openai"), &Secret::new("sk-x"))
+            .unwrap();
+        let made = secrets.get_or_create_key(&name("gateway.own-key")).unwrap();
+        // A record from before the internal mark existed, known by its reserved name.
+        let legacy = name("audit.checkpoint-key");
+        let legacy_key = secrets.get_or_create_key(&legacy).unwrap();
+        let tree: Tree<SecretName, serde_json::Value> = store.tree(TreeName::Secrets).unwrap();
+        let mut unmarked = tree.get(&legacy).unwrap().unwrap();
+        assert_eq!(
+            unmarked.as_object_mut().unwrap().remove("internal"),
+            Some(true.into())
+        );
+        tree.insert(&legacy, &unmarked).unwrap();
+
+        let listed = |secrets: &Secrets| -> Vec<String> {
+            secrets
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n.to_string())
+                .collect()
+        };
+        assert_eq!(listed(&secrets), ["providers.openai"]);
+        for internal in [name("gateway.own-key"), legacy.clone()] {
+            assert!(matches!(
+                secrets.remove(&internal),
+                Err(SecretsError::Internal { .. })
+            ));
+            assert!(matches!(
+                secrets.set(&internal, &Secret::new("chosen by the user")),
+                Err(SecretsError::Internal { .. })
+            ));
+        }
+        // Reserved even before the gateway made it: a user must not choose its value.
+        assert!(matches!(
+            secrets.set(&name("audit.checkpoint-key"), &Secret::new("x")),
+            Err(SecretsError::Internal { .. })
+        ));
+        assert!(secrets.remove(&name("providers.openai")).unwrap());
+
+        // The mark survives a master key rotation, and the key itself is unchanged.
+        secrets.rotate_master_key().unwrap();
+        assert!(listed(&secrets).is_empty());
+        assert_eq!(
+            secrets.get_or_create_key(&name("gateway.own-key")).unwrap(),
+            made
+        );
+        assert_eq!(secrets.get_or_create_key(&legacy).unwrap(), legacy_key);
+        assert!(matches!(
+            secrets.remove(&name("gateway.own-key")),
+            Err(SecretsError::Internal { .. })
+        ));
     }
 
     #[test]

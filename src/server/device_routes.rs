@@ -277,9 +277,16 @@ struct PageQuery {
 }
 
 async fn device_page(State(app): State<Arc<App>>, Query(query): Query<PageQuery>) -> Response {
-    let code = query
-        .user_code
-        .map(|c| normalize_user_code(&c))
+    let code = query.user_code.unwrap_or_default();
+    page(StatusCode::OK, &approval_form(&app, &code, "", None))
+}
+
+/// What the program asks for, and the form to answer: shown first, and again after a
+/// failed attempt with its error, so the user can simply try again.
+fn approval_form(app: &App, code: &str, username: &str, error: Option<&str>) -> String {
+    let code = normalize_user_code(code);
+    let error = error
+        .map(|e| format!("<p role=\"alert\"><b>{}</b></p>", escape(e)))
         .unwrap_or_default();
     let detail = match app.services.auth.device.pending(&code) {
         Ok(pending) => format!(
@@ -297,17 +304,15 @@ async fn device_page(State(app): State<Arc<App>>, Query(query): Query<PageQuery>
         (Some(head), Some(tail)) if code.len() == 8 => format!("{head}-{tail}"),
         _ => code,
     };
-    page(
-        StatusCode::OK,
-        &format!(
-            "{detail}<form method=\"post\" action=\"/device\">\
-             <p><label>Code <input name=\"user_code\" value=\"{}\" autocomplete=\"off\" required></label></p>\
-             <p><label>Username <input name=\"username\" autocomplete=\"username\" required></label></p>\
-             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-             <p><button name=\"action\" value=\"approve\">Approve</button> <button name=\"action\" value=\"deny\">Deny</button></p>\
-             </form>",
-            escape(&grouped)
-        ),
+    format!(
+        "{error}{detail}<form method=\"post\" action=\"/device\">\
+         <p><label>Code <input name=\"user_code\" value=\"{}\" autocomplete=\"off\" required></label></p>\
+         <p><label>Username <input name=\"username\" value=\"{}\" autocomplete=\"username\" required></label></p>\
+         <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+         <p><button name=\"action\" value=\"approve\">Approve</button> <button name=\"action\" value=\"deny\">Deny</button></p>\
+         </form>",
+        escape(&grouped),
+        escape(username)
     )
 }
 
@@ -363,7 +368,12 @@ async fn device_decide(
             );
             return page(
                 StatusCode::UNAUTHORIZED,
-                "<p>Invalid username or password.</p>",
+                &approval_form(
+                    &app,
+                    &decision.user_code,
+                    &decision.username,
+                    Some("Invalid username or password. Try again."),
+                ),
             );
         }
     };

@@ -1106,7 +1106,7 @@ fn console_token_commands_create_list_rotate_and_revoke() {
         get(&gateway, "/api/v1/me", Some(&new_token)).status(),
         StatusCode::UNAUTHORIZED
     );
-    let key = setup.cli(&["auth", "rotate-token"]);
+    let key = setup.cli(&["auth", "rotate-signing-key"]);
     assert!(
         stdout(&key).contains("signing key rotated"),
         "{}",

@@ -858,3 +858,176 @@ fn the_admin_socket_refuses_a_peer_in_another_user_namespace() {
         "peer is in another user namespace"
     );
 }
+
+/// The CLI run from another directory than the gateway's, with no config: issue 10.
+fn run_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AISOPOD_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("RUNTIME_DIRECTORY")
+        .env_remove("AISOPOD_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn commands_refuse_to_create_a_data_dir_and_name_the_one_they_use() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cwd = elsewhere.path().canonicalize().unwrap();
+    let would_be = cwd.join("aisopod-data");
+    for args in [
+        &["auth", "claim-code"][..],
+        &["auth", "list-tokens"],
+        &["secrets", "list"],
+        &["audit", "verify"],
+        &["user", "list"],
+    ] {
+        let out = run_in(&cwd, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let message = stderr(&out);
+        assert!(
+            message.contains(&format!(
+                "no aisopod data directory at {}",
+                would_be.display()
+            )) && message.contains("--config PATH")
+                && message.contains("built-in defaults"),
+            "{args:?}: {message}"
+        );
+        assert!(
+            !would_be.exists(),
+            "{args:?} created {}",
+            would_be.display()
+        );
+    }
+
+    // Setup commands create it, and say where.
+    let setup = Setup::new("");
+    let stored = setup.cli_with(&["secrets", "set", "providers.x"], &[], Some(b"value"));
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    let data = setup.data_dir();
+    assert!(
+        stderr(&stored).contains(&format!("creating a new data directory {}", data.display())),
+        "{}",
+        stderr(&stored)
+    );
+    // A person at a terminal is told which data directory a command uses (scripts keep
+    // a clean stderr: `sandbox run` passes its child's stderr through).
+    let at_terminal = || {
+        let line = format!("{BIN} --config {} secrets list", setup.config.display());
+        let out = Command::new("script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let listed = at_terminal();
+    assert!(
+        listed.contains(&format!("data directory {}", data.display())),
+        "{listed}"
+    );
+    assert!(stderr(&setup.cli(&["secrets", "list"])).is_empty());
+    let mut gateway = setup.start();
+    let through = at_terminal();
+    assert!(through.contains("through the running gateway"), "{through}");
+    gateway.stop();
+}
+
+#[test]
+fn console_chores_internal_keys_signing_key_token_expiry_and_backup_leftovers() {
+    let setup = Setup::new("[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1");
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "owner", "--password-stdin"],
+        &[],
+        Some(b"walrus cinnamon lantern quietly\n"),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let mut gateway = setup.start();
+
+    // The audit checkpoint key is the gateway's, not the user's.
+    let listed = setup.cli(&["secrets", "list", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        !stdout(&listed).contains("checkpoint"),
+        "{}",
+        stdout(&listed)
+    );
+    let removed = setup.cli(&["secrets", "remove", "audit.checkpoint-key"]);
+    assert_eq!(removed.status.code(), Some(1));
+    assert!(
+        stderr(&removed).contains("internal key"),
+        "{}",
+        stderr(&removed)
+    );
+    let verify = setup.cli(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+
+    // One verb, one meaning.
+    let ambiguous = setup.cli(&["auth", "rotate-token"]);
+    assert_eq!(ambiguous.status.code(), Some(2), "{}", stderr(&ambiguous));
+    assert!(stderr(&ambiguous).contains("--name"));
+    let key = setup.cli(&["auth", "rotate-signing-key"]);
+    assert!(key.status.success(), "{}", stderr(&key));
+    assert!(stdout(&key).contains("signing key rotated"));
+
+    // Expiry as a date a person reads; JSON keeps the number beside it.
+    let created = setup.cli(&[
+        "auth",
+        "create-token",
+        "--scopes",
+        "chat:read",
+        "--name",
+        "reader",
+        "--expires",
+        "90d",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let text = stdout(&setup.cli(&["auth", "list-tokens"]));
+    let json: Vec<serde_json::Value> =
+        serde_json::from_slice(&setup.cli(&["auth", "list-tokens", "--json"]).stdout).unwrap();
+    let unix = json[0]["expires"].as_i64().unwrap();
+    let at = json[0]["expires_at"].as_str().unwrap();
+    assert_eq!(
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp(),
+        unix
+    );
+    assert!(
+        text.contains(&format!("expires {at}")) && !text.contains(&unix.to_string()),
+        "{text}"
+    );
+
+    // Backup and restore leave nothing behind in the data directory.
+    let file = setup.dir.path().join("b.bak");
+    let passphrase = b"otter violin harbour tuesday\n";
+    let backup = setup.cli_with(
+        &[
+            "backup",
+            "create",
+            file.to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        &[],
+        Some(passphrase),
+    );
+    assert!(backup.status.success(), "{}", stderr(&backup));
+    assert!(!setup.data_dir().join("backup-tmp").exists());
+    gateway.stop();
+    let restored = setup.cli_with(
+        &[
+            "backup",
+            "restore",
+            file.to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        &[],
+        Some(passphrase),
+    );
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    assert!(!setup.data_dir().join("backup-tmp").exists());
+}

@@ -102,8 +102,17 @@ fn the_cli_signs_in_with_a_pinned_ca_after_approval_on_the_page() {
         page.contains("aisopod-cli") && page.contains("chat:read"),
         "{page}"
     );
-    let (status, _) = approve(&gateway, &user_code, "approve", "wrong password here");
+    let (status, retry) = approve(&gateway, &user_code, "approve", "wrong password here");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The same form again, with the error, the code and the username kept (issue 10).
+    assert!(
+        retry.contains("Invalid username or password")
+            && retry.contains("<form method=\"post\" action=\"/device\">")
+            && retry.contains(&format!("value=\"{user_code}\""))
+            && retry.contains("value=\"owner\"")
+            && retry.contains("aisopod-cli"),
+        "{retry}"
+    );
     let (status, body) = approve(&gateway, &user_code.to_lowercase(), "approve", OWNER_PW);
     assert_eq!(status, StatusCode::OK, "{body}");
     let finished = crate::support::wait_timeout(&mut child, Duration::from_secs(20))

@@ -425,6 +425,25 @@ fn in_process(extra: &str) -> InProcess {
     InProcess { _dir: dir, app }
 }
 
+/// Waits until the server holds a request (a fixed sleep raced the request on a loaded
+/// machine: the "second" request could arrive first).
+async fn until_in_flight(fixture: &InProcess) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fixture
+        .app
+        .load
+        .in_flight
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(2)).await;
     "done"
@@ -465,7 +484,7 @@ async fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
     let (url, _stop, _task) = serve_with_slow_route(&fixture).await;
     let client = in_process_client(&fixture);
     let first = tokio::spawn(client.get(format!("{url}/slow")).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_in_flight(&fixture).await;
     let second = client.get(format!("{url}/slow")).send().await.unwrap();
     assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(second.headers()["retry-after"], "1");
@@ -551,7 +570,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let (url, stop, task) = serve_with_slow_route(&fixture).await;
     let client = in_process_client(&fixture);
     let in_flight = tokio::spawn(client.get(format!("{url}/slow")).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_in_flight(&fixture).await;
     stop.send(()).unwrap();
     let response = in_flight.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -209,7 +209,8 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
         "shell",
         json!({ "command": "factor 7 > seven.txt" }),
     );
-    assert_eq!(next_message(&mut socket)["type"], "approval.request");
+    let request = next_message(&mut socket);
+    assert_eq!(request["type"], "approval.request");
     let resolved = next_message(&mut socket);
     assert_eq!(resolved["type"], "approval.resolved");
     assert_eq!(resolved["ending"], "expired");
@@ -217,6 +218,15 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
     let out = call.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    // It said, while waiting, what for, how long and where an admin answers (issue 10).
+    let id = request["requestId"].as_str().unwrap();
+    assert!(
+        stderr(&out).contains("factor 7 > seven.txt")
+            && stderr(&out).contains("waits up to 2 s")
+            && stderr(&out).contains(&format!("POST /api/v1/approvals/{id}")),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         !w.setup
             .data_dir()
