@@ -37,6 +37,9 @@ struct ExecOption {
     /// `+` (the rest of a word starting with `+`).
     option: &'static str,
     runs: Runs,
+    /// Whether a one-letter option may have its value glued on (`-Icmd`); `ip` options
+    /// are whole words (`-br` is `-brief`, not `-b r`).
+    glued: bool,
 }
 
 const TAR: &[&str] = &["tar", "bsdtar", "gtar"];
@@ -51,6 +54,17 @@ const fn opt(programs: &'static [&'static str], option: &'static str, runs: Runs
         programs,
         option,
         runs,
+        glued: true,
+    }
+}
+
+/// An option only ever written as its own word.
+const fn word(programs: &'static [&'static str], option: &'static str, runs: Runs) -> ExecOption {
+    ExecOption {
+        programs,
+        option,
+        runs,
+        glued: false,
     }
 }
 
@@ -92,8 +106,8 @@ const EXEC_OPTIONS: &[ExecOption] = &[
     opt(&["cargo"], "--config", Runs::Commands),
     opt(&["npm", "pnpm", "yarn"], "--script-shell", Runs::Program),
     opt(&["npm", "pnpm", "yarn"], "--node-options", Runs::Program),
-    opt(&["ip"], "-b", Runs::Commands),
-    opt(&["ip"], "-batch", Runs::Commands),
+    word(&["ip"], "-b", Runs::Commands),
+    word(&["ip"], "-batch", Runs::Commands),
     opt(VIM, "-c", Runs::EditorCommand),
     opt(VIM, "--cmd", Runs::EditorCommand),
     opt(VIM, "-S", Runs::Commands),
@@ -107,11 +121,18 @@ const EXEC_OPTIONS: &[ExecOption] = &[
 ];
 
 /// Judges the ways `name` runs code through its options and subcommands.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+pub(super) fn judge(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[W],
+    depth: usize,
+    stdin: &Stdin,
+) {
     match name {
         "ip" => ip(an, index, args, depth),
         "cmake" => cmake(an, index, args, depth),
-        "make" | "gmake" => make(an, index, args, depth),
+        "make" | "gmake" => make(an, index, args, depth, stdin),
         _ => {}
     }
     let options: Vec<&ExecOption> = EXEC_OPTIONS
@@ -127,7 +148,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W],
             break;
         }
         for o in &options {
-            let Some((value, used_next)) = value_of(o.option, a, args.get(i + 1)) else {
+            let Some((value, used_next)) = value_of(o, a, args.get(i + 1)) else {
                 continue;
             };
             if used_next {
@@ -140,7 +161,8 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W],
 }
 
 /// The value `option` has in the word `a` (glued, after `=`, or the next word).
-fn value_of(option: &str, a: &W, next: Option<&W>) -> Option<(W, bool)> {
+fn value_of(o: &ExecOption, a: &W, next: Option<&W>) -> Option<(W, bool)> {
+    let option = o.option;
     let with = |text: &str| W {
         text: text.to_string(),
         ..a.clone()
@@ -157,6 +179,9 @@ fn value_of(option: &str, a: &W, next: Option<&W>) -> Option<(W, bool)> {
             .strip_prefix(option)
             .and_then(|rest| rest.strip_prefix('='))
             .map(|v| (with(v), false));
+    }
+    if !o.glued {
+        return None;
     }
     // `-Icmd`: a one-letter option glued to its value.
     a.text
@@ -221,7 +246,7 @@ fn option_runs(
 /// `make -f FILE` reads its recipes from FILE (standard input for `-f -` or
 /// `/dev/stdin`, whose text is judged as shell code when known), and a `SHELL=` or
 /// `.SHELLFLAGS=` operand picks the program that runs every recipe.
-fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &Stdin) {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         let file = match a.text.as_str() {
@@ -239,7 +264,7 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 }),
         };
         if let Some(file) = file {
-            script_file(an, index, "make", None, &file, depth, &Stdin::default());
+            script_file(an, index, "make", None, &file, depth, stdin);
         }
         let variable = a.text.split_once('=').map(|(var, _)| var);
         if !is_option(a)
@@ -281,7 +306,14 @@ fn ip(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         "ip netns/vrf exec runs a command in another network namespace",
         false,
     );
-    let inner: Vec<W> = rest.iter().skip(2).map(|w| (*w).clone()).collect();
+    // The command is every word after the namespace's name, options included.
+    let Some(exec_at) = rest
+        .first()
+        .and_then(|e| args.iter().position(|a| std::ptr::eq(a, *e)))
+    else {
+        return;
+    };
+    let inner: Vec<W> = args.iter().skip(exec_at + 2).cloned().collect();
     judge_inner(an, index, &inner, depth, &Stdin::default(), "ip");
 }
 

@@ -409,7 +409,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         }
     }
     written_config_run(an, index, &name, args);
-    super::exec_options::judge(an, index, &name, args, depth);
+    super::exec_options::judge(an, index, &name, args, depth, stdin);
     if name == "cd" || name == "pushd" {
         follow_cd(an, args);
     }
@@ -627,9 +627,19 @@ fn wrapper(
             // `env -S 'cmd args'` splits a string into a command line.
             if let Some(pos) = args
                 .iter()
-                .position(|a| a.text == "-S" || a.text.starts_with("--split-string"))
+                .position(|a| a.text.starts_with("-S") || a.text.starts_with("--split-string"))
             {
-                let code: Vec<&str> = args.iter().skip(pos + 1).map(|a| a.text.as_str()).collect();
+                // The string may be glued on: `-S'sh -c id'`, `--split-string=...`.
+                let glued = args.get(pos).map_or("", |a| {
+                    a.text
+                        .strip_prefix("--split-string=")
+                        .or_else(|| a.text.strip_prefix("-S"))
+                        .unwrap_or("")
+                });
+                let code: Vec<&str> = std::iter::once(glued)
+                    .filter(|g| !g.is_empty())
+                    .chain(args.iter().skip(pos + 1).map(|a| a.text.as_str()))
+                    .collect();
                 code_string(
                     an,
                     index,
@@ -2596,6 +2606,18 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         }
         j += 1;
     }
+    if rest.iter().any(|a| a.text == "--ext-diff") {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "vcs.runs_command",
+            format!(
+                "git {} --ext-diff runs the configured external diff program",
+                sub.text
+            ),
+            false,
+        );
+    }
     if !GIT_SUBCOMMANDS.contains(&sub.text.as_str()) && !sub.text.starts_with('-') {
         approve(
             an,
@@ -3063,6 +3085,13 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
     let cmd = Some(index);
     let inert = INERT.contains(&name);
     let mut dynamic = false;
+    // The destination of a copy or move is written, not read.
+    let ops = operands(args);
+    let destination = ["cp", "mv", "install", "ln", "rsync"]
+        .contains(&name)
+        .then(|| ops.last().filter(|_| ops.len() >= 2))
+        .flatten()
+        .map(|d| std::ptr::from_ref::<W>(d));
     for a in args {
         if !a.is_static() {
             if a.from_network && !inert {
@@ -3081,7 +3110,8 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
         if inert {
             continue;
         }
-        let content = !CONTENT_BLIND.contains(&name);
+        let content =
+            !CONTENT_BLIND.contains(&name) && destination != Some(std::ptr::from_ref::<W>(a));
         for candidate in path_candidates(a, name) {
             read_target_by(an, cmd, &candidate, content);
         }
