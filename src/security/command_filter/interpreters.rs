@@ -18,6 +18,9 @@ pub(super) enum Takes {
     /// A value that is only ever glued on (`perl -i.bak`, `perl -0777`): the next word is
     /// not consumed.
     GluedValue,
+    /// Optional digits glued on (`perl -l`, `-l0`, `-0777`, `ruby -W0`); the letters after
+    /// them are more options of the cluster (`perl -lane`).
+    Digits,
     /// Inline code, glued or the next word (`-c CODE`, `--eval=CODE`).
     Code,
     /// A module to run (`python3 -m pytest`); the rest of the words are its arguments.
@@ -35,7 +38,7 @@ pub(super) struct Grammar {
     pub long: &'static [(&'static str, Takes)],
 }
 
-use Takes::{Code, GluedValue, Module, Nothing, ProgramFile, Value};
+use Takes::{Code, Digits, GluedValue, Module, Nothing, ProgramFile, Value};
 
 const PYTHON: Grammar = Grammar {
     short: &[
@@ -93,13 +96,13 @@ const PERL: Grammar = Grammar {
         ('w', Nothing),
         ('W', Nothing),
         ('X', Nothing),
-        ('0', GluedValue),
+        ('0', Digits),
         ('C', GluedValue),
         ('d', GluedValue),
         ('D', GluedValue),
         ('F', GluedValue),
         ('i', GluedValue),
-        ('l', GluedValue),
+        ('l', Digits),
         ('x', GluedValue),
         ('I', Value),
         ('M', Value),
@@ -124,10 +127,10 @@ const RUBY: Grammar = Grammar {
         ('v', Nothing),
         ('w', Nothing),
         ('y', Nothing),
-        ('0', GluedValue),
+        ('0', Digits),
         ('K', GluedValue),
-        ('T', GluedValue),
-        ('W', GluedValue),
+        ('T', Digits),
+        ('W', Digits),
         ('x', GluedValue),
         ('i', GluedValue),
         ('F', Value),
@@ -382,7 +385,7 @@ pub(super) fn read(lang: Lang, args: &[String]) -> Invocation {
                 Some(Nothing) => {
                     informs |= matches!(name.as_str(), "--version" | "--help");
                 }
-                Some(Value | GluedValue) => {
+                Some(Value | GluedValue | Digits) => {
                     if glued.is_none() && next_is_value(i).is_some() {
                         i += 1;
                     }
@@ -427,6 +430,15 @@ pub(super) fn read(lang: Lang, args: &[String]) -> Invocation {
                     continue;
                 }
                 Some(GluedValue) => {}
+                Some(Digits) => {
+                    // Octal digits, or `x` and hex digits (`-0x1F`).
+                    let digits = match rest.strip_prefix('x') {
+                        Some(hex) => 1 + hex.chars().take_while(char::is_ascii_hexdigit).count(),
+                        None => rest.chars().take_while(|d| d.is_digit(8)).count(),
+                    };
+                    k += 1 + digits;
+                    continue;
+                }
                 Some(Value) => {
                     if rest.is_empty() && next_is_value(i).is_some() {
                         i += 1;
@@ -515,6 +527,8 @@ mod tests {
         assert_eq!(code_of(Lang::Perl, "-Mstrict -E Y -e X"), ["Y", "X"]);
         assert_eq!(code_of(Lang::Perl, "-i -e X"), ["X"]);
         assert_eq!(code_of(Lang::Perl, "-pi -e X"), ["X"]);
+        assert_eq!(code_of(Lang::Perl, "-lane X"), ["X"]);
+        assert_eq!(code_of(Lang::Perl, "-0777 -ne X"), ["X"]);
         assert_eq!(code_of(Lang::Ruby, "-I x -e X"), ["X"]);
         assert_eq!(code_of(Lang::Php, "-d x=1 -r X"), ["X"]);
         assert_eq!(code_of(Lang::Awk, "--source X"), ["X"]);

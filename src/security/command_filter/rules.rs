@@ -408,6 +408,11 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
             );
         }
     }
+    if (name == "source" || name == ".")
+        && let Some(file) = operands(args).first()
+    {
+        script_file(an, index, &name, None, file, depth, stdin);
+    }
     written_config_run(an, index, &name, args);
     super::exec_options::judge(an, index, &name, args, depth, stdin);
     if name == "cd" || name == "pushd" {
@@ -426,13 +431,21 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     } else if let Some(lang) = language(&name) {
         interpreter(an, index, lang, &name, args, depth, stdin);
     }
+    let created_before = an.created.len();
     program_rules(an, index, &name, args, depth);
+    if METADATA_ONLY.contains(&name.as_str()) {
+        // `chmod +x run.sh && ./run.sh` runs a file the line did not write.
+        an.created.truncate(created_before);
+    }
     network(an, index, &name, args);
     generic(an, index, &name, args);
     if !local_program && !workspace_confined_edit(an, &name, args) {
         policy(an, index, &name);
     }
 }
+
+/// Programs that change a file's metadata, never its content.
+const METADATA_ONLY: &[&str] = &["chmod", "chown", "chgrp", "chattr", "setfacl", "touch"];
 
 /// Whether the line itself wrote or created the file `w` names (or a directory above it).
 fn written_by_line(an: &Analyzer<'_>, w: &W) -> bool {
@@ -623,6 +636,11 @@ fn wrapper(
     let cmd = Some(index);
     let inner: &[W] = match name {
         "env" => {
+            // A lone `-` is `-i` (start with an empty environment).
+            let args = args
+                .iter()
+                .position(|a| a.text != "-")
+                .map_or(&[][..], |at| args.get(at..).unwrap_or(&[]));
             let rest = skip_options(args, &["-u", "--unset", "-C", "--chdir", "-P"]);
             // `env -S 'cmd args'` splits a string into a command line.
             if let Some(pos) = args
@@ -1278,7 +1296,11 @@ fn find(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                         break;
                     }
                     if w.text.contains("{}") {
-                        inner.push(W::unknown(&root_prefix));
+                        // Paths under the one static root: a wildcard there, not an
+                        // unknown value.
+                        let mut under = W::unknown(&root_prefix);
+                        under.dynamic = root_prefix.is_empty();
+                        inner.push(under);
                     } else {
                         inner.push(w.clone());
                     }
@@ -1421,6 +1443,23 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                         an,
                         rule,
                         format!("recursive delete of {}: {why}", place.display()),
+                    );
+                    continue;
+                }
+                if recursive
+                    && !place.wild
+                    && place.root == Root::Absolute
+                    && an.filter.layout.workspace.as_ref() == Some(&place.comps)
+                {
+                    an.find(
+                        cmd,
+                        Decision::Approve,
+                        "destructive.rm_workspace",
+                        format!(
+                            "recursive delete of the whole workspace {}",
+                            place.display()
+                        ),
+                        true,
                     );
                     continue;
                 }
@@ -2127,9 +2166,37 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     "tar runs a command given in its options".into(),
                 );
             }
-            let create = mode.contains('c') || args.iter().any(|a| a.text == "--create");
+            let create = mode.contains('c')
+                || args.iter().any(|a| {
+                    a.text == "--create"
+                        || (is_option(a) && a.text != "-C" && short_flags(a).contains('c'))
+                });
             if create {
                 recursive_read(an, index, name, &ops);
+                // `tar -C /var/lib -czf - aisopod`: operands are read from the -C directory.
+                let dir = args
+                    .iter()
+                    .position(|a| a.text == "-C" || a.text == "--directory")
+                    .and_then(|p| args.get(p + 1))
+                    .map(|d| d.text.clone())
+                    .or_else(|| {
+                        args.iter()
+                            .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
+                    });
+                if let Some(dir) = dir {
+                    let joined: Vec<W> = ops
+                        .iter()
+                        .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
+                        .map(|op| W {
+                            text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
+                            ..(*op).clone()
+                        })
+                        .collect();
+                    for w in &joined {
+                        read_target(an, cmd, w);
+                    }
+                    recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
+                }
             }
         }
         "zip" | "7z" | "7za" | "rar" => {
@@ -2165,11 +2232,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 recursive_read(an, index, name, &ops);
             }
         }
-        "source" | "." => {
-            if let Some(file) = ops.first() {
-                run_script(an, index, name, file);
-            }
-        }
+        "source" | "." => {}
         "exec" => {}
         "nc" | "ncat" | "netcat" => {
             if args.iter().any(|a| {
@@ -2536,7 +2599,9 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         if a.text == "-C" {
             if let Some(dir) = args.get(i + 1) {
                 let place = an.place(dir);
-                if !an.filter.layout.scratch_or_workspace(&place) || written_by_line(an, dir) {
+                let in_workspace = an.filter.layout.inside_workspace(&place)
+                    || an.filter.layout.workspace.as_ref() == Some(&place.comps);
+                if !in_workspace || written_by_line(an, dir) {
                     an.find(
                         cmd,
                         Decision::Approve,
@@ -2605,6 +2670,19 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             }
         }
         j += 1;
+    }
+    for (k, a) in rest.iter().enumerate() {
+        let target = if a.text == "--output" {
+            rest.get(k + 1).cloned()
+        } else {
+            a.text.strip_prefix("--output=").map(|v| W {
+                text: v.to_string(),
+                ..a.clone()
+            })
+        };
+        if let Some(target) = target {
+            write_target(an, cmd, &target);
+        }
     }
     if rest.iter().any(|a| a.text == "--ext-diff") {
         an.find(
