@@ -1446,21 +1446,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     );
                     continue;
                 }
-                if recursive
-                    && !place.wild
-                    && place.root == Root::Absolute
-                    && an.filter.layout.workspace.as_ref() == Some(&place.comps)
-                {
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "destructive.rm_workspace",
-                        format!(
-                            "recursive delete of the whole workspace {}",
-                            place.display()
-                        ),
-                        true,
-                    );
+                if recursive && rm_workspace_itself(an, index, &place) {
                     continue;
                 }
                 if recursive
@@ -1541,23 +1527,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
             {
                 recursive_read(an, index, name, &ops);
             }
-            let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
-                || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
-            if symbolic && let [target, link] = ops.as_slice() {
-                // A relative target is read from the link's directory.
-                let target_text = match link.text.rsplit_once('/') {
-                    Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
-                        format!("{dir}/{}", target.text)
-                    }
-                    _ => target.text.clone(),
-                };
-                let target_place = an.place(&W {
-                    text: target_text,
-                    ..(*target).clone()
-                });
-                let link_place = an.place(link);
-                an.links.push((link_place, target_place));
-            }
+            record_symlink(an, name, args, &ops);
         }
         "tee" | "touch" | "mkdir" | "truncate" | "mkfifo" | "mknod" => {
             for target in &ops {
@@ -2151,21 +2121,6 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     }
                 }
             }
-            if args.iter().any(|a| {
-                a.text.starts_with("--to-command")
-                    || a.text.starts_with("--checkpoint-action")
-                    || a.text.starts_with("--use-compress-program")
-                    || a.text == "-I"
-                    || a.text.starts_with("--info-script")
-                    || a.text.starts_with("--new-volume-script")
-                    || a.text == "-F"
-            }) {
-                approve(
-                    an,
-                    "interpreter.tar_exec",
-                    "tar runs a command given in its options".into(),
-                );
-            }
             let create = mode.contains('c')
                 || args.iter().any(|a| {
                     a.text == "--create"
@@ -2173,45 +2128,12 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 });
             if create {
                 recursive_read(an, index, name, &ops);
-                // `tar -C /var/lib -czf - aisopod`: operands are read from the -C directory.
-                let dir = args
-                    .iter()
-                    .position(|a| a.text == "-C" || a.text == "--directory")
-                    .and_then(|p| args.get(p + 1))
-                    .map(|d| d.text.clone())
-                    .or_else(|| {
-                        args.iter()
-                            .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
-                    });
-                if let Some(dir) = dir {
-                    let joined: Vec<W> = ops
-                        .iter()
-                        .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
-                        .map(|op| W {
-                            text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
-                            ..(*op).clone()
-                        })
-                        .collect();
-                    for w in &joined {
-                        read_target(an, cmd, w);
-                    }
-                    recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
-                }
+                tar_directory_reads(an, index, name, args, &ops);
             }
         }
         "zip" | "7z" | "7za" | "rar" => {
             if has_flag(args, 'r', &["--recurse-paths"]) || name != "zip" {
                 recursive_read(an, index, name, &ops);
-            }
-            if args
-                .iter()
-                .any(|a| a.text == "-TT" || a.text.starts_with("--unzip-command"))
-            {
-                approve(
-                    an,
-                    "interpreter.zip_exec",
-                    "zip runs a command given in its options".into(),
-                );
             }
         }
         "unzip" => {
@@ -2232,7 +2154,6 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 recursive_read(an, index, name, &ops);
             }
         }
-        "source" | "." => {}
         "exec" => {}
         "nc" | "ncat" | "netcat" => {
             if args.iter().any(|a| {
@@ -2417,6 +2338,77 @@ fn recursive_read(an: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&W]) {
                 true,
             );
         }
+    }
+}
+
+/// `tar -C /var/lib -czf - aisopod`: the operands of a created archive are read from the
+/// `-C` directory.
+fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], ops: &[&W]) {
+    let cmd = Some(index);
+    let dir = args
+        .iter()
+        .position(|a| a.text == "-C" || a.text == "--directory")
+        .and_then(|p| args.get(p + 1))
+        .map(|d| d.text.clone())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
+        });
+    if let Some(dir) = dir {
+        let joined: Vec<W> = ops
+            .iter()
+            .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
+            .map(|op| W {
+                text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
+                ..(*op).clone()
+            })
+            .collect();
+        for w in &joined {
+            read_target(an, cmd, w);
+        }
+        recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
+    }
+}
+
+/// A recursive delete of the whole workspace (not a path inside it) needs approval.
+fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
+    let whole = !place.wild
+        && place.root == Root::Absolute
+        && an.filter.layout.workspace.as_ref() == Some(&place.comps);
+    if whole {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "destructive.rm_workspace",
+            format!(
+                "recursive delete of the whole workspace {}",
+                place.display()
+            ),
+            true,
+        );
+    }
+    whole
+}
+
+/// A symbolic link the line makes (`ln -s`, `cp -s`): later paths through it are judged
+/// where it points.
+fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
+    let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
+        || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
+    if symbolic && let [target, link] = ops {
+        // A relative target is read from the link's directory.
+        let target_text = match link.text.rsplit_once('/') {
+            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
+                format!("{dir}/{}", target.text)
+            }
+            _ => target.text.clone(),
+        };
+        let target_place = an.place(&W {
+            text: target_text,
+            ..(*target).clone()
+        });
+        let link_place = an.place(link);
+        an.links.push((link_place, target_place));
     }
 }
 
