@@ -85,6 +85,12 @@ pub(super) struct Analyzer<'f> {
     pub ran_local_code: bool,
     /// Output of the last simple `echo`/`printf` (code for a shell after the pipe).
     last_echo: Option<String>,
+    /// Paths this line writes or creates so far (a program or script run from one of
+    /// them is code the line wrote itself).
+    pub created: Vec<Place>,
+    /// Symbolic links this line made, and where they point: a later path through one is
+    /// judged where it really leads (`ln -s /etc e && rm -rf e/`).
+    pub links: Vec<(Place, Place)>,
     stopped: bool,
 }
 
@@ -103,6 +109,8 @@ impl<'f> Analyzer<'f> {
             fetched_to_file: false,
             ran_local_code: false,
             last_echo: None,
+            created: Vec::new(),
+            links: Vec::new(),
             stopped: false,
         }
     }
@@ -357,10 +365,54 @@ impl<'f> Analyzer<'f> {
         }
     }
 
-    /// Arithmetic text may hold command substitutions, which run.
+    /// Arithmetic text may hold command substitutions, which run. And what the parser
+    /// calls arithmetic may be commands: brush reads `( ( rm -rf ~ ) )` (two separate
+    /// parentheses) as `(( ... ))`, where bash runs nested subshells, and bash runs
+    /// `$((cmd) )` as a command substitution when it is not arithmetic. So the text is
+    /// also judged as shell code: what the rules find in it counts, and text that is not
+    /// arithmetic at all is a construct the walk does not model, which needs approval.
     fn arithmetic(&mut self, text: &str, depth: usize) {
         if text.contains("$(") || text.contains('`') || text.contains("${") {
             self.word(&format!("\"{}\"", text.replace('"', "")), depth);
+        }
+        if text.trim().is_empty() || !self.enter(depth) {
+            return;
+        }
+        let is_arithmetic = brush_parser::arithmetic::parse(text).is_ok();
+        let mut nested = Analyzer::new(self.filter);
+        nested.cwd = self.cwd.clone();
+        nested.functions = self.functions.clone();
+        // Read as commands, the text is a subshell of this one: the same depth (each
+        // reading drops two parentheses, and the precheck bounds the nesting).
+        nested.program(text, depth);
+        for finding in nested.findings {
+            // `(( i++ ))` is not a program `i++` the allowlist should ask about.
+            let only_unfamiliar = matches!(
+                finding.rule.as_str(),
+                "policy.not_allowlisted" | "input.unparseable" | "obfuscation.dynamic_program"
+            );
+            if finding.decision == Decision::Allow || (is_arithmetic && only_unfamiliar) {
+                continue;
+            }
+            self.find(
+                None,
+                finding.decision,
+                &finding.rule,
+                format!("read as commands, {}", finding.reason),
+                false,
+            );
+        }
+        if !is_arithmetic {
+            self.find(
+                None,
+                Decision::Approve,
+                "input.unmodelled",
+                format!(
+                    "{} is not arithmetic: the shell runs it as commands (nested subshells)",
+                    excerpt(text)
+                ),
+                false,
+            );
         }
     }
 
@@ -453,13 +505,8 @@ impl<'f> Analyzer<'f> {
             }
             super::rules::judge(self, index, &argv, depth, &stdin);
             if (program == "echo" || program == "printf") && argv.iter().all(W::is_static) {
-                let text: Vec<&str> = argv
-                    .iter()
-                    .skip(1)
-                    .map(|w| w.text.as_str())
-                    .filter(|t| !t.starts_with('-'))
-                    .collect();
-                self.last_echo = Some(text.join(" ").replace("\\n", "\n"));
+                let words: Vec<&str> = argv.iter().skip(1).map(|w| w.text.as_str()).collect();
+                self.last_echo = echo_output(&program, &words);
             }
         }
     }
@@ -782,6 +829,54 @@ fn echo_resolved(code: &str) -> Option<String> {
     changed.then_some(out)
 }
 
+/// What `echo WORDS` or `printf FORMAT ARGS` prints, as code a shell after the pipe would
+/// read. Escapes (`\x72\x6d`) are decoded at run time by `echo -e`, by `printf`, and by
+/// the `echo` of some shells even without `-e`: for `echo` both the raw and the decoded
+/// text are returned (one per line, both judged). `None` when the output is not known
+/// (an escape this decoder does not know, `printf -v`).
+fn echo_output(program: &str, words: &[&str]) -> Option<String> {
+    if program == "echo" {
+        let start = words
+            .iter()
+            .take_while(|w| {
+                w.len() > 1 && w.starts_with('-') && w.chars().skip(1).all(|c| "neE".contains(c))
+            })
+            .count();
+        let raw = words.get(start..).unwrap_or(&[]).join(" ");
+        let decoded = ansi_c(&raw.replace("\\0", "\\"))?;
+        return Some(if decoded == raw {
+            raw
+        } else {
+            format!("{raw}\n{decoded}")
+        });
+    }
+    let mut rest = words;
+    if rest.first() == Some(&"--") {
+        rest = rest.get(1..).unwrap_or(&[]);
+    }
+    let (format, args) = rest.split_first()?;
+    if format.starts_with('-') {
+        return None;
+    }
+    let format = ansi_c(format)?;
+    let mut out = String::new();
+    let mut args = args.iter();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('b') => out.push_str(&ansi_c(args.next().copied().unwrap_or(""))?),
+            Some(_) => out.push_str(args.next().copied().unwrap_or("")),
+            None => out.push('%'),
+        }
+    }
+    Some(out)
+}
+
 /// Whether a `$(`, `$((` or `${` in the word is never closed. Quoting is followed as far
 /// as it matters here: backslash escapes, single quotes outside double quotes (`'$('` is
 /// text), double quotes (a `)` inside them closes nothing), and a fresh quoting context
@@ -971,9 +1066,33 @@ pub(super) fn excerpt(code: &str) -> String {
 
 /// The place a word names, seen from the analyzer's working directory.
 impl Analyzer<'_> {
-    pub fn place(&self, w: &W) -> Place {
+    /// The place as written, without following the links this line made (the name a
+    /// later command uses for a file the line created).
+    pub fn lexical_place(&self, w: &W) -> Place {
         self.filter
             .layout
             .place(&w.text, w.wild_at, self.cwd.as_ref())
+    }
+
+    pub fn place(&self, w: &W) -> Place {
+        let mut place = self
+            .filter
+            .layout
+            .place(&w.text, w.wild_at, self.cwd.as_ref());
+        // Newest link first; a link inside a link is followed once per link made.
+        for (link, target) in self.links.iter().rev() {
+            let through = link.root == place.root
+                && !link.wild
+                && place.comps.len() >= link.comps.len()
+                && place.comps.iter().zip(&link.comps).all(|(a, b)| a == b);
+            if through {
+                let rest = place.comps.split_off(link.comps.len());
+                place.root = target.root;
+                place.comps = target.comps.clone();
+                place.comps.extend(rest);
+                place.wild |= target.wild;
+            }
+        }
+        place
     }
 }

@@ -55,6 +55,28 @@ const CAPABILITIES: &[(&str, &str, &str)] = &[
         "runs a command (awk pipe)",
     ),
     (
+        "| \"",
+        "interpreter.inline_exec",
+        "runs a command (awk pipe)",
+    ),
+    (
+        "|\"",
+        "interpreter.inline_exec",
+        "runs a command (awk pipe)",
+    ),
+    (
+        "system \"",
+        "interpreter.inline_exec",
+        "runs a shell command",
+    ),
+    (
+        "system '",
+        "interpreter.inline_exec",
+        "runs a shell command",
+    ),
+    ("exec \"", "interpreter.inline_exec", "runs a program"),
+    ("exec '", "interpreter.inline_exec", "runs a program"),
+    (
         "print |",
         "interpreter.inline_exec",
         "runs a command (awk pipe)",

@@ -52,8 +52,10 @@
 //! pipes into interpreters or unparseable text.
 
 mod analyze;
+mod exec_options;
 mod fallback;
 mod inline;
+mod interpreters;
 mod paths;
 mod pattern;
 mod rules;

@@ -215,6 +215,16 @@ const SECRET_FILES: &[(&[&str], &str)] = &[
     (&["~", ".docker", "config.json"], "registry credentials"),
     (&["~", ".kube", "config"], "cluster credentials"),
     (&["~", ".config", "aisopod"], "aisopod's saved tokens"),
+    (&["~", ".config", "gh"], "GitHub tokens"),
+    (&["~", ".config", "hub"], "GitHub tokens"),
+    (&["~", ".config", "gcloud"], "cloud credentials"),
+    (&["~", ".azure"], "cloud credentials"),
+    (&["~", ".npmrc"], "registry tokens"),
+    (&["~", ".pypirc"], "registry tokens"),
+    (&["~", ".cargo", "credentials"], "registry tokens"),
+    (&["~", ".cargo", "credentials.toml"], "registry tokens"),
+    (&["~", ".vault-token"], "a Vault token"),
+    (&["~", ".terraform.d"], "cloud credentials"),
     (&["var", "lib", "aisopod"], "aisopod's data directory"),
     (&["dev", "mem"], "physical memory"),
     (&["dev", "kmem"], "kernel memory"),
@@ -241,6 +251,49 @@ const SECRET_NAMES: &[&str] = &[
     ".pgpass",
 ];
 const SECRET_DIRS: &[&str] = &[".ssh", ".gnupg", ".aws"];
+
+/// Files that hold credentials wherever they are (a project's `.env`, a package
+/// registry's token file, private keys): reading, copying or encoding one needs approval.
+/// Templates meant to be shared (`.env.example`) are not secrets.
+const SECRET_FILE_NAMES: &[&str] = &[
+    ".env",
+    ".npmrc",
+    ".pypirc",
+    ".yarnrc.yml",
+    ".netrc",
+    "_netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".my.cnf",
+    ".htpasswd",
+    ".vault-token",
+    ".s3cfg",
+    ".boto",
+    "credentials",
+    "credentials.json",
+    ".credentials",
+    "secrets.json",
+    "secrets.yaml",
+    "secrets.yml",
+    "terraform.tfstate",
+    "master.key",
+];
+/// Name prefixes of private keys (`id_rsa`, `id_ed25519_work`); `.pub` files are public.
+const SECRET_KEY_PREFIXES: &[&str] = &["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
+/// Extensions of key stores and private keys (`server.pem`, `tls.key`, `cert.p12`).
+const SECRET_EXTENSIONS: &[&str] = &[
+    ".pem",
+    ".key",
+    ".p12",
+    ".pfx",
+    ".jks",
+    ".keystore",
+    ".kdbx",
+    ".ppk",
+    ".env",
+];
+/// Suffixes that mark a shared template rather than a secret (`.env.example`).
+const TEMPLATE_SUFFIXES: &[&str] = &[".example", ".sample", ".template", ".dist", ".defaults"];
 
 /// Shell startup files: writing one runs code in every later shell.
 const STARTUP_NAMES: &[&str] = &[
@@ -340,6 +393,41 @@ impl Layout {
             && !(place.partial_last && place.comps.len() == base.len())
     }
 
+    /// Whether the place's file name is one that holds credentials (`.env`, `.env.local`,
+    /// `.npmrc`, `server.pem`, `id_rsa`), wherever it is; a wildcard name counts when a
+    /// secret's name starts with its literal part (`.env*`).
+    pub fn secret_name(&self, place: &Place) -> Option<String> {
+        let last = place.last()?;
+        let is_secret = |name: &str| {
+            if TEMPLATE_SUFFIXES.iter().any(|t| name.ends_with(t)) || name.ends_with(".pub") {
+                return false;
+            }
+            SECRET_FILE_NAMES.contains(&name)
+                || name.starts_with(".env.")
+                || SECRET_KEY_PREFIXES.iter().any(|p| name.starts_with(p))
+                || SECRET_EXTENSIONS
+                    .iter()
+                    .any(|e| name.len() > e.len() && name.ends_with(e))
+        };
+        let hit = if place.partial_last {
+            !last.is_empty()
+                && (SECRET_FILE_NAMES.iter().any(|n| n.starts_with(last))
+                    || ".env.".starts_with(last)
+                    || last.starts_with(".env"))
+        } else {
+            is_secret(last)
+        };
+        hit.then(|| format!("{} may hold credentials", place.display()))
+    }
+
+    /// Whether the place lies strictly inside the known workspace (not the workspace
+    /// directory itself).
+    pub fn inside_workspace(&self, place: &Place) -> bool {
+        self.workspace
+            .as_ref()
+            .is_some_and(|ws| place.comps.len() > ws.len() && self.under(place, Some(ws)))
+    }
+
     /// The place lies in a scratch directory or the workspace (writes there are ordinary).
     pub fn scratch_or_workspace(&self, place: &Place) -> bool {
         if self.under(place, self.workspace.as_ref()) {
@@ -412,6 +500,21 @@ impl Layout {
                     "writes to /proc/sysrq-trigger (can reboot or halt the machine)".into(),
                 ));
             }
+        }
+        if let Some(git) = place.comps.iter().position(|c| c == ".git")
+            && place
+                .comps
+                .get(git + 1)
+                .is_some_and(|c| c == "hooks" || c == "config")
+        {
+            return Some((
+                Decision::Approve,
+                "write.git_hooks",
+                format!(
+                    "writes {}: git runs hooks and configured programs from there later",
+                    place.display()
+                ),
+            ));
         }
         if let Some(why) = self.secret(place) {
             return Some((

@@ -162,12 +162,12 @@ pub(super) enum Lang {
     R,
 }
 
-fn is_option(w: &W) -> bool {
+pub(super) fn is_option(w: &W) -> bool {
     w.text.starts_with('-') && w.text.len() > 1
 }
 
 /// Short-option cluster letters (`-rf` has `r` and `f`); empty for long options.
-fn short_flags(w: &W) -> &str {
+pub(super) fn short_flags(w: &W) -> &str {
     if w.text.starts_with("--") {
         return "";
     }
@@ -184,7 +184,7 @@ fn has_flag(args: &[W], short: char, long: &[&str]) -> bool {
 }
 
 /// Arguments that are not options (everything after `--` counts).
-fn operands(args: &[W]) -> Vec<&W> {
+pub(super) fn operands(args: &[W]) -> Vec<&W> {
     let mut out = Vec::new();
     let mut after = false;
     for a in args {
@@ -202,9 +202,90 @@ fn operands(args: &[W]) -> Vec<&W> {
 // -------------------------------------------------------------------------------------
 // Entry points from the walk.
 
+/// Variables, by name suffix, that name a program to run (`GIT_PAGER`, `MANPAGER`,
+/// `SYSTEMD_PAGER`, `GIT_EDITOR`, `SUDO_ASKPASS`, `CARGO_TARGET_..._RUNNER`).
+const DANGEROUS_VARIABLE_SUFFIXES: &[&str] = &["PAGER", "EDITOR", "ASKPASS", "_RUNNER"];
+/// Variables, by name prefix, that load code or configuration naming programs
+/// (`LD_AUDIT`, `DYLD_INSERT_LIBRARIES`, `GIT_CONFIG_KEY_0`, `BASH_FUNC_x%%`, `LESSOPEN`).
+const DANGEROUS_VARIABLE_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "GIT_CONFIG",
+    "BASH_FUNC_",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "LESSKEY",
+    "LESSEDIT",
+];
+/// More variables that make an ordinary program run another one or read configuration
+/// from elsewhere (a `HOME` or `XDG_CONFIG_HOME` of the line's choosing brings its own
+/// `.gitconfig` with a pager).
+const DANGEROUS_VARIABLES_MORE: &[&str] = &[
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PROXY_COMMAND",
+    "GIT_TEMPLATE_DIR",
+    "GIT_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "ZDOTDIR",
+    "SHELL",
+    "MANOPT",
+    "BROWSER",
+    "TAR_OPTIONS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTDOC",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_HOME",
+    "PERL5DB",
+    "PERLLIB",
+    "PYTHONBREAKPOINT",
+    "PYTHONWARNINGS",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "GCONV_PATH",
+    "NPM_CONFIG_SCRIPT_SHELL",
+    "npm_config_script_shell",
+    "npm_config_node_options",
+    "GOFLAGS",
+];
+/// Compiler flag variables are ordinary, unless their value names a program to run.
+const FLAG_VARIABLES: &[&str] = &["CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS"];
+
+/// Whether setting `name` to `value` changes which code later commands run.
+fn dangerous_variable(name: &str, value: &str) -> bool {
+    DANGEROUS_VARIABLES.contains(&name)
+        || DANGEROUS_VARIABLES_MORE.contains(&name)
+        || DANGEROUS_VARIABLE_SUFFIXES
+            .iter()
+            .any(|s| name.ends_with(s))
+        || DANGEROUS_VARIABLE_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p))
+        || (FLAG_VARIABLES.contains(&name)
+            && [
+                "-wrapper",
+                "-fplugin",
+                "-B",
+                "-specs",
+                "linker",
+                "--ld-path",
+            ]
+            .iter()
+            .any(|f| value.contains(f)))
+}
+
 /// An assignment before a command (`X=1 cmd`) or alone (`X=1`).
 pub(super) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, value: &W) {
-    if DANGEROUS_VARIABLES.contains(&name) {
+    if dangerous_variable(name, &value.text) {
         an.find(
             cmd,
             Decision::Approve,
@@ -224,15 +305,36 @@ pub(super) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, 
     }
 }
 
+/// Programs that never read the content of the files they are given (listing, moving
+/// within the workspace, deleting): naming a secret file is not reading it.
+const CONTENT_BLIND: &[&str] = &[
+    "ls", "stat", "touch", "rm", "rmdir", "unlink", "mkdir", "chmod", "chown", "chgrp", "du",
+    "test", "[", "realpath", "readlink", "basename", "dirname", "ln", "find", "tree",
+];
+
 pub(super) fn read_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
+    read_target_by(an, cmd, w, true);
+}
+
+/// A file argument; `content` is whether the program reads what is in it.
+fn read_target_by(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W, content: bool) {
     let place = an.place(w);
     if let Some((decision, rule, reason)) = an.filter.layout.read_risk(&place) {
         an.find(cmd, decision, rule, reason, false);
+    } else if content && let Some(why) = an.filter.layout.secret_name(&place) {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "access.secret_file",
+            format!("reads, copies or encodes {why}"),
+            false,
+        );
     }
 }
 
 pub(super) fn write_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
     let place = an.place(w);
+    an.created.push(an.lexical_place(w));
     if let Some((decision, rule, reason)) = an.filter.layout.write_risk(&place) {
         an.find(cmd, decision, rule, reason, false);
     } else if w.dynamic && place.root != Root::Absolute && place.comps.is_empty() {
@@ -279,7 +381,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         return;
     }
     let name = program_name(&program.text);
-    if program.text.contains('/')
+    let local_program = program.text.contains('/')
         && ![
             "/bin/",
             "/usr/bin/",
@@ -288,10 +390,31 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
             "/usr/local/bin/",
         ]
         .iter()
-        .any(|dir| program.text.starts_with(dir))
-    {
+        .any(|dir| program.text.starts_with(dir));
+    if local_program {
         an.ran_local_code = true;
+        // `./ls` is whatever file is there, not the allowlisted `ls`.
+        policy(an, index, &program.text);
+        if written_by_line(an, program) {
+            an.find(
+                cmd,
+                Decision::Approve,
+                "exec.written_then_run",
+                format!(
+                    "runs {}, which the same line created or wrote",
+                    program.text
+                ),
+                false,
+            );
+        }
     }
+    if (name == "source" || name == ".")
+        && let Some(file) = operands(args).first()
+    {
+        script_file(an, index, &name, None, file, depth, stdin);
+    }
+    written_config_run(an, index, &name, args);
+    super::exec_options::judge(an, index, &name, args, depth, stdin);
     if name == "cd" || name == "pushd" {
         follow_cd(an, args);
     }
@@ -308,14 +431,152 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     } else if let Some(lang) = language(&name) {
         interpreter(an, index, lang, &name, args, depth, stdin);
     }
+    let created_before = an.created.len();
     program_rules(an, index, &name, args, depth);
+    if METADATA_ONLY.contains(&name.as_str()) {
+        // `chmod +x run.sh && ./run.sh` runs a file the line did not write.
+        an.created.truncate(created_before);
+    }
     network(an, index, &name, args);
     generic(an, index, &name, args);
-    policy(an, index, &name);
+    if !local_program && !workspace_confined_edit(an, &name, args) {
+        policy(an, index, &name);
+    }
+}
+
+/// Programs that change a file's metadata, never its content.
+const METADATA_ONLY: &[&str] = &["chmod", "chown", "chgrp", "chattr", "setfacl", "touch"];
+
+/// Whether the line itself wrote or created the file `w` names (or a directory above it).
+fn written_by_line(an: &Analyzer<'_>, w: &W) -> bool {
+    let place = an.lexical_place(w);
+    an.created.iter().any(|c| {
+        c.root == place.root
+            && !c.comps.is_empty()
+            && place.comps.len() >= c.comps.len()
+            && place.comps.iter().zip(&c.comps).all(|(a, b)| a == b)
+    })
+}
+
+/// Files (by name) from which a program runs code without naming them: `make` reads the
+/// Makefile, npm the scripts of package.json, cargo build.rs, pytest conftest.py.
+const RUNS_CODE_FROM: &[(&[&str], &[&str])] = &[
+    (&["make", "gmake"], &["Makefile", "makefile", "GNUmakefile"]),
+    (
+        &["npm", "pnpm", "yarn", "bun", "npx"],
+        &["package.json", ".npmrc"],
+    ),
+    (
+        &["cargo"],
+        &["build.rs", "Cargo.toml", "config.toml", ".cargo"],
+    ),
+    (
+        &["pytest", "py.test"],
+        &["conftest.py", "pytest.ini", "setup.cfg"],
+    ),
+    (&["cmake"], &["CMakeLists.txt"]),
+    (&["git"], &[".git", ".gitattributes", ".gitconfig"]),
+];
+
+/// A program that runs code from a file the same line wrote (`printf 'all:\n\trm -rf ~'
+/// > Makefile; make`).
+fn written_config_run(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+    let Some((_, files)) = RUNS_CODE_FROM.iter().find(|(p, _)| p.contains(&name)) else {
+        return;
+    };
+    let hit = an
+        .created
+        .iter()
+        .find(|c| c.comps.iter().any(|comp| files.contains(&comp.as_str())));
+    if let Some(place) = hit {
+        let what = place.display();
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "exec.written_then_run",
+            format!("{name} runs code from {what}, which the same line wrote"),
+            false,
+        );
+    }
+    let _ = args;
+}
+
+/// Programs that only change files: under the allowlist policy they run without approval
+/// when every path they are given lies inside the known workspace (the workspace itself
+/// excluded) with no `..`, and a symbolic link they make points inside it too.
+const WORKSPACE_EDITS: &[&str] = &[
+    "rm", "rmdir", "unlink", "chmod", "ln", "mkdir", "mv", "cp", "touch",
+];
+
+fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
+    if !WORKSPACE_EDITS.contains(&name) || an.filter.layout.workspace.is_none() {
+        return false;
+    }
+    let cwd_inside = an.cwd.as_ref().is_some_and(|cwd| {
+        cwd.root == Root::Absolute
+            && an.filter.layout.workspace.as_ref().is_some_and(|ws| {
+                cwd.comps.len() >= ws.len() && cwd.comps.iter().zip(ws).all(|(a, b)| a == b)
+            })
+    });
+    if !cwd_inside {
+        return false;
+    }
+    // Options with values (`--target-directory=/etc`, `--reference=...`) are not read.
+    if args
+        .iter()
+        .any(|a| is_option(a) && (a.text.contains('=') || a.text.contains('/')))
+    {
+        return false;
+    }
+    let mut ops = operands(args);
+    if name == "chmod" {
+        let Some(mode) = ops.first() else {
+            return false;
+        };
+        // setuid, setgid and sticky bits are not ordinary edits.
+        let special =
+            mode.text.contains(['s', 't']) || (mode.text.len() == 4 && !mode.text.starts_with('0'));
+        if special || !mode.is_static() {
+            return false;
+        }
+        ops.remove(0);
+    }
+    let inside = |place: &Place| {
+        an.filter.layout.inside_workspace(place)
+            // `rm -f *.o`: a glob right in the workspace names files inside it.
+            || (place.wild
+                && place.root == Root::Absolute
+                && an.filter.layout.workspace.as_ref() == Some(&place.comps))
+    };
+    // `ln -s TARGET LINK`: the target is read from the link's directory when used, and
+    // is not a path `ln` walks through.
+    let link_target = (name == "ln" && ops.len() == 2)
+        .then(|| ops.first().copied())
+        .flatten();
+    if let (Some(target), Some(link)) = (link_target, ops.last()) {
+        let text = match link.text.rsplit_once('/') {
+            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
+                format!("{dir}/{}", target.text)
+            }
+            _ => target.text.clone(),
+        };
+        let resolved = an.place(&W {
+            text,
+            ..target.clone()
+        });
+        if target.dynamic || !inside(&resolved) {
+            return false;
+        }
+    }
+    !ops.is_empty()
+        && ops.iter().enumerate().all(|(i, op)| {
+            (link_target.is_some() && i == 0)
+                || (!op.dynamic && !op.text.split('/').any(|c| c == "..") && inside(&an.place(op)))
+        })
 }
 
 /// Judges `inner` (a command a wrapper runs) as its own simple command.
-fn judge_inner(
+pub(super) fn judge_inner(
     an: &mut Analyzer<'_>,
     outer: usize,
     inner: &[W],
@@ -348,7 +609,7 @@ fn judge_inner(
 // Wrappers: programs that run another command given in their arguments.
 
 /// Skips options of a wrapper: `with_value` lists options that take the next argument.
-fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
+pub(super) fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         if a.text == "--" {
@@ -375,13 +636,28 @@ fn wrapper(
     let cmd = Some(index);
     let inner: &[W] = match name {
         "env" => {
+            // A lone `-` is `-i` (start with an empty environment).
+            let args = args
+                .iter()
+                .position(|a| a.text != "-")
+                .map_or(&[][..], |at| args.get(at..).unwrap_or(&[]));
             let rest = skip_options(args, &["-u", "--unset", "-C", "--chdir", "-P"]);
             // `env -S 'cmd args'` splits a string into a command line.
             if let Some(pos) = args
                 .iter()
-                .position(|a| a.text == "-S" || a.text.starts_with("--split-string"))
+                .position(|a| a.text.starts_with("-S") || a.text.starts_with("--split-string"))
             {
-                let code: Vec<&str> = args.iter().skip(pos + 1).map(|a| a.text.as_str()).collect();
+                // The string may be glued on: `-S'sh -c id'`, `--split-string=...`.
+                let glued = args.get(pos).map_or("", |a| {
+                    a.text
+                        .strip_prefix("--split-string=")
+                        .or_else(|| a.text.strip_prefix("-S"))
+                        .unwrap_or("")
+                });
+                let code: Vec<&str> = std::iter::once(glued)
+                    .filter(|g| !g.is_empty())
+                    .chain(args.iter().skip(pos + 1).map(|a| a.text.as_str()))
+                    .collect();
                 code_string(
                     an,
                     index,
@@ -404,9 +680,8 @@ fn wrapper(
             rest
         }
         "nice" => skip_options(args, &["-n", "--adjustment"]),
-        "nohup" | "setsid" | "unbuffer" | "caffeinate" | "builtin" | "catchsegv" | "fakeroot" => {
-            skip_options(args, &[])
-        }
+        "nohup" | "setsid" | "unbuffer" | "caffeinate" | "builtin" | "catchsegv" | "fakeroot"
+        | "coproc" => skip_options(args, &[]),
         "time" => skip_options(args, &["-f", "--format", "-o", "--output"]),
         "command" => {
             if args.iter().any(|a| a.text == "-v" || a.text == "-V") {
@@ -662,10 +937,22 @@ fn wrapper(
             return true;
         }
         "script" => {
-            if let Some(pos) = args
-                .iter()
-                .position(|a| a.text == "-c" || a.text == "--command")
-            {
+            if let Some(code) = args.iter().find(|a| a.text.starts_with("--command=")) {
+                let code = W {
+                    text: code
+                        .text
+                        .get("--command=".len()..)
+                        .unwrap_or("")
+                        .to_string(),
+                    ..code.clone()
+                };
+                code_word(an, index, &code, depth);
+                return true;
+            }
+            // `-c CMD`, also in a cluster (`-qc CMD`).
+            if let Some(pos) = args.iter().position(|a| {
+                a.text == "--command" || (is_option(a) && short_flags(a).ends_with('c'))
+            }) {
                 if let Some(code) = args.get(pos + 1) {
                     code_word(an, index, code, depth);
                 }
@@ -706,7 +993,13 @@ fn code_word(an: &mut Analyzer<'_>, index: usize, code: &W, depth: usize) {
     code_string(an, index, &code.text, depth, code.from_network);
 }
 
-fn code_string(an: &mut Analyzer<'_>, index: usize, code: &str, depth: usize, network: bool) {
+pub(super) fn code_string(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    code: &str,
+    depth: usize,
+    network: bool,
+) {
     if network {
         an.find(
             Some(index),
@@ -761,7 +1054,7 @@ fn shell(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usi
         return;
     }
     match args.get(i) {
-        Some(script) if !reads_stdin => run_script(an, index, name, script),
+        Some(script) if !reads_stdin => script_file(an, index, name, None, script, depth, stdin),
         _ => stdin_code(an, index, name, None, depth, stdin),
     }
 }
@@ -769,6 +1062,15 @@ fn shell(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usi
 /// An interpreter runs a file: its content is not seen.
 fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
     an.ran_local_code = true;
+    if written_by_line(an, script) {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "exec.written_then_run",
+            format!("{name} runs {}, which the same line wrote", script.text),
+            false,
+        );
+    }
     if script.from_network {
         an.find(
             Some(index),
@@ -832,110 +1134,106 @@ fn interpreter(
     stdin: &Stdin,
 ) {
     let cmd = Some(index);
-    let code_flags: &[&str] = match lang {
-        Lang::Python => &["-c"],
-        Lang::Perl | Lang::Ruby | Lang::Lua | Lang::R => &["-e", "-E"],
-        Lang::Js => &["-e", "--eval", "-p", "--print"],
-        Lang::Php => &["-r"],
-        Lang::Awk => &[],
-    };
-    if lang == Lang::Awk {
-        // The first operand is the program unless -f names a file.
-        if args
-            .iter()
-            .any(|a| a.text == "-f" || a.text.starts_with("--file"))
-        {
-            an.ran_local_code = true;
+    let texts: Vec<String> = args.iter().map(|a| a.text.clone()).collect();
+    let inv = super::interpreters::read(lang, &texts);
+    let dynamic_code = |an: &mut Analyzer<'_>, w: &W| {
+        if w.is_static() {
             return;
         }
-        let rest = skip_options(args, &["-F", "-v", "--assign", "--field-separator"]);
-        if let Some(code) = rest.first() {
-            if !code.is_static() {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "obfuscation.dynamic_code",
-                    "the awk program is only known when the line runs",
-                    false,
-                );
+        let network = w.from_network;
+        an.find(
+            cmd,
+            if network {
+                Decision::Deny
+            } else {
+                Decision::Approve
+            },
+            if network {
+                "network.exec_remote"
+            } else {
+                "obfuscation.dynamic_code"
+            },
+            format!("{name} runs code that is only known when the line runs"),
+            false,
+        );
+    };
+    for (at, code) in &inv.code {
+        if let Some(w) = args.get(*at) {
+            dynamic_code(an, w);
+        }
+        super::inline::judge(an, index, lang, code, depth);
+    }
+    for file in &inv.program_files {
+        let w = args
+            .iter()
+            .find(|a| a.text.ends_with(file.as_str()))
+            .cloned()
+            .unwrap_or_else(|| W::lit(file.clone()));
+        let w = W {
+            text: file.clone(),
+            ..w
+        };
+        script_file(an, index, name, Some(lang), &w, depth, stdin);
+    }
+    if let Some((at, module)) = &inv.module {
+        python_module(an, index, module, args.get(at + 1..).unwrap_or(&[]));
+        return;
+    }
+    if lang == Lang::Perl {
+        // perl -pi -e: files edited in place are the operands after the code.
+        let in_place = args
+            .iter()
+            .any(|a| is_option(a) && short_flags(a).contains('i'));
+        if in_place && let Some((last_code, _)) = inv.code.last() {
+            for target in operands(args.get(last_code + 1..).unwrap_or(&[])) {
+                write_target(an, cmd, target);
             }
+        }
+    }
+    if !inv.code.is_empty() || !inv.program_files.is_empty() || inv.informs_only {
+        return;
+    }
+    if lang == Lang::Awk {
+        // The first operand is the program.
+        if let Some(code) = inv.operand.and_then(|at| args.get(at)) {
+            dynamic_code(an, code);
             super::inline::judge(an, index, lang, &code.text, depth);
         }
         return;
     }
-    let mut i = 0;
-    let mut saw_code = false;
-    while let Some(a) = args.get(i) {
-        if a.text == "--" || a.text == "-" {
-            break;
-        }
-        if !is_option(a) {
-            break;
-        }
-        let flags = short_flags(a);
-        let is_code_flag = code_flags.contains(&a.text.as_str())
-            || (!a.text.starts_with("--")
-                && code_flags
-                    .iter()
-                    .any(|f| f.len() == 2 && flags.ends_with(&f[1..]) && flags.len() > 1));
-        if is_code_flag {
-            if let Some(code) = args.get(i + 1) {
-                saw_code = true;
-                if !code.is_static() {
-                    let network = code.from_network;
-                    an.find(
-                        cmd,
-                        if network {
-                            Decision::Deny
-                        } else {
-                            Decision::Approve
-                        },
-                        if network {
-                            "network.exec_remote"
-                        } else {
-                            "obfuscation.dynamic_code"
-                        },
-                        format!("{name} runs code that is only known when the line runs"),
-                        false,
-                    );
-                }
-                super::inline::judge(an, index, lang, &code.text, depth);
-            }
-            i += 2;
-            continue;
-        }
-        if lang == Lang::Python && a.text == "-m" {
-            if let Some(module) = args.get(i + 1) {
-                python_module(an, index, &module.text, args.get(i + 2..).unwrap_or(&[]));
-            }
-            return;
-        }
-        if lang == Lang::Perl && !a.text.starts_with("--") && flags.contains('i') {
-            // perl -pi -e: files edited in place are the operands after the code.
-            for target in operands(args.get(i + 1..).unwrap_or(&[]))
-                .into_iter()
-                .skip(1)
-            {
-                write_target(an, cmd, target);
-            }
-        }
-        i += 1;
-    }
-    if saw_code {
-        return;
-    }
-    // `python3 --version`, `node -v`: the interpreter prints and exits, it reads no code.
-    let informs = args.get(..i).unwrap_or(&[]).iter().any(|a| {
-        matches!(a.text.as_str(), "--version" | "--help" | "-V" | "-h")
-            || a.text == "-v" && matches!(lang, Lang::Js | Lang::Perl)
-    });
-    if informs && args.get(i).is_none() {
-        return;
-    }
-    match args.get(i) {
-        Some(script) if script.text != "-" => run_script(an, index, name, script),
+    match inv.operand.and_then(|at| args.get(at)) {
+        Some(script) if !inv.dash => script_file(an, index, name, Some(lang), script, depth, stdin),
         _ => stdin_code(an, index, name, Some(lang), depth, stdin),
     }
+}
+
+/// An interpreter (or shell) runs the program file `script`: standard input when the
+/// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
+/// same line wrote when the line created it; otherwise a file whose content is not seen.
+pub(super) fn script_file(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    script: &W,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let text = script.text.as_str();
+    if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
+        stdin_code(an, index, name, lang, depth, stdin);
+        return;
+    }
+    if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "interpreter.descriptor_code",
+            format!("{name} runs code read from {text}, which is not known before it runs"),
+            false,
+        );
+    }
+    run_script(an, index, name, script);
 }
 
 fn python_module(an: &mut Analyzer<'_>, index: usize, module: &str, rest: &[W]) {
@@ -998,7 +1296,11 @@ fn find(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                         break;
                     }
                     if w.text.contains("{}") {
-                        inner.push(W::unknown(&root_prefix));
+                        // Paths under the one static root: a wildcard there, not an
+                        // unknown value.
+                        let mut under = W::unknown(&root_prefix);
+                        under.dynamic = root_prefix.is_empty();
+                        inner.push(under);
                     } else {
                         inner.push(w.clone());
                     }
@@ -1144,6 +1446,9 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     );
                     continue;
                 }
+                if recursive && rm_workspace_itself(an, index, &place) {
+                    continue;
+                }
                 if recursive
                     && place.root == Root::Relative
                     && place.comps.first().is_none_or(|c| c == "..")
@@ -1222,6 +1527,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
             {
                 recursive_read(an, index, name, &ops);
             }
+            record_symlink(an, name, args, &ops);
         }
         "tee" | "touch" | "mkdir" | "truncate" | "mkfifo" | "mknod" => {
             for target in &ops {
@@ -1665,7 +1971,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 );
             }
         }
-        "git" => git(an, index, args),
+        "git" => git(an, index, args, depth),
         "pip" | "pip3" | "pipx" | "uv" => {
             if name == "uv" {
                 if ops.first().is_some_and(|w| w.text == "pip") {
@@ -1815,39 +2121,19 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                     }
                 }
             }
-            if args.iter().any(|a| {
-                a.text.starts_with("--to-command")
-                    || a.text.starts_with("--checkpoint-action")
-                    || a.text.starts_with("--use-compress-program")
-                    || a.text == "-I"
-                    || a.text.starts_with("--info-script")
-                    || a.text.starts_with("--new-volume-script")
-                    || a.text == "-F"
-            }) {
-                approve(
-                    an,
-                    "interpreter.tar_exec",
-                    "tar runs a command given in its options".into(),
-                );
-            }
-            let create = mode.contains('c') || args.iter().any(|a| a.text == "--create");
+            let create = mode.contains('c')
+                || args.iter().any(|a| {
+                    a.text == "--create"
+                        || (is_option(a) && a.text != "-C" && short_flags(a).contains('c'))
+                });
             if create {
                 recursive_read(an, index, name, &ops);
+                tar_directory_reads(an, index, name, args, &ops);
             }
         }
         "zip" | "7z" | "7za" | "rar" => {
             if has_flag(args, 'r', &["--recurse-paths"]) || name != "zip" {
                 recursive_read(an, index, name, &ops);
-            }
-            if args
-                .iter()
-                .any(|a| a.text == "-TT" || a.text.starts_with("--unzip-command"))
-            {
-                approve(
-                    an,
-                    "interpreter.zip_exec",
-                    "zip runs a command given in its options".into(),
-                );
             }
         }
         "unzip" => {
@@ -1866,11 +2152,6 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 || has_flag(args, 'R', &["--dereference-recursive"])
             {
                 recursive_read(an, index, name, &ops);
-            }
-        }
-        "source" | "." => {
-            if let Some(file) = ops.first() {
-                run_script(an, index, name, file);
             }
         }
         "exec" => {}
@@ -2060,26 +2341,275 @@ fn recursive_read(an: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&W]) {
     }
 }
 
-fn git(an: &mut Analyzer<'_>, index: usize, args: &[W]) {
+/// `tar -C /var/lib -czf - aisopod`: the operands of a created archive are read from the
+/// `-C` directory.
+fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], ops: &[&W]) {
+    let cmd = Some(index);
+    let dir = args
+        .iter()
+        .position(|a| a.text == "-C" || a.text == "--directory")
+        .and_then(|p| args.get(p + 1))
+        .map(|d| d.text.clone())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
+        });
+    if let Some(dir) = dir {
+        let joined: Vec<W> = ops
+            .iter()
+            .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
+            .map(|op| W {
+                text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
+                ..(*op).clone()
+            })
+            .collect();
+        for w in &joined {
+            read_target(an, cmd, w);
+        }
+        recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
+    }
+}
+
+/// A recursive delete of the whole workspace (not a path inside it) needs approval.
+fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
+    let whole = !place.wild
+        && place.root == Root::Absolute
+        && an.filter.layout.workspace.as_ref() == Some(&place.comps);
+    if whole {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "destructive.rm_workspace",
+            format!(
+                "recursive delete of the whole workspace {}",
+                place.display()
+            ),
+            true,
+        );
+    }
+    whole
+}
+
+/// A symbolic link the line makes (`ln -s`, `cp -s`): later paths through it are judged
+/// where it points.
+fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
+    let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
+        || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
+    if symbolic && let [target, link] = ops {
+        // A relative target is read from the link's directory.
+        let target_text = match link.text.rsplit_once('/') {
+            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
+                format!("{dir}/{}", target.text)
+            }
+            _ => target.text.clone(),
+        };
+        let target_place = an.place(&W {
+            text: target_text,
+            ..(*target).clone()
+        });
+        let link_place = an.place(link);
+        an.links.push((link_place, target_place));
+    }
+}
+
+/// Git configuration keys whose value is a command git runs (`core.pager`,
+/// `alias.x = !cmd`, `diff.x.textconv`, `filter.x.clean`).
+const GIT_COMMAND_KEYS: &[&str] = &[
+    "pager",
+    "editor",
+    "sshcommand",
+    "askpass",
+    "program",
+    "external",
+    "textconv",
+    "clean",
+    "smudge",
+    "process",
+    "driver",
+    "helper",
+    "fsmonitor",
+    "command",
+    "cmd",
+    "hookspath",
+    "packobjectshook",
+    "receivepack",
+    "uploadpack",
+    "proxy",
+];
+
+/// Git subcommands (built in); anything else is an alias or an external `git-*`
+/// program, which may run any command.
+const GIT_SUBCOMMANDS: &[&str] = &[
+    "add",
+    "am",
+    "annotate",
+    "apply",
+    "archive",
+    "bisect",
+    "blame",
+    "branch",
+    "bundle",
+    "cat-file",
+    "check-attr",
+    "check-ignore",
+    "check-mailmap",
+    "checkout",
+    "cherry",
+    "cherry-pick",
+    "citool",
+    "clean",
+    "clone",
+    "commit",
+    "commit-tree",
+    "config",
+    "count-objects",
+    "credential",
+    "describe",
+    "diff",
+    "diff-files",
+    "diff-index",
+    "diff-tree",
+    "difftool",
+    "fetch",
+    "for-each-ref",
+    "format-patch",
+    "fsck",
+    "gc",
+    "grep",
+    "hash-object",
+    "help",
+    "init",
+    "instaweb",
+    "log",
+    "ls-files",
+    "ls-remote",
+    "ls-tree",
+    "merge",
+    "merge-base",
+    "merge-file",
+    "mergetool",
+    "mv",
+    "name-rev",
+    "notes",
+    "pull",
+    "push",
+    "range-diff",
+    "rebase",
+    "reflog",
+    "remote",
+    "repack",
+    "replace",
+    "request-pull",
+    "reset",
+    "restore",
+    "rev-list",
+    "rev-parse",
+    "revert",
+    "rm",
+    "send-email",
+    "shortlog",
+    "show",
+    "show-branch",
+    "show-ref",
+    "sparse-checkout",
+    "stash",
+    "status",
+    "submodule",
+    "switch",
+    "symbolic-ref",
+    "tag",
+    "update-index",
+    "update-ref",
+    "var",
+    "verify-commit",
+    "version",
+    "whatchanged",
+    "worktree",
+    "write-tree",
+    "daemon",
+    "filter-branch",
+    "filter-repo",
+    "lfs",
+    "maintenance",
+    "prune",
+    "shortlog",
+    "stage",
+    "unpack-objects",
+    "verify-pack",
+];
+
+/// `git -c key=value`: configuration that may name a program; a command value is judged.
+fn git_config_value(an: &mut Analyzer<'_>, index: usize, setting: &str, depth: usize) {
+    an.find(
+        Some(index),
+        Decision::Approve,
+        "vcs.config",
+        "git -c/--config-env sets configuration (it can name programs to run)",
+        false,
+    );
+    let Some((key, value)) = setting.split_once('=') else {
+        return;
+    };
+    let key = key.to_ascii_lowercase();
+    let runs = key.starts_with("alias.")
+        || GIT_COMMAND_KEYS
+            .iter()
+            .any(|k| key.rsplit('.').next() == Some(k));
+    if runs {
+        let code = value.strip_prefix('!').unwrap_or(value);
+        code_string(an, index, code, depth, false);
+    }
+}
+
+fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     let cmd = Some(index);
     let mut i = 0;
     while let Some(a) = args.get(i) {
-        if a.text == "-c" {
-            an.find(
-                cmd,
-                Decision::Approve,
-                "vcs.config",
-                "git -c sets configuration (it can name programs to run)",
-                true,
-            );
+        if a.text == "-c" || a.text == "--config-env" {
+            let value = args.get(i + 1).map(|w| w.text.clone()).unwrap_or_default();
+            git_config_value(an, index, &value, depth);
             i += 2;
             continue;
         }
-        if a.text == "-C"
-            || a.text == "--git-dir"
-            || a.text == "--work-tree"
-            || a.text == "--namespace"
-        {
+        if let Some(value) = a.text.strip_prefix("--config-env=") {
+            git_config_value(an, index, value, depth);
+            i += 1;
+            continue;
+        }
+        if a.text.starts_with("--exec-path=") || a.text.starts_with("--git-dir") {
+            an.find(
+                cmd,
+                Decision::Approve,
+                "vcs.foreign_repo",
+                format!(
+                    "git {} takes its programs or configuration from elsewhere",
+                    a.text
+                ),
+                true,
+            );
+        }
+        if a.text == "-C" {
+            if let Some(dir) = args.get(i + 1) {
+                let place = an.place(dir);
+                let in_workspace = an.filter.layout.inside_workspace(&place)
+                    || an.filter.layout.workspace.as_ref() == Some(&place.comps);
+                if !in_workspace || written_by_line(an, dir) {
+                    an.find(
+                        cmd,
+                        Decision::Approve,
+                        "vcs.foreign_repo",
+                        format!(
+                            "git -C {} uses a repository (and its configuration, which can name programs) outside the workspace",
+                            dir.text
+                        ),
+                        true,
+                    );
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if a.text == "--git-dir" || a.text == "--work-tree" || a.text == "--namespace" {
             i += 2;
             continue;
         }
@@ -2093,6 +2623,116 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W]) {
     let approve = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
         an.find(cmd, Decision::Approve, rule, reason, true)
     };
+    // Options of any subcommand that name a program to run.
+    let mut j = 0;
+    while let Some(a) = rest.get(j) {
+        let exec_opt = match sub.text.as_str() {
+            "rebase" => &["-x", "--exec"][..],
+            "difftool" | "mergetool" => &["-x", "--extcmd"][..],
+            "grep" => &["-O", "--open-files-in-pager"][..],
+            "clone" | "fetch" | "pull" | "ls-remote" | "archive" | "push" | "submodule" => {
+                &["-u", "--upload-pack", "--receive-pack", "--exec"][..]
+            }
+            _ => &[][..],
+        };
+        for o in exec_opt {
+            let value = if a.text == *o {
+                j += 1;
+                rest.get(j).map(|w| w.text.clone())
+            } else {
+                a.text
+                    .strip_prefix(o)
+                    .and_then(|v| {
+                        v.strip_prefix('=')
+                            .or(if o.len() == 2 { Some(v) } else { None })
+                    })
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            };
+            if let Some(value) = value {
+                an.find(
+                    cmd,
+                    Decision::Approve,
+                    "vcs.runs_command",
+                    format!("git {} {o} runs a command", sub.text),
+                    false,
+                );
+                code_string(an, index, &value, depth, false);
+                break;
+            }
+        }
+        j += 1;
+    }
+    for (k, a) in rest.iter().enumerate() {
+        let target = if a.text == "--output" {
+            rest.get(k + 1).cloned()
+        } else {
+            a.text.strip_prefix("--output=").map(|v| W {
+                text: v.to_string(),
+                ..a.clone()
+            })
+        };
+        if let Some(target) = target {
+            write_target(an, cmd, &target);
+        }
+    }
+    if rest.iter().any(|a| a.text == "--ext-diff") {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "vcs.runs_command",
+            format!(
+                "git {} --ext-diff runs the configured external diff program",
+                sub.text
+            ),
+            false,
+        );
+    }
+    if !GIT_SUBCOMMANDS.contains(&sub.text.as_str()) && !sub.text.starts_with('-') {
+        approve(
+            an,
+            "vcs.alias",
+            format!(
+                "git {} is not a git command: an alias or an external program, which may run anything",
+                sub.text
+            ),
+        );
+    }
+    match sub.text.as_str() {
+        "bisect" if rest.first().is_some_and(|a| a.text == "run") => {
+            judge_inner(
+                an,
+                index,
+                rest.get(1..).unwrap_or(&[]),
+                depth,
+                &Stdin::default(),
+                "git bisect run",
+            );
+        }
+        "submodule" if rest.iter().any(|a| a.text == "foreach") => {
+            let at = rest.iter().position(|a| a.text == "foreach").unwrap_or(0);
+            let code: Vec<&str> = rest
+                .iter()
+                .skip(at + 1)
+                .filter(|a| !is_option(a))
+                .map(|a| a.text.as_str())
+                .collect();
+            an.find(
+                cmd,
+                Decision::Approve,
+                "vcs.runs_command",
+                "git submodule foreach runs a command in every submodule",
+                false,
+            );
+            code_string(an, index, &code.join(" "), depth, false);
+        }
+        "difftool" | "mergetool" => approve(
+            an,
+            "vcs.runs_command",
+            format!("git {} runs an external tool", sub.text),
+        ),
+        _ => {}
+    }
     match sub.text.as_str() {
         "clone" | "fetch" | "pull" | "ls-remote" | "submodule" | "archive" => {
             an.network_reads += 1;
@@ -2515,6 +3155,13 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
     let cmd = Some(index);
     let inert = INERT.contains(&name);
     let mut dynamic = false;
+    // The destination of a copy or move is written, not read.
+    let ops = operands(args);
+    let destination = ["cp", "mv", "install", "ln", "rsync"]
+        .contains(&name)
+        .then(|| ops.last().filter(|_| ops.len() >= 2))
+        .flatten()
+        .map(|d| std::ptr::from_ref::<W>(d));
     for a in args {
         if !a.is_static() {
             if a.from_network && !inert {
@@ -2533,8 +3180,10 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
         if inert {
             continue;
         }
+        let content =
+            !CONTENT_BLIND.contains(&name) && destination != Some(std::ptr::from_ref::<W>(a));
         for candidate in path_candidates(a, name) {
-            read_target(an, cmd, &candidate);
+            read_target_by(an, cmd, &candidate, content);
         }
     }
     if dynamic && !inert {

@@ -418,3 +418,241 @@ fn a_here_document_delimited_by_quotes_only_is_unparseable_without_reaching_the_
     expect(&f, "cat <<'EOF'\nhi\nEOF", Decision::Allow);
     expect(&f, "cat <<< 'x'", Decision::Allow);
 }
+
+// -------------------------------------------------------------------------------------
+// Issue 10, "The command filter": one test per class, on the product's defaults (the
+// configuration no file gives, on an installed appliance, with the shell tool's workspace).
+
+/// The default filter in `mode` ("strict": allowlist; "local": denylist).
+fn product_default(mode: &str) -> CommandFilter {
+    let text = if mode == "strict" {
+        String::new()
+    } else {
+        format!("[security]\nmode = \"{mode}\"\n")
+    };
+    let config = crate::config::parse(
+        &text,
+        crate::config::ConfigSource::Defaults,
+        &crate::config::ApplianceEnvironment,
+    )
+    .unwrap();
+    let mut context = FilterContext::for_config(
+        &config,
+        Some(PathBuf::from(crate::gateway::tools::SANDBOX_CWD)),
+    );
+    context.home = Some(PathBuf::from("/home/pi"));
+    CommandFilter::from_config(&config.tools.shell, context).unwrap()
+}
+
+fn both_defaults() -> [CommandFilter; 2] {
+    [product_default("strict"), product_default("local")]
+}
+
+#[test]
+fn nested_subshells_the_parser_reads_as_arithmetic_are_judged_as_commands() {
+    for f in both_defaults() {
+        for command in [
+            "( ( rm -rf ~ ) )",
+            "( ( ( ( rm -rf ~ ) ) ) )",
+            "if true; then ( ( rm -rf ~ ) ); fi",
+            "echo $( ( rm -rf ~ ) )",
+            "coproc rm -rf ~",
+        ] {
+            expect(&f, command, Decision::Deny);
+        }
+        // A single word is valid arithmetic, and still a program when bash runs it.
+        expect(&f, "( ( reboot ) )", Decision::Deny);
+        // Not arithmetic at all: a construct the walk does not model needs approval.
+        not_allow(&f, "( ( python3 x.py --flag ) )");
+        for command in [
+            "(( 1 + 2 ))",
+            "x=3; (( x > 2 )) && echo big",
+            "for ((i=0; i<3; i++)); do echo $i; done",
+        ] {
+            expect(&f, command, Decision::Allow);
+        }
+    }
+}
+
+#[test]
+fn interpreter_options_with_values_do_not_hide_the_code() {
+    for f in both_defaults() {
+        for command in [
+            "python3 -W ignore -c 'import os; os.system(\"id\")'",
+            "python3 -X dev -c 'import os; os.system(\"id\")'",
+            "python3 -Wignore -Bc 'import os; os.system(\"id\")'",
+            "node --stack-size 100 -e 'require(\"child_process\").execSync(\"id\")'",
+            "node --max-old-space-size=100 --eval \"require('child_process').exec('id')\"",
+            "perl -M strict -e 'system(\"id\")'",
+            "perl -Mstrict -E 'system \"id\"'",
+            "ruby -I x -e 'system(\"id\")'",
+            "php -d x=1 -r 'system(\"id\");'",
+            "awk --source 'BEGIN{system(\"id\")}'",
+            "awk -f /dev/stdin <<< 'BEGIN{system(\"id\")}'",
+        ] {
+            not_allow(&f, command);
+        }
+        expect(
+            &f,
+            "python3 -W ignore -c 'import shutil; shutil.rmtree(\"/home/pi\")'",
+            Decision::Deny,
+        );
+        expect(
+            &f,
+            "python3 - <<< 'import os; os.system(\"rm -rf ~\")'",
+            Decision::Deny,
+        );
+    }
+    let strict = product_default("strict");
+    expect(
+        &strict,
+        "python3 -W ignore -m pytest tests/",
+        Decision::Allow,
+    );
+    expect(&strict, "python3 -c 'print(1+1)'", Decision::Allow);
+}
+
+#[test]
+fn allowlisted_programs_that_run_programs_need_approval() {
+    for f in both_defaults() {
+        for command in [
+            "git --config-env core.pager=X log",
+            "GIT_PAGER='sh -c id' git log",
+            "GIT_EXTERNAL_DIFF=./evil git diff",
+            "GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.pager GIT_CONFIG_VALUE_0=x git log",
+            "GIT_SSH_COMMAND='sh -c id' git fetch",
+            "git frobnicate",
+            "LESSOPEN='|id %s' less x",
+            "MANPAGER='sh -c id' man ls",
+            "sort --compress-program=sh data.txt",
+            "gcc -wrapper /bin/sh,-c,id x.c",
+            "make -E 'all:;id'",
+            "make SHELL=/tmp/evil",
+            "tar -cf x.tar -Ish .",
+            "ip netns exec blue sh",
+            "ip vrf exec red bash",
+            "LD_PRELOAD=./evil.so ls",
+            "HOME=/tmp/evil git log",
+        ] {
+            not_allow(&f, command);
+        }
+        for command in [
+            "git -c core.pager='rm -rf ~' log",
+            "git rebase -x 'rm -rf ~' HEAD~1",
+            "git bisect run rm -rf ~",
+            "git -c alias.x='!rm -rf ~' x",
+            "man -P 'rm -rf ~' ls",
+            "tar xf a.tar --to-command='rm -rf ~'",
+            "cmake -E rm -rf ~",
+            "cmake -E remove_directory /home/pi",
+            "ip netns exec x sh -c 'rm -rf ~'",
+            "script -qc 'rm -rf ~' /dev/null",
+            "vim -c ':!rm -rf ~' -c ':q'",
+            "make -f - <<< 'all:; rm -rf ~'",
+        ] {
+            expect(&f, command, Decision::Deny);
+        }
+    }
+    let strict = product_default("strict");
+    for command in [
+        "ip -br a",
+        "less +G log.txt",
+        "man git-rebase",
+        "make -j4",
+        "cmake -S . -B build",
+    ] {
+        expect(&strict, command, Decision::Allow);
+    }
+}
+
+#[test]
+fn programs_and_code_the_line_itself_wrote_need_approval() {
+    for f in both_defaults() {
+        for command in [
+            "cp -s /bin/bash ./ls && ./ls -c id",
+            "ln -s /bin/bash grep; ./grep -c id",
+            "printf 'import os\\nos.system(\"id\")' > a.py; python3 a.py",
+            "echo 'rm -rf ~' > a; . ./a",
+            "printf 'all:\\n\\tid\\n' > Makefile && make",
+            "echo '{\"scripts\":{\"test\":\"id\"}}' > package.json && npm test",
+        ] {
+            not_allow(&f, command);
+        }
+        // A symbolic link the line made is followed where it leads.
+        expect(&f, "ln -s /etc e && rm -rf e/", Decision::Deny);
+        expect(&f, "ln -s ~/.ssh k && cat k/id_rsa", Decision::Deny);
+    }
+}
+
+#[test]
+fn escapes_decoded_at_run_time_are_judged_decoded() {
+    for f in both_defaults() {
+        for command in [
+            "echo -e '\\x72\\x6d -rf ~' | sh",
+            "echo -ne 'rm -rf \\x7e' | sh",
+            "printf '\\162\\155 -rf ~' | sh",
+            "printf '%s -rf ~' rm | bash",
+        ] {
+            expect(&f, command, Decision::Deny);
+        }
+        not_allow(&f, "echo cm0gLXJmIH4= | base64 -d | sh");
+    }
+}
+
+#[test]
+fn secret_files_in_the_workspace_need_approval_to_read_copy_or_encode() {
+    for f in both_defaults() {
+        for command in [
+            "cat .env",
+            "cat app/.env.production",
+            "cp .env /tmp/x",
+            "base64 .env",
+            "tar czf - .env | base64",
+            "cat server.pem",
+            "cat config/tls.key",
+            "cat .npmrc",
+        ] {
+            expect_rule(&f, command, Decision::Approve, "access.secret_file");
+        }
+        expect(&f, "tar czf - /var/lib/aisopod | base64", Decision::Deny);
+        expect(&f, "cat ~/.config/gh/hosts.yml", Decision::Deny);
+        for command in [
+            "cat .env.example",
+            "cp .env.example .env",
+            "ls -la .env",
+            "echo FOO=bar >> .env",
+        ] {
+            expect(&f, command, Decision::Allow);
+        }
+    }
+}
+
+#[test]
+fn workspace_confined_edits_run_under_the_strict_default() {
+    let strict = product_default("strict");
+    for command in [
+        "rm -rf target",
+        "rm -f *.o",
+        "rm /work/old.log",
+        "rmdir emptydir",
+        "chmod +x scripts/build.sh",
+        "ln -s src/main.rs link.rs",
+        "ln -sf ../lib/util.py src/util.py",
+        "cd src && rm old.rs",
+        "unlink tmp.lock",
+    ] {
+        expect(&strict, command, Decision::Allow);
+    }
+    for command in [
+        // The workspace itself, outside it, `..`, a link out of it, setuid, elsewhere.
+        "rm -rf /work",
+        "rm -rf ../other",
+        "rm -f src/../../etc/motd",
+        "ln -s /etc etc",
+        "chmod u+s tool",
+        "cd /tmp && rm x",
+        "rm -rf \"$DIR\"",
+    ] {
+        not_allow(&strict, command);
+    }
+}
