@@ -62,22 +62,6 @@ fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
     (setup, gateway, tokens)
 }
 
-/// A client that connects from another loopback address (all of 127.0.0.0/8 is ours).
-fn client_from(gateway: &Gateway, address: &str, http1: bool) -> reqwest::blocking::Client {
-    let builder = reqwest::blocking::Client::builder()
-        .local_address(Some(address.parse().unwrap()))
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap(),
-            )
-            .unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls();
-    let builder = if http1 { builder.http1_only() } else { builder };
-    builder.build().unwrap()
-}
-
 /// The gateway process's resident memory, from `/proc/PID/statm`.
 fn rss_of(gateway: &Gateway) -> u64 {
     let statm = std::fs::read_to_string(format!("/proc/{}/statm", gateway.child.id())).unwrap();
@@ -279,6 +263,14 @@ fn refresh_rotates_reuse_ends_the_family_and_logout_ends_the_session() {
 /// A client of `gateway` that speaks only HTTP/1.1 or only HTTP/2.
 fn client_speaking(gateway: &Gateway, version: http::Version) -> reqwest::blocking::Client {
     client_from(gateway, version, "127.0.0.1")
+}
+
+fn version_of(http1: bool) -> http::Version {
+    if http1 {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_2
+    }
 }
 
 /// A client of `gateway` speaking `version` from the loopback address `from`.
@@ -1130,7 +1122,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
                 for i in 0..8u8 {
                     // Half over HTTP/1.1, half over HTTP/2 (ALPN).
                     let address = format!("127.0.0.{}", 10 + group * 8 + i);
-                    let client = client_from(gateway, &address, i % 2 == 0);
+                    let client = client_from(gateway, version_of(i % 2 == 0), &address);
                     let response = client
                         .post(format!("{}/auth/login", gateway.url))
                         .json(&json!({"username": format!("nobody{group}{i}"), "password": "not a password at all"}))
@@ -1162,7 +1154,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
     );
     // The owner logs in at once, over both protocols, and is served.
     for (address, http1) in [("127.0.0.2", true), ("127.0.0.3", false)] {
-        let client = client_from(&gateway, address, http1);
+        let client = client_from(&gateway, version_of(http1), address);
         let response = client
             .post(format!("{}/auth/login", gateway.url))
             .json(&json!({"username": "owner", "password": OWNER_PW}))
@@ -1193,7 +1185,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
 fn a_websocket_handshake_flood_is_limited_and_leaves_a_bounded_audit_trail() {
     let (setup, gateway, tokens) = with_owner("");
     for (address, http1) in [("127.0.0.20", true), ("127.0.0.21", false)] {
-        let client = client_from(&gateway, address, http1);
+        let client = client_from(&gateway, version_of(http1), address);
         let (mut unauthorized, mut limited) = (0, 0);
         for i in 0..150 {
             let query = if i % 2 == 0 { "" } else { "?ticket=guess" };
