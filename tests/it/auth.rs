@@ -575,6 +575,7 @@ fn a_flood_of_wrong_logins_is_rate_limited_and_another_client_still_gets_in() {
     let (setup, gateway, _) = with_owner(FAST_DEFAULT_LIMITS);
     let mut limited = 0;
     let mut refused = 0;
+    let started = std::time::Instant::now();
     for i in 0..1000 {
         let response = post(
             &gateway,
@@ -591,8 +592,15 @@ fn a_flood_of_wrong_logins_is_rate_limited_and_another_client_still_gets_in() {
             other => panic!("unexpected {other}"),
         }
     }
-    eprintln!("1000 wrong logins from one address: {limited} answered 429, {refused} answered 401");
-    assert!(limited >= 990, "{limited} limited");
+    // The limit is 10 a minute with a burst of 5: besides the burst, one guess in every
+    // 6 s of the flood gets through, however long a loaded machine takes to send it.
+    let elapsed = started.elapsed().as_secs();
+    let let_through = 5 + elapsed / 6 + 1;
+    eprintln!(
+        "1000 wrong logins from one address in {elapsed} s: {limited} answered 429, {refused} answered 401"
+    );
+    assert!(refused <= let_through, "{refused} got through in {elapsed} s");
+    assert_eq!(limited + refused, 1000);
     // Another address (127.0.0.2 is loopback too) logs in with the right password. The
     // few wrong guesses that got through did not reach the lockout threshold.
     let other = reqwest::blocking::Client::builder()
@@ -616,7 +624,7 @@ fn a_flood_of_wrong_logins_is_rate_limited_and_another_client_still_gets_in() {
     let refusals = stdout(&setup.cli(&["audit", "list", "--action", "http.refused", "--json"]));
     let refusals: Vec<Value> = serde_json::from_str(&refusals).unwrap();
     assert!(
-        !refusals.is_empty() && refusals.len() <= 3,
+        !refusals.is_empty() && refusals.len() as u64 <= 2 + elapsed / 60,
         "refusals are audited, throttled: {}",
         refusals.len()
     );
@@ -666,10 +674,8 @@ fn repeated_failures_lock_the_account_until_the_console_unlocks_it() {
 }
 
 /// Production argon2 and rate limits; only the lockout threshold is at its minimum (3)
-/// so that the guesses fit in the default per-address burst, and the memory budget is
-/// raised: full-strength hashes on several threads trip today's RSS-based load shedding
-/// (issue 10 item 0, fixed on another branch), which is not what is tested here.
-const PRODUCTION_LOCKOUT: &str = "memory_budget = \"1g\"\n[auth]\nlockout_threshold = 3";
+/// so that the guesses fit in the default per-address burst.
+const PRODUCTION_LOCKOUT: &str = "[auth]\nlockout_threshold = 3";
 
 fn login_from(gateway: &Gateway, version: http::Version, from: &str, password: &str) -> StatusCode {
     let response = client_from(gateway, version, from)
