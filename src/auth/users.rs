@@ -299,9 +299,19 @@ impl Accounts {
 
     /// The one way a stored account changes: `change` edits the record as stored now
     /// (and may run again if another writer got in first); `Ok(false)` leaves it as is.
+    /// The change is on disk when this returns.
     fn update(
         &self,
         username: &str,
+        change: impl FnMut(&mut UserRecord) -> Result<bool, AccountError>,
+    ) -> Result<UserRecord, AccountError> {
+        self.update_with(username, Durability::Synced, change)
+    }
+
+    fn update_with(
+        &self,
+        username: &str,
+        durability: Durability,
         mut change: impl FnMut(&mut UserRecord) -> Result<bool, AccountError>,
     ) -> Result<UserRecord, AccountError> {
         let name = normalize_username(username)?;
@@ -314,7 +324,7 @@ impl Accounts {
                 Ok::<_, AccountError>(changed.then_some(next))
             })?
             .ok_or_else(|| AccountError::NotFound(username.to_string()))?;
-        if changed {
+        if changed && durability == Durability::Synced {
             self.store.sync()?;
         }
         Ok(record)
@@ -470,7 +480,7 @@ impl Accounts {
     /// throttle's slot when it is engaged.
     fn pass_gate(&self, username: &str, key: &str, now: i64) -> Result<Gate, AccountError> {
         let mut gate = Gate::Open;
-        self.update(username, |record| {
+        self.update_with(username, Durability::Background, |record| {
             gate = Gate::Open;
             if let Some(until) = record
                 .guesses
@@ -497,7 +507,7 @@ impl Accounts {
 
     fn note_failure(&self, username: &str, key: &str, now: i64) -> Result<(), AccountError> {
         let (threshold, base) = (self.lockout_threshold, self.lockout_secs);
-        self.update(username, |record| {
+        self.update_with(username, Durability::Background, |record| {
             let mut entry = record
                 .guesses
                 .get(key)
@@ -528,6 +538,18 @@ impl Accounts {
         })?;
         Ok(())
     }
+}
+
+/// When a change of a stored account must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before the caller goes on (credentials, scopes, the account's state).
+    Synced,
+    /// With the store's next flush (well under a second). For what a failed or throttled
+    /// login notes: waiting for fsync there would make a wrong password for an existing
+    /// account measurably slower than one for an unknown name, telling a guesser which
+    /// accounts exist. A crash loses at most the last moment's failure counts.
+    Background,
 }
 
 #[cfg(test)]

@@ -599,7 +599,10 @@ fn a_flood_of_wrong_logins_is_rate_limited_and_another_client_still_gets_in() {
     eprintln!(
         "1000 wrong logins from one address in {elapsed} s: {limited} answered 429, {refused} answered 401"
     );
-    assert!(refused <= let_through, "{refused} got through in {elapsed} s");
+    assert!(
+        refused <= let_through,
+        "{refused} got through in {elapsed} s"
+    );
     assert_eq!(limited + refused, 1000);
     // Another address (127.0.0.2 is loopback too) logs in with the right password. The
     // few wrong guesses that got through did not reach the lockout threshold.
