@@ -629,7 +629,13 @@ impl<'f> Analyzer<'f> {
             out.text = raw.to_string();
             return out;
         }
-        if unclosed_expansion(raw) {
+        // More `$(` than `)` by far: the word parser backtracks over each (found by the
+        // random-input test on a sed script that reached the shell grammar).
+        let open_parens = raw
+            .matches("$(")
+            .count()
+            .saturating_sub(raw.matches(')').count());
+        if unclosed_expansion(raw) || open_parens > super::MAX_UNCLOSED_PARENS {
             // The word parser backtracks exponentially over unclosed `$(`, `$((` and `${`
             // (a here-document body is parsed here without the shell tokenizer in front),
             // and the shell would refuse such a word anyway.

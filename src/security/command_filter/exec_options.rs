@@ -118,6 +118,14 @@ const EXEC_OPTIONS: &[ExecOption] = &[
     opt(&["emacs"], "--funcall", Runs::Commands),
     opt(&["emacs"], "-f", Runs::Commands),
     opt(PAGERS, "+", Runs::PagerCommand),
+    word(&["gdb", "gdb-multiarch"], "-ex", Runs::Commands),
+    opt(&["gdb", "gdb-multiarch"], "--eval-command", Runs::Commands),
+    word(&["gdb", "gdb-multiarch"], "-x", Runs::Commands),
+    word(&["expect"], "-c", Runs::Commands),
+    opt(&["hyperfine"], "--prepare", Runs::ShellCode),
+    opt(&["hyperfine"], "--setup", Runs::ShellCode),
+    opt(&["hyperfine"], "--cleanup", Runs::ShellCode),
+    opt(&["watchexec"], "--shell", Runs::Program),
 ];
 
 /// Judges the ways `name` runs code through its options and subcommands.
@@ -133,6 +141,20 @@ pub(super) fn judge(
         "ip" => ip(an, index, args, depth),
         "cmake" => cmake(an, index, args, depth),
         "make" | "gmake" => make(an, index, args, depth, stdin),
+        "hyperfine" | "watch-exec" => {
+            for command in super::rules::operands(args) {
+                code_string(an, index, &command.text, depth, command.from_network);
+            }
+        }
+        "parallel" | "tmux" | "screen" | "watchexec" | "expect" | "nq" | "daemonize" => {
+            an.find(
+                Some(index),
+                Decision::Approve,
+                "exec.option",
+                format!("{name} runs commands given in its arguments or input"),
+                false,
+            );
+        }
         _ => {}
     }
     let options: Vec<&ExecOption> = EXEC_OPTIONS

@@ -960,7 +960,18 @@ fn wrapper(
             }
             return false;
         }
-        _ => return false,
+        _ => match RUNNERS.iter().find(|r| r.program == name) {
+            Some(runner) => match runner_command(runner, args) {
+                Some(inner) => {
+                    // Unlike `nice` or `timeout`, a runner does more than run the command
+                    // (installs packages, loads environments): the allowlist asks about it.
+                    policy(an, index, name);
+                    inner
+                }
+                None => return false,
+            },
+            None => return false,
+        },
     };
     if inner.is_empty() {
         policy(an, index, name);
@@ -968,6 +979,92 @@ fn wrapper(
     }
     judge_inner(an, index, inner, depth, stdin, name);
     true
+}
+
+/// A program that runs the command in its arguments, after a subcommand (`uv run`,
+/// `poetry run`, `bundle exec`) or directly (`xvfb-run`, `eatmydata`).
+struct Runner {
+    program: &'static str,
+    /// The subcommand that runs a command; empty when the command follows the options.
+    subcommand: &'static str,
+    /// Options that take the next word as their value.
+    with_value: &'static [&'static str],
+    /// Words after the options that are not the command (`direnv exec DIR CMD`).
+    skip: usize,
+}
+
+const fn runner(
+    program: &'static str,
+    subcommand: &'static str,
+    with_value: &'static [&'static str],
+    skip: usize,
+) -> Runner {
+    Runner {
+        program,
+        subcommand,
+        with_value,
+        skip,
+    }
+}
+
+const ENV_MANAGER_OPTIONS: &[&str] = &["-n", "--name", "-p", "--prefix"];
+const UV_OPTIONS: &[&str] = &[
+    "--with",
+    "--python",
+    "-p",
+    "--directory",
+    "--project",
+    "--env-file",
+    "--group",
+    "--extra",
+    "--package",
+    "--index",
+    "--from",
+];
+
+/// Programs that run a command given in their arguments.
+const RUNNERS: &[Runner] = &[
+    runner("uv", "run", UV_OPTIONS, 0),
+    runner("uvx", "", UV_OPTIONS, 0),
+    runner("poetry", "run", &[], 0),
+    runner("pdm", "run", &[], 0),
+    runner("pipenv", "run", &[], 0),
+    runner("hatch", "run", &[], 0),
+    runner("conda", "run", ENV_MANAGER_OPTIONS, 0),
+    runner("mamba", "run", ENV_MANAGER_OPTIONS, 0),
+    runner("micromamba", "run", ENV_MANAGER_OPTIONS, 0),
+    runner("bundle", "exec", &[], 0),
+    runner("rbenv", "exec", &[], 0),
+    runner("pyenv", "exec", &[], 0),
+    runner("direnv", "exec", &[], 1),
+    runner("pnpm", "exec", &[], 0),
+    runner("yarn", "exec", &[], 0),
+    runner("xvfb-run", "", &["-n", "-s", "-f", "-e", "-p", "-w"], 0),
+    runner("dbus-run-session", "", &[], 0),
+    runner("eatmydata", "", &[], 0),
+    runner("proxychains", "", &["-f"], 0),
+    runner("proxychains4", "", &["-f"], 0),
+    runner("torsocks", "", &[], 0),
+    runner("valgrind", "", &[], 0),
+    runner("rlwrap", "", &[], 0),
+    runner("ccache", "", &[], 0),
+    runner("entr", "", &[], 0),
+    runner("sshpass", "", &["-p", "-f", "-d"], 0),
+];
+
+/// The command a runner runs, or `None` when the words do not run one.
+fn runner_command<'a>(runner: &Runner, args: &'a [W]) -> Option<&'a [W]> {
+    let args = if runner.subcommand.is_empty() {
+        args
+    } else {
+        let at = args.iter().position(|a| !is_option(a))?;
+        if args.get(at)?.text != runner.subcommand {
+            return None;
+        }
+        args.get(at + 1..)?
+    };
+    let rest = skip_options(args, runner.with_value);
+    Some(rest.get(runner.skip..).unwrap_or(&[]))
 }
 
 /// Judges a word as shell code (the argument of `sh -c`, `su -c`, `trap`).

@@ -656,3 +656,33 @@ fn workspace_confined_edits_run_under_the_strict_default() {
         not_allow(&strict, command);
     }
 }
+
+#[test]
+fn runners_that_run_a_command_in_their_arguments_are_peeled() {
+    for f in both_defaults() {
+        for command in [
+            "uv run rm -rf ~",
+            "poetry run rm -rf ~",
+            "conda run -n base rm -rf ~",
+            "bundle exec rm -rf ~",
+            "direnv exec . rm -rf ~",
+            "hyperfine 'rm -rf ~'",
+        ] {
+            expect(&f, command, Decision::Deny);
+        }
+        not_allow(&f, "tmux new -d 'rm -rf ~'");
+        not_allow(&f, "gdb -batch -ex 'shell id'");
+    }
+}
+
+#[test]
+fn a_word_with_many_unclosed_parentheses_is_judged_at_once() {
+    // Found by the random-input test: sed's script (a shell word once quotes are gone)
+    // made the word parser backtrack for minutes.
+    let f = product_default("strict");
+    let command = format!("sed -e '{}1e rm -rf /' x", "$(".repeat(40));
+    let started = std::time::Instant::now();
+    not_allow(&f, &command);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    expect(&f, "echo \"$(date) (x (y)\"", Decision::Allow);
+}
