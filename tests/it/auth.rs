@@ -718,9 +718,7 @@ fn guessing_from_one_address_never_locks_the_owner_out_of_another() {
 
 #[test]
 fn guessing_spread_over_many_addresses_is_slowed_but_the_owner_gets_in() {
-    // Cheap argon2 here: a dozen full-strength hashes from a dozen addresses trip the
-    // memory-based load shedding (issue 10 item 0, another branch), not what is tested.
-    let (_setup, gateway, _) = with_owner(&format!("{FAST_DEFAULT_LIMITS}\nlockout_threshold = 3"));
+    let (_setup, gateway, _) = with_owner(PRODUCTION_LOCKOUT);
     // One guess from each of twelve addresses: no address reaches its own lockout, so
     // only the per-account throttle stands in the way. After the first few, an
     // unfamiliar address gets one try per 15 s for the whole account: the right
