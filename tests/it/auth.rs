@@ -10,7 +10,7 @@ use http::StatusCode;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, Setup, stderr, stdout};
+use crate::support::{Gateway, Setup, stderr, stdout, version_of};
 
 /// Cheap argon2 for tests only; the product defaults are far stronger. Rate limits are
 /// raised so that tests of other things are not limited (one test checks the defaults).
@@ -260,41 +260,11 @@ fn refresh_rotates_reuse_ends_the_family_and_logout_ends_the_session() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-/// A client of `gateway` that speaks only HTTP/1.1 or only HTTP/2.
-fn client_speaking(gateway: &Gateway, version: http::Version) -> reqwest::blocking::Client {
-    client_from(gateway, version, "127.0.0.1")
-}
-
-fn version_of(http1: bool) -> http::Version {
-    if http1 {
-        http::Version::HTTP_11
-    } else {
-        http::Version::HTTP_2
-    }
-}
-
-/// A client of `gateway` speaking `version` from the loopback address `from`.
-fn client_from(gateway: &Gateway, version: http::Version, from: &str) -> reqwest::blocking::Client {
-    let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let builder = reqwest::blocking::Client::builder()
-        .local_address(Some(from.parse().unwrap()))
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .use_rustls_tls()
-        .timeout(Duration::from_secs(30));
-    let builder = if version == http::Version::HTTP_2 {
-        builder.http2_prior_knowledge()
-    } else {
-        builder.http1_only()
-    };
-    builder.build().unwrap()
-}
-
 #[test]
 fn access_tokens_end_with_their_login_on_reuse_and_bearer_only_logout() {
     let (setup, gateway, _) = with_owner(FAST);
     for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
-        let client = client_speaking(&gateway, version);
+        let client = &gateway.client_speaking(version, "127.0.0.1");
         let call = |path: &str, body: Option<Value>, bearer: Option<&str>| {
             let url = format!("{}{path}", gateway.url);
             let mut request = match body {
@@ -681,7 +651,8 @@ fn repeated_failures_lock_the_account_until_the_console_unlocks_it() {
 const PRODUCTION_LOCKOUT: &str = "[auth]\nlockout_threshold = 3";
 
 fn login_from(gateway: &Gateway, version: http::Version, from: &str, password: &str) -> StatusCode {
-    let response = client_from(gateway, version, from)
+    let response = gateway
+        .client_speaking(version, from)
         .post(format!("{}/auth/login", gateway.url))
         .json(&json!({"username": "owner", "password": password}))
         .send()
@@ -1129,7 +1100,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
                 for i in 0..8u8 {
                     // Half over HTTP/1.1, half over HTTP/2 (ALPN).
                     let address = format!("127.0.0.{}", 10 + group * 8 + i);
-                    let client = client_from(gateway, version_of(i % 2 == 0), &address);
+                    let client = gateway.client_speaking(version_of(i % 2 == 0), &address);
                     let response = client
                         .post(format!("{}/auth/login", gateway.url))
                         .json(&json!({"username": format!("nobody{group}{i}"), "password": "not a password at all"}))
@@ -1161,7 +1132,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
     );
     // The owner logs in at once, over both protocols, and is served.
     for (address, http1) in [("127.0.0.2", true), ("127.0.0.3", false)] {
-        let client = client_from(&gateway, version_of(http1), address);
+        let client = gateway.client_speaking(version_of(http1), address);
         let response = client
             .post(format!("{}/auth/login", gateway.url))
             .json(&json!({"username": "owner", "password": OWNER_PW}))
@@ -1192,7 +1163,7 @@ fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounde
 fn a_websocket_handshake_flood_is_limited_and_leaves_a_bounded_audit_trail() {
     let (setup, gateway, tokens) = with_owner("");
     for (address, http1) in [("127.0.0.20", true), ("127.0.0.21", false)] {
-        let client = client_from(&gateway, version_of(http1), address);
+        let client = gateway.client_speaking(version_of(http1), address);
         let (mut unauthorized, mut limited) = (0, 0);
         for i in 0..150 {
             let query = if i % 2 == 0 { "" } else { "?ticket=guess" };

@@ -12,7 +12,7 @@ use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::security::audit::AuditRecord;
 use aisopod::store::{AuditSeq, SecretName, TreeName};
 
-use crate::support::{BIN, Setup, stderr, stdout};
+use crate::support::{BIN, Setup, stderr, stdout, version_of};
 
 const EXAMPLE: &str = include_str!("../../config/aisopod.example.toml");
 
@@ -752,21 +752,10 @@ fn control_characters_in_an_approval_id_never_reach_the_log_or_the_terminal() {
         .json()
         .unwrap();
     let token = login["access_token"].as_str().unwrap().to_string();
-    let pem = std::fs::read(setup.data_dir().join("tls/ca.pem")).unwrap();
     let injected =
         "apr_0%0A%20%20%20999%20%202026-01-01T00:00:00Z%20%20approval.allowed%1B%5B2J%C2%9B31m";
     for http2 in [false, true] {
-        let builder = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .use_rustls_tls();
-        let client = if http2 {
-            builder.http2_prior_knowledge()
-        } else {
-            builder.http1_only()
-        }
-        .build()
-        .unwrap();
+        let client = gateway.client_speaking(version_of(!http2), "127.0.0.1");
         let response = client
             .post(format!("{}/api/v1/approvals/{injected}", gateway.url))
             .bearer_auth(&token)

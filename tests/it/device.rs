@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Gateway, Setup, stdout};
+use crate::support::{BIN, Gateway, Setup, stdout, version_of};
 
 const CONFIG: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\ndevice_poll_interval = \"1s\"";
 const OWNER_PW: &str = "walrus cinnamon lantern quietly";
@@ -336,25 +336,14 @@ fn a_standard_oauth_library_completes_the_device_flow() {
 #[test]
 fn verification_uri_keeps_the_port_over_http2_and_http1() {
     let (_setup, gateway) = gateway_with_owner(CONFIG);
-    let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
     for http1 in [false, true] {
-        let builder = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .use_rustls_tls();
-        let client = if http1 { builder.http1_only() } else { builder }
-            .build()
-            .unwrap();
+        let client = gateway.client_speaking(version_of(http1), "127.0.0.1");
         let response = client
             .post(format!("{}/auth/device/code", gateway.url))
             .form(&[("client_id", "cli")])
             .send()
             .unwrap();
-        let expected = if http1 {
-            http::Version::HTTP_11
-        } else {
-            http::Version::HTTP_2
-        };
+        let expected = version_of(http1);
         assert_eq!(response.version(), expected);
         let body: Value = response.json().unwrap();
         assert_eq!(
@@ -390,20 +379,7 @@ fn verification_uri_keeps_the_port_over_http2_and_http1() {
 #[test]
 fn one_address_flooding_device_codes_does_not_block_another() {
     let (_setup, gateway) = gateway_with_owner("");
-    let client = |address: &str, http1: bool| {
-        let builder = reqwest::blocking::Client::builder()
-            .local_address(Some(address.parse().unwrap()))
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(
-                    &std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap(),
-                )
-                .unwrap(),
-            )
-            .tls_built_in_root_certs(false)
-            .use_rustls_tls();
-        let builder = if http1 { builder.http1_only() } else { builder };
-        builder.build().unwrap()
-    };
+    let client = |address: &str, http1: bool| gateway.client_speaking(version_of(http1), address);
     let code = |client: &reqwest::blocking::Client| {
         client
             .post(format!("{}/auth/device/code", gateway.url))

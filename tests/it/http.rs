@@ -809,6 +809,18 @@ fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
     types
 }
 
+/// The owner's `/health` answers 200 over HTTP/2 and HTTP/1.1 from 127.0.0.1.
+async fn the_owner_is_served_over_both_protocols(fixture: &InProcess, url: &str) {
+    for http1 in [false, true] {
+        let response = client_from(fixture, "127.0.0.1", http1)
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "http1: {http1}");
+    }
+}
+
 fn client_from(fixture: &InProcess, local: &str, http1: bool) -> reqwest::Client {
     let pem = std::fs::read(fixture.app.config().storage.data_dir.join("tls/ca.pem")).unwrap();
     let builder = reqwest::Client::builder()
@@ -899,14 +911,7 @@ async fn silent_and_idle_connections_are_closed_within_their_deadlines() {
     );
 
     // And the owner is served as before, over both protocols.
-    for http1 in [false, true] {
-        let response = client_from(&fixture, "127.0.0.1", http1)
-            .get(format!("{url}/health"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+    the_owner_is_served_over_both_protocols(&fixture, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1083,14 +1088,7 @@ async fn early_413_and_429_reach_http2_and_http1_clients_as_answers() {
     }
 
     // Right after, the owner's requests are served normally on both protocols.
-    for http1 in [false, true] {
-        let response = client_from(&fixture, "127.0.0.1", http1)
-            .get(format!("{url}/health"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+    the_owner_is_served_over_both_protocols(&fixture, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,6 +163,11 @@ impl Gateway {
         blocking_client_trusting(&self.data_dir.join("tls/ca.pem"))
     }
 
+    /// A client of this gateway speaking only `version`, from the loopback address `from`.
+    pub fn client_speaking(&self, version: http::Version, from: &str) -> reqwest::blocking::Client {
+        blocking_client_speaking(&self.data_dir.join("tls/ca.pem"), version, from)
+    }
+
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
         self.client()
             .get(format!("{}{path}", self.url))
@@ -219,6 +224,39 @@ pub fn client_trusting(ca_pem: &Path) -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// A blocking HTTPS client that trusts only the CA at `ca_pem`, speaks only `version`
+/// (HTTP/2 by prior knowledge, as a browser does after ALPN) and connects from the
+/// loopback address `from` (all of 127.0.0.0/8 is ours), so that tests can play many
+/// clients.
+pub fn blocking_client_speaking(
+    ca_pem: &Path,
+    version: http::Version,
+    from: &str,
+) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca_pem).unwrap();
+    let builder = reqwest::blocking::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30));
+    let builder = if version == http::Version::HTTP_2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    builder.build().unwrap()
+}
+
+/// HTTP/1.1 or HTTP/2 by a flag, for loops over both.
+pub fn version_of(http1: bool) -> http::Version {
+    if http1 {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_2
+    }
 }
 
 pub fn blocking_client_trusting(ca_pem: &Path) -> reqwest::blocking::Client {

@@ -12,7 +12,7 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::sandbox::{SANDBOX, sandbox_toml};
-use crate::support::{BIN, Gateway, Setup, stderr, stdout};
+use crate::support::{BIN, Gateway, Setup, stderr, stdout, version_of};
 
 const OWNER_PW: &str = "walrus cinnamon lantern quietly";
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
@@ -449,19 +449,8 @@ fn a_websocket_needs_the_scopes_of_what_it_carries() {
     };
     let config_reader = token("cfg", "config:read");
     let chat_reader = token("reader", "chat:read");
-    let pem = std::fs::read(gw.data_dir.join("tls/ca.pem")).unwrap();
     for http2 in [false, true] {
-        let builder = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .use_rustls_tls();
-        let client = if http2 {
-            builder.http2_prior_knowledge()
-        } else {
-            builder.http1_only()
-        }
-        .build()
-        .unwrap();
+        let client = gw.client_speaking(version_of(!http2), "127.0.0.1");
         let ticket_for = |bearer: &str| {
             client
                 .post(format!("{}/auth/ws-ticket", gw.url))
