@@ -116,6 +116,23 @@ impl<'f> Analyzer<'f> {
     }
 
     /// Records a finding for the command `cmd` (an index into `commands`), if any.
+    /// Code that is only known when the line runs: denied when it comes from the
+    /// network (download-and-run), otherwise it needs approval under `local_rule`.
+    pub fn find_dynamic_code(
+        &mut self,
+        cmd: Option<usize>,
+        from_network: bool,
+        local_rule: &str,
+        reason: impl Into<String>,
+    ) {
+        let (decision, rule) = if from_network {
+            (Decision::Deny, "network.exec_remote")
+        } else {
+            (Decision::Approve, local_rule)
+        };
+        self.find(cmd, decision, rule, reason, false);
+    }
+
     pub fn find(
         &mut self,
         cmd: Option<usize>,

@@ -899,20 +899,11 @@ fn wrapper(
             let code: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
             let network = args.iter().any(|a| a.from_network);
             if args.iter().any(|a| !a.is_static()) {
-                an.find(
+                an.find_dynamic_code(
                     cmd,
-                    if network {
-                        Decision::Deny
-                    } else {
-                        Decision::Approve
-                    },
-                    if network {
-                        "network.exec_remote"
-                    } else {
-                        "obfuscation.dynamic_eval"
-                    },
+                    network,
+                    "obfuscation.dynamic_eval",
                     "eval runs code that is only known when the line runs",
-                    false,
                 );
             }
             code_string(an, index, &code.join(" "), depth, network);
@@ -1071,20 +1062,11 @@ fn runner_command<'a>(runner: &Runner, args: &'a [W]) -> Option<&'a [W]> {
 fn code_word(an: &mut Analyzer<'_>, index: usize, code: &W, depth: usize) {
     if !code.is_static() {
         let network = code.from_network;
-        an.find(
+        an.find_dynamic_code(
             Some(index),
-            if network {
-                Decision::Deny
-            } else {
-                Decision::Approve
-            },
-            if network {
-                "network.exec_remote"
-            } else {
-                "obfuscation.dynamic_code"
-            },
+            network,
+            "obfuscation.dynamic_code",
             "runs shell code that is only known when the line runs",
-            false,
         );
     }
     code_string(an, index, &code.text, depth, code.from_network);
@@ -1238,20 +1220,11 @@ fn interpreter(
             return;
         }
         let network = w.from_network;
-        an.find(
+        an.find_dynamic_code(
             cmd,
-            if network {
-                Decision::Deny
-            } else {
-                Decision::Approve
-            },
-            if network {
-                "network.exec_remote"
-            } else {
-                "obfuscation.dynamic_code"
-            },
+            network,
+            "obfuscation.dynamic_code",
             format!("{name} runs code that is only known when the line runs"),
-            false,
         );
     };
     for (at, code) in &inv.code {
