@@ -23,6 +23,7 @@ use crate::config::{Config, DEFAULT_AGENT};
 use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport, Tools, schema};
 use crate::sandbox::Runner;
 use crate::security::approval::{ApprovalEvent, Broker, Requester, Responder};
+use crate::security::audit::escape_control;
 
 /// Exit status when the filter or a person refused the call.
 pub const EXIT_REFUSED: u8 = 4;
@@ -127,7 +128,11 @@ fn via_gateway(
              for an administrator to answer request {}: on the dashboard, over /ws, or \
              POST /api/v1/approvals/{} with an admin token (a console call belongs to no \
              user, so only admins see it in GET /api/v1/approvals)",
-            pending.summary, pending.reason, pending.expires, pending.id, pending.id
+            escape_control(&pending.summary),
+            escape_control(&pending.reason),
+            pending.expires,
+            pending.id,
+            pending.id
         );
     };
     let response: AdminResponse = match admin::send_noting(&socket, &request, timeout, note)? {
@@ -200,17 +205,17 @@ async fn ask_at_terminal(
         if !std::io::stdin().is_terminal() {
             eprintln!(
                 "aisopod: {} needs approval ({}) and no gateway is running to ask a person; waiting {} s, then it is denied",
-                request.input.summary,
-                request.reason,
+                escape_control(&request.input.summary),
+                escape_control(&request.reason),
                 broker.timeout().as_secs()
             );
             continue;
         }
         eprint!(
             "aisopod: {} wants to run:\n    {}\n  because: {} ({})\n  allow? [y]es / [N]o{} ",
-            request.requester.agent,
-            request.input.summary,
-            request.reason,
+            escape_control(&request.requester.agent),
+            escape_control(&request.input.summary),
+            escape_control(&request.reason),
             request.rule,
             if request.remember_offered {
                 " / [r]emember for this agent"

@@ -207,7 +207,8 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
     let call = tool_run(
         &w.setup,
         "shell",
-        json!({ "command": "factor 7 > seven.txt" }),
+        // The comment hides the command on a terminal that obeys escapes.
+        json!({ "command": "factor 7 > seven.txt # \u{1b}[2K\u{1b}[1Gecho hello" }),
     );
     let request = next_message(&mut socket);
     assert_eq!(request["type"], "approval.request");
@@ -227,6 +228,9 @@ fn an_unanswered_approval_is_denied_at_the_timeout_and_nothing_runs() {
         "{}",
         stderr(&out)
     );
+    // What the model wrote reaches the terminal escaped, never as control sequences.
+    assert!(!stderr(&out).contains('\u{1b}'), "{:?}", stderr(&out));
+    assert!(stderr(&out).contains("\\u{1b}[2K"), "{}", stderr(&out));
     assert!(
         !w.setup
             .data_dir()
