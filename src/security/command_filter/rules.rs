@@ -2641,7 +2641,12 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             i += 2;
             continue;
         }
-        if let Some(value) = a.text.strip_prefix("--config-env=") {
+        // The value glued to the option (`--config-env=K=V`, `-cK=V`) is read the same.
+        if let Some(value) = a
+            .text
+            .strip_prefix("--config-env=")
+            .or_else(|| a.text.strip_prefix("-c").filter(|v| !v.is_empty()))
+        {
             git_config_value(an, index, value, depth);
             i += 1;
             continue;
