@@ -448,9 +448,7 @@ pub(super) fn read(lang: Lang, args: &[String]) -> Invocation {
                     if !rest.is_empty() {
                         // `node -pe CODE`, `ruby -ne CODE`: what follows a code flag may
                         // be more flags rather than code. Judge both readings.
-                        let more_flags = rest
-                            .chars()
-                            .all(|r| g.short.iter().any(|(s, _)| *s == r));
+                        let more_flags = rest.chars().all(|r| g.short.iter().any(|(s, _)| *s == r));
                         inv.code.push((i, rest));
                         if more_flags {
                             k += 1;
