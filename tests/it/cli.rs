@@ -994,29 +994,19 @@ fn console_chores_internal_keys_signing_key_token_expiry_and_backup_leftovers() 
     // Backup and restore leave nothing behind in the data directory.
     let file = setup.dir.path().join("b.bak");
     let passphrase = b"otter violin harbour tuesday\n";
-    let backup = setup.cli_with(
-        &[
-            "backup",
-            "create",
-            file.to_str().unwrap(),
-            "--passphrase-stdin",
-        ],
-        &[],
-        Some(passphrase),
-    );
-    assert!(backup.status.success(), "{}", stderr(&backup));
-    assert!(!setup.data_dir().join("backup-tmp").exists());
+    let backup = |verb: &str| {
+        let out = setup.cli_with(
+            &["backup", verb, file.to_str().unwrap(), "--passphrase-stdin"],
+            &[],
+            Some(passphrase),
+        );
+        assert!(out.status.success(), "backup {verb}: {}", stderr(&out));
+        assert!(
+            !setup.data_dir().join("backup-tmp").exists(),
+            "after {verb}"
+        );
+    };
+    backup("create");
     gateway.stop();
-    let restored = setup.cli_with(
-        &[
-            "backup",
-            "restore",
-            file.to_str().unwrap(),
-            "--passphrase-stdin",
-        ],
-        &[],
-        Some(passphrase),
-    );
-    assert!(restored.status.success(), "{}", stderr(&restored));
-    assert!(!setup.data_dir().join("backup-tmp").exists());
+    backup("restore");
 }

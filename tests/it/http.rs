@@ -1030,12 +1030,7 @@ async fn reqwest_post(
         .send()
         .await
         .unwrap();
-    let expected = if http1 {
-        http::Version::HTTP_11
-    } else {
-        http::Version::HTTP_2
-    };
-    assert_eq!(response.version(), expected);
+    assert_eq!(response.version(), crate::support::version_of(http1));
     response
 }
 
