@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use aisopod::app::App;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::gateway::approval::{CanonicalInput, NewRequest, Requester};
 use aisopod::gateway::tools::{Call, CallContext, CallReport};
-use aisopod::security::approval::{CanonicalInput, NewRequest, Requester};
 use serde_json::{Value, json};
 use tungstenite::Message;
 

@@ -1,5 +1,5 @@
 //! Command filter latency: every command of the labelled corpus
-//! (`src/security/command_filter/corpus.txt`) judged many times by the filter the
+//! (`src/policy/corpus.txt`) judged many times by the filter the
 //! product builds from its default configuration (strict mode, allowlist policy, data
 //! directory `/var/lib/aisopod`, the shell tool's `/work` as the workspace).
 //!
@@ -24,9 +24,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aisopod::config::{ApplianceEnvironment, ConfigSource};
-use aisopod::security::command_filter::{CommandFilter, FilterContext};
+use aisopod::policy::{CommandFilter, FilterContext};
 
-const CORPUS: &str = include_str!("../src/security/command_filter/corpus.txt");
+const CORPUS: &str = include_str!("../src/policy/corpus.txt");
 
 /// `(dangerous, command)` for every entry; the format is described atop the corpus.
 fn commands() -> Vec<(bool, String)> {

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aisopod::audit::{Audit, AuditEvent, AuditRecord, Outcome};
 use aisopod::clock::SystemClock;
-use aisopod::security::audit::{Audit, AuditEvent, AuditRecord, Outcome};
-use aisopod::security::secrets::Secrets;
+use aisopod::keys::secrets::Secrets;
 use aisopod::store::{AuditSeq, Store, Tree, TreeName};
 use anyhow::{Context, bail};
 

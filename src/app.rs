@@ -11,19 +11,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::auth::Auth;
 use crate::auth::password::Passwords;
 use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
+use crate::gateway::approval::Broker;
 use crate::gateway::tools::Tools;
+use crate::keys::secrets::{Secrets, master_key_path};
 use crate::sandbox::Runner;
-use crate::security::approval::Broker;
-use crate::security::audit::{Audit, AuditEvent, Outcome};
-use crate::security::rate_limit::RateLimits;
-use crate::security::secrets::{Secrets, master_key_path};
 use crate::server::auth::RefusalLog;
+use crate::server::rate_limit::RateLimits;
 use crate::store::Store;
 use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 

@@ -348,7 +348,7 @@ pub struct ToolsConfig {
     pub shell: ShellConfig,
 }
 
-/// Which shell commands run without a person's approval (see `security::command_filter`).
+/// Which shell commands run without a person's approval (see `policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ShellPolicy {
@@ -728,7 +728,7 @@ impl Default for RawShell {
     fn default() -> Self {
         Self {
             policy: None,
-            allowed_programs: crate::security::command_filter::DEFAULT_ALLOWED_PROGRAMS
+            allowed_programs: crate::policy::DEFAULT_ALLOWED_PROGRAMS
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
@@ -1788,7 +1788,7 @@ fn validate_sandbox(raw: RawSandbox, check: &mut Issues<'_>) -> SandboxConfig {
 }
 
 fn validate_shell(raw: RawShell, mode: SecurityMode, check: &mut Issues<'_>) -> ShellConfig {
-    use crate::security::command_filter as filter;
+    use crate::policy as filter;
     let policy = match raw.policy.as_deref().map(|p| p.trim().to_ascii_lowercase()) {
         None => match mode {
             SecurityMode::Strict => ShellPolicy::Allowlist,

@@ -2,12 +2,12 @@
 //! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
 
 use crate::admin::AdminError;
+use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::auth::users::AccountError;
 use crate::config::ConfigError;
+use crate::keys::secrets::SecretsError;
 use crate::sandbox::SandboxError;
-use crate::security::audit::AuditError;
-use crate::security::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::tls::TlsError;
 

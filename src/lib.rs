@@ -4,20 +4,22 @@
 //! itself, keeps its state in an embedded store with a tamper-evident audit log, and is
 //! driven from the console through the `aisopod` CLI, which talks to a running gateway
 //! over a local admin socket. The module tree follows the request path: `server` speaks
-//! HTTP, `security` and `tls` guard it, `store` keeps what must survive.
+//! HTTP, `auth`, `policy` and `tls` guard it, `audit` records it, `store` keeps what must survive.
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod keys;
 pub mod logging;
+pub mod policy;
 pub mod sandbox;
 pub mod secret;
-pub mod security;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -3,7 +3,7 @@
 //! A `Secret` never prints itself: `Debug` and `Display` show `***`, serialization is
 //! refused, and its bytes are zeroed when it is dropped. Reading the value takes an
 //! explicit [`Secret::expose`], so every use is visible in review. This module never
-//! stores, logs or compares secrets; sealing at rest lives in `security::secrets`.
+//! stores, logs or compares secrets; sealing at rest lives in `keys::secrets`.
 
 use std::fmt;
 

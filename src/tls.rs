@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
 use crate::config::{TlsConfig, TlsMode};
-use crate::security::secrets::write_private_file;
+use crate::keys::secrets::write_private_file;
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use aisopod::config::{ApplianceEnvironment, ConfigSource};
-use aisopod::security::command_filter::{CommandFilter, FilterContext};
+use aisopod::policy::{CommandFilter, FilterContext};
 use libfuzzer_sys::fuzz_target;
 
 fn filters() -> &'static [CommandFilter] {

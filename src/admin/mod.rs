@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::app::{App, Services, tls_audit_event};
+use crate::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
 use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
-use crate::security::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
 use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
@@ -437,7 +437,7 @@ fn run(
         AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
         AdminRequest::ToolRun { .. } => Err("tool calls need a running gateway".into()),
         AdminRequest::BackupSnapshot => json(serde_json::to_value(
-            crate::security::backup_crypto::seal_snapshot(
+            crate::keys::backup_crypto::seal_snapshot(
                 &services.store,
                 &services.config.storage.data_dir,
                 &crate::clock::rfc3339(services.clock.now()),
@@ -762,8 +762,8 @@ async fn tool_run(
     input: serde_json::Value,
     write: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> AdminResponse {
+    use crate::gateway::approval::{ApprovalEvent, Requester};
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
-    use crate::security::approval::{ApprovalEvent, Requester};
     // This connection's own requests are told apart by their session.
     let session = format!(
         "admin-socket uid:{uid} call:{}",

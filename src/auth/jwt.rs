@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::scopes::Scopes;
 use crate::auth::users::random_id;
 use crate::clock::SharedClock;
+use crate::keys::secrets::Secrets;
 use crate::secret::{Secret, SecretBytes};
-use crate::security::secrets::Secrets;
 use crate::store::{MetaKey, Store, StoreError, Tree, TreeName};
 
 pub const ISSUER: &str = "aisopod";

@@ -26,8 +26,8 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::SharedClock;
 use crate::config::{AuthConfig, AuthMode};
+use crate::keys::secrets::Secrets;
 use crate::secret::Secret;
-use crate::security::secrets::Secrets;
 use crate::store::Store;
 
 use self::claim::Claim;

@@ -7,7 +7,7 @@ use crate::auth::password::Passwords;
 use crate::auth::users::Accounts;
 use crate::clock::{ManualClock, SharedClock};
 use crate::config::{ConfigSource, Environment};
-use crate::security::secrets::Secrets;
+use crate::keys::secrets::Secrets;
 use crate::store::Store;
 
 /// An environment with no variables, run from a checkout.

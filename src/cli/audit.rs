@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use crate::admin::AdminRequest;
-use crate::security::audit::{AuditRecord, Export, Query, escape_control, walk_export};
+use crate::audit::{AuditRecord, Export, Query, escape_control, walk_export};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

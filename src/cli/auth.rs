@@ -11,10 +11,10 @@ use clap::Subcommand;
 use ring::rand::SecureRandom;
 
 use crate::admin::AdminRequest;
+use crate::audit::escape_control;
 use crate::auth::password::Passwords;
 use crate::auth::scopes::Scopes;
 use crate::secret::Secret;
-use crate::security::audit::escape_control;
 
 /// Longest password input accepted (the policy's limit is far below this).
 const MAX_PASSWORD_INPUT: u64 = 4096;

@@ -22,13 +22,13 @@ use clap::Subcommand;
 
 use crate::admin::{self, AdminRequest};
 use crate::app::Services;
+use crate::audit::{AuditEvent, Outcome};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::secret::Secret;
-use crate::security::audit::{AuditEvent, Outcome};
-use crate::security::backup_crypto::{
+use crate::keys::backup_crypto::{
     self, BackupCryptoError, Decryptor, Encryptor, KdfCost, TransientSnapshot,
 };
+use crate::secret::Secret;
 use crate::store::StoreError;
 use crate::store::backup::{BackupError, DataDirLock, SnapshotStats};
 

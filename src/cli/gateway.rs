@@ -13,9 +13,9 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::admin;
 use crate::app::{App, ensure_private_dir};
+use crate::audit::AuditEvent;
 use crate::clock::SystemClock;
 use crate::config::{self, ConfigSource, ProcessEnvironment, TlsMode};
-use crate::security::audit::AuditEvent;
 use crate::server::{self, ConnectionLimits};
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use crate::security::secrets::write_private_file;
+use crate::keys::secrets::write_private_file;
 use crate::tls::fingerprint;
 
 /// How long a single HTTP request may take.

@@ -41,7 +41,7 @@ use crate::admin::{self, AdminRequest, AdminResponse, TlsAccess};
 use crate::app::Services;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, ProcessEnvironment};
-use crate::security::secrets::master_key_path;
+use crate::keys::secrets::master_key_path;
 
 /// A secure AI gateway appliance.
 #[derive(Debug, Parser)]

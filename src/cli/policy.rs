@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::security::command_filter::{CommandFilter, Decision, FilterContext, Judgement};
+use crate::policy::{CommandFilter, Decision, FilterContext, Judgement};
 
 /// Exit status for a command that needs approval.
 pub const EXIT_APPROVE: u8 = 3;

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::admin::AdminRequest;
+use crate::audit::escape_control;
 use crate::secret::Secret;
-use crate::security::audit::escape_control;
 
 /// Longest secret value accepted from stdin.
 const MAX_SECRET_BYTES: u64 = 64 * 1024;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::admin::AdminRequest;
+use crate::audit::escape_control;
 use crate::auth::scopes::Scopes;
 use crate::auth::users::UserView;
-use crate::security::audit::escape_control;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {

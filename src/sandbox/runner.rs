@@ -25,8 +25,8 @@ use super::spec::{
     EXIT_KILLED, EXIT_TIMEOUT, FileData, Language, Limits, Reason, RunOutcome, RunRequest,
     collect_files,
 };
+use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::config::{Config, SandboxConfig, SandboxRuntime, SecurityMode};
-use crate::security::audit::{Audit, AuditEvent, Outcome};
 
 /// How often a running run's cgroup is checked for limit events.
 const POLL: Duration = Duration::from_millis(25);

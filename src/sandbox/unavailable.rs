@@ -95,11 +95,11 @@ pub mod runner {
     use std::path::PathBuf;
 
     use super::unavailable;
+    use crate::audit::Audit;
     use crate::config::{Config, SandboxConfig, SecurityMode};
     use crate::sandbox::SandboxError;
     use crate::sandbox::cgroups::CgroupManager;
     use crate::sandbox::spec::{RunOutcome, RunRequest};
-    use crate::security::audit::Audit;
 
     /// Never built on this system (see the module's documentation).
     #[derive(Debug)]

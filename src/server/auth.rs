@@ -1,7 +1,7 @@
 //! Who is calling, and may they: the server's side of authentication and authorization.
 //!
 //! Two layers. [`identify`] runs on every request before routing: it finds the client
-//! address (see `security::rate_limit`), resolves a presented credential
+//! address (see `server::rate_limit`), resolves a presented credential
 //! (`Authorization: Bearer`, or `X-API-Key`) into a [`Principal`], and refuses a wrong
 //! credential with 401 at once. [`authorize`] runs after routing on every route: it looks
 //! the matched route up in the [`AccessTable`] and refuses what the route does not allow.
@@ -23,12 +23,12 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
 use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
 use crate::config::AuthMode;
-use crate::security::audit::{AuditEvent, Outcome};
-use crate::security::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
 use crate::server::error::ApiError;
+use crate::server::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

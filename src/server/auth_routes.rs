@@ -15,13 +15,13 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Via;
 use crate::auth::scopes::{Scope, Scopes};
 use crate::auth::sessions::SessionError;
 use crate::auth::users::AccountError;
 use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
-use crate::security::audit::{AuditEvent, Outcome};
 use crate::server::Api;
 use crate::server::auth::{Access, Admin, Caller, ClientIp};
 use crate::server::error::ApiError;

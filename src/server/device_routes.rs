@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::device::{DeviceError, normalize_user_code};
 use crate::auth::scopes::Scopes;
 use crate::auth::sessions::SessionError;
 use crate::secret::Secret;
-use crate::security::audit::{AuditEvent, Outcome};
 use crate::server::Api;
 use crate::server::auth::{Access, ClientIp};
 use crate::server::auth_routes::require_accounts;

@@ -77,7 +77,7 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        use crate::security::audit::AuditError;
+        use crate::audit::AuditError;
         match &err {
             Error::Audit(AuditError::DiskFull) => {
                 tracing::error!(error = %err, "refusing request: audit log cannot be written");
@@ -216,9 +216,9 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
-impl From<crate::security::approval::ApprovalError> for ApiError {
-    fn from(err: crate::security::approval::ApprovalError) -> Self {
-        use crate::security::approval::ApprovalError as E;
+impl From<crate::gateway::approval::ApprovalError> for ApiError {
+    fn from(err: crate::gateway::approval::ApprovalError) -> Self {
+        use crate::gateway::approval::ApprovalError as E;
         let (status, code) = match err {
             // Another user's request is "not found" to the asker, so ids cannot be probed.
             // A malformed id names no request either.

@@ -12,6 +12,7 @@ pub mod device_routes;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod rate_limit;
 pub mod routes;
 pub mod ws;
 

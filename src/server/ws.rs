@@ -48,15 +48,15 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
-use crate::security::approval::{
+use crate::gateway::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
-use crate::security::audit::{AuditEvent, Outcome};
-use crate::security::rate_limit::RouteClass;
 use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
 use crate::server::error::ApiError;
+use crate::server::rate_limit::RouteClass;
 
 /// The message types a client may send.
 pub const CLIENT_TYPES: [&str; 3] = ["approval.respond", "approval.list", "ping"];
@@ -722,10 +722,10 @@ mod tests {
     use futures_channel::mpsc;
 
     use super::*;
+    use crate::audit::Audit;
     use crate::auth::Via;
     use crate::auth::scopes::Scopes;
-    use crate::security::approval::{Broker, CanonicalInput, NewRequest, Requester};
-    use crate::security::audit::Audit;
+    use crate::gateway::approval::{Broker, CanonicalInput, NewRequest, Requester};
 
     struct TestContext {
         _dir: tempfile::TempDir,

@@ -30,7 +30,7 @@
 //! 'Z' u64 trees, u64 records, u64 files              end, last; counts must match
 //! ```
 //!
-//! This module never decrypts or encrypts (the envelope is `security::backup_crypto`),
+//! This module never decrypts or encrypts (the envelope is `keys::backup_crypto`),
 //! never interprets records, and never restores into a directory whose lock it does not
 //! hold.
 
@@ -353,8 +353,7 @@ impl Staged {
         let text =
             serde_json::to_vec(&journal).map_err(|e| BackupError::Malformed(e.to_string()))?;
         let path = self.root.join(JOURNAL);
-        crate::security::secrets::write_private_file(&path, &text)
-            .map_err(io_error("write", &path))?;
+        crate::keys::secrets::write_private_file(&path, &text).map_err(io_error("write", &path))?;
         self.committed = true;
         apply_journal(data_dir)?;
         Ok(self.stats.clone())
@@ -938,7 +937,7 @@ mod tests {
             assert!(file_target(bad).is_none(), "{bad}");
         }
         assert_eq!(
-            crate::security::secrets::master_key_path(Path::new("d")),
+            crate::keys::secrets::master_key_path(Path::new("d")),
             Path::new("d").join(KEY_FILES[1])
         );
         assert_eq!(

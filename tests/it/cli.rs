@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use aisopod::app::Services;
+use aisopod::audit::AuditRecord;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
-use aisopod::security::audit::AuditRecord;
 use aisopod::store::{AuditSeq, SecretName, TreeName};
 
 use crate::support::{BIN, Setup, stderr, stdout, version_of};
@@ -273,7 +273,7 @@ fn audit_commands_list_verify_export_and_detect_tampering() {
             .tree::<AuditSeq, AuditRecord>(TreeName::Audit)
             .unwrap();
         let mut record = tree.get(&AuditSeq(3)).unwrap().unwrap();
-        record.outcome = aisopod::security::audit::Outcome::Failure;
+        record.outcome = aisopod::audit::Outcome::Failure;
         tree.insert(&AuditSeq(3), &record).unwrap();
         services.store.sync().unwrap();
     }

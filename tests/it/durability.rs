@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aisopod::app::Services;
+use aisopod::audit::{Audit, AuditError, AuditEvent};
 use aisopod::clock::SystemClock;
 use aisopod::config::{self, ProcessEnvironment};
-use aisopod::security::audit::{Audit, AuditError, AuditEvent};
-use aisopod::security::secrets::Secrets;
+use aisopod::keys::secrets::Secrets;
 use aisopod::store::Store;
 
 use crate::support::{self, BIN, Setup};

@@ -1,11 +1,11 @@
 //! `read_file`, `write_file` and `list_dir`: the agent's workspace through the path
-//! guard (`security::paths`), never a path outside it.
+//! guard (`gateway::paths`), never a path outside it.
 
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Agent, Call, ToolError, ToolOutput, Tools, parse_input};
-use crate::security::paths::Workspace;
+use crate::gateway::paths::Workspace;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

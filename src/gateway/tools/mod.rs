@@ -34,14 +34,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::config::{AgentConfig, Config, FilesConfig};
+use crate::gateway::approval::{Broker, Ending, Requester};
+use crate::gateway::paths::PathError;
+use crate::policy::{CommandFilter, CommandFilterError, FilterContext, RememberedRule};
 use crate::sandbox::{Runner, SandboxError};
-use crate::security::approval::{Broker, Ending, Requester};
-use crate::security::audit::{Audit, AuditEvent, Outcome};
-use crate::security::command_filter::{
-    CommandFilter, CommandFilterError, FilterContext, RememberedRule,
-};
-use crate::security::paths::PathError;
 use crate::store::{Store, StoreError, Tree, TreeName};
 
 /// Every tool an agent may be given.

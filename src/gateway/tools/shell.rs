@@ -8,11 +8,11 @@ use super::{
     Agent, Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, ending_name, parse_input,
     run_result, runner,
 };
+use crate::audit::AuditEvent;
+use crate::gateway::approval::{CanonicalInput, NewRequest};
+use crate::gateway::paths::{EntryKind, Workspace};
+use crate::policy::{Decision, RememberedRule};
 use crate::sandbox::{FileData, Language, RunRequest};
-use crate::security::approval::{CanonicalInput, NewRequest};
-use crate::security::audit::AuditEvent;
-use crate::security::command_filter::{Decision, RememberedRule};
-use crate::security::paths::{EntryKind, Workspace};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
+use crate::keys::secrets::{Secrets, SecretsError};
 use crate::secret::SecretBytes;
-use crate::security::secrets::{Secrets, SecretsError};
 use crate::store::{AuditSeq, MetaKey, SecretName, Store, StoreError, Tree, TreeName};
 
 const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -9,7 +9,7 @@
 //! both known (`/home/pi`) and unknown (no usable `$HOME`): none may be allowed, and a
 //! `deny` line must be denied in all four. Benign lines are measured under the default
 //! strict allowlist policy (the false-refusal rate asserted), and the denylist rate is
-//! printed beside it. `cargo test --lib security::command_filter::corpus -- --nocapture`
+//! printed beside it. `cargo test --lib policy::corpus -- --nocapture`
 //! shows the figures.
 //!
 //! The random-input test below is the stable stand-in for the cargo-fuzz target

@@ -23,8 +23,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::clock::{SharedClock, rfc3339};
-use crate::security::audit::{Audit, AuditEvent, Outcome};
 
 /// Resolved requests kept for `GET /api/v1/approvals?state=resolved`.
 const RECENT_RESOLVED: usize = 256;
@@ -552,8 +552,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Query;
     use crate::clock::ManualClock;
-    use crate::security::audit::Query;
     use time::OffsetDateTime;
 
     struct Fixture {
@@ -565,7 +565,7 @@ mod tests {
     fn fixture(timeout: Duration) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = crate::security::secrets::Secrets::open(dir.path(), &store).unwrap();
+        let secrets = crate::keys::secrets::Secrets::open(dir.path(), &store).unwrap();
         let clock: SharedClock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
         let audit = Audit::open(&store, &secrets, clock.clone()).unwrap();
         Fixture {
