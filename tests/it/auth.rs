@@ -316,7 +316,7 @@ fn access_tokens_end_with_their_login_on_reuse_and_bearer_only_logout() {
             StatusCode::UNAUTHORIZED
         );
 
-        // Logout with only the Bearer header, as the README shows it, ends the login:
+        // Logout with only the Bearer header, as docs/src/accounts.md shows it, ends the login:
         // its refresh token no longer works.
         let session = login();
         let bearer = access(&session);
