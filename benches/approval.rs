@@ -26,11 +26,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisopod::app::App;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::gateway::approval::{CanonicalInput, NewRequest, Requester};
 use aisopod::gateway::tools::{Call, CallContext, CallReport};
+use aisopod::server::state::App;
 use serde_json::{Value, json};
 use tungstenite::Message;
 

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aisopod::app::Services;
 use aisopod::clock::SystemClock;
 use aisopod::config::ProcessEnvironment;
 use aisopod::secret::Secret;
+use aisopod::server::state::Services;
 use aisopod::store::SecretName;
 use http::StatusCode;
 use serde_json::{Value, json};

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use aisopod::app::Services;
 use aisopod::audit::AuditRecord;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::server::state::Services;
 use aisopod::store::{AuditSeq, SecretName, TreeName};
 
 use crate::support::{BIN, Setup, stderr, stdout, version_of};

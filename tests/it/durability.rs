@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aisopod::app::Services;
 use aisopod::audit::{Audit, AuditError, AuditEvent};
 use aisopod::clock::SystemClock;
 use aisopod::config::{self, ProcessEnvironment};
 use aisopod::keys::secrets::Secrets;
+use aisopod::server::state::Services;
 use aisopod::store::Store;
 
 use crate::support::{self, BIN, Setup};

@@ -6,10 +6,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisopod::app::App;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::server::auth::Access;
+use aisopod::server::state::App;
 use aisopod::server::{self, ConnectionLimits};
 use axum::routing::get;
 use http::StatusCode;
@@ -508,7 +508,7 @@ async fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_memory_budget_new_work_is_shed_but_probes_answer() {
     const MIB: u64 = 1 << 20;
-    let budget = aisopod::app::heap_in_use() / MIB + 48;
+    let budget = aisopod::server::load::heap_in_use() / MIB + 48;
     let fixture = in_process(&format!(
         "memory_budget = \"{budget}m\"\n[tools.sandbox]\nenabled = false"
     ));
