@@ -68,6 +68,8 @@ pub struct Options {
     pub clock: SharedClock,
     /// The names the self-signed certificate carries; the host's own when `None`.
     pub names: Option<NameSource>,
+    /// The binary that runs sandboxed code; this process's own when `None`.
+    pub sandbox_helper: Option<PathBuf>,
     /// Told once, when the gateway serves.
     pub on_ready: Option<Box<dyn FnOnce(&Ready) + Send>>,
 }
@@ -77,6 +79,7 @@ impl Default for Options {
         Options {
             clock: Arc::new(SystemClock),
             names: None,
+            sandbox_helper: None,
             on_ready: None,
         }
     }
@@ -86,6 +89,7 @@ impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("clock", &self.clock)
+            .field("sandbox_helper", &self.sandbox_helper)
             .field("on_ready", &self.on_ready.is_some())
             .finish_non_exhaustive()
     }
@@ -136,12 +140,15 @@ where
     let Options {
         clock,
         names,
+        sandbox_helper,
         on_ready,
     } = options;
     let app = Arc::new(
-        tokio::task::spawn_blocking(move || App::open(config, clock, names))
-            .await
-            .map_err(AppError::StartUp)??,
+        tokio::task::spawn_blocking(move || {
+            App::open_with_helper(config, clock, names, sandbox_helper)
+        })
+        .await
+        .map_err(AppError::StartUp)??,
     );
     let addr = listener.local_addr().map_err(AppError::Address)?;
     let scheme = app.config().scheme();

@@ -8,7 +8,7 @@
 //! (`app::run` does that).
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,18 @@ pub struct App {
 impl App {
     /// Opens everything the gateway serves with, recording start-up in the audit log.
     pub fn open(config: Config, clock: SharedClock, names: Option<NameSource>) -> Result<App> {
+        App::open_with_helper(config, clock, names, None)
+    }
+
+    /// [`App::open`] with the sandbox helper started from `helper` instead of this
+    /// process's own binary: a gateway run inside another program (the integration
+    /// tests) names the `aisopod` binary, which speaks the same helper protocol.
+    pub fn open_with_helper(
+        config: Config,
+        clock: SharedClock,
+        names: Option<NameSource>,
+        helper: Option<PathBuf>,
+    ) -> Result<App> {
         let services = Services::open(config, clock.clone())?;
         services.check_key_files()?;
         let config = &services.config;
@@ -206,7 +218,7 @@ impl App {
         };
         // Keys made just now must pass the same permission check.
         services.check_key_files()?;
-        let (sandbox, sandbox_status) = open_sandbox(&services);
+        let (sandbox, sandbox_status) = open_sandbox(&services, helper);
         let limits = RateLimits::new(&services.config.rate_limit);
         let approvals = Arc::new(Broker::new(
             services.config.approval.timeout,
@@ -407,11 +419,15 @@ impl App {
 pub const BOOT_CONFIG_STATUS: &str = "boot-config.status";
 
 /// Builds the sandbox runner for the gateway, or says why there is none.
-fn open_sandbox(services: &Services) -> (Option<Runner>, String) {
+fn open_sandbox(services: &Services, helper: Option<PathBuf>) -> (Option<Runner>, String) {
     if !services.config.tools.sandbox.enabled {
         return (None, "disabled".into());
     }
-    match Runner::from_config(&services.config) {
+    let runner = match helper {
+        Some(helper) => Runner::from_config_with_helper(&services.config, helper),
+        None => Runner::from_config(&services.config),
+    };
+    match runner {
         Ok(runner) => (Some(runner), "checking".into()),
         Err(err) => {
             tracing::warn!(error = %err, "code execution is unavailable");

@@ -222,7 +222,8 @@ fn raw_polls_get_the_rfc_8628_answers() {
         )
     );
     assert_eq!(poll(device).1["error"], "slow_down");
-    std::thread::sleep(Duration::from_millis(6100));
+    // slow_down adds 5 s to the 1 s interval: the gateway's clock moves past it.
+    gateway.advance_clock(Duration::from_millis(6100));
     approve(&gateway, code, "deny", OWNER_PW);
     assert_eq!(poll(device).1["error"], "access_denied");
     assert_eq!(

@@ -1046,7 +1046,7 @@ fn collect_output(child: &mut Child, limit: Duration) -> (ExitStatus, String, St
 #[test]
 fn a_store_held_by_a_gateway_is_refused_with_a_pointer_to_the_admin_socket() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let listed = setup.cli(&["secrets", "list"]);
     assert!(
         listed.status.success(),
