@@ -63,6 +63,9 @@ pub struct Listeners {
     pub redirect: Option<TcpListener>,
 }
 
+/// Called once with the serving gateway.
+pub type OnReady = Box<dyn FnOnce(&Ready) + Send>;
+
 /// What a caller may inject besides the config and the listeners.
 pub struct Options {
     pub clock: SharedClock,
@@ -71,7 +74,7 @@ pub struct Options {
     /// The binary that runs sandboxed code; this process's own when `None`.
     pub sandbox_helper: Option<PathBuf>,
     /// Told once, when the gateway serves.
-    pub on_ready: Option<Box<dyn FnOnce(&Ready) + Send>>,
+    pub on_ready: Option<OnReady>,
 }
 
 impl Default for Options {
@@ -314,5 +317,103 @@ fn notify_systemd(app: &Arc<App>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::audit::Query;
+    use crate::clock::ManualClock;
+    use crate::config::{ConfigSource, ProcessEnvironment};
+
+    fn config(dir: &std::path::Path, bind: &str) -> Config {
+        let text = format!(
+            "[server]\nbind = \"{bind}\"\nshutdown_timeout = \"2s\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
+            dir.join("data").display()
+        );
+        crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn actions_at(app: &App, action: &str) -> Vec<String> {
+        app.audit()
+            .list(&Query {
+                action: Some(action.into()),
+                ..Query::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|record| record.time)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handed_in_listener_is_served_on_the_injected_clock_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "127.0.0.1:0");
+        let socket = admin::socket_path(&config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let start = time::macros::datetime!(2030-01-01 00:00 UTC);
+        let (ready, serving) = tokio::sync::oneshot::channel();
+        let options = Options {
+            clock: Arc::new(ManualClock::new(start)),
+            on_ready: Some(Box::new(move |r: &Ready| {
+                let _ = ready.send((r.app.clone(), r.url.clone()));
+            })),
+            ..Options::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = Listeners {
+            api: Some(listener),
+            redirect: None,
+        };
+        let running = tokio::spawn(run_with(config, listeners, options, async move {
+            let _ = stopped.await;
+        }));
+        let (app, url) = serving.await.unwrap();
+        assert_eq!(url, format!("http://{addr}"));
+        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert!(socket.exists(), "the admin socket is bound while serving");
+        assert_eq!(
+            actions_at(&app, "gateway.start"),
+            ["2030-01-01T00:00:00Z"],
+            "start-up is recorded on the injected clock"
+        );
+
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert_eq!(actions_at(&app, "gateway.stop"), ["2030-01-01T00:00:00Z"]);
+        assert!(!socket.exists(), "the admin socket is removed at the end");
+        assert!(
+            reqwest::get(format!("{url}/health")).await.is_err(),
+            "nothing answers after shutdown"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_taken_address_is_refused_naming_the_key_to_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let config = config(dir.path(), &addr.to_string());
+        let err = run(config, Listeners::default(), std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Listen { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot listen on {addr} (set [server] bind to a free address, or port 0 to pick one)"
+            )
+        );
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing is created before the address is bound"
+        );
     }
 }

@@ -168,7 +168,7 @@ async fn serve(config: config::Config, print_addr: bool) -> anyhow::Result<ExitC
             Box::new(|ready: &app::Ready| {
                 println!("{}", ready.url);
                 let _ = std::io::stdout().flush();
-            }) as Box<dyn FnOnce(&app::Ready) + Send>
+            }) as app::OnReady
         }),
         ..app::Options::default()
     };
