@@ -67,6 +67,7 @@ fn main() -> std::process::ExitCode {
             on_ready: Some(Box::new(move |serving: &aisopod::app::Ready| {
                 let _ = ready.send(serving.app.clone());
             })),
+            notify_systemd: false,
             ..aisopod::app::Options::default()
         };
         let listeners = aisopod::app::Listeners {

@@ -75,6 +75,9 @@ pub struct Options {
     pub sandbox_helper: Option<PathBuf>,
     /// Told once, when the gateway serves.
     pub on_ready: Option<OnReady>,
+    /// Whether to tell systemd (`NOTIFY_SOCKET`) about readiness and the watchdog: only
+    /// the process's own gateway may, never one a test or a bench runs inside itself.
+    pub notify_systemd: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             names: None,
             sandbox_helper: None,
             on_ready: None,
+            notify_systemd: true,
         }
     }
 }
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Options {
             .field("clock", &self.clock)
             .field("sandbox_helper", &self.sandbox_helper)
             .field("on_ready", &self.on_ready.is_some())
+            .field("notify_systemd", &self.notify_systemd)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +150,7 @@ where
         names,
         sandbox_helper,
         on_ready,
+        notify_systemd: systemd,
     } = options;
     let app = Arc::new(
         tokio::task::spawn_blocking(move || {
@@ -220,7 +226,9 @@ where
             url,
         });
     }
-    notify_systemd(&app);
+    if systemd {
+        notify_systemd(&app);
+    }
 
     let router = server::router(app.clone());
     let tls = app.tls.as_ref().map(|tls| tls.server_config());
@@ -230,7 +238,9 @@ where
     if let Some(redirect) = redirect {
         let _ = redirect.await;
     }
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    if systemd {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
     app.tasks.abort_all();
     app.audit().record_or_log(AuditEvent::new("gateway.stop"));
     let _ = std::fs::remove_file(&socket_path);
@@ -364,6 +374,7 @@ mod tests {
             on_ready: Some(Box::new(move |r: &Ready| {
                 let _ = ready.send((r.app.clone(), r.url.clone()));
             })),
+            notify_systemd: false,
             ..Options::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -204,6 +204,7 @@ impl Gateway {
             clock: Arc::new(clock.clone()),
             names: None,
             sandbox_helper: Some(PathBuf::from(BIN)),
+            notify_systemd: false,
             on_ready: Some(Box::new(move |ready: &aisopod::app::Ready| {
                 let _ = ready_tx.send(ready.url.clone());
             })),
