@@ -339,7 +339,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::config::{ConfigSource, ProcessEnvironment};
 
-    fn config(dir: &std::path::Path, bind: &str) -> Config {
+    fn config_for(dir: &std::path::Path, bind: &str) -> Config {
         let text = format!(
             "[server]\nbind = \"{bind}\"\nshutdown_timeout = \"2s\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
             dir.join("data").display()
@@ -363,7 +363,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_handed_in_listener_is_served_on_the_injected_clock_until_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), "127.0.0.1:0");
+        let config = config_for(dir.path(), "127.0.0.1:0");
         let socket = admin::socket_path(&config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -407,11 +407,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_taken_address_is_refused_naming_the_key_to_change() {
+    async fn a_taken_address_is_refused_naming_the_key_and_the_gateway_starts_once_it_is_free() {
         let dir = tempfile::tempdir().unwrap();
         let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = taken.local_addr().unwrap();
-        let config = config(dir.path(), &addr.to_string());
+        let config = config_for(dir.path(), &addr.to_string());
         let err = run(config, Listeners::default(), std::future::pending())
             .await
             .unwrap_err();
@@ -426,5 +426,37 @@ mod tests {
             !dir.path().join("data").exists(),
             "nothing is created before the address is bound"
         );
+
+        // Once the address is free, the same config starts and serves.
+        drop(taken);
+        let (ready, serving) = tokio::sync::oneshot::channel();
+        let options = Options {
+            on_ready: Some(Box::new(move |r: &Ready| {
+                let _ = ready.send(r.url.clone());
+            })),
+            notify_systemd: false,
+            ..Options::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = config_for(dir.path(), &addr.to_string());
+        let running = tokio::spawn(run_with(
+            config,
+            Listeners::default(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let url = serving.await.unwrap();
+        assert_eq!(url, format!("http://{addr}"));
+        assert_eq!(
+            reqwest::get(format!("{url}/health"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
     }
 }
