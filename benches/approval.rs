@@ -6,9 +6,9 @@
 //! cargo bench --bench approval -- [--runs N]
 //! ```
 //!
-//! The gateway runs in this process (TLS off, loopback, static-token auth); the client
-//! is a blocking tungstenite socket on its own thread that answers every request at
-//! once. Three rows, each the median and p99 of `--runs` calls:
+//! The gateway runs in this process, started by `app::run_with` as `gateway start`
+//! starts it (TLS off, loopback, static-token auth); the client is a blocking
+//! tungstenite socket on its own thread that answers every request at once. Three rows, each the median and p99 of `--runs` calls:
 //!
 //! * request → answer: from asking the broker to the broker's answer (no tool run);
 //! * `shell` needing approval: the whole call, including the sandbox run;
@@ -26,11 +26,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisopod::app::App;
-use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::gateway::approval::{CanonicalInput, NewRequest, Requester};
 use aisopod::gateway::tools::{Call, CallContext, CallReport};
+use aisopod::server::state::App;
 use serde_json::{Value, json};
 use tungstenite::Message;
 
@@ -60,19 +59,29 @@ fn main() -> std::process::ExitCode {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let app = Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap());
-        app.spawn_background();
+        // Started as `gateway start` starts it, on a listener bound here.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = aisopod::server::router(app.clone());
-        let limits = aisopod::server::ConnectionLimits::from_app(&app);
-        tokio::spawn(aisopod::server::serve(
-            listener,
-            router,
-            None,
-            limits,
-            std::future::pending(),
-        ));
+        let (ready, started) = tokio::sync::oneshot::channel::<Arc<App>>();
+        let options = aisopod::app::Options {
+            on_ready: Some(Box::new(move |serving: &aisopod::app::Ready| {
+                let _ = ready.send(serving.app.clone());
+            })),
+            notify_systemd: false,
+            ..aisopod::app::Options::default()
+        };
+        let listeners = aisopod::app::Listeners {
+            api: Some(listener),
+            redirect: None,
+        };
+        tokio::spawn(async move {
+            if let Err(err) =
+                aisopod::app::run_with(config, listeners, options, std::future::pending()).await
+            {
+                eprintln!("the gateway stopped: {err}");
+            }
+        });
+        let app = started.await.expect("the gateway did not start");
         let sandbox = app.sandbox_runner().await.err();
         let (greeted, hello) = std::sync::mpsc::channel();
         std::thread::spawn(move || answer_everything(addr, greeted));

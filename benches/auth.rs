@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisopod::app::Services;
 use aisopod::auth::scopes::Scopes;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::secret::Secret;
+use aisopod::server::state::Services;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

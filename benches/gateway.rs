@@ -11,7 +11,9 @@
 //! * start-up: spawns the release binary (`gateway start --print-addr`, bind
 //!   127.0.0.1:0, data in a temp dir whose certificate and master key already exist),
 //!   reads the printed URL and polls `GET /ready` over HTTPS until it answers 200;
-//!   then, ~1 s later, reads VmRSS from `/proc/<pid>/status`; then SIGTERM.
+//!   then, ~1 s later, reads VmRSS from `/proc/<pid>/status`; then SIGTERM. This one
+//!   stays a child process (unlike the integration tests and the approval bench, which
+//!   call `app::run` in-process): what it measures is the process itself.
 //! * audit: `Audit::record` (durable on return) for ~`--secs` s with 1 and 8 writer
 //!   threads sharing one `Audit`, and the store-level cost of durability
 //!   (`Tree::insert` + `Store::sync` vs `Tree::insert` alone), each on a fresh store

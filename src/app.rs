@@ -1,557 +1,462 @@
-//! Wiring: builds every service once from the validated config and hands them down.
+//! Start-up as a library function: [`run`] binds, opens the state, serves until told to
+//! stop, and drains.
 //!
-//! [`Services`] is what both the gateway and the offline CLI need (store, secrets,
-//! audit); [`App`] adds what only a running gateway has (TLS, background tasks, load
-//! figures). There are no globals: everything reaches handlers through `Arc<App>`.
-//! This module decides start-up order and start-up refusals; it never serves requests.
+//! The CLI's `gateway start` and the integration tests call the same function; tests
+//! hand in listeners already bound to port 0 and a clock they move by hand, so they get
+//! the address and control time without parsing logs or sleeping. This module wires the
+//! parts together in order (listeners, state, admin socket, redirect listener, claim
+//! code, systemd readiness, serve, drain); it never handles a request itself, and it
+//! never installs signal handlers or logging: the caller decides when to stop and where
+//! logs go.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::audit::{Audit, AuditEvent, Outcome};
-use crate::auth::Auth;
-use crate::auth::password::Passwords;
-use crate::auth::users::Accounts;
-use crate::clock::SharedClock;
-use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
-use crate::error::{Error, Result};
-use crate::gateway::approval::Broker;
-use crate::gateway::tools::Tools;
-use crate::keys::secrets::{Secrets, master_key_path};
-use crate::sandbox::Runner;
-use crate::server::auth::RefusalLog;
-use crate::server::rate_limit::RateLimits;
-use crate::store::Store;
-use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
+use tokio::net::{TcpListener, UnixListener};
 
-/// The services that work with or without a running gateway.
-#[derive(Debug)]
-pub struct Services {
-    pub config: Config,
-    pub store: Store,
-    pub secrets: Arc<Secrets>,
-    pub audit: Audit,
-    pub auth: Auth,
+use crate::admin;
+use crate::audit::AuditEvent;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::server::state::{App, ensure_private_dir};
+use crate::server::{self, ConnectionLimits};
+use crate::tls::NameSource;
+
+/// Why the gateway could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr} ({hint})")]
+    Listen {
+        addr: SocketAddr,
+        hint: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the bound address")]
+    Address(#[source] std::io::Error),
+    #[error("cannot {op} the admin socket {}", path.display())]
+    AdminSocket {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Open(#[from] crate::Error),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("the start-up task ended abnormally")]
+    StartUp(#[source] tokio::task::JoinError),
+}
+
+/// The sockets the gateway serves on. A listener left `None` is bound from the config
+/// (`[server] bind`, `[server] http_redirect_bind`); one handed in is used as it is, so
+/// a caller that bound port 0 knows the address before the gateway starts.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub api: Option<TcpListener>,
+    /// Used only when the config asks for a redirect listener.
+    pub redirect: Option<TcpListener>,
+}
+
+/// Called once with the serving gateway.
+pub type OnReady = Box<dyn FnOnce(&Ready) + Send>;
+
+/// What a caller may inject besides the config and the listeners.
+pub struct Options {
     pub clock: SharedClock,
+    /// The names the self-signed certificate carries; the host's own when `None`.
+    pub names: Option<NameSource>,
+    /// The binary that runs sandboxed code; this process's own when `None`.
+    pub sandbox_helper: Option<PathBuf>,
+    /// Told once, when the gateway serves.
+    pub on_ready: Option<OnReady>,
+    /// Whether to tell systemd (`NOTIFY_SOCKET`) about readiness and the watchdog: only
+    /// the process's own gateway may, never one a test or a bench runs inside itself.
+    pub notify_systemd: bool,
 }
 
-impl Services {
-    /// Creates the data directory (0700) and opens the store, keys and audit log.
-    pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
-        let data_dir = config.storage.data_dir.clone();
-        ensure_private_dir(&data_dir)?;
-        let store = Store::open(&data_dir, config.storage.cache_size)?;
-        let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
-        let audit = Audit::open(&store, &secrets, clock.clone())?;
-        let passwords = Passwords::new(&config.auth.password);
-        let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;
-        let auth = Auth::open(
-            &config.auth,
-            &store,
-            secrets.clone(),
-            accounts,
-            clock.clone(),
-        )?;
-        Ok(Services {
-            config,
-            store,
-            secrets,
-            audit,
-            auth,
-            clock,
-        })
-    }
-
-    /// Refuses group- or world-readable key files in strict mode; warns in local mode.
-    pub fn check_key_files(&self) -> Result<()> {
-        let data_dir = &self.config.storage.data_dir;
-        let mut files = key_files(&self.config.tls, data_dir);
-        files.push(master_key_path(data_dir));
-        for file in files {
-            if !file.exists() {
-                continue;
-            }
-            if let Some(problem) = key_file_problem(&file) {
-                if self.config.security.mode == SecurityMode::Strict {
-                    return Err(Error::Refused(format!(
-                        "strict mode refuses to start: {problem}"
-                    )));
-                }
-                tracing::warn!("{problem}");
-            }
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            clock: Arc::new(SystemClock),
+            names: None,
+            sandbox_helper: None,
+            on_ready: None,
+            notify_systemd: true,
         }
-        Ok(())
     }
 }
 
-/// Creates `dir` with mode 0700, or tightens an existing one that is looser.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    let io = |op, source| Error::Io {
-        op,
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io("create", e))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| io("inspect", e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("chmod", e))?;
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("clock", &self.clock)
+            .field("sandbox_helper", &self.sandbox_helper)
+            .field("on_ready", &self.on_ready.is_some())
+            .field("notify_systemd", &self.notify_systemd)
+            .finish_non_exhaustive()
     }
+}
+
+/// A serving gateway, as [`Options::on_ready`] sees it.
+#[derive(Debug)]
+pub struct Ready {
+    pub app: Arc<App>,
+    /// The address the API listener is bound to.
+    pub addr: SocketAddr,
+    /// A URL a local client can reach it at (the unspecified address becomes loopback).
+    pub url: String,
+}
+
+/// Runs the gateway on the system clock until `shutdown` completes, then drains.
+pub async fn run<S>(config: Config, listeners: Listeners, shutdown: S) -> Result<(), AppError>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    run_with(config, listeners, Options::default(), shutdown).await
+}
+
+/// [`run`] with an injected clock, certificate names and readiness callback.
+pub async fn run_with<S>(
+    config: Config,
+    listeners: Listeners,
+    options: Options,
+    shutdown: S,
+) -> Result<(), AppError>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let bind = config.server.bind;
+    let redirect_bind = config.server.http_redirect_bind;
+    let runtime_dir = config.storage.runtime_dir.clone();
+    let socket_path = admin::socket_path(&config);
+    let listener = match listeners.api {
+        Some(listener) => listener,
+        None => TcpListener::bind(bind)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: bind,
+                hint: "set [server] bind to a free address, or port 0 to pick one",
+                source,
+            })?,
+    };
+    let Options {
+        clock,
+        names,
+        sandbox_helper,
+        on_ready,
+        notify_systemd: systemd,
+    } = options;
+    let app = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            App::open_with_helper(config, clock, names, sandbox_helper)
+        })
+        .await
+        .map_err(AppError::StartUp)??,
+    );
+    let addr = listener.local_addr().map_err(AppError::Address)?;
+    let scheme = app.config().scheme();
+
+    let admin_listener = bind_admin_socket(&runtime_dir, &socket_path)?;
+    app.tasks
+        .spawn("admin-socket", admin::listen(app.clone(), admin_listener));
+    app.spawn_background();
+
+    let (stop_redirect, redirect_stopped) = tokio::sync::watch::channel(false);
+    let redirect = match redirect_bind {
+        Some(redirect_bind) => {
+            let redirect_listener =
+                match listeners.redirect {
+                    Some(listener) => listener,
+                    None => TcpListener::bind(redirect_bind).await.map_err(|source| {
+                        AppError::Listen {
+                            addr: redirect_bind,
+                            hint: "[server] http_redirect_bind",
+                            source,
+                        }
+                    })?,
+                };
+            let mut stopped = redirect_stopped.clone();
+            let limits = ConnectionLimits::from_app(&app);
+            let public_url = app.config().server.public_url.clone();
+            tracing::info!(addr = %redirect_listener.local_addr().unwrap_or(redirect_bind), "redirecting plain HTTP to HTTPS");
+            Some(tokio::spawn(server::serve_redirect(
+                redirect_listener,
+                addr.port(),
+                public_url,
+                limits,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
+
+    let shown = reachable(addr);
+    let url = format!("{scheme}://{shown}");
+    app.audit().record(
+        AuditEvent::new("gateway.start")
+            .target(url.clone())
+            .details(serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(),
+            })),
+    )?;
+    let fingerprint = app
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.summary().ca.map(|ca| ca.sha256));
+    tracing::info!(
+        url = %url,
+        ca_sha256 = fingerprint.as_deref().unwrap_or("-"),
+        admin_socket = %socket_path.display(),
+        "aisopod gateway listening"
+    );
+    offer_claim_code(&app, &url);
+    if let Some(on_ready) = on_ready {
+        on_ready(&Ready {
+            app: app.clone(),
+            addr,
+            url,
+        });
+    }
+    if systemd {
+        notify_systemd(&app);
+    }
+
+    let router = server::router(app.clone());
+    let tls = app.tls.as_ref().map(|tls| tls.server_config());
+    let limits = ConnectionLimits::from_app(&app);
+    server::serve(listener, router, tls, limits, shutdown).await;
+    let _ = stop_redirect.send(true);
+    if let Some(redirect) = redirect {
+        let _ = redirect.await;
+    }
+    if systemd {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
+    app.tasks.abort_all();
+    app.audit().record_or_log(AuditEvent::new("gateway.stop"));
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!("aisopod gateway stopped");
     Ok(())
 }
 
-/// Background tasks whose death makes the gateway not ready.
-#[derive(Debug, Default)]
-pub struct Tasks {
-    handles: Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
-}
-
-impl Tasks {
-    pub fn spawn<F>(&self, name: &'static str, task: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let handle = tokio::spawn(task);
-        self.handles
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((name, handle));
-    }
-
-    /// The first task that has stopped, if any.
-    pub fn first_dead(&self) -> Option<&'static str> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .find(|(_, handle)| handle.is_finished())
-            .map(|(name, _)| *name)
-    }
-
-    pub fn abort_all(&self) {
-        for (_, handle) in self
-            .handles
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-        {
-            handle.abort();
+/// Binds the admin socket (0600) in a private runtime directory, replacing a stale one.
+fn bind_admin_socket(
+    runtime_dir: &std::path::Path,
+    socket_path: &std::path::Path,
+) -> Result<UnixListener, AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |op| {
+        move |source| AppError::AdminSocket {
+            op,
+            path: socket_path.to_path_buf(),
+            source,
         }
+    };
+    ensure_private_dir(runtime_dir)?;
+    let _ = std::fs::remove_file(socket_path);
+    let listener = UnixListener::bind(socket_path).map_err(failed("create"))?;
+    std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(failed("restrict"))?;
+    Ok(listener)
+}
+
+/// With no account yet, starts a one-time claim code. The code is a secret: shown on an
+/// interactive console, never logged.
+fn offer_claim_code(app: &App, url: &str) {
+    let auth = &app.services.auth;
+    if !(auth.has_accounts() && auth.accounts.is_empty()) {
+        return;
+    }
+    let code = auth.claim.start();
+    let minutes = app.config().auth.claim_code_ttl.as_secs() / 60;
+    app.audit()
+        .record_or_log(AuditEvent::new("auth.claim_code_created"));
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "\n  No accounts yet. Claim this gateway within {minutes} minutes with the code\n\n      {code}\n\n  \
+             at {url}/setup/claim, or create the owner here: aisopod user add --admin NAME\n"
+        );
+    } else {
+        tracing::warn!(
+            "no accounts yet: `aisopod auth claim-code` on this device shows the one-time claim code \
+             (valid {minutes} minutes), or create the owner with `aisopod user add --admin NAME`"
+        );
     }
 }
 
-/// Counts the bytes the process has allocated and not yet freed, so load shedding can
-/// judge memory in use rather than resident memory the allocator merely keeps (glibc
-/// holds freed blocks in per-thread arenas, so RSS alone never falls after a spike).
-#[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
-
-/// Heap bytes allocated and not yet freed by this process.
-pub fn heap_in_use() -> u64 {
-    ALLOCATOR.allocated() as u64
-}
-
-/// Load figures the server sheds work on.
-#[derive(Debug, Default)]
-pub struct Load {
-    pub in_flight: AtomicUsize,
-    pub rss_bytes: AtomicU64,
-    /// Memory in use: the smaller of RSS and live heap bytes. Heap bytes that were
-    /// freed do not count even if the allocator keeps them resident; heap that was
-    /// reserved but never touched does not count either.
-    pub in_use_bytes: AtomicU64,
-}
-
-impl Load {
-    /// Samples RSS (`/proc/self/statm`) and live heap bytes.
-    pub fn sample(&self) {
-        let heap = heap_in_use();
-        let in_use = match current_rss() {
-            Some(rss) => {
-                self.rss_bytes.store(rss, Ordering::Relaxed);
-                rss.min(heap)
-            }
-            None => heap,
+/// An address a local client can connect to: the unspecified address becomes loopback.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
         };
-        self.in_use_bytes.store(in_use, Ordering::Relaxed);
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
     }
 }
 
-/// Resident memory of this process in bytes.
-pub fn current_rss() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
-    Some(pages * u64::try_from(page).ok()?)
-}
-
-/// The running gateway.
-#[derive(Debug)]
-pub struct App {
-    pub services: Services,
-    pub tls: Option<Tls>,
-    pub tasks: Tasks,
-    pub load: Load,
-    pub limits: RateLimits,
-    pub refusals: RefusalLog,
-    pub started: Instant,
-    /// The code sandbox, when enabled and this host can provide it.
-    pub sandbox: Option<Runner>,
-    /// "ok", "checking", "disabled" or why code execution is unavailable.
-    sandbox_status: tokio::sync::watch::Sender<String>,
-    /// Tool calls waiting for a human.
-    pub approvals: Arc<Broker>,
-    /// The agents' tools.
-    pub tools: Tools,
-}
-
-impl App {
-    /// Opens everything the gateway serves with, recording start-up in the audit log.
-    pub fn open(config: Config, clock: SharedClock, names: Option<NameSource>) -> Result<App> {
-        let services = Services::open(config, clock.clone())?;
-        services.check_key_files()?;
-        let config = &services.config;
-        services.audit.record(AuditEvent::new("config.load").target(config.source.to_string()).details(
-            serde_json::json!({
-                "security_mode": config.security.mode,
-                "auth_mode": config.auth.mode,
-                "tls_mode": match config.tls.mode { TlsMode::SelfSigned => "self-signed", TlsMode::Files { .. } => "files", TlsMode::Off => "off" },
-                "bind": config.server.bind.to_string(),
-            }),
-        ))?;
-        let extra = config.tls.extra_names.clone();
-        let names = names.unwrap_or_else(|| Arc::new(move || system_names(&extra)));
-        let tls = match Tls::open(&config.tls, &config.storage.data_dir, clock, names) {
-            Ok(opened) => opened.map(|(tls, events)| {
-                for event in events {
-                    services.audit.record_or_log(tls_audit_event(event));
-                }
-                tls
-            }),
-            Err(err) => {
-                services.audit.record_or_log(
-                    AuditEvent::new("tls.load")
-                        .outcome(Outcome::Failure)
-                        .details(serde_json::json!({"error": err.to_string()})),
-                );
-                return Err(err.into());
-            }
-        };
-        // Keys made just now must pass the same permission check.
-        services.check_key_files()?;
-        let (sandbox, sandbox_status) = open_sandbox(&services);
-        let limits = RateLimits::new(&services.config.rate_limit);
-        let approvals = Arc::new(Broker::new(
-            services.config.approval.timeout,
-            services.clock.clone(),
-        ));
-        let tools = Tools::new(&services.config, &services.store)
-            .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
-        Ok(App {
-            approvals,
-            tools,
-            services,
-            tls,
-            tasks: Tasks::default(),
-            load: Load::default(),
-            limits,
-            refusals: RefusalLog::default(),
-            started: Instant::now(),
-            sandbox,
-            sandbox_status: tokio::sync::watch::Sender::new(sandbox_status),
-        })
-    }
-
-    /// The sandbox runner, if code execution is available; else why not. While the
-    /// start-up self-test runs, waits for its verdict (at most the sandbox's own
-    /// timeout), so a call made just after start is not refused for being early.
-    pub async fn sandbox_runner(&self) -> std::result::Result<&Runner, String> {
-        let mut status = self.sandbox_status.subscribe();
-        let limit = self.config().tools.sandbox.limits.timeout + Duration::from_secs(5);
-        // An error means the sender is gone or the wait ran out: judge what is there.
-        let _ = tokio::time::timeout(limit, status.wait_for(|s| s != "checking")).await;
-        let status = self.sandbox_status();
-        match &self.sandbox {
-            Some(runner) if status == "ok" => Ok(runner),
-            _ => Err(format!("code execution is unavailable: {status}")),
-        }
-    }
-
-    /// "ok", "checking", "disabled" or why code execution is unavailable.
-    pub fn sandbox_status(&self) -> String {
-        self.sandbox_status.borrow().clone()
-    }
-
-    fn set_sandbox_status(&self, status: String) {
-        self.sandbox_status.send_replace(status);
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.services.config
-    }
-
-    pub fn audit(&self) -> &Audit {
-        &self.services.audit
-    }
-
-    /// Readiness: each check by name, `Err` naming what failed.
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
-        let store = match self.services.store.check() {
-            Ok(()) => "ok".to_string(),
-            Err(err) => format!("failing: {err}"),
-        };
-        let certificate = match &self.tls {
-            Some(tls) if tls.summary().server.sha256.is_empty() => {
-                "failing: no certificate loaded".to_string()
-            }
-            Some(_) => "ok".into(),
-            None => "ok (TLS off)".into(),
-        };
-        let tasks = match self.tasks.first_dead() {
-            None => "ok".to_string(),
-            Some(name) => format!("failing: background task {name} stopped"),
-        };
-        let ready = [&store, &certificate, &tasks]
-            .iter()
-            .all(|s| s.starts_with("ok"));
-        // Code execution is reported, not required: a gateway without it still serves.
-        let sandbox = self.sandbox_status();
-        let mut checks = serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox });
-        if let (Some(status), Some(map)) = (self.boot_config_status(), checks.as_object_mut()) {
-            map.insert("boot_config".into(), status.into());
-        }
-        (ready, checks)
-    }
-
-    /// What the appliance's first-boot step said of the `aisopod.toml` a user dropped on
-    /// the boot partition (`boot-config.status` beside the config file): "ok ..." or
-    /// "rejected ..." with the errors. Reported, never required: a rejected file leaves
-    /// the gateway on its previous configuration.
-    fn boot_config_status(&self) -> Option<String> {
-        const MAX_STATUS: u64 = 4096;
-        let crate::config::ConfigSource::File(path) = &self.config().source else {
-            return None;
-        };
-        let file = std::fs::File::open(path.with_file_name(BOOT_CONFIG_STATUS)).ok()?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_STATUS), &mut text)
-            .ok()?;
-        let text = text.trim();
-        (!text.is_empty()).then(|| text.to_string())
-    }
-
-    /// Starts the background tasks: memory sampling, certificate renewal, audit retention,
-    /// and the sandbox's one-off self-test.
-    pub fn spawn_background(self: &Arc<Self>) {
-        if self.sandbox.is_some() {
-            let app = self.clone();
-            // Not in `tasks`: it ends by design, which `tasks` would report as a failure.
-            tokio::spawn(async move {
-                let Some(runner) = &app.sandbox else {
-                    return;
-                };
-                let status = match runner.self_test().await {
-                    Ok(outcome) if outcome.exit_code == 0 => "ok".to_string(),
-                    Ok(outcome) => format!(
-                        "unavailable: the self-test ended with {} ({})",
-                        outcome.exit_code,
-                        outcome.reason.name()
-                    ),
-                    Err(err) => format!("unavailable: {err}"),
-                };
-                if status != "ok" {
-                    tracing::warn!(%status, "code execution is unavailable");
-                }
-                app.audit().record_or_log(
-                    AuditEvent::new("sandbox.check")
-                        .outcome(if status == "ok" {
-                            Outcome::Success
-                        } else {
-                            Outcome::Failure
-                        })
-                        .details(serde_json::json!({ "status": status })),
-                );
-                app.set_sandbox_status(status);
-            });
-        }
-        let app = self.clone();
-        self.tasks.spawn("memory-sampler", async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+/// Tells systemd the gateway is ready and, when a watchdog is configured, pings it
+/// while readiness holds (a wedged gateway is then restarted). Without `NOTIFY_SOCKET`
+/// (not under systemd) this does nothing.
+fn notify_systemd(app: &Arc<App>) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut usec = 0;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        let period = Duration::from_micros(usec / 2);
+        let watched = app.clone();
+        app.tasks.spawn("watchdog", async move {
+            let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                app.load.sample();
-            }
-        });
-        let app = self.clone();
-        self.tasks.spawn("forget-idle-limits", async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                app.limits.forget_idle();
-            }
-        });
-        if self.tls.is_some() {
-            let app = self.clone();
-            self.tasks.spawn("certificate-renewal", async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(3600));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let worker = app.clone();
-                    let refreshed =
-                        tokio::task::spawn_blocking(move || worker.tls.as_ref().map(Tls::refresh))
-                            .await;
-                    match refreshed {
-                        Ok(Some(Ok(Some(event)))) => {
-                            app.audit().record_or_log(tls_audit_event(event))
-                        }
-                        Ok(Some(Err(err))) => {
-                            tracing::error!(error = %err, "certificate renewal failed")
-                        }
-                        _ => {}
-                    }
-                }
-            });
-        }
-        let app = self.clone();
-        self.tasks.spawn("audit-retention", async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(86_400));
-            loop {
-                tick.tick().await;
-                let worker = app.clone();
-                let days = app.config().audit.retention_days;
-                match tokio::task::spawn_blocking(move || worker.audit().prune(days)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(pruned)) => app
-                        .audit()
-                        .record_or_log(AuditEvent::new("audit.prune").details(
-                            serde_json::json!({"pruned": pruned, "retention_days": days}),
-                        )),
-                    Ok(Err(err)) => tracing::error!(error = %err, "audit retention failed"),
-                    Err(_) => {}
+                let probe = watched.clone();
+                if let Ok((true, _)) = tokio::task::spawn_blocking(move || probe.readiness()).await
+                {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
                 }
             }
         });
-    }
-}
-
-/// Written beside the config file by the SD-card image's first-boot step
-/// (`image/rootfs/usr/lib/aisopod/firstboot`).
-pub const BOOT_CONFIG_STATUS: &str = "boot-config.status";
-
-/// Builds the sandbox runner for the gateway, or says why there is none.
-fn open_sandbox(services: &Services) -> (Option<Runner>, String) {
-    if !services.config.tools.sandbox.enabled {
-        return (None, "disabled".into());
-    }
-    match Runner::from_config(&services.config) {
-        Ok(runner) => (Some(runner), "checking".into()),
-        Err(err) => {
-            tracing::warn!(error = %err, "code execution is unavailable");
-            services.audit.record_or_log(
-                AuditEvent::new("sandbox.check")
-                    .outcome(Outcome::Failure)
-                    .details(serde_json::json!({ "error": err.to_string() })),
-            );
-            (None, format!("unavailable: {err}"))
-        }
-    }
-}
-
-/// The audit record for a TLS event.
-pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
-    match event {
-        TlsEvent::CaCreated { fingerprint } => {
-            AuditEvent::new("tls.ca_created").details(serde_json::json!({"sha256": fingerprint}))
-        }
-        TlsEvent::ServerIssued {
-            fingerprint,
-            reason,
-        } => AuditEvent::new("tls.cert_issued")
-            .details(serde_json::json!({"sha256": fingerprint, "reason": reason})),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::audit::Query;
+    use crate::clock::ManualClock;
     use crate::config::{ConfigSource, ProcessEnvironment};
 
-    fn app(dir: &Path) -> Arc<App> {
+    fn config_for(dir: &std::path::Path, bind: &str) -> Config {
         let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n",
+            "[server]\nbind = \"{bind}\"\nshutdown_timeout = \"2s\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
             dir.join("data").display()
         );
-        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
-            .unwrap_or_else(|err| panic!("{err}"));
-        Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap())
+        crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+            .unwrap_or_else(|err| panic!("{err}"))
     }
 
-    #[tokio::test]
-    async fn a_run_asked_for_during_the_self_test_waits_for_its_verdict() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
-        assert!(app.sandbox.is_some());
-        assert_eq!(app.sandbox_status(), "checking");
-        let setter = app.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            setter.set_sandbox_status("ok".into());
-        });
-        let started = Instant::now();
-        assert!(app.sandbox_runner().await.is_ok());
-        assert!(started.elapsed() >= Duration::from_millis(100));
+    fn actions_at(app: &App, action: &str) -> Vec<String> {
+        app.audit()
+            .list(&Query {
+                action: Some(action.into()),
+                ..Query::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|record| record.time)
+            .collect()
     }
 
-    #[test]
-    fn a_rejected_boot_partition_config_is_shown_in_readiness() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handed_in_listener_is_served_on_the_injected_clock_until_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(&path, &text).unwrap();
-        let config =
-            crate::config::parse(&text, ConfigSource::File(path.clone()), &ProcessEnvironment)
-                .unwrap_or_else(|err| panic!("{err}"));
-        let app = App::open(config, Arc::new(SystemClock), None).unwrap();
-        let (ready, checks) = app.readiness();
-        assert!(ready);
-        assert!(checks.get("boot_config").is_none());
-        let status = "rejected 2026-12-02T03:00:00Z: aisopod.toml from the boot partition was not applied\n  - server.bind: invalid";
-        std::fs::write(path.with_file_name(BOOT_CONFIG_STATUS), status).unwrap();
-        let (ready, checks) = app.readiness();
-        assert!(ready, "a rejected boot config is reported, not a failure");
-        assert_eq!(checks["boot_config"], status);
-    }
-
-    #[tokio::test]
-    async fn a_failed_self_test_is_the_reason_given() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
-        let setter = app.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            setter.set_sandbox_status("unavailable: no interpreter".into());
-        });
-        let err = app.sandbox_runner().await.err().unwrap();
+        let config = config_for(dir.path(), "127.0.0.1:0");
+        let socket = admin::socket_path(&config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let start = time::macros::datetime!(2030-01-01 00:00 UTC);
+        let (ready, serving) = tokio::sync::oneshot::channel();
+        let options = Options {
+            clock: Arc::new(ManualClock::new(start)),
+            on_ready: Some(Box::new(move |r: &Ready| {
+                let _ = ready.send((r.app.clone(), r.url.clone()));
+            })),
+            notify_systemd: false,
+            ..Options::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = Listeners {
+            api: Some(listener),
+            redirect: None,
+        };
+        let running = tokio::spawn(run_with(config, listeners, options, async move {
+            let _ = stopped.await;
+        }));
+        let (app, url) = serving.await.unwrap();
+        assert_eq!(url, format!("http://{addr}"));
+        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert!(socket.exists(), "the admin socket is bound while serving");
         assert_eq!(
-            err,
-            "code execution is unavailable: unavailable: no interpreter"
+            actions_at(&app, "gateway.start"),
+            ["2030-01-01T00:00:00Z"],
+            "start-up is recorded on the injected clock"
         );
+
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert_eq!(actions_at(&app, "gateway.stop"), ["2030-01-01T00:00:00Z"]);
+        assert!(!socket.exists(), "the admin socket is removed at the end");
+        assert!(
+            reqwest::get(format!("{url}/health")).await.is_err(),
+            "nothing answers after shutdown"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_taken_address_is_refused_naming_the_key_and_the_gateway_starts_once_it_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let config = config_for(dir.path(), &addr.to_string());
+        let err = run(config, Listeners::default(), std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Listen { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot listen on {addr} (set [server] bind to a free address, or port 0 to pick one)"
+            )
+        );
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing is created before the address is bound"
+        );
+
+        // Once the address is free, the same config starts and serves.
+        drop(taken);
+        let (ready, serving) = tokio::sync::oneshot::channel();
+        let options = Options {
+            on_ready: Some(Box::new(move |r: &Ready| {
+                let _ = ready.send(r.url.clone());
+            })),
+            notify_systemd: false,
+            ..Options::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = config_for(dir.path(), &addr.to_string());
+        let running = tokio::spawn(run_with(
+            config,
+            Listeners::default(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let url = serving.await.unwrap();
+        assert_eq!(url, format!("http://{addr}"));
+        assert_eq!(
+            reqwest::get(format!("{url}/health"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
     }
 }

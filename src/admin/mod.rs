@@ -23,11 +23,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::app::{App, Services, tls_audit_event};
 use crate::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
 use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::secret::Secret;
+use crate::server::state::{App, Services, tls_audit_event};
 use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 

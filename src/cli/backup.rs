@@ -21,7 +21,6 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::admin::{self, AdminRequest};
-use crate::app::Services;
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -29,6 +28,7 @@ use crate::keys::backup_crypto::{
     self, BackupCryptoError, Decryptor, Encryptor, KdfCost, TransientSnapshot,
 };
 use crate::secret::Secret;
+use crate::server::state::Services;
 use crate::store::StoreError;
 use crate::store::backup::{BackupError, DataDirLock, SnapshotStats};
 
@@ -196,7 +196,7 @@ fn restore(
     let data_dir = config.storage.data_dir.clone();
     // Restoring onto a new device is setup: it may create the data directory.
     super::check_data_dir(&config, super::Create::Setup)?;
-    crate::app::ensure_private_dir(&data_dir)?;
+    crate::server::state::ensure_private_dir(&data_dir)?;
     let lock = DataDirLock::take(&data_dir).map_err(|err| match err {
         BackupError::Store(StoreError::Locked { .. }) => anyhow::anyhow!("{RUNNING}"),
         other => anyhow::Error::from(other).context("preparing the data directory"),

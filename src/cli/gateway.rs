@@ -1,7 +1,6 @@
 //! `aisopod gateway start | validate-config | health`.
 
-use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,12 +10,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
-use crate::admin;
-use crate::app::{App, ensure_private_dir};
-use crate::audit::AuditEvent;
-use crate::clock::SystemClock;
+use crate::app::{self, AppError};
 use crate::config::{self, ConfigSource, ProcessEnvironment, TlsMode};
-use crate::server::{self, ConnectionLimits};
 
 #[derive(Debug, Subcommand)]
 pub enum GatewayCommand {
@@ -63,7 +58,11 @@ fn health(
         None if config.server.bind.port() == 0 => {
             anyhow::bail!("[server] bind has port 0 (a free port picked at start): pass --url")
         }
-        None => format!("{}://{}", config.scheme(), reachable(config.server.bind)),
+        None => format!(
+            "{}://{}",
+            config.scheme(),
+            app::reachable(config.server.bind)
+        ),
     };
     let target = format!("{}/health", base.trim_end_matches('/'));
     let trusted = match &config.tls.mode {
@@ -164,153 +163,27 @@ fn start(config_path: Option<&Path>, print_addr: bool) -> anyhow::Result<ExitCod
 }
 
 async fn serve(config: config::Config, print_addr: bool) -> anyhow::Result<ExitCode> {
-    let bind = config.server.bind;
-    let redirect_bind = config.server.http_redirect_bind;
-    let runtime_dir = config.storage.runtime_dir.clone();
-    let socket_path = admin::socket_path(&config);
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-        format!(
-            "cannot listen on {bind} (set [server] bind to a free address, or port 0 to pick one)"
-        )
-    })?;
-    let app = Arc::new(
-        tokio::task::spawn_blocking(move || App::open(config, Arc::new(SystemClock), None))
-            .await??,
-    );
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let scheme = app.config().scheme();
-
-    ensure_private_dir(&runtime_dir)?;
-    let _ = std::fs::remove_file(&socket_path);
-    let admin_listener = tokio::net::UnixListener::bind(&socket_path)
-        .with_context(|| format!("cannot create the admin socket {}", socket_path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {}", socket_path.display()))?;
-    }
-    app.tasks
-        .spawn("admin-socket", admin::listen(app.clone(), admin_listener));
-    app.spawn_background();
-
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let redirect = match redirect_bind {
-        Some(redirect_bind) => {
-            let redirect_listener = tokio::net::TcpListener::bind(redirect_bind)
-                .await
-                .with_context(|| {
-                    format!("cannot listen on {redirect_bind} ([server] http_redirect_bind)")
-                })?;
-            let mut rx = shutdown_rx.clone();
-            let limits = ConnectionLimits::from_app(&app);
-            let public_url = app.config().server.public_url.clone();
-            tracing::info!(addr = %redirect_listener.local_addr().unwrap_or(redirect_bind), "redirecting plain HTTP to HTTPS");
-            Some(tokio::spawn(server::serve_redirect(
-                redirect_listener,
-                addr.port(),
-                public_url,
-                limits,
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                },
-            )))
-        }
-        None => None,
+    let options = app::Options {
+        on_ready: print_addr.then(|| {
+            Box::new(|ready: &app::Ready| {
+                println!("{}", ready.url);
+                let _ = std::io::stdout().flush();
+            }) as app::OnReady
+        }),
+        ..app::Options::default()
     };
-
-    let shown = reachable(addr);
-    app.audit().record(
-        AuditEvent::new("gateway.start")
-            .target(format!("{scheme}://{shown}"))
-            .details(serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-            })),
-    )?;
-    let fingerprint = app
-        .tls
-        .as_ref()
-        .and_then(|tls| tls.summary().ca.map(|ca| ca.sha256));
-    tracing::info!(
-        url = %format!("{scheme}://{shown}"),
-        ca_sha256 = fingerprint.as_deref().unwrap_or("-"),
-        admin_socket = %socket_path.display(),
-        "aisopod gateway listening"
-    );
-    let auth = &app.services.auth;
-    if auth.has_accounts() && auth.accounts.is_empty() {
-        let code = auth.claim.start();
-        let minutes = app.config().auth.claim_code_ttl.as_secs() / 60;
-        app.audit()
-            .record_or_log(AuditEvent::new("auth.claim_code_created"));
-        // The code is a one-time secret: shown on an interactive console, never logged.
-        if std::io::stderr().is_terminal() {
-            eprintln!(
-                "\n  No accounts yet. Claim this gateway within {minutes} minutes with the code\n\n      {code}\n\n  \
-                 at {scheme}://{shown}/setup/claim, or create the owner here: aisopod user add --admin NAME\n"
-            );
-        } else {
-            tracing::warn!(
-                "no accounts yet: `aisopod auth claim-code` on this device shows the one-time claim code \
-                 (valid {minutes} minutes), or create the owner with `aisopod user add --admin NAME`"
-            );
-        }
-    }
-    if print_addr {
-        println!("{scheme}://{shown}");
-        let _ = std::io::stdout().flush();
-    }
-    notify_systemd(&app);
-
-    let router = server::router(app.clone());
-    let tls = app.tls.as_ref().map(|tls| tls.server_config());
-    let limits = ConnectionLimits::from_app(&app);
-    server::serve(listener, router, tls, limits, shutdown_signal()).await;
-    let _ = shutdown_tx.send(true);
-    if let Some(redirect) = redirect {
-        let _ = redirect.await;
-    }
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    app.tasks.abort_all();
-    app.audit().record_or_log(AuditEvent::new("gateway.stop"));
-    let _ = std::fs::remove_file(&socket_path);
-    tracing::info!("aisopod gateway stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// An address a local client can connect to: the unspecified address becomes loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        let ip = if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        };
-        SocketAddr::new(ip, addr.port())
-    } else {
-        addr
-    }
-}
-
-/// Tells systemd the gateway is ready and, when a watchdog is configured, pings it
-/// while readiness holds (a wedged gateway is then restarted).
-fn notify_systemd(app: &Arc<App>) {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let mut usec = 0;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        let period = Duration::from_micros(usec / 2);
-        let watched = app.clone();
-        app.tasks.spawn("watchdog", async move {
-            let mut tick = tokio::time::interval(period);
-            loop {
-                tick.tick().await;
-                let probe = watched.clone();
-                if let Ok((true, _)) = tokio::task::spawn_blocking(move || probe.readiness()).await
-                {
-                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-                }
-            }
-        });
+    match app::run_with(
+        config,
+        app::Listeners::default(),
+        options,
+        shutdown_signal(),
+    )
+    .await
+    {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // Kept as the crate's error so the one-line report still recognises it.
+        Err(AppError::Open(err)) => Err(err.into()),
+        Err(err) => Err(err.into()),
     }
 }
 

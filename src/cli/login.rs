@@ -229,7 +229,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
                 },
             );
             if let Some(dir) = path.parent() {
-                crate::app::ensure_private_dir(dir)?;
+                crate::server::state::ensure_private_dir(dir)?;
             }
             write_private_file(&path, &serde_json::to_vec_pretty(&all)?)
                 .with_context(|| format!("writing {}", path.display()))?;

@@ -38,10 +38,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::admin::{self, AdminRequest, AdminResponse, TlsAccess};
-use crate::app::Services;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, ProcessEnvironment};
 use crate::keys::secrets::master_key_path;
+use crate::server::state::Services;
 
 /// A secure AI gateway appliance.
 #[derive(Debug, Parser)]

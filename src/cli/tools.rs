@@ -18,12 +18,12 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use crate::admin::{self, AdminRequest, AdminResponse};
-use crate::app::Services;
 use crate::audit::escape_control;
 use crate::config::{Config, DEFAULT_AGENT};
 use crate::gateway::approval::{ApprovalEvent, Broker, Requester, Responder};
 use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport, Tools, schema};
 use crate::sandbox::Runner;
+use crate::server::state::Services;
 
 /// Exit status when the filter or a person refused the call.
 pub const EXIT_REFUSED: u8 = 4;

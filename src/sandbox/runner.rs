@@ -47,18 +47,19 @@ impl Runner {
     /// A runner for the configuration, on this host's cgroup hierarchy, starting the
     /// helper from `/proc/self/exe`.
     pub fn from_config(config: &Config) -> Result<Runner, SandboxError> {
+        Runner::from_config_with_helper(config, PathBuf::from("/proc/self/exe"))
+    }
+
+    /// [`Runner::from_config`] starting the helper from `exe`, for a gateway that runs
+    /// inside another program and so cannot re-execute itself.
+    pub fn from_config_with_helper(config: &Config, exe: PathBuf) -> Result<Runner, SandboxError> {
         let sandbox = &config.tools.sandbox;
         let cgroups = if sandbox.enabled && sandbox.runtime == SandboxRuntime::Namespaces {
             Some(cgroups::detect(Path::new("/proc/self"), sandbox.cgroup)?)
         } else {
             None
         };
-        Runner::new(
-            sandbox,
-            config.security.mode,
-            PathBuf::from("/proc/self/exe"),
-            cgroups,
-        )
+        Runner::new(sandbox, config.security.mode, exe, cgroups)
     }
 
     /// A runner with an explicit helper binary and cgroup manager (tests inject both).

@@ -13,12 +13,12 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::App;
 use crate::auth::scopes::Scope;
 use crate::server::Api;
 use crate::server::auth::{Access, Caller};
 use crate::server::error::ApiError;
 use crate::server::json::JsonBody;
+use crate::server::state::App;
 use crate::server::ws::{request_message, resolved_message, responder_of};
 
 pub fn api() -> Api {

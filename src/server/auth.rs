@@ -22,13 +22,13 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
 use crate::config::AuthMode;
 use crate::server::error::ApiError;
 use crate::server::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
+use crate::server::state::App;
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

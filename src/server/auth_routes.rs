@@ -14,7 +14,6 @@ use axum::routing::{delete, get, patch, post};
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Via;
 use crate::auth::scopes::{Scope, Scopes};
@@ -26,6 +25,7 @@ use crate::server::Api;
 use crate::server::auth::{Access, Admin, Caller, ClientIp};
 use crate::server::error::ApiError;
 use crate::server::json::JsonBody;
+use crate::server::state::App;
 
 /// Longest username or password a login reads; anything longer is refused before hashing.
 const MAX_LOGIN_FIELD: usize = 1024;

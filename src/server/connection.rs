@@ -46,8 +46,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::app::App;
 use crate::config::IpNet;
+use crate::server::state::App;
 
 /// The first byte of a TLS ClientHello record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;

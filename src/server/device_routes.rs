@@ -16,7 +16,6 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::device::{DeviceError, normalize_user_code};
 use crate::auth::scopes::Scopes;
@@ -27,6 +26,7 @@ use crate::server::auth::{Access, ClientIp};
 use crate::server::auth_routes::require_accounts;
 use crate::server::error::ApiError;
 use crate::server::json::JsonBody;
+use crate::server::state::App;
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use ring::rand::SecureRandom;
 
-use crate::app::App;
 use crate::server::error::ApiError;
+use crate::server::state::App;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -148,7 +148,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 
 /// Load shedding: above `max_in_flight` concurrent requests or the memory budget, new
 /// work gets 503 with `Retry-After` instead of growing the process. Memory is judged by
-/// what is in use (see `app::Load`), so shedding ends as soon as that falls again.
+/// what is in use (see `load::Load`), so shedding ends as soon as that falls again.
 /// Health and readiness probes are always answered.
 pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();

@@ -11,9 +11,11 @@ pub mod connection;
 pub mod device_routes;
 pub mod error;
 pub mod json;
+pub mod load;
 pub mod middleware;
 pub mod rate_limit;
 pub mod routes;
+pub mod state;
 pub mod ws;
 
 pub use connection::{ConnectionLimits, serve};
@@ -28,8 +30,8 @@ use axum::routing::{MethodRouter, get};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::app::App;
 use crate::server::auth::{Access, AccessTable, Guard};
+use crate::server::state::App;
 
 /// Routes with their access declarations; every route is added through [`Api::route`].
 #[derive(Debug, Default)]

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 
-use crate::app::App;
 use crate::server::error::ApiError;
+use crate::server::state::App;
 
 /// `GET /health`: the process is alive and serving.
 pub async fn health() -> Json<serde_json::Value> {

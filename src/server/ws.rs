@@ -47,7 +47,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::app::App;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
@@ -57,6 +56,7 @@ use crate::gateway::approval::{
 use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
 use crate::server::error::ApiError;
 use crate::server::rate_limit::RouteClass;
+use crate::server::state::App;
 
 /// The message types a client may send.
 pub const CLIENT_TYPES: [&str; 3] = ["approval.respond", "approval.list", "ping"];

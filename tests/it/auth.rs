@@ -44,6 +44,15 @@ fn json_of(response: Response) -> (StatusCode, Value) {
 
 /// A gateway with an owner account made on the console; returns the owner's tokens.
 fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
+    owner_on(extra, Setup::start)
+}
+
+/// [`with_owner`] in a gateway process of its own, for figures of the whole process.
+fn with_owner_in_a_process(extra: &str) -> (Setup, Gateway, Value) {
+    owner_on(extra, Setup::start_process)
+}
+
+fn owner_on(extra: &str, start: fn(&Setup) -> Gateway) -> (Setup, Gateway, Value) {
     let setup = Setup::new(extra);
     let added = setup.cli_with(
         &["user", "add", "--admin", "owner", "--password-stdin"],
@@ -51,7 +60,7 @@ fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
         Some(OWNER_PW.as_bytes()),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let gateway = setup.start();
+    let gateway = start(&setup);
     let (status, tokens) = json_of(post(
         &gateway,
         "/auth/login",
@@ -64,7 +73,7 @@ fn with_owner(extra: &str) -> (Setup, Gateway, Value) {
 
 /// The gateway process's resident memory, from `/proc/PID/statm`.
 fn rss_of(gateway: &Gateway) -> u64 {
-    let statm = std::fs::read_to_string(format!("/proc/{}/statm", gateway.child.id())).unwrap();
+    let statm = std::fs::read_to_string(format!("/proc/{}/statm", gateway.pid())).unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
 }
@@ -76,7 +85,7 @@ fn access(tokens: &Value) -> String {
 #[test]
 fn first_run_claim_creates_the_owner_once() {
     let setup = Setup::new(FAST);
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert!(
         gateway.log_text().contains("auth claim-code"),
         "{}",
@@ -138,7 +147,7 @@ fn first_run_claim_creates_the_owner_once() {
         "{users}"
     );
     // No default credentials exist, and a restart with an owner makes no new code.
-    let mut again = setup.start();
+    let mut again = setup.start_process();
     assert!(!again.log_text().contains("claim-code"));
     let (status, _) = json_of(post(
         &again,
@@ -1091,7 +1100,7 @@ fn console_token_commands_create_list_rotate_and_revoke() {
 #[test]
 fn a_login_flood_from_many_addresses_on_production_defaults_leaves_memory_bounded() {
     const MIB: u64 = 1 << 20;
-    let (_setup, gateway, _) = with_owner("");
+    let (_setup, gateway, _) = with_owner_in_a_process("");
     let before = rss_of(&gateway);
     std::thread::scope(|scope| {
         for group in 0..8u8 {

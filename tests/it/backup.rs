@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aisopod::app::Services;
 use aisopod::clock::SystemClock;
 use aisopod::config::ProcessEnvironment;
 use aisopod::secret::Secret;
+use aisopod::server::state::Services;
 use aisopod::store::SecretName;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -205,7 +205,7 @@ fn an_offline_backup_restores_onto_a_fresh_machine_with_logins_tokens_and_audit_
 fn an_online_backup_taken_during_writes_is_consistent() {
     let setup = Setup::new(FAST);
     owner_and_token(&setup);
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     // Writes through the admin socket while the backup runs: each one seals a secret
     // (store and master key) and appends audit records.
     let stop = Arc::new(AtomicBool::new(false));

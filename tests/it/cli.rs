@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use aisopod::app::Services;
 use aisopod::audit::AuditRecord;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
+use aisopod::server::state::Services;
 use aisopod::store::{AuditSeq, SecretName, TreeName};
 
 use crate::support::{BIN, Setup, stderr, stdout, version_of};
@@ -129,7 +129,7 @@ fn strict_mode_refuses_to_start_naming_the_key() {
             "a refused start must not create state"
         );
         // The environment can switch to local mode, which starts (with a warning).
-        let mut gateway = setup.start_with(&[("AISOPOD_SECURITY_MODE", "local")]);
+        let mut gateway = setup.start_process_with(&[("AISOPOD_SECURITY_MODE", "local")]);
         gateway.stop();
     }
 }
@@ -137,7 +137,7 @@ fn strict_mode_refuses_to_start_naming_the_key() {
 #[test]
 fn first_start_creates_private_state_and_refuses_loosened_key_files() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     gateway.stop();
     let data = setup.data_dir();
     let mode = |p: &str| {
@@ -170,19 +170,19 @@ fn first_start_creates_private_state_and_refuses_loosened_key_files() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    let mut again = setup.start();
+    let mut again = setup.start_process();
     again.stop();
 }
 
 #[test]
 fn damaged_certificates_are_replaced_or_refused_with_a_clear_message() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     gateway.stop();
     let tls = setup.data_dir().join("tls");
     let ca_before = std::fs::read(tls.join("ca.pem")).unwrap();
     std::fs::write(tls.join("cert.pem"), b"\x00\x01 not pem at all").unwrap();
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert_eq!(gateway.get("/health").status(), 200);
     gateway.stop();
     assert_eq!(
@@ -214,7 +214,7 @@ fn damaged_certificates_are_replaced_or_refused_with_a_clear_message() {
     );
     let regenerated = setup.cli(&["cert", "regenerate", "--ca"]);
     assert!(regenerated.status.success(), "{}", stderr(&regenerated));
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert_eq!(gateway.get("/health").status(), 200);
     gateway.stop();
 }
@@ -222,7 +222,7 @@ fn damaged_certificates_are_replaced_or_refused_with_a_clear_message() {
 #[test]
 fn audit_commands_list_verify_export_and_detect_tampering() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     // While the gateway runs, the CLI goes through the admin socket.
     let live = setup.cli(&["audit", "verify"]);
     assert!(live.status.success(), "{}", stderr(&live));
@@ -293,7 +293,7 @@ fn cert_show_and_regenerate_work_offline_and_against_a_running_gateway() {
         stderr(&before)
     );
 
-    let gateway = setup.start();
+    let gateway = setup.start_process();
     let shown: serde_json::Value =
         serde_json::from_slice(&setup.cli(&["cert", "show", "--json"]).stdout).unwrap();
     let ca = shown["ca"]["sha256"].as_str().unwrap().to_string();
@@ -389,7 +389,7 @@ fn secrets_are_sealed_listed_without_values_and_survive_rotation() {
     assert!(stored.status.success(), "{}", stderr(&stored));
     assert!(!stdout(&stored).contains(value));
 
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let listed = setup.cli(&["secrets", "list"]);
     assert!(stdout(&listed).contains("providers.openai") && !stdout(&listed).contains(value));
     let second = setup.cli_with(
@@ -541,7 +541,7 @@ fn user_accounts_are_managed_from_the_console_with_or_without_a_gateway() {
         stderr(&confusable)
     );
 
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let bob = setup.cli_with(
         &[
             "user",
@@ -592,9 +592,9 @@ fn audit_tree(setup: &Setup) -> (Services, aisopod::store::Tree<AuditSeq, AuditR
 #[test]
 fn audit_verify_reports_truncation_and_rewrites_and_checks_exports_against_the_seal() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     gateway.stop();
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     gateway.stop();
     let export = setup.cli(&["audit", "export", "--format", "jsonl"]);
     assert!(export.status.success(), "{}", stderr(&export));
@@ -638,7 +638,7 @@ fn audit_verify_reports_truncation_and_rewrites_and_checks_exports_against_the_s
     );
 
     // The gateway still starts and serves; what it appends does not hide the cut.
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert_eq!(gateway.get("/health").status(), 200);
     gateway.stop();
     let verify = setup.cli(&["audit", "verify"]);
@@ -655,7 +655,7 @@ fn audit_verify_reports_truncation_and_rewrites_and_checks_exports_against_the_s
 #[test]
 fn audit_verify_reports_a_rewritten_tail_even_after_later_appends() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     gateway.stop();
     let (services, tree) = audit_tree(&setup);
     let (_, last) = tree.last().unwrap().unwrap();
@@ -678,7 +678,7 @@ fn audit_verify_reports_a_rewritten_tail_even_after_later_appends() {
         "{}",
         stderr(&verify)
     );
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert_eq!(gateway.get("/health").status(), 200);
     gateway.stop();
     let verify = setup.cli(&["audit", "verify"]);
@@ -742,7 +742,7 @@ fn control_characters_in_an_approval_id_never_reach_the_log_or_the_terminal() {
         Some(password.as_bytes()),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let login: serde_json::Value = gateway
         .client()
         .post(format!("{}/auth/login", gateway.url))
@@ -820,7 +820,7 @@ fn the_admin_socket_refuses_a_peer_in_another_user_namespace() {
         return;
     }
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let config = setup.config.to_str().unwrap();
     let outside = Command::new("unshare")
         .args([
@@ -920,7 +920,7 @@ fn commands_refuse_to_create_a_data_dir_and_name_the_one_they_use() {
         "{listed}"
     );
     assert!(stderr(&setup.cli(&["secrets", "list"])).is_empty());
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let through = at_terminal();
     assert!(through.contains("through the running gateway"), "{through}");
     gateway.stop();
@@ -935,7 +935,7 @@ fn console_chores_internal_keys_signing_key_token_expiry_and_backup_leftovers() 
         Some(b"walrus cinnamon lantern quietly\n"),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
 
     // The audit checkpoint key is the gateway's, not the user's.
     let listed = setup.cli(&["secrets", "list", "--json"]);

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aisopod::app::Services;
 use aisopod::audit::{Audit, AuditError, AuditEvent};
 use aisopod::clock::SystemClock;
 use aisopod::config::{self, ProcessEnvironment};
 use aisopod::keys::secrets::Secrets;
+use aisopod::server::state::Services;
 use aisopod::store::Store;
 
 use crate::support::{self, BIN, Setup};
@@ -1046,7 +1046,7 @@ fn collect_output(child: &mut Child, limit: Duration) -> (ExitStatus, String, St
 #[test]
 fn a_store_held_by_a_gateway_is_refused_with_a_pointer_to_the_admin_socket() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let listed = setup.cli(&["secrets", "list"]);
     assert!(
         listed.status.success(),

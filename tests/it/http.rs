@@ -6,10 +6,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisopod::app::App;
 use aisopod::clock::SystemClock;
 use aisopod::config::{ConfigSource, ProcessEnvironment};
 use aisopod::server::auth::Access;
+use aisopod::server::state::App;
 use aisopod::server::{self, ConnectionLimits};
 use axum::routing::get;
 use http::StatusCode;
@@ -320,7 +320,7 @@ fn tls_1_2_and_1_3_are_offered_and_nothing_older() {
 #[test]
 fn sigterm_stops_cleanly_and_is_audited() {
     let setup = Setup::new("");
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     assert_eq!(gateway.get("/health").status(), StatusCode::OK);
     let status = gateway.stop();
     assert!(status.success(), "{status:?}");
@@ -350,7 +350,7 @@ fn configured_secrets_never_reach_logs_or_errors() {
     let setup = Setup::new(
         "[auth]\nmode = \"token\"\ntoken = \"${TEST_TOKEN}\"\njwt_secret = \"${TEST_JWT}\"",
     );
-    let mut gateway = setup.start_with(&[
+    let mut gateway = setup.start_process_with(&[
         ("TEST_TOKEN", token),
         ("TEST_JWT", jwt),
         ("AISOPOD_LOG", "trace"),
@@ -508,7 +508,7 @@ async fn requests_over_the_in_flight_limit_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_memory_budget_new_work_is_shed_but_probes_answer() {
     const MIB: u64 = 1 << 20;
-    let budget = aisopod::app::heap_in_use() / MIB + 48;
+    let budget = aisopod::server::load::heap_in_use() / MIB + 48;
     let fixture = in_process(&format!(
         "memory_budget = \"{budget}m\"\n[tools.sandbox]\nenabled = false"
     ));
@@ -665,7 +665,8 @@ async fn the_plain_http_listener_only_redirects_to_https() {
 #[test]
 fn json_logs_are_one_object_per_line_with_a_request_line() {
     let setup = Setup::new("");
-    let mut gateway = setup.start_with(&[("AISOPOD_LOG_FORMAT", "json"), ("AISOPOD_LOG", "info")]);
+    let mut gateway =
+        setup.start_process_with(&[("AISOPOD_LOG_FORMAT", "json"), ("AISOPOD_LOG", "info")]);
     assert_eq!(gateway.get("/health").status(), StatusCode::OK);
     gateway.stop();
     let log = gateway.log_text();

@@ -1275,7 +1275,7 @@ fn runs_work_as_an_unprivileged_user_with_a_delegated_cgroup() {
 #[test]
 fn a_sandboxed_program_cannot_reach_the_admin_socket_or_the_master_key() {
     let setup = sandboxed(SANDBOX);
-    let mut gateway = setup.start();
+    let mut gateway = setup.start_process();
     let config =
         aisopod::config::load(Some(&setup.config), &aisopod::config::ProcessEnvironment).unwrap();
     let socket = aisopod::admin::socket_path(&config);

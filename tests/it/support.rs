@@ -1,4 +1,5 @@
-//! Shared test fixtures: a gateway process in a temporary directory, CLI runs against
+//! Shared test fixtures: a gateway in a temporary directory (in this process by
+//! default, or as a child process for tests about the process itself), CLI runs against
 //! its config, and HTTPS clients that trust its device CA.
 
 use std::io::{BufRead, BufReader};
@@ -60,12 +61,27 @@ impl Setup {
         child.wait_with_output().unwrap()
     }
 
-    /// Starts a gateway on this config and waits until it prints its address.
+    /// Starts a gateway on this config inside the test process (through `app::run`,
+    /// with real TLS on a listener bound here and a clock the test can move) and waits
+    /// until it serves.
     pub fn start(&self) -> Gateway {
         self.start_with(&[])
     }
 
+    /// [`Setup::start`] with `${VAR}`s for the config taken from `env` (and from nothing
+    /// else: the test process's environment does not leak in).
     pub fn start_with(&self, env: &[(&str, &str)]) -> Gateway {
+        Gateway::in_process(self, env)
+    }
+
+    /// Starts `aisopod gateway start` as a child process and waits until it prints its
+    /// address: for tests about the process (signals, exit codes, sd_notify, restarts,
+    /// kills, the CLI on the admin socket, process-wide memory).
+    pub fn start_process(&self) -> Gateway {
+        self.start_process_with(&[])
+    }
+
+    pub fn start_process_with(&self, env: &[(&str, &str)]) -> Gateway {
         Gateway::spawn(self, env)
     }
 }
@@ -94,23 +110,158 @@ pub fn config_text(data_dir: &Path, extra: &str) -> String {
     )
 }
 
-/// A running gateway process; stopped with SIGTERM when dropped.
+/// A running gateway, stopped when dropped (SIGTERM for a process).
 pub struct Gateway {
-    pub child: Child,
+    runner: Runner,
     pub url: String,
     pub log: PathBuf,
     pub data_dir: PathBuf,
+    /// The gateway's clock (in-process gateways only; a process runs on the system's).
+    pub clock: Option<TestClock>,
+}
+
+enum Runner {
+    Process(Child),
+    InProcess {
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    },
+    Stopped,
+}
+
+/// The wall clock plus an offset the test moves forward: time the gateway judges
+/// (polling intervals, expiry, lockouts) passes without sleeping, while certificates
+/// it issues stay valid for clients that check them against the real time.
+#[derive(Debug, Clone, Default)]
+pub struct TestClock {
+    ahead: std::sync::Arc<std::sync::Mutex<time::Duration>>,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        *self.ahead.lock().unwrap() += by;
+    }
+}
+
+impl aisopod::clock::Clock for TestClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + *self.ahead.lock().unwrap()
+    }
+}
+
+/// The config's `${VAR}`s, from the test alone.
+struct TestEnvironment(std::collections::HashMap<String, String>);
+
+impl aisopod::config::Environment for TestEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    fn installed(&self) -> bool {
+        false
+    }
+}
+
+fn log_path(setup: &Setup) -> PathBuf {
+    setup.dir.path().join(format!(
+        "gateway-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ))
 }
 
 impl Gateway {
+    fn in_process(setup: &Setup, env: &[(&str, &str)]) -> Gateway {
+        use std::sync::Arc;
+        let log = log_path(setup);
+        let env = TestEnvironment(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let config = aisopod::config::load(Some(&setup.config), &env)
+            .unwrap_or_else(|err| panic!("the test config is invalid: {err}"));
+        // Its own log file, as a child process's stderr would be: the subscriber is set
+        // on every thread of this gateway's runtime and on no other.
+        let file = Arc::new(std::fs::File::create(&log).unwrap());
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+                .with_ansi(false)
+                .with_target(false)
+                .with_writer(file)
+                .finish(),
+        );
+        let std_listener = std::net::TcpListener::bind(config.server.bind).unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let clock = TestClock::default();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = aisopod::app::Options {
+            clock: Arc::new(clock.clone()),
+            names: None,
+            sandbox_helper: Some(PathBuf::from(BIN)),
+            notify_systemd: false,
+            on_ready: Some(Box::new(move |ready: &aisopod::app::Ready| {
+                let _ = ready_tx.send(ready.url.clone());
+            })),
+        };
+        let thread = std::thread::spawn(move || {
+            let _default = tracing::dispatcher::set_default(&dispatch);
+            let on_start = dispatch.clone();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .on_thread_start(move || {
+                    // The guard would reset the thread's subscriber when dropped; these
+                    // threads live exactly as long as the runtime, so it is kept.
+                    std::mem::forget(tracing::dispatcher::set_default(&on_start));
+                })
+                .build()
+                .map_err(|err| err.to_string())?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener)
+                    .map_err(|err| err.to_string())?;
+                let listeners = aisopod::app::Listeners {
+                    api: Some(listener),
+                    redirect: None,
+                };
+                aisopod::app::run_with(config, listeners, options, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|err| format!("{err:#}"))
+            })
+        });
+        let url = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = stop.send(());
+                let outcome = thread.join();
+                panic!(
+                    "gateway did not start: {outcome:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        assert_eq!(url.rsplit("://").next(), Some(addr.to_string().as_str()));
+        Gateway {
+            runner: Runner::InProcess {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+            url,
+            log,
+            data_dir: setup.data_dir(),
+            clock: Some(clock),
+        }
+    }
+
     fn spawn(setup: &Setup, env: &[(&str, &str)]) -> Gateway {
-        let log = setup.dir.path().join(format!(
-            "gateway-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
+        let log = log_path(setup);
         let mut command = Command::new(BIN);
         command
             .arg("--config")
@@ -143,11 +294,28 @@ impl Gateway {
             }
         };
         Gateway {
-            child,
+            runner: Runner::Process(child),
             url,
             log,
             data_dir: setup.data_dir(),
+            clock: None,
         }
+    }
+
+    /// The process the gateway runs in.
+    pub fn pid(&self) -> u32 {
+        match &self.runner {
+            Runner::Process(child) => child.id(),
+            _ => std::process::id(),
+        }
+    }
+
+    /// Moves the gateway's clock forward (in-process gateways only).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock
+            .as_ref()
+            .expect("only an in-process gateway's clock can be moved")
+            .advance(by);
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -175,17 +343,47 @@ impl Gateway {
             .unwrap()
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
+    /// Stops the gateway (SIGTERM for a process) and waits until it has drained and
+    /// let go of its store; an in-process gateway's outcome is shown as the exit status
+    /// `gateway start` would have had.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        signal(&self.child, nix::sys::signal::Signal::SIGTERM);
-        wait_timeout(&mut self.child, Duration::from_secs(20))
-            .expect("gateway did not stop after SIGTERM")
+        use std::os::unix::process::ExitStatusExt;
+        match std::mem::replace(&mut self.runner, Runner::Stopped) {
+            Runner::Process(mut child) => {
+                signal(&child, nix::sys::signal::Signal::SIGTERM);
+                let status = wait_timeout(&mut child, Duration::from_secs(20))
+                    .expect("gateway did not stop after SIGTERM");
+                self.runner = Runner::Process(child);
+                status
+            }
+            Runner::InProcess { stop, thread } => {
+                if let Some(stop) = stop {
+                    let _ = stop.send(());
+                }
+                match thread.map(|thread| thread.join()) {
+                    Some(Ok(Ok(()))) | None => ExitStatusExt::from_raw(0),
+                    Some(Ok(Err(err))) => {
+                        eprintln!("the gateway failed: {err}");
+                        ExitStatusExt::from_raw(1 << 8)
+                    }
+                    Some(Err(_)) => panic!("the gateway's thread panicked"),
+                }
+            }
+            Runner::Stopped => ExitStatusExt::from_raw(0),
+        }
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        stop_child(&mut self.child);
+        match &mut self.runner {
+            Runner::Process(child) => stop_child(child),
+            Runner::InProcess { .. } => {
+                // A panicking test must not panic again while unwinding.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stop()));
+            }
+            Runner::Stopped => {}
+        }
     }
 }
 

@@ -1,0 +1,530 @@
+//! The gateway's state: every service built once from the validated config.
+//!
+//! [`Services`] is what both the gateway and the offline CLI need (store, secrets,
+//! audit); [`App`] adds what only a running gateway has (TLS, background tasks, load
+//! figures). There are no globals: everything reaches handlers through `Arc<App>`.
+//! This module decides what is opened, in which order, and the start-up refusals that
+//! follow from the config and the files; it never binds a socket or serves a request
+//! (`app::run` does that).
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::audit::{Audit, AuditEvent, Outcome};
+use crate::auth::Auth;
+use crate::auth::password::Passwords;
+use crate::auth::users::Accounts;
+use crate::clock::SharedClock;
+use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
+use crate::error::{Error, Result};
+use crate::gateway::approval::Broker;
+use crate::gateway::tools::Tools;
+use crate::keys::secrets::{Secrets, master_key_path};
+use crate::sandbox::Runner;
+use crate::server::auth::RefusalLog;
+use crate::server::load::Load;
+use crate::server::rate_limit::RateLimits;
+use crate::store::Store;
+use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
+
+/// The services that work with or without a running gateway.
+#[derive(Debug)]
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+    pub secrets: Arc<Secrets>,
+    pub audit: Audit,
+    pub auth: Auth,
+    pub clock: SharedClock,
+}
+
+impl Services {
+    /// Creates the data directory (0700) and opens the store, keys and audit log.
+    pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
+        let data_dir = config.storage.data_dir.clone();
+        ensure_private_dir(&data_dir)?;
+        let store = Store::open(&data_dir, config.storage.cache_size)?;
+        let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
+        let audit = Audit::open(&store, &secrets, clock.clone())?;
+        let passwords = Passwords::new(&config.auth.password);
+        let accounts = Accounts::open(&store, passwords, clock.clone(), &config.auth)?;
+        let auth = Auth::open(
+            &config.auth,
+            &store,
+            secrets.clone(),
+            accounts,
+            clock.clone(),
+        )?;
+        Ok(Services {
+            config,
+            store,
+            secrets,
+            audit,
+            auth,
+            clock,
+        })
+    }
+
+    /// Refuses group- or world-readable key files in strict mode; warns in local mode.
+    pub fn check_key_files(&self) -> Result<()> {
+        let data_dir = &self.config.storage.data_dir;
+        let mut files = key_files(&self.config.tls, data_dir);
+        files.push(master_key_path(data_dir));
+        for file in files {
+            if !file.exists() {
+                continue;
+            }
+            if let Some(problem) = key_file_problem(&file) {
+                if self.config.security.mode == SecurityMode::Strict {
+                    return Err(Error::Refused(format!(
+                        "strict mode refuses to start: {problem}"
+                    )));
+                }
+                tracing::warn!("{problem}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates `dir` with mode 0700, or tightens an existing one that is looser.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let io = |op, source| Error::Io {
+        op,
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io("create", e))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| io("inspect", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("chmod", e))?;
+    }
+    Ok(())
+}
+
+/// Background tasks whose death makes the gateway not ready.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    handles: Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
+}
+
+impl Tasks {
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task);
+        self.handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((name, handle));
+    }
+
+    /// The first task that has stopped, if any.
+    pub fn first_dead(&self) -> Option<&'static str> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .find(|(_, handle)| handle.is_finished())
+            .map(|(name, _)| *name)
+    }
+
+    pub fn abort_all(&self) {
+        for (_, handle) in self
+            .handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            handle.abort();
+        }
+    }
+}
+
+/// The running gateway.
+#[derive(Debug)]
+pub struct App {
+    pub services: Services,
+    pub tls: Option<Tls>,
+    pub tasks: Tasks,
+    pub load: Load,
+    pub limits: RateLimits,
+    pub refusals: RefusalLog,
+    pub started: Instant,
+    /// The code sandbox, when enabled and this host can provide it.
+    pub sandbox: Option<Runner>,
+    /// "ok", "checking", "disabled" or why code execution is unavailable.
+    sandbox_status: tokio::sync::watch::Sender<String>,
+    /// Tool calls waiting for a human.
+    pub approvals: Arc<Broker>,
+    /// The agents' tools.
+    pub tools: Tools,
+}
+
+impl App {
+    /// Opens everything the gateway serves with, recording start-up in the audit log.
+    pub fn open(config: Config, clock: SharedClock, names: Option<NameSource>) -> Result<App> {
+        App::open_with_helper(config, clock, names, None)
+    }
+
+    /// [`App::open`] with the sandbox helper started from `helper` instead of this
+    /// process's own binary: a gateway run inside another program (the integration
+    /// tests) names the `aisopod` binary, which speaks the same helper protocol.
+    pub fn open_with_helper(
+        config: Config,
+        clock: SharedClock,
+        names: Option<NameSource>,
+        helper: Option<PathBuf>,
+    ) -> Result<App> {
+        let services = Services::open(config, clock.clone())?;
+        services.check_key_files()?;
+        let config = &services.config;
+        services.audit.record(AuditEvent::new("config.load").target(config.source.to_string()).details(
+            serde_json::json!({
+                "security_mode": config.security.mode,
+                "auth_mode": config.auth.mode,
+                "tls_mode": match config.tls.mode { TlsMode::SelfSigned => "self-signed", TlsMode::Files { .. } => "files", TlsMode::Off => "off" },
+                "bind": config.server.bind.to_string(),
+            }),
+        ))?;
+        let extra = config.tls.extra_names.clone();
+        let names = names.unwrap_or_else(|| Arc::new(move || system_names(&extra)));
+        let tls = match Tls::open(&config.tls, &config.storage.data_dir, clock, names) {
+            Ok(opened) => opened.map(|(tls, events)| {
+                for event in events {
+                    services.audit.record_or_log(tls_audit_event(event));
+                }
+                tls
+            }),
+            Err(err) => {
+                services.audit.record_or_log(
+                    AuditEvent::new("tls.load")
+                        .outcome(Outcome::Failure)
+                        .details(serde_json::json!({"error": err.to_string()})),
+                );
+                return Err(err.into());
+            }
+        };
+        // Keys made just now must pass the same permission check.
+        services.check_key_files()?;
+        let (sandbox, sandbox_status) = open_sandbox(&services, helper);
+        let limits = RateLimits::new(&services.config.rate_limit);
+        let approvals = Arc::new(Broker::new(
+            services.config.approval.timeout,
+            services.clock.clone(),
+        ));
+        let tools = Tools::new(&services.config, &services.store)
+            .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
+        Ok(App {
+            approvals,
+            tools,
+            services,
+            tls,
+            tasks: Tasks::default(),
+            load: Load::default(),
+            limits,
+            refusals: RefusalLog::default(),
+            started: Instant::now(),
+            sandbox,
+            sandbox_status: tokio::sync::watch::Sender::new(sandbox_status),
+        })
+    }
+
+    /// The sandbox runner, if code execution is available; else why not. While the
+    /// start-up self-test runs, waits for its verdict (at most the sandbox's own
+    /// timeout), so a call made just after start is not refused for being early.
+    pub async fn sandbox_runner(&self) -> std::result::Result<&Runner, String> {
+        let mut status = self.sandbox_status.subscribe();
+        let limit = self.config().tools.sandbox.limits.timeout + Duration::from_secs(5);
+        // An error means the sender is gone or the wait ran out: judge what is there.
+        let _ = tokio::time::timeout(limit, status.wait_for(|s| s != "checking")).await;
+        let status = self.sandbox_status();
+        match &self.sandbox {
+            Some(runner) if status == "ok" => Ok(runner),
+            _ => Err(format!("code execution is unavailable: {status}")),
+        }
+    }
+
+    /// "ok", "checking", "disabled" or why code execution is unavailable.
+    pub fn sandbox_status(&self) -> String {
+        self.sandbox_status.borrow().clone()
+    }
+
+    fn set_sandbox_status(&self, status: String) {
+        self.sandbox_status.send_replace(status);
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.services.config
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.services.audit
+    }
+
+    /// Readiness: each check by name, `Err` naming what failed.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let store = match self.services.store.check() {
+            Ok(()) => "ok".to_string(),
+            Err(err) => format!("failing: {err}"),
+        };
+        let certificate = match &self.tls {
+            Some(tls) if tls.summary().server.sha256.is_empty() => {
+                "failing: no certificate loaded".to_string()
+            }
+            Some(_) => "ok".into(),
+            None => "ok (TLS off)".into(),
+        };
+        let tasks = match self.tasks.first_dead() {
+            None => "ok".to_string(),
+            Some(name) => format!("failing: background task {name} stopped"),
+        };
+        let ready = [&store, &certificate, &tasks]
+            .iter()
+            .all(|s| s.starts_with("ok"));
+        // Code execution is reported, not required: a gateway without it still serves.
+        let sandbox = self.sandbox_status();
+        let mut checks = serde_json::json!({ "store": store, "certificate": certificate, "tasks": tasks, "sandbox": sandbox });
+        if let (Some(status), Some(map)) = (self.boot_config_status(), checks.as_object_mut()) {
+            map.insert("boot_config".into(), status.into());
+        }
+        (ready, checks)
+    }
+
+    /// What the appliance's first-boot step said of the `aisopod.toml` a user dropped on
+    /// the boot partition (`boot-config.status` beside the config file): "ok ..." or
+    /// "rejected ..." with the errors. Reported, never required: a rejected file leaves
+    /// the gateway on its previous configuration.
+    fn boot_config_status(&self) -> Option<String> {
+        const MAX_STATUS: u64 = 4096;
+        let crate::config::ConfigSource::File(path) = &self.config().source else {
+            return None;
+        };
+        let file = std::fs::File::open(path.with_file_name(BOOT_CONFIG_STATUS)).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_STATUS), &mut text)
+            .ok()?;
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_string())
+    }
+
+    /// Starts the background tasks: memory sampling, certificate renewal, audit retention,
+    /// and the sandbox's one-off self-test.
+    pub fn spawn_background(self: &Arc<Self>) {
+        if self.sandbox.is_some() {
+            let app = self.clone();
+            // Not in `tasks`: it ends by design, which `tasks` would report as a failure.
+            tokio::spawn(async move {
+                let Some(runner) = &app.sandbox else {
+                    return;
+                };
+                let status = match runner.self_test().await {
+                    Ok(outcome) if outcome.exit_code == 0 => "ok".to_string(),
+                    Ok(outcome) => format!(
+                        "unavailable: the self-test ended with {} ({})",
+                        outcome.exit_code,
+                        outcome.reason.name()
+                    ),
+                    Err(err) => format!("unavailable: {err}"),
+                };
+                if status != "ok" {
+                    tracing::warn!(%status, "code execution is unavailable");
+                }
+                app.audit().record_or_log(
+                    AuditEvent::new("sandbox.check")
+                        .outcome(if status == "ok" {
+                            Outcome::Success
+                        } else {
+                            Outcome::Failure
+                        })
+                        .details(serde_json::json!({ "status": status })),
+                );
+                app.set_sandbox_status(status);
+            });
+        }
+        let app = self.clone();
+        self.tasks.spawn("memory-sampler", async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                app.load.sample();
+            }
+        });
+        let app = self.clone();
+        self.tasks.spawn("forget-idle-limits", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                app.limits.forget_idle();
+            }
+        });
+        if self.tls.is_some() {
+            let app = self.clone();
+            self.tasks.spawn("certificate-renewal", async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let worker = app.clone();
+                    let refreshed =
+                        tokio::task::spawn_blocking(move || worker.tls.as_ref().map(Tls::refresh))
+                            .await;
+                    match refreshed {
+                        Ok(Some(Ok(Some(event)))) => {
+                            app.audit().record_or_log(tls_audit_event(event))
+                        }
+                        Ok(Some(Err(err))) => {
+                            tracing::error!(error = %err, "certificate renewal failed")
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        let app = self.clone();
+        self.tasks.spawn("audit-retention", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(86_400));
+            loop {
+                tick.tick().await;
+                let worker = app.clone();
+                let days = app.config().audit.retention_days;
+                match tokio::task::spawn_blocking(move || worker.audit().prune(days)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(pruned)) => app
+                        .audit()
+                        .record_or_log(AuditEvent::new("audit.prune").details(
+                            serde_json::json!({"pruned": pruned, "retention_days": days}),
+                        )),
+                    Ok(Err(err)) => tracing::error!(error = %err, "audit retention failed"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+}
+
+/// Written beside the config file by the SD-card image's first-boot step
+/// (`image/rootfs/usr/lib/aisopod/firstboot`).
+pub const BOOT_CONFIG_STATUS: &str = "boot-config.status";
+
+/// Builds the sandbox runner for the gateway, or says why there is none.
+fn open_sandbox(services: &Services, helper: Option<PathBuf>) -> (Option<Runner>, String) {
+    if !services.config.tools.sandbox.enabled {
+        return (None, "disabled".into());
+    }
+    let runner = match helper {
+        Some(helper) => Runner::from_config_with_helper(&services.config, helper),
+        None => Runner::from_config(&services.config),
+    };
+    match runner {
+        Ok(runner) => (Some(runner), "checking".into()),
+        Err(err) => {
+            tracing::warn!(error = %err, "code execution is unavailable");
+            services.audit.record_or_log(
+                AuditEvent::new("sandbox.check")
+                    .outcome(Outcome::Failure)
+                    .details(serde_json::json!({ "error": err.to_string() })),
+            );
+            (None, format!("unavailable: {err}"))
+        }
+    }
+}
+
+/// The audit record for a TLS event.
+pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
+    match event {
+        TlsEvent::CaCreated { fingerprint } => {
+            AuditEvent::new("tls.ca_created").details(serde_json::json!({"sha256": fingerprint}))
+        }
+        TlsEvent::ServerIssued {
+            fingerprint,
+            reason,
+        } => AuditEvent::new("tls.cert_issued")
+            .details(serde_json::json!({"sha256": fingerprint, "reason": reason})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::{ConfigSource, ProcessEnvironment};
+
+    fn app(dir: &Path) -> Arc<App> {
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n",
+            dir.join("data").display()
+        );
+        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+            .unwrap_or_else(|err| panic!("{err}"));
+        Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_run_asked_for_during_the_self_test_waits_for_its_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        assert!(app.sandbox.is_some());
+        assert_eq!(app.sandbox_status(), "checking");
+        let setter = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            setter.set_sandbox_status("ok".into());
+        });
+        let started = Instant::now();
+        assert!(app.sandbox_runner().await.is_ok());
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_rejected_boot_partition_config_is_shown_in_readiness() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let config =
+            crate::config::parse(&text, ConfigSource::File(path.clone()), &ProcessEnvironment)
+                .unwrap_or_else(|err| panic!("{err}"));
+        let app = App::open(config, Arc::new(SystemClock), None).unwrap();
+        let (ready, checks) = app.readiness();
+        assert!(ready);
+        assert!(checks.get("boot_config").is_none());
+        let status = "rejected 2026-12-02T03:00:00Z: aisopod.toml from the boot partition was not applied\n  - server.bind: invalid";
+        std::fs::write(path.with_file_name(BOOT_CONFIG_STATUS), status).unwrap();
+        let (ready, checks) = app.readiness();
+        assert!(ready, "a rejected boot config is reported, not a failure");
+        assert_eq!(checks["boot_config"], status);
+    }
+
+    #[tokio::test]
+    async fn a_failed_self_test_is_the_reason_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let setter = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            setter.set_sandbox_status("unavailable: no interpreter".into());
+        });
+        let err = app.sandbox_runner().await.err().unwrap();
+        assert_eq!(
+            err,
+            "code execution is unavailable: unavailable: no interpreter"
+        );
+    }
+}
