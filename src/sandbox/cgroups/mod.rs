@@ -198,15 +198,7 @@ pub fn run_name(counter: u64) -> String {
 // ---------------------------------------------------------------------------------------
 // Finding the hierarchies.
 
-/// Which interface to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preference {
-    /// v2 when it has the memory and pids controllers, else v1 when those are mounted,
-    /// else whichever has more.
-    Auto,
-    V1,
-    V2,
-}
+pub use crate::config::sandbox::Preference;
 
 /// One cgroup mount from `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
