@@ -230,28 +230,17 @@ fn permitted_by(constraints: &NameConstraints, name: &str) -> bool {
         })
 }
 
+/// Whether a name constraint's subnet holds `ip`; the arithmetic is the `ipnet` crate's.
 fn cidr_contains(cidr: &CidrSubnet, ip: IpAddr) -> bool {
-    match (cidr, ip) {
-        (CidrSubnet::V4(net, mask), IpAddr::V4(ip)) => {
-            let ip = ip.octets();
-            (0..4).all(|i| {
-                ip.get(i)
-                    .zip(net.get(i))
-                    .zip(mask.get(i))
-                    .is_some_and(|((a, n), m)| a & m == n & m)
-            })
+    let net = match cidr {
+        CidrSubnet::V4(addr, mask) => {
+            ipnet::Ipv4Net::with_netmask((*addr).into(), (*mask).into()).map(ipnet::IpNet::V4)
         }
-        (CidrSubnet::V6(net, mask), IpAddr::V6(ip)) => {
-            let ip = ip.octets();
-            (0..16).all(|i| {
-                ip.get(i)
-                    .zip(net.get(i))
-                    .zip(mask.get(i))
-                    .is_some_and(|((a, n), m)| a & m == n & m)
-            })
+        CidrSubnet::V6(addr, mask) => {
+            ipnet::Ipv6Net::with_netmask((*addr).into(), (*mask).into()).map(ipnet::IpNet::V6)
         }
-        _ => false,
-    }
+    };
+    net.is_ok_and(|net| net.contains(&ip))
 }
 
 /// Parses the constraints of an existing CA certificate.

@@ -143,12 +143,11 @@ pub struct RateLimitConfig {
     pub ipv6_prefix: u8,
 }
 
-/// An IP network such as `10.0.0.0/8` or a single address.
+/// An IP network such as `10.0.0.0/8` or a single address. The network arithmetic is the
+/// `ipnet` crate's; this type adds the config's spelling (a bare address is a /32 or /128)
+/// and matches an IPv4-mapped IPv6 peer (`::ffff:10.1.1.1`) as the IPv4 address it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+pub struct IpNet(pub ipnet::IpNet);
 
 impl IpNet {
     pub fn parse(text: &str) -> Result<IpNet, String> {
@@ -159,40 +158,25 @@ impl IpNet {
             None => (text, None),
         };
         let addr: IpAddr = addr.trim().parse().map_err(|_| invalid())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(invalid)?,
-            None => max,
+        let net = match prefix {
+            Some(p) => {
+                let p = p.trim().parse::<u8>().map_err(|_| invalid())?;
+                ipnet::IpNet::new(addr, p).map_err(|_| invalid())?
+            }
+            None => ipnet::IpNet::from(addr),
         };
-        Ok(IpNet { addr, prefix })
+        Ok(IpNet(net))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        fn bits(ip: IpAddr) -> u128 {
-            match ip {
-                IpAddr::V4(v4) => u128::from(u32::from(v4)),
-                IpAddr::V6(v6) => u128::from(v6),
-            }
-        }
-        let ip = match (self.addr, ip) {
-            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+        let ip = match (self.0, ip) {
+            (ipnet::IpNet::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
                 None => return false,
             },
-            (IpAddr::V6(_), IpAddr::V4(_)) => return false,
             _ => ip,
         };
-        let width = if self.addr.is_ipv4() { 32 } else { 128 };
-        let shift = width - u32::from(self.prefix);
-        if shift >= 128 {
-            return true;
-        }
-        (bits(ip) >> shift) == (bits(self.addr) >> shift)
+        self.0.contains(&ip)
     }
 }
 

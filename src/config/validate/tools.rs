@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::Issues;
+use super::{Issues, MIB};
 use crate::config::raw::*;
 use crate::config::sandbox::{Language, Limits, Preference, ranges};
 use crate::config::settings::*;
@@ -18,6 +18,24 @@ fn valid_agent_name(name: &str) -> bool {
             .as_bytes()
             .first()
             .is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// `[tools]`: the sandbox, the file tools' limits and the shell.
+pub(super) fn validate_tools(
+    raw: RawTools,
+    mode: SecurityMode,
+    check: &mut Issues<'_>,
+) -> ToolsConfig {
+    ToolsConfig {
+        sandbox: validate_sandbox(raw.sandbox, check),
+        files: FilesConfig {
+            max_read: check.range("tools.files.max_read", raw.files.max_read.0, 1, 64 * MIB),
+            max_write: check.range("tools.files.max_write", raw.files.max_write.0, 1, 64 * MIB),
+            max_entries: check.range("tools.files.max_entries", raw.files.max_entries, 1, 100_000)
+                as usize,
+        },
+        shell: validate_shell(raw.shell, mode, check),
+    }
 }
 
 pub(super) fn validate_agents(
