@@ -5,8 +5,6 @@
 //! figures). There are no globals: everything reaches handlers through `Arc<App>`.
 //! This module decides start-up order and start-up refusals; it never serves requests.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,7 +40,7 @@ impl Services {
     /// Creates the data directory (0700) and opens the store, keys and audit log.
     pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
         let data_dir = config.storage.data_dir.clone();
-        ensure_private_dir(&data_dir)?;
+        crate::fsutil::ensure_private_dir(&data_dir)?;
         let store = Store::open(&data_dir, config.storage.cache_size)?;
         let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
         let audit = Audit::open(&store, &secrets, clock.clone())?;
@@ -85,29 +83,6 @@ impl Services {
         }
         Ok(())
     }
-}
-
-/// Creates `dir` with mode 0700, or tightens an existing one that is looser.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    let io = |op, source| Error::Io {
-        op,
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io("create", e))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| io("inspect", e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("chmod", e))?;
-    }
-    Ok(())
 }
 
 /// Background tasks whose death makes the gateway not ready.
@@ -485,6 +460,8 @@ pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
 
     use super::*;
     use crate::clock::SystemClock;

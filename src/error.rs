@@ -6,6 +6,7 @@ use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::auth::users::AccountError;
 use crate::config::ConfigError;
+use crate::fsutil::IoError;
 use crate::keys::secrets::SecretsError;
 use crate::sandbox::SandboxError;
 use crate::store::StoreError;
@@ -33,13 +34,8 @@ pub enum Error {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Refused(String),
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

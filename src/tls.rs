@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
 use crate::config::{TlsConfig, TlsMode};
-use crate::keys::secrets::write_private_file;
+use crate::fsutil::{IoError, write_private_file};
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
@@ -42,13 +42,8 @@ const SERVER_KEY: &str = "key.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} is damaged or not a PEM {what}: {detail}")]
     Damaged {
         path: PathBuf,
@@ -71,11 +66,7 @@ pub enum TlsError {
 }
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TlsError + 'a {
-    move |source| TlsError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TlsError::Io(IoError::new(op, path.to_path_buf(), source))
 }
 
 fn generate_error(err: rcgen::Error) -> TlsError {
@@ -426,7 +417,7 @@ impl std::fmt::Debug for Tls {
 
 /// The directory holding the device's certificates.
 pub fn tls_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("tls")
+    data_dir.join(crate::store::TLS_DIR)
 }
 
 /// Paths of key files that must stay private (mode 0600).
@@ -598,7 +589,9 @@ impl Tls {
             .and_then(|chain| Ok((chain, read_pem_key(&self.dir.join(SERVER_KEY))?)));
         let reason = match &current {
             _ if ca_new => Some("new device CA".to_string()),
-            Err(TlsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(TlsError::Io(IoError { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 Some("first start".into())
             }
             Err(err) => Some(format!("existing certificate unusable: {err}")),

@@ -12,10 +12,11 @@ use clap::Subcommand;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::admin;
-use crate::app::{App, ensure_private_dir};
+use crate::app::App;
 use crate::audit::AuditEvent;
 use crate::clock::SystemClock;
 use crate::config::{self, ConfigSource, ProcessEnvironment, TlsMode};
+use crate::fsutil::ensure_private_dir;
 use crate::server::{self, ConnectionLimits};
 
 #[derive(Debug, Subcommand)]
