@@ -1,7 +1,7 @@
 //! What the process environment contributes: variables, whether the binary is installed,
 //! and `${VAR}` expansion in string values. It never reads the config file itself.
 
-use super::ConfigIssue;
+use super::issue::ConfigIssue;
 
 /// What the process environment contributes to the configuration.
 pub trait Environment {

@@ -9,6 +9,7 @@
 //! the config names.
 
 mod env;
+mod issue;
 mod raw;
 pub mod sandbox;
 mod settings;
@@ -17,13 +18,13 @@ mod units;
 mod validate;
 
 pub use env::{ApplianceEnvironment, Environment, ProcessEnvironment};
+pub use issue::{ConfigError, ConfigIssue, ConfigSource};
 pub use raw::schema_keys;
 pub use settings::*;
 pub use strict::key_file_problem;
 pub use units::{CpuFraction, Seconds, Size, parse_duration, parse_size};
 pub use validate::JWT_EXPIRY_ENV;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use env::expand_env;
@@ -33,84 +34,12 @@ use raw::deserialize_collecting;
 pub const ETC_CONFIG: &str = "/etc/aisopod/config.toml";
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "AISOPOD_CONFIG";
-/// Environment variables that override `[security] mode`, strongest first.
-pub const SECURITY_MODE_ENV: [&str; 2] = ["AISOPOD_SECURITY_MODE", "SECURITY_MODE"];
-/// Secrets shorter than this are refused in strict mode.
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// One problem with the configuration, tied to the key that causes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Dotted key path, such as `server.bind`; empty for the file as a whole.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
+impl Config {
+    /// Built-in defaults, as `gateway start` uses with no config file.
+    pub fn defaults(env: &dyn Environment) -> Result<Config, ConfigError> {
+        parse("", ConfigSource::Defaults, env)
     }
 }
-
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{origin} has {} error(s):\n{}", issues.len(), list(issues))]
-    Invalid {
-        origin: String,
-        issues: Vec<ConfigIssue>,
-    },
-}
-
-impl ConfigError {
-    /// Every issue, for callers that print them one per line.
-    pub fn issues(&self) -> Vec<ConfigIssue> {
-        match self {
-            ConfigError::Read { .. } => vec![ConfigIssue {
-                key: String::new(),
-                message: self.to_string(),
-            }],
-            ConfigError::Invalid { issues, .. } => issues.clone(),
-        }
-    }
-}
-
-fn list(issues: &[ConfigIssue]) -> String {
-    issues
-        .iter()
-        .map(|issue| format!("  - {issue}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Where the configuration came from, for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigSource {
-    File(PathBuf),
-    Defaults,
-}
-
-impl fmt::Display for ConfigSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigSource::File(path) => write!(f, "{}", path.display()),
-            ConfigSource::Defaults => f.write_str("built-in defaults"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Loading.
 
 /// Finds the config file: `--config`, then `$AISOPOD_CONFIG`, then `/etc/aisopod/config.toml`
 /// if it exists. `None` means built-in defaults.

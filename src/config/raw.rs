@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigIssue;
+use super::issue::ConfigIssue;
 use super::settings::{AuthMode, LogFormat, SecurityMode};
 use super::units::{CpuFraction, Seconds, Size};
 use crate::secret::Secret;

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, ConfigSource, Environment, parse};
+use super::issue::ConfigSource;
 use crate::secret::Secret;
+
+/// Environment variables that override `[security] mode`, strongest first.
+pub const SECURITY_MODE_ENV: [&str; 2] = ["AISOPOD_SECURITY_MODE", "SECURITY_MODE"];
+/// Secrets shorter than this are refused in strict mode.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -436,11 +441,6 @@ pub struct SandboxConfig {
 }
 
 impl Config {
-    /// Built-in defaults, as `gateway start` uses with no config file.
-    pub fn defaults(env: &dyn Environment) -> Result<Config, ConfigError> {
-        parse("", ConfigSource::Defaults, env)
-    }
-
     /// Settings that local mode accepts but an operator should hear about at start.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();

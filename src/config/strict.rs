@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use super::issue::ConfigIssue;
 use super::settings::*;
-use super::{ConfigIssue, MIN_SECRET_BYTES};
 
 impl Config {
     /// What strict mode refuses, each naming the key to change.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::Issues;
-use crate::config::Environment;
+use super::issues::Issues;
+use crate::config::env::Environment;
 use crate::config::raw::RawAuth;
 use crate::config::settings::*;
 use crate::secret::Secret;

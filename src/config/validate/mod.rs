@@ -2,58 +2,22 @@
 //! recorded with its key so that one run reports them all.
 
 mod auth;
+mod issues;
 mod tools;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * 1024;
-
 pub use auth::JWT_EXPIRY_ENV;
 use auth::validate_auth;
 use tools::{validate_agents, validate_tools};
 
+use super::env::Environment;
+use super::issue::{ConfigIssue, ConfigSource};
 use super::raw::*;
 use super::settings::*;
-use super::{ConfigIssue, ConfigSource, Environment, SECURITY_MODE_ENV};
-
-pub(super) struct Issues<'a>(&'a mut Vec<ConfigIssue>);
-
-impl Issues<'_> {
-    fn push(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(ConfigIssue {
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    fn range(&mut self, key: &str, value: u64, min: u64, max: u64) -> u64 {
-        if value < min || value > max {
-            self.push(
-                key,
-                format!("{value} is out of range: must be between {min} and {max}"),
-            );
-        }
-        value.clamp(min, max)
-    }
-
-    fn duration(&mut self, key: &str, value: Duration, min: Duration, max: Duration) -> Duration {
-        if value < min || value > max {
-            self.push(
-                key,
-                format!(
-                    "{} is out of range: must be between {} and {}",
-                    humantime::format_duration(value),
-                    humantime::format_duration(min),
-                    humantime::format_duration(max)
-                ),
-            );
-        }
-        value.clamp(min, max)
-    }
-}
+use issues::{Issues, KIB, MIB};
 
 /// The validated configuration, or `None` when the schema could not be read at all;
 /// every problem found goes into `issues`.

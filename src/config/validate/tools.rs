@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Issues, MIB};
+use super::issues::{Issues, MIB};
 use crate::config::raw::*;
 use crate::config::sandbox::{Language, Limits, Preference, ranges};
 use crate::config::settings::*;

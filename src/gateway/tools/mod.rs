@@ -45,7 +45,7 @@ use crate::store::{Store, StoreError, Tree, TreeName};
 pub use crate::config::TOOL_NAMES;
 
 /// The working directory tool programs see inside the sandbox.
-pub const SANDBOX_CWD: &str = "/work";
+pub const SANDBOX_CWD: &str = crate::sandbox::spec::WORK_DIR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
