@@ -1,5 +1,7 @@
 //! The crate's error type: every module's error, in one enum for callers that only pass
-//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
+//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`. It names every
+//! module's error (admin's included), so it sits on layer 7, above everything it wraps;
+//! modules below return their own errors and never this one.
 
 use crate::admin::AdminError;
 use crate::audit::AuditError;

@@ -7,7 +7,12 @@
 //! calls, in every file under `src/`, tests included. This binary reads files only; it
 //! calls nothing of the crate, so it links quickly.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
