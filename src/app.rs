@@ -22,7 +22,8 @@ use crate::admin;
 use crate::audit::AuditEvent;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::server::state::{App, ensure_private_dir};
+use crate::fsutil::ensure_private_dir;
+use crate::server::state::App;
 use crate::server::{self, ConnectionLimits};
 use crate::tls::NameSource;
 
@@ -45,6 +46,8 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
     #[error(transparent)]
     Open(#[from] crate::Error),
     #[error(transparent)]

@@ -1,11 +1,14 @@
 //! The crate's error type: every module's error, in one enum for callers that only pass
-//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`.
+//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`. It names every
+//! module's error (admin's included), so it sits on layer 7, above everything it wraps;
+//! modules below return their own errors and never this one.
 
 use crate::admin::AdminError;
 use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::auth::users::AccountError;
 use crate::config::ConfigError;
+use crate::fsutil::IoError;
 use crate::keys::secrets::SecretsError;
 use crate::sandbox::SandboxError;
 use crate::store::StoreError;
@@ -33,13 +36,8 @@ pub enum Error {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Refused(String),
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,8 +3,21 @@
 //! One binary serves an HTTPS API and dashboard on the LAN with a certificate it made
 //! itself, keeps its state in an embedded store with a tamper-evident audit log, and is
 //! driven from the console through the `aisopod` CLI, which talks to a running gateway
-//! over a local admin socket. The module tree follows the request path: `server` speaks
-//! HTTP, `auth`, `policy` and `tls` guard it, `audit` records it, `store` keeps what must survive.
+//! over a local admin socket.
+//!
+//! The modules form one-way layers: a module imports only modules on its own layer or
+//! below (`tests/layers.rs` checks it, with the same table):
+//!
+//! ```text
+//! 8  app  cli  (main.rs)         wiring and entry
+//! 7  server  admin  error        HTTP, the admin socket; `error` aggregates the modules' errors
+//! 6  gateway                     tools, approvals, the path guard
+//! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
+//! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
+//! 3  store  keys                 sled trees and the backup archive; master key, sealed secrets
+//! 2  config  logging             the validated configuration (a leaf); log setup from it
+//! 1  clock  secret  fsutil  ids  ground: time, secret types, private files and IO errors, ids
+//! ```
 
 pub mod admin;
 pub mod app;
@@ -14,7 +27,9 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod gateway;
+pub mod ids;
 pub mod keys;
 pub mod logging;
 pub mod policy;

@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
 use crate::config::{TlsConfig, TlsMode};
-use crate::keys::secrets::write_private_file;
+use crate::fsutil::{IoError, write_private_file};
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
@@ -42,13 +42,8 @@ const SERVER_KEY: &str = "key.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} is damaged or not a PEM {what}: {detail}")]
     Damaged {
         path: PathBuf,
@@ -71,11 +66,7 @@ pub enum TlsError {
 }
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TlsError + 'a {
-    move |source| TlsError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TlsError::Io(IoError::new(op, path.to_path_buf(), source))
 }
 
 fn generate_error(err: rcgen::Error) -> TlsError {
@@ -230,28 +221,17 @@ fn permitted_by(constraints: &NameConstraints, name: &str) -> bool {
         })
 }
 
+/// Whether a name constraint's subnet holds `ip`; the arithmetic is the `ipnet` crate's.
 fn cidr_contains(cidr: &CidrSubnet, ip: IpAddr) -> bool {
-    match (cidr, ip) {
-        (CidrSubnet::V4(net, mask), IpAddr::V4(ip)) => {
-            let ip = ip.octets();
-            (0..4).all(|i| {
-                ip.get(i)
-                    .zip(net.get(i))
-                    .zip(mask.get(i))
-                    .is_some_and(|((a, n), m)| a & m == n & m)
-            })
+    let net = match cidr {
+        CidrSubnet::V4(addr, mask) => {
+            ipnet::Ipv4Net::with_netmask((*addr).into(), (*mask).into()).map(ipnet::IpNet::V4)
         }
-        (CidrSubnet::V6(net, mask), IpAddr::V6(ip)) => {
-            let ip = ip.octets();
-            (0..16).all(|i| {
-                ip.get(i)
-                    .zip(net.get(i))
-                    .zip(mask.get(i))
-                    .is_some_and(|((a, n), m)| a & m == n & m)
-            })
+        CidrSubnet::V6(addr, mask) => {
+            ipnet::Ipv6Net::with_netmask((*addr).into(), (*mask).into()).map(ipnet::IpNet::V6)
         }
-        _ => false,
-    }
+    };
+    net.is_ok_and(|net| net.contains(&ip))
 }
 
 /// Parses the constraints of an existing CA certificate.
@@ -437,7 +417,7 @@ impl std::fmt::Debug for Tls {
 
 /// The directory holding the device's certificates.
 pub fn tls_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("tls")
+    data_dir.join(crate::store::TLS_DIR)
 }
 
 /// Paths of key files that must stay private (mode 0600).
@@ -609,7 +589,9 @@ impl Tls {
             .and_then(|chain| Ok((chain, read_pem_key(&self.dir.join(SERVER_KEY))?)));
         let reason = match &current {
             _ if ca_new => Some("new device CA".to_string()),
-            Err(TlsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(TlsError::Io(IoError { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 Some("first start".into())
             }
             Err(err) => Some(format!("existing certificate unusable: {err}")),

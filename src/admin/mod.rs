@@ -558,7 +558,7 @@ fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, 
         TlsAccess::Offline => match summarize_files(&services.config.tls, &services.config.storage.data_dir) {
             Ok(Some(summary)) => Ok(summary),
             Ok(None) => Err("TLS is off ([tls] mode = \"off\")".into()),
-            Err(crate::tls::TlsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::tls::TlsError::Io(crate::fsutil::IoError { source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
                 Err("no certificate yet: the gateway makes one on its first start (or run `aisopod cert regenerate`)".into())
             }
             Err(err) => Err(err.to_string()),
@@ -765,10 +765,7 @@ async fn tool_run(
     use crate::gateway::approval::{ApprovalEvent, Requester};
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
     // This connection's own requests are told apart by their session.
-    let session = format!(
-        "admin-socket uid:{uid} call:{}",
-        crate::auth::users::random_id(8)
-    );
+    let session = format!("admin-socket uid:{uid} call:{}", crate::ids::random_id(8));
     let mut events = app.approvals.subscribe();
     let runner = app.sandbox_runner().await;
     let ctx = CallContext {

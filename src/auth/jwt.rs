@@ -17,8 +17,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::scopes::Scopes;
-use crate::auth::users::random_id;
 use crate::clock::SharedClock;
+use crate::ids::random_id;
 use crate::keys::secrets::Secrets;
 use crate::secret::{Secret, SecretBytes};
 use crate::store::{MetaKey, Store, StoreError, Tree, TreeName};

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::SecureRandom;
 use subtle::ConstantTimeEq;
 
-use crate::auth::users::random_id;
+use crate::ids::random_id;
 use crate::secret::Secret;
 
 /// A freshly made credential: the plaintext (shown once) and what is stored.

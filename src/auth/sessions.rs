@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::jwt::{Audience, Claims, Jwt, JwtError};
 use crate::auth::opaque;
 use crate::auth::scopes::Scopes;
-use crate::auth::users::{AccountError, Accounts, UserRecord, random_id};
+use crate::auth::users::{AccountError, Accounts, UserRecord};
 use crate::clock::{SharedClock, rfc3339};
+use crate::ids::random_id;
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, Tree, TreeName};
 

@@ -198,16 +198,6 @@ pub fn normalize_username(name: &str) -> Result<String, AccountError> {
     }
 }
 
-/// Random hex identifier of `bytes` bytes.
-pub fn random_id(bytes: usize) -> String {
-    use ring::rand::SecureRandom;
-    let mut buf = vec![0u8; bytes];
-    // The system RNG does not fail on Linux once booted; a zero id would still be unique
-    // enough to be caught by insert_new.
-    let _ = ring::rand::SystemRandom::new().fill(&mut buf);
-    hex::encode(buf)
-}
-
 /// The account service.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -278,7 +268,7 @@ impl Accounts {
         let name = normalize_username(username)?;
         self.passwords.check_policy(password, &[&name])?;
         let record = UserRecord {
-            id: random_id(16),
+            id: crate::ids::random_id(16),
             username: name.clone(),
             password_hash: self.passwords.hash(password)?,
             scopes,

@@ -196,7 +196,7 @@ fn restore(
     let data_dir = config.storage.data_dir.clone();
     // Restoring onto a new device is setup: it may create the data directory.
     super::check_data_dir(&config, super::Create::Setup)?;
-    crate::server::state::ensure_private_dir(&data_dir)?;
+    crate::fsutil::ensure_private_dir(&data_dir)?;
     let lock = DataDirLock::take(&data_dir).map_err(|err| match err {
         BackupError::Store(StoreError::Locked { .. }) => anyhow::anyhow!("{RUNNING}"),
         other => anyhow::Error::from(other).context("preparing the data directory"),

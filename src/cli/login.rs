@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use crate::keys::secrets::write_private_file;
+use crate::fsutil::write_private_file;
 use crate::tls::fingerprint;
 
 /// How long a single HTTP request may take.
@@ -229,7 +229,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
                 },
             );
             if let Some(dir) = path.parent() {
-                crate::server::state::ensure_private_dir(dir)?;
+                crate::fsutil::ensure_private_dir(dir)?;
             }
             write_private_file(&path, &serde_json::to_vec_pretty(&all)?)
                 .with_context(|| format!("writing {}", path.display()))?;

@@ -137,11 +137,15 @@ fn one_line(err: &anyhow::Error) -> String {
     }
 }
 
+/// What modules above config check in its tables when a command loads it, so that one
+/// run reports every mistake (see [`config::OwnerCheck`]).
+const OWNER_CHECKS: &[config::OwnerCheck<'static>] = &[&crate::policy::shell_config_issues];
+
 /// Loads the configuration the way every command does.
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     let env = ProcessEnvironment;
     let path = config::locate(path, &env);
-    Ok(config::load(path.as_deref(), &env).map_err(crate::Error::from)?)
+    Ok(config::load_checked(path.as_deref(), &env, OWNER_CHECKS).map_err(crate::Error::from)?)
 }
 
 /// The caller as the audit log names it.

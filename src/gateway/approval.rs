@@ -67,7 +67,7 @@ impl ApprovalId {
         ApprovalId(format!(
             "{}{}",
             Self::PREFIX,
-            crate::auth::users::random_id(Self::HEX_DIGITS / 2)
+            crate::ids::random_id(Self::HEX_DIGITS / 2)
         ))
     }
 

@@ -15,9 +15,9 @@
 //! neither removed nor overwritten by [`Secrets::set`] / [`Secrets::remove`], because
 //! losing one silently breaks what depends on it (the audit chain's checkpoints).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -27,11 +27,10 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{IoError, write_private_file};
 use crate::secret::{Secret, SecretBytes};
-use crate::store::{SecretName, Store, StoreError, Tree, TreeName};
+use crate::store::{MASTER_KEY_FILE, NEXT_KEY_FILE, SecretName, Store, StoreError, Tree, TreeName};
 
-const MASTER_KEY_FILE: &str = "master.key";
-const NEXT_KEY_FILE: &str = "master.key.next";
 const KEY_LEN: usize = 32;
 const SEAL_PURPOSE: &str = "aisopod/v1/secrets/seal";
 /// Names the gateway reserves for its own keys. Records written before the `internal`
@@ -41,13 +40,8 @@ const RESERVED_NAMES: &[&str] = &["audit.checkpoint-key"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "{path} is damaged: it holds {len} bytes, a master key has exactly 32; restore it from a backup"
     )]
@@ -148,22 +142,14 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, SecretsError> {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(SecretsError::Io {
-                op: "read",
-                path: path.into(),
-                source,
-            });
+            return Err(SecretsError::Io(IoError::new("read", path, source)));
         }
     };
     let mut bytes = Vec::with_capacity(KEY_LEN);
     Read::by_ref(&mut file)
         .take(KEY_LEN as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| SecretsError::Io {
-            op: "read",
-            path: path.into(),
-            source,
-        })?;
+        .map_err(|source| SecretsError::Io(IoError::new("read", path, source)))?;
     if bytes.len() != KEY_LEN {
         return Err(SecretsError::BadKeyFile {
             path: path.into(),
@@ -171,22 +157,6 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, SecretsError> {
         });
     }
     Ok(Some(MasterKey::from_bytes(bytes)))
-}
-
-/// Writes a file with mode 0600 durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), std::io::Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 /// The master key file's path in a data directory.
@@ -228,11 +198,7 @@ impl Secrets {
             None => {
                 let key = MasterKey::generate()?;
                 write_private_file(&path, key.bytes.expose()).map_err(|source| {
-                    SecretsError::Io {
-                        op: "write",
-                        path: path.clone(),
-                        source,
-                    }
+                    SecretsError::Io(IoError::new("write", path.clone(), source))
                 })?;
                 tracing::info!(path = %path.display(), key_id = %key.id, "created master key");
                 key
@@ -444,11 +410,8 @@ impl Secrets {
     pub fn rotate_master_key(&self) -> Result<Rotation, SecretsError> {
         let next = MasterKey::generate()?;
         let next_path = self.data_dir.join(NEXT_KEY_FILE);
-        write_private_file(&next_path, next.bytes.expose()).map_err(|source| SecretsError::Io {
-            op: "write",
-            path: next_path,
-            source,
-        })?;
+        write_private_file(&next_path, next.bytes.expose())
+            .map_err(|source| SecretsError::Io(IoError::new("write", next_path, source)))?;
         self.keys
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -477,11 +440,7 @@ impl Secrets {
         let next_path = self.data_dir.join(NEXT_KEY_FILE);
         std::fs::rename(&next_path, &path)
             .and_then(|()| File::open(&self.data_dir)?.sync_all())
-            .map_err(|source| SecretsError::Io {
-                op: "install",
-                path: next_path,
-                source,
-            })?;
+            .map_err(|source| SecretsError::Io(IoError::new("install", next_path, source)))?;
         let rotation = Rotation {
             old_key_id: keys.current.id.clone(),
             new_key_id: next.id.clone(),

@@ -25,8 +25,8 @@ use crate::config::{ApplianceEnvironment, Config, ConfigSource, ShellPolicy};
 
 const CORPUS: &str = include_str!("corpus.txt");
 
-/// The shell tool's working directory inside the sandbox (`gateway::tools::SANDBOX_CWD`).
-const WORKSPACE: &str = crate::gateway::tools::SANDBOX_CWD;
+/// The shell tool's working directory inside the sandbox.
+const WORKSPACE: &str = crate::sandbox::spec::WORK_DIR;
 
 /// At most this share of benign lines may be refused under the default policy.
 const MAX_FALSE_REFUSAL: f64 = 0.02;

@@ -52,6 +52,7 @@
 //! pipes into interpreters or unparseable text.
 
 mod analyze;
+mod config_check;
 mod exec_options;
 mod fallback;
 mod inline;
@@ -67,7 +68,9 @@ use serde::{Deserialize, Serialize};
 
 pub use pattern::Glob;
 
+pub use crate::config::DEFAULT_ALLOWED_PROGRAMS;
 use crate::config::{ShellConfig, ShellPolicy, ShellRule, ShellRuleAction};
+pub use config_check::shell_config_issues;
 
 /// Longest command accepted, in bytes; longer ones are denied unread.
 pub const MAX_INPUT: usize = 64 * 1024;
@@ -81,131 +84,6 @@ pub const MAX_NESTING: usize = 48;
 pub const MAX_UNCLOSED_PARENS: usize = 8;
 /// Most simple commands judged in one line.
 pub const MAX_COMMANDS: usize = 512;
-
-/// Programs that run without approval under the allowlist policy unless
-/// `allowed_programs` is set: everyday read-only and development tools. Built-in rules
-/// still apply to them (`cat /etc/shadow` is denied, `git push` needs approval).
-pub const DEFAULT_ALLOWED_PROGRAMS: &[&str] = &[
-    "ls",
-    "cat",
-    "head",
-    "tail",
-    "less",
-    "more",
-    "grep",
-    "egrep",
-    "fgrep",
-    "rg",
-    "find",
-    "wc",
-    "sort",
-    "uniq",
-    "cut",
-    "tr",
-    "diff",
-    "cmp",
-    "comm",
-    "file",
-    "stat",
-    "du",
-    "df",
-    "free",
-    "uptime",
-    "uname",
-    "whoami",
-    "id",
-    "date",
-    "hostname",
-    "which",
-    "whereis",
-    "realpath",
-    "readlink",
-    "basename",
-    "dirname",
-    "tree",
-    "jq",
-    "yq",
-    "awk",
-    "sed",
-    "column",
-    "nl",
-    "paste",
-    "join",
-    "fold",
-    "fmt",
-    "rev",
-    "tac",
-    "xxd",
-    "hexdump",
-    "od",
-    "strings",
-    "md5sum",
-    "sha1sum",
-    "sha256sum",
-    "sha512sum",
-    "b2sum",
-    "cksum",
-    "base64",
-    "seq",
-    "sleep",
-    "env",
-    "printenv",
-    "ps",
-    "pgrep",
-    "lsblk",
-    "lscpu",
-    "lsusb",
-    "lspci",
-    "nproc",
-    "git",
-    "python3",
-    "python",
-    "pip",
-    "pip3",
-    "node",
-    "npm",
-    "cargo",
-    "rustc",
-    "go",
-    "make",
-    "cmake",
-    "gcc",
-    "cc",
-    "g++",
-    "clang",
-    "ld",
-    "pytest",
-    "mkdir",
-    "touch",
-    "cp",
-    "mv",
-    "tee",
-    "tar",
-    "gzip",
-    "gunzip",
-    "zcat",
-    "bzip2",
-    "xz",
-    "unzip",
-    "zip",
-    "vcgencmd",
-    "ip",
-    "ss",
-    "journalctl",
-    "systemctl",
-    "dmesg",
-    "man",
-    "expr",
-    "test",
-    "yes",
-    "time",
-    "timeout",
-    "nice",
-    "xargs",
-    "curl",
-    "wget",
-    "ping",
-];
 
 /// A verdict, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -436,10 +436,8 @@ fn product_default(mode: &str) -> CommandFilter {
         &crate::config::ApplianceEnvironment,
     )
     .unwrap();
-    let mut context = FilterContext::for_config(
-        &config,
-        Some(PathBuf::from(crate::gateway::tools::SANDBOX_CWD)),
-    );
+    let mut context =
+        FilterContext::for_config(&config, Some(PathBuf::from(crate::sandbox::spec::WORK_DIR)));
     context.home = Some(PathBuf::from("/home/pi"));
     CommandFilter::from_config(&config.tools.shell, context).unwrap()
 }

@@ -22,32 +22,12 @@ pub const INTERPRETER_DIRS: [&str; 3] = ["/usr/local/bin", "/usr/bin", "/bin"];
 /// Longest input or output file name.
 const MAX_FILE_NAME: usize = 128;
 
-/// A language the sandbox runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Python,
-    Javascript,
-    Bash,
-}
+pub use crate::config::sandbox::{Language, Limits, ranges};
 
 impl Language {
-    pub const ALL: [Language; 3] = [Language::Python, Language::Javascript, Language::Bash];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Language::Python => "python",
-            Language::Javascript => "javascript",
-            Language::Bash => "bash",
-        }
-    }
-
     /// Parses a language name as config files and flags write it.
     pub fn parse(text: &str) -> Result<Language, SandboxError> {
-        Language::ALL
-            .into_iter()
-            .find(|l| l.name() == text.trim().to_ascii_lowercase())
-            .ok_or_else(|| SandboxError::UnknownLanguage(text.to_string()))
+        Language::from_name(text).ok_or_else(|| SandboxError::UnknownLanguage(text.to_string()))
     }
 
     /// The interpreter's program name, looked up in [`INTERPRETER_DIRS`].
@@ -93,12 +73,6 @@ impl Language {
     }
 }
 
-impl fmt::Display for Language {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The first executable regular file named `program` in `dirs`.
 pub fn find_in(program: &str, dirs: &[&str]) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
@@ -109,46 +83,6 @@ pub fn find_in(program: &str, dirs: &[&str]) -> Option<PathBuf> {
                 .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false)
         })
-}
-
-/// Limits of one run. Built from `[tools.sandbox]`, optionally tightened per run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Wall clock, from start to the kill of every process of the run.
-    pub timeout: Duration,
-    /// Bytes of memory (including tmpfs pages the program writes).
-    pub memory: u64,
-    /// Fraction of one CPU, in thousandths (500 = half a CPU).
-    pub cpu_millis: u32,
-    /// Processes and threads at once.
-    pub pids: u64,
-    /// Bytes kept of each of stdout and stderr.
-    pub max_output: u64,
-    /// Size of each writable tmpfs (`/work`, `/tmp`, `/dev/shm`).
-    pub tmp_size: u64,
-    /// Input files accepted, and output files returned, per run.
-    pub max_files: usize,
-    /// Largest input or output file.
-    pub max_file_size: u64,
-    /// Whether the run shares the host's network instead of an empty namespace.
-    pub network: bool,
-}
-
-/// Ranges every limit must lie in, whether it comes from the config or a flag.
-pub mod ranges {
-    use std::time::Duration;
-
-    pub const TIMEOUT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
-    pub const MEMORY: (u64, u64) = (16 << 20, 64 << 30);
-    /// In thousandths of a CPU.
-    pub const CPU_MILLIS: (u32, u32) = (10, 64_000);
-    pub const PIDS: (u64, u64) = (8, 4096);
-    pub const MAX_OUTPUT: (u64, u64) = (1 << 10, 64 << 20);
-    pub const TMP_SIZE: (u64, u64) = (1 << 20, 4 << 30);
-    pub const MAX_CODE: (u64, u64) = (1 << 10, 768 << 10);
-    pub const MAX_CONCURRENT: (u64, u64) = (1, 64);
-    pub const MAX_FILES: (u64, u64) = (0, 256);
-    pub const QUEUE_TIMEOUT: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(600));
 }
 
 /// One file handed to the program, or one it wrote.

@@ -7,8 +7,7 @@
 //! follow from the config and the files; it never binds a socket or serves a request
 //! (`app::run` does that).
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,7 @@ impl Services {
     /// Creates the data directory (0700) and opens the store, keys and audit log.
     pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
         let data_dir = config.storage.data_dir.clone();
-        ensure_private_dir(&data_dir)?;
+        crate::fsutil::ensure_private_dir(&data_dir)?;
         let store = Store::open(&data_dir, config.storage.cache_size)?;
         let secrets = Arc::new(Secrets::open(&data_dir, &store)?);
         let audit = Audit::open(&store, &secrets, clock.clone())?;
@@ -87,29 +86,6 @@ impl Services {
         }
         Ok(())
     }
-}
-
-/// Creates `dir` with mode 0700, or tightens an existing one that is looser.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    let io = |op, source| Error::Io {
-        op,
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io("create", e))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| io("inspect", e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("chmod", e))?;
-    }
-    Ok(())
 }
 
 /// Background tasks whose death makes the gateway not ready.
@@ -458,6 +434,8 @@ pub fn tls_audit_event(event: TlsEvent) -> AuditEvent {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
 
     use super::*;
     use crate::clock::SystemClock;

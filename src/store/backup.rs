@@ -43,17 +43,19 @@ use std::time::Instant;
 use nix::fcntl::Flock;
 use serde::{Deserialize, Serialize};
 
-use super::{SCHEMA_VERSION, Store, StoreError, take_lock};
+use super::{
+    MASTER_KEY_FILE, NEXT_KEY_FILE, SCHEMA_VERSION, Store, StoreError, TLS_DIR, take_lock,
+};
+use crate::fsutil::IoError;
 
 const MAGIC: &[u8; 16] = b"aisopod-archive1";
 /// The data directory's entries a backup holds and a restore replaces.
-pub const ITEMS: [&str; 4] = ["db", "tls", "master.key", "master.key.next"];
+pub const ITEMS: [&str; 4] = [DB_DIR, TLS_DIR, MASTER_KEY_FILE, NEXT_KEY_FILE];
 const DB_DIR: &str = "db";
-const TLS_DIR: &str = "tls";
 /// Read in this order: a master key rotation writes `.next`, re-seals the store (which
 /// the gate holds still), then renames `.next` over `master.key`; reading `.next` first
 /// can never miss both names of the new key.
-const KEY_FILES: [&str; 2] = ["master.key.next", "master.key"];
+const KEY_FILES: [&str; 2] = [NEXT_KEY_FILE, MASTER_KEY_FILE];
 const RESTORE_DIR: &str = ".restore";
 const JOURNAL: &str = "COMMIT";
 /// Largest file, key and value an archive may hold (keys and certificates are small;
@@ -67,13 +69,8 @@ const BATCH_RECORDS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Reading the archive failed; the source may carry the envelope's verdict
     /// (damaged, truncated).
     #[error("reading the backup failed: {0}")]
@@ -96,11 +93,7 @@ fn io_error<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
-    move |source| BackupError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| BackupError::Io(IoError::new(op, path.to_path_buf(), source))
 }
 
 fn sled_error(err: sled::Error) -> BackupError {
@@ -353,7 +346,7 @@ impl Staged {
         let text =
             serde_json::to_vec(&journal).map_err(|e| BackupError::Malformed(e.to_string()))?;
         let path = self.root.join(JOURNAL);
-        crate::keys::secrets::write_private_file(&path, &text).map_err(io_error("write", &path))?;
+        crate::fsutil::write_private_file(&path, &text).map_err(io_error("write", &path))?;
         self.committed = true;
         apply_journal(data_dir)?;
         Ok(self.stats.clone())
@@ -936,13 +929,5 @@ mod tests {
         ] {
             assert!(file_target(bad).is_none(), "{bad}");
         }
-        assert_eq!(
-            crate::keys::secrets::master_key_path(Path::new("d")),
-            Path::new("d").join(KEY_FILES[1])
-        );
-        assert_eq!(
-            crate::tls::tls_dir(Path::new("d")),
-            Path::new("d").join(TLS_DIR)
-        );
     }
 }

@@ -27,10 +27,20 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::fsutil::IoError;
+
 pub use ids::{AuditSeq, MetaKey, SecretName, StoreKey};
 
 /// Free space below which writes are refused: two of sled's 512 KiB log segments.
 const SPACE_RESERVE: u64 = 1024 * 1024;
+
+/// The data directory's entries beside `db/` that a backup carries. Their owners (`keys`,
+/// `tls`) name them from here, so the archive and the files cannot drift apart.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Where a master key rotation writes the new key before it renames it into place.
+pub const NEXT_KEY_FILE: &str = "master.key.next";
+/// The CA and server certificates and keys.
+pub const TLS_DIR: &str = "tls";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -75,13 +85,8 @@ pub enum StoreError {
         holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
     )]
     Locked { path: PathBuf, holder: Option<u32> },
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("the store in {path} cannot be opened: {message}")]
     Open { path: PathBuf, message: String },
     #[error("store write failed: {0}")]
@@ -105,11 +110,7 @@ pub enum StoreError {
 
 impl StoreError {
     fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-        move |source| StoreError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| StoreError::Io(IoError::new(op, path.to_path_buf(), source))
     }
 
     /// True when the disk is full; callers refuse the operation and keep running.
@@ -267,10 +268,12 @@ impl Store {
     /// operation with it until the database is reopened, so the store must refuse
     /// before sled ever meets a full disk; then freeing space is enough to recover.
     fn ensure_space(&self) -> Result<(), StoreError> {
-        let stat = nix::sys::statvfs::statvfs(&self.inner.dir).map_err(|errno| StoreError::Io {
-            op: "statvfs",
-            path: self.inner.dir.clone(),
-            source: errno.into(),
+        let stat = nix::sys::statvfs::statvfs(&self.inner.dir).map_err(|errno| {
+            StoreError::Io(IoError::new(
+                "statvfs",
+                self.inner.dir.clone(),
+                errno.into(),
+            ))
         })?;
         // The field types are platform aliases (u32 on some 32-bit targets).
         let available =
@@ -425,11 +428,11 @@ fn take_lock(path: &Path) -> Result<Flock<File>, StoreError> {
                 holder,
             })
         }
-        Err((_, errno)) => Err(StoreError::Io {
-            op: "lock",
-            path: path.to_path_buf(),
-            source: errno.into(),
-        }),
+        Err((_, errno)) => Err(StoreError::Io(IoError::new(
+            "lock",
+            path.to_path_buf(),
+            errno.into(),
+        ))),
     }
 }
 

@@ -95,6 +95,48 @@ fn validate_config_reports_ok_or_every_error_with_its_key() {
     assert!(stdout(&missing).contains("/nonexistent/aisopod.toml"));
 }
 
+/// `[tools.shell]` is checked by the command filter, not by config (a leaf); the CLI
+/// hands that check to config, so its mistakes still come in the same run as config's
+/// own, each with its key, and a command refuses to run on them.
+#[test]
+fn validate_config_reports_the_command_filters_keys_with_configs_own() {
+    let setup = Setup::new("");
+    std::fs::write(
+        &setup.config,
+        "[server]\nbind = \"here\"\n[tools.shell]\nallowed_programs = [\"git\", \"/bin/ls\"]\nallowed_hosts = [\"https://x.example/\"]\n[[tools.shell.rules]]\nid = \"bad id\"\naction = \"allow\"\nprogram = \"git\"\nargs = \"x\\\\\"\n",
+    )
+    .unwrap();
+    let bad = setup.cli(&["gateway", "validate-config"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report = stdout(&bad);
+    for key in [
+        "server.bind",
+        "tools.shell.allowed_programs.1",
+        "tools.shell.allowed_hosts.0",
+        "tools.shell.rules.0 (id \"bad id\").id",
+        "tools.shell.rules.0 (id \"bad id\").args",
+    ] {
+        assert!(
+            report.contains(&format!("  {key}: ")),
+            "{key} missing from:\n{report}"
+        );
+    }
+    assert!(report.contains("5 error(s)"), "{report}");
+
+    std::fs::write(
+        &setup.config,
+        "[tools.shell]\nallowed_hosts = [\"https://x.example/\"]\n",
+    )
+    .unwrap();
+    let check = setup.cli(&["policy", "check-command", "--", "ls"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stderr(&check).contains("tools.shell.allowed_hosts.0"),
+        "{}",
+        stderr(&check)
+    );
+}
+
 #[test]
 fn strict_mode_refuses_to_start_naming_the_key() {
     let cases = [

@@ -42,11 +42,10 @@ use crate::policy::{CommandFilter, CommandFilterError, FilterContext, Remembered
 use crate::sandbox::{Runner, SandboxError};
 use crate::store::{Store, StoreError, Tree, TreeName};
 
-/// Every tool an agent may be given.
-pub const TOOL_NAMES: [&str; 5] = ["code_exec", "shell", "read_file", "write_file", "list_dir"];
+pub use crate::config::TOOL_NAMES;
 
 /// The working directory tool programs see inside the sandbox.
-pub const SANDBOX_CWD: &str = "/work";
+pub const SANDBOX_CWD: &str = crate::sandbox::spec::WORK_DIR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {

@@ -24,6 +24,7 @@ pub use v1::CgroupV1;
 pub use v2::CgroupV2;
 
 use super::spec::Limits;
+use crate::fsutil::IoError;
 
 /// Directory under the process's own cgroup that holds the run cgroups.
 pub const SANDBOX_DIR: &str = "aisopod-sandbox";
@@ -36,13 +37,8 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("no usable cgroup hierarchy: {0}")]
     Unusable(String),
     #[error("the processes of cgroup {path} did not exit after SIGKILL within {waited:?}")]
@@ -51,11 +47,7 @@ pub enum CgroupError {
 
 impl CgroupError {
     fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
-        CgroupError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
+        CgroupError::Io(IoError::new(op, path.to_path_buf(), source))
     }
 }
 
@@ -198,15 +190,7 @@ pub fn run_name(counter: u64) -> String {
 // ---------------------------------------------------------------------------------------
 // Finding the hierarchies.
 
-/// Which interface to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preference {
-    /// v2 when it has the memory and pids controllers, else v1 when those are mounted,
-    /// else whichever has more.
-    Auto,
-    V1,
-    V2,
-}
+pub use crate::config::sandbox::Preference;
 
 /// One cgroup mount from `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]

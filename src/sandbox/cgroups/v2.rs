@@ -276,7 +276,7 @@ mod tests {
 
         assert!(matches!(
             manager.create("run-1-1", &limits()),
-            Err(CgroupError::Io { op: "create", .. })
+            Err(CgroupError::Io(crate::fsutil::IoError { op: "create", .. }))
         ));
         manager.remove(&run).unwrap();
         assert!(!dir.exists());
