@@ -28,7 +28,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
@@ -90,7 +90,7 @@ pub enum TlsEvent {
 }
 
 /// A certificate as `cert show` reports it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertInfo {
     pub subject: String,
     pub sha256: String,
@@ -104,9 +104,9 @@ pub struct CertInfo {
 }
 
 /// What `cert show` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsSummary {
-    pub mode: &'static str,
+    pub mode: String,
     pub ca: Option<CertInfo>,
     pub server: CertInfo,
     pub renews_after: Option<String>,
@@ -583,7 +583,8 @@ impl Tls {
                 "self-signed"
             } else {
                 "files"
-            },
+            }
+            .into(),
             ca: loaded.ca,
             server: loaded.server,
             renews_after,
@@ -939,7 +940,7 @@ pub fn summarize_files(
             .unwrap_or_default()
     });
     Ok(Some(TlsSummary {
-        mode,
+        mode: mode.into(),
         ca,
         server,
         renews_after,

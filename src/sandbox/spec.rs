@@ -233,16 +233,39 @@ fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
     (data.len() as u64 <= max).then_some(data)
 }
 
-/// What a caller asks to run.
-#[derive(Clone)]
+/// What a caller asks to run; the admin socket carries it as it is.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RunRequest {
     pub language: Language,
+    #[serde(with = "base64_bytes")]
     pub code: Vec<u8>,
+    #[serde(default)]
     pub files: Vec<FileData>,
     /// Tighter or other limits for this run; `None` keeps the configured value.
+    #[serde(default, rename = "timeout_ms", with = "optional_millis")]
     pub timeout: Option<Duration>,
+    #[serde(default)]
     pub memory: Option<u64>,
+    #[serde(default)]
     pub network: Option<bool>,
+}
+
+/// A duration on the wire as whole milliseconds.
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
 }
 
 impl fmt::Debug for RunRequest {
