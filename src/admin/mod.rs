@@ -753,9 +753,8 @@ mod tests {
         let remove = r#"{"command":"user-remove","name":"owner"}"#;
         for line in [
             "{\"version\":2,\"request\":".to_string() + remove,
-            format!(
-                r#"{{"version":2,"request":{{"command":"user-remove","name":"owner","also":1}}}}"#
-            ),
+            r#"{"version":2,"request":{"command":"user-remove","name":"owner","also":1}}"#
+                .to_string(),
             r#"{"version":2,"request":{"command":"shutdown"}}"#.to_string(),
             "\u{1b}[2J\n".to_string(),
         ] {

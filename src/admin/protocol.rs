@@ -542,7 +542,7 @@ mod tests {
             AdminRequest::UserAdd {
                 name: "ann".into(),
                 password: Secret::new("pw"),
-                scopes: scopes.clone(),
+                scopes,
             },
             AdminRequest::UserList,
             AdminRequest::UserPasswd {
