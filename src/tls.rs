@@ -820,15 +820,8 @@ fn renewal_due(info: &CertInfo) -> i64 {
 }
 
 fn pem_encode(der: &[u8]) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
 }
 
 fn random_serial() -> Result<SerialNumber, TlsError> {
@@ -1187,5 +1180,17 @@ mod tests {
         let err = Tls::open(&tls_config(), dir.path(), clock, names).unwrap_err();
         assert!(matches!(err, TlsError::CaDamaged(_)));
         assert!(err.to_string().contains("cert regenerate --ca"));
+    }
+
+    #[test]
+    fn the_ca_pem_is_standard_pem_that_decodes_to_the_same_certificate() {
+        let der = (0..=255u8).cycle().take(700).collect::<Vec<u8>>();
+        let text = pem_encode(&der);
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n"), "{text}");
+        assert!(text.ends_with("-----END CERTIFICATE-----\n"), "{text}");
+        assert!(!text.contains('\r'));
+        assert!(text.lines().all(|line| line.len() <= 64));
+        let back = CertificateDer::from_pem_slice(text.as_bytes()).unwrap();
+        assert_eq!(back.as_ref(), der.as_slice());
     }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_with::As;
+use serde_with::base64::Base64;
 
 use super::SandboxError;
 
@@ -155,7 +157,7 @@ pub mod ranges {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileData {
     pub name: String,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "As::<Base64>")]
     pub data: Vec<u8>,
 }
 
@@ -237,7 +239,7 @@ fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RunRequest {
     pub language: Language,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "As::<Base64>")]
     pub code: Vec<u8>,
     #[serde(default)]
     pub files: Vec<FileData>,
@@ -452,23 +454,6 @@ impl fmt::Debug for RunOutcome {
             .field("peak_memory", &self.peak_memory)
             .field("files", &self.files)
             .finish()
-    }
-}
-
-/// Bytes as base64 text in JSON.
-pub mod base64_bytes {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)
     }
 }
 

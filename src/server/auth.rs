@@ -380,22 +380,13 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
 /// A caller holding the `admin` scope. Sealed: only this extractor makes one, after
 /// checking the scope, so a handler taking an `Admin` cannot run without that check.
 ///
-/// A handler cannot forge one, neither by its constructor nor from a [`Caller`]:
+/// A handler cannot forge one, not even from a [`Caller`]'s principal:
 ///
 /// ```compile_fail,E0423
-/// use aisopod::auth::Principal;
-/// use aisopod::server::auth::Admin;
-///
-/// fn forge(principal: Principal) -> Admin {
-///     Admin(principal)
-/// }
-/// ```
-///
-/// ```compile_fail,E0308
 /// use aisopod::server::auth::{Admin, Caller};
 ///
 /// fn promote(caller: Caller) -> Admin {
-///     caller
+///     Admin(caller.into_principal())
 /// }
 /// ```
 #[derive(Debug, Clone)]

@@ -92,13 +92,8 @@ fn public_base(app: &App, request_host: Option<&str>) -> String {
     if let Some(url) = &app.config().server.public_url {
         return url.clone();
     }
-    let host = request_host
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
-        })
-        .unwrap_or("localhost");
+    let host = request_host.and_then(crate::server::host::RequestHost::parse);
+    let host = host.as_ref().map_or("localhost", |h| h.authority());
     format!("{}://{host}", app.config().scheme())
 }
 
