@@ -89,6 +89,7 @@ fn run(
             running: matches!(tls, TlsAccess::Live(_)),
             data_dir: services.config.storage.data_dir.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            sandbox: None,
         })),
         AdminRequest::AuditList { query } => services
             .audit
@@ -458,6 +459,14 @@ async fn handle_connection(
             })
         }
         Ok(Ok(_)) => match protocol::parse_request(&line) {
+            Ok(AdminRequest::Status) => {
+                let tls = TlsAccess::Live(app.tls.as_ref());
+                let mut answer = execute(&app.services, tls, &actor, AdminRequest::Status);
+                if let Ok(AdminResponse::Status(report)) = &mut answer {
+                    report.sandbox = Some(app.sandbox_status());
+                }
+                answer
+            }
             Ok(AdminRequest::SandboxRun { run }) => sandbox_run(&app, &actor, run).await,
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
                 tool_run(&app, uid, agent, tool, input, &mut write).await
@@ -657,6 +666,10 @@ mod tests {
         match ask(&socket, AdminRequest::Status).await {
             Ok(AdminResponse::Status(status)) => {
                 assert!(status.running);
+                assert_eq!(
+                    status.sandbox,
+                    Some(crate::sandbox::SandboxStatus::Disabled)
+                );
                 assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
             }
             other => panic!("{other:?}"),

@@ -190,6 +190,9 @@ pub struct StatusReport {
     pub running: bool,
     pub data_dir: std::path::PathBuf,
     pub version: String,
+    /// Whether code execution is available; only a running gateway knows.
+    #[serde(default)]
+    pub sandbox: Option<crate::sandbox::SandboxStatus>,
 }
 
 /// A stored secret's name and the master key it is sealed under.

@@ -2,7 +2,7 @@
 //! admin socket and tool calls read. It owns only the state and its wire form (the
 //! strings `/ready` has always shown); it never probes the kernel or runs anything.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The sandbox's state, from start-up on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,24 @@ impl Serialize for SandboxStatus {
     }
 }
 
+/// Read back from the same strings (the admin socket's `status` answer carries it).
+impl<'de> Deserialize<'de> for SandboxStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "checking" => SandboxStatus::Checking,
+            "ok" => SandboxStatus::Ok,
+            "disabled" => SandboxStatus::Disabled,
+            other => SandboxStatus::Unavailable(
+                other
+                    .strip_prefix("unavailable: ")
+                    .unwrap_or(other)
+                    .to_string(),
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +79,10 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(&status).unwrap(), wire);
             assert_eq!(status.to_string(), wire);
+            assert_eq!(
+                serde_json::from_value::<SandboxStatus>(wire.into()).unwrap(),
+                status
+            );
         }
         assert!(SandboxStatus::Ok.is_ok());
         assert!(!SandboxStatus::Checking.is_ok());
