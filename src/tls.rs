@@ -28,7 +28,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::{SharedClock, rfc3339};
@@ -81,7 +81,7 @@ pub enum TlsEvent {
 }
 
 /// A certificate as `cert show` reports it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertInfo {
     pub subject: String,
     pub sha256: String,
@@ -95,9 +95,9 @@ pub struct CertInfo {
 }
 
 /// What `cert show` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsSummary {
-    pub mode: &'static str,
+    pub mode: String,
     pub ca: Option<CertInfo>,
     pub server: CertInfo,
     pub renews_after: Option<String>,
@@ -563,7 +563,8 @@ impl Tls {
                 "self-signed"
             } else {
                 "files"
-            },
+            }
+            .into(),
             ca: loaded.ca,
             server: loaded.server,
             renews_after,
@@ -801,15 +802,8 @@ fn renewal_due(info: &CertInfo) -> i64 {
 }
 
 fn pem_encode(der: &[u8]) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
 }
 
 fn random_serial() -> Result<SerialNumber, TlsError> {
@@ -921,7 +915,7 @@ pub fn summarize_files(
             .unwrap_or_default()
     });
     Ok(Some(TlsSummary {
-        mode,
+        mode: mode.into(),
         ca,
         server,
         renews_after,
@@ -1168,5 +1162,17 @@ mod tests {
         let err = Tls::open(&tls_config(), dir.path(), clock, names).unwrap_err();
         assert!(matches!(err, TlsError::CaDamaged(_)));
         assert!(err.to_string().contains("cert regenerate --ca"));
+    }
+
+    #[test]
+    fn the_ca_pem_is_standard_pem_that_decodes_to_the_same_certificate() {
+        let der = (0..=255u8).cycle().take(700).collect::<Vec<u8>>();
+        let text = pem_encode(&der);
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n"), "{text}");
+        assert!(text.ends_with("-----END CERTIFICATE-----\n"), "{text}");
+        assert!(!text.contains('\r'));
+        assert!(text.lines().all(|line| line.len() <= 64));
+        let back = CertificateDer::from_pem_slice(text.as_bytes()).unwrap();
+        assert_eq!(back.as_ref(), der.as_slice());
     }
 }

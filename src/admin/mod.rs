@@ -1,7 +1,7 @@
 //! The admin socket: how the CLI drives a running gateway, and the commands it carries.
 //!
 //! A running gateway holds the store, so state-changing CLI commands cannot open it;
-//! they send an [`AdminRequest`] as one JSON line over a Unix socket in the runtime
+//! they send an [`AdminRequest`] as one versioned JSON line ([`protocol`]) over a Unix socket in the runtime
 //! directory (mode 0600, in a 0700 directory, and the peer's uid is checked: only root
 //! and the gateway's own user are served). The peer must also be in the gateway's own
 //! user namespace: a sandboxed run's one id maps to the service user on a host that
@@ -10,256 +10,32 @@
 //! command except `status` is audited with the caller's uid. This module never parses
 //! command-line flags and never speaks HTTP.
 //!
-//! One answer per request, except that a tool call waiting for approval first sends
-//! one [`ApprovalPending`] line per request it waits for, so the console can say what it
-//! waits for and where to answer instead of looking hung.
+//! One typed answer per request ([`AdminResponse`] or [`CommandError`]), except that a
+//! tool call waiting for approval first sends one [`PendingApproval`] line per request
+//! it waits for, so the console can say what it waits for and where to answer instead
+//! of looking hung.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::audit::{AuditError, AuditEvent, ExportSeal, Outcome, Query};
-use crate::auth::scopes::Scopes;
+use crate::audit::{AuditEvent, Outcome};
 use crate::config::Config;
-use crate::secret::Secret;
 use crate::server::state::{App, Services, tls_audit_event};
 use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
-/// Largest request line the socket accepts.
-const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+mod client;
+pub mod protocol;
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("cannot reach the gateway's admin socket {path}: {source}")]
-    Connect {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("admin socket protocol error: {0}")]
-    Protocol(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// A command for the gateway.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum AdminRequest {
-    Status,
-    AuditList {
-        query: Query,
-    },
-    AuditVerify,
-    AuditExport,
-    /// Checks an exported log's seal line against this log's key; the CLI has already
-    /// walked the exported chain to `end_seq`/`end_hash`.
-    AuditVerifyExport {
-        seal: ExportSeal,
-        end_seq: u64,
-        end_hash: String,
-    },
-    CertShow,
-    CertRegenerate {
-        ca: bool,
-    },
-    SecretsSet {
-        name: String,
-        #[serde(serialize_with = "expose_secret")]
-        value: Secret,
-    },
-    SecretsList,
-    SecretsRemove {
-        name: String,
-    },
-    SecretsRotateMasterKey,
-    UserAdd {
-        name: String,
-        #[serde(serialize_with = "expose_secret")]
-        password: Secret,
-        scopes: Scopes,
-    },
-    UserList,
-    UserPasswd {
-        name: String,
-        #[serde(serialize_with = "expose_secret")]
-        password: Secret,
-    },
-    UserRemove {
-        name: String,
-    },
-    UserDisable {
-        name: String,
-        disabled: bool,
-    },
-    UserUnlock {
-        name: String,
-    },
-    ClaimCode,
-    TokenCreate {
-        owner: Option<String>,
-        name: String,
-        scopes: Scopes,
-        expires: Option<String>,
-    },
-    TokenList,
-    TokenRevoke {
-        id: String,
-    },
-    TokenRotate {
-        name: String,
-        grace: Option<String>,
-    },
-    /// A new session signing key (its own command: rotating a token never does this).
-    SigningKeyRotate,
-    SandboxRun {
-        run: SandboxRunRequest,
-    },
-    ToolRun {
-        agent: String,
-        tool: String,
-        input: serde_json::Value,
-    },
-    /// A consistent snapshot for `aisopod backup create`, sealed under a one-time key
-    /// that only this answer carries.
-    BackupSnapshot,
-}
-
-/// A sandbox run as the admin socket carries it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SandboxRunRequest {
-    pub language: crate::sandbox::Language,
-    #[serde(with = "crate::sandbox::spec::base64_bytes")]
-    pub code: Vec<u8>,
-    #[serde(default)]
-    pub files: Vec<crate::sandbox::FileData>,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub memory: Option<u64>,
-    #[serde(default)]
-    pub network: Option<bool>,
-}
-
-impl From<&crate::sandbox::RunRequest> for SandboxRunRequest {
-    fn from(request: &crate::sandbox::RunRequest) -> Self {
-        SandboxRunRequest {
-            language: request.language,
-            code: request.code.clone(),
-            files: request.files.clone(),
-            timeout_ms: request.timeout.map(|t| t.as_millis() as u64),
-            memory: request.memory,
-            network: request.network,
-        }
-    }
-}
-
-impl From<SandboxRunRequest> for crate::sandbox::RunRequest {
-    fn from(run: SandboxRunRequest) -> Self {
-        crate::sandbox::RunRequest {
-            language: run.language,
-            code: run.code,
-            files: run.files,
-            timeout: run.timeout_ms.map(Duration::from_millis),
-            memory: run.memory,
-            network: run.network,
-        }
-    }
-}
-
-fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(secret.expose())
-}
-
-impl std::fmt::Debug for AdminRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl AdminRequest {
-    /// The command's name as audited.
-    pub fn name(&self) -> &'static str {
-        match self {
-            AdminRequest::Status => "status",
-            AdminRequest::AuditList { .. } => "audit.list",
-            AdminRequest::AuditVerify => "audit.verify",
-            AdminRequest::AuditExport => "audit.export",
-            AdminRequest::AuditVerifyExport { .. } => "audit.verify_export",
-            AdminRequest::CertShow => "cert.show",
-            AdminRequest::CertRegenerate { .. } => "cert.regenerate",
-            AdminRequest::SecretsSet { .. } => "secrets.set",
-            AdminRequest::SecretsList => "secrets.list",
-            AdminRequest::SecretsRemove { .. } => "secrets.remove",
-            AdminRequest::SecretsRotateMasterKey => "secrets.rotate_master_key",
-            AdminRequest::SandboxRun { .. } => "sandbox.run",
-            AdminRequest::ToolRun { .. } => "tool.run",
-            AdminRequest::BackupSnapshot => "backup.snapshot",
-            AdminRequest::UserAdd { .. } => "user.add",
-            AdminRequest::UserList => "user.list",
-            AdminRequest::UserPasswd { .. } => "user.passwd",
-            AdminRequest::UserRemove { .. } => "user.remove",
-            AdminRequest::UserDisable { disabled: true, .. } => "user.disable",
-            AdminRequest::UserDisable {
-                disabled: false, ..
-            } => "user.enable",
-            AdminRequest::UserUnlock { .. } => "user.unlock",
-            AdminRequest::ClaimCode => "auth.claim_code",
-            AdminRequest::TokenCreate { .. } => "auth.token_create",
-            AdminRequest::TokenList => "auth.token_list",
-            AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
-            AdminRequest::TokenRotate { .. } => "auth.token_rotate",
-            AdminRequest::SigningKeyRotate => "auth.signing_key_rotate",
-        }
-    }
-
-    fn target(&self) -> String {
-        match self {
-            AdminRequest::SecretsSet { name, .. }
-            | AdminRequest::SecretsRemove { name }
-            | AdminRequest::UserAdd { name, .. }
-            | AdminRequest::UserPasswd { name, .. }
-            | AdminRequest::UserRemove { name }
-            | AdminRequest::UserDisable { name, .. }
-            | AdminRequest::UserUnlock { name }
-            | AdminRequest::TokenCreate { name, .. }
-            | AdminRequest::TokenRotate { name, .. } => name.clone(),
-            AdminRequest::TokenRevoke { id } => id.clone(),
-            AdminRequest::CertRegenerate { ca: true } => "ca".into(),
-            _ => String::new(),
-        }
-    }
-}
-
-/// Sent before the answer while a console tool call waits for a person's approval.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ApprovalPending {
-    pub approval_pending: PendingApproval,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PendingApproval {
-    pub id: String,
-    pub summary: String,
-    pub reason: String,
-    pub expires: String,
-}
-
-/// The answer: `ok` with a result, or an error message.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AdminResponse {
-    pub ok: bool,
-    #[serde(default)]
-    pub result: serde_json::Value,
-    #[serde(default)]
-    pub error: Option<String>,
-}
+pub use client::{AdminError, send, send_noting};
+pub use protocol::{
+    AdminRequest, AdminResponse, CommandError, IssuedToken, PendingApproval, SecretEntry,
+    StatusReport,
+};
+use protocol::{MAX_REQUEST_BYTES, Reply, ReplyLine};
 
 /// Where the certificate commands find TLS: the live service, or files on disk.
 #[derive(Debug)]
@@ -279,7 +55,7 @@ pub fn execute(
     tls: TlsAccess<'_>,
     actor: &str,
     request: AdminRequest,
-) -> AdminResponse {
+) -> Result<AdminResponse, CommandError> {
     let name = request.name();
     let target = request.target();
     let result = run(services, tls, request);
@@ -294,65 +70,56 @@ pub fn execute(
             .target(target)
             .outcome(outcome);
         if let Err(err) = &result {
-            event = event.details(serde_json::json!({ "error": err }));
+            event = event.details(serde_json::json!({ "error": err.to_string() }));
         }
         services.audit.record_or_log(event);
     }
-    match result {
-        Ok(result) => AdminResponse {
-            ok: true,
-            result,
-            error: None,
-        },
-        Err(error) => AdminResponse {
-            ok: false,
-            result: serde_json::Value::Null,
-            error: Some(error),
-        },
-    }
+    result
 }
 
 fn run(
     services: &Services,
     tls: TlsAccess<'_>,
     request: AdminRequest,
-) -> Result<serde_json::Value, String> {
-    let json =
-        |value: Result<serde_json::Value, serde_json::Error>| value.map_err(|e| e.to_string());
+) -> Result<AdminResponse, CommandError> {
+    let command = request.name();
+    let failed = |err: &dyn std::fmt::Display| CommandError::failed(command, err);
     match request {
-        AdminRequest::Status => Ok(serde_json::json!({
-            "running": matches!(tls, TlsAccess::Live(_)),
-            "data_dir": services.config.storage.data_dir,
-            "version": env!("CARGO_PKG_VERSION"),
+        AdminRequest::Status => Ok(AdminResponse::Status(StatusReport {
+            running: matches!(tls, TlsAccess::Live(_)),
+            data_dir: services.config.storage.data_dir.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            sandbox: None,
         })),
-        AdminRequest::AuditList { query } => json(serde_json::to_value(
-            services.audit.list(&query).map_err(|e| e.to_string())?,
-        )),
-        AdminRequest::AuditVerify => match services.audit.verify() {
-            Ok(verified) => json(serde_json::to_value(verified)),
-            Err(err @ AuditError::Broken { .. }) => Err(err.to_string()),
-            Err(err) => Err(err.to_string()),
-        },
-        AdminRequest::AuditExport => json(serde_json::to_value(
-            services.audit.export().map_err(|e| e.to_string())?,
-        )),
+        AdminRequest::AuditList { query } => services
+            .audit
+            .list(&query)
+            .map(AdminResponse::AuditRecords)
+            .map_err(|e| failed(&e)),
+        AdminRequest::AuditVerify => services
+            .audit
+            .verify()
+            .map(AdminResponse::AuditVerified)
+            .map_err(|e| failed(&e)),
+        AdminRequest::AuditExport => services
+            .audit
+            .export()
+            .map(AdminResponse::AuditExport)
+            .map_err(|e| failed(&e)),
         AdminRequest::AuditVerifyExport {
             seal,
             end_seq,
             end_hash,
-        } => json(serde_json::to_value(
-            services
-                .audit
-                .verify_export_seal(&seal, end_seq, &end_hash)
-                .map_err(|e| e.to_string())?,
-        )),
-        AdminRequest::CertShow => {
-            cert_summary(services, &tls).and_then(|s| json(serde_json::to_value(s)))
-        }
+        } => services
+            .audit
+            .verify_export_seal(&seal, end_seq, &end_hash)
+            .map(AdminResponse::AuditVerified)
+            .map_err(|e| failed(&e)),
+        AdminRequest::CertShow => cert_summary(services, &tls).map(AdminResponse::Certificate),
         AdminRequest::CertRegenerate { ca } => {
             let events = match tls {
-                TlsAccess::Live(Some(tls)) => tls.regenerate(ca).map_err(|e| e.to_string())?,
-                TlsAccess::Live(None) => return Err("TLS is off ([tls] mode = \"off\")".into()),
+                TlsAccess::Live(Some(tls)) => tls.regenerate(ca).map_err(|e| failed(&e))?,
+                TlsAccess::Live(None) => return Err(CommandError::TlsOff),
                 TlsAccess::Offline => {
                     let config = &services.config;
                     let extra = config.tls.extra_names.clone();
@@ -367,7 +134,7 @@ fn run(
                                 &services.clock,
                                 &names,
                             )
-                            .map_err(|e| e.to_string())?,
+                            .map_err(|e| failed(&e))?,
                         );
                     }
                     let Some((tls, opened)) = Tls::open(
@@ -376,9 +143,9 @@ fn run(
                         services.clock.clone(),
                         names,
                     )
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| failed(&e))?
                     else {
-                        return Err("TLS is off ([tls] mode = \"off\")".into());
+                        return Err(CommandError::TlsOff);
                     };
                     // Opening issues a certificate when none fits; otherwise issue one now.
                     let issued = opened
@@ -386,68 +153,80 @@ fn run(
                         .any(|e| matches!(e, crate::tls::TlsEvent::ServerIssued { .. }));
                     events.extend(opened);
                     if !issued {
-                        events.extend(tls.regenerate(false).map_err(|e| e.to_string())?);
+                        events.extend(tls.regenerate(false).map_err(|e| failed(&e))?);
                     }
                     events
                 }
             };
-            let mut fingerprints = Vec::new();
+            let mut issued = Vec::new();
             for event in events {
                 let (crate::tls::TlsEvent::ServerIssued { fingerprint, .. }
                 | crate::tls::TlsEvent::CaCreated { fingerprint }) = &event;
-                fingerprints.push(fingerprint.clone());
+                issued.push(fingerprint.clone());
                 services.audit.record_or_log(tls_audit_event(event));
             }
-            Ok(serde_json::json!({ "issued": fingerprints }))
+            Ok(AdminResponse::CertificatesIssued { issued })
         }
         AdminRequest::SecretsSet { name, value } => {
-            let name = SecretName::parse(&name)?;
+            let name = secret_name(&name)?;
             if value.is_empty() {
-                return Err("refusing to store an empty secret".into());
+                return Err(CommandError::EmptySecret);
             }
             services
                 .secrets
                 .set(&name, &value)
-                .map_err(|e| e.to_string())?;
-            Ok(serde_json::json!({ "name": name, "key_id": services.secrets.key_id() }))
+                .map_err(|e| failed(&e))?;
+            Ok(AdminResponse::SecretStored(SecretEntry {
+                name: name.to_string(),
+                key_id: services.secrets.key_id(),
+            }))
         }
         AdminRequest::SecretsList => {
-            let list = services.secrets.list().map_err(|e| e.to_string())?;
-            Ok(serde_json::Value::Array(
+            let list = services.secrets.list().map_err(|e| failed(&e))?;
+            Ok(AdminResponse::Secrets(
                 list.into_iter()
-                    .map(|(name, kid)| serde_json::json!({ "name": name, "key_id": kid }))
+                    .map(|(name, key_id)| SecretEntry {
+                        name: name.to_string(),
+                        key_id,
+                    })
                     .collect(),
             ))
         }
         AdminRequest::SecretsRemove { name } => {
-            let name = SecretName::parse(&name)?;
-            match services.secrets.remove(&name).map_err(|e| e.to_string())? {
-                true => Ok(serde_json::json!({ "removed": name })),
-                false => Err(format!("no secret named {name}")),
+            let name = secret_name(&name)?;
+            match services.secrets.remove(&name).map_err(|e| failed(&e))? {
+                true => Ok(AdminResponse::SecretRemoved {
+                    removed: name.to_string(),
+                }),
+                false => Err(CommandError::NoSuchSecret {
+                    name: name.to_string(),
+                }),
             }
         }
-        AdminRequest::SecretsRotateMasterKey => json(serde_json::to_value(
-            services
-                .secrets
-                .rotate_master_key()
-                .map_err(|e| e.to_string())?,
-        )),
+        AdminRequest::SecretsRotateMasterKey => services
+            .secrets
+            .rotate_master_key()
+            .map(AdminResponse::MasterKeyRotated)
+            .map_err(|e| failed(&e)),
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
-        AdminRequest::SandboxRun { .. } => Err("sandbox runs need a running gateway".into()),
-        AdminRequest::ToolRun { .. } => Err("tool calls need a running gateway".into()),
-        AdminRequest::BackupSnapshot => json(serde_json::to_value(
-            crate::keys::backup_crypto::seal_snapshot(
-                &services.store,
-                &services.config.storage.data_dir,
-                &crate::clock::rfc3339(services.clock.now()),
-            )
-            .map_err(|e| e.to_string())?,
-        )),
+        AdminRequest::SandboxRun { .. } => Err(CommandError::NeedsGateway {
+            what: "sandbox runs".into(),
+        }),
+        AdminRequest::ToolRun { .. } => Err(CommandError::NeedsGateway {
+            what: "tool calls".into(),
+        }),
+        AdminRequest::BackupSnapshot => crate::keys::backup_crypto::seal_snapshot(
+            &services.store,
+            &services.config.storage.data_dir,
+            &crate::clock::rfc3339(services.clock.now()),
+        )
+        .map(AdminResponse::BackupSnapshot)
+        .map_err(|e| failed(&e)),
         AdminRequest::UserList => {
-            let users = services.auth.accounts.list().map_err(|e| e.to_string())?;
-            json(serde_json::to_value(
-                users.iter().map(|u| u.view()).collect::<Vec<_>>(),
+            let users = services.auth.accounts.list().map_err(|e| failed(&e))?;
+            Ok(AdminResponse::Users(
+                users.iter().map(|u| u.view()).collect(),
             ))
         }
         AdminRequest::UserAdd {
@@ -460,168 +239,149 @@ fn run(
                 // The owner now exists; the first-run claim code must not make another.
                 services.auth.claim.cancel();
             }
-            user_result(created)
+            user_result(command, created)
         }
-        AdminRequest::UserPasswd { name, password } => {
-            user_result(services.auth.accounts.set_password(&name, &password))
+        AdminRequest::UserPasswd { name, password } => user_result(
+            command,
+            services.auth.accounts.set_password(&name, &password),
+        ),
+        AdminRequest::UserRemove { name } => {
+            user_result(command, services.auth.accounts.remove(&name))
         }
-        AdminRequest::UserRemove { name } => user_result(services.auth.accounts.remove(&name)),
-        AdminRequest::UserDisable { name, disabled } => {
-            user_result(services.auth.accounts.set_disabled(&name, disabled))
+        AdminRequest::UserDisable { name, disabled } => user_result(
+            command,
+            services.auth.accounts.set_disabled(&name, disabled),
+        ),
+        AdminRequest::UserUnlock { name } => {
+            user_result(command, services.auth.accounts.unlock(&name))
         }
-        AdminRequest::UserUnlock { name } => user_result(services.auth.accounts.unlock(&name)),
-        AdminRequest::TokenCreate { owner, name, scopes, expires } => {
+        AdminRequest::TokenCreate {
+            owner,
+            name,
+            scopes,
+            expires,
+        } => {
             let auth = &services.auth;
-            if auth.mode != crate::config::AuthMode::Password && auth.mode != crate::config::AuthMode::Device {
-                return Err("API tokens need user accounts ([auth] mode = \"password\" or \"device\")".into());
+            if auth.mode != crate::config::AuthMode::Password
+                && auth.mode != crate::config::AuthMode::Device
+            {
+                return Err(CommandError::AccountsRequired);
             }
             let ttl = expires.as_deref().map(duration_secs).transpose()?;
             let owner = match owner {
-                Some(owner) => auth.accounts.get(&owner).map_err(|e| e.to_string())?.ok_or_else(|| format!("no user named {owner}"))?,
+                Some(owner) => auth
+                    .accounts
+                    .get(&owner)
+                    .map_err(|e| failed(&e))?
+                    .ok_or(CommandError::NoSuchUser { name: owner })?,
                 None => sole_admin(services)?,
             };
-            let (secret, record) = auth
+            let (token, record) = auth
                 .tokens
                 .create(&owner, &name, scopes, owner.scopes, ttl, "console")
-                .map_err(|e| e.to_string())?;
-            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
-            if let Some(object) = value.as_object_mut() {
-                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
-            }
-            Ok(value)
+                .map_err(|e| failed(&e))?;
+            Ok(AdminResponse::TokenIssued(IssuedToken { record, token }))
         }
-        AdminRequest::TokenList => json(serde_json::to_value(services.auth.tokens.list().map_err(|e| e.to_string())?)),
-        AdminRequest::TokenRevoke { id } => json(serde_json::to_value(services.auth.tokens.revoke(&id).map_err(|e| e.to_string())?)),
+        AdminRequest::TokenList => services
+            .auth
+            .tokens
+            .list()
+            .map(AdminResponse::Tokens)
+            .map_err(|e| failed(&e)),
+        AdminRequest::TokenRevoke { id } => services
+            .auth
+            .tokens
+            .revoke(&id)
+            .map(AdminResponse::TokenRevoked)
+            .map_err(|e| failed(&e)),
         AdminRequest::TokenRotate { name, grace } => {
-            let grace = grace.as_deref().map(duration_secs).transpose()?.unwrap_or(3600);
-            let (secret, record) = services.auth.tokens.rotate(&name, grace, "console").map_err(|e| e.to_string())?;
-            let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
-            if let Some(object) = value.as_object_mut() {
-                object.insert("token".into(), serde_json::Value::String(secret.expose().to_string()));
-            }
-            Ok(value)
+            let grace = grace
+                .as_deref()
+                .map(duration_secs)
+                .transpose()?
+                .unwrap_or(3600);
+            let (token, record) = services
+                .auth
+                .tokens
+                .rotate(&name, grace, "console")
+                .map_err(|e| failed(&e))?;
+            Ok(AdminResponse::TokenIssued(IssuedToken { record, token }))
         }
         AdminRequest::SigningKeyRotate => {
             let longest = services.auth.sessions.access_ttl();
-            let kid = services.auth.jwt.rotate(longest).map_err(|e| e.to_string())?;
-            Ok(serde_json::json!({ "kid": kid, "previous_valid_for": longest }))
+            let kid = services.auth.jwt.rotate(longest).map_err(|e| failed(&e))?;
+            Ok(AdminResponse::SigningKeyRotated {
+                kid,
+                previous_valid_for: longest,
+            })
         }
         AdminRequest::ClaimCode => match (&tls, services.auth.claim.current()) {
-            (TlsAccess::Offline, _) => Err("no gateway is running: the claim code is made when the gateway starts".into()),
-            (_, Some(code)) => Ok(serde_json::json!({ "code": code })),
-            (_, None) => Err("no claim code is pending: an account exists already, or the code expired (restart the gateway for a new one)".into()),
+            (TlsAccess::Offline, _) => Err(CommandError::ClaimCodeNeedsGateway),
+            (_, Some(code)) => Ok(AdminResponse::ClaimCode { code }),
+            (_, None) => Err(CommandError::NoClaimCode),
         },
     }
 }
 
-fn duration_secs(text: &str) -> Result<i64, String> {
+fn secret_name(name: &str) -> Result<SecretName, CommandError> {
+    SecretName::parse(name).map_err(|reason| CommandError::InvalidSecretName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+fn duration_secs(text: &str) -> Result<i64, CommandError> {
     crate::config::parse_duration(text)
         .ok()
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .filter(|secs| *secs > 0)
-        .ok_or_else(|| {
-            format!("invalid duration {text:?}: use a number and a unit such as 1h or 90d")
+        .ok_or_else(|| CommandError::InvalidDuration {
+            text: text.to_string(),
         })
 }
 
 /// The account a console-made token belongs to when `--owner` is not given.
-fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, String> {
+fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, CommandError> {
     let admins: Vec<_> = services
         .auth
         .accounts
         .list()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| CommandError::failed("auth.token_create", e))?
         .into_iter()
         .filter(|u| !u.disabled && u.scopes.allows(crate::auth::scopes::Scope::Admin))
         .collect();
     match <[_; 1]>::try_from(admins) {
         Ok([admin]) => Ok(admin),
-        Err(admins) if admins.is_empty() => Err(
-            "no administrator account exists yet: create one with `aisopod user add --admin NAME`"
-                .into(),
-        ),
-        Err(_) => Err("several administrators exist: name the token's owner with --owner".into()),
+        Err(admins) if admins.is_empty() => Err(CommandError::NoAdministrator),
+        Err(_) => Err(CommandError::SeveralAdministrators),
     }
 }
 
 fn user_result(
+    command: &str,
     result: Result<crate::auth::users::UserRecord, crate::auth::users::AccountError>,
-) -> Result<serde_json::Value, String> {
-    let user = result.map_err(|e| e.to_string())?;
-    serde_json::to_value(user.view()).map_err(|e| e.to_string())
+) -> Result<AdminResponse, CommandError> {
+    result
+        .map(|user| AdminResponse::User(user.view()))
+        .map_err(|e| CommandError::failed(command, e))
 }
 
-fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, String> {
+fn cert_summary(services: &Services, tls: &TlsAccess<'_>) -> Result<TlsSummary, CommandError> {
     match tls {
         TlsAccess::Live(Some(tls)) => Ok(tls.summary()),
-        TlsAccess::Live(None) => Err("TLS is off ([tls] mode = \"off\")".into()),
-        TlsAccess::Offline => match summarize_files(&services.config.tls, &services.config.storage.data_dir) {
-            Ok(Some(summary)) => Ok(summary),
-            Ok(None) => Err("TLS is off ([tls] mode = \"off\")".into()),
-            Err(crate::tls::TlsError::Io(crate::fsutil::IoError { source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
-                Err("no certificate yet: the gateway makes one on its first start (or run `aisopod cert regenerate`)".into())
+        TlsAccess::Live(None) => Err(CommandError::TlsOff),
+        TlsAccess::Offline => {
+            match summarize_files(&services.config.tls, &services.config.storage.data_dir) {
+                Ok(Some(summary)) => Ok(summary),
+                Ok(None) => Err(CommandError::TlsOff),
+                Err(crate::tls::TlsError::Io(crate::fsutil::IoError { source, .. }))
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Err(CommandError::NoCertificate)
+                }
+                Err(err) => Err(CommandError::failed("cert.show", err)),
             }
-            Err(err) => Err(err.to_string()),
-        },
-    }
-}
-
-/// Sends one request to a running gateway. `Ok(None)` when no gateway listens.
-pub fn send(
-    path: &Path,
-    request: &AdminRequest,
-    timeout: Duration,
-) -> Result<Option<AdminResponse>, AdminError> {
-    send_noting(path, request, timeout, |_| {})
-}
-
-/// [`send`], handing each [`PendingApproval`] line that comes before the answer to
-/// `pending`.
-pub fn send_noting(
-    path: &Path,
-    request: &AdminRequest,
-    timeout: Duration,
-    mut pending: impl FnMut(&PendingApproval),
-) -> Result<Option<AdminResponse>, AdminError> {
-    let mut stream = match UnixStream::connect(path) {
-        Ok(stream) => stream,
-        Err(err)
-            if matches!(
-                err.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
         }
-        Err(source) => {
-            return Err(AdminError::Connect {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let protocol = |e: std::io::Error| AdminError::Protocol(e.to_string());
-    stream.set_read_timeout(Some(timeout)).map_err(protocol)?;
-    stream.set_write_timeout(Some(timeout)).map_err(protocol)?;
-    let mut line = serde_json::to_vec(request).map_err(|e| AdminError::Protocol(e.to_string()))?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(protocol)?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut reply = String::new();
-        reader.read_line(&mut reply).map_err(protocol)?;
-        if reply.is_empty() {
-            return Err(AdminError::Protocol(
-                "the gateway closed the connection without answering".into(),
-            ));
-        }
-        if let Ok(note) = serde_json::from_str::<ApprovalPending>(&reply) {
-            pending(&note.approval_pending);
-            continue;
-        }
-        return serde_json::from_str(&reply)
-            .map(Some)
-            .map_err(|e| AdminError::Protocol(e.to_string()));
     }
 }
 
@@ -690,18 +450,29 @@ async fn handle_connection(
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST_BYTES));
     let mut line = String::new();
     let read = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
-    let response = match read {
-        Ok(Ok(_)) => match serde_json::from_str::<AdminRequest>(&line) {
-            Ok(AdminRequest::SandboxRun { run }) => {
-                let actor = format!("admin-socket uid:{uid}");
-                sandbox_run(&app, &actor, run).await
+    let actor = format!("admin-socket uid:{uid}");
+    let result = match read {
+        // A full buffer without a newline is a line cut at the limit.
+        Ok(Ok(n)) if n as u64 >= MAX_REQUEST_BYTES && !line.ends_with('\n') => {
+            Err(CommandError::TooLarge {
+                limit: MAX_REQUEST_BYTES,
+            })
+        }
+        Ok(Ok(_)) => match protocol::parse_request(&line) {
+            Ok(AdminRequest::Status) => {
+                let tls = TlsAccess::Live(app.tls.as_ref());
+                let mut answer = execute(&app.services, tls, &actor, AdminRequest::Status);
+                if let Ok(AdminResponse::Status(report)) = &mut answer {
+                    report.sandbox = Some(app.sandbox_status());
+                }
+                answer
             }
+            Ok(AdminRequest::SandboxRun { run }) => sandbox_run(&app, &actor, run).await,
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
                 tool_run(&app, uid, agent, tool, input, &mut write).await
             }
             Ok(request) => {
                 let worker = app.clone();
-                let actor = format!("admin-socket uid:{uid}");
                 tokio::task::spawn_blocking(move || {
                     execute(
                         &worker.services,
@@ -711,21 +482,39 @@ async fn handle_connection(
                     )
                 })
                 .await
-                .unwrap_or_else(|_| failed("the command crashed; see the gateway log"))
+                .unwrap_or(Err(CommandError::Crashed))
             }
-            Err(err) => failed(&format!("invalid request: {err}")),
+            // Answered in a shape the sender's version can read.
+            Err((error, answer)) => {
+                tracing::debug!(%error, "admin request refused");
+                write.write_all(&answer).await?;
+                return write.shutdown().await;
+            }
         },
-        Ok(Err(err)) => failed(&format!("invalid request: {err}")),
-        Err(_) => failed("timed out waiting for the request"),
+        Ok(Err(err)) => Err(CommandError::InvalidRequest {
+            reason: err.to_string(),
+        }),
+        Err(_) => Err(CommandError::RequestTimeout),
     };
-    let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
-    bytes.push(b'\n');
-    write.write_all(&bytes).await?;
+    write_line(&mut write, &ReplyLine::answer(result)).await?;
     write.shutdown().await
 }
 
+async fn write_line(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    line: &ReplyLine,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await
+}
+
 /// Runs a program in the gateway's sandbox (the runner audits it).
-async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminResponse {
+async fn sandbox_run(
+    app: &App,
+    actor: &str,
+    run: crate::sandbox::RunRequest,
+) -> Result<AdminResponse, CommandError> {
     let runner = match app.sandbox_runner().await {
         Ok(runner) => runner,
         Err(reason) => {
@@ -736,20 +525,14 @@ async fn sandbox_run(app: &App, actor: &str, run: SandboxRunRequest) -> AdminRes
                     .outcome(Outcome::Denied)
                     .details(serde_json::json!({ "error": reason })),
             );
-            return failed(&reason);
+            return Err(CommandError::SandboxUnavailable { reason });
         }
     };
-    match runner.run(app.audit(), actor, run.into()).await {
-        Ok(outcome) => match serde_json::to_value(&outcome) {
-            Ok(result) => AdminResponse {
-                ok: true,
-                result,
-                error: None,
-            },
-            Err(err) => failed(&err.to_string()),
-        },
-        Err(err) => failed(&err.to_string()),
-    }
+    runner
+        .run(app.audit(), actor, run)
+        .await
+        .map(AdminResponse::SandboxRun)
+        .map_err(|e| CommandError::failed("sandbox.run", e))
 }
 
 /// Runs one tool call for the console through the gateway's tools (filter, approval
@@ -761,7 +544,7 @@ async fn tool_run(
     tool: String,
     input: serde_json::Value,
     write: &mut (impl tokio::io::AsyncWrite + Unpin),
-) -> AdminResponse {
+) -> Result<AdminResponse, CommandError> {
     use crate::gateway::approval::{ApprovalEvent, Requester};
     use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport};
     // This connection's own requests are told apart by their session.
@@ -793,39 +576,234 @@ async fn tool_run(
                 Ok(ApprovalEvent::Requested(request))
                     if request.requester.session.as_deref() == Some(session.as_str()) =>
                 {
-                    let note = ApprovalPending {
-                        approval_pending: PendingApproval {
-                            id: request.id.clone(),
-                            summary: request.input.summary.clone(),
-                            reason: request.reason.clone(),
-                            expires: request.expires.clone(),
-                        },
-                    };
-                    let mut line = serde_json::to_vec(&note).unwrap_or_default();
-                    line.push(b'\n');
+                    let note = ReplyLine::new(Reply::Pending(PendingApproval {
+                        id: request.id.clone(),
+                        summary: request.input.summary.clone(),
+                        reason: request.reason.clone(),
+                        expires: request.expires.clone(),
+                    }));
                     // A console that went away is the call's problem, not the note's.
-                    let _ = write.write_all(&line).await;
+                    let _ = write_line(write, &note).await;
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => listening = false,
             },
         }
     };
-    let report = CallReport::from(outcome);
-    match serde_json::to_value(&report) {
-        Ok(result) => AdminResponse {
-            ok: true,
-            result,
-            error: None,
-        },
-        Err(err) => failed(&err.to_string()),
-    }
+    Ok(AdminResponse::ToolRun(CallReport::from(outcome)))
 }
 
-fn failed(message: &str) -> AdminResponse {
-    AdminResponse {
-        ok: false,
-        result: serde_json::Value::Null,
-        error: Some(message.to_string()),
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::Path;
+
+    use super::protocol::{PROTOCOL_VERSION, Reply, parse_reply};
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::{ConfigSource, ProcessEnvironment};
+    use crate::secret::Secret;
+
+    async fn gateway(dir: &Path) -> (Arc<App>, PathBuf) {
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
+            dir.join("data").display()
+        );
+        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let app = Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap());
+        let socket = dir.join("admin.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        tokio::spawn(listen(app.clone(), listener));
+        (app, socket)
+    }
+
+    async fn ask(socket: &Path, request: AdminRequest) -> Result<AdminResponse, CommandError> {
+        let socket = socket.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            send(&socket, &request, Duration::from_secs(20))
+                .unwrap()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Writes raw bytes as a request and returns the gateway's one answer line.
+    async fn raw(socket: &Path, bytes: Vec<u8>) -> String {
+        let socket = socket.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            // The gateway may answer (and close) before reading a huge line to its end.
+            let _ = stream.write_all(&bytes);
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap()
+    }
+
+    fn users(answer: Result<AdminResponse, CommandError>) -> Vec<String> {
+        match answer {
+            Ok(AdminResponse::Users(users)) => users.into_iter().map(|u| u.username).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_socket_answers_each_command_with_its_typed_result_or_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_app, socket) = gateway(dir.path()).await;
+        match ask(&socket, AdminRequest::Status).await {
+            Ok(AdminResponse::Status(status)) => {
+                assert!(status.running);
+                assert_eq!(
+                    status.sandbox,
+                    Some(crate::sandbox::SandboxStatus::Disabled)
+                );
+                assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let added = ask(
+            &socket,
+            AdminRequest::UserAdd {
+                name: "owner".into(),
+                password: Secret::new("a long passphrase for the owner"),
+                scopes: crate::auth::scopes::Scopes::all(),
+            },
+        )
+        .await;
+        assert!(
+            matches!(&added, Ok(AdminResponse::User(u)) if u.username == "owner"),
+            "{added:?}"
+        );
+        assert_eq!(users(ask(&socket, AdminRequest::UserList).await), ["owner"]);
+        let issued = ask(
+            &socket,
+            AdminRequest::TokenCreate {
+                owner: None,
+                name: "ci".into(),
+                scopes: crate::auth::scopes::Scopes::parse_list("chat:read").unwrap(),
+                expires: Some("1h".into()),
+            },
+        )
+        .await;
+        match issued {
+            Ok(AdminResponse::TokenIssued(issued)) => {
+                assert_eq!(issued.record.owner, "owner");
+                assert!(!issued.token.expose().is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refusals come back as their own variants, not as text to guess from.
+        assert_eq!(
+            ask(
+                &socket,
+                AdminRequest::SecretsRemove {
+                    name: "none".into()
+                }
+            )
+            .await
+            .unwrap_err(),
+            CommandError::NoSuchSecret {
+                name: "none".into()
+            }
+        );
+        assert_eq!(
+            ask(&socket, AdminRequest::CertShow).await.unwrap_err(),
+            CommandError::TlsOff
+        );
+        assert_eq!(
+            ask(
+                &socket,
+                AdminRequest::TokenRotate {
+                    name: "ci".into(),
+                    grace: Some("soon".into())
+                }
+            )
+            .await
+            .unwrap_err(),
+            CommandError::InvalidDuration {
+                text: "soon".into()
+            }
+        );
+        assert!(matches!(
+            ask(&socket, AdminRequest::UserRemove { name: "ghost".into() }).await,
+            Err(CommandError::Failed { command, .. }) if command == "user.remove"
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_oversized_unknown_and_foreign_lines_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, socket) = gateway(dir.path()).await;
+        ask(
+            &socket,
+            AdminRequest::UserAdd {
+                name: "owner".into(),
+                password: Secret::new("a long passphrase for the owner"),
+                scopes: crate::auth::scopes::Scopes::all(),
+            },
+        )
+        .await
+        .unwrap();
+        let audited = app.audit().list(&Default::default()).unwrap().len();
+        let error = |line: String| match parse_reply(&line) {
+            Ok(Reply::Error(error)) => error,
+            other => panic!("{line}: {other:?}"),
+        };
+        // A removal hidden in malformed, unknown or over-long lines never runs.
+        let remove = r#"{"command":"user-remove","name":"owner"}"#;
+        for line in [
+            "{\"version\":2,\"request\":".to_string() + remove,
+            r#"{"version":2,"request":{"command":"user-remove","name":"owner","also":1}}"#
+                .to_string(),
+            r#"{"version":2,"request":{"command":"shutdown"}}"#.to_string(),
+            "\u{1b}[2J\n".to_string(),
+        ] {
+            let answer = raw(&socket, format!("{line}\n").into_bytes()).await;
+            assert!(
+                matches!(error(answer.clone()), CommandError::InvalidRequest { .. }),
+                "{line}: {answer}"
+            );
+        }
+        let mut huge =
+            format!(r#"{{"version":{PROTOCOL_VERSION},"request":{remove},"pad":""#).into_bytes();
+        huge.resize(protocol::MAX_REQUEST_BYTES as usize + 10, b'x');
+        assert_eq!(
+            error(raw(&socket, huge).await),
+            CommandError::TooLarge {
+                limit: protocol::MAX_REQUEST_BYTES
+            }
+        );
+        let newer = format!(
+            r#"{{"version":{},"request":{remove}}}"#,
+            PROTOCOL_VERSION + 1
+        );
+        assert!(matches!(
+            error(raw(&socket, format!("{newer}\n").into_bytes()).await),
+            CommandError::VersionMismatch { cli: Some(_), .. }
+        ));
+        // 0.1.0's CLI sends the bare request; it is told why, in a shape it can read.
+        let old: serde_json::Value =
+            serde_json::from_str(&raw(&socket, format!("{remove}\n").into_bytes()).await).unwrap();
+        assert_eq!(old["ok"], false);
+        assert!(
+            old["error"].as_str().unwrap().contains("admin protocol"),
+            "{old}"
+        );
+        // Nothing changed and nothing was recorded as done; the owner is served at once.
+        assert_eq!(users(ask(&socket, AdminRequest::UserList).await), ["owner"]);
+        assert_eq!(
+            app.audit().list(&Default::default()).unwrap().len(),
+            audited + 1
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::audit::{AuditRecord, Export, Query, escape_control, walk_export};
 
 #[derive(Debug, Subcommand)]
@@ -59,20 +59,22 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
             limit,
             json,
         } => {
-            let result = super::dispatch(
-                config,
-                AdminRequest::AuditList {
-                    query: Query {
-                        since,
-                        action,
-                        limit,
+            let records: Vec<AuditRecord> = super::expect_answer!(
+                super::dispatch(
+                    config,
+                    AdminRequest::AuditList {
+                        query: Query {
+                            since,
+                            action,
+                            limit,
+                        },
                     },
-                },
-            )?;
+                )?,
+                AdminResponse::AuditRecords(records) => records
+            );
             if json {
-                super::print_json(&result)?;
+                super::print_json(&records)?;
             } else {
-                let records: Vec<AuditRecord> = serde_json::from_value(result)?;
                 for r in records {
                     let ip = r.source_ip.as_deref().unwrap_or("-");
                     let target = if r.target.is_empty() { "-" } else { &r.target };
@@ -96,16 +98,18 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
         } => verify_export(config, &file, json),
         AuditCommand::Verify { export: None, json } => {
             match super::dispatch(config, AdminRequest::AuditVerify) {
-                Ok(result) => {
+                Ok(answer) => {
+                    let verified =
+                        super::expect_answer!(answer, AdminResponse::AuditVerified(v) => v);
                     if json {
-                        super::print_json(&result)?;
+                        super::print_json(&verified)?;
                     } else {
-                        let records = result["records"].as_u64().unwrap_or(0);
-                        let since = match result["checkpoint_seq"].as_u64() {
+                        let records = verified.records;
+                        let since = match verified.checkpoint_seq {
                             Some(seq) => format!(" (after the retention checkpoint at seq {seq})"),
                             None => String::new(),
                         };
-                        let sealed = match result["sealed_seq"].as_u64() {
+                        let sealed = match verified.sealed_seq {
                             Some(seq) => format!(", sealed head at seq {seq}"),
                             None => String::new(),
                         };
@@ -123,8 +127,10 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
             format: ExportFormat::Jsonl,
         } => {
             use std::io::Write;
-            let result = super::dispatch(config, AdminRequest::AuditExport)?;
-            let export: Export = serde_json::from_value(result)?;
+            let export: Export = super::expect_answer!(
+                super::dispatch(config, AdminRequest::AuditExport)?,
+                AdminResponse::AuditExport(export) => export
+            );
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             for record in &export.records {

@@ -10,7 +10,7 @@ use base64::Engine;
 use clap::Subcommand;
 use ring::rand::SecureRandom;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::audit::escape_control;
 use crate::auth::password::Passwords;
 use crate::auth::scopes::Scopes;
@@ -117,31 +117,36 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
         } => {
             let config = super::load_config(config_path)?;
             let scopes = Scopes::parse_list(&scopes).map_err(anyhow::Error::msg)?;
-            let result = super::dispatch(
-                config,
-                AdminRequest::TokenCreate {
-                    owner,
-                    name,
-                    scopes,
-                    expires,
-                },
-            )?;
+            let issued = super::expect_answer!(
+                super::dispatch(
+                    config,
+                    AdminRequest::TokenCreate {
+                        owner,
+                        name,
+                        scopes,
+                        expires,
+                    },
+                )?,
+                AdminResponse::TokenIssued(issued) => issued
+            );
             if json {
-                super::print_json(&result)?;
+                super::print_json(&issued)?;
             } else {
-                println!("{}", result["token"].as_str().unwrap_or(""));
+                println!("{}", issued.token.expose());
                 eprintln!(
                     "token {} ({}) for {}: shown once, store it now",
-                    result["id"].as_str().unwrap_or(""),
-                    result["name"].as_str().unwrap_or(""),
-                    result["owner"].as_str().unwrap_or("")
+                    issued.record.id, issued.record.name, issued.record.owner
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::ListTokens { json } => {
             let config = super::load_config(config_path)?;
-            let mut result = super::dispatch(config, AdminRequest::TokenList)?;
+            let tokens = super::expect_answer!(
+                super::dispatch(config, AdminRequest::TokenList)?,
+                AdminResponse::Tokens(tokens) => tokens
+            );
+            let mut result = serde_json::to_value(tokens)?;
             // The store keeps Unix seconds; people and most tools read RFC 3339. JSON keeps
             // the number (for scripts that compare) beside the readable time.
             for token in result.as_array_mut().into_iter().flatten() {
@@ -182,24 +187,31 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
         }
         AuthCommand::RotateToken { name, grace } => {
             let config = super::load_config(config_path)?;
-            let result = super::dispatch(config, AdminRequest::TokenRotate { name, grace })?;
-            println!("{}", result["token"].as_str().unwrap_or(""));
+            let issued = super::expect_answer!(
+                super::dispatch(config, AdminRequest::TokenRotate { name, grace })?,
+                AdminResponse::TokenIssued(issued) => issued
+            );
+            println!("{}", issued.token.expose());
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::RotateSigningKey => {
             let config = super::load_config(config_path)?;
-            let result = super::dispatch(config, AdminRequest::SigningKeyRotate)?;
+            let (kid, previous_valid_for) = super::expect_answer!(
+                super::dispatch(config, AdminRequest::SigningKeyRotate)?,
+                AdminResponse::SigningKeyRotated { kid, previous_valid_for } => (kid, previous_valid_for)
+            );
             println!(
-                "signing key rotated: new kid {}; sessions signed with the old key stay valid for {} s at most",
-                result["kid"].as_str().unwrap_or(""),
-                result["previous_valid_for"]
+                "signing key rotated: new kid {kid}; sessions signed with the old key stay valid for {previous_valid_for} s at most"
             );
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::ClaimCode => {
             let config = super::load_config(config_path)?;
-            let result = super::dispatch(config, AdminRequest::ClaimCode)?;
-            println!("{}", result["code"].as_str().unwrap_or(""));
+            let code = super::expect_answer!(
+                super::dispatch(config, AdminRequest::ClaimCode)?,
+                AdminResponse::ClaimCode { code } => code
+            );
+            println!("{code}");
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::HashPassword => {

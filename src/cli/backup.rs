@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::admin::{self, AdminRequest};
+use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -100,9 +100,10 @@ fn create(
     backup_crypto::check_passphrase(&passphrase)?;
     let started = Instant::now();
 
-    let answer = super::dispatch(config, AdminRequest::BackupSnapshot)?;
-    let snapshot: TransientSnapshot =
-        serde_json::from_value(answer).context("reading the gateway's snapshot answer")?;
+    let snapshot: TransientSnapshot = super::expect_answer!(
+        super::dispatch(config, AdminRequest::BackupSnapshot)?,
+        AdminResponse::BackupSnapshot(snapshot) => snapshot
+    );
     let _snapshot_file = RemoveSnapshotOnDrop(snapshot.path.clone());
     let key = snapshot
         .key()

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::admin::AdminRequest;
-use crate::tls::TlsSummary;
+use crate::admin::{AdminRequest, AdminResponse};
+use crate::tls::{CertInfo, TlsSummary};
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
@@ -28,41 +28,32 @@ pub fn run(config_path: Option<&Path>, command: CertCommand) -> anyhow::Result<E
     crate::logging::init_cli();
     match command {
         CertCommand::Show { json } => {
-            let result = super::dispatch(config, AdminRequest::CertShow)?;
+            let summary: TlsSummary = super::expect_answer!(
+                super::dispatch(config, AdminRequest::CertShow)?,
+                AdminResponse::Certificate(summary) => summary
+            );
             if json {
-                super::print_json(&result)?;
+                super::print_json(&summary)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let summary: serde_json::Value = result;
-            let print = |label: &str, cert: &serde_json::Value| {
+            let print = |label: &str, cert: &CertInfo| {
                 println!("{label}");
-                println!("  subject:  {}", cert["subject"].as_str().unwrap_or(""));
-                println!("  sha256:   {}", cert["sha256"].as_str().unwrap_or(""));
-                println!(
-                    "  valid:    {} to {}",
-                    cert["not_before"].as_str().unwrap_or(""),
-                    cert["not_after"].as_str().unwrap_or("")
-                );
-                let names: Vec<&str> = cert["names"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str())
-                    .collect();
-                if !names.is_empty() {
-                    println!("  names:    {}", names.join(", "));
+                println!("  subject:  {}", cert.subject);
+                println!("  sha256:   {}", cert.sha256);
+                println!("  valid:    {} to {}", cert.not_before, cert.not_after);
+                if !cert.names.is_empty() {
+                    println!("  names:    {}", cert.names.join(", "));
                 }
             };
-            let _: Option<TlsSummary> = None;
-            println!("mode: {}", summary["mode"].as_str().unwrap_or(""));
-            if !summary["ca"].is_null() {
+            println!("mode: {}", summary.mode);
+            if let Some(ca) = &summary.ca {
                 print(
                     "device CA (trust this on phones and browsers; also at GET /ca.crt)",
-                    &summary["ca"],
+                    ca,
                 );
             }
-            print("server certificate", &summary["server"]);
-            if let Some(renews) = summary["renews_after"].as_str() {
+            print("server certificate", &summary.server);
+            if let Some(renews) = &summary.renews_after {
                 println!(
                     "  renews:   after {renews} (or when the device's names or addresses change)"
                 );
@@ -70,9 +61,12 @@ pub fn run(config_path: Option<&Path>, command: CertCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Regenerate { ca } => {
-            let result = super::dispatch(config, AdminRequest::CertRegenerate { ca })?;
-            for fingerprint in result["issued"].as_array().into_iter().flatten() {
-                println!("issued {}", fingerprint.as_str().unwrap_or(""));
+            let issued = super::expect_answer!(
+                super::dispatch(config, AdminRequest::CertRegenerate { ca })?,
+                AdminResponse::CertificatesIssued { issued } => issued
+            );
+            for fingerprint in &issued {
+                println!("issued {fingerprint}");
             }
             if ca {
                 println!(

@@ -145,11 +145,23 @@ fn qr_for_terminal(text: &str) -> Option<String> {
     )
 }
 
-pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let base = args.url.trim_end_matches('/').to_string();
-    if !base.starts_with("https://") {
-        bail!("--device needs an https:// URL");
+/// The gateway's base URL from `--device`: an https URL with a host, no query.
+fn device_base(url: &str) -> anyhow::Result<String> {
+    let base = url.trim_end_matches('/').to_string();
+    let uri: http::Uri = base
+        .parse()
+        .map_err(|err| anyhow::anyhow!("--device {base:?} is not a URL: {err}"))?;
+    if uri.scheme() != Some(&http::uri::Scheme::HTTPS)
+        || uri.authority().is_none_or(|a| a.host().is_empty())
+        || uri.query().is_some()
+    {
+        bail!("--device needs an https:// URL, such as https://aisopod.local:3080");
     }
+    Ok(base)
+}
+
+pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let base = device_base(&args.url)?;
     let path = credentials_path(args.credentials)?;
     let mut all: BTreeMap<String, Stored> = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -250,6 +262,34 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
                 "the gateway refused the sign-in: {other} {}",
                 answer["error_description"].as_str().unwrap_or_default()
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_url_must_be_https_with_a_host() {
+        assert_eq!(
+            device_base("https://aisopod.local:3080/").unwrap(),
+            "https://aisopod.local:3080"
+        );
+        assert_eq!(
+            device_base("https://[::1]:3080").unwrap(),
+            "https://[::1]:3080"
+        );
+        for url in [
+            "http://aisopod.local",
+            "https://",
+            "https:///path",
+            "aisopod.local:3080",
+            "https://a b",
+            "https://host/?next=evil",
+            "ftp://host",
+        ] {
+            assert!(device_base(url).is_err(), "{url}");
         }
     }
 }

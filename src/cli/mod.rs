@@ -226,10 +226,24 @@ fn open_services(config: Config, create: Create) -> anyhow::Result<Services> {
     Ok(Services::open(config, Arc::new(SystemClock))?)
 }
 
+/// The answer's expected variant, or an error naming the one that came instead.
+macro_rules! expect_answer {
+    ($answer:expr, $variant:pat => $value:expr) => {
+        match $answer {
+            $variant => $value,
+            other => anyhow::bail!(
+                "unexpected answer from the gateway: {} (is it another release?)",
+                other.kind()
+            ),
+        }
+    };
+}
+use expect_answer;
+
 /// Runs an admin command through the gateway if one runs, else against the store.
-fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<serde_json::Value> {
+fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<AdminResponse> {
     let socket = admin::socket_path(&config);
-    let response: AdminResponse = match admin::send(&socket, &request, Duration::from_secs(120))? {
+    let response = match admin::send(&socket, &request, Duration::from_secs(120))? {
         Some(response) => {
             note_data_dir(&config, " (through the running gateway)");
             response
@@ -253,20 +267,11 @@ fn dispatch(config: Config, request: AdminRequest) -> anyhow::Result<serde_json:
             admin::execute(&services, TlsAccess::Offline, &cli_actor(), request)
         }
     };
-    if response.ok {
-        Ok(response.result)
-    } else {
-        bail!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the command failed".into())
-        )
-    }
+    Ok(response?)
 }
 
 /// Prints a value as pretty JSON.
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(value).context("encoding JSON")?

@@ -187,21 +187,15 @@ fn via_gateway(config: &Config, request: &RunRequest) -> anyhow::Result<Option<R
         + config.tools.sandbox.queue_timeout
         + Duration::from_secs(30);
     let message = AdminRequest::SandboxRun {
-        run: admin::SandboxRunRequest::from(request),
+        run: request.clone(),
     };
-    let response: AdminResponse = match admin::send(&socket, &message, timeout)? {
-        Some(response) => response,
-        None => return Ok(None),
+    let Some(answer) = admin::send(&socket, &message, timeout)? else {
+        return Ok(None);
     };
-    if !response.ok {
-        bail!(
-            "{}",
-            response.error.unwrap_or_else(|| "the run failed".into())
-        );
-    }
-    Ok(Some(
-        serde_json::from_value(response.result).context("reading the gateway's answer")?,
-    ))
+    Ok(Some(super::expect_answer!(
+        answer?,
+        AdminResponse::SandboxRun(outcome) => outcome
+    )))
 }
 
 fn run_locally(config: Config, request: RunRequest) -> anyhow::Result<RunOutcome> {

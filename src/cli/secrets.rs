@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::audit::escape_control;
 use crate::secret::Secret;
 
@@ -45,24 +45,25 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
             let text = String::from_utf8(raw)
                 .map_err(|_| anyhow::anyhow!("the secret is not valid UTF-8"))?;
             let value = Secret::new(text.trim_end_matches(['\n', '\r']));
-            let result = super::dispatch(config, AdminRequest::SecretsSet { name, value })?;
+            let stored = super::expect_answer!(
+                super::dispatch(config, AdminRequest::SecretsSet { name, value })?,
+                AdminResponse::SecretStored(stored) => stored
+            );
             println!(
                 "stored {} (sealed under key {})",
-                result["name"].as_str().unwrap_or(""),
-                result["key_id"].as_str().unwrap_or("")
+                stored.name, stored.key_id
             );
         }
         SecretsCommand::List { json } => {
-            let result = super::dispatch(config, AdminRequest::SecretsList)?;
+            let secrets = super::expect_answer!(
+                super::dispatch(config, AdminRequest::SecretsList)?,
+                AdminResponse::Secrets(secrets) => secrets
+            );
             if json {
-                super::print_json(&result)?;
+                super::print_json(&secrets)?;
             } else {
-                for entry in result.as_array().into_iter().flatten() {
-                    println!(
-                        "{}  (key {})",
-                        escape_control(entry["name"].as_str().unwrap_or("")),
-                        entry["key_id"].as_str().unwrap_or("")
-                    );
+                for entry in &secrets {
+                    println!("{}  (key {})", escape_control(&entry.name), entry.key_id);
                 }
             }
         }
@@ -71,12 +72,13 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
             println!("removed {name}");
         }
         SecretsCommand::RotateMasterKey => {
-            let result = super::dispatch(config, AdminRequest::SecretsRotateMasterKey)?;
+            let rotation = super::expect_answer!(
+                super::dispatch(config, AdminRequest::SecretsRotateMasterKey)?,
+                AdminResponse::MasterKeyRotated(rotation) => rotation
+            );
             println!(
                 "master key rotated: {} -> {}, {} secret(s) re-sealed",
-                result["old_key_id"].as_str().unwrap_or(""),
-                result["new_key_id"].as_str().unwrap_or(""),
-                result["resealed"]
+                rotation.old_key_id, rotation.new_key_id, rotation.resealed
             );
         }
     }

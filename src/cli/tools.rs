@@ -135,19 +135,13 @@ fn via_gateway(
             pending.id
         );
     };
-    let response: AdminResponse = match admin::send_noting(&socket, &request, timeout, note)? {
-        Some(response) => response,
-        None => return Ok(None),
+    let Some(answer) = admin::send_noting(&socket, &request, timeout, note)? else {
+        return Ok(None);
     };
-    if !response.ok {
-        bail!(
-            "{}",
-            response.error.unwrap_or_else(|| "the call failed".into())
-        );
-    }
-    Ok(Some(
-        serde_json::from_value(response.result).context("reading the gateway's answer")?,
-    ))
+    Ok(Some(super::expect_answer!(
+        answer?,
+        AdminResponse::ToolRun(report) => report
+    )))
 }
 
 fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<CallReport> {

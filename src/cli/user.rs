@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::audit::escape_control;
 use crate::auth::scopes::Scopes;
 use crate::auth::users::UserView;
@@ -73,11 +73,13 @@ pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<E
             )
         }
         UserCommand::List { json } => {
-            let result = super::dispatch(config, AdminRequest::UserList)?;
+            let users: Vec<UserView> = super::expect_answer!(
+                super::dispatch(config, AdminRequest::UserList)?,
+                AdminResponse::Users(users) => users
+            );
             if json {
-                super::print_json(&result)?;
+                super::print_json(&users)?;
             } else {
-                let users: Vec<UserView> = serde_json::from_value(result)?;
                 for user in users {
                     let state = match (&user.locked_until, user.disabled) {
                         (_, true) => "disabled".to_string(),
@@ -117,7 +119,10 @@ pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<E
         ),
         UserCommand::Unlock { name } => (AdminRequest::UserUnlock { name }, "unlocked"),
     };
-    let result = super::dispatch(config, request)?;
-    println!("{verb} {}", result["username"].as_str().unwrap_or(""));
+    let user = super::expect_answer!(
+        super::dispatch(config, request)?,
+        AdminResponse::User(user) => user
+    );
+    println!("{verb} {}", user.username);
     Ok(ExitCode::SUCCESS)
 }

@@ -165,7 +165,7 @@ pub fn master_key_path(data_dir: &Path) -> PathBuf {
 }
 
 /// What a rotation did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Rotation {
     pub old_key_id: String,
     pub new_key_id: String,

@@ -59,6 +59,7 @@ pub mod runner;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 pub mod spec;
+pub mod status;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(not(target_os = "linux"))]
@@ -71,6 +72,7 @@ use std::time::Duration;
 
 pub use runner::Runner;
 pub use spec::{FileData, Language, Limits, Reason, RunOutcome, RunRequest};
+pub use status::SandboxStatus;
 
 /// Why a run could not be started or finished.
 #[derive(Debug, thiserror::Error)]

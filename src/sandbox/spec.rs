@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_with::As;
+use serde_with::base64::Base64;
 
 use super::SandboxError;
 
@@ -89,7 +91,7 @@ pub fn find_in(program: &str, dirs: &[&str]) -> Option<PathBuf> {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileData {
     pub name: String,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "As::<Base64>")]
     pub data: Vec<u8>,
 }
 
@@ -167,16 +169,39 @@ fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
     (data.len() as u64 <= max).then_some(data)
 }
 
-/// What a caller asks to run.
-#[derive(Clone)]
+/// What a caller asks to run; the admin socket carries it as it is.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RunRequest {
     pub language: Language,
+    #[serde(with = "As::<Base64>")]
     pub code: Vec<u8>,
+    #[serde(default)]
     pub files: Vec<FileData>,
     /// Tighter or other limits for this run; `None` keeps the configured value.
+    #[serde(default, rename = "timeout_ms", with = "optional_millis")]
     pub timeout: Option<Duration>,
+    #[serde(default)]
     pub memory: Option<u64>,
+    #[serde(default)]
     pub network: Option<bool>,
+}
+
+/// A duration on the wire as whole milliseconds.
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
 }
 
 impl fmt::Debug for RunRequest {
@@ -363,23 +388,6 @@ impl fmt::Debug for RunOutcome {
             .field("peak_memory", &self.peak_memory)
             .field("files", &self.files)
             .finish()
-    }
-}
-
-/// Bytes as base64 text in JSON.
-pub mod base64_bytes {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)
     }
 }
 

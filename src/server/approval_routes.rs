@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::auth::scopes::Scope;
 use crate::server::Api;
 use crate::server::auth::{Access, Caller};
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
 use crate::server::ws::{request_message, resolved_message, responder_of};
@@ -44,11 +44,16 @@ struct ListQuery {
 
 async fn list(
     State(app): State<Arc<App>>,
-    Caller(caller): Caller,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            e.body_text(),
+        )
+    })?;
     let responder = responder_of(&caller);
     let state = query.state.as_deref().unwrap_or("pending");
     let pending = || {
@@ -72,7 +77,7 @@ async fn list(
         other => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 format!(
                     "unknown state {:?}: use pending, resolved or all",
                     other.chars().take(32).collect::<String>()
@@ -95,7 +100,7 @@ struct Answer {
 
 async fn respond(
     State(app): State<Arc<App>>,
-    Caller(caller): Caller,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(answer): JsonBody<Answer>,
 ) -> Result<Response, ApiError> {

@@ -26,7 +26,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
 use crate::config::AuthMode;
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
 use crate::server::state::App;
 
@@ -144,7 +144,7 @@ pub fn too_many(wait: Duration) -> ApiError {
     let secs = wait.as_secs().max(1);
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         format!("too many requests; retry in {secs} s"),
     )
 }
@@ -207,7 +207,7 @@ pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: N
                         }
                         let error = ApiError::new(
                             StatusCode::UNAUTHORIZED,
-                            "invalid_credential",
+                            ErrorCode::InvalidCredential,
                             "the credential is invalid, expired or revoked",
                         );
                         let mut response = refuse(&app, ip, request.uri().path(), error, None);
@@ -258,7 +258,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
         .and_then(|i| i.0.clone());
     let Some(access) = guard.access.lookup(request.method(), &path) else {
         tracing::error!(%path, "route has no access declaration; refusing");
-        let error = ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not allowed");
+        let error = ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "not allowed");
         return refuse(&app, ip, &path, error, principal.as_ref());
     };
     let credential_key = principal.as_ref().map(|p| match &p.via {
@@ -281,12 +281,12 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
         (Access::Public | Access::Credentials, _) => None,
         (Access::Authenticated | Access::Scope(_), None) => Some(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "authentication is required: send Authorization: Bearer <token>",
         )),
         (Access::Scope(scope), Some(p)) if !p.allows(scope) => Some(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!("this needs the {scope} scope"),
         )),
         _ => None,
@@ -312,15 +312,42 @@ fn principal_of(parts: &Parts) -> Result<Principal, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "authentication is required",
             )
         })
 }
 
-/// Any authenticated caller.
+/// Any authenticated caller. Sealed: its field is private and only this extractor makes
+/// one, so holding a `Caller` proves the request authenticated.
+///
+/// A handler cannot forge one:
+///
+/// ```compile_fail,E0423
+/// use aisopod::auth::Principal;
+/// use aisopod::server::auth::Caller;
+///
+/// fn forge(principal: Principal) -> Caller {
+///     Caller(principal)
+/// }
+/// ```
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(Principal);
+
+impl Caller {
+    /// The principal, for handlers that keep or pass it on.
+    pub fn into_principal(self) -> Principal {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -331,8 +358,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// The caller if it authenticated, for routes that also accept other proof (`/ws`).
+/// Sealed like [`Caller`].
 #[derive(Debug, Clone)]
-pub struct MaybeCaller(pub Option<Principal>);
+pub struct MaybeCaller(Option<Principal>);
+
+impl MaybeCaller {
+    /// The principal, when the request authenticated.
+    pub fn into_principal(self) -> Option<Principal> {
+        self.0
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
     type Rejection = ApiError;
@@ -342,9 +377,35 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
     }
 }
 
-/// A caller holding the `admin` scope; only this extractor makes one.
+/// A caller holding the `admin` scope. Sealed: only this extractor makes one, after
+/// checking the scope, so a handler taking an `Admin` cannot run without that check.
+///
+/// A handler cannot forge one, not even from a [`Caller`]'s principal:
+///
+/// ```compile_fail,E0423
+/// use aisopod::server::auth::{Admin, Caller};
+///
+/// fn promote(caller: Caller) -> Admin {
+///     Admin(caller.into_principal())
+/// }
+/// ```
 #[derive(Debug, Clone)]
-pub struct Admin(pub Principal);
+pub struct Admin(Principal);
+
+impl Admin {
+    /// The principal, for handlers that keep or pass it on.
+    pub fn into_principal(self) -> Principal {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Admin {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = ApiError;
@@ -356,7 +417,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "this needs the admin scope",
             ))
         }

@@ -23,7 +23,7 @@ use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
 use crate::server::Api;
 use crate::server::auth::{Access, Admin, Caller, ClientIp};
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
 
@@ -101,7 +101,7 @@ async fn blocking<T: Send + 'static>(
 fn not_in_this_mode() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "no such resource in this authentication mode",
     )
 }
@@ -140,7 +140,7 @@ async fn login(
     if request.username.len() > MAX_LOGIN_FIELD || request.password.len() > MAX_LOGIN_FIELD {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "username or password too long",
         ));
     }
@@ -238,7 +238,7 @@ struct LogoutRequest {
 async fn logout(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Caller(caller): Caller,
+    caller: Caller,
     body: Option<JsonBody<LogoutRequest>>,
 ) -> Result<StatusCode, ApiError> {
     let refresh = body.and_then(|JsonBody(b)| b.refresh_token);
@@ -255,7 +255,7 @@ async fn logout(
     })
     .await?;
     app.audit()
-        .record_or_log(event("auth.logout", &caller.actor(), ip).target(caller.username));
+        .record_or_log(event("auth.logout", &caller.actor(), ip).target(caller.username.clone()));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,7 +273,7 @@ struct CreateTokenRequest {
 async fn create_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     JsonBody(request): JsonBody<CreateTokenRequest>,
 ) -> Result<Response, ApiError> {
     match app.services.auth.mode {
@@ -281,7 +281,7 @@ async fn create_token(
         AuthMode::Device => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "in device mode, programs get tokens through the device flow (aisopod login --device)",
             ));
         }
@@ -296,7 +296,7 @@ async fn create_token(
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "invalid_request",
+                        ErrorCode::InvalidRequest,
                         "expires must be a duration such as 90d",
                     )
                 })?,
@@ -318,7 +318,7 @@ async fn create_token(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no user named {owner_name}"),
                 )
             })?;
@@ -359,7 +359,7 @@ struct RotateRequest {
 async fn rotate_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     body: Option<JsonBody<RotateRequest>>,
 ) -> Result<Response, ApiError> {
     let request = body.map(|JsonBody(b)| b).unwrap_or_default();
@@ -370,7 +370,7 @@ async fn rotate_token(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "grace must be a duration such as 1h",
                 )
             })?,
@@ -417,10 +417,7 @@ async fn rotate_token(
     }
 }
 
-async fn ws_ticket(
-    State(app): State<Arc<App>>,
-    Caller(caller): Caller,
-) -> Result<Response, ApiError> {
+async fn ws_ticket(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let ticket = app.services.auth.ws_ticket(&caller, WS_TICKET_SECS)?;
     Ok(Json(serde_json::json!({ "ticket": ticket, "expires_in": WS_TICKET_SECS })).into_response())
 }
@@ -458,7 +455,10 @@ async fn claim(
             Ok((StatusCode::CREATED, Json(pair)).into_response())
         }
         Err(err) => {
-            if err.code == "wrong_claim_code" || err.code == "already_claimed" {
+            if matches!(
+                err.code,
+                ErrorCode::WrongClaimCode | ErrorCode::AlreadyClaimed
+            ) {
                 app.audit().record_or_log(
                     event("auth.claim", "anonymous", ip)
                         .target(username)
@@ -470,7 +470,7 @@ async fn claim(
     }
 }
 
-async fn me(Caller(caller): Caller) -> Json<serde_json::Value> {
+async fn me(caller: Caller) -> Json<serde_json::Value> {
     let via = match &caller.via {
         Via::Session(_) => "session",
         Via::ApiToken { .. } => "api_token",
@@ -490,13 +490,13 @@ struct PasswordChange {
 async fn change_password(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Caller(caller): Caller,
+    caller: Caller,
     JsonBody(request): JsonBody<PasswordChange>,
 ) -> Result<Response, ApiError> {
     if !matches!(caller.via, Via::Session(_)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "change a password from a signed-in session",
         ));
     }
@@ -518,13 +518,13 @@ async fn change_password(
     .await?;
     app.audit().record_or_log(
         event("user.password_changed", &caller.actor(), ip)
-            .target(caller.username)
+            .target(caller.username.clone())
             .details(serde_json::json!({ "effect": "every other session revoked" })),
     );
     Ok(Json(pair).into_response())
 }
 
-async fn list_users(State(app): State<Arc<App>>, Admin(_): Admin) -> Result<Response, ApiError> {
+async fn list_users(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     let users = app.services.auth.accounts.list()?;
     Ok(Json(users.iter().map(|u| u.view()).collect::<Vec<_>>()).into_response())
 }
@@ -540,7 +540,7 @@ struct NewUser {
 async fn create_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     JsonBody(request): JsonBody<NewUser>,
 ) -> Result<Response, ApiError> {
     require_accounts(&app)?;
@@ -570,7 +570,7 @@ struct UserUpdate {
 async fn update_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     Path(name): Path<String>,
     JsonBody(update): JsonBody<UserUpdate>,
 ) -> Result<Response, ApiError> {
@@ -600,7 +600,7 @@ async fn update_user(
 async fn remove_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = blocking(&app, move |app| {
@@ -615,7 +615,7 @@ async fn remove_user(
 async fn unlock_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let user = blocking(&app, move |app| {
@@ -627,14 +627,14 @@ async fn unlock_user(
     Ok(Json(user.view()).into_response())
 }
 
-async fn list_tokens(State(app): State<Arc<App>>, Admin(_): Admin) -> Result<Response, ApiError> {
+async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     Ok(Json(app.services.auth.tokens.list()?).into_response())
 }
 
 async fn revoke_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Admin(caller): Admin,
+    caller: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let record = blocking(&app, move |app| Ok(app.services.auth.tokens.revoke(&id)?)).await?;

@@ -24,7 +24,7 @@ use crate::secret::Secret;
 use crate::server::Api;
 use crate::server::auth::{Access, ClientIp};
 use crate::server::auth_routes::require_accounts;
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
 
@@ -58,7 +58,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
                 .await
                 .map(|axum::Form(v)| Params(v))
                 .map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidRequest,
+                        e.body_text(),
+                    )
                 })
         } else {
             JsonBody::<T>::from_request(request, state)
@@ -88,13 +92,8 @@ fn public_base(app: &App, request_host: Option<&str>) -> String {
     if let Some(url) = &app.config().server.public_url {
         return url.clone();
     }
-    let host = request_host
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
-        })
-        .unwrap_or("localhost");
+    let host = request_host.and_then(crate::server::host::RequestHost::parse);
+    let host = host.as_ref().map_or("localhost", |h| h.authority());
     format!("{}://{host}", app.config().scheme())
 }
 
@@ -147,7 +146,7 @@ async fn device_code(
         Err(err @ DeviceError::SourceBusy(wait)) => {
             let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 err.to_string(),
             )
             .into_response();
@@ -157,8 +156,12 @@ async fn device_code(
             return response;
         }
         Err(err) => {
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", err.to_string())
-                .into_response();
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Busy,
+                err.to_string(),
+            )
+            .into_response();
         }
     };
     let base = public_base(&app, request_authority(&uri, &headers));

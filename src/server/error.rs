@@ -2,24 +2,123 @@
 //!
 //! Every error a client sees is `{"error":{"code","message"}}` with a stable `code` and
 //! a message fit for the user. The cause of a 5xx is logged with the request id and
-//! never sent: no paths, no internal type names, no stack traces.
+//! never sent: no paths, no internal type names, no stack traces. The codes are one
+//! enum, [`ErrorCode`], shared by HTTP answers and the WebSocket's `error` messages.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
+use serde::Serialize;
+
 use crate::error::Error;
+
+/// Every `code` a client can see in an error, HTTP or WebSocket. Clients and scripts
+/// match on these strings, so a variant's wire name never changes once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidRequest,
+    InvalidJson,
+    RateLimited,
+    Unavailable,
+    Overloaded,
+    NotReady,
+    Busy,
+    Timeout,
+    Internal,
+    StorageFull,
+    Refused,
+    /// A failed login: one code whether the user exists, is locked or disabled.
+    InvalidCredentials,
+    /// A presented token, session or refresh credential that is invalid or expired.
+    InvalidCredential,
+    Conflict,
+    WeakPassword,
+    AlreadyClaimed,
+    WrongClaimCode,
+    AlreadyResolved,
+    InputChanged,
+    // The WebSocket's own refusals.
+    OriginNotAllowed,
+    InvalidTicket,
+    NotAWebsocket,
+    MessageTooLarge,
+    BinaryNotAccepted,
+    Malformed,
+    UnknownType,
+    InvalidMessage,
+    SessionRevoked,
+}
+
+impl ErrorCode {
+    /// The wire string, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+            ErrorCode::StorageFull => "storage_full",
+            ErrorCode::Refused => "refused",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::InvalidCredential => "invalid_credential",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::AlreadyClaimed => "already_claimed",
+            ErrorCode::WrongClaimCode => "wrong_claim_code",
+            ErrorCode::AlreadyResolved => "already_resolved",
+            ErrorCode::InputChanged => "input_changed",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::InvalidTicket => "invalid_ticket",
+            ErrorCode::NotAWebsocket => "not_a_websocket",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::BinaryNotAccepted => "binary_not_accepted",
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::SessionRevoked => "session_revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An error as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -30,36 +129,44 @@ impl ApiError {
     /// The generic error for a status, used when a layer below produced only a status.
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
-            StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
-            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication is required"),
-            StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
-            StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+            StatusCode::BAD_REQUEST => (ErrorCode::BadRequest, "the request is malformed"),
+            StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "authentication is required"),
+            StatusCode::FORBIDDEN => (ErrorCode::Forbidden, "not allowed"),
+            StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such resource"),
             StatusCode::METHOD_NOT_ALLOWED => (
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this method is not allowed on this resource",
             ),
-            StatusCode::REQUEST_TIMEOUT => {
-                ("request_timeout", "the request took too long to arrive")
-            }
+            StatusCode::REQUEST_TIMEOUT => (
+                ErrorCode::RequestTimeout,
+                "the request took too long to arrive",
+            ),
             StatusCode::PAYLOAD_TOO_LARGE => (
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is larger than this server accepts",
             ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as application/json",
             ),
             StatusCode::UNPROCESSABLE_ENTITY => (
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "the request body does not have the expected fields",
             ),
-            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests; retry later"),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                ("unavailable", "the gateway is busy; retry shortly")
+            StatusCode::TOO_MANY_REQUESTS => {
+                (ErrorCode::RateLimited, "too many requests; retry later")
             }
-            StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took too long to process"),
-            s if s.is_client_error() => ("bad_request", "the request was refused"),
-            _ => ("internal", "internal error; the gateway logged the cause"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                (ErrorCode::Unavailable, "the gateway is busy; retry shortly")
+            }
+            StatusCode::GATEWAY_TIMEOUT => {
+                (ErrorCode::Timeout, "the request took too long to process")
+            }
+            s if s.is_client_error() => (ErrorCode::BadRequest, "the request was refused"),
+            _ => (
+                ErrorCode::Internal,
+                "internal error; the gateway logged the cause",
+            ),
         };
         ApiError::new(status, code, message)
     }
@@ -83,12 +190,12 @@ impl From<Error> for ApiError {
                 tracing::error!(error = %err, "refusing request: audit log cannot be written");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_full",
+                    ErrorCode::StorageFull,
                     "the gateway's storage is full; the operator must free space",
                 )
             }
             Error::Refused(message) => {
-                ApiError::new(StatusCode::FORBIDDEN, "refused", message.clone())
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Refused, message.clone())
             }
             _ => {
                 tracing::error!(error = %err, "request failed");
@@ -106,24 +213,34 @@ impl From<crate::auth::users::AccountError> for ApiError {
             // One answer for every failed login, so it cannot tell whether a user exists.
             E::InvalidCredentials | E::Locked { .. } | E::Throttled | E::Disabled => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "invalid username or password (repeated failures lock an account for a while)",
             ),
-            E::InvalidUsername(_) | E::LastAdmin => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
+            E::InvalidUsername(_) | E::LastAdmin => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                err.to_string(),
+            ),
+            E::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())
             }
-            E::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
-            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string()),
+            E::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, err.to_string())
+            }
             E::Password(PasswordError::Busy) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
+                ErrorCode::Busy,
                 PasswordError::Busy.to_string(),
             ),
             E::Password(
                 p @ (PasswordError::TooShort(_)
                 | PasswordError::TooLong(_)
                 | PasswordError::TooCommon),
-            ) => ApiError::new(StatusCode::BAD_REQUEST, "weak_password", p.to_string()),
+            ) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::WeakPassword,
+                p.to_string(),
+            ),
             E::Password(_) | E::Store(_) => Error::Account(err).into(),
         }
     }
@@ -135,7 +252,7 @@ impl From<crate::auth::sessions::SessionError> for ApiError {
         match err {
             E::InvalidRefresh | E::Reused { .. } | E::Jwt(_) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credential",
+                ErrorCode::InvalidCredential,
                 "the credential is invalid, expired or revoked",
             ),
             E::Account(err) => err.into(),
@@ -150,17 +267,23 @@ impl From<crate::auth::tokens::TokenError> for ApiError {
         match err {
             E::Invalid => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credential",
+                ErrorCode::InvalidCredential,
                 err.to_string(),
             ),
             E::ScopeNotHeld(_) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, err.to_string())
             }
-            E::InvalidName(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
+            E::InvalidName(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                err.to_string(),
+            ),
+            E::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())
             }
-            E::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
-            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string()),
+            E::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, err.to_string())
+            }
             E::Account(err) => err.into(),
             E::Store(err) => Error::Store(err).into(),
         }
@@ -171,14 +294,16 @@ impl From<crate::auth::jwt::JwtError> for ApiError {
     fn from(err: crate::auth::jwt::JwtError) -> Self {
         use crate::auth::jwt::JwtError as E;
         match err {
-            E::ConfiguredKey => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+            E::ConfiguredKey => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())
+            }
             E::Store(message) => {
                 tracing::error!(error = %message, "signing keyring storage failed");
                 ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
             _ => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credential",
+                ErrorCode::InvalidCredential,
                 "the credential is invalid, expired or revoked",
             ),
         }
@@ -189,12 +314,16 @@ impl From<crate::auth::claim::ClaimError> for ApiError {
     fn from(err: crate::auth::claim::ClaimError) -> Self {
         use crate::auth::claim::ClaimError as E;
         match err {
-            E::AlreadyClaimed => {
-                ApiError::new(StatusCode::CONFLICT, "already_claimed", err.to_string())
-            }
-            E::WrongCode => {
-                ApiError::new(StatusCode::FORBIDDEN, "wrong_claim_code", err.to_string())
-            }
+            E::AlreadyClaimed => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::AlreadyClaimed,
+                err.to_string(),
+            ),
+            E::WrongCode => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::WrongClaimCode,
+                err.to_string(),
+            ),
         }
     }
 }
@@ -205,7 +334,7 @@ impl From<crate::auth::AuthError> for ApiError {
         match err {
             E::InvalidCredential => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credential",
+                ErrorCode::InvalidCredential,
                 err.to_string(),
             ),
             E::Account(err) => err.into(),
@@ -223,16 +352,77 @@ impl From<crate::gateway::approval::ApprovalError> for ApiError {
             // Another user's request is "not found" to the asker, so ids cannot be probed.
             // A malformed id names no request either.
             E::NotFound(_) | E::NotEligible(_) | E::InvalidId(_) => {
-                (StatusCode::NOT_FOUND, "not_found")
+                (StatusCode::NOT_FOUND, ErrorCode::NotFound)
             }
-            E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
-            E::InputChanged { .. } => (StatusCode::CONFLICT, "input_changed"),
-            E::RememberNotOffered(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            E::AlreadyResolved(_) => (StatusCode::CONFLICT, ErrorCode::AlreadyResolved),
+            E::InputChanged { .. } => (StatusCode::CONFLICT, ErrorCode::InputChanged),
+            E::RememberNotOffered(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
         };
         let message = match &err {
             E::NotEligible(id) => E::NotFound(id.clone()).to_string(),
             _ => err.to_string(),
         };
         ApiError::new(status, code, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_keep_the_wire_strings_clients_match_on() {
+        use ErrorCode as C;
+        let released = [
+            (C::BadRequest, "bad_request"),
+            (C::Unauthorized, "unauthorized"),
+            (C::Forbidden, "forbidden"),
+            (C::NotFound, "not_found"),
+            (C::MethodNotAllowed, "method_not_allowed"),
+            (C::RequestTimeout, "request_timeout"),
+            (C::PayloadTooLarge, "payload_too_large"),
+            (C::UnsupportedMediaType, "unsupported_media_type"),
+            (C::InvalidRequest, "invalid_request"),
+            (C::InvalidJson, "invalid_json"),
+            (C::RateLimited, "rate_limited"),
+            (C::Unavailable, "unavailable"),
+            (C::Overloaded, "overloaded"),
+            (C::NotReady, "not_ready"),
+            (C::Busy, "busy"),
+            (C::Timeout, "timeout"),
+            (C::Internal, "internal"),
+            (C::StorageFull, "storage_full"),
+            (C::Refused, "refused"),
+            (C::InvalidCredentials, "invalid_credentials"),
+            (C::InvalidCredential, "invalid_credential"),
+            (C::Conflict, "conflict"),
+            (C::WeakPassword, "weak_password"),
+            (C::AlreadyClaimed, "already_claimed"),
+            (C::WrongClaimCode, "wrong_claim_code"),
+            (C::AlreadyResolved, "already_resolved"),
+            (C::InputChanged, "input_changed"),
+            (C::OriginNotAllowed, "origin_not_allowed"),
+            (C::InvalidTicket, "invalid_ticket"),
+            (C::NotAWebsocket, "not_a_websocket"),
+            (C::MessageTooLarge, "message_too_large"),
+            (C::BinaryNotAccepted, "binary_not_accepted"),
+            (C::Malformed, "malformed"),
+            (C::UnknownType, "unknown_type"),
+            (C::InvalidMessage, "invalid_message"),
+            (C::SessionRevoked, "session_revoked"),
+        ];
+        for (code, wire) in released {
+            assert_eq!(serde_json::to_value(code).unwrap(), wire, "{code:?}");
+            assert_eq!(code.as_str(), wire, "{code:?}");
+        }
+        let error = ApiError::new(StatusCode::CONFLICT, C::AlreadyResolved, "answered");
+        assert_eq!(
+            error.body(),
+            serde_json::json!({"error": {"code": "already_resolved", "message": "answered"}})
+        );
+        assert_eq!(
+            ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE).body()["error"]["code"],
+            "payload_too_large"
+        );
     }
 }

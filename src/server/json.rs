@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, Request};
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 
 /// A deserialized JSON body.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +28,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 }
                 JsonRejection::JsonSyntaxError(_) => ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_json",
+                    ErrorCode::InvalidJson,
                     "the body is not valid JSON",
                 ),
                 JsonRejection::JsonDataError(err) => {
@@ -37,7 +37,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                         .split_once(": ")
                         .map_or(detail.as_str(), |(_, rest)| rest)
                         .to_string();
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        ErrorCode::InvalidRequest,
+                        detail,
+                    )
                 }
                 other => ApiError::for_status(other.status()),
             }),

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use ring::rand::SecureRandom;
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::state::App;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -170,7 +170,7 @@ pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next
         tracing::warn!(reason, in_flight, in_use, "shedding load");
         let error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             format!("the gateway is overloaded ({reason}); retry shortly"),
         );
         let mut response = error.into_response();

@@ -10,6 +10,7 @@ pub mod auth_routes;
 pub mod connection;
 pub mod device_routes;
 pub mod error;
+pub mod host;
 pub mod json;
 pub mod load;
 pub mod middleware;
@@ -175,17 +176,8 @@ pub async fn serve_redirect(
                     .headers()
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .and_then(|h| {
-                        h.rsplit_once(':')
-                            .map(|(host, _)| host.to_string())
-                            .or(Some(h.to_string()))
-                    })
-                    .filter(|h| {
-                        !h.is_empty()
-                            && h.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
-                    })
-                    .unwrap_or_else(|| "localhost".into());
+                    .and_then(host::RequestHost::parse)
+                    .map_or_else(|| "localhost".into(), |h| h.host().to_string());
                 format!("https://{host}:{https_port}")
             });
             axum::response::Redirect::permanent(&format!("{base}{path}"))

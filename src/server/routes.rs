@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::state::App;
 
 /// `GET /health`: the process is alive and serving.
@@ -44,7 +44,7 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
             .collect();
         let error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             failing.join("; "),
         );
         let mut body = error.body();
@@ -71,7 +71,7 @@ pub async fn ca_certificate(State(app): State<Arc<App>>) -> Response {
             .into_response(),
         None => ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "this gateway has no device CA (TLS is off or uses the operator's certificate)",
         )
         .into_response(),

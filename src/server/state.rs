@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::gateway::approval::Broker;
 use crate::gateway::tools::Tools;
 use crate::keys::secrets::{Secrets, master_key_path};
-use crate::sandbox::Runner;
+use crate::sandbox::{Runner, SandboxStatus};
 use crate::server::auth::RefusalLog;
 use crate::server::load::Load;
 use crate::server::rate_limit::RateLimits;
@@ -140,8 +140,7 @@ pub struct App {
     pub started: Instant,
     /// The code sandbox, when enabled and this host can provide it.
     pub sandbox: Option<Runner>,
-    /// "ok", "checking", "disabled" or why code execution is unavailable.
-    sandbox_status: tokio::sync::watch::Sender<String>,
+    sandbox_status: tokio::sync::watch::Sender<SandboxStatus>,
     /// Tool calls waiting for a human.
     pub approvals: Arc<Broker>,
     /// The agents' tools.
@@ -224,20 +223,21 @@ impl App {
         let mut status = self.sandbox_status.subscribe();
         let limit = self.config().tools.sandbox.limits.timeout + Duration::from_secs(5);
         // An error means the sender is gone or the wait ran out: judge what is there.
-        let _ = tokio::time::timeout(limit, status.wait_for(|s| s != "checking")).await;
+        let _ =
+            tokio::time::timeout(limit, status.wait_for(|s| *s != SandboxStatus::Checking)).await;
         let status = self.sandbox_status();
         match &self.sandbox {
-            Some(runner) if status == "ok" => Ok(runner),
+            Some(runner) if status.is_ok() => Ok(runner),
             _ => Err(format!("code execution is unavailable: {status}")),
         }
     }
 
-    /// "ok", "checking", "disabled" or why code execution is unavailable.
-    pub fn sandbox_status(&self) -> String {
+    /// Whether code execution is available now.
+    pub fn sandbox_status(&self) -> SandboxStatus {
         self.sandbox_status.borrow().clone()
     }
 
-    fn set_sandbox_status(&self, status: String) {
+    fn set_sandbox_status(&self, status: SandboxStatus) {
         self.sandbox_status.send_replace(status);
     }
 
@@ -306,20 +306,20 @@ impl App {
                     return;
                 };
                 let status = match runner.self_test().await {
-                    Ok(outcome) if outcome.exit_code == 0 => "ok".to_string(),
-                    Ok(outcome) => format!(
-                        "unavailable: the self-test ended with {} ({})",
+                    Ok(outcome) if outcome.exit_code == 0 => SandboxStatus::Ok,
+                    Ok(outcome) => SandboxStatus::Unavailable(format!(
+                        "the self-test ended with {} ({})",
                         outcome.exit_code,
                         outcome.reason.name()
-                    ),
-                    Err(err) => format!("unavailable: {err}"),
+                    )),
+                    Err(err) => SandboxStatus::Unavailable(err.to_string()),
                 };
-                if status != "ok" {
+                if !status.is_ok() {
                     tracing::warn!(%status, "code execution is unavailable");
                 }
                 app.audit().record_or_log(
                     AuditEvent::new("sandbox.check")
-                        .outcome(if status == "ok" {
+                        .outcome(if status.is_ok() {
                             Outcome::Success
                         } else {
                             Outcome::Failure
@@ -395,16 +395,16 @@ impl App {
 pub const BOOT_CONFIG_STATUS: &str = "boot-config.status";
 
 /// Builds the sandbox runner for the gateway, or says why there is none.
-fn open_sandbox(services: &Services, helper: Option<PathBuf>) -> (Option<Runner>, String) {
+fn open_sandbox(services: &Services, helper: Option<PathBuf>) -> (Option<Runner>, SandboxStatus) {
     if !services.config.tools.sandbox.enabled {
-        return (None, "disabled".into());
+        return (None, SandboxStatus::Disabled);
     }
     let runner = match helper {
         Some(helper) => Runner::from_config_with_helper(&services.config, helper),
         None => Runner::from_config(&services.config),
     };
     match runner {
-        Ok(runner) => (Some(runner), "checking".into()),
+        Ok(runner) => (Some(runner), SandboxStatus::Checking),
         Err(err) => {
             tracing::warn!(error = %err, "code execution is unavailable");
             services.audit.record_or_log(
@@ -412,7 +412,7 @@ fn open_sandbox(services: &Services, helper: Option<PathBuf>) -> (Option<Runner>
                     .outcome(Outcome::Failure)
                     .details(serde_json::json!({ "error": err.to_string() })),
             );
-            (None, format!("unavailable: {err}"))
+            (None, SandboxStatus::Unavailable(err.to_string()))
         }
     }
 }
@@ -456,11 +456,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         assert!(app.sandbox.is_some());
-        assert_eq!(app.sandbox_status(), "checking");
+        assert_eq!(app.sandbox_status(), SandboxStatus::Checking);
         let setter = app.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            setter.set_sandbox_status("ok".into());
+            setter.set_sandbox_status(SandboxStatus::Ok);
         });
         let started = Instant::now();
         assert!(app.sandbox_runner().await.is_ok());
@@ -497,7 +497,7 @@ mod tests {
         let setter = app.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            setter.set_sandbox_status("unavailable: no interpreter".into());
+            setter.set_sandbox_status(SandboxStatus::Unavailable("no interpreter".into()));
         });
         let err = app.sandbox_runner().await.err().unwrap();
         assert_eq!(

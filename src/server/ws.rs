@@ -54,7 +54,7 @@ use crate::gateway::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
 use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::rate_limit::RouteClass;
 use crate::server::state::App;
 
@@ -230,7 +230,7 @@ pub fn resolved_message(resolved: &Resolved) -> Value {
     })
 }
 
-fn error_message(code: &str, message: &str, request_id: Option<&str>) -> Value {
+fn error_message(code: ErrorCode, message: &str, request_id: Option<&str>) -> Value {
     let mut value = json!({ "type": "error", "code": code, "message": message });
     if let (Some(id), Some(object)) = (request_id, value.as_object_mut()) {
         object.insert("requestId".into(), Value::String(id.to_string()));
@@ -268,13 +268,13 @@ pub enum Ended {
 
 /// A refusal to answer with: an `error` message, and whether it is a strike.
 struct Refusal {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     request_id: Option<String>,
 }
 
 impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refusal {
             code,
             message: message.into(),
@@ -297,7 +297,7 @@ impl<C: Context> Connection<C> {
     fn handle_text(&mut self, text: &str) -> Result<Vec<Value>, Refusal> {
         if self.rate.check().is_err() {
             return Err(Refusal::new(
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "more than {} messages per second; slow down",
                     self.limits.messages_per_second
@@ -306,7 +306,7 @@ impl<C: Context> Connection<C> {
         }
         if text.len() > self.limits.max_message {
             return Err(Refusal::new(
-                "message_too_large",
+                ErrorCode::MessageTooLarge,
                 format!(
                     "the message is {} bytes; the limit is {}",
                     text.len(),
@@ -315,17 +315,20 @@ impl<C: Context> Connection<C> {
             ));
         }
         let value: Value = serde_json::from_str(text)
-            .map_err(|e| Refusal::new("malformed", format!("not a JSON message: {e}")))?;
+            .map_err(|e| Refusal::new(ErrorCode::Malformed, format!("not a JSON message: {e}")))?;
         let kind = value
             .get("type")
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| {
-                Refusal::new("malformed", "a message is a JSON object with a \"type\"")
+                Refusal::new(
+                    ErrorCode::Malformed,
+                    "a message is a JSON object with a \"type\"",
+                )
             })?;
         if !CLIENT_TYPES.contains(&kind.as_str()) {
             return Err(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 format!(
                     "unknown message type {:?}: the types are {}",
                     kind.chars().take(64).collect::<String>(),
@@ -335,12 +338,12 @@ impl<C: Context> Connection<C> {
         }
         if let Err(scope) = permits(&self.principal, &kind) {
             return Err(Refusal::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("{kind} needs the {scope} scope"),
             ));
         }
         let message: ClientMessage = serde_json::from_value(value)
-            .map_err(|e| Refusal::new("invalid_message", format!("{kind}: {e}")))?;
+            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("{kind}: {e}")))?;
         match message {
             ClientMessage::Ping {} => Ok(vec![json!({ "type": "pong" })]),
             ClientMessage::List {} => Ok(vec![self.list()]),
@@ -376,7 +379,10 @@ impl<C: Context> Connection<C> {
         input_hash: Option<&str>,
     ) -> Result<Vec<Value>, Refusal> {
         if !self.ctx.still_stands(&self.principal) {
-            return Err(Refusal::new("session_revoked", "the session has ended"));
+            return Err(Refusal::new(
+                ErrorCode::SessionRevoked,
+                "the session has ended",
+            ));
         }
         match self
             .ctx
@@ -479,7 +485,7 @@ where
                         None
                     }
                     Incoming::Binary(size) => Some(Refusal::new(
-                        "binary_not_accepted",
+                        ErrorCode::BinaryNotAccepted,
                         format!("binary messages ({size} bytes) are not accepted; send JSON text"),
                     )),
                     Incoming::Text(body) => match conn.handle_text(&body) {
@@ -492,7 +498,7 @@ where
                 };
                 if let Some(refusal) = refusal {
                     conn.strikes += 1;
-                    if refusal.code == "session_revoked" {
+                    if refusal.code == ErrorCode::SessionRevoked {
                         out.push(text(&error_message(refusal.code, &refusal.message, None)));
                         out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
                         send_all(&mut sink, out).await;
@@ -533,7 +539,7 @@ where
             }
             _ = recheck.tick() => {
                 if !conn.ctx.still_stands(&conn.principal) {
-                    out.push(text(&error_message("session_revoked", "the session has ended", None)));
+                    out.push(text(&error_message(ErrorCode::SessionRevoked, "the session has ended", None)));
                     out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
                     send_all(&mut sink, out).await;
                     break Ended::Revoked;
@@ -586,11 +592,12 @@ pub fn origin_allowed(headers: &HeaderMap, app: &App) -> bool {
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,
-    MaybeCaller(caller): MaybeCaller,
+    caller: MaybeCaller,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let caller = caller.into_principal();
     let path = "/ws";
     // Counted before any work (a ticket lookup, an audit record): a handshake without
     // a bearer credential is limited per address like a wrong credential elsewhere, one
@@ -606,7 +613,7 @@ pub async fn upgrade(
     if !origin_allowed(&headers, &app) {
         let error = ApiError::new(
             StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "this origin may not open a WebSocket to the gateway ([security] cors_origins)",
         );
         return refuse_handshake(&app, ip, path, error, caller.as_ref());
@@ -623,7 +630,7 @@ pub async fn upgrade(
                 _ => {
                     let error = ApiError::new(
                         StatusCode::UNAUTHORIZED,
-                        "invalid_ticket",
+                        ErrorCode::InvalidTicket,
                         "the WebSocket ticket is invalid, expired or already used: get a new one from POST /auth/ws-ticket",
                     );
                     return refuse_handshake(&app, ip, path, error, None);
@@ -634,7 +641,7 @@ pub async fn upgrade(
         (None, None) => {
             let error = ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "a WebSocket needs a ticket (?ticket= from POST /auth/ws-ticket) or an Authorization: Bearer header",
             );
             return refuse_handshake(&app, ip, path, error, None);
@@ -643,7 +650,7 @@ pub async fn upgrade(
     if let Err(scope) = permits(&principal, "approval.request") {
         let error = ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!("the WebSocket carries approvals, which need the {scope} scope"),
         );
         return refuse_handshake(&app, ip, path, error, Some(&principal));
@@ -653,7 +660,7 @@ pub async fn upgrade(
         Err(rejection) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "not_a_websocket",
+                ErrorCode::NotAWebsocket,
                 format!("GET /ws must be a WebSocket upgrade: {rejection}"),
             )
             .into_response();

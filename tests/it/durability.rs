@@ -685,7 +685,7 @@ fn a_gateway_fsyncs_before_answering_on_the_admin_socket() {
                 && c.fd_path
                     .as_deref()
                     .is_some_and(|p| p.starts_with("socket:") || p.starts_with("UNIX"))
-                && c.text.contains(r#"{\"ok\":true"#)
+                && c.text.contains(r#"\"ok\":{\"result\":\"secret_stored\""#)
                 && c.text.contains(r#"\"name\":\"demo\""#)
         })
         .collect();

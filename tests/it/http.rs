@@ -658,6 +658,21 @@ async fn the_plain_http_listener_only_redirects_to_https() {
         .await
         .unwrap();
     assert_eq!(hostile.headers()["location"], "https://localhost:3443/");
+    // An IPv6 literal without a port (the old split at the last ':' sent "https://[::3443").
+    for (host, location) in [
+        ("[::1]", "https://[::1]:3443/"),
+        ("[fe80::1]:80", "https://[fe80::1]:3443/"),
+        ("owner@evil.example:80", "https://localhost:3443/"),
+        ("pi.local:http", "https://localhost:3443/"),
+    ] {
+        let response = client
+            .get(format!("http://127.0.0.1:{}/", addr.port()))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["location"], location, "{host}");
+    }
     tx.send(()).unwrap();
     task.await.unwrap();
 }
