@@ -1,9 +1,8 @@
 //! The crate's error type: every module's error, in one enum for callers that only pass
-//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`. It names every
-//! module's error (admin's included), so it sits on layer 7, above everything it wraps;
-//! modules below return their own errors and never this one.
+//! errors on. HTTP mapping lives in `server::error`; CLI mapping in `cli`. It names the
+//! errors of the modules up to `auth`, so it sits on layer 6, above everything it wraps;
+//! those modules return their own errors and never this one.
 
-use crate::admin::AdminError;
 use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::auth::users::AccountError;
@@ -26,8 +25,6 @@ pub enum Error {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error(transparent)]
-    Admin(#[from] AdminError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]

@@ -10,8 +10,8 @@
 //!
 //! ```text
 //! 8  app  cli  (main.rs)         wiring and entry
-//! 7  server  admin  error        HTTP, the admin socket; `error` aggregates the modules' errors
-//! 6  gateway                     tools, approvals, the path guard
+//! 7  server  admin                HTTP and the gateway's state; the admin socket
+//! 6  gateway  error              tools, approvals, the path guard; `error` aggregates errors
 //! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
 //! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
 //! 3  store  keys                 sled trees and the backup archive; master key, sealed secrets

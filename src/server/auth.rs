@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -27,7 +27,7 @@ use crate::auth::scopes::Scope;
 use crate::auth::{Principal, Via};
 use crate::config::AuthMode;
 use crate::server::error::{ApiError, ErrorCode};
-use crate::server::rate_limit::{ClientKey, Generations, MAX_KEYS, RouteClass};
+use crate::server::rate_limit::RouteClass;
 use crate::server::state::App;
 
 /// What a route requires.
@@ -73,46 +73,6 @@ pub struct ClientIp(pub IpAddr);
 /// The principal behind the request's credential, if it presented one.
 #[derive(Debug, Clone)]
 struct Identity(Option<Principal>);
-
-/// Remembers, per client address, when a refusal was last audited and how many were
-/// refused since without a record. One record per address and minute carries that count,
-/// so a flood costs one disk write a minute per address, and the map is bounded (a
-/// [`Generations`] map: O(1) inserts, never a scan).
-#[derive(Debug)]
-pub struct RefusalLog {
-    last: Mutex<Generations<ClientKey, (Option<Instant>, u64)>>,
-}
-
-impl Default for RefusalLog {
-    fn default() -> Self {
-        RefusalLog {
-            last: Mutex::new(Generations::new(MAX_KEYS)),
-        }
-    }
-}
-
-impl RefusalLog {
-    const WINDOW: Duration = Duration::from_secs(60);
-
-    /// `Some(n)` when this refusal is to be audited, `n` being how many refusals from
-    /// the same address went unrecorded before it; `None` when it is only counted.
-    pub fn should_audit(&self, key: ClientKey) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (at, suppressed) = last.entry(key, || (None, 0));
-        if at.is_some_and(|at| now.saturating_duration_since(at) < Self::WINDOW) {
-            *suppressed += 1;
-            return None;
-        }
-        *at = Some(now);
-        Some(std::mem::take(suppressed))
-    }
-
-    /// How many addresses it remembers.
-    pub fn tracked(&self) -> usize {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-}
 
 /// Audits a refused request (once per address and minute, with the count of those
 /// refused in between) and builds the response.
@@ -434,35 +394,5 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .get::<ClientIp>()
             .copied()
             .unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0]))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_are_summarised_per_address_and_the_log_stays_bounded() {
-        let log = RefusalLog::default();
-        let key =
-            |i: u32| ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 64);
-        assert_eq!(log.should_audit(key(0)), Some(0));
-        for _ in 0..50 {
-            assert_eq!(log.should_audit(key(0)), None);
-        }
-        let started = Instant::now();
-        for i in 1..=100_000 {
-            assert_eq!(log.should_audit(key(i)), Some(0));
-        }
-        assert!(log.tracked() <= MAX_KEYS, "{}", log.tracked());
-        // Inserts never rescan the map (rescanning 10,000 entries on each of these
-        // inserts took minutes).
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
-        // A fresh address is audited at once.
-        assert_eq!(log.should_audit(key(200_000)), Some(0));
     }
 }

@@ -6,7 +6,8 @@
 //! address in `X-Forwarded-For` that is not itself a trusted proxy is used. From anyone
 //! else the header is ignored, so a client cannot pick its own address to dodge limits.
 //! Limiters are GCRA (governor) with a burst; answers carry the time until a retry
-//! would be allowed. This module only counts; the server turns refusals into 429s.
+//! would be allowed. [`RefusalLog`] counts refusals per address so the audit log gets
+//! one summary a minute. This module only counts; the server turns refusals into 429s.
 //!
 //! Addresses are counted by [`ClientKey`]: an IPv4 address (IPv4-mapped IPv6 folded onto
 //! it), or the IPv6 network of `ipv6_prefix` bits (a /64 by default) that contains it,
@@ -21,7 +22,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::nanos::Nanos;
@@ -291,6 +292,46 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Remembers, per client address, when a refusal was last audited and how many were
+/// refused since without a record. One record per address and minute carries that count,
+/// so a flood costs one disk write a minute per address, and the map is bounded (a
+/// [`Generations`] map: O(1) inserts, never a scan).
+#[derive(Debug)]
+pub struct RefusalLog {
+    last: Mutex<Generations<ClientKey, (Option<Instant>, u64)>>,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog {
+            last: Mutex::new(Generations::new(MAX_KEYS)),
+        }
+    }
+}
+
+impl RefusalLog {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// `Some(n)` when this refusal is to be audited, `n` being how many refusals from
+    /// the same address went unrecorded before it; `None` when it is only counted.
+    pub fn should_audit(&self, key: ClientKey) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (at, suppressed) = last.entry(key, || (None, 0));
+        if at.is_some_and(|at| now.saturating_duration_since(at) < Self::WINDOW) {
+            *suppressed += 1;
+            return None;
+        }
+        *at = Some(now);
+        Some(std::mem::take(suppressed))
+    }
+
+    /// How many addresses it remembers.
+    pub fn tracked(&self) -> usize {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +495,30 @@ mod tests {
         assert_eq!(map.get(&1), Some(&2));
         assert_eq!(map.get(&2), None);
         assert!(map.len() <= 4);
+    }
+
+    #[test]
+    fn refusals_are_summarised_per_address_and_the_log_stays_bounded() {
+        let log = RefusalLog::default();
+        let key =
+            |i: u32| ClientKey::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 64);
+        assert_eq!(log.should_audit(key(0)), Some(0));
+        for _ in 0..50 {
+            assert_eq!(log.should_audit(key(0)), None);
+        }
+        let started = Instant::now();
+        for i in 1..=100_000 {
+            assert_eq!(log.should_audit(key(i)), Some(0));
+        }
+        assert!(log.tracked() <= MAX_KEYS, "{}", log.tracked());
+        // Inserts never rescan the map (rescanning 10,000 entries on each of these
+        // inserts took minutes).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // A fresh address is audited at once.
+        assert_eq!(log.should_audit(key(200_000)), Some(0));
     }
 }

@@ -22,9 +22,9 @@ use crate::gateway::approval::Broker;
 use crate::gateway::tools::Tools;
 use crate::keys::secrets::{Secrets, master_key_path};
 use crate::sandbox::{Runner, SandboxStatus};
-use crate::server::auth::RefusalLog;
 use crate::server::load::Load;
 use crate::server::rate_limit::RateLimits;
+use crate::server::rate_limit::RefusalLog;
 use crate::store::Store;
 use crate::tls::{NameSource, Tls, TlsEvent, key_files, system_names};
 
