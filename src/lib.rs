@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! 8  app  cli  (main.rs)         wiring and entry
-//! 7  server  admin                HTTP and the gateway's state; the admin socket
+//! 7  server  admin               HTTP and the gateway's state; the admin socket
 //! 6  gateway  error              tools, approvals, the path guard; `error` aggregates errors
 //! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
 //! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
