@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After`, when the refusal ends by itself.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,7 +26,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// The generic error for a status, used when a layer below produced only a status.
@@ -71,7 +80,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -104,11 +119,16 @@ impl From<crate::auth::users::AccountError> for ApiError {
         use crate::auth::users::AccountError as E;
         match err {
             // One answer for every failed login, so it cannot tell whether a user exists.
-            E::InvalidCredentials | E::Locked { .. } | E::Throttled | E::Disabled => ApiError::new(
+            E::InvalidCredentials | E::Locked { .. } | E::Disabled => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "invalid username or password (repeated failures lock an account for a while)",
             ),
+            // No password was checked; unknown names get the same budget and answer.
+            E::Throttled { retry_after } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", err.to_string())
+                    .retry_after(u64::try_from(retry_after).unwrap_or(1))
+            }
             E::InvalidUsername(_) | E::LastAdmin => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
             }
