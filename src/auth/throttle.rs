@@ -8,7 +8,8 @@
 //! have at most `BURST + W / SPACING_SECS` passwords checked against one account in any
 //! window of `W` seconds, however many addresses it uses. A check is spent before the
 //! password is verified, so a refused try costs no argon2 and tells nothing about the
-//! password.
+//! password; a check that finds the right password is given back, so the owner's own
+//! logins never use up what guessers leave (and a right guess ends the attack anyway).
 //!
 //! The budget lives in memory only: it bounds what a guesser gets while the gateway runs
 //! (a restart refills it), and it is bounded itself ([`MAX_NAMES`]). It never decides who
@@ -60,6 +61,18 @@ impl GuessBudgets {
         Ok(())
     }
 
+    /// Gives back a check spent on `name` that found the right password.
+    pub fn refund(&self, name: &str) {
+        if let Some(at) = self
+            .full_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(name)
+        {
+            *at -= SPACING_SECS;
+        }
+    }
+
     /// Refills `name`'s budget (the console's `user unlock`).
     pub fn refill(&self, name: &str) {
         self.full_at
@@ -95,6 +108,10 @@ mod tests {
             }
         }
         assert_eq!(granted, BURST + 3600 / SPACING_SECS);
+        // A check that found the right password is given back.
+        budgets.refund("owner");
+        budgets.spend("owner", start + 3600).unwrap();
+        assert!(budgets.spend("owner", start + 3600).is_err());
         // Another name has its own budget; a quiet period refills it all.
         budgets.spend("other", start + 3600).unwrap();
         for _ in 0..BURST {

@@ -451,9 +451,11 @@ impl Accounts {
                 .as_ref()
                 .is_some_and(|r| c.vouches_for(r) && r.locked_until(&c.key(), now).is_none())
         });
-        if let (Some(name), None) = (&name, client)
-            && !self.familiar(&address)?
-        {
+        let budgeted = match (&name, client) {
+            (Some(name), None) if !self.familiar(&address)? => Some(name),
+            _ => None,
+        };
+        if let Some(name) = budgeted {
             self.budgets
                 .spend(name, now)
                 .map_err(|retry_after| AccountError::Throttled { retry_after })?;
@@ -480,6 +482,9 @@ impl Accounts {
         if !matched {
             self.note_failure(&record.username, &key, now)?;
             return Err(AccountError::InvalidCredentials);
+        }
+        if let Some(name) = budgeted {
+            self.budgets.refund(name);
         }
         // Judge the success against the account as it is now: a password changed or an
         // account disabled while argon2 ran wins over this login.
@@ -766,17 +771,10 @@ mod tests {
             .create("owner", &Secret::new(PW), Scopes::all())
             .unwrap();
         let laptop = addr(1000);
-        // The owner's first login spends from the budget as any unknown client does; the
-        // name without an account gets the same history.
         accounts
             .authenticate("owner", Secret::new(PW), laptop, None)
             .await
             .unwrap();
-        outcome(
-            accounts
-                .authenticate("nobody", Secret::new(PW), addr(999), None)
-                .await,
-        );
         let browser = KnownClient {
             uid: owner.id.clone(),
             epoch: owner.epoch,
