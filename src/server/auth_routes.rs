@@ -24,7 +24,7 @@ use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
 use crate::security::audit::{AuditEvent, Outcome};
 use crate::server::Api;
-use crate::server::auth::{Access, Admin, Caller, ClientIp};
+use crate::server::auth::{Access, Admin, Caller, ClientIp, refuse};
 use crate::server::error::ApiError;
 use crate::server::json::JsonBody;
 
@@ -221,11 +221,15 @@ async fn login(
             }
             Ok(response)
         }
+        // Refused before any check, so cheap to send from many addresses: summarised per
+        // address like every other 429, so the guessers cannot make the log write per try.
+        Err(err @ AccountError::Throttled { .. }) => {
+            Ok(refuse(&app, ip.0, "/auth/login", ApiError::from(err), None))
+        }
         Err(err) => {
             if !matches!(err, AccountError::Password(_)) {
                 let reason = match &err {
                     AccountError::Locked { .. } => "locked",
-                    AccountError::Throttled { .. } => "throttled",
                     AccountError::Disabled => "disabled",
                     _ => "invalid credentials",
                 };

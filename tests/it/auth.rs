@@ -859,6 +859,22 @@ fn a_spread_attack_neither_holds_the_owner_out_nor_gets_more_guesses_than_the_bu
         2 * checked,
         "a throttled try checks no password"
     );
+    // The checked tries are audited one by one; the refused ones at most once per
+    // address (and minute), however many there are.
+    let records: Vec<_> = gateway.app.audit().all().map(Result::unwrap).collect();
+    let denied_logins = records
+        .iter()
+        .filter(|r| r.action == "auth.login" && r.details["reason"].is_string())
+        .count();
+    let summarised = records
+        .iter()
+        .filter(|r| r.action == "http.refused" && r.details["status"] == 429)
+        .count();
+    assert_eq!(denied_logins as u64, 2 * checked);
+    assert!(
+        (1..=2 * attackers.len()).contains(&summarised),
+        "{summarised} records for {throttled} refusals"
+    );
 
     // Mid-attack, the owner's client on fresh addresses is served at once, with its
     // token in the body over HTTP/1.1 and as its cookie over HTTP/2.
