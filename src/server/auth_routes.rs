@@ -159,6 +159,16 @@ fn known_client_cookie(app: &App, token: &str) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The answer to a login, with the known-client token also set as the cookie.
+fn login_response(app: &App, answer: LoginAnswer) -> Response {
+    let cookie = known_client_cookie(app, &answer.known_client);
+    let mut response = Json(answer).into_response();
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
@@ -214,12 +224,7 @@ async fn login(
             .await?;
             app.audit()
                 .record_or_log(event("auth.login", &format!("user:{target}"), ip).target(target));
-            let cookie = known_client_cookie(&app, &answer.known_client);
-            let mut response = Json(answer).into_response();
-            if let Some(cookie) = cookie {
-                response.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
-            Ok(response)
+            Ok(login_response(&app, answer))
         }
         // Refused before any check, so cheap to send from many addresses: summarised per
         // address like every other 429, so the guessers cannot make the log write per try.
@@ -577,13 +582,13 @@ async fn change_password(
         )
         .await?;
     let new_password = request.new_password;
-    let pair = blocking(&app, move |app| {
-        let user = app
-            .services
-            .auth
-            .accounts
-            .set_password(&user.username, &new_password)?;
-        Ok(app.services.auth.sessions.login(&user)?)
+    let answer = blocking(&app, move |app| {
+        let auth = &app.services.auth;
+        let user = auth.accounts.set_password(&user.username, &new_password)?;
+        // The new epoch ended this client's known-client token with the rest.
+        let pair = auth.sessions.login(&user)?;
+        let known_client = auth.remember_client(&user).map_err(crate::Error::from)?;
+        Ok(LoginAnswer { pair, known_client })
     })
     .await?;
     app.audit().record_or_log(
@@ -591,7 +596,7 @@ async fn change_password(
             .target(caller.username)
             .details(serde_json::json!({ "effect": "every other session revoked" })),
     );
-    Ok(Json(pair).into_response())
+    Ok(login_response(&app, answer))
 }
 
 async fn list_users(State(app): State<Arc<App>>, Admin(_): Admin) -> Result<Response, ApiError> {

@@ -17,6 +17,7 @@ use crate::support::{Gateway, Setup, stderr, stdout, version_of};
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
 const FAST_DEFAULT_LIMITS: &str = "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
 const OWNER_PW: &str = "walrus cinnamon lantern quietly";
+const NEW_PW: &str = "plinth-ocarina-sleet-mural";
 
 fn post(gateway: &Gateway, path: &str, body: Value, bearer: Option<&str>) -> Response {
     let mut request = gateway
@@ -911,11 +912,39 @@ fn a_spread_attack_neither_holds_the_owner_out_nor_gets_more_guesses_than_the_bu
         .send()
         .unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    // A password change ends every known-client token, and hands this client a new one.
+    let changed = gateway
+        .client(h1, "127.0.3.3")
+        .post(format!("{}/api/v1/me/password", gateway.url))
+        .bearer_auth(access(&answer))
+        .header(http::header::COOKIE, &cookie)
+        .json(&json!({"current_password": OWNER_PW, "new_password": NEW_PW}))
+        .send()
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert!(
+        changed.headers()[http::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("aisopod_known_client=")
+    );
+    let changed: Value = changed.json().unwrap();
+    let new_owner =
+        |token: &str| json!({"username": "owner", "password": NEW_PW, "known_client": token});
+    let (status, _, _) = gateway.login(
+        &gateway.client(h2, "127.0.3.5"),
+        new_owner(&known_client),
+        None,
+    );
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the old token ended");
+    let fresh = changed["known_client"].as_str().unwrap();
+    let (status, _, _) = gateway.login(&gateway.client(h2, "127.0.3.6"), new_owner(fresh), None);
+    assert_eq!(status, StatusCode::OK);
     // A new client on a new address is told how long to wait, and is served then.
     let newcomer = gateway.client(h2, "127.0.3.4");
     let (status, retry, _) = gateway.login(
         &newcomer,
-        json!({"username": "owner", "password": OWNER_PW}),
+        json!({"username": "owner", "password": NEW_PW}),
         None,
     );
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -924,7 +953,7 @@ fn a_spread_attack_neither_holds_the_owner_out_nor_gets_more_guesses_than_the_bu
     gateway.clock.advance(time::Duration::seconds(wait));
     let (status, _, _) = gateway.login(
         &newcomer,
-        json!({"username": "owner", "password": OWNER_PW}),
+        json!({"username": "owner", "password": NEW_PW}),
         None,
     );
     assert_eq!(status, StatusCode::OK);
