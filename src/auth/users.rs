@@ -439,11 +439,19 @@ impl Accounts {
         let address = address_key(from);
         let now = self.clock.now().unix_timestamp();
         let name = normalize_username(username).ok();
-        let record = name
-            .as_ref()
-            .map(|n| self.users.get(n))
-            .transpose()?
-            .flatten();
+        let lookup = || {
+            name.as_ref()
+                .map(|n| self.users.get(n))
+                .transpose()
+                .map(Option::flatten)
+        };
+        // Without a token, the budget is judged before the account is even looked up, so
+        // a refusal takes the same steps for every name and its timing cannot tell
+        // whether an account exists. (Only a login of an existing account makes a token.)
+        let mut record = match client {
+            Some(_) => lookup()?,
+            None => None,
+        };
         // A known client whose own failures locked it is back among the unknown ones, so
         // a stolen token buys its holder no more than `lockout_threshold` guesses.
         let client = client.filter(|c| {
@@ -459,6 +467,9 @@ impl Accounts {
             self.budgets
                 .spend(name, now)
                 .map_err(|retry_after| AccountError::Throttled { retry_after })?;
+        }
+        if record.is_none() {
+            record = lookup()?;
         }
         let key = client.map_or_else(|| address.clone(), KnownClient::key);
         let locked = record.as_ref().and_then(|r| r.locked_until(&key, now));
