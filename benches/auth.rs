@@ -84,6 +84,7 @@ fn main() {
                 "owner",
                 password.clone(),
                 std::net::IpAddr::from([127, 0, 0, 1]),
+                None,
             ))
             .unwrap();
     });

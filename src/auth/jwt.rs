@@ -31,6 +31,8 @@ const KEYRING_KEY: &str = "jwt.keyring";
 pub enum Audience {
     Session,
     WsTicket,
+    /// Not a credential: marks a client that signed in before (see `users`).
+    KnownClient,
 }
 
 impl Audience {
@@ -38,6 +40,7 @@ impl Audience {
         match self {
             Audience::Session => "aisopod:session",
             Audience::WsTicket => "aisopod:ws-ticket",
+            Audience::KnownClient => "aisopod:known-client",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod scopes;
 pub mod sessions;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -36,10 +37,12 @@ use self::jwt::{Claims, Jwt, JwtError};
 use self::scopes::{Scope, Scopes};
 use self::sessions::{SessionError, Sessions};
 use self::tokens::{ApiTokens, TokenError};
-use self::users::{AccountError, Accounts};
+use self::users::{AccountError, Accounts, KnownClient, UserRecord};
 
 /// The [`Claims::sid`] prefix of tokens derived from an API token.
 pub const TOKEN_SID: &str = "token:";
+/// How long a client that signed in stays known (see [`Auth::remember_client`]).
+pub const KNOWN_CLIENT_TTL_SECS: i64 = 180 * 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -142,6 +145,33 @@ impl Auth {
             ),
             static_token: config.token.clone(),
             clock,
+        })
+    }
+
+    /// A token for a client that just logged in as `user`: presented at a later login of
+    /// the same account, it exempts that client from the account's guess budget (see
+    /// `users`). It grants nothing else: its audience is its own, it carries no scope,
+    /// and a new epoch (password change, disable) or signing key ends it.
+    pub fn remember_client(&self, user: &UserRecord) -> Result<String, AuthError> {
+        let (token, _) = self.jwt.issue(
+            jwt::Audience::KnownClient,
+            &user.username,
+            &user.id,
+            user.epoch,
+            Scopes::none(),
+            KNOWN_CLIENT_TTL_SECS,
+        )?;
+        Ok(token)
+    }
+
+    /// What a presented known-client token vouches for; `None` for anything invalid,
+    /// which then counts as no token at all.
+    pub fn known_client(&self, token: &str) -> Option<KnownClient> {
+        let claims = self.jwt.verify(token, jwt::Audience::KnownClient).ok()?;
+        Some(KnownClient {
+            uid: claims.uid,
+            epoch: claims.epoch,
+            id: claims.jti,
         })
     }
 

@@ -136,6 +136,8 @@ pub struct Passwords {
     /// A hash of a random password, verified against when a user does not exist so that
     /// the answer takes as long as for a real user. Made on first use, not at start.
     decoy: Arc<OnceLock<String>>,
+    /// Login verifications started, for the figures that show the guess budget holds.
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Passwords {
@@ -145,6 +147,7 @@ impl Passwords {
             slots: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
             pool: Arc::new(OnceLock::new()),
             decoy: Arc::new(OnceLock::new()),
+            verifications: Arc::default(),
         }
     }
 
@@ -287,6 +290,8 @@ impl Passwords {
         password: Secret,
         phc: Option<String>,
     ) -> Result<bool, PasswordError> {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let known = phc.is_some();
         let this = self.clone();
         let matched = self
@@ -299,6 +304,12 @@ impl Passwords {
             })
             .await?;
         Ok(known && matched)
+    }
+
+    /// How many login verifications ([`Passwords::verify_async`]) were started.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn hash_async(&self, password: Secret) -> Result<String, PasswordError> {

@@ -11,18 +11,19 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
-use http::StatusCode;
-use serde::Deserialize;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::KNOWN_CLIENT_TTL_SECS;
 use crate::auth::Via;
 use crate::auth::scopes::{Scope, Scopes};
-use crate::auth::sessions::SessionError;
-use crate::auth::users::AccountError;
+use crate::auth::sessions::{SessionError, TokenPair};
+use crate::auth::users::{AccountError, KnownClient};
 use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
 use crate::server::Api;
-use crate::server::auth::{Access, Admin, Caller, ClientIp};
+use crate::server::auth::{Access, Admin, Caller, ClientIp, refuse};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
@@ -31,6 +32,10 @@ use crate::server::state::App;
 const MAX_LOGIN_FIELD: usize = 1024;
 /// Lifetime of a WebSocket ticket.
 const WS_TICKET_SECS: i64 = 30;
+/// The cookie a browser keeps its known-client token in (see `Auth::remember_client`).
+pub const KNOWN_CLIENT_COOKIE: &str = "aisopod_known_client";
+/// Longest known-client token read; a real one is about 400 bytes.
+const MAX_KNOWN_CLIENT: usize = 1024;
 
 pub fn api() -> Api {
     Api::new()
@@ -124,16 +129,68 @@ fn loggable(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
+/// The known client a request presents: `field` from its body, else the cookie. An
+/// invalid token counts as none.
+pub fn known_client(app: &App, headers: &HeaderMap, field: Option<&Secret>) -> Option<KnownClient> {
+    let token = match field {
+        Some(token) => token.expose().to_string(),
+        None => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == KNOWN_CLIENT_COOKIE)
+            .map(|(_, token)| token.to_string())?,
+    };
+    if token.len() > MAX_KNOWN_CLIENT {
+        return None;
+    }
+    app.services.auth.known_client(&token)
+}
+
+/// The cookie that keeps a known-client token in a browser: sent back on every request
+/// to this origin only, never readable by scripts.
+fn known_client_cookie(app: &App, token: &str) -> Option<HeaderValue> {
+    let secure = if app.tls.is_some() { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{KNOWN_CLIENT_COOKIE}={token}; Path=/; Max-Age={KNOWN_CLIENT_TTL_SECS}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
+}
+
+/// The answer to a login, with the known-client token also set as the cookie.
+fn login_response(app: &App, answer: LoginAnswer) -> Response {
+    let cookie = known_client_cookie(app, &answer.known_client);
+    let mut response = Json(answer).into_response();
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
     password: Secret,
+    /// The token an earlier login answered with, for clients that keep no cookies.
+    #[serde(default)]
+    known_client: Option<Secret>,
+}
+
+/// A login's answer: the OAuth 2.0 token response plus the client's known-client token.
+#[derive(Serialize)]
+struct LoginAnswer {
+    #[serde(flatten)]
+    pair: TokenPair,
+    known_client: String,
 }
 
 async fn login(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     require_accounts(&app)?;
@@ -149,23 +206,35 @@ async fn login(
         .services
         .auth
         .accounts
-        .authenticate(&request.username, request.password, ip.0)
+        .authenticate(
+            &request.username,
+            request.password,
+            ip.0,
+            known_client(&app, &headers, request.known_client.as_ref()).as_ref(),
+        )
         .await;
     match result {
         Ok(user) => {
-            let pair = blocking(&app, move |app| {
-                Ok(app.services.auth.sessions.login(&user)?)
+            let answer = blocking(&app, move |app| {
+                let auth = &app.services.auth;
+                let pair = auth.sessions.login(&user)?;
+                let known_client = auth.remember_client(&user).map_err(crate::Error::from)?;
+                Ok(LoginAnswer { pair, known_client })
             })
             .await?;
             app.audit()
                 .record_or_log(event("auth.login", &format!("user:{target}"), ip).target(target));
-            Ok(Json(pair).into_response())
+            Ok(login_response(&app, answer))
+        }
+        // Refused before any check, so cheap to send from many addresses: summarised per
+        // address like every other 429, so the guessers cannot make the log write per try.
+        Err(err @ AccountError::Throttled { .. }) => {
+            Ok(refuse(&app, ip.0, "/auth/login", ApiError::from(err), None))
         }
         Err(err) => {
             if !matches!(err, AccountError::Password(_)) {
                 let reason = match &err {
                     AccountError::Locked { .. } => "locked",
-                    AccountError::Throttled => "throttled",
                     AccountError::Disabled => "disabled",
                     _ => "invalid credentials",
                 };
@@ -490,6 +559,7 @@ struct PasswordChange {
 async fn change_password(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    headers: HeaderMap,
     caller: Caller,
     JsonBody(request): JsonBody<PasswordChange>,
 ) -> Result<Response, ApiError> {
@@ -504,16 +574,21 @@ async fn change_password(
         .services
         .auth
         .accounts
-        .authenticate(&caller.username, request.current_password, ip.0)
+        .authenticate(
+            &caller.username,
+            request.current_password,
+            ip.0,
+            known_client(&app, &headers, None).as_ref(),
+        )
         .await?;
     let new_password = request.new_password;
-    let pair = blocking(&app, move |app| {
-        let user = app
-            .services
-            .auth
-            .accounts
-            .set_password(&user.username, &new_password)?;
-        Ok(app.services.auth.sessions.login(&user)?)
+    let answer = blocking(&app, move |app| {
+        let auth = &app.services.auth;
+        let user = auth.accounts.set_password(&user.username, &new_password)?;
+        // The new epoch ended this client's known-client token with the rest.
+        let pair = auth.sessions.login(&user)?;
+        let known_client = auth.remember_client(&user).map_err(crate::Error::from)?;
+        Ok(LoginAnswer { pair, known_client })
     })
     .await?;
     app.audit().record_or_log(
@@ -521,7 +596,7 @@ async fn change_password(
             .target(caller.username.clone())
             .details(serde_json::json!({ "effect": "every other session revoked" })),
     );
-    Ok(Json(pair).into_response())
+    Ok(login_response(&app, answer))
 }
 
 async fn list_users(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {

@@ -20,10 +20,11 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::device::{DeviceError, normalize_user_code};
 use crate::auth::scopes::Scopes;
 use crate::auth::sessions::SessionError;
+use crate::auth::users::AccountError;
 use crate::secret::Secret;
 use crate::server::Api;
 use crate::server::auth::{Access, ClientIp};
-use crate::server::auth_routes::require_accounts;
+use crate::server::auth_routes::{known_client, require_accounts};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
@@ -330,6 +331,7 @@ struct Decision {
 async fn device_decide(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    headers: http::HeaderMap,
     Params(decision): Params<Decision>,
 ) -> Response {
     let allow = match decision.action.as_str() {
@@ -358,24 +360,41 @@ async fn device_decide(
     }
     let user = match auth
         .accounts
-        .authenticate(&decision.username, decision.password, ip.0)
+        .authenticate(
+            &decision.username,
+            decision.password,
+            ip.0,
+            known_client(&app, &headers, None).as_ref(),
+        )
         .await
     {
         Ok(user) => user,
-        Err(_) => {
+        Err(err) => {
             app.audit().record_or_log(
                 AuditEvent::new("auth.device_decision")
                     .actor("anonymous")
                     .outcome(Outcome::Denied)
                     .source_ip(Some(ip.0)),
             );
+            let (status, message) = match err {
+                AccountError::Throttled { retry_after } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many sign-in attempts for this username. Try again in {retry_after} s."
+                    ),
+                ),
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    "Invalid username or password. Try again.".to_string(),
+                ),
+            };
             return page(
-                StatusCode::UNAUTHORIZED,
+                status,
                 &approval_form(
                     &app,
                     &decision.user_code,
                     &decision.username,
-                    Some("Invalid username or password. Try again."),
+                    Some(&message),
                 ),
             );
         }

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     InvalidRequest,
     InvalidJson,
     RateLimited,
+    /// Too many sign-in attempts for a username from unknown clients; no password checked.
+    Throttled,
     Unavailable,
     Overloaded,
     NotReady,
@@ -74,6 +76,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidJson => "invalid_json",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Throttled => "throttled",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::NotReady => "not_ready",
@@ -115,6 +118,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds for `Retry-After`, when the refusal ends by itself.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -123,7 +128,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// The generic error for a status, used when a layer below produced only a status.
@@ -178,7 +190,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -211,11 +229,18 @@ impl From<crate::auth::users::AccountError> for ApiError {
         use crate::auth::users::AccountError as E;
         match err {
             // One answer for every failed login, so it cannot tell whether a user exists.
-            E::InvalidCredentials | E::Locked { .. } | E::Throttled | E::Disabled => ApiError::new(
+            E::InvalidCredentials | E::Locked { .. } | E::Disabled => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::InvalidCredentials,
                 "invalid username or password (repeated failures lock an account for a while)",
             ),
+            // No password was checked; unknown names get the same budget and answer.
+            E::Throttled { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Throttled,
+                err.to_string(),
+            )
+            .retry_after(u64::try_from(retry_after).unwrap_or(1)),
             E::InvalidUsername(_) | E::LastAdmin => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidRequest,
@@ -385,6 +410,7 @@ mod tests {
             (C::InvalidRequest, "invalid_request"),
             (C::InvalidJson, "invalid_json"),
             (C::RateLimited, "rate_limited"),
+            (C::Throttled, "throttled"),
             (C::Unavailable, "unavailable"),
             (C::Overloaded, "overloaded"),
             (C::NotReady, "not_ready"),

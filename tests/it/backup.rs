@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use aisopod::clock::SystemClock;
 use aisopod::config::ProcessEnvironment;
@@ -209,8 +209,10 @@ fn an_online_backup_taken_during_writes_is_consistent() {
     // Writes through the admin socket while the backup runs: each one seals a secret
     // (store and master key) and appends audit records.
     let stop = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicU32::new(0));
     let writer = {
         let stop = stop.clone();
+        let finished = finished.clone();
         let config = setup.config.clone();
         std::thread::spawn(move || {
             let mut written = 0u32;
@@ -235,11 +237,20 @@ fn an_online_backup_taken_during_writes_is_consistent() {
                     .unwrap();
                 assert!(out.success());
                 written += 1;
+                finished.store(written, Ordering::SeqCst);
             }
             written
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The backup starts once writes are under way: at least one has landed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while finished.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write landed through the admin socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let file = setup.dir.path().join("online.backup");
     let made = setup.cli_with(
         &["backup", "create", file.to_str().unwrap()],

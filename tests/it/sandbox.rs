@@ -678,6 +678,15 @@ fn cgroups_cannot_be_reached_or_escaped() {
     assert_refused(&probe, "own_cgroup", &["ok"]);
 }
 
+/// Whether a host process's command line starts with `name` (its `argv[0]`), unlike the
+/// CLI that asked for it, whose arguments merely contain it.
+fn holds_a_process_named(name: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| cmdline.starts_with(name.as_bytes()))
+    })
+}
+
 /// Host processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
@@ -1142,22 +1151,22 @@ fn a_full_gateway_answers_busy_after_its_queue_timeout() {
     let (status, ready) = sandbox_status(&gateway);
     assert_eq!(status, "ok", "{ready}");
     // One run holds the only slot for a few seconds...
+    let marker = format!("aisopod-slot-holder-{}", std::process::id());
     let long = Command::new(BIN)
         .arg("--config")
         .arg(&setup.config)
-        .args([
-            "sandbox",
-            "run",
-            "--lang",
-            "bash",
-            "--code",
-            "echo first; sleep 4",
-        ])
+        .args(["sandbox", "run", "--lang", "bash", "--code"])
+        .arg(format!("echo first; exec -a {marker} sleep 4"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // (it holds the slot once its program runs, seen from the host by its name)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !holds_a_process_named(&marker) {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // ...so the next one waits for the queue timeout, then is refused as busy.
     let waited = Instant::now();
     let busy = setup.cli(&["sandbox", "run", "--lang", "bash", "--code", "true"]);
