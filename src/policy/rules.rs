@@ -141,11 +141,15 @@ fn language(name: &str) -> Option<Lang> {
         "python" | "pypy" | "ipython" => Lang::Python,
         "perl" => Lang::Perl,
         "ruby" | "irb" => Lang::Ruby,
-        "node" | "nodejs" | "bun" | "deno" => Lang::Js,
-        "php" => Lang::Php,
+        "node" | "nodejs" | "bun" | "deno" | "ts-node" | "tsx" | "qjs" | "rhino" | "jjs" => {
+            Lang::Js
+        }
+        "raku" | "perl6" | "rakudo" => Lang::Perl,
+        "jruby" | "truffleruby" => Lang::Ruby,
+        "php" | "php-cgi" | "hhvm" => Lang::Php,
         "lua" | "luajit" => Lang::Lua,
         "awk" | "gawk" | "mawk" | "nawk" => Lang::Awk,
-        "Rscript" => Lang::R,
+        "Rscript" | "R" => Lang::R,
         _ => return None,
     })
 }
@@ -285,6 +289,7 @@ fn dangerous_variable(name: &str, value: &str) -> bool {
 
 /// An assignment before a command (`X=1 cmd`) or alone (`X=1`).
 pub(super) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, value: &W) {
+    super::settings::environment(an, cmd, name, value, 0);
     if dangerous_variable(name, &value.text) {
         an.find(
             cmd,
@@ -415,6 +420,9 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     }
     written_config_run(an, index, &name, args);
     super::exec_options::judge(an, index, &name, args, depth, stdin);
+    super::settings::judge(an, index, &name, args, depth);
+    super::outputs::judge(an, index, &name, args);
+    super::environment::judge(an, index, &name, args);
     if name == "cd" || name == "pushd" {
         follow_cd(an, args);
     }
@@ -430,6 +438,8 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         return;
     } else if let Some(lang) = language(&name) {
         interpreter(an, index, lang, &name, args, depth, stdin);
+    } else {
+        super::inline::foreign_interpreter(an, index, &name, args, depth, stdin);
     }
     let created_before = an.created.len();
     program_rules(an, index, &name, args, depth);
@@ -505,7 +515,7 @@ fn written_config_run(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
 /// when every path they are given lies inside the known workspace (the workspace itself
 /// excluded) with no `..`, and a symbolic link they make points inside it too.
 const WORKSPACE_EDITS: &[&str] = &[
-    "rm", "rmdir", "unlink", "chmod", "ln", "mkdir", "mv", "cp", "touch",
+    "rm", "rmdir", "unlink", "chmod", "chown", "chgrp", "ln", "mkdir", "mv", "cp", "touch",
 ];
 
 fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
@@ -534,15 +544,30 @@ fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
             return false;
         };
         // setuid, setgid and sticky bits are not ordinary edits.
-        let special =
-            mode.text.contains(['s', 't']) || (mode.text.len() == 4 && !mode.text.starts_with('0'));
+        // Only an octal mode has a fourth digit for them (`4755`); `go-w` is symbolic.
+        let octal = mode.text.chars().all(|c| c.is_ascii_digit());
+        let special = mode.text.contains(['s', 't'])
+            || (octal && mode.text.len() == 4 && !mode.text.starts_with('0'));
         if special || !mode.is_static() {
             return false;
         }
         ops.remove(0);
     }
+    if name == "chown" || name == "chgrp" {
+        let Some(owner) = ops.first() else {
+            return false;
+        };
+        if !owner.is_static() {
+            return false;
+        }
+        ops.remove(0);
+    }
+    // Modes and owners of the workspace directory itself are the project's own
+    // (`chmod -R 755 .`); deleting or moving it is not an edit inside it.
+    let whole_workspace_ok = METADATA_ONLY.contains(&name);
     let inside = |place: &Place| {
         an.filter.layout.inside_workspace(place)
+            || (whole_workspace_ok && !place.wild && an.filter.layout.under_workspace(place))
             // `rm -f *.o`: a glob right in the workspace names files inside it.
             || (place.wild
                 && place.root == Root::Absolute
@@ -2484,7 +2509,7 @@ fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
 
 /// Git configuration keys whose value is a command git runs (`core.pager`,
 /// `alias.x = !cmd`, `diff.x.textconv`, `filter.x.clean`).
-const GIT_COMMAND_KEYS: &[&str] = &[
+pub(super) const GIT_COMMAND_KEYS: &[&str] = &[
     "pager",
     "editor",
     "sshcommand",
