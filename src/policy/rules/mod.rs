@@ -4,6 +4,13 @@
 //! deeper. Rule ids are `category.name`; every finding says in words what the command
 //! would do.
 
+mod archives;
+mod disks;
+mod files;
+mod networking;
+mod packages;
+mod system;
+
 use super::analyze::{Analyzer, Stdin, W};
 use super::paths::{Cwd, Place, Root, is_disk_device};
 use super::{Decision, ShellPolicy};
@@ -1505,820 +1512,324 @@ fn ssh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
 // Each arm owns its program: a condition inside an arm is that program's rule, and must
 // not become a guard that lets the program fall through to the arms after it.
 #[allow(clippy::collapsible_match)]
-fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
-    let cmd = Some(index);
-    let ops = operands(args);
-    let first_op = ops.first().map(|w| w.text.as_str()).unwrap_or("");
-    let deny = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Deny, rule, reason, false)
-    };
-    let approve = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Approve, rule, reason, true)
-    };
-    if args.iter().any(|a| a.text == "--no-preserve-root") {
-        deny(
-            an,
-            "destructive.no_preserve_root",
-            format!("{name} --no-preserve-root removes the protection of /"),
-        );
+/// Which program names a family's rules apply to.
+enum Programs {
+    Named(&'static [&'static str]),
+    /// Names with this prefix (`mkfs.ext4`), and these names.
+    NamedOrPrefixed(&'static str, &'static [&'static str]),
+}
+
+impl Programs {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Programs::Named(names) => names.contains(&name),
+            Programs::NamedOrPrefixed(prefix, names) => {
+                name.starts_with(prefix) || names.contains(&name)
+            }
+        }
     }
-    match name {
-        "rm" | "unlink" | "rmdir" | "srm" | "shred" => {
-            let recursive =
-                name == "rm" && (has_flag(args, 'r', &["--recursive"]) || has_flag(args, 'R', &[]));
-            for target in &ops {
-                let place = an.place(target);
-                if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
-                    let rule = if why.contains("home") {
-                        "destructive.rm_recursive_home"
-                    } else {
-                        "destructive.rm_recursive_system"
-                    };
-                    deny(
-                        an,
-                        rule,
-                        format!("recursive delete of {}: {why}", place.display()),
-                    );
-                    continue;
-                }
-                if recursive && rm_workspace_itself(an, index, &place) {
-                    continue;
-                }
-                if recursive
-                    && place.root == Root::Relative
-                    && place.comps.first().is_none_or(|c| c == "..")
-                {
-                    // `rm -rf .` or `rm -rf ..` where the working directory is not known.
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "destructive.rm_recursive_unresolved",
-                        format!(
-                            "recursive delete of {} in a working directory that is not known",
-                            target.text
-                        ),
-                        false,
-                    );
-                    continue;
-                }
-                if name == "shred" && is_disk_device(&place) {
-                    deny(
-                        an,
-                        "destructive.wipe_device",
-                        format!("shred overwrites the disk {}", place.display()),
-                    );
-                    continue;
-                }
-                if recursive && target.dynamic {
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "destructive.rm_recursive_unresolved",
-                        format!(
-                            "recursive delete of a path only known when the line runs: {}",
-                            target.text
-                        ),
-                        false,
-                    );
-                    continue;
-                }
-                write_target(an, cmd, target);
-                if recursive && an.filter.layout.contains_secret(&place) {
-                    deny(
-                        an,
-                        "destructive.rm_recursive_secrets",
-                        format!(
-                            "recursive delete of {}, which holds keys or credentials",
-                            place.display()
-                        ),
-                    );
-                }
-            }
-        }
-        "mv" => {
-            for target in &ops {
-                let place = an.place(target);
-                if let Some(why) = an.filter.layout.precious_tree(&place) {
-                    deny(
-                        an,
-                        "destructive.move_system",
-                        format!("moves {}: {why}", place.display()),
-                    );
-                } else {
-                    write_target(an, cmd, target);
-                }
-            }
-        }
-        "cp" | "install" | "ln" | "rsync" | "scp" => {
-            if let Some(dest) =
-                target_dir(args).or_else(|| ops.last().copied().filter(|_| ops.len() >= 2))
-                && (!(name == "rsync" || name == "scp") || !remote_spec(&dest.text))
-            {
-                write_target(an, cmd, dest);
-            }
-            if has_flag(args, 'r', &["--recursive"])
-                || has_flag(args, 'R', &[])
-                || has_flag(args, 'a', &["--archive"])
-            {
-                recursive_read(an, index, name, &ops);
-            }
-            record_symlink(an, name, args, &ops);
-        }
-        "tee" | "touch" | "mkdir" | "truncate" | "mkfifo" | "mknod" => {
-            for target in &ops {
-                if name == "truncate" && target.text.chars().all(|c| c.is_ascii_digit()) {
-                    continue;
-                }
-                write_target(an, cmd, target);
-            }
-        }
-        "sed" => {
-            if args.iter().any(|a| {
-                a.text.starts_with("-i")
-                    || a.text.starts_with("--in-place")
-                    || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('i'))
-            }) {
-                let explicit_script = args.iter().any(|a| {
-                    a.text == "-e" || a.text == "-f" || a.text.starts_with("--expression")
-                });
-                for target in ops.iter().skip(if explicit_script { 0 } else { 1 }) {
-                    write_target(an, cmd, target);
-                }
-            }
-            // The scripts are the values of -e/--expression, else the first operand.
-            let mut scripts: Vec<&str> = Vec::new();
-            for (i, a) in args.iter().enumerate() {
-                if a.text == "-e" || a.text == "--expression" {
-                    scripts.extend(args.get(i + 1).map(|w| w.text.as_str()));
-                } else if let Some(s) = a.text.strip_prefix("--expression=") {
-                    scripts.push(s);
-                }
-            }
-            if scripts.is_empty() {
-                scripts.extend(ops.first().map(|w| w.text.as_str()));
-            }
-            if scripts.iter().any(|s| sed_runs_commands(s)) {
-                approve(
-                    an,
-                    "interpreter.sed_exec",
-                    "the sed script runs commands or writes files".into(),
-                );
-            }
-        }
-        "dd" => {
-            for a in args {
-                if let Some(of) = a.text.strip_prefix("of=") {
-                    let w = W {
-                        text: of.to_string(),
-                        wild_at: a.wild_at.map(|p| p.saturating_sub(3)),
-                        ..a.clone()
-                    };
-                    write_target(an, cmd, &w);
-                }
-                if let Some(input) = a.text.strip_prefix("if=") {
-                    let w = W {
-                        text: input.to_string(),
-                        wild_at: a.wild_at.map(|p| p.saturating_sub(3)),
-                        ..a.clone()
-                    };
-                    let place = an.place(&w);
-                    if is_disk_device(&place) {
-                        deny(
-                            an,
-                            "access.raw_disk",
-                            format!("dd reads the raw disk {}", place.display()),
-                        );
-                    }
-                }
-            }
-        }
-        _ if name.starts_with("mkfs")
-            || [
+}
+
+/// A family of programs and the function that judges what one of them would do.
+struct ProgramRules {
+    programs: Programs,
+    judge: fn(&mut Analyzer<'_>, &Call<'_>),
+}
+
+/// One simple command as the program rules see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Call<'c> {
+    pub index: usize,
+    pub name: &'c str,
+    pub args: &'c [W],
+    pub depth: usize,
+}
+
+impl<'c> Call<'c> {
+    fn cmd(&self) -> Option<usize> {
+        Some(self.index)
+    }
+
+    fn operands(&self) -> Vec<&'c W> {
+        operands(self.args)
+    }
+
+    fn first_operand(&self) -> &'c str {
+        operands(self.args)
+            .first()
+            .map(|w| w.text.as_str())
+            .unwrap_or("")
+    }
+
+    fn deny(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
+        an.find(Some(self.index), Decision::Deny, rule, reason, false);
+    }
+
+    /// Approval a user `allow` rule may lift (it is about the command's own words).
+    fn approve(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
+        an.find(Some(self.index), Decision::Approve, rule, reason, true);
+    }
+}
+
+/// Every program family with rules of its own, in the order they are tried (the first
+/// family naming a program judges it). The functions live in one module per area.
+const PROGRAM_RULES: &[ProgramRules] = &[
+    ProgramRules {
+        programs: Programs::Named(&["rm", "unlink", "rmdir", "srm", "shred"]),
+        judge: files::remove,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["mv"]),
+        judge: files::move_files,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["cp", "install", "ln", "rsync", "scp"]),
+        judge: files::copy,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["tee", "touch", "mkdir", "truncate", "mkfifo", "mknod"]),
+        judge: files::create,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["sed"]),
+        judge: files::sed,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["dd"]),
+        judge: disks::dd,
+    },
+    ProgramRules {
+        programs: Programs::NamedOrPrefixed(
+            "mkfs",
+            &[
                 "mke2fs",
                 "mkswap",
                 "wipefs",
                 "blkdiscard",
                 "mkdosfs",
                 "mkntfs",
-            ]
-            .contains(&name) =>
-        {
-            deny(
-                an,
-                "destructive.format_disk",
-                format!("{name} formats or wipes a disk or partition"),
-            );
-        }
-        "fdisk" | "sfdisk" | "parted" | "gdisk" | "sgdisk" | "cfdisk" | "cgdisk" => {
-            if has_flag(args, 'l', &["--list"]) && ops.is_empty()
-                || args.iter().any(|a| a.text == "print" || a.text == "-l")
-            {
-                approve(
-                    an,
-                    "system.disk_inspect",
-                    format!("{name} inspects the partition table"),
-                );
-            } else {
-                deny(
-                    an,
-                    "destructive.partition_disk",
-                    format!("{name} changes a partition table"),
-                );
-            }
-        }
-        "chmod" | "chown" | "chgrp" | "chattr" | "setfacl" => {
-            let recursive = has_flag(args, 'R', &["--recursive"]);
-            let mode_first = name == "chmod" || name == "chown" || name == "chgrp";
-            for (i, target) in ops.iter().enumerate() {
-                if mode_first && i == 0 {
-                    if name == "chmod"
-                        && (target.text.contains('s') && target.text.contains('+')
-                            || target.text.len() == 4 && target.text.starts_with(['4', '2', '6']))
-                    {
-                        approve(
-                            an,
-                            "privilege.setuid",
-                            format!(
-                                "chmod {} makes a program run with its owner's rights",
-                                target.text
-                            ),
-                        );
-                    }
-                    if name == "chmod" && target.text.contains('x') {
-                        an.ran_local_code |= an.fetched_to_file;
-                    }
-                    continue;
-                }
-                let place = an.place(target);
-                if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
-                    deny(
-                        an,
-                        "destructive.chmod_recursive_system",
-                        format!("{name} -R on {}: {why}", place.display()),
-                    );
-                    continue;
-                }
-                write_target(an, cmd, target);
-            }
-        }
-        "shutdown" | "reboot" | "halt" | "poweroff" => {
-            deny(
-                an,
-                "destructive.power",
-                format!("{name} stops or restarts the machine"),
-            );
-        }
-        "init" | "telinit" => {
-            if ["0", "6", "1", "s", "S"].contains(&first_op) {
-                deny(
-                    an,
-                    "destructive.power",
-                    format!("{name} {first_op} halts, reboots or isolates the machine"),
-                );
-            }
-        }
-        "systemctl" | "loginctl" => {
-            let sub = first_op;
-            if [
-                "poweroff",
-                "reboot",
-                "halt",
-                "kexec",
-                "suspend",
-                "hibernate",
-                "hybrid-sleep",
-                "rescue",
-                "emergency",
-                "isolate",
-                "soft-reboot",
-                "suspend-then-hibernate",
-            ]
-            .contains(&sub)
-            {
-                deny(
-                    an,
-                    "destructive.power",
-                    format!("{name} {sub} stops, suspends or isolates the machine"),
-                );
-            } else if ["stop", "disable", "mask", "kill"].contains(&sub) {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("{name} {sub} stops or disables a service"),
-                );
-            } else if ![
-                "status",
-                "show",
-                "cat",
-                "list-units",
-                "list-unit-files",
-                "is-active",
-                "is-enabled",
-                "is-failed",
-                "list-timers",
-                "list-sockets",
-                "list-dependencies",
-                "help",
-                "--version",
-                "get-default",
-                "",
-            ]
-            .contains(&sub)
-            {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("{name} {sub} changes services"),
-                );
-            }
-        }
-        "service" => {
-            let action = ops.get(1).map(|w| w.text.as_str()).unwrap_or("");
-            if ["stop", "disable"].contains(&action) {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("service {first_op} {action} stops a service"),
-                );
-            } else if !["status", ""].contains(&action) || first_op == "--status-all" {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("service {first_op} {action} changes a service"),
-                );
-            }
-        }
-        "update-rc.d" | "chkconfig" | "rc-update" => {
-            if args
-                .iter()
-                .any(|a| ["disable", "remove", "off", "del", "delete"].contains(&a.text.as_str()))
-            {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("{name} disables a service"),
-                );
-            } else {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("{name} changes services"),
-                );
-            }
-        }
-        "kill" | "pkill" | "killall" | "killall5" | "skill" | "slay" => {
-            let targets: Vec<&str> = args
-                .iter()
-                .map(|a| a.text.as_str())
-                .filter(|t| !t.starts_with('-') || *t == "-1")
-                .collect();
-            let all = name == "killall5"
-                || name == "kill" && (targets.contains(&"-1") || targets.contains(&"1"))
-                || (name == "pkill" || name == "killall")
-                    && args.iter().any(|a| {
-                        a.text == "."
-                            || a.text == ".*"
-                            || a.text == "-u" && args.iter().any(|b| b.text == "root")
-                    });
-            if all {
-                deny(
-                    an,
-                    "destructive.kill_all",
-                    format!("{name} signals every process (or init)"),
-                );
-            } else if name != "kill"
-                || targets
-                    .iter()
-                    .any(|t| t.chars().all(|c| c.is_ascii_digit()))
-            {
-                approve(
-                    an,
-                    "process.kill",
-                    format!("{name} ends processes that may not belong to the task"),
-                );
-            }
-        }
-        "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" | "ip6tables-legacy"
-        | "ip6tables-nft" | "ebtables" | "arptables" => {
-            let flush = args.iter().any(|a| ["-F", "--flush", "-X", "--delete-chain"].contains(&a.text.as_str()))
-                || args.windows(3).any(|w| matches!(w, [p, _, t] if (p.text == "-P" || p.text == "--policy") && t.text == "ACCEPT"));
-            if flush {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    format!("{name} flushes firewall rules or opens the default policy"),
-                );
-            } else if !args
-                .iter()
-                .any(|a| ["-L", "--list", "-S", "--list-rules"].contains(&a.text.as_str()))
-            {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    format!("{name} changes the firewall"),
-                );
-            }
-        }
-        "nft" => {
-            let words: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-            let joined = words.join(" ");
-            if joined.contains("flush")
-                || joined.contains("delete table")
-                || joined.contains("destroy")
-            {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    "nft flushes or deletes firewall rules".into(),
-                );
-            } else if !joined.starts_with("list")
-                && !joined.contains(" list ")
-                && first_op != "list"
-            {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    "nft changes the firewall".into(),
-                );
-            }
-        }
-        "ufw" => {
-            if ["disable", "reset"].contains(&first_op) {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    format!("ufw {first_op} turns the firewall off"),
-                );
-            } else if first_op != "status" {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    format!("ufw {first_op} changes the firewall"),
-                );
-            }
-        }
-        "firewall-cmd" => {
-            if args
-                .iter()
-                .any(|a| a.text.contains("trusted") || a.text == "--panic-off")
-            {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    "firewall-cmd opens the firewall".into(),
-                );
-            } else if !args.iter().all(|a| {
-                a.text.starts_with("--list") || a.text.starts_with("--get") || a.text == "--state"
-            }) {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    "firewall-cmd changes the firewall".into(),
-                );
-            }
-        }
-        "crontab" => {
-            if !args
-                .iter()
-                .all(|a| a.text == "-l" || a.text == "-u" || a.text == "--list")
-                || args.is_empty()
-            {
-                approve(
-                    an,
-                    "persistence.cron",
-                    "crontab changes scheduled commands".into(),
-                );
-            }
-        }
-        "at" | "batch" | "atrm" => {
-            approve(an, "persistence.cron", format!("{name} schedules commands"))
-        }
-        "passwd" | "useradd" | "usermod" | "userdel" | "adduser" | "deluser" | "groupadd"
-        | "groupdel" | "groupmod" | "gpasswd" | "chpasswd" | "visudo" | "chsh" | "chfn"
-        | "newgrp" | "vipw" => {
-            approve(
-                an,
-                "system.accounts",
-                format!("{name} changes user accounts or groups"),
-            );
-        }
-        "mount" | "umount" | "swapon" | "swapoff" | "insmod" | "rmmod" | "modprobe" | "kexec"
-        | "setcap" | "hostnamectl" | "timedatectl" | "localectl" | "losetup" | "cryptsetup"
-        | "lvremove" | "vgremove" | "pvremove" | "mdadm" | "tune2fs" | "e2fsck" | "fsck"
-        | "debugfs" | "grub-install" | "update-grub" | "efibootmgr" | "sysctl" => {
-            if name == "mount" && args.is_empty()
-                || name == "sysctl"
-                    && !args
-                        .iter()
-                        .any(|a| a.text == "-w" || a.text.contains('=') || a.text == "-p")
-                || name == "swapon" && args.iter().all(|a| a.text == "--show" || a.text == "-s")
-            {
-                return;
-            }
-            let rule = if ["debugfs"].contains(&name) {
-                "access.raw_disk"
-            } else {
-                "system.configuration"
-            };
-            approve(
-                an,
-                rule,
-                format!("{name} changes the system's configuration, disks or kernel"),
-            );
-        }
-        "ip" => {
-            if args.iter().any(|a| {
-                [
-                    "add", "del", "delete", "set", "flush", "change", "replace", "append",
-                ]
-                .contains(&a.text.as_str())
-            }) {
-                approve(
-                    an,
-                    "system.network_config",
-                    "ip changes the network configuration".into(),
-                );
-            }
-        }
-        "ifconfig" | "route" | "iwconfig" | "nmcli" | "wpa_cli" => {
-            if args.len() > 1
-                && !(name == "nmcli"
-                    && ["show", "status", "list"]
-                        .iter()
-                        .any(|w| args.iter().any(|a| a.text == *w)))
-            {
-                approve(
-                    an,
-                    "system.network_config",
-                    format!("{name} changes the network configuration"),
-                );
-            }
-        }
-        "history" => {
-            if args
-                .iter()
-                .any(|a| a.text == "-c" || a.text == "-w" || a.text == "-d")
-            {
-                approve(
-                    an,
-                    "evasion.history",
-                    "history changes the shell history".into(),
-                );
-            }
-        }
-        "git" => git(an, index, args, depth),
-        "pip" | "pip3" | "pipx" | "uv" => {
-            if name == "uv" {
-                if ops.first().is_some_and(|w| w.text == "pip") {
-                    pip(an, index, args.get(1..).unwrap_or(&[]));
-                } else if ops
-                    .first()
-                    .is_some_and(|w| ["add", "tool", "sync"].contains(&w.text.as_str()))
-                {
-                    approve(
-                        an,
-                        "network.package_install",
-                        format!("uv {first_op} installs packages from the network"),
-                    );
-                }
-            } else if name == "pipx" {
-                if ["install", "run", "inject", "upgrade"].contains(&first_op) {
-                    approve(
-                        an,
-                        "network.package_install",
-                        format!("pipx {first_op} installs packages from the network"),
-                    );
-                }
-            } else {
-                pip(an, index, args);
-            }
-        }
-        "npm" | "pnpm" | "yarn" | "bun" => {
-            if [
-                "i",
-                "install",
-                "ci",
-                "add",
-                "update",
-                "upgrade",
-                "uninstall",
-                "remove",
-                "rm",
-                "dlx",
-                "exec",
-                "x",
-                "link",
-                "publish",
-                "global",
-            ]
-            .contains(&first_op)
-                || (name == "yarn" && args.is_empty())
-            {
-                approve(
-                    an,
-                    "network.package_install",
-                    format!(
-                        "{name} {first_op} installs or runs packages from the network (their install scripts run)"
-                    ),
-                );
-            }
-        }
-        "npx" | "pnpx" | "bunx" => approve(
-            an,
-            "network.package_install",
-            format!("{name} downloads and runs a package"),
+            ],
         ),
-        "cargo" | "go" | "gem" | "composer" | "conda" | "mamba" | "brew" | "snap" | "flatpak"
-        | "opam" | "rustup" | "luarocks" | "cpan" | "cpanm" => {
-            if [
-                "install",
-                "get",
-                "add",
-                "update",
-                "upgrade",
-                "remove",
-                "uninstall",
-                "publish",
-                "create",
-                "self",
-                "toolchain",
-                "refresh",
-            ]
-            .contains(&first_op)
-                || ["cpan", "cpanm"].contains(&name) && !ops.is_empty()
-            {
-                approve(
-                    an,
-                    "network.package_install",
-                    format!("{name} {first_op} installs or removes software"),
-                );
-            }
-        }
-        "apt" | "apt-get" | "aptitude" | "dnf" | "yum" | "apk" | "pacman" | "zypper" | "dpkg"
-        | "rpm" | "emerge" | "nix-env" => {
-            let readonly = [
-                "list", "search", "show", "policy", "info", "-l", "-L", "-s", "-q", "-Q", "-Ss",
-                "-Qi", "-Si", "-qa", "--list", "--search", "--info", "-S", "madison", "depends",
-                "rdepends",
-            ]
-            .contains(&first_op)
-                || ["search", "show", "list", "info", "query"].contains(&first_op)
-                || args.first().is_some_and(|a| {
-                    [
-                        "-l", "-L", "-s", "-S", "-q", "-Q", "-Qi", "-Ss", "-Si", "-Qs", "--list",
-                        "--status", "-qa", "-qi",
-                    ]
-                    .contains(&a.text.as_str())
-                });
-            if !readonly && !args.is_empty() {
-                approve(
-                    an,
-                    "system.package_change",
-                    format!("{name} installs, removes or upgrades system packages"),
-                );
-            }
-        }
-        "docker" | "podman" | "kubectl" | "nerdctl" | "lxc" | "virsh" => {
-            if [
-                "run", "exec", "rm", "rmi", "kill", "stop", "delete", "apply", "create", "cp",
-                "prune", "system", "build", "push", "pull", "start", "restart", "destroy",
-                "undefine", "load", "import", "volume", "network", "compose",
-            ]
-            .contains(&first_op)
-            {
-                approve(
-                    an,
-                    "system.containers",
-                    format!("{name} {first_op} changes containers or runs code in them"),
-                );
-            }
-        }
-        "tar" | "bsdtar" => {
-            let mode = args
-                .first()
-                .map(|a| a.text.trim_start_matches('-').to_string())
-                .unwrap_or_default();
-            let extract = args
-                .iter()
-                .any(|a| a.text == "--extract" || a.text == "--get")
-                || (!mode.starts_with('-') && mode.contains('x') && !mode.contains("--"));
-            if extract {
-                let dir = args
-                    .iter()
-                    .position(|a| a.text == "-C" || a.text == "--directory")
-                    .and_then(|p| args.get(p + 1));
-                if let Some(d) = dir {
-                    write_target(an, cmd, d);
-                }
-                for a in args {
-                    if let Some(d) = a.text.strip_prefix("--directory=") {
-                        write_target(an, cmd, &W::lit(d));
-                    }
-                }
-            }
-            let create = mode.contains('c')
-                || args.iter().any(|a| {
-                    a.text == "--create"
-                        || (is_option(a) && a.text != "-C" && short_flags(a).contains('c'))
-                });
-            if create {
-                recursive_read(an, index, name, &ops);
-                tar_directory_reads(an, index, name, args, &ops);
-            }
-        }
-        "zip" | "7z" | "7za" | "rar" => {
-            if has_flag(args, 'r', &["--recurse-paths"]) || name != "zip" {
-                recursive_read(an, index, name, &ops);
-            }
-        }
-        "unzip" => {
-            if let Some(d) = args
-                .iter()
-                .position(|a| a.text == "-d")
-                .and_then(|p| args.get(p + 1))
-            {
-                write_target(an, cmd, d);
-            }
-        }
-        "grep" | "egrep" | "fgrep" | "rg" | "ag" | "ack" => {
-            if name == "rg"
-                || name == "ag"
-                || has_flag(args, 'r', &["--recursive"])
-                || has_flag(args, 'R', &["--dereference-recursive"])
-            {
-                recursive_read(an, index, name, &ops);
-            }
-        }
-        "exec" => {}
-        "nc" | "ncat" | "netcat" => {
-            if args.iter().any(|a| {
-                a.text == "-e"
-                    || a.text == "-c"
-                    || a.text == "--exec"
-                    || a.text == "--sh-exec"
-                    || a.text == "--lua-exec"
-                    || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('e'))
-            }) {
-                deny(
-                    an,
-                    "network.reverse_shell",
-                    format!("{name} connects a shell to the network"),
-                );
-            } else if has_flag(args, 'l', &["--listen"]) {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "network.listen",
-                    format!("{name} listens for network connections"),
-                    true,
-                );
-            }
-        }
-        "socat" => {
-            let lower: Vec<String> = args.iter().map(|a| a.text.to_ascii_lowercase()).collect();
-            if lower.iter().any(|a| {
-                a.starts_with("exec:")
-                    || a.starts_with("system:")
-                    || a.contains(",exec")
-                    || a.starts_with("exec,")
-            }) {
-                deny(
-                    an,
-                    "network.reverse_shell",
-                    "socat connects a program to the network".into(),
-                );
-            } else if lower.iter().any(|a| a.contains("listen")) {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "network.listen",
-                    "socat listens for network connections",
-                    true,
-                );
-            }
-        }
-        "nmap" | "masscan" | "zmap" | "hping3" | "arpspoof" | "ettercap" | "tcpdump" | "tshark"
-        | "wireshark" | "aircrack-ng" => {
-            approve(
-                an,
-                "network.scan",
-                format!("{name} scans or captures network traffic"),
-            );
-        }
-        "openssl" => {
-            if ["s_client", "s_server"].contains(&first_op) {
-                an.network_reads += 1;
-                approve(
-                    an,
-                    "network.host_not_allowed",
-                    format!("openssl {first_op} opens a network connection"),
-                );
-            }
-        }
-        "base64" | "xxd" | "openssl-enc" => {}
-        _ => {}
+        judge: disks::format,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "fdisk", "sfdisk", "parted", "gdisk", "sgdisk", "cfdisk", "cgdisk",
+        ]),
+        judge: disks::partition,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["chmod", "chown", "chgrp", "chattr", "setfacl"]),
+        judge: files::change_metadata,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["shutdown", "reboot", "halt", "poweroff"]),
+        judge: system::power,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["init", "telinit"]),
+        judge: system::init,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["systemctl", "loginctl"]),
+        judge: system::systemctl,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["service"]),
+        judge: system::service,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["update-rc.d", "chkconfig", "rc-update"]),
+        judge: system::boot_services,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["kill", "pkill", "killall", "killall5", "skill", "slay"]),
+        judge: system::kill,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "iptables",
+            "ip6tables",
+            "iptables-legacy",
+            "iptables-nft",
+            "ip6tables-legacy",
+            "ip6tables-nft",
+            "ebtables",
+            "arptables",
+        ]),
+        judge: networking::packet_filter,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["nft"]),
+        judge: networking::nft,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ufw"]),
+        judge: networking::ufw,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["firewall-cmd"]),
+        judge: networking::firewalld,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["crontab"]),
+        judge: system::crontab,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["at", "batch", "atrm"]),
+        judge: system::at,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "passwd", "useradd", "usermod", "userdel", "adduser", "deluser", "groupadd",
+            "groupdel", "groupmod", "gpasswd", "chpasswd", "visudo", "chsh", "chfn", "newgrp",
+            "vipw",
+        ]),
+        judge: system::accounts,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "mount",
+            "umount",
+            "swapon",
+            "swapoff",
+            "insmod",
+            "rmmod",
+            "modprobe",
+            "kexec",
+            "setcap",
+            "hostnamectl",
+            "timedatectl",
+            "localectl",
+            "losetup",
+            "cryptsetup",
+            "lvremove",
+            "vgremove",
+            "pvremove",
+            "mdadm",
+            "tune2fs",
+            "e2fsck",
+            "fsck",
+            "debugfs",
+            "grub-install",
+            "update-grub",
+            "efibootmgr",
+            "sysctl",
+        ]),
+        judge: system::kernel_and_storage,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ip"]),
+        judge: networking::ip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ifconfig", "route", "iwconfig", "nmcli", "wpa_cli"]),
+        judge: networking::interfaces,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["history"]),
+        judge: system::history,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["git"]),
+        judge: git_rules,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["pip", "pip3", "pipx", "uv"]),
+        judge: packages::python_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["npm", "pnpm", "yarn", "bun"]),
+        judge: packages::node_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["npx", "pnpx", "bunx"]),
+        judge: packages::package_runners,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "cargo", "go", "gem", "composer", "conda", "mamba", "brew", "snap", "flatpak", "opam",
+            "rustup", "luarocks", "cpan", "cpanm",
+        ]),
+        judge: packages::language_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "apt", "apt-get", "aptitude", "dnf", "yum", "apk", "pacman", "zypper", "dpkg", "rpm",
+            "emerge", "nix-env",
+        ]),
+        judge: packages::system_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["docker", "podman", "kubectl", "nerdctl", "lxc", "virsh"]),
+        judge: packages::containers,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["tar", "bsdtar"]),
+        judge: archives::tar,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["zip", "7z", "7za", "rar"]),
+        judge: archives::zip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["unzip"]),
+        judge: archives::unzip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["grep", "egrep", "fgrep", "rg", "ag", "ack"]),
+        judge: files::search,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["nc", "ncat", "netcat"]),
+        judge: networking::netcat,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["socat"]),
+        judge: networking::socat,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "nmap",
+            "masscan",
+            "zmap",
+            "hping3",
+            "arpspoof",
+            "ettercap",
+            "tcpdump",
+            "tshark",
+            "wireshark",
+            "aircrack-ng",
+        ]),
+        judge: networking::scanners,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["openssl"]),
+        judge: networking::openssl,
+    },
+];
+
+fn git_rules(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    git(an, call.index, call.args, call.depth);
+}
+
+fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+    let call = Call {
+        index,
+        name,
+        args,
+        depth,
+    };
+    if args.iter().any(|a| a.text == "--no-preserve-root") {
+        call.deny(
+            an,
+            "destructive.no_preserve_root",
+            format!("{name} --no-preserve-root removes the protection of /"),
+        );
     }
-    let _ = depth;
+    if let Some(rules) = PROGRAM_RULES.iter().find(|r| r.programs.contains(name)) {
+        (rules.judge)(an, &call);
+    }
 }
 
 fn target_dir(args: &[W]) -> Option<&W> {
