@@ -656,6 +656,77 @@ pub(super) fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
     args.get(i..).unwrap_or(&[])
 }
 
+/// A program that runs the command given after its options and a fixed number of
+/// operands, and does nothing else worth judging.
+struct PlainWrapper {
+    programs: &'static [&'static str],
+    /// Options that take the next word as their value.
+    value_options: &'static [&'static str],
+    /// Operands before the command (`timeout 5 CMD`, `chrt 10 CMD`, `taskset 0x1 CMD`).
+    leading_operands: usize,
+    /// Options with which no command runs (`command -v x`, `taskset -p PID`).
+    no_command: &'static [&'static str],
+}
+
+const fn plain(
+    programs: &'static [&'static str],
+    value_options: &'static [&'static str],
+    leading_operands: usize,
+    no_command: &'static [&'static str],
+) -> PlainWrapper {
+    PlainWrapper {
+        programs,
+        value_options,
+        leading_operands,
+        no_command,
+    }
+}
+
+/// Wrappers that only change how the command runs (priority, time limit, buffering,
+/// tracing) and are judged as the command they run.
+const PLAIN_WRAPPERS: &[PlainWrapper] = &[
+    plain(&["nice"], &["-n", "--adjustment"], 0, &[]),
+    plain(
+        &[
+            "nohup",
+            "setsid",
+            "unbuffer",
+            "caffeinate",
+            "builtin",
+            "catchsegv",
+            "fakeroot",
+            "coproc",
+        ],
+        &[],
+        0,
+        &[],
+    ),
+    plain(&["time"], &["-f", "--format", "-o", "--output"], 0, &[]),
+    plain(&["command"], &[], 0, &["-v", "-V"]),
+    plain(&["stdbuf"], &["-i", "-o", "-e"], 0, &[]),
+    plain(
+        &["ionice"],
+        &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
+        0,
+        &[],
+    ),
+    plain(&["chrt"], &[], 1, &[]),
+    plain(&["taskset"], &[], 1, &["-p"]),
+    plain(
+        &["timeout"],
+        &["-s", "--signal", "-k", "--kill-after"],
+        1,
+        &[],
+    ),
+    plain(&["exec"], &["-a"], 0, &[]),
+    plain(
+        &["strace", "ltrace"],
+        &["-e", "-o", "-p", "-s", "-u", "-E", "-P"],
+        0,
+        &[],
+    ),
+];
+
 /// Peels a wrapper; returns true when `name` was one (its inner command is judged).
 fn wrapper(
     an: &mut Analyzer<'_>,
@@ -666,6 +737,22 @@ fn wrapper(
     stdin: &Stdin,
 ) -> bool {
     let cmd = Some(index);
+    if let Some(plain) = PLAIN_WRAPPERS.iter().find(|w| w.programs.contains(&name)) {
+        if args
+            .iter()
+            .any(|a| plain.no_command.contains(&a.text.as_str()))
+        {
+            return true;
+        }
+        let rest = skip_options(args, plain.value_options);
+        let inner = rest.get(plain.leading_operands..).unwrap_or(&[]);
+        if inner.is_empty() {
+            policy(an, index, name);
+        } else {
+            judge_inner(an, index, inner, depth, stdin, name);
+        }
+        return true;
+    }
     let inner: &[W] = match name {
         "env" => {
             // A lone `-` is `-i` (start with an empty environment).
@@ -711,38 +798,6 @@ fn wrapper(
             }
             rest
         }
-        "nice" => skip_options(args, &["-n", "--adjustment"]),
-        "nohup" | "setsid" | "unbuffer" | "caffeinate" | "builtin" | "catchsegv" | "fakeroot"
-        | "coproc" => skip_options(args, &[]),
-        "time" => skip_options(args, &["-f", "--format", "-o", "--output"]),
-        "command" => {
-            if args.iter().any(|a| a.text == "-v" || a.text == "-V") {
-                return true;
-            }
-            skip_options(args, &[])
-        }
-        "stdbuf" => skip_options(args, &["-i", "-o", "-e"]),
-        "ionice" => skip_options(
-            args,
-            &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
-        ),
-        "chrt" => {
-            let rest = skip_options(args, &[]);
-            rest.get(1..).unwrap_or(&[])
-        }
-        "taskset" => {
-            let rest = skip_options(args, &[]);
-            if args.iter().any(|a| a.text == "-p") {
-                return true;
-            }
-            rest.get(1..).unwrap_or(&[])
-        }
-        "timeout" => {
-            let rest = skip_options(args, &["-s", "--signal", "-k", "--kill-after"]);
-            rest.get(1..).unwrap_or(&[])
-        }
-        "exec" => skip_options(args, &["-a"]),
-        "strace" | "ltrace" => skip_options(args, &["-e", "-o", "-p", "-s", "-u", "-E", "-P"]),
         "flock" => {
             if let Some(pos) = args
                 .iter()
