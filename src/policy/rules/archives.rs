@@ -66,3 +66,32 @@ pub(super) fn unzip(an: &mut Analyzer<'_>, call: &Call<'_>) {
         write_target(an, cmd, d);
     }
 }
+
+/// `tar -C /var/lib -czf - aisopod`: the operands of a created archive are read from the
+/// `-C` directory.
+fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], ops: &[&W]) {
+    let cmd = Some(index);
+    let dir = args
+        .iter()
+        .position(|a| a.text == "-C" || a.text == "--directory")
+        .and_then(|p| args.get(p + 1))
+        .map(|d| d.text.clone())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
+        });
+    if let Some(dir) = dir {
+        let joined: Vec<W> = ops
+            .iter()
+            .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
+            .map(|op| W {
+                text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
+                ..(*op).clone()
+            })
+            .collect();
+        for w in &joined {
+            read_target(an, cmd, w);
+        }
+        recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
+    }
+}

@@ -232,3 +232,134 @@ pub(super) fn search(an: &mut Analyzer<'_>, call: &Call<'_>) {
         recursive_read(an, index, name, &ops);
     }
 }
+
+fn target_dir(args: &[W]) -> Option<&W> {
+    if let Some(pos) = args
+        .iter()
+        .position(|a| a.text == "-t" || a.text == "--target-directory")
+    {
+        return args.get(pos + 1);
+    }
+    None
+}
+
+/// Whether a sed script runs commands or writes files: the `e` command, `w`/`W`, or an
+/// `s` command with the `e` or `w` flag, after any address (`1e cmd`, `/x/,$w out`).
+/// The script is read command by command as sed reads it; anything this reader does not
+/// know counts as running commands.
+fn sed_runs_commands(script: &str) -> bool {
+    let mut rest = script;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}'));
+        // Addresses: line numbers, `$`, `/regex/`, `\cregexc`, `first~step`, `,`, `!`.
+        loop {
+            let before = rest.len();
+            rest = rest.trim_start_matches(|c: char| {
+                c.is_ascii_digit() || matches!(c, '$' | ',' | '!' | '~' | '+' | ' ' | '\t')
+            });
+            if let Some(regex) = rest.strip_prefix('/') {
+                rest = skip_delimited(regex, '/');
+            } else if let Some(custom) = rest.strip_prefix('\\') {
+                let mut chars = custom.chars();
+                if let Some(delim) = chars.next() {
+                    rest = skip_delimited(chars.as_str(), delim);
+                }
+            }
+            if rest.len() == before {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let Some(command) = chars.next() else {
+            return false;
+        };
+        rest = chars.as_str();
+        match command {
+            'e' | 'w' | 'W' => return true,
+            's' | 'y' => {
+                let Some(delim) = rest.chars().next() else {
+                    return false;
+                };
+                if delim == '\n' || delim == '\\' {
+                    return true;
+                }
+                let body = rest.get(delim.len_utf8()..).unwrap_or("");
+                rest = skip_delimited(skip_delimited(body, delim), delim);
+                let flags: String = rest
+                    .chars()
+                    .take_while(|c| !matches!(c, ';' | '\n' | '}'))
+                    .collect();
+                if command == 's' && (flags.contains('e') || flags.contains('w')) {
+                    return true;
+                }
+                rest = rest.get(flags.len()..).unwrap_or("");
+            }
+            // Text, file names and labels run to the end of the line.
+            'a' | 'i' | 'c' | 'r' | 'R' | 'b' | 't' | 'T' | ':' | '#' => {
+                rest = rest.split_once('\n').map_or("", |(_, next)| next);
+            }
+            'q' | 'Q' | 'l' | 'L' => {
+                rest = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+            }
+            'p' | 'P' | 'd' | 'D' | 'n' | 'N' | 'g' | 'G' | 'h' | 'H' | 'x' | '=' | 'z' | 'F' => {}
+            _ => return true,
+        }
+    }
+}
+
+/// The text after the next unescaped `delim`; empty when there is none.
+fn skip_delimited(text: &str, delim: char) -> &str {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == delim {
+            return text.get(i + c.len_utf8()..).unwrap_or("");
+        }
+    }
+    ""
+}
+
+/// A recursive delete of the whole workspace (not a path inside it) needs approval.
+fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
+    let whole = !place.wild
+        && place.root == Root::Absolute
+        && an.filter.layout.workspace.as_ref() == Some(&place.comps);
+    if whole {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "destructive.rm_workspace",
+            format!(
+                "recursive delete of the whole workspace {}",
+                place.display()
+            ),
+            true,
+        );
+    }
+    whole
+}
+
+/// A symbolic link the line makes (`ln -s`, `cp -s`): later paths through it are judged
+/// where it points.
+fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
+    let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
+        || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
+    if symbolic && let [target, link] = ops {
+        // A relative target is read from the link's directory.
+        let target_text = match link.text.rsplit_once('/') {
+            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
+                format!("{dir}/{}", target.text)
+            }
+            _ => target.text.clone(),
+        };
+        let target_place = an.place(&W {
+            text: target_text,
+            ..(*target).clone()
+        });
+        let link_place = an.place(link);
+        an.links.push((link_place, target_place));
+    }
+}
