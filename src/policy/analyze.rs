@@ -765,6 +765,9 @@ impl<'f> Analyzer<'f> {
                             out.from_network |= nested.from_network;
                         }
                     }
+                    if let Some(name) = expanded_name(expr) {
+                        super::environment::expansion(self, name);
+                    }
                     match expr {
                         ParameterExpr::Parameter {
                             parameter: Parameter::Named(name),
@@ -790,6 +793,30 @@ impl<'f> Analyzer<'f> {
                 }
             }
         }
+    }
+}
+
+/// The variable whose value a parameter expansion yields (`$X`, `${X:-y}`, `${#X}`).
+fn expanded_name(expr: &ParameterExpr) -> Option<&str> {
+    let parameter = match expr {
+        ParameterExpr::Parameter { parameter, .. }
+        | ParameterExpr::UseDefaultValues { parameter, .. }
+        | ParameterExpr::AssignDefaultValues { parameter, .. }
+        | ParameterExpr::UseAlternativeValue { parameter, .. }
+        | ParameterExpr::IndicateErrorIfNullOrUnset { parameter, .. }
+        | ParameterExpr::RemoveSmallestSuffixPattern { parameter, .. }
+        | ParameterExpr::RemoveLargestSuffixPattern { parameter, .. }
+        | ParameterExpr::RemoveSmallestPrefixPattern { parameter, .. }
+        | ParameterExpr::RemoveLargestPrefixPattern { parameter, .. }
+        | ParameterExpr::Substring { parameter, .. } => parameter,
+        _ => return None,
+    };
+    match parameter {
+        Parameter::Named(name) => Some(name),
+        Parameter::NamedWithIndex { name, .. } | Parameter::NamedWithAllIndices { name, .. } => {
+            Some(name)
+        }
+        _ => None,
     }
 }
 

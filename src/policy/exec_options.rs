@@ -8,6 +8,7 @@
 
 use super::Decision;
 use super::analyze::{Analyzer, Stdin, W};
+use super::paths::Root;
 use super::rules::{
     assignment, code_string, is_option, judge_inner, operands, script_file, skip_options,
 };
@@ -286,7 +287,24 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &S
                 }),
         };
         if let Some(file) = file {
+            outside_workspace(an, index, "-f", &file);
             script_file(an, index, "make", None, &file, depth, stdin);
+        }
+        let directory = match a.text.as_str() {
+            "-C" | "--directory" => {
+                i += 1;
+                args.get(i).cloned()
+            }
+            t => t
+                .strip_prefix("--directory=")
+                .or_else(|| t.strip_prefix("-C").filter(|v| !v.is_empty()))
+                .map(|v| W {
+                    text: v.to_string(),
+                    ..a.clone()
+                }),
+        };
+        if let Some(directory) = directory {
+            outside_workspace(an, index, "-C", &directory);
         }
         let variable = a.text.split_once('=').map(|(var, _)| var);
         if !is_option(a)
@@ -302,6 +320,34 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &S
             );
         }
         i += 1;
+    }
+}
+
+/// `make -f FILE` and `make -C DIR` run the recipes of a makefile; one from outside the
+/// known workspace (`/tmp/Makefile`, `-C /elsewhere`) is code the project does not hold,
+/// so it needs approval. Standard input and descriptors are judged by `script_file`.
+fn outside_workspace(an: &mut Analyzer<'_>, index: usize, option: &str, w: &W) {
+    let text = w.text.as_str();
+    if text == "-" || text.starts_with("/dev/") || text.starts_with("/proc/") {
+        return;
+    }
+    let place = an.place(w);
+    let layout = &an.filter.layout;
+    let inside = match layout.workspace {
+        Some(_) => layout.under_workspace(&place),
+        None => place.root == Root::Relative && !text.split('/').any(|c| c == ".."),
+    };
+    if !inside {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "exec.outside_recipes",
+            format!(
+                "make {option} {} runs recipes from outside the workspace",
+                place.display()
+            ),
+            false,
+        );
     }
 }
 

@@ -86,6 +86,57 @@ const CAPABILITIES: &[(&str, &str, &str)] = &[
         "interpreter.inline_exec",
         "runs a command (awk pipe)",
     ),
+    ("rm_rf", "interpreter.inline_delete", "deletes a tree"),
+    ("rm_r", "interpreter.inline_delete", "deletes a tree"),
+    ("remove_dir", "interpreter.inline_delete", "deletes a tree"),
+    ("remove_entry", "interpreter.inline_delete", "deletes files"),
+    ("remove_tree", "interpreter.inline_delete", "deletes a tree"),
+    ("rmtree", "interpreter.inline_delete", "deletes a tree"),
+    ("file delete", "interpreter.inline_delete", "deletes files"),
+    // The whole environment, where API keys live.
+    (
+        "os.environ)",
+        "access.environment",
+        "prints the environment",
+    ),
+    (
+        "os.environ.items",
+        "access.environment",
+        "prints the environment",
+    ),
+    (
+        "os.environ.copy",
+        "access.environment",
+        "prints the environment",
+    ),
+    (
+        "process.env)",
+        "access.environment",
+        "prints the environment",
+    ),
+    (
+        "process.env;",
+        "access.environment",
+        "prints the environment",
+    ),
+    (
+        "stringify(process.env",
+        "access.environment",
+        "prints the environment",
+    ),
+    ("%env", "access.environment", "prints the environment"),
+    ("env.to_h", "access.environment", "prints the environment"),
+    ("env.to_a", "access.environment", "prints the environment"),
+    ("env.each", "access.environment", "prints the environment"),
+    (
+        "env.inspect",
+        "access.environment",
+        "prints the environment",
+    ),
+    ("getenv()", "access.environment", "prints the environment"),
+    ("$_env", "access.environment", "prints the environment"),
+    ("$_server", "access.environment", "prints the environment"),
+    ("in environ", "access.environment", "prints the environment"),
     // Run-time code and obfuscation.
     (
         "eval",
@@ -249,6 +300,43 @@ const CAPABILITIES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Calls that delete a whole tree (`shutil.rmtree`, `FileUtils.rm_rf`, `fs.rmSync(...,
+/// {recursive})`, Perl's `remove_tree`, Tcl's `file delete -force`).
+const TREE_DELETES: &[&str] = &[
+    "rmtree",
+    "rmsync",
+    "recursive",
+    "rm_rf",
+    "rm_r(",
+    "rm_r ",
+    "remove_dir",
+    "remove_entry",
+    "remove_tree",
+    "delete -force",
+    "deltree",
+];
+
+/// How code names the home directory without a literal path.
+const HOME_REFERENCES: &[&str] = &[
+    "dir.home",
+    "env['home']",
+    "env[\"home\"]",
+    "$env{home}",
+    "$env{'home'}",
+    "expanduser",
+    "path.home",
+    "homedir",
+    "getenv(\"home\")",
+    "getenv('home')",
+    "environ['home']",
+    "environ[\"home\"]",
+    "env(home)",
+    "\"~\"",
+    "'~'",
+    "\"~/\"",
+    "'~/'",
+];
+
 /// Judges inline `code` in `lang` for the command `index`.
 pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str, depth: usize) {
     let cmd = Some(index);
@@ -262,6 +350,14 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
                 worst = Some((needle, rule, what));
             }
         }
+    }
+    if let Some(word) = exec_call(&lower) {
+        exec = true;
+        worst = Some((
+            word,
+            "interpreter.inline_exec",
+            "runs a program or shell command",
+        ));
     }
     // Backticks run shell commands in Perl, Ruby and PHP.
     if matches!(lang, Lang::Perl | Lang::Ruby | Lang::Php) && code.contains('`') {
@@ -288,8 +384,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         // Every literal is checked as a path that would be read.
         let w = W::lit(literal.as_str());
         super::rules::read_target(an, cmd, &w);
-        let rm_tree =
-            lower.contains("rmtree") || lower.contains("rmsync") || lower.contains("recursive");
+        let rm_tree = TREE_DELETES.iter().any(|d| lower.contains(d));
         if rm_tree {
             let place = an.place(&w);
             if let Some(why) = an.filter.layout.precious_tree(&place) {
@@ -310,6 +405,17 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
             // only what is worse than "needs approval" (the capability already asks).
             deny_as_shell(an, index, literal, depth);
         }
+    }
+    if TREE_DELETES.iter().any(|d| lower.contains(d))
+        && HOME_REFERENCES.iter().any(|h| lower.contains(h))
+    {
+        an.find(
+            cmd,
+            Decision::Deny,
+            "destructive.rm_recursive_home",
+            "the inline code deletes a tree under the home directory",
+            false,
+        );
     }
     if exec && literals.len() > 1 {
         // An argument vector (`subprocess.run(["rm", "-rf", "/"])`, `spawn("rm", [...])`):
@@ -357,31 +463,311 @@ fn lang_name(lang: Lang) -> &'static str {
 }
 
 /// The string literals in code: text between matching `'`, `"` or `` ` `` (escapes
-/// kept simple: a backslash skips the next character).
+/// kept simple: a backslash skips the next character), and the quote-like operators of
+/// Perl (`q{...}`, `qq(...)`, `qx[...]`, `qw/.../`) and Ruby (`%x{...}`, `%q(...)`,
+/// `%w[...]`, `%{...}`), whose brackets nest.
 fn literals(code: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
     let mut out = Vec::new();
-    let mut chars = code.chars();
-    while let Some(c) = chars.next() {
-        if c == '\'' || c == '"' || c == '`' {
-            let mut text = String::new();
-            let mut closed = false;
-            while let Some(d) = chars.next() {
-                if d == '\\' {
-                    if let Some(e) = chars.next() {
-                        text.push(e);
-                    }
-                    continue;
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        i += 1;
+        let open = if c == '\'' || c == '"' || c == '`' {
+            Some(c)
+        } else {
+            quote_operator(&chars, i - 1).map(|(delimiter, skip)| {
+                i += skip;
+                delimiter
+            })
+        };
+        let Some(open) = open else {
+            continue;
+        };
+        let close = match open {
+            '{' => '}',
+            '(' => ')',
+            '[' => ']',
+            '<' => '>',
+            other => other,
+        };
+        let mut text = String::new();
+        let mut nesting = 0usize;
+        let mut closed = false;
+        while let Some(&d) = chars.get(i) {
+            i += 1;
+            if d == '\\' {
+                if let Some(&e) = chars.get(i) {
+                    text.push(e);
+                    i += 1;
                 }
-                if d == c {
-                    closed = true;
-                    break;
-                }
-                text.push(d);
+                continue;
             }
-            if closed && !text.is_empty() && out.len() < 64 {
-                out.push(text);
+            if d == close && nesting == 0 {
+                closed = true;
+                break;
             }
+            if open != close && d == open {
+                nesting += 1;
+            } else if open != close && d == close {
+                nesting -= 1;
+            }
+            text.push(d);
+        }
+        if closed && !text.is_empty() && out.len() < 64 {
+            out.push(text);
         }
     }
     out
+}
+
+/// A Perl or Ruby quote-like operator starting at `at`: its opening delimiter and how
+/// many characters after `at` it spans (`qx{` spans 2 more).
+fn quote_operator(chars: &[char], at: usize) -> Option<(char, usize)> {
+    let before = at.checked_sub(1).and_then(|b| chars.get(b));
+    if before.is_some_and(|b| b.is_ascii_alphanumeric() || *b == '_' || *b == '$' || *b == '@') {
+        return None;
+    }
+    let word: String = chars.get(at..)?.iter().take(3).collect();
+    let (len, bracket_only) =
+        if word.starts_with("qq") || word.starts_with("qx") || word.starts_with("qw") {
+            (2, false)
+        } else if word.starts_with('q') {
+            (1, false)
+        } else if let Some(rest) = word.strip_prefix('%') {
+            match rest.chars().next() {
+                Some('x' | 'q' | 'Q' | 'w' | 'W' | 'i' | 'I') => (2, true),
+                _ => (1, true),
+            }
+        } else {
+            return None;
+        };
+    let delimiter = *chars.get(at + len)?;
+    let allowed = if bracket_only {
+        "{([<|!/^".contains(delimiter)
+    } else {
+        !delimiter.is_ascii_alphanumeric()
+            && !delimiter.is_whitespace()
+            && !"_=,;)".contains(delimiter)
+    };
+    allowed.then_some((delimiter, len))
+}
+
+/// Words that run a program when called, with or without parentheses (`system "x"`,
+/// `system q{x}`, `exec('x')`, Ruby's `%x{x}`); `os.system(` counts, `filesystem` and
+/// `System.out` do not.
+const EXEC_WORDS: &[&str] = &[
+    "system",
+    "exec",
+    "execv",
+    "execvp",
+    "spawn",
+    "popen",
+    "qx",
+    "readpipe",
+    "fork",
+    "syscall",
+    "open3",
+    "popen3",
+    "capture2",
+    "capture3",
+    "spawn_sync",
+];
+
+fn exec_call(code: &str) -> Option<&'static str> {
+    let bytes = code.as_bytes();
+    for word in EXEC_WORDS {
+        let mut from = 0;
+        while let Some(found) = code.get(from..).and_then(|rest| rest.find(word)) {
+            let at = from + found;
+            from = at + word.len();
+            let before = at.checked_sub(1).and_then(|b| bytes.get(b));
+            if before.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+                continue;
+            }
+            let after = code.get(at + word.len()..).unwrap_or("").trim_start();
+            let next = after.chars().next();
+            let called = next.is_some_and(|n| {
+                (!n.is_ascii_alphanumeric() || after.starts_with('q')) && !"_=.:,;)]}".contains(n)
+            });
+            if called {
+                return Some(word);
+            }
+        }
+    }
+    code.find("%x")
+        .and_then(|at| code.get(at + 2..))
+        .and_then(|rest| rest.chars().next())
+        .filter(|d| "{([<|!/^".contains(*d))
+        .map(|_| "%x")
+}
+
+/// Interpreters of languages this filter has no table of dangerous calls for, with the
+/// options that give them code on the command line. Their code, from an option, a pipe, a
+/// here-document or a here-string, cannot be judged, so it needs approval; shell commands
+/// it visibly hands on (`exec rm -rf ~` in Tcl, `do shell script "..."` in AppleScript,
+/// a string literal after `system`) are still judged, and a denial there stands.
+const FOREIGN_INTERPRETERS: &[(&[&str], &[&str])] = &[
+    (&["tclsh", "wish", "jimsh", "expect"], &["-c"]),
+    (&["julia"], &["-e", "--eval", "-E", "--print"]),
+    (&["guile"], &["-c"]),
+    (&["racket"], &["-e", "--eval"]),
+    (&["sbcl"], &["--eval"]),
+    (&["clisp"], &["-x"]),
+    (&["ecl"], &["-eval"]),
+    (
+        &[
+            "ocaml",
+            "jshell",
+            "runghc",
+            "runhaskell",
+            "dart",
+            "escript",
+            "iex",
+        ],
+        &[],
+    ),
+    (&["ghci", "scala", "groovy", "elixir"], &["-e", "--eval"]),
+    (&["erl"], &["-eval"]),
+    (&["osascript"], &["-e"]),
+    (
+        &["pwsh", "powershell"],
+        &["-c", "-Command", "-command", "-EncodedCommand", "-e", "-ec"],
+    ),
+    (&["octave", "octave-cli"], &["--eval"]),
+    (&["gnuplot"], &["-e"]),
+    (&["dc"], &["-e", "--expression"]),
+    (&["swift"], &["-e"]),
+    (&["crystal"], &["eval"]),
+    (&["bc"], &[]),
+];
+
+/// Words after which the rest of a statement is a shell command in these languages.
+const FOREIGN_SHELL_WORDS: &[&str] = &[
+    "exec ",
+    "spawn ",
+    "system ",
+    "shell ",
+    "do shell script ",
+    "run(",
+    "os.execute ",
+    "!",
+];
+
+/// Judges `name` when it is an interpreter of a language without a table; false when it
+/// is not one.
+pub(super) fn foreign_interpreter(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[W],
+    depth: usize,
+    stdin: &super::analyze::Stdin,
+) -> bool {
+    let Some((_, code_options)) = FOREIGN_INTERPRETERS
+        .iter()
+        .find(|(names, _)| names.contains(&name))
+    else {
+        return false;
+    };
+    let cmd = Some(index);
+    let mut code: Vec<&W> = Vec::new();
+    let mut script: Option<&W> = None;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        i += 1;
+        if code_options.contains(&a.text.as_str()) {
+            code.extend(args.get(i));
+            i += 1;
+        } else if let Some((option, _)) = a.text.split_once('=')
+            && code_options.contains(&option)
+        {
+            code.push(a);
+        } else if !super::rules::is_option(a) && script.is_none() && code.is_empty() {
+            script = Some(a);
+        }
+    }
+    for w in &code {
+        if !w.is_static() {
+            an.find_dynamic_code(
+                cmd,
+                w.from_network,
+                "obfuscation.dynamic_code",
+                format!("{name} runs code that is only known when the line runs"),
+            );
+        }
+        judge_foreign(an, index, name, &w.text, depth);
+    }
+    if !code.is_empty() {
+        return true;
+    }
+    let from_stdin = script.is_none_or(|s| s.text == "-" || s.text == "/dev/stdin");
+    if !from_stdin {
+        if let Some(script) = script {
+            super::rules::script_file(an, index, name, None, script, depth, stdin);
+        }
+        return true;
+    }
+    if stdin.network {
+        an.find(
+            cmd,
+            Decision::Deny,
+            "network.pipe_to_interpreter",
+            format!("data from the network is piped into the interpreter {name}"),
+            false,
+        );
+    } else if let Some(text) = &stdin.text {
+        judge_foreign(an, index, name, text, depth);
+    } else {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.stdin_code",
+            format!("{name} runs code from its input, which is not known before it runs"),
+            false,
+        );
+    }
+    true
+}
+
+/// Code in a language without a table: approval, plus the shell commands it visibly runs.
+fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, depth: usize) {
+    an.find(
+        Some(index),
+        Decision::Approve,
+        "interpreter.unjudged_code",
+        format!(
+            "{name} runs code in a language this filter cannot judge ({})",
+            super::analyze::excerpt(code)
+        ),
+        false,
+    );
+    let lower = code.to_ascii_lowercase();
+    for statement in code.split(['\n', ';', '[', ']', '{', '}']) {
+        let statement = statement.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        // Shell-like languages (PowerShell, Tcl) run many statements as commands.
+        deny_as_shell(an, index, statement, depth);
+        for word in FOREIGN_SHELL_WORDS {
+            if let Some(rest) = statement.strip_prefix(word) {
+                let rest = rest.trim_end_matches(|c: char| c == ')' || c.is_whitespace());
+                deny_as_shell(an, index, rest.trim_matches(['"', '\'', '`']), depth);
+            }
+        }
+    }
+    for literal in literals(code) {
+        if literal.contains(' ') {
+            deny_as_shell(an, index, &literal, depth);
+        }
+        super::rules::read_target(an, Some(index), &W::lit(literal.as_str()));
+    }
+    if TREE_DELETES.iter().any(|d| lower.contains(d))
+        && HOME_REFERENCES.iter().any(|h| lower.contains(h))
+    {
+        an.find(
+            Some(index),
+            Decision::Deny,
+            "destructive.rm_recursive_home",
+            "the code deletes a tree under the home directory",
+            false,
+        );
+    }
 }

@@ -53,13 +53,16 @@
 
 mod analyze;
 mod config_check;
+mod environment;
 mod exec_options;
 mod fallback;
 mod inline;
 mod interpreters;
+mod outputs;
 mod paths;
 mod pattern;
 mod rules;
+mod settings;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -144,6 +147,9 @@ pub struct FilterContext {
     pub home: Option<PathBuf>,
     /// The directory commands run in, when known: writes there are ordinary.
     pub workspace: Option<PathBuf>,
+    /// The gateway's configuration file, when it was read from one (it holds secrets
+    /// such as `jwt_secret`).
+    pub config_file: Option<PathBuf>,
 }
 
 impl FilterContext {
@@ -155,6 +161,10 @@ impl FilterContext {
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute()),
             workspace,
+            config_file: match &config.source {
+                crate::config::ConfigSource::File(path) => Some(path.clone()),
+                crate::config::ConfigSource::Defaults => None,
+            },
         }
     }
 }
@@ -333,6 +343,11 @@ impl CommandFilter {
             } else {
                 paths::abs_comps(&absolute(&ctx.data_dir))
             },
+            config_file: ctx
+                .config_file
+                .as_ref()
+                .map(|c| paths::abs_comps(&absolute(c)))
+                .unwrap_or_default(),
         };
         Ok(CommandFilter {
             policy: cfg.policy,

@@ -43,6 +43,8 @@ pub(super) struct Layout {
     pub home: Option<Vec<String>>,
     pub workspace: Option<Vec<String>>,
     pub data_dir: Vec<String>,
+    /// The gateway's configuration file, when known (empty otherwise).
+    pub config_file: Vec<String>,
 }
 
 /// Splits and folds `text` (already absolute or relative) into components.
@@ -226,6 +228,10 @@ const SECRET_FILES: &[(&[&str], &str)] = &[
     (&["~", ".vault-token"], "a Vault token"),
     (&["~", ".terraform.d"], "cloud credentials"),
     (&["var", "lib", "aisopod"], "aisopod's data directory"),
+    (
+        &["etc", "aisopod"],
+        "aisopod's configuration (jwt_secret, API keys)",
+    ),
     (&["dev", "mem"], "physical memory"),
     (&["dev", "kmem"], "kernel memory"),
     (&["dev", "port"], "I/O ports"),
@@ -257,6 +263,7 @@ const SECRET_DIRS: &[&str] = &[".ssh", ".gnupg", ".aws"];
 /// Templates meant to be shared (`.env.example`) are not secrets.
 const SECRET_FILE_NAMES: &[&str] = &[
     ".env",
+    ".envrc",
     ".npmrc",
     ".pypirc",
     ".yarnrc.yml",
@@ -350,6 +357,9 @@ impl Layout {
                 return Some(format!("{} holds {what}", place.display()));
             }
         }
+        if let Some(why) = self.gateway_config(place) {
+            return Some(why);
+        }
         let data_name = self.data_dir.last().map(String::as_str).unwrap_or("");
         for (i, comp) in place.comps.iter().enumerate() {
             let partial = place.partial_last && i + 1 == place.comps.len();
@@ -383,6 +393,39 @@ impl Layout {
             }
         }
         None
+    }
+
+    /// The gateway's configuration file, and any file named like it in a directory named
+    /// like its own (`/srv/aisopod/config.toml`, a copy of `aisopod/config.toml`
+    /// elsewhere): it holds `jwt_secret` and provider keys.
+    fn gateway_config(&self, place: &Place) -> Option<String> {
+        let config: Vec<&str> = self.config_file.iter().map(String::as_str).collect();
+        if !config.is_empty() && place.at(self, &config, false) {
+            return Some(format!(
+                "{} is aisopod's configuration file",
+                place.display()
+            ));
+        }
+        let (name, parent) = match config.as_slice() {
+            [.., parent, name] => (*name, *parent),
+            _ => ("config.toml", "aisopod"),
+        };
+        let n = place.comps.len();
+        let last = place.comps.last().map(String::as_str);
+        let dir = n
+            .checked_sub(2)
+            .and_then(|i| place.comps.get(i))
+            .map(String::as_str);
+        let named_like = |file: Option<&str>, folder: Option<&str>| {
+            file.is_some_and(|f| f == name || (f.ends_with(".toml") && f.starts_with("config")))
+                && folder.is_some_and(|d| d == parent || d == "aisopod" || d == ".aisopod")
+        };
+        (!place.partial_last && named_like(last, dir)).then(|| {
+            format!(
+                "{} is named like aisopod's configuration file (jwt_secret, API keys)",
+                place.display()
+            )
+        })
     }
 
     fn under(&self, place: &Place, base: Option<&Vec<String>>) -> bool {
@@ -426,6 +469,11 @@ impl Layout {
         self.workspace
             .as_ref()
             .is_some_and(|ws| place.comps.len() > ws.len() && self.under(place, Some(ws)))
+    }
+
+    /// Whether the place is the known workspace or lies inside it.
+    pub fn under_workspace(&self, place: &Place) -> bool {
+        self.under(place, self.workspace.as_ref())
     }
 
     /// The place lies in a scratch directory or the workspace (writes there are ordinary).

@@ -22,6 +22,7 @@ fn context() -> FilterContext {
         data_dir: PathBuf::from("/var/lib/aisopod-test"),
         home: Some(PathBuf::from("/home/pi")),
         workspace: Some(PathBuf::from("/home/pi/work")),
+        config_file: None,
     }
 }
 
@@ -683,4 +684,190 @@ fn a_word_with_many_unclosed_parentheses_is_judged_at_once() {
     not_allow(&f, &command);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     expect(&f, "echo \"$(date) (x (y)\"", Decision::Allow);
+}
+
+// -------------------------------------------------------------------------------------
+// What the outside attack on the previous stop's tree found still passing: one test per
+// class, on the product's defaults under both policies.
+
+#[test]
+fn settings_that_name_a_program_to_run_later_need_approval() {
+    for f in both_defaults() {
+        for command in [
+            "go env -w GOFLAGS=-toolexec=/tmp/x",
+            "go env -w GOFLAGS=-ldflags=-extld=/tmp/ld",
+            "go env -w CC=/tmp/cc",
+            "npm config set script-shell /tmp/x",
+            "npm config set node-options \"--require /tmp/x.js\"",
+            "yarn config set yarnPath /tmp/y.js",
+            "npm_config_script_shell=/tmp/x npm run build",
+            "cmake -DCMAKE_C_COMPILER_LAUNCHER=/tmp/x ..",
+            "cmake -D CMAKE_CXX_COMPILER=./cc ..",
+            "cmake -DCMAKE_TOOLCHAIN_FILE=/tmp/t.cmake ..",
+            "go build -ldflags=-extld=/tmp/x .",
+            "go build -ldflags '-extld /tmp/x' .",
+            "clang -Xclang -load -Xclang /tmp/x.so a.c",
+            "cc -Wl,-plugin,/tmp/x.so a.c",
+            "gcc -fuse-ld=/tmp/ld a.c",
+            "make -f /tmp/Makefile",
+            "make -C /tmp/elsewhere",
+            "CC=/tmp/evil make",
+            "CGO_LDFLAGS='-Wl,-plugin,/tmp/x.so' go build",
+        ] {
+            not_allow(&f, command);
+        }
+        // A saved command is judged as the command it will be.
+        expect(&f, "npm config set script-shell 'rm -rf ~'", Decision::Deny);
+        expect(&f, "git config alias.x '!rm -rf ~'", Decision::Deny);
+        expect(&f, "gh alias set co '!rm -rf ~'", Decision::Deny);
+        // Ordinary toolchain choices and settings that name no program stay allowed.
+        for command in [
+            "go env -w GOFLAGS=-mod=mod",
+            "cmake -DCMAKE_C_COMPILER=clang -DCMAKE_C_COMPILER_LAUNCHER=ccache -B build",
+            "cmake -DCMAKE_TOOLCHAIN_FILE=cmake/arm.cmake -B build",
+            "go build -ldflags \"-s -w -X main.version=1.0\" -o bin/app .",
+            "CC=gcc-12 make -j4",
+            "make -C build",
+            "pip config set global.index-url https://pypi.org/simple",
+        ] {
+            expect(&f, command, Decision::Allow);
+        }
+    }
+}
+
+#[test]
+fn output_options_and_operands_are_judged_like_redirections() {
+    for f in both_defaults() {
+        for command in [
+            "sort -o /etc/passwd names.txt",
+            "sort --output=/etc/passwd names.txt",
+            "sort -uo /etc/passwd names.txt",
+            "uniq names.txt /etc/passwd",
+            "patch /etc/passwd fix.diff",
+            "gzip /etc/passwd",
+        ] {
+            expect_rule(&f, command, Decision::Deny, "access.sensitive_file");
+        }
+        for command in [
+            "git archive -o /etc/x.tar HEAD",
+            "gcc -o /usr/local/bin/x a.c",
+            "xxd -r dump.hex /usr/local/bin/x",
+            "openssl enc -in a -out /etc/x",
+            "tar czf /usr/local/x.tgz src",
+            "find . -fprint /etc/x",
+        ] {
+            expect_rule(&f, command, Decision::Approve, "write.system_path");
+        }
+        for command in [
+            "sort -o sorted.txt names.txt",
+            "uniq names.txt unique.txt",
+            "gcc -O2 -o build/app main.c",
+            "tar -czf build.tgz src",
+            "gzip -c notes.txt > notes.txt.gz",
+            "xxd -l 64 app.bin",
+        ] {
+            expect(&f, command, Decision::Allow);
+        }
+    }
+}
+
+#[test]
+fn the_gateways_configuration_and_the_environment_are_secrets() {
+    for f in both_defaults() {
+        for command in [
+            "cat /etc/aisopod/config.toml",
+            "grep jwt_secret /etc/aisopod/config.toml",
+            "cat /srv/aisopod/config.toml",
+        ] {
+            expect_rule(&f, command, Decision::Deny, "access.sensitive_file");
+        }
+        for command in [
+            "printenv",
+            "printenv GITHUB_TOKEN",
+            "env",
+            "env | grep -i key",
+            "export -p",
+            "declare -x",
+            "set",
+            "jq -n env",
+            "ps auxe",
+        ] {
+            expect_rule(&f, command, Decision::Approve, "access.environment");
+        }
+        expect_rule(
+            &f,
+            "echo $OPENAI_API_KEY",
+            Decision::Approve,
+            "access.secret_variable",
+        );
+        not_allow(&f, "python3 -c 'import os; print(os.environ)'");
+        not_allow(&f, "cat .envrc");
+        for command in [
+            "printenv PATH",
+            "echo \"$HOME\"",
+            "env FOO=1 ls",
+            "set -e",
+            "jq '.name' package.json",
+            "ps aux",
+        ] {
+            expect(&f, command, Decision::Allow);
+        }
+    }
+    // A configuration file read from elsewhere is protected by its own path too.
+    let config = crate::config::parse(
+        "",
+        crate::config::ConfigSource::File(PathBuf::from("/opt/gw/settings.toml")),
+        &crate::config::ApplianceEnvironment,
+    )
+    .unwrap();
+    let context = FilterContext::for_config(&config, Some(PathBuf::from("/work")));
+    let f = CommandFilter::from_config(&config.tools.shell, context).unwrap();
+    expect_rule(
+        &f,
+        "cat /opt/gw/settings.toml",
+        Decision::Deny,
+        "access.sensitive_file",
+    );
+}
+
+#[test]
+fn code_handed_to_an_interpreter_by_any_channel_is_judged_under_the_denylist() {
+    let f = product_default("local");
+    for command in [
+        "perl -e \"system q{rm -rf ~}\"",
+        "perl -e 'exec q<rm -rf ~>'",
+        "ruby -e '%x{rm -rf ~}'",
+        "ruby -e 'require \"fileutils\"; FileUtils.rm_rf(Dir.home)'",
+        "tclsh <<< \"exec rm -rf ~\"",
+        "echo 'run(`rm -rf ~`)' | julia",
+        "osascript -e 'do shell script \"rm -rf ~\"'",
+        "pwsh -c 'rm -rf ~'",
+    ] {
+        expect(&f, command, Decision::Deny);
+    }
+    // Code in a language without a table cannot be judged: a person reads it.
+    for command in [
+        "julia -e 'println(1 + 1)'",
+        "echo 'puts hello' | tclsh",
+        "racket -e '(system \"id\")'",
+    ] {
+        expect_rule(&f, command, Decision::Approve, "interpreter.unjudged_code");
+    }
+    expect(&f, "python3 -c 'print(sum(range(10)))'", Decision::Allow);
+}
+
+#[test]
+fn modes_and_owners_of_the_whole_workspace_are_ordinary_edits_under_strict() {
+    let f = product_default("strict");
+    for command in [
+        "chmod -R 755 .",
+        "chmod -R go-w ./",
+        "chmod a+rx scripts/build.sh",
+        "chown -R pi:pi .",
+    ] {
+        expect(&f, command, Decision::Allow);
+    }
+    expect_rule(&f, "chmod 4755 tool", Decision::Approve, "privilege.setuid");
+    expect(&f, "chmod -R 755 /", Decision::Deny);
+    not_allow(&f, "chmod -R 755 /etc/ssh");
 }

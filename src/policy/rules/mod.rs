@@ -4,6 +4,16 @@
 //! deeper. Rule ids are `category.name`; every finding says in words what the command
 //! would do.
 
+mod archives;
+mod disks;
+mod files;
+mod git;
+mod networking;
+mod packages;
+mod system;
+
+pub(super) use git::GIT_COMMAND_KEYS;
+
 use super::analyze::{Analyzer, Stdin, W};
 use super::paths::{Cwd, Place, Root, is_disk_device};
 use super::{Decision, ShellPolicy};
@@ -141,11 +151,15 @@ fn language(name: &str) -> Option<Lang> {
         "python" | "pypy" | "ipython" => Lang::Python,
         "perl" => Lang::Perl,
         "ruby" | "irb" => Lang::Ruby,
-        "node" | "nodejs" | "bun" | "deno" => Lang::Js,
-        "php" => Lang::Php,
+        "node" | "nodejs" | "bun" | "deno" | "ts-node" | "tsx" | "qjs" | "rhino" | "jjs" => {
+            Lang::Js
+        }
+        "raku" | "perl6" | "rakudo" => Lang::Perl,
+        "jruby" | "truffleruby" => Lang::Ruby,
+        "php" | "php-cgi" | "hhvm" => Lang::Php,
         "lua" | "luajit" => Lang::Lua,
         "awk" | "gawk" | "mawk" | "nawk" => Lang::Awk,
-        "Rscript" => Lang::R,
+        "Rscript" | "R" => Lang::R,
         _ => return None,
     })
 }
@@ -285,6 +299,7 @@ fn dangerous_variable(name: &str, value: &str) -> bool {
 
 /// An assignment before a command (`X=1 cmd`) or alone (`X=1`).
 pub(super) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, value: &W) {
+    super::settings::environment(an, cmd, name, value, 0);
     if dangerous_variable(name, &value.text) {
         an.find(
             cmd,
@@ -415,6 +430,9 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     }
     written_config_run(an, index, &name, args);
     super::exec_options::judge(an, index, &name, args, depth, stdin);
+    super::settings::judge(an, index, &name, args, depth);
+    super::outputs::judge(an, index, &name, args);
+    super::environment::judge(an, index, &name, args);
     if name == "cd" || name == "pushd" {
         follow_cd(an, args);
     }
@@ -430,6 +448,8 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         return;
     } else if let Some(lang) = language(&name) {
         interpreter(an, index, lang, &name, args, depth, stdin);
+    } else {
+        super::inline::foreign_interpreter(an, index, &name, args, depth, stdin);
     }
     let created_before = an.created.len();
     program_rules(an, index, &name, args, depth);
@@ -505,7 +525,7 @@ fn written_config_run(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
 /// when every path they are given lies inside the known workspace (the workspace itself
 /// excluded) with no `..`, and a symbolic link they make points inside it too.
 const WORKSPACE_EDITS: &[&str] = &[
-    "rm", "rmdir", "unlink", "chmod", "ln", "mkdir", "mv", "cp", "touch",
+    "rm", "rmdir", "unlink", "chmod", "chown", "chgrp", "ln", "mkdir", "mv", "cp", "touch",
 ];
 
 fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
@@ -534,15 +554,30 @@ fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
             return false;
         };
         // setuid, setgid and sticky bits are not ordinary edits.
-        let special =
-            mode.text.contains(['s', 't']) || (mode.text.len() == 4 && !mode.text.starts_with('0'));
+        // Only an octal mode has a fourth digit for them (`4755`); `go-w` is symbolic.
+        let octal = mode.text.chars().all(|c| c.is_ascii_digit());
+        let special = mode.text.contains(['s', 't'])
+            || (octal && mode.text.len() == 4 && !mode.text.starts_with('0'));
         if special || !mode.is_static() {
             return false;
         }
         ops.remove(0);
     }
+    if name == "chown" || name == "chgrp" {
+        let Some(owner) = ops.first() else {
+            return false;
+        };
+        if !owner.is_static() {
+            return false;
+        }
+        ops.remove(0);
+    }
+    // Modes and owners of the workspace directory itself are the project's own
+    // (`chmod -R 755 .`); deleting or moving it is not an edit inside it.
+    let whole_workspace_ok = METADATA_ONLY.contains(&name);
     let inside = |place: &Place| {
         an.filter.layout.inside_workspace(place)
+            || (whole_workspace_ok && !place.wild && an.filter.layout.under_workspace(place))
             // `rm -f *.o`: a glob right in the workspace names files inside it.
             || (place.wild
                 && place.root == Root::Absolute
@@ -624,6 +659,77 @@ pub(super) fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
     args.get(i..).unwrap_or(&[])
 }
 
+/// A program that runs the command given after its options and a fixed number of
+/// operands, and does nothing else worth judging.
+struct PlainWrapper {
+    programs: &'static [&'static str],
+    /// Options that take the next word as their value.
+    value_options: &'static [&'static str],
+    /// Operands before the command (`timeout 5 CMD`, `chrt 10 CMD`, `taskset 0x1 CMD`).
+    leading_operands: usize,
+    /// Options with which no command runs (`command -v x`, `taskset -p PID`).
+    no_command: &'static [&'static str],
+}
+
+const fn plain(
+    programs: &'static [&'static str],
+    value_options: &'static [&'static str],
+    leading_operands: usize,
+    no_command: &'static [&'static str],
+) -> PlainWrapper {
+    PlainWrapper {
+        programs,
+        value_options,
+        leading_operands,
+        no_command,
+    }
+}
+
+/// Wrappers that only change how the command runs (priority, time limit, buffering,
+/// tracing) and are judged as the command they run.
+const PLAIN_WRAPPERS: &[PlainWrapper] = &[
+    plain(&["nice"], &["-n", "--adjustment"], 0, &[]),
+    plain(
+        &[
+            "nohup",
+            "setsid",
+            "unbuffer",
+            "caffeinate",
+            "builtin",
+            "catchsegv",
+            "fakeroot",
+            "coproc",
+        ],
+        &[],
+        0,
+        &[],
+    ),
+    plain(&["time"], &["-f", "--format", "-o", "--output"], 0, &[]),
+    plain(&["command"], &[], 0, &["-v", "-V"]),
+    plain(&["stdbuf"], &["-i", "-o", "-e"], 0, &[]),
+    plain(
+        &["ionice"],
+        &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
+        0,
+        &[],
+    ),
+    plain(&["chrt"], &[], 1, &[]),
+    plain(&["taskset"], &[], 1, &["-p"]),
+    plain(
+        &["timeout"],
+        &["-s", "--signal", "-k", "--kill-after"],
+        1,
+        &[],
+    ),
+    plain(&["exec"], &["-a"], 0, &[]),
+    plain(
+        &["strace", "ltrace"],
+        &["-e", "-o", "-p", "-s", "-u", "-E", "-P"],
+        0,
+        &[],
+    ),
+];
+
 /// Peels a wrapper; returns true when `name` was one (its inner command is judged).
 fn wrapper(
     an: &mut Analyzer<'_>,
@@ -634,6 +740,22 @@ fn wrapper(
     stdin: &Stdin,
 ) -> bool {
     let cmd = Some(index);
+    if let Some(plain) = PLAIN_WRAPPERS.iter().find(|w| w.programs.contains(&name)) {
+        if args
+            .iter()
+            .any(|a| plain.no_command.contains(&a.text.as_str()))
+        {
+            return true;
+        }
+        let rest = skip_options(args, plain.value_options);
+        let inner = rest.get(plain.leading_operands..).unwrap_or(&[]);
+        if inner.is_empty() {
+            policy(an, index, name);
+        } else {
+            judge_inner(an, index, inner, depth, stdin, name);
+        }
+        return true;
+    }
     let inner: &[W] = match name {
         "env" => {
             // A lone `-` is `-i` (start with an empty environment).
@@ -679,38 +801,6 @@ fn wrapper(
             }
             rest
         }
-        "nice" => skip_options(args, &["-n", "--adjustment"]),
-        "nohup" | "setsid" | "unbuffer" | "caffeinate" | "builtin" | "catchsegv" | "fakeroot"
-        | "coproc" => skip_options(args, &[]),
-        "time" => skip_options(args, &["-f", "--format", "-o", "--output"]),
-        "command" => {
-            if args.iter().any(|a| a.text == "-v" || a.text == "-V") {
-                return true;
-            }
-            skip_options(args, &[])
-        }
-        "stdbuf" => skip_options(args, &["-i", "-o", "-e"]),
-        "ionice" => skip_options(
-            args,
-            &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
-        ),
-        "chrt" => {
-            let rest = skip_options(args, &[]);
-            rest.get(1..).unwrap_or(&[])
-        }
-        "taskset" => {
-            let rest = skip_options(args, &[]);
-            if args.iter().any(|a| a.text == "-p") {
-                return true;
-            }
-            rest.get(1..).unwrap_or(&[])
-        }
-        "timeout" => {
-            let rest = skip_options(args, &["-s", "--signal", "-k", "--kill-after"]);
-            rest.get(1..).unwrap_or(&[])
-        }
-        "exec" => skip_options(args, &["-a"]),
-        "strace" | "ltrace" => skip_options(args, &["-e", "-o", "-p", "-s", "-u", "-E", "-P"]),
         "flock" => {
             if let Some(pos) = args
                 .iter()
@@ -1480,831 +1570,302 @@ fn ssh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
 // Each arm owns its program: a condition inside an arm is that program's rule, and must
 // not become a guard that lets the program fall through to the arms after it.
 #[allow(clippy::collapsible_match)]
-fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
-    let cmd = Some(index);
-    let ops = operands(args);
-    let first_op = ops.first().map(|w| w.text.as_str()).unwrap_or("");
-    let deny = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Deny, rule, reason, false)
-    };
-    let approve = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Approve, rule, reason, true)
-    };
-    if args.iter().any(|a| a.text == "--no-preserve-root") {
-        deny(
-            an,
-            "destructive.no_preserve_root",
-            format!("{name} --no-preserve-root removes the protection of /"),
-        );
+/// Which program names a family's rules apply to.
+enum Programs {
+    Named(&'static [&'static str]),
+    /// Names with this prefix (`mkfs.ext4`), and these names.
+    NamedOrPrefixed(&'static str, &'static [&'static str]),
+}
+
+impl Programs {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Programs::Named(names) => names.contains(&name),
+            Programs::NamedOrPrefixed(prefix, names) => {
+                name.starts_with(prefix) || names.contains(&name)
+            }
+        }
     }
-    match name {
-        "rm" | "unlink" | "rmdir" | "srm" | "shred" => {
-            let recursive =
-                name == "rm" && (has_flag(args, 'r', &["--recursive"]) || has_flag(args, 'R', &[]));
-            for target in &ops {
-                let place = an.place(target);
-                if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
-                    let rule = if why.contains("home") {
-                        "destructive.rm_recursive_home"
-                    } else {
-                        "destructive.rm_recursive_system"
-                    };
-                    deny(
-                        an,
-                        rule,
-                        format!("recursive delete of {}: {why}", place.display()),
-                    );
-                    continue;
-                }
-                if recursive && rm_workspace_itself(an, index, &place) {
-                    continue;
-                }
-                if recursive
-                    && place.root == Root::Relative
-                    && place.comps.first().is_none_or(|c| c == "..")
-                {
-                    // `rm -rf .` or `rm -rf ..` where the working directory is not known.
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "destructive.rm_recursive_unresolved",
-                        format!(
-                            "recursive delete of {} in a working directory that is not known",
-                            target.text
-                        ),
-                        false,
-                    );
-                    continue;
-                }
-                if name == "shred" && is_disk_device(&place) {
-                    deny(
-                        an,
-                        "destructive.wipe_device",
-                        format!("shred overwrites the disk {}", place.display()),
-                    );
-                    continue;
-                }
-                if recursive && target.dynamic {
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "destructive.rm_recursive_unresolved",
-                        format!(
-                            "recursive delete of a path only known when the line runs: {}",
-                            target.text
-                        ),
-                        false,
-                    );
-                    continue;
-                }
-                write_target(an, cmd, target);
-                if recursive && an.filter.layout.contains_secret(&place) {
-                    deny(
-                        an,
-                        "destructive.rm_recursive_secrets",
-                        format!(
-                            "recursive delete of {}, which holds keys or credentials",
-                            place.display()
-                        ),
-                    );
-                }
-            }
-        }
-        "mv" => {
-            for target in &ops {
-                let place = an.place(target);
-                if let Some(why) = an.filter.layout.precious_tree(&place) {
-                    deny(
-                        an,
-                        "destructive.move_system",
-                        format!("moves {}: {why}", place.display()),
-                    );
-                } else {
-                    write_target(an, cmd, target);
-                }
-            }
-        }
-        "cp" | "install" | "ln" | "rsync" | "scp" => {
-            if let Some(dest) =
-                target_dir(args).or_else(|| ops.last().copied().filter(|_| ops.len() >= 2))
-                && (!(name == "rsync" || name == "scp") || !remote_spec(&dest.text))
-            {
-                write_target(an, cmd, dest);
-            }
-            if has_flag(args, 'r', &["--recursive"])
-                || has_flag(args, 'R', &[])
-                || has_flag(args, 'a', &["--archive"])
-            {
-                recursive_read(an, index, name, &ops);
-            }
-            record_symlink(an, name, args, &ops);
-        }
-        "tee" | "touch" | "mkdir" | "truncate" | "mkfifo" | "mknod" => {
-            for target in &ops {
-                if name == "truncate" && target.text.chars().all(|c| c.is_ascii_digit()) {
-                    continue;
-                }
-                write_target(an, cmd, target);
-            }
-        }
-        "sed" => {
-            if args.iter().any(|a| {
-                a.text.starts_with("-i")
-                    || a.text.starts_with("--in-place")
-                    || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('i'))
-            }) {
-                let explicit_script = args.iter().any(|a| {
-                    a.text == "-e" || a.text == "-f" || a.text.starts_with("--expression")
-                });
-                for target in ops.iter().skip(if explicit_script { 0 } else { 1 }) {
-                    write_target(an, cmd, target);
-                }
-            }
-            // The scripts are the values of -e/--expression, else the first operand.
-            let mut scripts: Vec<&str> = Vec::new();
-            for (i, a) in args.iter().enumerate() {
-                if a.text == "-e" || a.text == "--expression" {
-                    scripts.extend(args.get(i + 1).map(|w| w.text.as_str()));
-                } else if let Some(s) = a.text.strip_prefix("--expression=") {
-                    scripts.push(s);
-                }
-            }
-            if scripts.is_empty() {
-                scripts.extend(ops.first().map(|w| w.text.as_str()));
-            }
-            if scripts.iter().any(|s| sed_runs_commands(s)) {
-                approve(
-                    an,
-                    "interpreter.sed_exec",
-                    "the sed script runs commands or writes files".into(),
-                );
-            }
-        }
-        "dd" => {
-            for a in args {
-                if let Some(of) = a.text.strip_prefix("of=") {
-                    let w = W {
-                        text: of.to_string(),
-                        wild_at: a.wild_at.map(|p| p.saturating_sub(3)),
-                        ..a.clone()
-                    };
-                    write_target(an, cmd, &w);
-                }
-                if let Some(input) = a.text.strip_prefix("if=") {
-                    let w = W {
-                        text: input.to_string(),
-                        wild_at: a.wild_at.map(|p| p.saturating_sub(3)),
-                        ..a.clone()
-                    };
-                    let place = an.place(&w);
-                    if is_disk_device(&place) {
-                        deny(
-                            an,
-                            "access.raw_disk",
-                            format!("dd reads the raw disk {}", place.display()),
-                        );
-                    }
-                }
-            }
-        }
-        _ if name.starts_with("mkfs")
-            || [
+}
+
+/// A family of programs and the function that judges what one of them would do.
+struct ProgramRules {
+    programs: Programs,
+    judge: fn(&mut Analyzer<'_>, &Call<'_>),
+}
+
+/// One simple command as the program rules see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Call<'c> {
+    pub index: usize,
+    pub name: &'c str,
+    pub args: &'c [W],
+    pub depth: usize,
+}
+
+impl<'c> Call<'c> {
+    fn cmd(&self) -> Option<usize> {
+        Some(self.index)
+    }
+
+    fn operands(&self) -> Vec<&'c W> {
+        operands(self.args)
+    }
+
+    fn first_operand(&self) -> &'c str {
+        operands(self.args)
+            .first()
+            .map(|w| w.text.as_str())
+            .unwrap_or("")
+    }
+
+    fn deny(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
+        an.find(Some(self.index), Decision::Deny, rule, reason, false);
+    }
+
+    /// Approval a user `allow` rule may lift (it is about the command's own words).
+    fn approve(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
+        an.find(Some(self.index), Decision::Approve, rule, reason, true);
+    }
+}
+
+/// Every program family with rules of its own, in the order they are tried (the first
+/// family naming a program judges it). The functions live in one module per area.
+const PROGRAM_RULES: &[ProgramRules] = &[
+    ProgramRules {
+        programs: Programs::Named(&["rm", "unlink", "rmdir", "srm", "shred"]),
+        judge: files::remove,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["mv"]),
+        judge: files::move_files,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["cp", "install", "ln", "rsync", "scp"]),
+        judge: files::copy,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["tee", "touch", "mkdir", "truncate", "mkfifo", "mknod"]),
+        judge: files::create,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["sed"]),
+        judge: files::sed,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["dd"]),
+        judge: disks::dd,
+    },
+    ProgramRules {
+        programs: Programs::NamedOrPrefixed(
+            "mkfs",
+            &[
                 "mke2fs",
                 "mkswap",
                 "wipefs",
                 "blkdiscard",
                 "mkdosfs",
                 "mkntfs",
-            ]
-            .contains(&name) =>
-        {
-            deny(
-                an,
-                "destructive.format_disk",
-                format!("{name} formats or wipes a disk or partition"),
-            );
-        }
-        "fdisk" | "sfdisk" | "parted" | "gdisk" | "sgdisk" | "cfdisk" | "cgdisk" => {
-            if has_flag(args, 'l', &["--list"]) && ops.is_empty()
-                || args.iter().any(|a| a.text == "print" || a.text == "-l")
-            {
-                approve(
-                    an,
-                    "system.disk_inspect",
-                    format!("{name} inspects the partition table"),
-                );
-            } else {
-                deny(
-                    an,
-                    "destructive.partition_disk",
-                    format!("{name} changes a partition table"),
-                );
-            }
-        }
-        "chmod" | "chown" | "chgrp" | "chattr" | "setfacl" => {
-            let recursive = has_flag(args, 'R', &["--recursive"]);
-            let mode_first = name == "chmod" || name == "chown" || name == "chgrp";
-            for (i, target) in ops.iter().enumerate() {
-                if mode_first && i == 0 {
-                    if name == "chmod"
-                        && (target.text.contains('s') && target.text.contains('+')
-                            || target.text.len() == 4 && target.text.starts_with(['4', '2', '6']))
-                    {
-                        approve(
-                            an,
-                            "privilege.setuid",
-                            format!(
-                                "chmod {} makes a program run with its owner's rights",
-                                target.text
-                            ),
-                        );
-                    }
-                    if name == "chmod" && target.text.contains('x') {
-                        an.ran_local_code |= an.fetched_to_file;
-                    }
-                    continue;
-                }
-                let place = an.place(target);
-                if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
-                    deny(
-                        an,
-                        "destructive.chmod_recursive_system",
-                        format!("{name} -R on {}: {why}", place.display()),
-                    );
-                    continue;
-                }
-                write_target(an, cmd, target);
-            }
-        }
-        "shutdown" | "reboot" | "halt" | "poweroff" => {
-            deny(
-                an,
-                "destructive.power",
-                format!("{name} stops or restarts the machine"),
-            );
-        }
-        "init" | "telinit" => {
-            if ["0", "6", "1", "s", "S"].contains(&first_op) {
-                deny(
-                    an,
-                    "destructive.power",
-                    format!("{name} {first_op} halts, reboots or isolates the machine"),
-                );
-            }
-        }
-        "systemctl" | "loginctl" => {
-            let sub = first_op;
-            if [
-                "poweroff",
-                "reboot",
-                "halt",
-                "kexec",
-                "suspend",
-                "hibernate",
-                "hybrid-sleep",
-                "rescue",
-                "emergency",
-                "isolate",
-                "soft-reboot",
-                "suspend-then-hibernate",
-            ]
-            .contains(&sub)
-            {
-                deny(
-                    an,
-                    "destructive.power",
-                    format!("{name} {sub} stops, suspends or isolates the machine"),
-                );
-            } else if ["stop", "disable", "mask", "kill"].contains(&sub) {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("{name} {sub} stops or disables a service"),
-                );
-            } else if ![
-                "status",
-                "show",
-                "cat",
-                "list-units",
-                "list-unit-files",
-                "is-active",
-                "is-enabled",
-                "is-failed",
-                "list-timers",
-                "list-sockets",
-                "list-dependencies",
-                "help",
-                "--version",
-                "get-default",
-                "",
-            ]
-            .contains(&sub)
-            {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("{name} {sub} changes services"),
-                );
-            }
-        }
-        "service" => {
-            let action = ops.get(1).map(|w| w.text.as_str()).unwrap_or("");
-            if ["stop", "disable"].contains(&action) {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("service {first_op} {action} stops a service"),
-                );
-            } else if !["status", ""].contains(&action) || first_op == "--status-all" {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("service {first_op} {action} changes a service"),
-                );
-            }
-        }
-        "update-rc.d" | "chkconfig" | "rc-update" => {
-            if args
-                .iter()
-                .any(|a| ["disable", "remove", "off", "del", "delete"].contains(&a.text.as_str()))
-            {
-                deny(
-                    an,
-                    "destructive.disable_service",
-                    format!("{name} disables a service"),
-                );
-            } else {
-                approve(
-                    an,
-                    "system.service_change",
-                    format!("{name} changes services"),
-                );
-            }
-        }
-        "kill" | "pkill" | "killall" | "killall5" | "skill" | "slay" => {
-            let targets: Vec<&str> = args
-                .iter()
-                .map(|a| a.text.as_str())
-                .filter(|t| !t.starts_with('-') || *t == "-1")
-                .collect();
-            let all = name == "killall5"
-                || name == "kill" && (targets.contains(&"-1") || targets.contains(&"1"))
-                || (name == "pkill" || name == "killall")
-                    && args.iter().any(|a| {
-                        a.text == "."
-                            || a.text == ".*"
-                            || a.text == "-u" && args.iter().any(|b| b.text == "root")
-                    });
-            if all {
-                deny(
-                    an,
-                    "destructive.kill_all",
-                    format!("{name} signals every process (or init)"),
-                );
-            } else if name != "kill"
-                || targets
-                    .iter()
-                    .any(|t| t.chars().all(|c| c.is_ascii_digit()))
-            {
-                approve(
-                    an,
-                    "process.kill",
-                    format!("{name} ends processes that may not belong to the task"),
-                );
-            }
-        }
-        "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" | "ip6tables-legacy"
-        | "ip6tables-nft" | "ebtables" | "arptables" => {
-            let flush = args.iter().any(|a| ["-F", "--flush", "-X", "--delete-chain"].contains(&a.text.as_str()))
-                || args.windows(3).any(|w| matches!(w, [p, _, t] if (p.text == "-P" || p.text == "--policy") && t.text == "ACCEPT"));
-            if flush {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    format!("{name} flushes firewall rules or opens the default policy"),
-                );
-            } else if !args
-                .iter()
-                .any(|a| ["-L", "--list", "-S", "--list-rules"].contains(&a.text.as_str()))
-            {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    format!("{name} changes the firewall"),
-                );
-            }
-        }
-        "nft" => {
-            let words: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-            let joined = words.join(" ");
-            if joined.contains("flush")
-                || joined.contains("delete table")
-                || joined.contains("destroy")
-            {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    "nft flushes or deletes firewall rules".into(),
-                );
-            } else if !joined.starts_with("list")
-                && !joined.contains(" list ")
-                && first_op != "list"
-            {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    "nft changes the firewall".into(),
-                );
-            }
-        }
-        "ufw" => {
-            if ["disable", "reset"].contains(&first_op) {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    format!("ufw {first_op} turns the firewall off"),
-                );
-            } else if first_op != "status" {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    format!("ufw {first_op} changes the firewall"),
-                );
-            }
-        }
-        "firewall-cmd" => {
-            if args
-                .iter()
-                .any(|a| a.text.contains("trusted") || a.text == "--panic-off")
-            {
-                deny(
-                    an,
-                    "destructive.firewall_flush",
-                    "firewall-cmd opens the firewall".into(),
-                );
-            } else if !args.iter().all(|a| {
-                a.text.starts_with("--list") || a.text.starts_with("--get") || a.text == "--state"
-            }) {
-                approve(
-                    an,
-                    "system.firewall_change",
-                    "firewall-cmd changes the firewall".into(),
-                );
-            }
-        }
-        "crontab" => {
-            if !args
-                .iter()
-                .all(|a| a.text == "-l" || a.text == "-u" || a.text == "--list")
-                || args.is_empty()
-            {
-                approve(
-                    an,
-                    "persistence.cron",
-                    "crontab changes scheduled commands".into(),
-                );
-            }
-        }
-        "at" | "batch" | "atrm" => {
-            approve(an, "persistence.cron", format!("{name} schedules commands"))
-        }
-        "passwd" | "useradd" | "usermod" | "userdel" | "adduser" | "deluser" | "groupadd"
-        | "groupdel" | "groupmod" | "gpasswd" | "chpasswd" | "visudo" | "chsh" | "chfn"
-        | "newgrp" | "vipw" => {
-            approve(
-                an,
-                "system.accounts",
-                format!("{name} changes user accounts or groups"),
-            );
-        }
-        "mount" | "umount" | "swapon" | "swapoff" | "insmod" | "rmmod" | "modprobe" | "kexec"
-        | "setcap" | "hostnamectl" | "timedatectl" | "localectl" | "losetup" | "cryptsetup"
-        | "lvremove" | "vgremove" | "pvremove" | "mdadm" | "tune2fs" | "e2fsck" | "fsck"
-        | "debugfs" | "grub-install" | "update-grub" | "efibootmgr" | "sysctl" => {
-            if name == "mount" && args.is_empty()
-                || name == "sysctl"
-                    && !args
-                        .iter()
-                        .any(|a| a.text == "-w" || a.text.contains('=') || a.text == "-p")
-                || name == "swapon" && args.iter().all(|a| a.text == "--show" || a.text == "-s")
-            {
-                return;
-            }
-            let rule = if ["debugfs"].contains(&name) {
-                "access.raw_disk"
-            } else {
-                "system.configuration"
-            };
-            approve(
-                an,
-                rule,
-                format!("{name} changes the system's configuration, disks or kernel"),
-            );
-        }
-        "ip" => {
-            if args.iter().any(|a| {
-                [
-                    "add", "del", "delete", "set", "flush", "change", "replace", "append",
-                ]
-                .contains(&a.text.as_str())
-            }) {
-                approve(
-                    an,
-                    "system.network_config",
-                    "ip changes the network configuration".into(),
-                );
-            }
-        }
-        "ifconfig" | "route" | "iwconfig" | "nmcli" | "wpa_cli" => {
-            if args.len() > 1
-                && !(name == "nmcli"
-                    && ["show", "status", "list"]
-                        .iter()
-                        .any(|w| args.iter().any(|a| a.text == *w)))
-            {
-                approve(
-                    an,
-                    "system.network_config",
-                    format!("{name} changes the network configuration"),
-                );
-            }
-        }
-        "history" => {
-            if args
-                .iter()
-                .any(|a| a.text == "-c" || a.text == "-w" || a.text == "-d")
-            {
-                approve(
-                    an,
-                    "evasion.history",
-                    "history changes the shell history".into(),
-                );
-            }
-        }
-        "git" => git(an, index, args, depth),
-        "pip" | "pip3" | "pipx" | "uv" => {
-            if name == "uv" {
-                if ops.first().is_some_and(|w| w.text == "pip") {
-                    pip(an, index, args.get(1..).unwrap_or(&[]));
-                } else if ops
-                    .first()
-                    .is_some_and(|w| ["add", "tool", "sync"].contains(&w.text.as_str()))
-                {
-                    approve(
-                        an,
-                        "network.package_install",
-                        format!("uv {first_op} installs packages from the network"),
-                    );
-                }
-            } else if name == "pipx" {
-                if ["install", "run", "inject", "upgrade"].contains(&first_op) {
-                    approve(
-                        an,
-                        "network.package_install",
-                        format!("pipx {first_op} installs packages from the network"),
-                    );
-                }
-            } else {
-                pip(an, index, args);
-            }
-        }
-        "npm" | "pnpm" | "yarn" | "bun" => {
-            if [
-                "i",
-                "install",
-                "ci",
-                "add",
-                "update",
-                "upgrade",
-                "uninstall",
-                "remove",
-                "rm",
-                "dlx",
-                "exec",
-                "x",
-                "link",
-                "publish",
-                "global",
-            ]
-            .contains(&first_op)
-                || (name == "yarn" && args.is_empty())
-            {
-                approve(
-                    an,
-                    "network.package_install",
-                    format!(
-                        "{name} {first_op} installs or runs packages from the network (their install scripts run)"
-                    ),
-                );
-            }
-        }
-        "npx" | "pnpx" | "bunx" => approve(
-            an,
-            "network.package_install",
-            format!("{name} downloads and runs a package"),
+            ],
         ),
-        "cargo" | "go" | "gem" | "composer" | "conda" | "mamba" | "brew" | "snap" | "flatpak"
-        | "opam" | "rustup" | "luarocks" | "cpan" | "cpanm" => {
-            if [
-                "install",
-                "get",
-                "add",
-                "update",
-                "upgrade",
-                "remove",
-                "uninstall",
-                "publish",
-                "create",
-                "self",
-                "toolchain",
-                "refresh",
-            ]
-            .contains(&first_op)
-                || ["cpan", "cpanm"].contains(&name) && !ops.is_empty()
-            {
-                approve(
-                    an,
-                    "network.package_install",
-                    format!("{name} {first_op} installs or removes software"),
-                );
-            }
-        }
-        "apt" | "apt-get" | "aptitude" | "dnf" | "yum" | "apk" | "pacman" | "zypper" | "dpkg"
-        | "rpm" | "emerge" | "nix-env" => {
-            let readonly = [
-                "list", "search", "show", "policy", "info", "-l", "-L", "-s", "-q", "-Q", "-Ss",
-                "-Qi", "-Si", "-qa", "--list", "--search", "--info", "-S", "madison", "depends",
-                "rdepends",
-            ]
-            .contains(&first_op)
-                || ["search", "show", "list", "info", "query"].contains(&first_op)
-                || args.first().is_some_and(|a| {
-                    [
-                        "-l", "-L", "-s", "-S", "-q", "-Q", "-Qi", "-Ss", "-Si", "-Qs", "--list",
-                        "--status", "-qa", "-qi",
-                    ]
-                    .contains(&a.text.as_str())
-                });
-            if !readonly && !args.is_empty() {
-                approve(
-                    an,
-                    "system.package_change",
-                    format!("{name} installs, removes or upgrades system packages"),
-                );
-            }
-        }
-        "docker" | "podman" | "kubectl" | "nerdctl" | "lxc" | "virsh" => {
-            if [
-                "run", "exec", "rm", "rmi", "kill", "stop", "delete", "apply", "create", "cp",
-                "prune", "system", "build", "push", "pull", "start", "restart", "destroy",
-                "undefine", "load", "import", "volume", "network", "compose",
-            ]
-            .contains(&first_op)
-            {
-                approve(
-                    an,
-                    "system.containers",
-                    format!("{name} {first_op} changes containers or runs code in them"),
-                );
-            }
-        }
-        "tar" | "bsdtar" => {
-            let mode = args
-                .first()
-                .map(|a| a.text.trim_start_matches('-').to_string())
-                .unwrap_or_default();
-            let extract = args
-                .iter()
-                .any(|a| a.text == "--extract" || a.text == "--get")
-                || (!mode.starts_with('-') && mode.contains('x') && !mode.contains("--"));
-            if extract {
-                let dir = args
-                    .iter()
-                    .position(|a| a.text == "-C" || a.text == "--directory")
-                    .and_then(|p| args.get(p + 1));
-                if let Some(d) = dir {
-                    write_target(an, cmd, d);
-                }
-                for a in args {
-                    if let Some(d) = a.text.strip_prefix("--directory=") {
-                        write_target(an, cmd, &W::lit(d));
-                    }
-                }
-            }
-            let create = mode.contains('c')
-                || args.iter().any(|a| {
-                    a.text == "--create"
-                        || (is_option(a) && a.text != "-C" && short_flags(a).contains('c'))
-                });
-            if create {
-                recursive_read(an, index, name, &ops);
-                tar_directory_reads(an, index, name, args, &ops);
-            }
-        }
-        "zip" | "7z" | "7za" | "rar" => {
-            if has_flag(args, 'r', &["--recurse-paths"]) || name != "zip" {
-                recursive_read(an, index, name, &ops);
-            }
-        }
-        "unzip" => {
-            if let Some(d) = args
-                .iter()
-                .position(|a| a.text == "-d")
-                .and_then(|p| args.get(p + 1))
-            {
-                write_target(an, cmd, d);
-            }
-        }
-        "grep" | "egrep" | "fgrep" | "rg" | "ag" | "ack" => {
-            if name == "rg"
-                || name == "ag"
-                || has_flag(args, 'r', &["--recursive"])
-                || has_flag(args, 'R', &["--dereference-recursive"])
-            {
-                recursive_read(an, index, name, &ops);
-            }
-        }
-        "exec" => {}
-        "nc" | "ncat" | "netcat" => {
-            if args.iter().any(|a| {
-                a.text == "-e"
-                    || a.text == "-c"
-                    || a.text == "--exec"
-                    || a.text == "--sh-exec"
-                    || a.text == "--lua-exec"
-                    || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('e'))
-            }) {
-                deny(
-                    an,
-                    "network.reverse_shell",
-                    format!("{name} connects a shell to the network"),
-                );
-            } else if has_flag(args, 'l', &["--listen"]) {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "network.listen",
-                    format!("{name} listens for network connections"),
-                    true,
-                );
-            }
-        }
-        "socat" => {
-            let lower: Vec<String> = args.iter().map(|a| a.text.to_ascii_lowercase()).collect();
-            if lower.iter().any(|a| {
-                a.starts_with("exec:")
-                    || a.starts_with("system:")
-                    || a.contains(",exec")
-                    || a.starts_with("exec,")
-            }) {
-                deny(
-                    an,
-                    "network.reverse_shell",
-                    "socat connects a program to the network".into(),
-                );
-            } else if lower.iter().any(|a| a.contains("listen")) {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "network.listen",
-                    "socat listens for network connections",
-                    true,
-                );
-            }
-        }
-        "nmap" | "masscan" | "zmap" | "hping3" | "arpspoof" | "ettercap" | "tcpdump" | "tshark"
-        | "wireshark" | "aircrack-ng" => {
-            approve(
-                an,
-                "network.scan",
-                format!("{name} scans or captures network traffic"),
-            );
-        }
-        "openssl" => {
-            if ["s_client", "s_server"].contains(&first_op) {
-                an.network_reads += 1;
-                approve(
-                    an,
-                    "network.host_not_allowed",
-                    format!("openssl {first_op} opens a network connection"),
-                );
-            }
-        }
-        "base64" | "xxd" | "openssl-enc" => {}
-        _ => {}
-    }
-    let _ = depth;
-}
-
-fn target_dir(args: &[W]) -> Option<&W> {
-    if let Some(pos) = args
-        .iter()
-        .position(|a| a.text == "-t" || a.text == "--target-directory")
-    {
-        return args.get(pos + 1);
-    }
-    None
-}
+        judge: disks::format,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "fdisk", "sfdisk", "parted", "gdisk", "sgdisk", "cfdisk", "cgdisk",
+        ]),
+        judge: disks::partition,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["chmod", "chown", "chgrp", "chattr", "setfacl"]),
+        judge: files::change_metadata,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["shutdown", "reboot", "halt", "poweroff"]),
+        judge: system::power,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["init", "telinit"]),
+        judge: system::init,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["systemctl", "loginctl"]),
+        judge: system::systemctl,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["service"]),
+        judge: system::service,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["update-rc.d", "chkconfig", "rc-update"]),
+        judge: system::boot_services,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["kill", "pkill", "killall", "killall5", "skill", "slay"]),
+        judge: system::kill,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "iptables",
+            "ip6tables",
+            "iptables-legacy",
+            "iptables-nft",
+            "ip6tables-legacy",
+            "ip6tables-nft",
+            "ebtables",
+            "arptables",
+        ]),
+        judge: networking::packet_filter,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["nft"]),
+        judge: networking::nft,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ufw"]),
+        judge: networking::ufw,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["firewall-cmd"]),
+        judge: networking::firewalld,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["crontab"]),
+        judge: system::crontab,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["at", "batch", "atrm"]),
+        judge: system::at,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "passwd", "useradd", "usermod", "userdel", "adduser", "deluser", "groupadd",
+            "groupdel", "groupmod", "gpasswd", "chpasswd", "visudo", "chsh", "chfn", "newgrp",
+            "vipw",
+        ]),
+        judge: system::accounts,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "mount",
+            "umount",
+            "swapon",
+            "swapoff",
+            "insmod",
+            "rmmod",
+            "modprobe",
+            "kexec",
+            "setcap",
+            "hostnamectl",
+            "timedatectl",
+            "localectl",
+            "losetup",
+            "cryptsetup",
+            "lvremove",
+            "vgremove",
+            "pvremove",
+            "mdadm",
+            "tune2fs",
+            "e2fsck",
+            "fsck",
+            "debugfs",
+            "grub-install",
+            "update-grub",
+            "efibootmgr",
+            "sysctl",
+        ]),
+        judge: system::kernel_and_storage,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ip"]),
+        judge: networking::ip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["ifconfig", "route", "iwconfig", "nmcli", "wpa_cli"]),
+        judge: networking::interfaces,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["history"]),
+        judge: system::history,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["git"]),
+        judge: git::judge,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["pip", "pip3", "pipx", "uv"]),
+        judge: packages::python_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["npm", "pnpm", "yarn", "bun"]),
+        judge: packages::node_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["npx", "pnpx", "bunx"]),
+        judge: packages::package_runners,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "cargo", "go", "gem", "composer", "conda", "mamba", "brew", "snap", "flatpak", "opam",
+            "rustup", "luarocks", "cpan", "cpanm",
+        ]),
+        judge: packages::language_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "apt", "apt-get", "aptitude", "dnf", "yum", "apk", "pacman", "zypper", "dpkg", "rpm",
+            "emerge", "nix-env",
+        ]),
+        judge: packages::system_packages,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["docker", "podman", "kubectl", "nerdctl", "lxc", "virsh"]),
+        judge: packages::containers,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["tar", "bsdtar"]),
+        judge: archives::tar,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["zip", "7z", "7za", "rar"]),
+        judge: archives::zip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["unzip"]),
+        judge: archives::unzip,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["grep", "egrep", "fgrep", "rg", "ag", "ack"]),
+        judge: files::search,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["nc", "ncat", "netcat"]),
+        judge: networking::netcat,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["socat"]),
+        judge: networking::socat,
+    },
+    ProgramRules {
+        programs: Programs::Named(&[
+            "nmap",
+            "masscan",
+            "zmap",
+            "hping3",
+            "arpspoof",
+            "ettercap",
+            "tcpdump",
+            "tshark",
+            "wireshark",
+            "aircrack-ng",
+        ]),
+        judge: networking::scanners,
+    },
+    ProgramRules {
+        programs: Programs::Named(&["openssl"]),
+        judge: networking::openssl,
+    },
+];
 
 fn remote_spec(text: &str) -> bool {
     text.contains("://")
@@ -2313,83 +1874,23 @@ fn remote_spec(text: &str) -> bool {
             .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
-/// Whether a sed script runs commands or writes files: the `e` command, `w`/`W`, or an
-/// `s` command with the `e` or `w` flag, after any address (`1e cmd`, `/x/,$w out`).
-/// The script is read command by command as sed reads it; anything this reader does not
-/// know counts as running commands.
-fn sed_runs_commands(script: &str) -> bool {
-    let mut rest = script;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}'));
-        // Addresses: line numbers, `$`, `/regex/`, `\cregexc`, `first~step`, `,`, `!`.
-        loop {
-            let before = rest.len();
-            rest = rest.trim_start_matches(|c: char| {
-                c.is_ascii_digit() || matches!(c, '$' | ',' | '!' | '~' | '+' | ' ' | '\t')
-            });
-            if let Some(regex) = rest.strip_prefix('/') {
-                rest = skip_delimited(regex, '/');
-            } else if let Some(custom) = rest.strip_prefix('\\') {
-                let mut chars = custom.chars();
-                if let Some(delim) = chars.next() {
-                    rest = skip_delimited(chars.as_str(), delim);
-                }
-            }
-            if rest.len() == before {
-                break;
-            }
-        }
-        let mut chars = rest.chars();
-        let Some(command) = chars.next() else {
-            return false;
-        };
-        rest = chars.as_str();
-        match command {
-            'e' | 'w' | 'W' => return true,
-            's' | 'y' => {
-                let Some(delim) = rest.chars().next() else {
-                    return false;
-                };
-                if delim == '\n' || delim == '\\' {
-                    return true;
-                }
-                let body = rest.get(delim.len_utf8()..).unwrap_or("");
-                rest = skip_delimited(skip_delimited(body, delim), delim);
-                let flags: String = rest
-                    .chars()
-                    .take_while(|c| !matches!(c, ';' | '\n' | '}'))
-                    .collect();
-                if command == 's' && (flags.contains('e') || flags.contains('w')) {
-                    return true;
-                }
-                rest = rest.get(flags.len()..).unwrap_or("");
-            }
-            // Text, file names and labels run to the end of the line.
-            'a' | 'i' | 'c' | 'r' | 'R' | 'b' | 't' | 'T' | ':' | '#' => {
-                rest = rest.split_once('\n').map_or("", |(_, next)| next);
-            }
-            'q' | 'Q' | 'l' | 'L' => {
-                rest = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-            }
-            'p' | 'P' | 'd' | 'D' | 'n' | 'N' | 'g' | 'G' | 'h' | 'H' | 'x' | '=' | 'z' | 'F' => {}
-            _ => return true,
-        }
+fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+    let call = Call {
+        index,
+        name,
+        args,
+        depth,
+    };
+    if args.iter().any(|a| a.text == "--no-preserve-root") {
+        call.deny(
+            an,
+            "destructive.no_preserve_root",
+            format!("{name} --no-preserve-root removes the protection of /"),
+        );
     }
-}
-
-/// The text after the next unescaped `delim`; empty when there is none.
-fn skip_delimited(text: &str, delim: char) -> &str {
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == delim {
-            return text.get(i + c.len_utf8()..).unwrap_or("");
-        }
+    if let Some(rules) = PROGRAM_RULES.iter().find(|r| r.programs.contains(name)) {
+        (rules.judge)(an, &call);
     }
-    ""
 }
 
 /// A recursive read of a directory that holds secrets (`tar czf x ~`).
@@ -2408,528 +1909,6 @@ fn recursive_read(an: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&W]) {
                 true,
             );
         }
-    }
-}
-
-/// `tar -C /var/lib -czf - aisopod`: the operands of a created archive are read from the
-/// `-C` directory.
-fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], ops: &[&W]) {
-    let cmd = Some(index);
-    let dir = args
-        .iter()
-        .position(|a| a.text == "-C" || a.text == "--directory")
-        .and_then(|p| args.get(p + 1))
-        .map(|d| d.text.clone())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
-        });
-    if let Some(dir) = dir {
-        let joined: Vec<W> = ops
-            .iter()
-            .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
-            .map(|op| W {
-                text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
-                ..(*op).clone()
-            })
-            .collect();
-        for w in &joined {
-            read_target(an, cmd, w);
-        }
-        recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
-    }
-}
-
-/// A recursive delete of the whole workspace (not a path inside it) needs approval.
-fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
-    let whole = !place.wild
-        && place.root == Root::Absolute
-        && an.filter.layout.workspace.as_ref() == Some(&place.comps);
-    if whole {
-        an.find(
-            Some(index),
-            Decision::Approve,
-            "destructive.rm_workspace",
-            format!(
-                "recursive delete of the whole workspace {}",
-                place.display()
-            ),
-            true,
-        );
-    }
-    whole
-}
-
-/// A symbolic link the line makes (`ln -s`, `cp -s`): later paths through it are judged
-/// where it points.
-fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
-    let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
-        || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
-    if symbolic && let [target, link] = ops {
-        // A relative target is read from the link's directory.
-        let target_text = match link.text.rsplit_once('/') {
-            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
-                format!("{dir}/{}", target.text)
-            }
-            _ => target.text.clone(),
-        };
-        let target_place = an.place(&W {
-            text: target_text,
-            ..(*target).clone()
-        });
-        let link_place = an.place(link);
-        an.links.push((link_place, target_place));
-    }
-}
-
-/// Git configuration keys whose value is a command git runs (`core.pager`,
-/// `alias.x = !cmd`, `diff.x.textconv`, `filter.x.clean`).
-const GIT_COMMAND_KEYS: &[&str] = &[
-    "pager",
-    "editor",
-    "sshcommand",
-    "askpass",
-    "program",
-    "external",
-    "textconv",
-    "clean",
-    "smudge",
-    "process",
-    "driver",
-    "helper",
-    "fsmonitor",
-    "command",
-    "cmd",
-    "hookspath",
-    "packobjectshook",
-    "receivepack",
-    "uploadpack",
-    "proxy",
-];
-
-/// Git subcommands (built in); anything else is an alias or an external `git-*`
-/// program, which may run any command.
-const GIT_SUBCOMMANDS: &[&str] = &[
-    "add",
-    "am",
-    "annotate",
-    "apply",
-    "archive",
-    "bisect",
-    "blame",
-    "branch",
-    "bundle",
-    "cat-file",
-    "check-attr",
-    "check-ignore",
-    "check-mailmap",
-    "checkout",
-    "cherry",
-    "cherry-pick",
-    "citool",
-    "clean",
-    "clone",
-    "commit",
-    "commit-tree",
-    "config",
-    "count-objects",
-    "credential",
-    "describe",
-    "diff",
-    "diff-files",
-    "diff-index",
-    "diff-tree",
-    "difftool",
-    "fetch",
-    "for-each-ref",
-    "format-patch",
-    "fsck",
-    "gc",
-    "grep",
-    "hash-object",
-    "help",
-    "init",
-    "instaweb",
-    "log",
-    "ls-files",
-    "ls-remote",
-    "ls-tree",
-    "merge",
-    "merge-base",
-    "merge-file",
-    "mergetool",
-    "mv",
-    "name-rev",
-    "notes",
-    "pull",
-    "push",
-    "range-diff",
-    "rebase",
-    "reflog",
-    "remote",
-    "repack",
-    "replace",
-    "request-pull",
-    "reset",
-    "restore",
-    "rev-list",
-    "rev-parse",
-    "revert",
-    "rm",
-    "send-email",
-    "shortlog",
-    "show",
-    "show-branch",
-    "show-ref",
-    "sparse-checkout",
-    "stash",
-    "status",
-    "submodule",
-    "switch",
-    "symbolic-ref",
-    "tag",
-    "update-index",
-    "update-ref",
-    "var",
-    "verify-commit",
-    "version",
-    "whatchanged",
-    "worktree",
-    "write-tree",
-    "daemon",
-    "filter-branch",
-    "filter-repo",
-    "lfs",
-    "maintenance",
-    "prune",
-    "shortlog",
-    "stage",
-    "unpack-objects",
-    "verify-pack",
-];
-
-/// `git -c key=value`: configuration that may name a program; a command value is judged.
-fn git_config_value(an: &mut Analyzer<'_>, index: usize, setting: &str, depth: usize) {
-    an.find(
-        Some(index),
-        Decision::Approve,
-        "vcs.config",
-        "git -c/--config-env sets configuration (it can name programs to run)",
-        false,
-    );
-    let Some((key, value)) = setting.split_once('=') else {
-        return;
-    };
-    let key = key.to_ascii_lowercase();
-    let runs = key.starts_with("alias.")
-        || GIT_COMMAND_KEYS
-            .iter()
-            .any(|k| key.rsplit('.').next() == Some(k));
-    if runs {
-        let code = value.strip_prefix('!').unwrap_or(value);
-        code_string(an, index, code, depth, false);
-    }
-}
-
-fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
-    let cmd = Some(index);
-    let mut i = 0;
-    while let Some(a) = args.get(i) {
-        if a.text == "-c" || a.text == "--config-env" {
-            let value = args.get(i + 1).map(|w| w.text.clone()).unwrap_or_default();
-            git_config_value(an, index, &value, depth);
-            i += 2;
-            continue;
-        }
-        // The value glued to the option (`--config-env=K=V`, `-cK=V`) is read the same.
-        if let Some(value) = a
-            .text
-            .strip_prefix("--config-env=")
-            .or_else(|| a.text.strip_prefix("-c").filter(|v| !v.is_empty()))
-        {
-            git_config_value(an, index, value, depth);
-            i += 1;
-            continue;
-        }
-        if a.text.starts_with("--exec-path=") || a.text.starts_with("--git-dir") {
-            an.find(
-                cmd,
-                Decision::Approve,
-                "vcs.foreign_repo",
-                format!(
-                    "git {} takes its programs or configuration from elsewhere",
-                    a.text
-                ),
-                true,
-            );
-        }
-        if a.text == "-C" {
-            if let Some(dir) = args.get(i + 1) {
-                let place = an.place(dir);
-                let in_workspace = an.filter.layout.inside_workspace(&place)
-                    || an.filter.layout.workspace.as_ref() == Some(&place.comps);
-                if !in_workspace || written_by_line(an, dir) {
-                    an.find(
-                        cmd,
-                        Decision::Approve,
-                        "vcs.foreign_repo",
-                        format!(
-                            "git -C {} uses a repository (and its configuration, which can name programs) outside the workspace",
-                            dir.text
-                        ),
-                        true,
-                    );
-                }
-            }
-            i += 2;
-            continue;
-        }
-        if a.text == "--git-dir" || a.text == "--work-tree" || a.text == "--namespace" {
-            i += 2;
-            continue;
-        }
-        if !is_option(a) {
-            break;
-        }
-        i += 1;
-    }
-    let Some(sub) = args.get(i) else { return };
-    let rest = args.get(i + 1..).unwrap_or(&[]);
-    let approve = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Approve, rule, reason, true)
-    };
-    // Options of any subcommand that name a program to run.
-    let mut j = 0;
-    while let Some(a) = rest.get(j) {
-        let exec_opt = match sub.text.as_str() {
-            "rebase" => &["-x", "--exec"][..],
-            "difftool" | "mergetool" => &["-x", "--extcmd"][..],
-            "grep" => &["-O", "--open-files-in-pager"][..],
-            "clone" | "fetch" | "pull" | "ls-remote" | "archive" | "push" | "submodule" => {
-                &["-u", "--upload-pack", "--receive-pack", "--exec"][..]
-            }
-            _ => &[][..],
-        };
-        for o in exec_opt {
-            let value = if a.text == *o {
-                j += 1;
-                rest.get(j).map(|w| w.text.clone())
-            } else {
-                a.text
-                    .strip_prefix(o)
-                    .and_then(|v| {
-                        v.strip_prefix('=')
-                            .or(if o.len() == 2 { Some(v) } else { None })
-                    })
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string)
-            };
-            if let Some(value) = value {
-                an.find(
-                    cmd,
-                    Decision::Approve,
-                    "vcs.runs_command",
-                    format!("git {} {o} runs a command", sub.text),
-                    false,
-                );
-                code_string(an, index, &value, depth, false);
-                break;
-            }
-        }
-        j += 1;
-    }
-    for (k, a) in rest.iter().enumerate() {
-        let target = if a.text == "--output" {
-            rest.get(k + 1).cloned()
-        } else {
-            a.text.strip_prefix("--output=").map(|v| W {
-                text: v.to_string(),
-                ..a.clone()
-            })
-        };
-        if let Some(target) = target {
-            write_target(an, cmd, &target);
-        }
-    }
-    if rest.iter().any(|a| a.text == "--ext-diff") {
-        an.find(
-            cmd,
-            Decision::Approve,
-            "vcs.runs_command",
-            format!(
-                "git {} --ext-diff runs the configured external diff program",
-                sub.text
-            ),
-            false,
-        );
-    }
-    if !GIT_SUBCOMMANDS.contains(&sub.text.as_str()) && !sub.text.starts_with('-') {
-        approve(
-            an,
-            "vcs.alias",
-            format!(
-                "git {} is not a git command: an alias or an external program, which may run anything",
-                sub.text
-            ),
-        );
-    }
-    match sub.text.as_str() {
-        "bisect" if rest.first().is_some_and(|a| a.text == "run") => {
-            judge_inner(
-                an,
-                index,
-                rest.get(1..).unwrap_or(&[]),
-                depth,
-                &Stdin::default(),
-                "git bisect run",
-            );
-        }
-        "submodule" if rest.iter().any(|a| a.text == "foreach") => {
-            let at = rest.iter().position(|a| a.text == "foreach").unwrap_or(0);
-            let code: Vec<&str> = rest
-                .iter()
-                .skip(at + 1)
-                .filter(|a| !is_option(a))
-                .map(|a| a.text.as_str())
-                .collect();
-            an.find(
-                cmd,
-                Decision::Approve,
-                "vcs.runs_command",
-                "git submodule foreach runs a command in every submodule",
-                false,
-            );
-            code_string(an, index, &code.join(" "), depth, false);
-        }
-        "difftool" | "mergetool" => approve(
-            an,
-            "vcs.runs_command",
-            format!("git {} runs an external tool", sub.text),
-        ),
-        _ => {}
-    }
-    match sub.text.as_str() {
-        "clone" | "fetch" | "pull" | "ls-remote" | "submodule" | "archive" => {
-            an.network_reads += 1;
-            let urls: Vec<&W> = operands(rest)
-                .into_iter()
-                .filter(|w| w.text.contains("://") || w.text.contains('@') || w.text.contains(':'))
-                .collect();
-            if sub.text == "clone" && !urls.is_empty() {
-                for url in urls {
-                    host_check(an, index, "git", url, false);
-                }
-            } else if sub.text != "archive" || rest.iter().any(|a| a.text.starts_with("--remote")) {
-                approve(
-                    an,
-                    "network.git_remote",
-                    format!(
-                        "git {} talks to a remote whose host is not on the line",
-                        sub.text
-                    ),
-                );
-            }
-        }
-        "push" => approve(
-            an,
-            "network.git_push",
-            "git push sends commits to a remote".into(),
-        ),
-        "reset"
-            if rest
-                .iter()
-                .any(|a| a.text == "--hard" || a.text == "--merge") =>
-        {
-            approve(
-                an,
-                "vcs.discard_work",
-                "git reset --hard throws away uncommitted work".into(),
-            )
-        }
-        "clean"
-            if rest
-                .iter()
-                .any(|a| is_option(a) && (short_flags(a).contains('f') || a.text == "--force")) =>
-        {
-            approve(
-                an,
-                "vcs.discard_work",
-                "git clean -f deletes untracked files".into(),
-            )
-        }
-        "checkout" | "restore"
-            if rest.iter().any(|a| {
-                a.text == "." || a.text == "--" || a.text == "-f" || a.text == "--force"
-            }) =>
-        {
-            approve(
-                an,
-                "vcs.discard_work",
-                format!("git {} may throw away uncommitted changes", sub.text),
-            )
-        }
-        "stash"
-            if rest
-                .first()
-                .is_some_and(|a| a.text == "drop" || a.text == "clear") =>
-        {
-            approve(
-                an,
-                "vcs.discard_work",
-                "git stash drop/clear deletes stashed work".into(),
-            )
-        }
-        "branch"
-            if rest.iter().any(|a| {
-                a.text == "-D" || a.text == "--delete" && rest.iter().any(|b| b.text == "--force")
-            }) =>
-        {
-            approve(
-                an,
-                "vcs.discard_work",
-                "git branch -D deletes a branch that may not be merged".into(),
-            )
-        }
-        "filter-branch" | "filter-repo" | "gc" | "reflog" | "update-ref" | "replace" => approve(
-            an,
-            "vcs.discard_work",
-            format!("git {} rewrites or prunes history", sub.text),
-        ),
-        "config" => {
-            let read_only = rest.iter().any(|a| {
-                [
-                    "--get",
-                    "--get-all",
-                    "--list",
-                    "-l",
-                    "--get-regexp",
-                    "--show-origin",
-                ]
-                .contains(&a.text.as_str())
-            }) || operands(rest).len() <= 1
-                && !rest
-                    .iter()
-                    .any(|a| a.text == "--unset" || a.text == "--add" || a.text == "--replace-all");
-            if !read_only {
-                approve(
-                    an,
-                    "vcs.config",
-                    "git config changes settings (hooks, pagers and aliases can run programs)"
-                        .into(),
-                );
-            }
-        }
-        "daemon" | "instaweb" => approve(
-            an,
-            "network.listen",
-            format!("git {} serves the repository on the network", sub.text),
-        ),
-        "send-email" | "request-pull" => approve(
-            an,
-            "network.git_push",
-            format!("git {} sends data out", sub.text),
-        ),
-        _ => {}
     }
 }
 

@@ -1,0 +1,204 @@
+//! Rules for programs that change the network configuration, listen, scan or open raw
+//! connections (`iptables`, `nft`, `ufw`, `ip`, `nc`, `socat`, `nmap`), one function per
+//! family. Which hosts a client may reach is judged by `network` in `mod.rs`, not here.
+
+use super::*;
+
+/// `iptables` and its kin: listing is fine, changing rules needs approval, flushing is
+/// denied.
+pub(super) fn packet_filter(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { name, args, .. } = *call;
+    let flush = args.iter().any(|a| ["-F", "--flush", "-X", "--delete-chain"].contains(&a.text.as_str()))
+        || args.windows(3).any(|w| matches!(w, [p, _, t] if (p.text == "-P" || p.text == "--policy") && t.text == "ACCEPT"));
+    if flush {
+        call.deny(
+            an,
+            "destructive.firewall_flush",
+            format!("{name} flushes firewall rules or opens the default policy"),
+        );
+    } else if !args
+        .iter()
+        .any(|a| ["-L", "--list", "-S", "--list-rules"].contains(&a.text.as_str()))
+    {
+        call.approve(
+            an,
+            "system.firewall_change",
+            format!("{name} changes the firewall"),
+        );
+    }
+}
+
+/// `nft`: listing is fine, changing rules needs approval, flushing is denied.
+pub(super) fn nft(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { args, .. } = *call;
+    let first_op = call.first_operand();
+    let words: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+    let joined = words.join(" ");
+    if joined.contains("flush") || joined.contains("delete table") || joined.contains("destroy") {
+        call.deny(
+            an,
+            "destructive.firewall_flush",
+            "nft flushes or deletes firewall rules".into(),
+        );
+    } else if !joined.starts_with("list") && !joined.contains(" list ") && first_op != "list" {
+        call.approve(
+            an,
+            "system.firewall_change",
+            "nft changes the firewall".into(),
+        );
+    }
+}
+
+/// `ufw`: status is fine, disabling is denied, other changes need approval.
+pub(super) fn ufw(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let first_op = call.first_operand();
+    if ["disable", "reset"].contains(&first_op) {
+        call.deny(
+            an,
+            "destructive.firewall_flush",
+            format!("ufw {first_op} turns the firewall off"),
+        );
+    } else if first_op != "status" {
+        call.approve(
+            an,
+            "system.firewall_change",
+            format!("ufw {first_op} changes the firewall"),
+        );
+    }
+}
+
+/// `firewall-cmd`: queries are fine, changes need approval.
+pub(super) fn firewalld(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { args, .. } = *call;
+    if args
+        .iter()
+        .any(|a| a.text.contains("trusted") || a.text == "--panic-off")
+    {
+        call.deny(
+            an,
+            "destructive.firewall_flush",
+            "firewall-cmd opens the firewall".into(),
+        );
+    } else if !args
+        .iter()
+        .all(|a| a.text.starts_with("--list") || a.text.starts_with("--get") || a.text == "--state")
+    {
+        call.approve(
+            an,
+            "system.firewall_change",
+            "firewall-cmd changes the firewall".into(),
+        );
+    }
+}
+
+/// `ip`: showing is fine, changing links, addresses and routes needs approval.
+pub(super) fn ip(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { args, .. } = *call;
+    if args.iter().any(|a| {
+        [
+            "add", "del", "delete", "set", "flush", "change", "replace", "append",
+        ]
+        .contains(&a.text.as_str())
+    }) {
+        call.approve(
+            an,
+            "system.network_config",
+            "ip changes the network configuration".into(),
+        );
+    }
+}
+
+/// Interface and wireless tools: changes need approval.
+pub(super) fn interfaces(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { name, args, .. } = *call;
+    if args.len() > 1
+        && !(name == "nmcli"
+            && ["show", "status", "list"]
+                .iter()
+                .any(|w| args.iter().any(|a| a.text == *w)))
+    {
+        call.approve(
+            an,
+            "system.network_config",
+            format!("{name} changes the network configuration"),
+        );
+    }
+}
+
+/// `nc`: listening or running a program on a connection.
+pub(super) fn netcat(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { name, args, .. } = *call;
+    let cmd = call.cmd();
+    if args.iter().any(|a| {
+        a.text == "-e"
+            || a.text == "-c"
+            || a.text == "--exec"
+            || a.text == "--sh-exec"
+            || a.text == "--lua-exec"
+            || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('e'))
+    }) {
+        call.deny(
+            an,
+            "network.reverse_shell",
+            format!("{name} connects a shell to the network"),
+        );
+    } else if has_flag(args, 'l', &["--listen"]) {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "network.listen",
+            format!("{name} listens for network connections"),
+            true,
+        );
+    }
+}
+
+/// `socat`: listening, or connecting a program to a connection.
+pub(super) fn socat(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { args, .. } = *call;
+    let cmd = call.cmd();
+    let lower: Vec<String> = args.iter().map(|a| a.text.to_ascii_lowercase()).collect();
+    if lower.iter().any(|a| {
+        a.starts_with("exec:")
+            || a.starts_with("system:")
+            || a.contains(",exec")
+            || a.starts_with("exec,")
+    }) {
+        call.deny(
+            an,
+            "network.reverse_shell",
+            "socat connects a program to the network".into(),
+        );
+    } else if lower.iter().any(|a| a.contains("listen")) {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "network.listen",
+            "socat listens for network connections",
+            true,
+        );
+    }
+}
+
+/// Network scanners and capture tools.
+pub(super) fn scanners(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let Call { name, .. } = *call;
+    call.approve(
+        an,
+        "network.scan",
+        format!("{name} scans or captures network traffic"),
+    );
+}
+
+/// `openssl s_client`/`s_server` open connections.
+pub(super) fn openssl(an: &mut Analyzer<'_>, call: &Call<'_>) {
+    let first_op = call.first_operand();
+    if ["s_client", "s_server"].contains(&first_op) {
+        an.network_reads += 1;
+        call.approve(
+            an,
+            "network.host_not_allowed",
+            format!("openssl {first_op} opens a network connection"),
+        );
+    }
+}
