@@ -218,7 +218,9 @@ async fn login(
             let answer = blocking(&app, move |app| {
                 let auth = &app.services.auth;
                 let pair = auth.sessions.login(&user)?;
-                let known_client = auth.remember_client(&user).map_err(crate::Error::from)?;
+                let known_client = auth
+                    .remember_client(&user)
+                    .map_err(crate::error::Error::from)?;
                 Ok(LoginAnswer { pair, known_client })
             })
             .await?;
@@ -587,7 +589,9 @@ async fn change_password(
         let user = auth.accounts.set_password(&user.username, &new_password)?;
         // The new epoch ended this client's known-client token with the rest.
         let pair = auth.sessions.login(&user)?;
-        let known_client = auth.remember_client(&user).map_err(crate::Error::from)?;
+        let known_client = auth
+            .remember_client(&user)
+            .map_err(crate::error::Error::from)?;
         Ok(LoginAnswer { pair, known_client })
     })
     .await?;
