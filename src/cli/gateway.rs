@@ -107,7 +107,7 @@ fn health(
 fn validate(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let env = ProcessEnvironment;
     let path = config::locate(config_path, &env);
-    let mut issues = match config::load(path.as_deref(), &env) {
+    let mut issues = match config::load_checked(path.as_deref(), &env, super::OWNER_CHECKS) {
         Ok(config) => match &config.tls.mode {
             TlsMode::Files { cert, .. } => {
                 match crate::tls::summarize_files(&config.tls, &config.storage.data_dir) {
