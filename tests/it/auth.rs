@@ -701,36 +701,20 @@ fn guessing_from_one_address_never_locks_the_owner_out_of_another() {
 /// moves, and an owner account.
 struct ClockedGateway {
     app: std::sync::Arc<aisopod::server::state::App>,
-    clock: aisopod::clock::ManualClock,
+    clock: crate::support::TestClock,
     url: String,
     ca: std::path::PathBuf,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
+    _gateway: crate::support::Gateway,
+    _setup: Setup,
 }
 
 impl ClockedGateway {
     fn start() -> ClockedGateway {
-        use aisopod::config::{ConfigSource, ProcessEnvironment};
-        let dir = tempfile::tempdir().unwrap();
-        let text = crate::support::config_text(&dir.path().join("data"), "");
-        let config = aisopod::config::parse(
-            &text,
-            ConfigSource::File("test".into()),
-            &ProcessEnvironment,
-        )
-        .unwrap();
-        let names: aisopod::tls::NameSource =
-            std::sync::Arc::new(|| ["127.0.0.1".to_string()].into_iter().collect());
-        let clock = aisopod::clock::ManualClock::new(time::OffsetDateTime::now_utc());
-        let app = std::sync::Arc::new(
-            aisopod::server::state::App::open(
-                config,
-                std::sync::Arc::new(clock.clone()),
-                Some(names),
-            )
-            .unwrap(),
-        );
+        let setup = Setup::new("");
+        let gateway = setup.start();
+        let app = gateway.app.clone().unwrap();
+        let clock = gateway.clock.clone().unwrap();
+        clock.freeze();
         app.services
             .auth
             .accounts
@@ -740,36 +724,13 @@ impl ClockedGateway {
                 aisopod::auth::scopes::Scopes::all(),
             )
             .unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = aisopod::server::router(app.clone());
-        let tls = app.tls.as_ref().map(|t| t.server_config());
-        let limits = aisopod::server::ConnectionLimits::from_app(&app);
-        runtime.spawn(aisopod::server::serve(
-            listener,
-            router,
-            tls,
-            limits,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
         ClockedGateway {
-            ca: app.config().storage.data_dir.join("tls/ca.pem"),
+            ca: setup.data_dir().join("tls/ca.pem"),
             app,
             clock,
-            url: format!("https://127.0.0.1:{port}"),
-            _stop: stop,
-            _runtime: runtime,
-            _dir: dir,
+            url: gateway.url.clone(),
+            _gateway: gateway,
+            _setup: setup,
         }
     }
 
@@ -862,7 +823,7 @@ fn a_spread_attack_neither_holds_the_owner_out_nor_gets_more_guesses_than_the_bu
                 other => panic!("{other:?}"),
             }
         }
-        gateway.clock.advance(time::Duration::seconds(1));
+        gateway.clock.advance(Duration::from_secs(1));
     }
     // The budget: 10 checks at once, then one a minute; 4 s passed. (The owner's own
     // first login from a new client spent one too, and got it back: it was right.)
@@ -961,9 +922,9 @@ fn a_spread_attack_neither_holds_the_owner_out_nor_gets_more_guesses_than_the_bu
         None,
     );
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let wait: i64 = retry.unwrap().parse().unwrap();
+    let wait: u64 = retry.unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
-    gateway.clock.advance(time::Duration::seconds(wait));
+    gateway.clock.advance(Duration::from_secs(wait));
     let (status, _, _) = gateway.login(
         &newcomer,
         json!({"username": "owner", "password": NEW_PW}),

@@ -118,6 +118,8 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     /// The gateway's clock (in-process gateways only; a process runs on the system's).
     pub clock: Option<TestClock>,
+    /// The gateway's state (in-process gateways only).
+    pub app: Option<std::sync::Arc<aisopod::server::state::App>>,
 }
 
 enum Runner {
@@ -131,21 +133,33 @@ enum Runner {
 
 /// The wall clock plus an offset the test moves forward: time the gateway judges
 /// (polling intervals, expiry, lockouts) passes without sleeping, while certificates
-/// it issues stay valid for clients that check them against the real time.
+/// it issues stay valid for clients that check them against the real time. A test that
+/// compares answers which carry the time (`Retry-After`) freezes it first.
 #[derive(Debug, Clone, Default)]
 pub struct TestClock {
     ahead: std::sync::Arc<std::sync::Mutex<time::Duration>>,
+    frozen_at: std::sync::Arc<std::sync::Mutex<Option<time::OffsetDateTime>>>,
 }
 
 impl TestClock {
     pub fn advance(&self, by: Duration) {
         *self.ahead.lock().unwrap() += by;
     }
+
+    /// Stops the wall clock's part: from now on only [`TestClock::advance`] moves time.
+    pub fn freeze(&self) {
+        *self.frozen_at.lock().unwrap() = Some(time::OffsetDateTime::now_utc());
+    }
 }
 
 impl aisopod::clock::Clock for TestClock {
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + *self.ahead.lock().unwrap()
+        let base = self
+            .frozen_at
+            .lock()
+            .unwrap()
+            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        base + *self.ahead.lock().unwrap()
     }
 }
 
@@ -206,7 +220,7 @@ impl Gateway {
             sandbox_helper: Some(PathBuf::from(BIN)),
             notify_systemd: false,
             on_ready: Some(Box::new(move |ready: &aisopod::app::Ready| {
-                let _ = ready_tx.send(ready.url.clone());
+                let _ = ready_tx.send((ready.url.clone(), ready.app.clone()));
             })),
         };
         let thread = std::thread::spawn(move || {
@@ -236,8 +250,8 @@ impl Gateway {
                 .map_err(|err| format!("{err:#}"))
             })
         });
-        let url = match ready_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
+        let (url, app) = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(ready) => ready,
             Err(_) => {
                 let _ = stop.send(());
                 let outcome = thread.join();
@@ -257,6 +271,7 @@ impl Gateway {
             log,
             data_dir: setup.data_dir(),
             clock: Some(clock),
+            app: Some(app),
         }
     }
 
@@ -299,6 +314,7 @@ impl Gateway {
             log,
             data_dir: setup.data_dir(),
             clock: None,
+            app: None,
         }
     }
 
