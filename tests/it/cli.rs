@@ -48,6 +48,22 @@ fn the_example_config_is_valid_and_documents_every_key() {
     }
 }
 
+/// Writes `config`, runs `validate-config`, and checks it refuses naming each of `keys`;
+/// returns the report.
+fn refused_config_names(setup: &Setup, config: &str, keys: &[&str]) -> String {
+    std::fs::write(&setup.config, config).unwrap();
+    let bad = setup.cli(&["gateway", "validate-config"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report = stdout(&bad);
+    for key in keys {
+        assert!(
+            report.contains(&format!("  {key}: ")),
+            "{key} missing from:\n{report}"
+        );
+    }
+    report
+}
+
 #[test]
 fn validate_config_reports_ok_or_every_error_with_its_key() {
     let setup = Setup::new("");
@@ -55,26 +71,17 @@ fn validate_config_reports_ok_or_every_error_with_its_key() {
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).trim(), "ok");
 
-    std::fs::write(
-        &setup.config,
+    let report = refused_config_names(
+        &setup,
         "[server]\nbind = \"here\"\nmax_body = \"lots\"\ntypo_key = 1\n[audit]\nretention_days = -4\n[auth]\ntoken = \"${UNSET_FOR_THIS_TEST}\"\n",
-    )
-    .unwrap();
-    let bad = setup.cli(&["gateway", "validate-config"]);
-    assert_eq!(bad.status.code(), Some(1));
-    let report = stdout(&bad);
-    for key in [
-        "server.bind",
-        "server.max_body",
-        "server.typo_key",
-        "audit.retention_days",
-        "auth.token",
-    ] {
-        assert!(
-            report.contains(&format!("  {key}: ")),
-            "{key} missing from:\n{report}"
-        );
-    }
+        &[
+            "server.bind",
+            "server.max_body",
+            "server.typo_key",
+            "audit.retention_days",
+            "auth.token",
+        ],
+    );
     assert!(report.contains("UNSET_FOR_THIS_TEST"));
 
     std::fs::write(&setup.config, "[server\nbind = 1").unwrap();
@@ -101,26 +108,17 @@ fn validate_config_reports_ok_or_every_error_with_its_key() {
 #[test]
 fn validate_config_reports_the_command_filters_keys_with_configs_own() {
     let setup = Setup::new("");
-    std::fs::write(
-        &setup.config,
+    let report = refused_config_names(
+        &setup,
         "[server]\nbind = \"here\"\n[tools.shell]\nallowed_programs = [\"git\", \"/bin/ls\"]\nallowed_hosts = [\"https://x.example/\"]\n[[tools.shell.rules]]\nid = \"bad id\"\naction = \"allow\"\nprogram = \"git\"\nargs = \"x\\\\\"\n",
-    )
-    .unwrap();
-    let bad = setup.cli(&["gateway", "validate-config"]);
-    assert_eq!(bad.status.code(), Some(1));
-    let report = stdout(&bad);
-    for key in [
-        "server.bind",
-        "tools.shell.allowed_programs.1",
-        "tools.shell.allowed_hosts.0",
-        "tools.shell.rules.0 (id \"bad id\").id",
-        "tools.shell.rules.0 (id \"bad id\").args",
-    ] {
-        assert!(
-            report.contains(&format!("  {key}: ")),
-            "{key} missing from:\n{report}"
-        );
-    }
+        &[
+            "server.bind",
+            "tools.shell.allowed_programs.1",
+            "tools.shell.allowed_hosts.0",
+            "tools.shell.rules.0 (id \"bad id\").id",
+            "tools.shell.rules.0 (id \"bad id\").args",
+        ],
+    );
     assert!(report.contains("5 error(s)"), "{report}");
 
     std::fs::write(
