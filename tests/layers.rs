@@ -80,11 +80,6 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "cli/user.rs",
     ],
     &[
-        "gateway/paths.rs",
-        "gateway/paths/beneath.rs",
-        "gateway/paths/unavailable.rs",
-    ],
-    &[
         "gateway/tools/code_exec.rs",
         "gateway/tools/files.rs",
         "gateway/tools/mod.rs",
@@ -126,12 +121,6 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "sandbox/runner.rs",
         "sandbox/spec.rs",
         "sandbox/unavailable.rs",
-    ],
-    &[
-        "server/approval_routes.rs",
-        "server/auth_routes.rs",
-        "server/device_routes.rs",
-        "server/mod.rs",
     ],
     &["store/backup.rs", "store/mod.rs"],
 ];

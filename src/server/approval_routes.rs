@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::scopes::Scope;
-use crate::server::Api;
+use crate::server::api::Api;
 use crate::server::auth::{Access, Caller};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;

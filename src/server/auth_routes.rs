@@ -22,7 +22,7 @@ use crate::auth::sessions::{SessionError, TokenPair};
 use crate::auth::users::{AccountError, KnownClient};
 use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
-use crate::server::Api;
+use crate::server::api::Api;
 use crate::server::auth::{Access, Admin, Caller, ClientIp, refuse};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;

@@ -22,7 +22,7 @@ use crate::auth::scopes::Scopes;
 use crate::auth::sessions::SessionError;
 use crate::auth::users::AccountError;
 use crate::secret::Secret;
-use crate::server::Api;
+use crate::server::api::Api;
 use crate::server::auth::{Access, ClientIp};
 use crate::server::auth_routes::{known_client, require_accounts};
 use crate::server::error::{ApiError, ErrorCode};

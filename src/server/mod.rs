@@ -4,6 +4,7 @@
 //! settings) takes an already bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0` and drive shutdown themselves. Handlers never see TLS or sockets.
 
+pub mod api;
 pub mod approval_routes;
 pub mod auth;
 pub mod auth_routes;
@@ -19,6 +20,7 @@ pub mod routes;
 pub mod state;
 pub mod ws;
 
+pub use api::Api;
 pub use connection::{ConnectionLimits, serve};
 
 use std::future::Future;
@@ -27,50 +29,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::server::auth::{Access, AccessTable, Guard};
+use crate::server::auth::{Access, Guard};
 use crate::server::state::App;
-
-/// Routes with their access declarations; every route is added through [`Api::route`].
-#[derive(Debug, Default)]
-pub struct Api {
-    router: Router<Arc<App>>,
-    access: AccessTable,
-}
-
-impl Api {
-    pub fn new() -> Api {
-        Api::default()
-    }
-
-    /// Adds a route and declares who may call it.
-    pub fn route(
-        mut self,
-        path: &'static str,
-        access: Access,
-        handler: MethodRouter<Arc<App>>,
-    ) -> Api {
-        self.access.declare(None, path, access);
-        self.router = self.router.route(path, handler);
-        self
-    }
-
-    pub fn merge(mut self, other: Api) -> Api {
-        for (method, path, access) in other.access.entries() {
-            self.access.declare(method.cloned(), path, access);
-        }
-        self.router = self.router.merge(other.router);
-        self
-    }
-
-    /// The declarations, for tests that walk every route.
-    pub fn access(&self) -> &AccessTable {
-        &self.access
-    }
-}
 
 /// Every route the gateway serves, with their access declarations.
 pub fn api() -> Api {

@@ -12,7 +12,7 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use super::{DirEntry, DirListing, EntryKind, FileContents, MAX_PATH_BYTES, PathError};
+use super::types::{DirEntry, DirListing, EntryKind, FileContents, MAX_PATH_BYTES, PathError};
 
 /// Longest single name accepted, in bytes (Linux's `NAME_MAX`).
 const MAX_NAME_BYTES: usize = 255;

@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::path::Path;
 
-use super::{DirListing, FileContents, PathError};
+use super::types::{DirListing, FileContents, PathError};
 
 /// Never opened on this system: the same API as on Linux, but no value can exist.
 #[derive(Debug)]

@@ -1,0 +1,49 @@
+//! [`Api`]: the router under construction together with its access declarations, so
+//! that no route is added without saying who may call it. The route files build their
+//! parts with it and `server` merges them; it never handles a request itself.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+
+use crate::server::auth::{Access, AccessTable};
+use crate::server::state::App;
+
+/// Routes with their access declarations; every route is added through [`Api::route`].
+#[derive(Debug, Default)]
+pub struct Api {
+    pub(super) router: Router<Arc<App>>,
+    pub(super) access: AccessTable,
+}
+
+impl Api {
+    pub fn new() -> Api {
+        Api::default()
+    }
+
+    /// Adds a route and declares who may call it.
+    pub fn route(
+        mut self,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Arc<App>>,
+    ) -> Api {
+        self.access.declare(None, path, access);
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    pub fn merge(mut self, other: Api) -> Api {
+        for (method, path, access) in other.access.entries() {
+            self.access.declare(method.cloned(), path, access);
+        }
+        self.router = self.router.merge(other.router);
+        self
+    }
+
+    /// The declarations, for tests that walk every route.
+    pub fn access(&self) -> &AccessTable {
+        &self.access
+    }
+}
