@@ -10,7 +10,13 @@
 //! keyring in the store only lists kids and until when retired ones still verify.
 //! With `[auth] jwt_secret` (or `AISOPOD_JWT_SECRET` / `JWT_SECRET_KEY`) the operator's
 //! secret is the only key and rotation means changing it.
+//!
+//! Verification is on every request's path, so the verifying key of each usable kid is
+//! kept once derived, tagged with the master key it came from: a rotation of either the
+//! keyring or the master key makes the next check derive afresh. The keyring is always
+//! consulted first, so a kept key never outlives its kid's grace.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -104,14 +110,70 @@ enum KeySource {
     Derived { master: Arc<Secrets> },
 }
 
+/// A derived verifying key and the master key id it was derived under (empty for a
+/// configured secret, which never changes while the gateway runs).
+struct CachedKey {
+    master_id: String,
+    key: Arc<DecodingKey>,
+}
+
+/// At most this many verifying keys are kept; the keyring rarely holds more than two.
+const MAX_CACHED_KEYS: usize = 8;
+
+/// One validation per audience, built once: they never change while the gateway runs.
+struct Validations {
+    session: Validation,
+    ws_ticket: Validation,
+    known_client: Validation,
+}
+
+impl Validations {
+    fn new() -> Validations {
+        Validations {
+            session: validation_for(Audience::Session),
+            ws_ticket: validation_for(Audience::WsTicket),
+            known_client: validation_for(Audience::KnownClient),
+        }
+    }
+
+    fn get(&self, aud: Audience) -> &Validation {
+        match aud {
+            Audience::Session => &self.session,
+            Audience::WsTicket => &self.ws_ticket,
+            Audience::KnownClient => &self.known_client,
+        }
+    }
+}
+
+fn validation_for(aud: Audience) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[aud.as_str()]);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
+    // Expiry is checked against the injected clock instead.
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation
+}
+
 /// Issues and verifies tokens.
-#[derive(Debug)]
 pub struct Jwt {
     source: KeySource,
     keyring: RwLock<Keyring>,
+    verifying: RwLock<HashMap<String, CachedKey>>,
+    validations: Validations,
     tree: Tree<MetaKey, Keyring>,
     store: Store,
     clock: SharedClock,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwt")
+            .field("source", &self.source)
+            .field("keyring", &self.keyring)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Jwt {
@@ -161,6 +223,8 @@ impl Jwt {
         Ok(Jwt {
             source,
             keyring: RwLock::new(keyring),
+            verifying: RwLock::new(HashMap::new()),
+            validations: Validations::new(),
             tree,
             store: store.clone(),
             clock,
@@ -172,6 +236,43 @@ impl Jwt {
             KeySource::Configured { kid: own, key } => (own == kid).then(|| key.clone()),
             KeySource::Derived { master } => Some(master.derive(&format!("aisopod/v1/jwt/{kid}"))),
         }
+    }
+
+    fn master_id(&self) -> String {
+        match &self.source {
+            KeySource::Configured { .. } => String::new(),
+            KeySource::Derived { master } => master.key_id(),
+        }
+    }
+
+    /// The verifying key for a usable `kid`, derived once per kid and master key.
+    fn verifying_key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+        let master_id = self.master_id();
+        if let Some(cached) = self
+            .verifying
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(kid)
+            .filter(|cached| cached.master_id == master_id)
+        {
+            return Some(Arc::clone(&cached.key));
+        }
+        let key = Arc::new(DecodingKey::from_secret(self.key(kid)?.expose()));
+        let mut cache = self
+            .verifying
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(
+            kid.to_string(),
+            CachedKey {
+                master_id,
+                key: Arc::clone(&key),
+            },
+        );
+        Some(key)
     }
 
     fn read(&self) -> Keyring {
@@ -242,29 +343,23 @@ impl Jwt {
         }
         let kid = header.kid.ok_or(JwtError::UnknownKey)?;
         let now = self.clock.now().unix_timestamp();
-        let keyring = self.read();
-        let usable = kid == keyring.current
-            || keyring
-                .retired
-                .iter()
-                .any(|r| r.kid == kid && r.verify_until > now);
+        let usable = {
+            let keyring = self
+                .keyring
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            kid == keyring.current
+                || keyring
+                    .retired
+                    .iter()
+                    .any(|r| r.kid == kid && r.verify_until > now)
+        };
         if !usable {
             return Err(JwtError::UnknownKey);
         }
-        let key = self.key(&kid).ok_or(JwtError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[aud.as_str()]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
-        // Expiry is checked below against the injected clock.
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(
-            token,
-            &DecodingKey::from_secret(key.expose()),
-            &validation,
-        )
-        .map_err(|e| JwtError::Invalid(e.to_string()))?;
+        let key = self.verifying_key(&kid).ok_or(JwtError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, self.validations.get(aud))
+            .map_err(|e| JwtError::Invalid(e.to_string()))?;
         if data.claims.exp <= now {
             return Err(JwtError::Expired);
         }
@@ -292,6 +387,10 @@ impl Jwt {
         self.tree.insert(&MetaKey::new(KEYRING_KEY), &next)?;
         self.store.sync()?;
         *keyring = next;
+        self.verifying
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
         Ok(keyring.current.clone())
     }
 }
@@ -452,6 +551,41 @@ mod tests {
             "new token expired by now too"
         );
         drop(dir);
+    }
+
+    #[test]
+    fn a_master_key_rotation_refuses_tokens_whose_key_was_already_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let secrets = Arc::new(Secrets::open(dir.path(), &store).unwrap());
+        let clock =
+            ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+        let jwt = Jwt::open(&store, Arc::clone(&secrets), None, Arc::new(clock)).unwrap();
+        let before = issue(&jwt);
+        for _ in 0..3 {
+            assert!(jwt.verify(&before, Audience::Session).is_ok());
+        }
+        secrets.rotate_master_key().unwrap();
+        assert!(matches!(
+            jwt.verify(&before, Audience::Session),
+            Err(JwtError::Invalid(_))
+        ));
+        let after = issue(&jwt);
+        assert!(jwt.verify(&after, Audience::Session).is_ok());
+    }
+
+    #[test]
+    fn a_keyring_rotation_keeps_verified_keys_only_for_their_grace() {
+        let (_dir, jwt, clock) = fixture(None);
+        let old = issue(&jwt);
+        assert!(jwt.verify(&old, Audience::Session).is_ok());
+        jwt.rotate(60).unwrap();
+        assert!(jwt.verify(&old, Audience::Session).is_ok());
+        clock.advance(time::Duration::seconds(61));
+        assert_eq!(
+            jwt.verify(&old, Audience::Session),
+            Err(JwtError::UnknownKey)
+        );
     }
 
     #[test]

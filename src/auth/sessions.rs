@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::jwt::{Audience, Claims, Jwt, JwtError};
 use crate::auth::opaque;
 use crate::auth::scopes::Scopes;
-use crate::auth::users::{AccountError, Accounts, UserRecord};
+use crate::auth::users::{AccountError, AccountStanding, Accounts, UserRecord};
 use crate::clock::{SharedClock, rfc3339};
 use crate::ids::random_id;
 use crate::secret::Secret;
@@ -287,7 +287,7 @@ impl Sessions {
     }
 
     /// Verifies an access token and that its account still stands behind it.
-    pub fn check_access(&self, token: &str) -> Result<(Claims, UserRecord), SessionError> {
+    pub fn check_access(&self, token: &str) -> Result<(Claims, AccountStanding), SessionError> {
         let claims = self.jwt.verify(token, Audience::Session)?;
         if self.denied.get(&claims.jti)?.is_some() {
             return Err(SessionError::Jwt(JwtError::Invalid(
@@ -296,7 +296,7 @@ impl Sessions {
         }
         let user = self
             .accounts
-            .get(&claims.sub)?
+            .standing(&claims.sub)?
             .ok_or(SessionError::InvalidRefresh)?;
         if user.id != claims.uid || user.epoch != claims.epoch || user.disabled {
             return Err(SessionError::Jwt(JwtError::Invalid(

@@ -107,6 +107,18 @@ pub struct UserRecord {
     pub known_addresses: Vec<String>,
 }
 
+/// What a credential check needs of an account, decoded from the stored record without
+/// its password hash, failed-login entries or known addresses (which a guesser can
+/// fill), so the check's cost does not grow with them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AccountStanding {
+    pub id: String,
+    pub username: String,
+    pub scopes: Scopes,
+    pub disabled: bool,
+    pub epoch: u64,
+}
+
 /// A client that proved an earlier login of an account: what its token (verified by
 /// `auth`) says. It counts only for that account, and only until the account's epoch
 /// moves (password change, disable).
@@ -267,6 +279,13 @@ impl Accounts {
     pub fn get(&self, username: &str) -> Result<Option<UserRecord>, AccountError> {
         let name = normalize_username(username)?;
         Ok(self.users.get(&name)?)
+    }
+
+    /// The fields of `username`'s account a credential check needs (see
+    /// [`AccountStanding`]), read fresh from the store.
+    pub fn standing(&self, username: &str) -> Result<Option<AccountStanding>, AccountError> {
+        let name = normalize_username(username)?;
+        Ok(self.users.get_part(&name)?)
     }
 
     pub fn list(&self) -> Result<Vec<UserRecord>, AccountError> {
@@ -606,6 +625,46 @@ mod tests {
 
     const PW: &str = "walrus cinnamon lantern quietly";
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn standing_matches_the_stored_account_and_follows_every_change_at_once() {
+        let (_dir, accounts, clock) = fixture();
+        let created = accounts
+            .create("alice", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        accounts
+            .create("bob", &Secret::new(PW), Scopes::all())
+            .unwrap();
+        let now = clock.now().unix_timestamp();
+        for n in 0..40u8 {
+            let key = address_key(IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, n)));
+            accounts.note_failure("alice", &key, now).unwrap();
+        }
+        assert!(!accounts.get("alice").unwrap().unwrap().guesses.is_empty());
+        let standing = accounts.standing("Alice").unwrap().unwrap();
+        assert_eq!(
+            standing,
+            AccountStanding {
+                id: created.id.clone(),
+                username: "alice".into(),
+                scopes: Scopes::all(),
+                disabled: false,
+                epoch: created.epoch,
+            }
+        );
+        let disabled = accounts.set_disabled("alice", true).unwrap();
+        let standing = accounts.standing("alice").unwrap().unwrap();
+        assert!(standing.disabled);
+        assert_eq!(standing.epoch, disabled.epoch);
+        let narrowed = Scopes::parse_list("chat:read").unwrap();
+        accounts.set_scopes("alice", narrowed).unwrap();
+        assert_eq!(
+            accounts.standing("alice").unwrap().unwrap().scopes,
+            narrowed
+        );
+        accounts.remove("alice").unwrap();
+        assert_eq!(accounts.standing("alice").unwrap(), None);
+    }
 
     #[test]
     fn usernames_are_folded_and_confusables_refused() {

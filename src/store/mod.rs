@@ -464,6 +464,22 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
         }
     }
 
+    /// Decodes only the fields `W` declares from the stored value, skipping the rest
+    /// without building it: for hot paths that need a few fields of a large record.
+    pub fn get_part<W: DeserializeOwned>(&self, key: &K) -> Result<Option<W>, StoreError> {
+        match self.tree.get(key.to_bytes()).map_err(write_error)? {
+            Some(raw) => {
+                serde_json::from_slice(&raw)
+                    .map(Some)
+                    .map_err(|err| StoreError::Corrupt {
+                        tree: self.name.as_str(),
+                        message: err.to_string(),
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Inserts a value. Not durable until [`Store::sync`].
     pub fn insert(&self, key: &K, value: &V) -> Result<(), StoreError> {
         self.store.ensure_space()?;
