@@ -373,6 +373,9 @@ impl Gateway {
                 status
             }
             Runner::InProcess { stop, thread } => {
+                // The state holds the store open; the next owner of the data directory
+                // (a CLI, a restarted gateway) must find it free once this returns.
+                self.app = None;
                 if let Some(stop) = stop {
                     let _ = stop.send(());
                 }
