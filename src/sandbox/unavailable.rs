@@ -114,6 +114,14 @@ pub mod runner {
         }
 
         /// Always [`SandboxError::Unavailable`].
+        pub fn from_config_with_helper(
+            _config: &Config,
+            _exe: PathBuf,
+        ) -> Result<Runner, SandboxError> {
+            Err(unavailable())
+        }
+
+        /// Always [`SandboxError::Unavailable`].
         pub fn new(
             _config: &SandboxConfig,
             _mode: SecurityMode,
