@@ -708,13 +708,7 @@ pub(super) fn foreign_interpreter(
         return true;
     }
     if stdin.network {
-        an.find(
-            cmd,
-            Decision::Deny,
-            "network.pipe_to_interpreter",
-            format!("data from the network is piped into the interpreter {name}"),
-            false,
-        );
+        super::rules::network_piped_into(an, cmd, name);
     } else if let Some(text) = &stdin.text {
         judge_foreign(an, index, name, text, depth);
     } else {

@@ -1251,6 +1251,18 @@ fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
     }
 }
 
+/// Data from the network reaches interpreter `name` on standard input: it would run
+/// code nobody has read.
+pub(super) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
+    an.find(
+        cmd,
+        Decision::Deny,
+        "network.pipe_to_interpreter",
+        format!("data from the network is piped into the interpreter {name}"),
+        false,
+    );
+}
+
 /// Code on standard input: from a pipe, a here-document, or a terminal.
 fn stdin_code(
     an: &mut Analyzer<'_>,
@@ -1262,13 +1274,7 @@ fn stdin_code(
 ) {
     let cmd = Some(index);
     if stdin.network {
-        an.find(
-            cmd,
-            Decision::Deny,
-            "network.pipe_to_interpreter",
-            format!("data from the network is piped into the interpreter {name}"),
-            false,
-        );
+        network_piped_into(an, cmd, name);
         return;
     }
     match (&stdin.text, lang) {
