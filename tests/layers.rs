@@ -122,7 +122,6 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "sandbox/spec.rs",
         "sandbox/unavailable.rs",
     ],
-    &["store/backup.rs", "store/mod.rs"],
 ];
 
 /// One source file: its path under `src/` and its text.

@@ -43,21 +43,19 @@ use std::time::Instant;
 use nix::fcntl::Flock;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    MASTER_KEY_FILE, NEXT_KEY_FILE, SCHEMA_VERSION, Store, StoreError, TLS_DIR, take_lock,
+pub use super::layout::ITEMS;
+use super::layout::{
+    DB_DIR, Journal, JournalError, MASTER_KEY_FILE, NEXT_KEY_FILE, RESTORE_DIR, TLS_DIR,
+    apply_journal, finish_interrupted_restore,
 };
+use super::{SCHEMA_VERSION, Store, StoreError, take_lock};
 use crate::fsutil::IoError;
 
 const MAGIC: &[u8; 16] = b"aisopod-archive1";
-/// The data directory's entries a backup holds and a restore replaces.
-pub const ITEMS: [&str; 4] = [DB_DIR, TLS_DIR, MASTER_KEY_FILE, NEXT_KEY_FILE];
-const DB_DIR: &str = "db";
 /// Read in this order: a master key rotation writes `.next`, re-seals the store (which
 /// the gate holds still), then renames `.next` over `master.key`; reading `.next` first
 /// can never miss both names of the new key.
 const KEY_FILES: [&str; 2] = [NEXT_KEY_FILE, MASTER_KEY_FILE];
-const RESTORE_DIR: &str = ".restore";
-const JOURNAL: &str = "COMMIT";
 /// Largest file, key and value an archive may hold (keys and certificates are small;
 /// records are JSON documents).
 const MAX_FILE: u32 = 1024 * 1024;
@@ -87,6 +85,9 @@ pub enum BackupError {
     Sled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The swap of a restore could not be carried out or finished.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 fn io_error<'a>(
@@ -329,24 +330,10 @@ impl Staged {
     pub fn commit(mut self, lock: &DataDirLock) -> Result<SnapshotStats, BackupError> {
         let data_dir = &lock.data_dir;
         let new = self.root.join("new");
-        let journal = Journal {
-            move_out: ITEMS
-                .iter()
-                .filter(|item| data_dir.join(item).symlink_metadata().is_ok())
-                .map(|item| item.to_string())
-                .collect(),
-            move_in: ITEMS
-                .iter()
-                .filter(|item| new.join(item).symlink_metadata().is_ok())
-                .map(|item| item.to_string())
-                .collect(),
-        };
+        let journal = Journal::plan(data_dir, &new);
         adopt_owner(data_dir, &new)?;
         sync_recursive(&new)?;
-        let text =
-            serde_json::to_vec(&journal).map_err(|e| BackupError::Malformed(e.to_string()))?;
-        let path = self.root.join(JOURNAL);
-        crate::fsutil::write_private_file(&path, &text).map_err(io_error("write", &path))?;
+        journal.write(data_dir)?;
         self.committed = true;
         apply_journal(data_dir)?;
         Ok(self.stats.clone())
@@ -359,12 +346,6 @@ impl Drop for Staged {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Journal {
-    move_out: Vec<String>,
-    move_in: Vec<String>,
 }
 
 /// Reads an archive into the staging directory under the locked data directory.
@@ -642,67 +623,10 @@ fn sync_recursive(dir: &Path) -> Result<(), BackupError> {
         .map_err(io_error("fsync", dir))
 }
 
-/// Finishes a committed swap, or removes a staging directory that was never committed.
-/// Runs with the data directory's lock held.
-pub(super) fn finish_interrupted_restore(data_dir: &Path) -> Result<(), BackupError> {
-    let root = data_dir.join(RESTORE_DIR);
-    if root.join(JOURNAL).exists() {
-        tracing::warn!("finishing an interrupted restore");
-        return apply_journal(data_dir);
-    }
-    if root.symlink_metadata().is_ok() {
-        std::fs::remove_dir_all(&root).map_err(io_error("remove", &root))?;
-    }
-    Ok(())
-}
-
-/// Carries out the journal's moves, skipping those already done, then removes
-/// `.restore/`. Each step is a rename whose completion the filesystem shows: an item
-/// moved out exists in `old/`; an item moved in no longer exists in `new/`.
-fn apply_journal(data_dir: &Path) -> Result<(), BackupError> {
-    let root = data_dir.join(RESTORE_DIR);
-    let journal_path = root.join(JOURNAL);
-    let text = std::fs::read(&journal_path).map_err(io_error("read", &journal_path))?;
-    let journal: Journal = serde_json::from_slice(&text)
-        .map_err(|e| BackupError::Malformed(format!("the restore journal is damaged: {e}")))?;
-    let known = |item: &String| ITEMS.contains(&item.as_str());
-    if !journal.move_out.iter().chain(&journal.move_in).all(known) {
-        return Err(BackupError::Malformed(
-            "the restore journal names an unknown item".into(),
-        ));
-    }
-    let (new, old) = (root.join("new"), root.join("old"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&old)
-        .map_err(io_error("create", &old))?;
-    for item in &journal.move_out {
-        if old.join(item).symlink_metadata().is_err() {
-            let from = data_dir.join(item);
-            std::fs::rename(&from, old.join(item)).map_err(io_error("move aside", &from))?;
-        }
-    }
-    for item in &journal.move_in {
-        let from = new.join(item);
-        if from.symlink_metadata().is_ok() {
-            let to = data_dir.join(item);
-            std::fs::rename(&from, &to).map_err(io_error("move into place", &to))?;
-        }
-    }
-    File::open(data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("fsync", data_dir))?;
-    std::fs::remove_file(&journal_path).map_err(io_error("remove", &journal_path))?;
-    File::open(&root)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("fsync", &root))?;
-    std::fs::remove_dir_all(&root).map_err(io_error("remove", &root))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::layout::JOURNAL;
     use crate::store::{AuditSeq, MetaKey, Tree, TreeName};
 
     fn filled_store(dir: &Path) -> Store {

@@ -14,6 +14,7 @@
 
 pub mod backup;
 mod ids;
+mod layout;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -30,17 +31,10 @@ use serde::de::DeserializeOwned;
 use crate::fsutil::IoError;
 
 pub use ids::{AuditSeq, MetaKey, SecretName, StoreKey};
+pub use layout::{MASTER_KEY_FILE, NEXT_KEY_FILE, TLS_DIR};
 
 /// Free space below which writes are refused: two of sled's 512 KiB log segments.
 const SPACE_RESERVE: u64 = 1024 * 1024;
-
-/// The data directory's entries beside `db/` that a backup carries. Their owners (`keys`,
-/// `tls`) name them from here, so the archive and the files cannot drift apart.
-pub const MASTER_KEY_FILE: &str = "master.key";
-/// Where a master key rotation writes the new key before it renames it into place.
-pub const NEXT_KEY_FILE: &str = "master.key.next";
-/// The CA and server certificates and keys.
-pub const TLS_DIR: &str = "tls";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -166,7 +160,7 @@ impl Store {
             .create(&dir)
             .map_err(StoreError::io("create", &dir))?;
         let lock = take_lock(&data_dir.join("store.lock"))?;
-        backup::finish_interrupted_restore(data_dir).map_err(|err| StoreError::Open {
+        layout::finish_interrupted_restore(data_dir).map_err(|err| StoreError::Open {
             path: dir.clone(),
             message: format!("an interrupted restore could not be finished: {err}"),
         })?;
