@@ -79,12 +79,6 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "cli/user.rs",
     ],
     &[
-        "gateway/tools/code_exec.rs",
-        "gateway/tools/files.rs",
-        "gateway/tools/mod.rs",
-        "gateway/tools/shell.rs",
-    ],
-    &[
         "policy/analyze.rs",
         "policy/config_check.rs",
         "policy/exec_options.rs",

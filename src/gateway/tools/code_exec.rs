@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Call, CallContext, ToolError, ToolOutput, Tools, parse_input, run_result, runner};
+use super::types::{
+    Call, CallContext, ToolError, ToolOutput, Tools, parse_input, run_result, runner,
+};
 use crate::sandbox::{FileData, Language, RunRequest};
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Agent, Call, ToolError, ToolOutput, Tools, parse_input};
+use super::types::{Agent, Call, ToolError, ToolOutput, Tools, parse_input};
 use crate::gateway::paths::Workspace;
 
 #[derive(Deserialize)]

@@ -26,121 +26,22 @@
 mod code_exec;
 mod files;
 mod shell;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::audit::{Audit, AuditEvent, Outcome};
-use crate::config::{AgentConfig, Config, FilesConfig};
-use crate::gateway::approval::{Broker, Ending, Requester};
-use crate::gateway::paths::PathError;
-use crate::policy::{CommandFilter, CommandFilterError, FilterContext, RememberedRule};
-use crate::sandbox::{Runner, SandboxError};
-use crate::store::{Store, StoreError, Tree, TreeName};
+use crate::audit::{AuditEvent, Outcome};
+use crate::config::Config;
+use crate::policy::{CommandFilter, CommandFilterError, FilterContext};
+use crate::store::{Store, StoreError, TreeName};
+use types::Agent;
 
 pub use crate::config::TOOL_NAMES;
-
-/// The working directory tool programs see inside the sandbox.
-pub const SANDBOX_CWD: &str = crate::sandbox::spec::WORK_DIR;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    #[error("unknown agent {0:?}")]
-    UnknownAgent(String),
-    #[error("unknown tool {0:?}: the tools are code_exec, shell, read_file, write_file, list_dir")]
-    UnknownTool(String),
-    #[error("tool {tool} is not enabled for agent {agent} ([[agents]] tools)")]
-    NotEnabled { tool: String, agent: String },
-    #[error("invalid input for {tool}: {message}")]
-    BadInput { tool: String, message: String },
-    #[error("refused by the command filter ({rule}): {reason}")]
-    Denied { reason: String, rule: String },
-    #[error("not approved ({ending}, by {by}): {reason}")]
-    NotApproved {
-        ending: &'static str,
-        by: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Path(#[from] PathError),
-    #[error("{0}")]
-    Sandbox(#[from] SandboxError),
-    #[error("code execution is unavailable: {0}")]
-    Unavailable(String),
-    #[error("remembered approvals cannot be read or written: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl ToolError {
-    /// Errors the caller (or the model) caused and can correct.
-    pub fn is_caller_error(&self) -> bool {
-        match self {
-            ToolError::UnknownAgent(_)
-            | ToolError::UnknownTool(_)
-            | ToolError::NotEnabled { .. }
-            | ToolError::BadInput { .. }
-            | ToolError::Denied { .. }
-            | ToolError::NotApproved { .. } => true,
-            ToolError::Path(err) => !matches!(err, PathError::Io { .. } | PathError::Unsupported),
-            ToolError::Sandbox(err) => err.is_bad_request(),
-            ToolError::Unavailable(_) | ToolError::Store(_) => false,
-        }
-    }
-}
-
-/// One call, as an agent (or the console) makes it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub agent: String,
-    pub tool: String,
-    pub input: Value,
-    pub requester: Requester,
-}
-
-/// What a call returns to the agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ToolOutput {
-    /// The tool's result, shaped per tool (see each tool's schema).
-    pub result: Value,
-    /// True when some part of the result was cut to the size limit.
-    pub truncated: bool,
-}
-
-/// What a call needs from the running gateway (or the console).
-#[derive(Debug, Clone, Copy)]
-pub struct CallContext<'a> {
-    pub audit: &'a Audit,
-    pub approvals: &'a Broker,
-    /// The sandbox, or why code execution is unavailable.
-    pub runner: Result<&'a Runner, &'a str>,
-}
-
-struct Agent {
-    config: AgentConfig,
-    filter: CommandFilter,
-}
-
-/// The tool registry: every agent's tools and what they need.
-pub struct Tools {
-    agents: HashMap<String, Agent>,
-    files: FilesConfig,
-    /// Bytes kept of each text field of a result.
-    max_output: u64,
-    remembered: Tree<String, RememberedRule>,
-    store: Store,
-}
-
-impl std::fmt::Debug for Tools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tools")
-            .field("agents", &self.agents.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
+pub use types::{Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, cap_text};
 
 impl Tools {
     pub fn new(config: &Config, store: &Store) -> Result<Tools, ToolsSetupError> {
@@ -244,39 +145,6 @@ impl Tools {
             .get(name)
             .ok_or_else(|| ToolError::UnknownAgent(name.chars().take(64).collect()))
     }
-
-    /// The approvals remembered for `agent`.
-    fn remembered_for(&self, agent: &str) -> Result<Vec<RememberedRule>, ToolError> {
-        let prefix = format!("{agent}/");
-        let mut rules = Vec::new();
-        for entry in self.remembered.iter_from(Some(&prefix)) {
-            let (key, rule) = entry?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            rules.push(rule);
-        }
-        Ok(rules)
-    }
-
-    /// Stores rules a person chose to remember for `agent`.
-    fn remember(&self, agent: &str, rules: &[RememberedRule]) -> Result<(), ToolError> {
-        for rule in rules {
-            let bytes = serde_json::to_vec(rule).unwrap_or_default();
-            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
-            self.remembered.insert(
-                &format!("{agent}/{}", digest.get(..32).unwrap_or(&digest)),
-                rule,
-            )?;
-        }
-        self.store.sync()?;
-        Ok(())
-    }
-
-    /// Cuts `text` to the result limit at a character boundary.
-    fn cap(&self, text: &str) -> (String, bool) {
-        cap_text(text, usize::try_from(self.max_output).unwrap_or(usize::MAX))
-    }
 }
 
 /// Why the registry could not be built.
@@ -286,35 +154,6 @@ pub enum ToolsSetupError {
     Filter(#[from] CommandFilterError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Cuts `text` to at most `max` bytes at a character boundary.
-pub fn cap_text(text: &str, max: usize) -> (String, bool) {
-    if text.len() <= max {
-        return (text.to_string(), false);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text.get(..end).unwrap_or_default().to_string(), true)
-}
-
-/// Parses a tool's input strictly: unknown fields and wrong types are errors that
-/// name the field.
-fn parse_input<T: DeserializeOwned>(call: &Call) -> Result<T, ToolError> {
-    serde_path_to_error::deserialize(&call.input).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner().to_string();
-        ToolError::BadInput {
-            tool: call.tool.clone(),
-            message: if path == "." {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            },
-        }
-    })
 }
 
 /// What the audit log keeps of a call's input: commands and paths verbatim (capped),
@@ -343,16 +182,6 @@ fn audit_summary(call: &Call) -> Value {
 
 pub(crate) fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
-}
-
-/// How an approval ended, for the error message.
-fn ending_name(ending: Ending) -> &'static str {
-    match ending {
-        Ending::Allowed => "allowed",
-        Ending::Denied => "denied",
-        Ending::Expired => "timed out",
-        Ending::Withdrawn => "withdrawn",
-    }
 }
 
 /// The JSON schema (OpenAI function-calling form) of a tool.
@@ -427,29 +256,6 @@ pub fn schema(name: &str) -> Option<Value> {
         "type": "function",
         "function": { "name": name, "description": description, "parameters": parameters }
     }))
-}
-
-/// Shared by the tools that run in the sandbox: the runner or why there is none.
-fn runner<'a>(ctx: &CallContext<'a>) -> Result<&'a Runner, ToolError> {
-    ctx.runner
-        .map_err(|why| ToolError::Unavailable(why.to_string()))
-}
-
-/// The result of a sandbox run, capped.
-fn run_result(tools: &Tools, outcome: &crate::sandbox::RunOutcome) -> (Value, bool) {
-    let (stdout, cut_out) = tools.cap(&String::from_utf8_lossy(&outcome.stdout));
-    let (stderr, cut_err) = tools.cap(&String::from_utf8_lossy(&outcome.stderr));
-    let truncated = cut_out || cut_err || outcome.truncated;
-    (
-        json!({
-            "exit_code": outcome.exit_code,
-            "reason": outcome.reason.name(),
-            "stdout": stdout,
-            "stderr": stderr,
-            "duration_ms": outcome.duration_ms,
-        }),
-        truncated,
-    )
 }
 
 /// Wraps the registry for sharing.

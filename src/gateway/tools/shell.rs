@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
+use super::types::{
     Agent, Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, ending_name, parse_input,
     run_result, runner,
 };
