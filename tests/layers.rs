@@ -99,22 +99,6 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "policy/rules/system.rs",
         "policy/settings.rs",
     ],
-    &[
-        "sandbox/cgroups/mod.rs",
-        "sandbox/cgroups/v1.rs",
-        "sandbox/cgroups/v2.rs",
-        "sandbox/check.rs",
-        "sandbox/init.rs",
-        "sandbox/launcher.rs",
-        "sandbox/mod.rs",
-        "sandbox/namespaces.rs",
-        "sandbox/process.rs",
-        "sandbox/protocol.rs",
-        "sandbox/rootfs.rs",
-        "sandbox/runner.rs",
-        "sandbox/spec.rs",
-        "sandbox/unavailable.rs",
-    ],
 ];
 
 /// One source file: its path under `src/` and its text.

@@ -24,9 +24,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::landlock;
-use super::launcher::{Failure, HELPER_FAILED};
 use super::process;
-use super::protocol::{LaunchSpec, Report, write_message};
+use super::protocol::{Failure, HELPER_FAILED, LaunchSpec, Report, write_message};
 use super::rootfs::{self, HostLayout};
 use super::seccomp::Filters;
 use super::spec::{WORK_DIR, collect_files};

@@ -36,12 +36,11 @@ use std::process::{ExitCode, Stdio};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 
-use super::protocol::{HELPER_ARG, LaunchSpec, MAX_MESSAGE, Report, read_message, write_message};
+use super::error::SandboxError;
+pub use super::protocol::HELPER_FAILED;
+use super::protocol::{Failure, HELPER_ARG, LaunchSpec, MAX_MESSAGE, read_message, write_message};
 use super::sys::{self, Forked};
-use super::{SandboxError, init, namespaces, process};
-
-/// Exit status of a helper that reported a setup failure.
-pub const HELPER_FAILED: u8 = 125;
+use super::{init, namespaces, process};
 
 /// True when the process was started as the sandbox helper.
 pub fn is_helper(args: &[std::ffi::OsString]) -> bool {
@@ -242,33 +241,6 @@ fn spawn_inside(exe: &Path, dir: &Path, control: &UnixStream) -> io::Result<Star
         Box::new(stdout),
         Box::new(stderr),
     ))
-}
-
-/// A failed helper step: where, and what the kernel said.
-#[derive(Debug)]
-pub struct Failure {
-    pub stage: &'static str,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(stage: &'static str, err: impl std::fmt::Display) -> Failure {
-        Failure {
-            stage,
-            message: err.to_string(),
-        }
-    }
-
-    /// Reports the failure to the gateway (best effort: the gateway may be gone).
-    pub fn report(&self, control: &mut UnixStream) {
-        let _ = write_message(
-            control,
-            &Report::Failed {
-                stage: self.stage.to_string(),
-                message: self.message.clone(),
-            },
-        );
-    }
 }
 
 /// The helper process: `aisopod __sandbox-exec`, started by [`launch`].

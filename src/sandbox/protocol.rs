@@ -4,9 +4,13 @@
 //!
 //! Reports come from inside the sandbox (the run's init and the program's process just
 //! before `exec`), so the gateway treats them as untrusted input: sizes are capped and
-//! every field is checked again where it is used. This module only encodes and decodes.
+//! every field is checked again where it is used. A helper step that fails is sent as
+//! a [`Failure`], and the helper then exits with [`HELPER_FAILED`]; both sides of the
+//! helper (the launcher and the run's init) report through here. This module only
+//! encodes and decodes.
 
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,8 @@ use super::spec::{FileData, Language, Limits};
 pub const HELPER_ARG: &str = "__sandbox-exec";
 /// Largest message either side accepts (a spec with the largest program and files).
 pub const MAX_MESSAGE: u32 = 512 << 20;
+/// Exit status of a helper that reported a setup failure.
+pub const HELPER_FAILED: u8 = 125;
 
 /// Everything the helper needs to set up and start one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +119,33 @@ pub async fn read_message_async<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A failed helper step: where, and what the kernel said.
+#[derive(Debug)]
+pub struct Failure {
+    pub stage: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(stage: &'static str, err: impl std::fmt::Display) -> Failure {
+        Failure {
+            stage,
+            message: err.to_string(),
+        }
+    }
+
+    /// Reports the failure to the gateway (best effort: the gateway may be gone).
+    pub fn report(&self, control: &mut UnixStream) {
+        let _ = write_message(
+            control,
+            &Report::Failed {
+                stage: self.stage.to_string(),
+                message: self.message.clone(),
+            },
+        );
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
-use super::SandboxError;
 use super::cgroups::{self, CgroupManager, RunCgroup};
+use super::error::SandboxError;
 use super::launcher;
 use super::protocol::{LaunchSpec, Report, read_message_async};
 use super::spec::{
@@ -682,7 +682,7 @@ mod tests {
 
     #[test]
     fn files_from_inside_are_checked_again() {
-        let limits = crate::sandbox::cgroups::tests::limits();
+        let limits = crate::sandbox::cgroups::manager::tests::limits();
         let files = vec![
             FileData {
                 name: "../escape".into(),

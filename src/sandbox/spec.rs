@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::As;
 use serde_with::base64::Base64;
 
-use super::SandboxError;
+use super::error::SandboxError;
 
 /// The uid and gid the program has inside its user namespace.
 pub const SANDBOX_ID: u32 = 1000;

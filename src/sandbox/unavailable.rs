@@ -13,9 +13,9 @@
 
 use std::collections::BTreeMap;
 
-use super::SandboxError;
 use super::cgroups::{Enforced, Hierarchies};
-use super::check::{CgroupReport, KernelReport, LandlockReport, NAMESPACES};
+use super::error::SandboxError;
+use super::report::{CgroupReport, KernelReport, LandlockReport, NAMESPACES};
 use super::spec::Language;
 use crate::config::SandboxConfig;
 
@@ -97,8 +97,8 @@ pub mod runner {
     use super::unavailable;
     use crate::audit::Audit;
     use crate::config::{Config, SandboxConfig, SecurityMode};
-    use crate::sandbox::SandboxError;
     use crate::sandbox::cgroups::CgroupManager;
+    use crate::sandbox::error::SandboxError;
     use crate::sandbox::spec::{RunOutcome, RunRequest};
 
     /// Never built on this system (see the module's documentation).

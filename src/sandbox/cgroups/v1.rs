@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{
+use super::manager::{
     CgroupError, CgroupManager, CgroupVersion, Enforced, Events, RunCgroup, cpu_period_us,
     cpu_quota_us, kill_loop, make_dir, read_key, read_number, remove_cgroup_dir, write,
 };
@@ -126,7 +126,7 @@ impl CgroupManager for CgroupV1 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::limits;
+    use super::super::manager::tests::limits;
     use super::*;
 
     #[test]

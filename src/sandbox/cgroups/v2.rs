@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{
+use super::manager::{
     CgroupError, CgroupManager, CgroupVersion, Enforced, Events, RunCgroup, SANDBOX_DIR,
     cpu_period_us, cpu_quota_us, kill_loop, make_dir, procs, read_key, read_number, read_words,
     remove_cgroup_dir, wait_empty, write,
@@ -188,7 +188,7 @@ impl CgroupManager for CgroupV2 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::limits;
+    use super::super::manager::tests::limits;
     use super::*;
 
     /// A directory laid out like a delegated v2 cgroup.
