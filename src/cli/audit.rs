@@ -50,7 +50,7 @@ pub enum ExportFormat {
 }
 
 pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init_cli();
     match command {
         AuditCommand::List {
@@ -59,8 +59,8 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
             limit,
             json,
         } => {
-            let records: Vec<AuditRecord> = super::expect_answer!(
-                super::dispatch(
+            let records: Vec<AuditRecord> = super::common::expect_answer!(
+                super::common::dispatch(
                     config,
                     AdminRequest::AuditList {
                         query: Query {
@@ -73,7 +73,7 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
                 AdminResponse::AuditRecords(records) => records
             );
             if json {
-                super::print_json(&records)?;
+                super::common::print_json(&records)?;
             } else {
                 for r in records {
                     let ip = r.source_ip.as_deref().unwrap_or("-");
@@ -97,12 +97,12 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
             json,
         } => verify_export(config, &file, json),
         AuditCommand::Verify { export: None, json } => {
-            match super::dispatch(config, AdminRequest::AuditVerify) {
+            match super::common::dispatch(config, AdminRequest::AuditVerify) {
                 Ok(answer) => {
                     let verified =
-                        super::expect_answer!(answer, AdminResponse::AuditVerified(v) => v);
+                        super::common::expect_answer!(answer, AdminResponse::AuditVerified(v) => v);
                     if json {
-                        super::print_json(&verified)?;
+                        super::common::print_json(&verified)?;
                     } else {
                         let records = verified.records;
                         let since = match verified.checkpoint_seq {
@@ -119,7 +119,7 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
                 }
                 Err(err) => {
                     eprintln!("aisopod: {err}");
-                    Ok(ExitCode::from(super::EXIT_ERROR))
+                    Ok(ExitCode::from(super::common::EXIT_ERROR))
                 }
             }
         }
@@ -127,8 +127,8 @@ pub fn run(config_path: Option<&Path>, command: AuditCommand) -> anyhow::Result<
             format: ExportFormat::Jsonl,
         } => {
             use std::io::Write;
-            let export: Export = super::expect_answer!(
-                super::dispatch(config, AdminRequest::AuditExport)?,
+            let export: Export = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::AuditExport)?,
                 AdminResponse::AuditExport(export) => export
             );
             let stdout = std::io::stdout();
@@ -158,7 +158,7 @@ fn verify_export(
         checked
             .map_err(anyhow::Error::from)
             .and_then(|(verified, seal, end_seq, end_hash)| {
-                super::dispatch(
+                super::common::dispatch(
                     config,
                     AdminRequest::AuditVerifyExport {
                         seal,
@@ -171,7 +171,7 @@ fn verify_export(
     match outcome {
         Ok(verified) => {
             if json {
-                super::print_json(&serde_json::to_value(&verified)?)?;
+                super::common::print_json(&serde_json::to_value(&verified)?)?;
             } else {
                 println!(
                     "ok: {} records in {}, chain intact up to the sealed head at seq {}",
@@ -187,7 +187,7 @@ fn verify_export(
                 "aisopod: {}: {err}",
                 escape_control(&file.display().to_string())
             );
-            Ok(ExitCode::from(super::EXIT_ERROR))
+            Ok(ExitCode::from(super::common::EXIT_ERROR))
         }
     }
 }

@@ -115,10 +115,10 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             owner,
             json,
         } => {
-            let config = super::load_config(config_path)?;
+            let config = super::common::load_config(config_path)?;
             let scopes = Scopes::parse_list(&scopes).map_err(anyhow::Error::msg)?;
-            let issued = super::expect_answer!(
-                super::dispatch(
+            let issued = super::common::expect_answer!(
+                super::common::dispatch(
                     config,
                     AdminRequest::TokenCreate {
                         owner,
@@ -130,7 +130,7 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                 AdminResponse::TokenIssued(issued) => issued
             );
             if json {
-                super::print_json(&issued)?;
+                super::common::print_json(&issued)?;
             } else {
                 println!("{}", issued.token.expose());
                 eprintln!(
@@ -141,9 +141,9 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::ListTokens { json } => {
-            let config = super::load_config(config_path)?;
-            let tokens = super::expect_answer!(
-                super::dispatch(config, AdminRequest::TokenList)?,
+            let config = super::common::load_config(config_path)?;
+            let tokens = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::TokenList)?,
                 AdminResponse::Tokens(tokens) => tokens
             );
             let mut result = serde_json::to_value(tokens)?;
@@ -158,7 +158,7 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                 }
             }
             if json {
-                super::print_json(&result)?;
+                super::common::print_json(&result)?;
             } else {
                 for token in result.as_array().into_iter().flatten() {
                     let scopes: Vec<&str> = token["scopes"]
@@ -180,24 +180,24 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::RevokeToken { id } => {
-            let config = super::load_config(config_path)?;
-            super::dispatch(config, AdminRequest::TokenRevoke { id: id.clone() })?;
+            let config = super::common::load_config(config_path)?;
+            super::common::dispatch(config, AdminRequest::TokenRevoke { id: id.clone() })?;
             println!("revoked {id}");
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::RotateToken { name, grace } => {
-            let config = super::load_config(config_path)?;
-            let issued = super::expect_answer!(
-                super::dispatch(config, AdminRequest::TokenRotate { name, grace })?,
+            let config = super::common::load_config(config_path)?;
+            let issued = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::TokenRotate { name, grace })?,
                 AdminResponse::TokenIssued(issued) => issued
             );
             println!("{}", issued.token.expose());
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::RotateSigningKey => {
-            let config = super::load_config(config_path)?;
-            let (kid, previous_valid_for) = super::expect_answer!(
-                super::dispatch(config, AdminRequest::SigningKeyRotate)?,
+            let config = super::common::load_config(config_path)?;
+            let (kid, previous_valid_for) = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::SigningKeyRotate)?,
                 AdminResponse::SigningKeyRotated { kid, previous_valid_for } => (kid, previous_valid_for)
             );
             println!(
@@ -206,16 +206,16 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::ClaimCode => {
-            let config = super::load_config(config_path)?;
-            let code = super::expect_answer!(
-                super::dispatch(config, AdminRequest::ClaimCode)?,
+            let config = super::common::load_config(config_path)?;
+            let code = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::ClaimCode)?,
                 AdminResponse::ClaimCode { code } => code
             );
             println!("{code}");
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::HashPassword => {
-            let config = super::load_config(config_path)?;
+            let config = super::common::load_config(config_path)?;
             let password = read_password("Password: ")?;
             let passwords = Passwords::new(&config.auth.password);
             passwords.check_policy(&password, &[])?;

@@ -62,7 +62,7 @@ pub enum BackupCommand {
 }
 
 pub fn run(config_path: Option<&Path>, command: BackupCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init_cli();
     match command {
         BackupCommand::Create {
@@ -100,8 +100,8 @@ fn create(
     backup_crypto::check_passphrase(&passphrase)?;
     let started = Instant::now();
 
-    let snapshot: TransientSnapshot = super::expect_answer!(
-        super::dispatch(config, AdminRequest::BackupSnapshot)?,
+    let snapshot: TransientSnapshot = super::common::expect_answer!(
+        super::common::dispatch(config, AdminRequest::BackupSnapshot)?,
         AdminResponse::BackupSnapshot(snapshot) => snapshot
     );
     let _snapshot_file = RemoveSnapshotOnDrop(snapshot.path.clone());
@@ -154,7 +154,7 @@ fn create(
     let stats = &snapshot.stats;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        super::print_json(&serde_json::json!({
+        super::common::print_json(&serde_json::json!({
             "path": path,
             "bytes": size,
             "seconds": seconds,
@@ -196,7 +196,7 @@ fn restore(
     }
     let data_dir = config.storage.data_dir.clone();
     // Restoring onto a new device is setup: it may create the data directory.
-    super::check_data_dir(&config, super::Create::Setup)?;
+    super::common::check_data_dir(&config, super::common::Create::Setup)?;
     crate::fsutil::ensure_private_dir(&data_dir)?;
     let lock = DataDirLock::take(&data_dir).map_err(|err| match err {
         BackupError::Store(StoreError::Locked { .. }) => anyhow::anyhow!("{RUNNING}"),
@@ -229,7 +229,7 @@ fn restore(
     let services = Services::open(config, Arc::new(SystemClock))?;
     services.audit.record(
         AuditEvent::new("backup.restore")
-            .actor(super::cli_actor())
+            .actor(super::common::cli_actor())
             .target(path.display().to_string())
             .outcome(Outcome::Success)
             .details(serde_json::json!({
@@ -245,7 +245,7 @@ fn restore(
         crate::store::backup::adopt_owner(&data_dir, &data_dir.join(item))?;
     }
     if json {
-        super::print_json(&serde_json::json!({
+        super::common::print_json(&serde_json::json!({
             "restored": stats,
             "audit": match &verified {
                 Ok(v) => serde_json::to_value(v)?,
@@ -267,7 +267,7 @@ fn restore(
         }
         Err(err) => {
             eprintln!("aisopod: the restored audit chain does not verify: {err}");
-            Ok(ExitCode::from(super::EXIT_ERROR))
+            Ok(ExitCode::from(super::common::EXIT_ERROR))
         }
     }
 }

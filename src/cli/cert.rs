@@ -24,16 +24,16 @@ pub enum CertCommand {
 }
 
 pub fn run(config_path: Option<&Path>, command: CertCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init_cli();
     match command {
         CertCommand::Show { json } => {
-            let summary: TlsSummary = super::expect_answer!(
-                super::dispatch(config, AdminRequest::CertShow)?,
+            let summary: TlsSummary = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::CertShow)?,
                 AdminResponse::Certificate(summary) => summary
             );
             if json {
-                super::print_json(&summary)?;
+                super::common::print_json(&summary)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let print = |label: &str, cert: &CertInfo| {
@@ -61,8 +61,8 @@ pub fn run(config_path: Option<&Path>, command: CertCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Regenerate { ca } => {
-            let issued = super::expect_answer!(
-                super::dispatch(config, AdminRequest::CertRegenerate { ca })?,
+            let issued = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::CertRegenerate { ca })?,
                 AdminResponse::CertificatesIssued { issued } => issued
             );
             for fingerprint in &issued {

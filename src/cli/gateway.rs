@@ -52,7 +52,7 @@ fn health(
     url: Option<String>,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     let base = match url {
         Some(url) => url,
         None if config.server.bind.port() == 0 => {
@@ -107,7 +107,8 @@ fn health(
 fn validate(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let env = ProcessEnvironment;
     let path = config::locate(config_path, &env);
-    let mut issues = match config::load_checked(path.as_deref(), &env, super::OWNER_CHECKS) {
+    let mut issues = match config::load_checked(path.as_deref(), &env, super::common::OWNER_CHECKS)
+    {
         Ok(config) => match &config.tls.mode {
             TlsMode::Files { cert, .. } => {
                 match crate::tls::summarize_files(&config.tls, &config.storage.data_dir) {
@@ -131,11 +132,11 @@ fn validate(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     for issue in issues {
         println!("  {issue}");
     }
-    Ok(ExitCode::from(super::EXIT_ERROR))
+    Ok(ExitCode::from(super::common::EXIT_ERROR))
 }
 
 fn start(config_path: Option<&Path>, print_addr: bool) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init(&config.logging);
     match &config.source {
         ConfigSource::File(path) => {

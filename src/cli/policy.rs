@@ -38,7 +38,7 @@ pub fn run(config_path: Option<&Path>, command: PolicyCommand) -> anyhow::Result
             workspace,
             command,
         } => {
-            let config = super::load_config(config_path)?;
+            let config = super::common::load_config(config_path)?;
             let context = FilterContext::for_config(&config, workspace);
             let filter = CommandFilter::from_config(&config.tools.shell, context)?;
             // Invalid UTF-8 cannot be judged faithfully: report it and deny.
@@ -59,7 +59,7 @@ pub fn run(config_path: Option<&Path>, command: PolicyCommand) -> anyhow::Result
                 };
                 print(&judgement, json)?;
                 eprintln!("aisopod: the command is not valid UTF-8");
-                return Ok(ExitCode::from(super::EXIT_ERROR));
+                return Ok(ExitCode::from(super::common::EXIT_ERROR));
             }
             let judgement = filter.judge(&words.join(" "));
             print(&judgement, json)?;
@@ -68,7 +68,7 @@ pub fn run(config_path: Option<&Path>, command: PolicyCommand) -> anyhow::Result
                     "aisopod: the command could not be parsed: {}",
                     judgement.reason
                 );
-                return Ok(ExitCode::from(super::EXIT_ERROR));
+                return Ok(ExitCode::from(super::common::EXIT_ERROR));
             }
             Ok(ExitCode::from(match judgement.decision {
                 Decision::Allow => 0,

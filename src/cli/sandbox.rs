@@ -98,7 +98,7 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 }
 
 pub fn run(config_path: Option<&Path>, command: SandboxCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init(&quiet_logging(&config));
     match command {
         SandboxCommand::Run(args) => run_program(config, args),
@@ -192,7 +192,7 @@ fn via_gateway(config: &Config, request: &RunRequest) -> anyhow::Result<Option<R
     let Some(answer) = admin::send(&socket, &message, timeout)? else {
         return Ok(None);
     };
-    Ok(Some(super::expect_answer!(
+    Ok(Some(super::common::expect_answer!(
         answer?,
         AdminResponse::SandboxRun(outcome) => outcome
     )))
@@ -200,14 +200,15 @@ fn via_gateway(config: &Config, request: &RunRequest) -> anyhow::Result<Option<R
 
 fn run_locally(config: Config, request: RunRequest) -> anyhow::Result<RunOutcome> {
     let runner = Runner::from_config(&config)?;
-    let services = super::open_services(config, super::Create::Quietly)?;
-    let outcome = runtime()?.block_on(runner.run(&services.audit, &super::cli_actor(), request))?;
+    let services = super::common::open_services(config, super::common::Create::Quietly)?;
+    let outcome =
+        runtime()?.block_on(runner.run(&services.audit, &super::common::cli_actor(), request))?;
     Ok(outcome)
 }
 
 fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<()> {
     if json {
-        return super::print_json(&serde_json::to_value(outcome).context("encoding JSON")?);
+        return super::common::print_json(&serde_json::to_value(outcome).context("encoding JSON")?);
     }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&outcome.stdout)?;
@@ -264,13 +265,13 @@ fn check(config: Config, json: bool) -> anyhow::Result<ExitCode> {
     };
     let report = check::survey(&sandbox, runner.as_ref().map_err(Clone::clone), trial);
     if json {
-        super::print_json(&serde_json::to_value(&report).context("encoding JSON")?)?;
+        super::common::print_json(&serde_json::to_value(&report).context("encoding JSON")?)?;
     } else {
         print!("{}", report.render());
     }
     Ok(if report.code_execution {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(super::EXIT_ERROR)
+        ExitCode::from(super::common::EXIT_ERROR)
     })
 }

@@ -30,7 +30,7 @@ pub enum SecretsCommand {
 }
 
 pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init_cli();
     match command {
         SecretsCommand::Set { name } => {
@@ -45,8 +45,8 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
             let text = String::from_utf8(raw)
                 .map_err(|_| anyhow::anyhow!("the secret is not valid UTF-8"))?;
             let value = Secret::new(text.trim_end_matches(['\n', '\r']));
-            let stored = super::expect_answer!(
-                super::dispatch(config, AdminRequest::SecretsSet { name, value })?,
+            let stored = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::SecretsSet { name, value })?,
                 AdminResponse::SecretStored(stored) => stored
             );
             println!(
@@ -55,12 +55,12 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
             );
         }
         SecretsCommand::List { json } => {
-            let secrets = super::expect_answer!(
-                super::dispatch(config, AdminRequest::SecretsList)?,
+            let secrets = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::SecretsList)?,
                 AdminResponse::Secrets(secrets) => secrets
             );
             if json {
-                super::print_json(&secrets)?;
+                super::common::print_json(&secrets)?;
             } else {
                 for entry in &secrets {
                     println!("{}  (key {})", escape_control(&entry.name), entry.key_id);
@@ -68,12 +68,12 @@ pub fn run(config_path: Option<&Path>, command: SecretsCommand) -> anyhow::Resul
             }
         }
         SecretsCommand::Remove { name } => {
-            super::dispatch(config, AdminRequest::SecretsRemove { name: name.clone() })?;
+            super::common::dispatch(config, AdminRequest::SecretsRemove { name: name.clone() })?;
             println!("removed {name}");
         }
         SecretsCommand::RotateMasterKey => {
-            let rotation = super::expect_answer!(
-                super::dispatch(config, AdminRequest::SecretsRotateMasterKey)?,
+            let rotation = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::SecretsRotateMasterKey)?,
                 AdminResponse::MasterKeyRotated(rotation) => rotation
             );
             println!(

@@ -49,7 +49,7 @@ pub struct RunArgs {
 }
 
 pub fn run(config_path: Option<&Path>, command: ToolsCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     let mut logging = config.logging.clone();
     if std::env::var_os("AISOPOD_LOG").is_none() {
         logging.filter = "warn".into();
@@ -73,7 +73,7 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
             })
         })
         .collect();
-    super::print_json(&serde_json::json!({ "agents": agents }))?;
+    super::common::print_json(&serde_json::json!({ "agents": agents }))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,7 +89,9 @@ fn run_call(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     match report {
         CallReport::Done { result, truncated } => {
-            super::print_json(&serde_json::json!({ "result": result, "truncated": truncated }))?;
+            super::common::print_json(
+                &serde_json::json!({ "result": result, "truncated": truncated }),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         CallReport::Refused { error } => {
@@ -138,7 +140,7 @@ fn via_gateway(
     let Some(answer) = admin::send_noting(&socket, &request, timeout, note)? else {
         return Ok(None);
     };
-    Ok(Some(super::expect_answer!(
+    Ok(Some(super::common::expect_answer!(
         answer?,
         AdminResponse::ToolRun(report) => report
     )))
@@ -151,7 +153,7 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
         Err("code execution is disabled ([tools.sandbox] enabled = false)".into())
     };
     let timeout = config.approval.timeout;
-    let services = super::open_services(config, super::Create::Quietly)?;
+    let services = super::common::open_services(config, super::common::Create::Quietly)?;
     let tools = Tools::new(&services.config, &services.store)?;
     let broker = Broker::new(timeout, services.clock.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -162,7 +164,7 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
         requester: Requester {
             user: CONSOLE_USER.into(),
             agent: args.agent.clone(),
-            session: Some(super::cli_actor()),
+            session: Some(super::common::cli_actor()),
         },
         agent: args.agent,
         tool: args.name,
@@ -233,7 +235,7 @@ async fn ask_at_terminal(
             _ => (false, false),
         };
         let responder = Responder {
-            actor: super::cli_actor(),
+            actor: super::common::cli_actor(),
             username: CONSOLE_USER.into(),
             admin: true,
         };

@@ -47,7 +47,7 @@ pub enum UserCommand {
 }
 
 pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    let config = super::common::load_config(config_path)?;
     crate::logging::init_cli();
     let (request, verb) = match command {
         UserCommand::Add {
@@ -73,12 +73,12 @@ pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<E
             )
         }
         UserCommand::List { json } => {
-            let users: Vec<UserView> = super::expect_answer!(
-                super::dispatch(config, AdminRequest::UserList)?,
+            let users: Vec<UserView> = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::UserList)?,
                 AdminResponse::Users(users) => users
             );
             if json {
-                super::print_json(&users)?;
+                super::common::print_json(&users)?;
             } else {
                 for user in users {
                     let state = match (&user.locked_until, user.disabled) {
@@ -119,8 +119,8 @@ pub fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<E
         ),
         UserCommand::Unlock { name } => (AdminRequest::UserUnlock { name }, "unlocked"),
     };
-    let user = super::expect_answer!(
-        super::dispatch(config, request)?,
+    let user = super::common::expect_answer!(
+        super::common::dispatch(config, request)?,
         AdminResponse::User(user) => user
     );
     println!("{verb} {}", user.username);
