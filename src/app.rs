@@ -340,15 +340,14 @@ mod tests {
     use super::*;
     use crate::audit::Query;
     use crate::clock::ManualClock;
-    use crate::config::{ConfigSource, ProcessEnvironment};
 
     fn config_for(dir: &std::path::Path, bind: &str) -> Config {
-        let text = format!(
-            "[server]\nbind = \"{bind}\"\nshutdown_timeout = \"2s\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
-            dir.join("data").display()
-        );
-        crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
-            .unwrap_or_else(|err| panic!("{err}"))
+        crate::config::testing::local_gateway(
+            &dir.join("data"),
+            &format!(
+                "[server]\nbind = \"{bind}\"\nshutdown_timeout = \"2s\"\n[tools.sandbox]\nenabled = false"
+            ),
+        )
     }
 
     fn actions_at(app: &App, action: &str) -> Vec<String> {

@@ -802,21 +802,17 @@ mod tests {
     use crate::clock::ManualClock;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
-        store: Store,
+        keyed: crate::keys::testing::KeyedStore,
         audit: Audit,
         clock: ManualClock,
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = Secrets::open(dir.path(), &store).unwrap();
+        let keyed = crate::keys::testing::keyed_store();
         let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap());
-        let audit = Audit::open(&store, &secrets, Arc::new(clock.clone())).unwrap();
+        let audit = Audit::open(&keyed.store, &keyed.secrets, Arc::new(clock.clone())).unwrap();
         Fixture {
-            _dir: dir,
-            store,
+            keyed,
             audit,
             clock,
         }
@@ -926,7 +922,7 @@ mod tests {
             f.audit.verify(),
             Err(AuditError::Broken { seq: 4, .. })
         ));
-        drop(f.store);
+        drop(f.keyed.store);
     }
 
     fn fill(f: &Fixture, n: u64) {
@@ -987,8 +983,8 @@ mod tests {
         assert_eq!(seq, 6);
         assert!(reason.contains("truncated after seq 5"), "{reason}");
         // Reopening does not take the cut log for a new head.
-        let secrets = Secrets::open(f._dir.path(), &f.store).unwrap();
-        let reopened = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        let secrets = Secrets::open(f.keyed.dir.path(), &f.keyed.store).unwrap();
+        let reopened = Audit::open(&f.keyed.store, &secrets, Arc::new(f.clock.clone())).unwrap();
         assert!(broken(reopened.verify()).1.contains("missing"));
     }
 
@@ -1007,14 +1003,14 @@ mod tests {
         let f = fixture();
         fill(&f, 6);
         rewrite_tail(&f, 5);
-        let secrets = Secrets::open(f._dir.path(), &f.store).unwrap();
-        let reopened = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        let secrets = Secrets::open(f.keyed.dir.path(), &f.keyed.store).unwrap();
+        let reopened = Audit::open(&f.keyed.store, &secrets, Arc::new(f.clock.clone())).unwrap();
         reopened.record(AuditEvent::new("after")).unwrap();
         let (seq, reason) = broken(reopened.verify());
         assert_eq!(seq, 6);
         assert!(reason.contains("opened at seq 6"), "{reason}");
         // And again after another reopen: the break travels with the seal.
-        let again = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        let again = Audit::open(&f.keyed.store, &secrets, Arc::new(f.clock.clone())).unwrap();
         again.record(AuditEvent::new("later")).unwrap();
         assert_eq!(broken(again.verify()).0, 6);
     }
@@ -1040,8 +1036,8 @@ mod tests {
         f.audit.records.remove(&AuditSeq(5)).unwrap();
         f.audit.seals.remove(&MetaKey::new(SEAL_KEY)).unwrap();
         assert!(broken(f.audit.verify()).1.contains("seal is missing"));
-        let secrets = Secrets::open(f._dir.path(), &f.store).unwrap();
-        let reopened = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        let secrets = Secrets::open(f.keyed.dir.path(), &f.keyed.store).unwrap();
+        let reopened = Audit::open(&f.keyed.store, &secrets, Arc::new(f.clock.clone())).unwrap();
         reopened.record(AuditEvent::new("after")).unwrap();
         let (seq, reason) = broken(reopened.verify());
         assert_eq!(seq, 4);
@@ -1077,8 +1073,8 @@ mod tests {
             !json.contains("sealed"),
             "0.1.0's format is unchanged: {json}"
         );
-        let secrets = Secrets::open(f._dir.path(), &f.store).unwrap();
-        let upgraded = Audit::open(&f.store, &secrets, Arc::new(f.clock.clone())).unwrap();
+        let secrets = Secrets::open(f.keyed.dir.path(), &f.keyed.store).unwrap();
+        let upgraded = Audit::open(&f.keyed.store, &secrets, Arc::new(f.clock.clone())).unwrap();
         let verified = upgraded.verify().unwrap();
         assert_eq!((verified.records, verified.sealed_seq), (4, Some(4)));
         upgraded.record(AuditEvent::new("after")).unwrap();

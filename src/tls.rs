@@ -926,17 +926,8 @@ pub fn summarize_files(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::{ConfigSource, Environment};
-
-    struct NoEnv;
-    impl Environment for NoEnv {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn installed(&self) -> bool {
-            false
-        }
-    }
+    use crate::config::ConfigSource;
+    use crate::config::testing::NoEnv;
 
     fn tls_config() -> TlsConfig {
         crate::config::parse("", ConfigSource::Defaults, &NoEnv)

@@ -603,16 +603,11 @@ mod tests {
     use super::protocol::{PROTOCOL_VERSION, Reply, parse_reply};
     use super::*;
     use crate::clock::SystemClock;
-    use crate::config::{ConfigSource, ProcessEnvironment};
+    use crate::config::testing::local_gateway;
     use crate::secret::Secret;
 
     async fn gateway(dir: &Path) -> (Arc<App>, PathBuf) {
-        let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nenabled = false\n",
-            dir.join("data").display()
-        );
-        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
-            .unwrap_or_else(|err| panic!("{err}"));
+        let config = local_gateway(&dir.join("data"), "[tools.sandbox]\nenabled = false");
         let app = Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap());
         let socket = dir.join("admin.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();

@@ -402,22 +402,21 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+    use crate::keys::testing::{KeyedStore, keyed_store};
 
-    fn fixture(configured: Option<&str>) -> (tempfile::TempDir, Jwt, ManualClock) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = Arc::new(Secrets::open(dir.path(), &store).unwrap());
+    fn fixture(configured: Option<&str>) -> (KeyedStore, Jwt, ManualClock) {
+        let keyed = keyed_store();
         let clock =
             ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
         let configured = configured.map(Secret::new);
         let jwt = Jwt::open(
-            &store,
-            secrets,
+            &keyed.store,
+            Arc::clone(&keyed.secrets),
             configured.as_ref(),
             Arc::new(clock.clone()),
         )
         .unwrap();
-        (dir, jwt, clock)
+        (keyed, jwt, clock)
     }
 
     fn issue(jwt: &Jwt) -> String {
@@ -555,12 +554,10 @@ mod tests {
 
     #[test]
     fn a_master_key_rotation_refuses_tokens_whose_key_was_already_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = Arc::new(Secrets::open(dir.path(), &store).unwrap());
+        let KeyedStore { store, secrets, .. } = &keyed_store();
         let clock =
             ManualClock::new(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
-        let jwt = Jwt::open(&store, Arc::clone(&secrets), None, Arc::new(clock)).unwrap();
+        let jwt = Jwt::open(store, Arc::clone(secrets), None, Arc::new(clock)).unwrap();
         let before = issue(&jwt);
         for _ in 0..3 {
             assert!(jwt.verify(&before, Audience::Session).is_ok());

@@ -14,6 +14,8 @@ mod raw;
 pub mod sandbox;
 mod settings;
 mod strict;
+#[cfg(test)]
+pub mod testing;
 mod units;
 mod validate;
 

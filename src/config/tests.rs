@@ -515,3 +515,119 @@ fn strict_mode_refuses_an_unisolated_sandbox() {
         .is_ok()
     );
 }
+
+/// Checks that `template` with `{}` replaced by each `good` value (written as a TOML
+/// string) parses, and that each `bad` one is refused with exactly one issue, under
+/// `key`, whose message contains `says`.
+fn judge(template: &str, good: &[&str], bad: &[&str], key: &str, says: &str) {
+    let issues_under = |value: &str| -> Vec<ConfigIssue> {
+        let text = template.replace("{}", &format!("{value:?}"));
+        match parse_str(&text, &FakeEnv::default()) {
+            Ok(_) => Vec::new(),
+            Err(err) => err.issues(),
+        }
+    };
+    for value in good {
+        let found = issues_under(value);
+        assert!(found.is_empty(), "{value}: {found:#?}");
+    }
+    for value in bad {
+        let found = issues_under(value);
+        assert_eq!(found.len(), 1, "{value}: {found:#?}");
+        assert_eq!(found[0].key, key, "{value}");
+        assert!(found[0].message.contains(says), "{value}: {}", found[0]);
+    }
+}
+
+#[test]
+fn extra_names_are_dns_names_or_ip_addresses_as_certificates_take_them() {
+    // The hand-written check judged these the same way, except "10.0.0.300" (a dotted
+    // quad out of range ends in a number, so it is no DNS name either; it was taken for
+    // one) and "my_pi.local" (it refused the underscore; rustls-pki-types and webpki
+    // accept it).
+    judge(
+        "[tls]\nextra_names = [{}]\n",
+        &[
+            "pi.local",
+            "Pi.Example.COM",
+            "x",
+            "10.0.0.7",
+            "fd00::1",
+            "1a.example",
+            "my_pi.local",
+        ],
+        &[
+            "10.0.0.300",
+            "pi.local.",
+            "-pi.local",
+            "pi..local",
+            "*.local",
+            "pi local",
+        ],
+        "tls.extra_names.0",
+        "neither a DNS name nor an IP address",
+    );
+}
+
+#[test]
+fn public_url_is_an_absolute_http_url_of_a_host() {
+    // The hand-written check refused the first four bad ones too; it let the rest through.
+    judge(
+        "[server]\npublic_url = {}\n",
+        &[
+            "https://aisopod.local:3080",
+            "https://aisopod.example.com/",
+            "http://127.0.0.1:3080",
+            "https://[fd00::1]:8443",
+            "https://proxy.example/aisopod",
+        ],
+        &[
+            "aisopod.local",
+            "ftp://aisopod.local",
+            "HTTPS://aisopod.local",
+            "https://aisopod .local",
+            "https://",
+            "https://owner:secret@aisopod.local",
+            "https://aisopod.local:99999",
+            "https://aisopod.local:",
+            "https://-aisopod.local",
+            "https://aisopod.local/?next=1",
+            "https://aisopod.local/#top",
+            "https://aisopöd.local",
+        ],
+        "server.public_url",
+        "is not an http(s) URL",
+    );
+}
+
+#[test]
+fn cors_origins_are_bare_origins_a_browser_could_send() {
+    // The hand-written check refused the first three bad ones too. The rest it let
+    // through though no browser sends them, so they never matched an `Origin`: a space
+    // in the host, a final slash, a path, a query, a user name, a port out of range, an
+    // empty host.
+    judge(
+        "[server]\nbind = \"127.0.0.1:0\"\n[security]\nmode = \"local\"\ncors_origins = [\"https://ok.example\", {}]\n",
+        &[
+            "*",
+            "https://dash.example",
+            "http://localhost:5173",
+            "http://192.168.1.20:8080",
+            "https://[fd00::1]:8443",
+        ],
+        &[
+            "dash.example",
+            "ftp://dash.example",
+            "HTTPS://dash.example",
+            "https://dash example",
+            "https://dash.example/",
+            "https://dash.example/app",
+            "https://dash.example?x",
+            "https://me@dash.example",
+            "https://dash.example:70000",
+            "https://",
+        ],
+        "security.cors_origins.1",
+        "is not an origin such as",
+    );
+}

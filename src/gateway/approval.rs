@@ -557,19 +557,17 @@ mod tests {
     use time::OffsetDateTime;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        _keyed: crate::keys::testing::KeyedStore,
         audit: Audit,
         broker: Arc<Broker>,
     }
 
     fn fixture(timeout: Duration) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(dir.path(), 1 << 20).unwrap();
-        let secrets = crate::keys::secrets::Secrets::open(dir.path(), &store).unwrap();
+        let keyed = crate::keys::testing::keyed_store();
         let clock: SharedClock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let audit = Audit::open(&store, &secrets, clock.clone()).unwrap();
+        let audit = Audit::open(&keyed.store, &keyed.secrets, clock.clone()).unwrap();
         Fixture {
-            _dir: dir,
+            _keyed: keyed,
             audit,
             broker: Arc::new(Broker::new(timeout, clock)),
         }

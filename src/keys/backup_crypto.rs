@@ -54,6 +54,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::fsutil::IoError;
 use crate::secret::{Secret, SecretBytes};
 use crate::store::Store;
 use crate::store::backup::{BackupError, SnapshotStats};
@@ -117,19 +118,24 @@ pub enum BackupCryptoError {
     Kdf(String),
     #[error("the system random number generator failed")]
     Random,
+    /// Reading or writing the stream the envelope was given. The envelope knows no file
+    /// name (it may be a socket or a pipe): the caller that opened the stream names it.
     #[error("{op} failed: {source}")]
-    Io {
+    Stream {
         op: &'static str,
         #[source]
         source: std::io::Error,
     },
+    /// A file of a live snapshot, named with the operation.
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(transparent)]
     Snapshot(#[from] BackupError),
 }
 
 impl BackupCryptoError {
-    fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> BackupCryptoError {
-        move |source| BackupCryptoError::Io { op, source }
+    fn stream(op: &'static str) -> impl FnOnce(std::io::Error) -> BackupCryptoError {
+        move |source| BackupCryptoError::Stream { op, source }
     }
 
     /// The envelope error carried inside an `io::Error` from [`Decryptor`]'s `Read`.
@@ -322,7 +328,7 @@ impl Header {
         while filled < HEADER_LEN {
             let n = input
                 .read(bytes.get_mut(filled..).unwrap_or_default())
-                .map_err(BackupCryptoError::io("reading the backup header"))?;
+                .map_err(BackupCryptoError::stream("reading the backup header"))?;
             if n == 0 {
                 break;
             }
@@ -433,7 +439,7 @@ impl<W: Write> Encryptor<W> {
         let mut header = Header::new(source, kdf, salt, &prefix);
         header.set_check(keys.check.expose());
         out.write_all(&header.bytes)
-            .map_err(BackupCryptoError::io("writing the backup header"))?;
+            .map_err(BackupCryptoError::stream("writing the backup header"))?;
         let chunk = CHUNK_SIZE as usize;
         Ok(Encryptor {
             out,
@@ -468,7 +474,7 @@ impl<W: Write> Encryptor<W> {
     pub fn finish(mut self) -> Result<(W, u64), BackupCryptoError> {
         self.seal(true)
             .and_then(|()| self.out.flush())
-            .map_err(BackupCryptoError::io("writing the backup"))?;
+            .map_err(BackupCryptoError::stream("writing the backup"))?;
         Ok((self.out, self.written))
     }
 }
@@ -586,7 +592,7 @@ impl<R: Read> Decryptor<R> {
             .read(&mut rest)
             .map_err(|err| match BackupCryptoError::from_io(&err) {
                 Some(_) => unwrap_envelope(err),
-                None => BackupCryptoError::Io {
+                None => BackupCryptoError::Stream {
                     op: "reading the backup",
                     source: err,
                 },
@@ -721,7 +727,7 @@ pub fn unwrap_envelope(err: std::io::Error) -> BackupCryptoError {
         {
             Some(Ok(envelope)) => return *envelope,
             Some(Err(other)) => {
-                return BackupCryptoError::Io {
+                return BackupCryptoError::Stream {
                     op: "reading the backup",
                     source: std::io::Error::other(other),
                 };
@@ -729,7 +735,7 @@ pub fn unwrap_envelope(err: std::io::Error) -> BackupCryptoError {
             None => {}
         }
     }
-    BackupCryptoError::Io {
+    BackupCryptoError::Stream {
         op: "reading the backup",
         source: std::io::Error::other("unreadable error"),
     }
@@ -778,7 +784,7 @@ pub fn seal_snapshot(
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(BackupCryptoError::io("creating the snapshot directory"))?;
+        .map_err(IoError::at("create", &dir))?;
     // Made by an offline `sudo aisopod backup create`, it must still serve the gateway.
     crate::store::backup::adopt_owner(data_dir, &dir)?;
     remove_stale_snapshots(&dir);
@@ -791,13 +797,13 @@ pub fn seal_snapshot(
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(BackupCryptoError::io("creating the snapshot file"))?;
+        .map_err(IoError::at("create", &path))?;
     let written = (|| {
         let mut sealed = Encryptor::with_key(std::io::BufWriter::new(file), &key)?;
         let stats = store.snapshot(data_dir, created, &mut sealed)?;
         let (out, _) = sealed.finish()?;
         out.into_inner()
-            .map_err(|e| BackupCryptoError::io("writing the snapshot")(e.into_error()))?;
+            .map_err(|e| IoError::new("write", &path, e.into_error()))?;
         Ok(stats)
     })();
     match written {
@@ -865,6 +871,24 @@ mod tests {
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_snapshot_file_that_cannot_be_made_is_named_in_the_error() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(data_dir.path(), 1 << 20).unwrap();
+        let blocker = data_dir.path().join(SNAPSHOT_DIR);
+        std::fs::write(&blocker, b"").unwrap();
+        let err = seal_snapshot(&store, data_dir.path(), "now").err().unwrap();
+        let BackupCryptoError::Io(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((io.op, io.path.as_path()), ("create", blocker.as_path()));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot create {}: ", blocker.display())),
+            "{err}"
+        );
     }
 
     #[test]

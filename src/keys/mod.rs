@@ -4,3 +4,5 @@
 
 pub mod backup_crypto;
 pub mod secrets;
+#[cfg(test)]
+pub mod testing;

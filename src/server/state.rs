@@ -439,15 +439,11 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::config::{ConfigSource, ProcessEnvironment};
+    use crate::config::ConfigSource;
+    use crate::config::testing::{NoEnv, local_gateway, local_gateway_toml};
 
     fn app(dir: &Path) -> Arc<App> {
-        let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n[tools.sandbox]\nruntime = \"none\"\n",
-            dir.join("data").display()
-        );
-        let config = crate::config::parse(&text, ConfigSource::Defaults, &ProcessEnvironment)
-            .unwrap_or_else(|err| panic!("{err}"));
+        let config = local_gateway(&dir.join("data"), "[tools.sandbox]\nruntime = \"none\"");
         Arc::new(App::open(config, Arc::new(SystemClock), None).unwrap())
     }
 
@@ -471,14 +467,10 @@ mod tests {
     fn a_rejected_boot_partition_config_is_shown_in_readiness() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[tls]\nmode = \"off\"\n[security]\nmode = \"local\"\n",
-            dir.path().join("data").display()
-        );
+        let text = local_gateway_toml(&dir.path().join("data"), "");
         std::fs::write(&path, &text).unwrap();
-        let config =
-            crate::config::parse(&text, ConfigSource::File(path.clone()), &ProcessEnvironment)
-                .unwrap_or_else(|err| panic!("{err}"));
+        let config = crate::config::parse(&text, ConfigSource::File(path.clone()), &NoEnv)
+            .unwrap_or_else(|err| panic!("{err}"));
         let app = App::open(config, Arc::new(SystemClock), None).unwrap();
         let (ready, checks) = app.readiness();
         assert!(ready);

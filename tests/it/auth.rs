@@ -10,13 +10,12 @@ use http::StatusCode;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, Setup, stderr, stdout, version_of};
+use crate::support::{Gateway, OWNER_PW, Setup, stderr, stdout, version_of};
 
 /// Cheap argon2 for tests only; the product defaults are far stronger. Rate limits are
 /// raised so that tests of other things are not limited (one test checks the defaults).
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
 const FAST_DEFAULT_LIMITS: &str = "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
-const OWNER_PW: &str = "walrus cinnamon lantern quietly";
 const NEW_PW: &str = "plinth-ocarina-sleet-mural";
 
 fn post(gateway: &Gateway, path: &str, body: Value, bearer: Option<&str>) -> Response {
@@ -55,12 +54,7 @@ fn with_owner_in_a_process(extra: &str) -> (Setup, Gateway, Value) {
 
 fn owner_on(extra: &str, start: fn(&Setup) -> Gateway) -> (Setup, Gateway, Value) {
     let setup = Setup::new(extra);
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(OWNER_PW.as_bytes()),
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
+    setup.add_owner();
     let gateway = start(&setup);
     let (status, tokens) = json_of(post(
         &gateway,
@@ -1206,12 +1200,7 @@ fn signing_key_rotation_keeps_current_sessions() {
 #[test]
 fn console_token_commands_create_list_rotate_and_revoke() {
     let setup = Setup::new(FAST);
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(OWNER_PW.as_bytes()),
-    );
-    assert!(added.status.success());
+    setup.add_owner();
     // Offline: straight into the store.
     let created = setup.cli(&[
         "auth",

@@ -16,10 +16,9 @@ use aisopod::store::SecretName;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, Setup, stderr, stdout};
+use crate::support::{Gateway, OWNER_PW, Setup, stderr, stdout};
 
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
-const OWNER_PW: &str = "walrus cinnamon lantern quietly";
 const PASSPHRASE: &str = "otter violin harbour tuesday";
 
 fn backup(setup: &Setup, args: &[&str], passphrase: &str) -> std::process::Output {
@@ -95,12 +94,7 @@ fn tree_hash(dir: &Path) -> String {
 
 /// A store with an owner and an API token; returns the token.
 fn owner_and_token(setup: &Setup) -> String {
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(OWNER_PW.as_bytes()),
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
+    setup.add_owner();
     let created = setup.cli(&[
         "auth",
         "create-token",

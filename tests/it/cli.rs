@@ -969,12 +969,7 @@ fn commands_refuse_to_create_a_data_dir_and_name_the_one_they_use() {
 #[test]
 fn console_chores_internal_keys_signing_key_token_expiry_and_backup_leftovers() {
     let setup = Setup::new("[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1");
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(b"walrus cinnamon lantern quietly\n"),
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
+    setup.add_owner();
     let mut gateway = setup.start_process();
 
     // The audit checkpoint key is the gateway's, not the user's.

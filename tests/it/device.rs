@@ -10,19 +10,13 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Gateway, Setup, stdout, version_of};
+use crate::support::{BIN, Gateway, OWNER_PW, Setup, stdout, version_of};
 
 const CONFIG: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\ndevice_poll_interval = \"1s\"";
-const OWNER_PW: &str = "walrus cinnamon lantern quietly";
 
 fn gateway_with_owner(extra: &str) -> (Setup, Gateway) {
     let setup = Setup::new(extra);
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(OWNER_PW.as_bytes()),
-    );
-    assert!(added.status.success());
+    setup.add_owner();
     let gateway = setup.start();
     (setup, gateway)
 }

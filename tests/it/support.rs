@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aisopod");
 
+/// The password of the `owner` account that [`Setup::add_owner`] makes.
+pub const OWNER_PW: &str = "walrus cinnamon lantern quietly";
+
 /// A temporary data directory with a config file in it.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -59,6 +62,16 @@ impl Setup {
             }
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// Adds the administrator `owner` with [`OWNER_PW`] through the CLI, offline.
+    pub fn add_owner(&self) {
+        let added = self.cli_with(
+            &["user", "add", "--admin", "owner", "--password-stdin"],
+            &[],
+            Some(OWNER_PW.as_bytes()),
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
     }
 
     /// Starts a gateway on this config inside the test process (through `app::run`,

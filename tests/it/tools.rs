@@ -12,9 +12,8 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::sandbox::{SANDBOX, sandbox_toml};
-use crate::support::{BIN, Gateway, Setup, stderr, stdout, version_of};
+use crate::support::{BIN, Gateway, OWNER_PW, Setup, stderr, stdout, version_of};
 
-const OWNER_PW: &str = "walrus cinnamon lantern quietly";
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
 
 /// A command the default (allowlist) policy sends to a person: `factor` is harmless
@@ -32,12 +31,7 @@ struct World {
 /// A gateway with the sandbox, an owner account logged in, and `extra` config.
 fn world(extra: &str) -> World {
     let setup = Setup::new(&format!("{FAST}\n{}\n{extra}", sandbox_toml(SANDBOX)));
-    let added = setup.cli_with(
-        &["user", "add", "--admin", "owner", "--password-stdin"],
-        &[],
-        Some(OWNER_PW.as_bytes()),
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
+    setup.add_owner();
     let gateway = setup.start();
     let access = login(&gateway, "owner", OWNER_PW);
     World {

@@ -4,6 +4,7 @@
 mod auth;
 mod issues;
 mod tools;
+mod web;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -96,18 +97,6 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     text.parse().map_err(|_| invalid())
 }
 
-fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
 /// `[server]`: where to listen and the limits of each connection and request.
 fn validate_server(raw: RawServer, check: &mut Issues<'_>) -> ServerConfig {
     let bind = parse_bind(&raw.bind).unwrap_or_else(|message| {
@@ -120,12 +109,11 @@ fn validate_server(raw: RawServer, check: &mut Issues<'_>) -> ServerConfig {
             .ok()
     });
     if let Some(url) = &raw.public_url
-        && (!(url.starts_with("https://") || url.starts_with("http://"))
-            || url.contains(char::is_whitespace))
+        && let Some(problem) = web::public_url_problem(url)
     {
         check.push(
             "server.public_url",
-            format!("{url:?} is not an http(s) URL such as https://aisopod.local:3080"),
+            format!("{url:?} is not an http(s) URL such as https://aisopod.local:3080: {problem}"),
         );
     }
     ServerConfig {
@@ -253,7 +241,7 @@ fn validate_tls(raw: RawTls, check: &mut Issues<'_>) -> TlsConfig {
         },
     };
     for (index, name) in raw.extra_names.iter().enumerate() {
-        if name.parse::<IpAddr>().is_err() && !is_dns_name(name) {
+        if !web::is_host(name) {
             check.push(
                 &format!("tls.extra_names.{index}"),
                 format!("{name:?} is neither a DNS name nor an IP address"),
@@ -298,12 +286,13 @@ fn validate_security(
         None => raw.mode,
     };
     for (index, origin) in raw.cors_origins.iter().enumerate() {
-        if origin != "*" && http::HeaderValue::from_str(origin).is_err()
-            || !(origin == "*" || origin.starts_with("https://") || origin.starts_with("http://"))
-        {
+        if origin == "*" {
+            continue;
+        }
+        if let Some(problem) = web::origin_problem(origin) {
             check.push(
                 &format!("security.cors_origins.{index}"),
-                format!("{origin:?} is not an origin such as https://dashboard.example"),
+                format!("{origin:?} is not an origin such as https://dashboard.example: {problem}"),
             );
         }
     }

@@ -13,6 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::types::{DirEntry, DirListing, EntryKind, FileContents, MAX_PATH_BYTES, PathError};
+use crate::fsutil::IoError;
 
 /// Longest single name accepted, in bytes (Linux's `NAME_MAX`).
 const MAX_NAME_BYTES: usize = 255;
@@ -53,10 +54,8 @@ impl Workspace {
     /// Opens the workspace at `root`, creating it (mode 0700, with missing parents) if
     /// it does not exist. `root` itself is trusted configuration: it may be a link.
     pub fn open(root: &Path) -> Result<Workspace, PathError> {
-        let shown = root.display().to_string();
         let io = |op: &'static str| {
-            let path = shown.clone();
-            move |source: std::io::Error| PathError::Io { op, path, source }
+            move |source: std::io::Error| PathError::Io(IoError::new(op, root, source))
         };
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -112,21 +111,17 @@ impl Workspace {
         )?;
         let stat = regular_file(rel, &fd)?;
         if (stat.st_dev, stat.st_ino) != (seen.st_dev, seen.st_ino) {
-            return Err(PathError::Io {
-                op: "open",
-                path: shown(rel),
-                source: std::io::Error::other("the file was replaced while it was opened"),
-            });
+            return Err(PathError::Io(IoError::new(
+                "open",
+                shown(rel),
+                std::io::Error::other("the file was replaced while it was opened"),
+            )));
         }
         let mut bytes = Vec::new();
         File::from(fd)
             .take(max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|source| PathError::Io {
-                op: "read",
-                path: shown(rel),
-                source,
-            })?;
+            .map_err(|source| PathError::Io(IoError::new("read", shown(rel), source)))?;
         let read = bytes.len() as u64;
         let truncated = read > max_bytes;
         if truncated {
@@ -181,11 +176,7 @@ impl Workspace {
                 Ok(())
             })
             .and_then(|()| file.sync_all());
-        written.map_err(|source| PathError::Io {
-            op: "write",
-            path: shown(rel),
-            source,
-        })?;
+        written.map_err(|source| PathError::Io(IoError::new("write", shown(rel), source)))?;
         drop(file);
         rustix::fs::renameat(&dir, temp_name.as_str(), &dir, name)
             .map_err(|errno| map_errno(rel, "replace", errno))?;
@@ -342,10 +333,12 @@ fn create_temp(rel: &str, dir: &OwnedFd) -> Result<(String, OwnedFd), PathError>
     let mut last = Errno::EXIST;
     for _ in 0..8 {
         let mut bytes = [0u8; 8];
-        random.fill(&mut bytes).map_err(|_| PathError::Io {
-            op: "name a temporary file for",
-            path: shown(rel),
-            source: std::io::Error::other("the system random number generator failed"),
+        random.fill(&mut bytes).map_err(|_| {
+            PathError::Io(IoError::new(
+                "name a temporary file for",
+                shown(rel),
+                std::io::Error::other("the system random number generator failed"),
+            ))
         })?;
         let name = format!(".aisopod-write-{}", hex::encode(bytes));
         match rustix::fs::openat2(
@@ -449,20 +442,12 @@ fn map_errno(rel: &str, op: &'static str, errno: Errno) -> PathError {
             reason: "it is too long",
         },
         Errno::NOSYS => PathError::Unsupported,
-        errno => PathError::Io {
-            op,
-            path,
-            source: errno.into(),
-        },
+        errno => PathError::Io(IoError::new(op, path, errno.into())),
     }
 }
 
 fn io_error<'a>(op: &'static str, rel: &'a str) -> impl FnOnce(Errno) -> PathError + 'a {
-    move |errno| PathError::Io {
-        op,
-        path: shown(rel),
-        source: errno.into(),
-    }
+    move |errno| PathError::Io(IoError::new(op, shown(rel), errno.into()))
 }
 
 /// The path as errors show it: at most [`SHOWN_PATH_BYTES`], cut on a character boundary.
@@ -509,6 +494,27 @@ mod tests {
         fn outside(&self) -> PathBuf {
             self.dir.path().join("outside")
         }
+    }
+
+    #[test]
+    fn a_root_that_cannot_be_made_is_an_io_error_naming_the_operation_and_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"").unwrap();
+        let root = blocker.join("ws");
+        let err = Workspace::open(&root).unwrap_err();
+        assert_eq!(err.code(), "io");
+        let PathError::Io(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((io.op, io.path.as_path()), ("create", root.as_path()));
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot create {:?} in the workspace: ",
+                root.display().to_string()
+            )),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::fsutil::IoError;
+
 /// Longest path accepted, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 
@@ -53,13 +55,15 @@ pub enum PathError {
         )
     )]
     Unsupported,
-    #[error("cannot {op} {path:?} in the workspace: {source}")]
-    Io {
-        op: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The path is the one the caller gave (cut to a shown length), or the workspace's
+    /// root when it is being opened.
+    #[error(
+        "cannot {} {:?} in the workspace: {}",
+        .0.op,
+        .0.path.to_string_lossy(),
+        .0.source
+    )]
+    Io(#[source] IoError),
 }
 
 impl PathError {
