@@ -6,22 +6,11 @@ use std::sync::Arc;
 use crate::auth::password::Passwords;
 use crate::auth::users::Accounts;
 use crate::clock::{ManualClock, SharedClock};
-use crate::config::{ConfigSource, Environment};
+use crate::config::ConfigSource;
 use crate::keys::secrets::Secrets;
 use crate::store::Store;
 
-/// An environment with no variables, run from a checkout.
-pub struct NoEnv;
-
-impl Environment for NoEnv {
-    fn var(&self, _: &str) -> Option<String> {
-        None
-    }
-
-    fn installed(&self) -> bool {
-        false
-    }
-}
+pub use crate::config::testing::NoEnv;
 
 pub struct Fixture {
     /// Held so the store's directory lives as long as the fixture.
