@@ -30,6 +30,25 @@ pub(super) struct RawConfig {
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
     pub(super) agents: Vec<RawAgent>,
+    pub(super) chats: RawChats,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawChats {
+    pub(super) max_message: Size,
+    pub(super) max_page: u64,
+    pub(super) max_per_user: u64,
+}
+
+impl Default for RawChats {
+    fn default() -> Self {
+        Self {
+            max_message: Size(64 * 1024),
+            max_page: 100,
+            max_per_user: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +71,12 @@ pub(super) struct RawAgent {
     pub(super) name: String,
     pub(super) tools: Option<Vec<String>>,
     pub(super) workspace: Option<PathBuf>,
+    pub(super) provider: Option<String>,
+    pub(super) model: Option<String>,
+    pub(super) fallbacks: Vec<String>,
+    pub(super) system_prompt: Option<String>,
+    pub(super) max_tool_iterations: Option<u64>,
+    pub(super) temperature: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -58,6 +58,12 @@ pub(super) fn validate(
         ),
     };
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
+    let chats = ChatsConfig {
+        max_message: check.range("chats.max_message", raw.chats.max_message.0, 1, MIB) as usize,
+        max_page: check.range("chats.max_page", raw.chats.max_page, 1, 1000) as usize,
+        max_per_user: check.range("chats.max_per_user", raw.chats.max_per_user, 1, 1_000_000)
+            as usize,
+    };
     let config = Config {
         source,
         server,
@@ -71,6 +77,7 @@ pub(super) fn validate(
         tools,
         approval,
         agents,
+        chats,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {
