@@ -250,6 +250,8 @@ pub(super) struct RawRateLimit {
     pub(super) auth_burst: u64,
     pub(super) api_per_minute: u64,
     pub(super) api_burst: u64,
+    pub(super) authenticated_per_minute: u64,
+    pub(super) authenticated_burst: u64,
     pub(super) trusted_proxies: Vec<String>,
     pub(super) ipv6_prefix: u64,
 }
@@ -261,6 +263,8 @@ impl Default for RawRateLimit {
             auth_burst: 5,
             api_per_minute: 30,
             api_burst: 30,
+            authenticated_per_minute: 600,
+            authenticated_burst: 150,
             trusted_proxies: Vec::new(),
             ipv6_prefix: 64,
         }

@@ -151,8 +151,12 @@ pub struct PasswordConfig {
 pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     pub auth_burst: u32,
+    /// Requests without a valid credential, per address.
     pub api_per_minute: u32,
     pub api_burst: u32,
+    /// Requests with a valid credential, per address and per credential.
+    pub authenticated_per_minute: u32,
+    pub authenticated_burst: u32,
     /// Proxies whose `X-Forwarded-For` is believed, as networks.
     pub trusted_proxies: Vec<IpNet>,
     /// IPv6 clients are counted per network of this prefix length (one host usually

@@ -23,7 +23,12 @@ pub struct World {
 
 impl World {
     pub fn new(extra: &str, users: &[&str]) -> World {
-        let setup = Setup::new(&format!("{FAST}\n{extra}"));
+        World::with_limits(FAST, extra, users)
+    }
+
+    /// [`World::new`] with `base` config in place of [`FAST`].
+    pub fn with_limits(base: &str, extra: &str, users: &[&str]) -> World {
+        let setup = Setup::new(&format!("{base}\n{extra}"));
         for (name, admin) in
             std::iter::once((&"root", true)).chain(users.iter().map(|u| (u, false)))
         {
@@ -494,4 +499,126 @@ fn chat_listing_pages_with_a_cursor_newest_first() {
     }
     made.reverse();
     assert_eq!(seen, made);
+}
+
+/// The default API rate limit lets one phone run a streaming chat, the dashboard and an
+/// OpenAI client at once: a busy minute of all three, sent as fast as the gateway
+/// answers (harder than the same requests spread over the minute), never sees a 429,
+/// over HTTP/1.1 and HTTP/2. A flood, anonymous or with a valid token, is still refused,
+/// and the owner is served right after.
+#[test]
+fn one_phone_with_three_clients_is_never_limited_while_a_flood_is() {
+    use reqwest::Method;
+    let w = World::with_limits(
+        "[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1",
+        "",
+        &[],
+    );
+    let session = w.token("root").to_string();
+    let openai = w.api_token("openai-client", &["chat:read", "chat:write", "agent:read"]);
+    let script = w.api_token("runaway-script", &["chat:read"]);
+    let dashboard = w.gateway.client_speaking(version_of(false), "127.0.0.1");
+    let chat_app = w.gateway.client_speaking(version_of(true), "127.0.0.1");
+    let openai_client = w.gateway.client_speaking(version_of(false), "127.0.0.1");
+    let (status, chat) = call(
+        &chat_app,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        &session,
+        Some(json!({"title": "phone"})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let messages = w.url(&format!(
+        "/api/v1/chats/{}/messages",
+        chat["id"].as_str().unwrap()
+    ));
+    let dashboard_paths = [
+        "/api/v1/chats",
+        "/api/v1/agents",
+        "/api/v1/usage",
+        "/api/v1/approvals",
+    ];
+
+    let mut minute: Vec<(&Client, Method, String, &str, Option<Value>)> = Vec::new();
+    // The dashboard loads (12 requests), then polls three endpoints every 5 s (36).
+    for i in 0..48 {
+        let path = dashboard_paths[i % dashboard_paths.len()];
+        minute.push((&dashboard, Method::GET, w.url(path), &session, None));
+    }
+    // The chat: a WebSocket ticket, then five messages, each with a history read.
+    minute.push((
+        &chat_app,
+        Method::POST,
+        w.url("/auth/ws-ticket"),
+        &session,
+        None,
+    ));
+    for n in 0..5 {
+        let body = json!({"content": format!("message {n}")});
+        minute.push((
+            &chat_app,
+            Method::POST,
+            messages.clone(),
+            &session,
+            Some(body),
+        ));
+        minute.push((&chat_app, Method::GET, messages.clone(), &session, None));
+    }
+    // An OpenAI client in a tool loop: one request every 2 s.
+    for _ in 0..30 {
+        minute.push((
+            &openai_client,
+            Method::GET,
+            w.url("/api/v1/agents"),
+            &openai,
+            None,
+        ));
+    }
+    // Interleaved, as three clients on one phone would send them.
+    minute.sort_by_key(|(_, _, url, _, _)| url.len() % 3);
+    let sent = minute.len();
+    for (client, method, url, token, body) in minute {
+        let (status, answer) = call(client, method.clone(), &url, token, body);
+        assert!(
+            status.is_success(),
+            "{method} {url}: {status} {answer} (of {sent})"
+        );
+    }
+
+    // Floods from other addresses: without a credential, and with a valid token.
+    let anonymous = w.gateway.client_speaking(version_of(false), "127.0.0.9");
+    let tokened = w.gateway.client_speaking(version_of(true), "127.0.0.10");
+    let mut limited = [0, 0];
+    for _ in 0..400 {
+        let status = anonymous
+            .get(w.url("/api/v1/chats"))
+            .send()
+            .unwrap()
+            .status();
+        limited[0] += usize::from(status == StatusCode::TOO_MANY_REQUESTS);
+        let (status, _) = call(
+            &tokened,
+            Method::GET,
+            &w.url("/api/v1/chats"),
+            &script,
+            None,
+        );
+        limited[1] += usize::from(status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(
+        limited[0] >= 300,
+        "anonymous flood: {} of 400 refused",
+        limited[0]
+    );
+    assert!(
+        limited[1] >= 100,
+        "token flood: {} of 400 refused",
+        limited[1]
+    );
+
+    // The owner's clients are served at once.
+    for (client, token) in [(&dashboard, &session), (&openai_client, &openai)] {
+        let (status, _) = call(client, Method::GET, &w.url("/api/v1/chats"), token, None);
+        assert_eq!(status, StatusCode::OK);
+    }
 }

@@ -337,6 +337,18 @@ fn validate_rate_limit(raw: RawRateLimit, check: &mut Issues<'_>) -> RateLimitCo
             1_000_000,
         ) as u32,
         api_burst: check.range("rate_limit.api_burst", raw.api_burst, 1, 1_000_000) as u32,
+        authenticated_per_minute: check.range(
+            "rate_limit.authenticated_per_minute",
+            raw.authenticated_per_minute,
+            1,
+            1_000_000,
+        ) as u32,
+        authenticated_burst: check.range(
+            "rate_limit.authenticated_burst",
+            raw.authenticated_burst,
+            1,
+            1_000_000,
+        ) as u32,
         ipv6_prefix: check.range("rate_limit.ipv6_prefix", raw.ipv6_prefix, 32, 128) as u8,
         trusted_proxies: raw
             .trusted_proxies
