@@ -8,6 +8,7 @@
 //! reads the config file and the environment, and checks the permissions of key files
 //! the config names.
 
+pub mod agents;
 mod env;
 mod issue;
 mod raw;

@@ -30,6 +30,25 @@ pub(super) struct RawConfig {
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
     pub(super) agents: Vec<RawAgent>,
+    pub(super) chats: RawChats,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawChats {
+    pub(super) max_message: Size,
+    pub(super) max_page: u64,
+    pub(super) max_per_user: u64,
+}
+
+impl Default for RawChats {
+    fn default() -> Self {
+        Self {
+            max_message: Size(64 * 1024),
+            max_page: 100,
+            max_per_user: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +71,12 @@ pub(super) struct RawAgent {
     pub(super) name: String,
     pub(super) tools: Option<Vec<String>>,
     pub(super) workspace: Option<PathBuf>,
+    pub(super) provider: Option<String>,
+    pub(super) model: Option<String>,
+    pub(super) fallbacks: Vec<String>,
+    pub(super) system_prompt: Option<String>,
+    pub(super) max_tool_iterations: Option<u64>,
+    pub(super) temperature: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -225,6 +250,8 @@ pub(super) struct RawRateLimit {
     pub(super) auth_burst: u64,
     pub(super) api_per_minute: u64,
     pub(super) api_burst: u64,
+    pub(super) authenticated_per_minute: u64,
+    pub(super) authenticated_burst: u64,
     pub(super) trusted_proxies: Vec<String>,
     pub(super) ipv6_prefix: u64,
 }
@@ -236,6 +263,8 @@ impl Default for RawRateLimit {
             auth_burst: 5,
             api_per_minute: 30,
             api_burst: 30,
+            authenticated_per_minute: 600,
+            authenticated_burst: 150,
             trusted_proxies: Vec::new(),
             ipv6_prefix: 64,
         }

@@ -32,6 +32,18 @@ pub struct Config {
     /// The agents tool calls act for; never empty (a built-in `default` agent when the
     /// file names none).
     pub agents: Vec<AgentConfig>,
+    pub chats: ChatsConfig,
+}
+
+/// `[chats]`: the limits every chat and message is held to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatsConfig {
+    /// Longest message content, in bytes.
+    pub max_message: usize,
+    /// Most chats or messages one page of a listing holds.
+    pub max_page: usize,
+    /// Most chats one user may own.
+    pub max_per_user: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -139,8 +151,12 @@ pub struct PasswordConfig {
 pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     pub auth_burst: u32,
+    /// Requests without a valid credential, per address.
     pub api_per_minute: u32,
     pub api_burst: u32,
+    /// Requests with a valid credential, per address and per credential.
+    pub authenticated_per_minute: u32,
+    pub authenticated_burst: u32,
     /// Proxies whose `X-Forwarded-For` is believed, as networks.
     pub trusted_proxies: Vec<IpNet>,
     /// IPv6 clients are counted per network of this prefix length (one host usually
@@ -398,12 +414,34 @@ pub struct ApprovalConfig {
     pub timeout: Duration,
 }
 
-/// One `[[agents]]` entry: which tools it may call and where its files live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `[[agents]]` entry: which model answers for it, which tools it may call and
+/// where its files live.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     pub name: String,
     pub tools: Vec<String>,
     pub workspace: PathBuf,
+    /// The `[[providers]]` entry that serves `model`; `None` for a tools-only agent.
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// Tried in order when the provider fails before any output reached the client.
+    pub fallbacks: Vec<ModelRef>,
+    pub system_prompt: Option<String>,
+    pub max_tool_iterations: u32,
+    pub temperature: Option<f64>,
+}
+
+/// A `provider/model` name, as fallbacks and the OpenAI API's `model` field give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
 }
 
 /// The name of the agent that exists when the configuration names none.

@@ -631,3 +631,43 @@ fn cors_origins_are_bare_origins_a_browser_could_send() {
         "is not an origin such as",
     );
 }
+
+#[test]
+fn agent_fields_are_checked_and_named_with_their_entry() {
+    let env = FakeEnv::default();
+    let config = parse_str(
+        "[[agents]]\nname = \"helper\"\nprovider = \"ollama\"\nmodel = \"llama3.1:8b\"\n\
+         fallbacks = [\"openai/gpt-4o-mini\"]\nsystem_prompt = \"Be brief.\"\n\
+         max_tool_iterations = 4\ntemperature = 0.2\n",
+        &env,
+    )
+    .unwrap();
+    let agent = &config.agents[0];
+    assert_eq!(agent.model.as_deref(), Some("llama3.1:8b"));
+    assert_eq!(agent.fallbacks[0].to_string(), "openai/gpt-4o-mini");
+    assert_eq!(agent.max_tool_iterations, 4);
+    let found = issues(
+        "[[agents]]\nname = \"a\"\nprovider = \"ollama\"\n\
+         [[agents]]\nname = \"b\"\nprovider = \"x\"\nmodel = \"m\"\ntemperature = 2.5\n\
+         fallbacks = [\"no-slash\"]\nmax_tool_iterations = 0\n\
+         [chats]\nmax_page = 0\n",
+        &env,
+    );
+    let keys: Vec<(&str, &str)> = found
+        .iter()
+        .map(|i| (i.key.as_str(), i.message.as_str()))
+        .collect();
+    for key in [
+        "agents.0.model",
+        "agents.1.temperature",
+        "agents.1.fallbacks.0",
+        "agents.1.max_tool_iterations",
+        "chats.max_page",
+    ] {
+        assert!(
+            keys.iter().any(|(k, _)| *k == key),
+            "{key} missing from {keys:?}"
+        );
+    }
+    assert!(keys.contains(&("agents.1.temperature", "must be between 0 and 2")));
+}

@@ -1,8 +1,12 @@
 //! The gateway proper: what agents may do on the user's behalf. It owns the agents'
 //! tools and their path from a call to a result (filter, approval, sandbox, path
-//! guard). It never speaks HTTP and never stores anything itself; the server and the
-//! CLI call in, and it calls down into `policy`, `audit` and `sandbox`.
+//! guard), the agents, the chats with their visibility rules, and usage accounting
+//! (each stored through `store`'s typed trees). It never speaks HTTP; the server and
+//! the CLI call in, and it calls down into `policy`, `audit`, `sandbox` and `store`.
 
+pub mod agents;
 pub mod approval;
+pub mod chats;
 pub mod paths;
 pub mod tools;
+pub mod usage;

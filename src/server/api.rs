@@ -34,6 +34,20 @@ impl Api {
         self
     }
 
+    /// Adds one method of a route whose methods need different access; the method's
+    /// declaration wins over the path's.
+    pub fn route_method(
+        mut self,
+        method: http::Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Arc<App>>,
+    ) -> Api {
+        self.access.declare(Some(method), path, access);
+        self.router = self.router.route(path, handler);
+        self
+    }
+
     pub fn merge(mut self, other: Api) -> Api {
         for (method, path, access) in other.access.entries() {
             self.access.declare(method.cloned(), path, access);

@@ -59,6 +59,11 @@ pub enum ErrorCode {
     UnknownType,
     InvalidMessage,
     SessionRevoked,
+    // Chats and agents.
+    BadCursor,
+    PageTooLarge,
+    LimitReached,
+    ReadOnly,
 }
 
 impl ErrorCode {
@@ -102,6 +107,10 @@ impl ErrorCode {
             ErrorCode::UnknownType => "unknown_type",
             ErrorCode::InvalidMessage => "invalid_message",
             ErrorCode::SessionRevoked => "session_revoked",
+            ErrorCode::BadCursor => "bad_cursor",
+            ErrorCode::PageTooLarge => "page_too_large",
+            ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::ReadOnly => "read_only",
         }
     }
 }
@@ -391,6 +400,65 @@ impl From<crate::gateway::approval::ApprovalError> for ApiError {
     }
 }
 
+impl From<crate::gateway::chats::ChatError> for ApiError {
+    fn from(err: crate::gateway::chats::ChatError) -> Self {
+        use crate::gateway::chats::ChatError as E;
+        let (status, code) = match &err {
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            E::BadCursor(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadCursor),
+            E::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::MessageTooLarge),
+            E::PageTooLarge { .. } => (StatusCode::BAD_REQUEST, ErrorCode::PageTooLarge),
+            E::TooManyChats { .. } => (StatusCode::CONFLICT, ErrorCode::LimitReached),
+            E::VisibilityNotAllowed(_) | E::NotOwner => {
+                (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+            }
+            E::InvalidId(_) | E::Empty | E::InvalidTitle | E::TooManyMembers => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest)
+            }
+            E::Store(_) => {
+                return match err {
+                    E::Store(err) => Error::Store(err).into(),
+                    _ => ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR),
+                };
+            }
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+impl From<crate::gateway::agents::AgentError> for ApiError {
+    fn from(err: crate::gateway::agents::AgentError) -> Self {
+        use crate::gateway::agents::AgentError as E;
+        let (status, code) = match &err {
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            E::Exists(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            E::ReadOnly(_) => (StatusCode::CONFLICT, ErrorCode::ReadOnly),
+            E::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest),
+            E::Store(_) => {
+                return match err {
+                    E::Store(err) => Error::Store(err).into(),
+                    _ => ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR),
+                };
+            }
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+impl From<crate::gateway::usage::UsageError> for ApiError {
+    fn from(err: crate::gateway::usage::UsageError) -> Self {
+        use crate::gateway::usage::UsageError as E;
+        match err {
+            E::BadDay(_) | E::EmptyRange { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                err.to_string(),
+            ),
+            E::Store(err) => Error::Store(err).into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +504,10 @@ mod tests {
             (C::UnknownType, "unknown_type"),
             (C::InvalidMessage, "invalid_message"),
             (C::SessionRevoked, "session_revoked"),
+            (C::BadCursor, "bad_cursor"),
+            (C::PageTooLarge, "page_too_large"),
+            (C::LimitReached, "limit_reached"),
+            (C::ReadOnly, "read_only"),
         ];
         for (code, wire) in released {
             assert_eq!(serde_json::to_value(code).unwrap(), wire, "{code:?}");

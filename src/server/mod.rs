@@ -4,10 +4,12 @@
 //! settings) takes an already bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0` and drive shutdown themselves. Handlers never see TLS or sockets.
 
+pub mod agent_routes;
 pub mod api;
 pub mod approval_routes;
 pub mod auth;
 pub mod auth_routes;
+pub mod chat_routes;
 pub mod connection;
 pub mod device_routes;
 pub mod error;
@@ -18,6 +20,7 @@ pub mod middleware;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
+pub mod usage_routes;
 pub mod ws;
 
 pub use api::Api;
@@ -47,6 +50,9 @@ pub fn api() -> Api {
         .merge(auth_routes::api())
         .merge(device_routes::api())
         .merge(approval_routes::api())
+        .merge(chat_routes::api())
+        .merge(agent_routes::api())
+        .merge(usage_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

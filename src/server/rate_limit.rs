@@ -1,7 +1,10 @@
 //! Rate limits: how often one client may knock, per route class.
 //!
 //! Authentication routes (login, refresh, claim, device flow) are limited per client
-//! address; API routes per client address and per credential. The client address is the
+//! address. API requests without a valid credential are limited per client address
+//! (`api_*`); those with one get a larger budget (`authenticated_*`), per address and
+//! per credential, so one person's phone running a streaming chat, a dashboard and an
+//! OpenAI client at once is never refused in ordinary use, while a flood still is. The client address is the
 //! TCP peer, unless the peer is a configured trusted proxy, in which case the nearest
 //! address in `X-Forwarded-For` that is not itself a trusted proxy is used. From anyone
 //! else the header is ignored, so a client cannot pick its own address to dodge limits.
@@ -188,6 +191,7 @@ pub enum RouteClass {
 pub struct RateLimits {
     auth_by_ip: Keyed<ClientKey>,
     api_by_ip: Keyed<ClientKey>,
+    authenticated_by_ip: Keyed<ClientKey>,
     api_by_credential: Keyed<String>,
     trusted_proxies: Vec<IpNet>,
     ipv6_prefix: u8,
@@ -208,7 +212,14 @@ impl RateLimits {
         RateLimits {
             auth_by_ip: keyed(quota(config.auth_per_minute, config.auth_burst)),
             api_by_ip: keyed(quota(config.api_per_minute, config.api_burst)),
-            api_by_credential: keyed(quota(config.api_per_minute, config.api_burst)),
+            authenticated_by_ip: keyed(quota(
+                config.authenticated_per_minute,
+                config.authenticated_burst,
+            )),
+            api_by_credential: keyed(quota(
+                config.authenticated_per_minute,
+                config.authenticated_burst,
+            )),
             trusted_proxies: config.trusted_proxies.clone(),
             ipv6_prefix: config.ipv6_prefix,
         }
@@ -231,16 +242,15 @@ impl RateLimits {
         let key = self.key(ip);
         match class {
             RouteClass::Auth => self.auth_by_ip.check_key(&key).map_err(wait),
-            RouteClass::Api => {
-                self.api_by_ip.check_key(&key).map_err(wait)?;
-                match credential {
-                    Some(id) => self
-                        .api_by_credential
+            RouteClass::Api => match credential {
+                Some(id) => {
+                    self.authenticated_by_ip.check_key(&key).map_err(wait)?;
+                    self.api_by_credential
                         .check_key(&id.to_string())
-                        .map_err(wait),
-                    None => Ok(()),
+                        .map_err(wait)
                 }
-            }
+                None => self.api_by_ip.check_key(&key).map_err(wait),
+            },
         }
     }
 
@@ -248,12 +258,16 @@ impl RateLimits {
     pub fn forget_idle(&self) {
         self.auth_by_ip.retain_recent();
         self.api_by_ip.retain_recent();
+        self.authenticated_by_ip.retain_recent();
         self.api_by_credential.retain_recent();
     }
 
     /// How many keys the limiters hold, all together.
     pub fn tracked(&self) -> usize {
-        self.auth_by_ip.len() + self.api_by_ip.len() + self.api_by_credential.len()
+        self.auth_by_ip.len()
+            + self.api_by_ip.len()
+            + self.authenticated_by_ip.len()
+            + self.api_by_credential.len()
     }
 
     /// The address requests from `peer` are counted against.
@@ -342,6 +356,8 @@ mod tests {
             auth_burst: 3,
             api_per_minute: 30,
             api_burst: 5,
+            authenticated_per_minute: 30,
+            authenticated_burst: 5,
             trusted_proxies: trusted.iter().map(|t| IpNet::parse(t).unwrap()).collect(),
             ipv6_prefix: 64,
         }

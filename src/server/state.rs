@@ -18,8 +18,11 @@ use crate::auth::users::Accounts;
 use crate::clock::SharedClock;
 use crate::config::{Config, SecurityMode, TlsMode, key_file_problem};
 use crate::error::{Error, Result};
+use crate::gateway::agents::Agents;
 use crate::gateway::approval::Broker;
+use crate::gateway::chats::Chats;
 use crate::gateway::tools::Tools;
+use crate::gateway::usage::Usage;
 use crate::keys::secrets::{Secrets, master_key_path};
 use crate::sandbox::{Runner, SandboxStatus};
 use crate::server::load::Load;
@@ -145,6 +148,33 @@ pub struct App {
     pub approvals: Arc<Broker>,
     /// The agents' tools.
     pub tools: Tools,
+    pub gateway: Gateway,
+}
+
+/// The AI gateway's stores: agents, chats and usage.
+#[derive(Debug)]
+pub struct Gateway {
+    pub agents: Agents,
+    pub chats: Chats,
+    pub usage: Usage,
+}
+
+impl Gateway {
+    fn open(services: &Services) -> Result<Gateway> {
+        let config = &services.config;
+        let refused = |what: &str, err: &dyn std::fmt::Display| {
+            Error::Refused(format!("the {what} cannot be opened: {err}"))
+        };
+        let store = &services.store;
+        Ok(Gateway {
+            agents: Agents::open(store, config.agents.clone(), &config.storage.data_dir)
+                .map_err(|err| refused("agents", &err))?,
+            chats: Chats::open(store, config.chats.clone(), services.clock.clone())
+                .map_err(|err| refused("chats", &err))?,
+            usage: Usage::open(store, services.clock.clone())
+                .map_err(|err| refused("usage records", &err))?,
+        })
+    }
 }
 
 impl App {
@@ -201,9 +231,11 @@ impl App {
         ));
         let tools = Tools::new(&services.config, &services.store)
             .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
+        let gateway = Gateway::open(&services)?;
         Ok(App {
             approvals,
             tools,
+            gateway,
             services,
             tls,
             tasks: Tasks::default(),

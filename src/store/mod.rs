@@ -52,6 +52,10 @@ pub enum TreeName {
     Families,
     Revoked,
     ApprovalRules,
+    Chats,
+    Messages,
+    Agents,
+    Usage,
 }
 
 impl TreeName {
@@ -66,6 +70,10 @@ impl TreeName {
             TreeName::Revoked => "revoked",
             TreeName::Families => "families",
             TreeName::ApprovalRules => "approval_rules",
+            TreeName::Chats => "chats",
+            TreeName::Messages => "messages",
+            TreeName::Agents => "agents",
+            TreeName::Usage => "usage",
         }
     }
 }
@@ -649,6 +657,51 @@ impl<K: StoreKey, V: Serialize + DeserializeOwned> Tree<K, V> {
             let (k, v) = entry.map_err(write_error)?;
             self.decode(&k, &v)
         })
+    }
+
+    /// Entries below `end` (exclusive; all when `None`), last key first.
+    pub fn iter_before(
+        &self,
+        end: Option<&K>,
+    ) -> impl Iterator<Item = Result<(K, V), StoreError>> + '_ {
+        let range = match end {
+            Some(end) => self.tree.range(..end.to_bytes()),
+            None => self.tree.iter(),
+        };
+        range.rev().map(move |entry| {
+            let (k, v) = entry.map_err(write_error)?;
+            self.decode(&k, &v)
+        })
+    }
+
+    /// Removes `key` here and `other_keys` from `other` in one sled transaction, so that
+    /// after a crash all are gone or none is (a chat and its messages). Not durable
+    /// until [`Store::sync`].
+    pub fn remove_with<K2: StoreKey, V2: Serialize + DeserializeOwned>(
+        &self,
+        key: &K,
+        other: &Tree<K2, V2>,
+        other_keys: &[K2],
+    ) -> Result<(), StoreError> {
+        use sled::Transactional;
+        use sled::transaction::TransactionError;
+        let key = key.to_bytes();
+        let other_keys: Vec<Vec<u8>> = other_keys.iter().map(StoreKey::to_bytes).collect();
+        let _gate = self.store.write_gate();
+        (&self.tree, &other.tree)
+            .transaction(|(this, that)| {
+                this.remove(key.as_slice())?;
+                for other_key in &other_keys {
+                    that.remove(other_key.as_slice())?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Storage(err) => write_error(err),
+                TransactionError::Abort(()) => StoreError::Write("transaction aborted".into()),
+            })?;
+        self.store.note_write();
+        Ok(())
     }
 
     pub fn len(&self) -> usize {

@@ -13,8 +13,10 @@
 
 mod support;
 
+mod agents;
 mod auth;
 mod backup;
+mod chats;
 mod cli;
 mod device;
 mod durability;
@@ -23,3 +25,4 @@ mod proxy;
 mod sandbox;
 mod service;
 mod tools;
+mod usage;

@@ -59,6 +59,12 @@ pub(super) fn validate(
         ),
     };
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
+    let chats = ChatsConfig {
+        max_message: check.range("chats.max_message", raw.chats.max_message.0, 1, MIB) as usize,
+        max_page: check.range("chats.max_page", raw.chats.max_page, 1, 1000) as usize,
+        max_per_user: check.range("chats.max_per_user", raw.chats.max_per_user, 1, 1_000_000)
+            as usize,
+    };
     let config = Config {
         source,
         server,
@@ -72,6 +78,7 @@ pub(super) fn validate(
         tools,
         approval,
         agents,
+        chats,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {
@@ -319,6 +326,18 @@ fn validate_rate_limit(raw: RawRateLimit, check: &mut Issues<'_>) -> RateLimitCo
             1_000_000,
         ) as u32,
         api_burst: check.range("rate_limit.api_burst", raw.api_burst, 1, 1_000_000) as u32,
+        authenticated_per_minute: check.range(
+            "rate_limit.authenticated_per_minute",
+            raw.authenticated_per_minute,
+            1,
+            1_000_000,
+        ) as u32,
+        authenticated_burst: check.range(
+            "rate_limit.authenticated_burst",
+            raw.authenticated_burst,
+            1,
+            1_000_000,
+        ) as u32,
         ipv6_prefix: check.range("rate_limit.ipv6_prefix", raw.ipv6_prefix, 32, 128) as u8,
         trusted_proxies: raw
             .trusted_proxies

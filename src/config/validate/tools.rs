@@ -4,21 +4,12 @@
 use std::path::Path;
 
 use super::issues::{Issues, MIB};
+use crate::config::agents::{
+    AgentFields, CheckedAgent, DEFAULT_TOOL_ITERATIONS, check_agent, valid_agent_name,
+};
 use crate::config::raw::*;
 use crate::config::sandbox::{Language, Limits, Preference, ranges};
 use crate::config::settings::*;
-
-/// Agent names: short, and safe as a directory name.
-fn valid_agent_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_alphanumeric)
-}
 
 /// `[tools]`: the sandbox, the file tools' limits and the shell.
 pub(super) fn validate_tools(
@@ -50,6 +41,12 @@ pub(super) fn validate_agents(
             name: DEFAULT_AGENT.into(),
             tools: all_tools(),
             workspace: workspace(DEFAULT_AGENT),
+            provider: None,
+            model: None,
+            fallbacks: Vec::new(),
+            system_prompt: None,
+            max_tool_iterations: DEFAULT_TOOL_ITERATIONS,
+            temperature: None,
         }];
     }
     let mut agents: Vec<AgentConfig> = Vec::new();
@@ -73,17 +70,19 @@ pub(super) fn validate_agents(
             continue;
         }
         let tools = agent.tools.unwrap_or_else(all_tools);
-        for (t, tool) in tools.iter().enumerate() {
-            if !TOOL_NAMES.contains(&tool.as_str()) {
-                check.push(
-                    &format!("{key}.tools.{t}"),
-                    format!(
-                        "unknown tool {tool:?}: the tools are {}",
-                        TOOL_NAMES.join(", ")
-                    ),
-                );
-            }
-        }
+        let checked = check_agent(
+            &AgentFields {
+                name: &agent.name,
+                provider: agent.provider.as_deref(),
+                model: agent.model.as_deref(),
+                fallbacks: &agent.fallbacks,
+                system_prompt: agent.system_prompt.as_deref(),
+                tools: &tools,
+                max_tool_iterations: agent.max_tool_iterations,
+                temperature: agent.temperature,
+            },
+            &mut |field, message| check.push(&format!("{key}.{field}"), message),
+        );
         let workspace = match agent.workspace {
             Some(path) if path.is_absolute() && data_dir.starts_with(&path) => {
                 check.push(
@@ -119,10 +118,22 @@ pub(super) fn validate_agents(
             }
             None => workspace(&agent.name),
         };
+        // Kept even when broken (the issues already fail the run), so a later entry
+        // with the same name is still reported as a duplicate.
+        let checked = checked.unwrap_or(CheckedAgent {
+            fallbacks: Vec::new(),
+            max_tool_iterations: DEFAULT_TOOL_ITERATIONS,
+        });
         agents.push(AgentConfig {
             name: agent.name,
             tools,
             workspace,
+            provider: agent.provider,
+            model: agent.model,
+            fallbacks: checked.fallbacks,
+            system_prompt: agent.system_prompt,
+            max_tool_iterations: checked.max_tool_iterations,
+            temperature: agent.temperature,
         });
     }
     agents

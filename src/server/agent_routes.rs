@@ -1,0 +1,117 @@
+//! Agents over REST: `/api/v1/agents` (list `agent:read`, create `agent:manage`) and
+//! `/api/v1/agents/{name}` (read `agent:read`, replace and delete `agent:manage`).
+//! Agents from the config file are listed but read-only here. Every change is audited.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::audit::AuditEvent;
+use crate::auth::scopes::Scope;
+use crate::gateway::agents::AgentSpec;
+use crate::server::api::Api;
+use crate::server::auth::{Access, Caller, ClientIp};
+use crate::server::chat_routes::blocking;
+use crate::server::error::ApiError;
+use crate::server::json::JsonBody;
+use crate::server::state::App;
+
+pub fn api() -> Api {
+    Api::new()
+        .route(
+            "/api/v1/agents",
+            Access::Scope(Scope::AgentManage),
+            post(create),
+        )
+        .route_method(
+            Method::GET,
+            "/api/v1/agents",
+            Access::Scope(Scope::AgentRead),
+            get(list),
+        )
+        .route(
+            "/api/v1/agents/{name}",
+            Access::Scope(Scope::AgentManage),
+            put(replace).merge(delete(remove)),
+        )
+        .route_method(
+            Method::GET,
+            "/api/v1/agents/{name}",
+            Access::Scope(Scope::AgentRead),
+            get(read),
+        )
+}
+
+fn audit(app: &App, action: &str, caller: &Caller, ip: std::net::IpAddr, name: &str) {
+    app.audit().record_or_log(
+        AuditEvent::new(action)
+            .actor(caller.actor())
+            .target(name.to_string())
+            .source_ip(Some(ip)),
+    );
+}
+
+async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Result<Response, ApiError> {
+    let agents = blocking(move || Ok(app.gateway.agents.list()?)).await?;
+    Ok(Json(json!({ "agents": agents })).into_response())
+}
+
+async fn read(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let agent = blocking(move || Ok(app.gateway.agents.get(&name)?)).await?;
+    Ok(Json(agent).into_response())
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    JsonBody(spec): JsonBody<AgentSpec>,
+) -> Result<Response, ApiError> {
+    let agent = blocking(move || {
+        let agent = app.gateway.agents.create(spec)?;
+        audit(&app, "agent.create", &caller, ip, &agent.name);
+        Ok(agent)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(agent)).into_response())
+}
+
+async fn replace(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    Path(name): Path<String>,
+    JsonBody(spec): JsonBody<AgentSpec>,
+) -> Result<Response, ApiError> {
+    let agent = blocking(move || {
+        let agent = app.gateway.agents.update(&name, spec)?;
+        audit(&app, "agent.update", &caller, ip, &agent.name);
+        Ok(agent)
+    })
+    .await?;
+    Ok(Json(agent).into_response())
+}
+
+async fn remove(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        app.gateway.agents.delete(&name)?;
+        audit(&app, "agent.delete", &caller, ip, &name);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
