@@ -363,3 +363,87 @@ fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
         an.links.push((link_place, target_place));
     }
 }
+
+/// `find ROOTS EXPRESSION`: reads under its roots, deletes with `-delete`, writes with
+/// `-fprint`, and runs the command of every `-exec` (a wrapper).
+pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
+    let Call {
+        index, args, depth, ..
+    } = *call;
+    let cmd = Some(index);
+    let roots: Vec<&W> = args
+        .iter()
+        .take_while(|a| !a.text.starts_with('-') && a.text != "(" && a.text != "!")
+        .collect();
+    let root_prefix = match roots.as_slice() {
+        [one] if one.is_static() => {
+            let t = one.text.trim_end_matches('/');
+            format!("{t}/")
+        }
+        [] => "./".to_string(),
+        _ => String::new(),
+    };
+    for root in &roots {
+        read_target(an, cmd, root);
+    }
+    let mut i = roots.len();
+    while let Some(a) = args.get(i) {
+        match a.text.as_str() {
+            "-exec" | "-execdir" | "-ok" | "-okdir" => {
+                let mut inner = Vec::new();
+                let mut j = i + 1;
+                while let Some(w) = args.get(j) {
+                    if w.text == ";" || w.text == "+" {
+                        break;
+                    }
+                    if w.text.contains("{}") {
+                        // Paths under the one static root: a wildcard there, not an
+                        // unknown value.
+                        let mut under = W::unknown(&root_prefix);
+                        under.dynamic = root_prefix.is_empty();
+                        inner.push(under);
+                    } else {
+                        inner.push(w.clone());
+                    }
+                    j += 1;
+                }
+                judge_inner(an, index, &inner, depth, &Stdin::default(), "find");
+                i = j + 1;
+                continue;
+            }
+            "-delete" => {
+                for root in &roots {
+                    let place = an.place(root);
+                    if let Some(why) = an.filter.layout.precious_tree(&place) {
+                        an.find(
+                            cmd,
+                            Decision::Deny,
+                            "destructive.rm_recursive_system",
+                            format!(
+                                "find -delete removes everything under {}: {why}",
+                                place.display()
+                            ),
+                            false,
+                        );
+                    }
+                    let mut under = W::unknown(&root_prefix);
+                    under.dynamic = false;
+                    write_target(an, cmd, &under);
+                }
+            }
+            "-fprint" | "-fprint0" | "-fprintf" | "-fls" => {
+                if let Some(target) = args.get(i + 1) {
+                    write_target(an, cmd, target);
+                }
+            }
+            _ => {
+                if !a.is_static() && !a.text.starts_with('-') {
+                    // A dynamic pattern or name: harmless for find itself.
+                }
+            }
+        }
+        i += 1;
+    }
+    policy(an, index, "find");
+    true
+}

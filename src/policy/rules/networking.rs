@@ -202,3 +202,67 @@ pub(super) fn openssl(an: &mut Analyzer<'_>, call: &Call<'_>) {
         );
     }
 }
+
+/// `ssh [OPTIONS] HOST [CMD]`: reaches the host, runs local commands of `-o` options, and
+/// the remote command (judged as shell code; it runs on the other machine).
+pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
+    let Call {
+        index, args, depth, ..
+    } = *call;
+    let cmd = Some(index);
+    let with_value = [
+        "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-e", "-I", "-m",
+        "-O", "-Q", "-S", "-W", "-w", "-B",
+    ];
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a.text == "-o"
+            && let Some(option) = args.get(i + 1)
+        {
+            let lower = option.text.to_ascii_lowercase();
+            if lower.starts_with("proxycommand")
+                || lower.starts_with("localcommand")
+                || lower.starts_with("permitlocalcommand")
+            {
+                an.find(
+                    cmd,
+                    Decision::Approve,
+                    "network.ssh_local_command",
+                    "an ssh option runs a local command",
+                    false,
+                );
+                if let Some((_, code)) = option.text.split_once(['=', ' ']) {
+                    an.program(code, depth + 1);
+                }
+            }
+        }
+        if !is_option(a) {
+            break;
+        }
+        i += if with_value.contains(&a.text.as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    an.network_reads += 1;
+    let Some(host) = args.get(i) else {
+        return true;
+    };
+    host_check(an, index, "ssh", host, true);
+    let remote = args.get(i + 1..).unwrap_or(&[]);
+    if remote.is_empty() {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "network.remote_shell",
+            "ssh opens an interactive shell on another machine",
+            true,
+        );
+        return true;
+    }
+    let code: Vec<&str> = remote.iter().map(|w| w.text.as_str()).collect();
+    code_string(an, index, &code.join(" "), depth, false);
+    policy(an, index, "ssh");
+    true
+}
