@@ -447,3 +447,115 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
     policy(an, index, "find");
     true
 }
+
+/// Programs that change a file's metadata, never its content.
+pub(super) const METADATA_ONLY: &[&str] =
+    &["chmod", "chown", "chgrp", "chattr", "setfacl", "touch"];
+
+/// Programs that only change files: under the allowlist policy they run without approval
+/// when every path they are given lies inside the known workspace (the workspace itself
+/// excluded) with no `..`, and a symbolic link they make points inside it too.
+pub(super) const WORKSPACE_EDITS: &[&str] = &[
+    "rm", "rmdir", "unlink", "chmod", "chown", "chgrp", "ln", "mkdir", "mv", "cp", "touch",
+];
+
+pub(super) fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
+    if !WORKSPACE_EDITS.contains(&name) || an.filter.layout.workspace.is_none() {
+        return false;
+    }
+    let cwd_inside = an.cwd.as_ref().is_some_and(|cwd| {
+        cwd.root == Root::Absolute
+            && an.filter.layout.workspace.as_ref().is_some_and(|ws| {
+                cwd.comps.len() >= ws.len() && cwd.comps.iter().zip(ws).all(|(a, b)| a == b)
+            })
+    });
+    if !cwd_inside {
+        return false;
+    }
+    // Options with values (`--target-directory=/etc`, `--reference=...`) are not read.
+    if args
+        .iter()
+        .any(|a| is_option(a) && (a.text.contains('=') || a.text.contains('/')))
+    {
+        return false;
+    }
+    let mut ops = operands(args);
+    if name == "chmod" {
+        let Some(mode) = ops.first() else {
+            return false;
+        };
+        // setuid, setgid and sticky bits are not ordinary edits.
+        // Only an octal mode has a fourth digit for them (`4755`); `go-w` is symbolic.
+        let octal = mode.text.chars().all(|c| c.is_ascii_digit());
+        let special = mode.text.contains(['s', 't'])
+            || (octal && mode.text.len() == 4 && !mode.text.starts_with('0'));
+        if special || !mode.is_static() {
+            return false;
+        }
+        ops.remove(0);
+    }
+    if name == "chown" || name == "chgrp" {
+        let Some(owner) = ops.first() else {
+            return false;
+        };
+        if !owner.is_static() {
+            return false;
+        }
+        ops.remove(0);
+    }
+    // Modes and owners of the workspace directory itself are the project's own
+    // (`chmod -R 755 .`); deleting or moving it is not an edit inside it.
+    let whole_workspace_ok = METADATA_ONLY.contains(&name);
+    let inside = |place: &Place| {
+        an.filter.layout.inside_workspace(place)
+            || (whole_workspace_ok && !place.wild && an.filter.layout.under_workspace(place))
+            // `rm -f *.o`: a glob right in the workspace names files inside it.
+            || (place.wild
+                && place.root == Root::Absolute
+                && an.filter.layout.workspace.as_ref() == Some(&place.comps))
+    };
+    // `ln -s TARGET LINK`: the target is read from the link's directory when used, and
+    // is not a path `ln` walks through.
+    let link_target = (name == "ln" && ops.len() == 2)
+        .then(|| ops.first().copied())
+        .flatten();
+    if let (Some(target), Some(link)) = (link_target, ops.last()) {
+        let text = match link.text.rsplit_once('/') {
+            Some((dir, _)) if !target.text.starts_with(['/', '~']) => {
+                format!("{dir}/{}", target.text)
+            }
+            _ => target.text.clone(),
+        };
+        let resolved = an.place(&W {
+            text,
+            ..target.clone()
+        });
+        if target.dynamic || !inside(&resolved) {
+            return false;
+        }
+    }
+    !ops.is_empty()
+        && ops.iter().enumerate().all(|(i, op)| {
+            (link_target.is_some() && i == 0)
+                || (!op.dynamic && !op.text.split('/').any(|c| c == "..") && inside(&an.place(op)))
+        })
+}
+
+/// A recursive read of a directory that holds secrets (`tar czf x ~`).
+pub(super) fn recursive_read(an: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&W]) {
+    for op in ops {
+        let place = an.place(op);
+        if an.filter.layout.contains_secret(&place) {
+            an.find(
+                Some(index),
+                Decision::Approve,
+                "access.recursive_sensitive",
+                format!(
+                    "{name} reads all of {}, which holds keys or credentials",
+                    place.display()
+                ),
+                true,
+            );
+        }
+    }
+}

@@ -266,3 +266,336 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
     policy(an, index, "ssh");
     true
 }
+
+/// Clients that reach other hosts, and whether their output is data from the network.
+pub(super) const NETWORK_CLIENTS: &[&str] = &[
+    "curl",
+    "wget",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "ssh",
+    "scp",
+    "sftp",
+    "rsync",
+    "ftp",
+    "tftp",
+    "lftp",
+    "aria2c",
+    "http",
+    "https",
+    "xh",
+    "ping",
+    "ping6",
+    "traceroute",
+    "tracepath",
+    "mtr",
+    "dig",
+    "nslookup",
+    "host",
+    "whois",
+    "nmap",
+    "axel",
+    "fetch",
+];
+
+pub(super) const NETWORK_READERS: &[&str] = &[
+    "curl", "wget", "nc", "ncat", "netcat", "socat", "telnet", "ssh", "ftp", "tftp", "lftp",
+    "aria2c", "http", "https", "xh", "axel", "fetch",
+];
+
+pub(super) fn remote_spec(text: &str) -> bool {
+    text.contains("://")
+        || text
+            .split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
+}
+
+/// Judges the hosts a network client would reach.
+pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+    if !NETWORK_CLIENTS.contains(&name) {
+        return;
+    }
+    if NETWORK_READERS.contains(&name) {
+        an.network_reads += 1;
+    }
+    let with_value: &[&str] = match name {
+        "curl" => &[
+            "-o",
+            "--output",
+            "-H",
+            "--header",
+            "-d",
+            "--data",
+            "--data-raw",
+            "--data-binary",
+            "--data-urlencode",
+            "-X",
+            "--request",
+            "-u",
+            "--user",
+            "-A",
+            "--user-agent",
+            "-e",
+            "--referer",
+            "-b",
+            "--cookie",
+            "-c",
+            "--cookie-jar",
+            "-T",
+            "--upload-file",
+            "-F",
+            "--form",
+            "-m",
+            "--max-time",
+            "--connect-timeout",
+            "-w",
+            "--write-out",
+            "-r",
+            "--range",
+            "-K",
+            "--config",
+            "--cacert",
+            "--cert",
+            "--key",
+            "-E",
+            "--retry",
+            "-Y",
+            "-y",
+            "-z",
+            "--limit-rate",
+            "--resolve",
+            "--proxy",
+            "-x",
+            "--output-dir",
+            "-D",
+            "--dump-header",
+            "--max-redirs",
+            "-C",
+            "--interface",
+        ],
+        "wget" => &[
+            "-O",
+            "--output-document",
+            "-o",
+            "--output-file",
+            "-P",
+            "--directory-prefix",
+            "-U",
+            "--user-agent",
+            "--header",
+            "-t",
+            "--tries",
+            "-T",
+            "--timeout",
+            "-e",
+            "--execute",
+            "--post-data",
+            "--post-file",
+            "-i",
+            "--input-file",
+            "--user",
+            "--password",
+            "-a",
+            "--append-output",
+            "-Q",
+            "-l",
+            "--level",
+        ],
+        "nc" | "ncat" | "netcat" => &[
+            "-p", "-s", "-w", "-i", "-q", "-e", "-c", "-x", "-X", "-P", "-O", "-I",
+        ],
+        "ping" | "ping6" => &[
+            "-c", "-i", "-w", "-W", "-s", "-t", "-I", "-l", "-Q", "-p", "-M",
+        ],
+        "dig" => &["-p", "-t", "-c", "-q", "-x", "-b", "-f", "-k", "-y"],
+        "traceroute" | "tracepath" | "mtr" => {
+            &["-m", "-q", "-w", "-p", "-i", "-s", "-f", "-z", "-c"]
+        }
+        "scp" | "sftp" => &["-P", "-i", "-o", "-F", "-J", "-l", "-c", "-S", "-B", "-b"],
+        "rsync" => &[
+            "-e",
+            "--rsh",
+            "--exclude",
+            "--include",
+            "--filter",
+            "-f",
+            "--port",
+            "--password-file",
+            "--exclude-from",
+            "--include-from",
+            "--files-from",
+            "--log-file",
+            "--chmod",
+            "--chown",
+            "--bwlimit",
+            "--timeout",
+            "-T",
+            "--temp-dir",
+            "--backup-dir",
+            "--suffix",
+            "--partial-dir",
+            "--link-dest",
+            "--compare-dest",
+        ],
+        "aria2c" => &["-d", "--dir", "-o", "--out", "-x", "-s"],
+        "telnet" => &["-l", "-n", "-b", "-e"],
+        _ => &[],
+    };
+    let mut hosts: Vec<&W> = Vec::new();
+    let mut i = 0;
+    let mut saves_file =
+        name == "wget" || name == "aria2c" || name == "axel" || name == "scp" || name == "rsync";
+    while let Some(a) = args.get(i) {
+        let t = a.text.as_str();
+        if [
+            "-o",
+            "--output",
+            "-O",
+            "--remote-name",
+            "--remote-name-all",
+            "-P",
+            "--directory-prefix",
+            "--output-dir",
+        ]
+        .contains(&t)
+            && name == "curl"
+        {
+            saves_file = true;
+        }
+        if name == "wget"
+            && (t == "-O"
+                || t == "--output-document"
+                || t.starts_with("-qO")
+                || t == "-qO-"
+                || t.starts_with("-O"))
+        {
+            let target = if t == "-O" || t == "--output-document" {
+                args.get(i + 1).map(|w| w.text.as_str())
+            } else {
+                t.strip_prefix("-qO").or_else(|| t.strip_prefix("-O"))
+            };
+            if target == Some("-")
+                || target == Some("") && args.get(i + 1).is_some_and(|w| w.text == "-")
+            {
+                saves_file = false;
+            }
+        }
+        if ((name == "curl" && (t == "-o" || t == "--output"))
+            || (name == "wget" && (t == "-O" || t == "--output-document" || t == "-P")))
+            && let Some(target) = args.get(i + 1)
+            && target.text != "-"
+        {
+            write_target(an, Some(index), target);
+        }
+        if name == "curl" && (t == "-K" || t == "--config")
+            || name == "wget" && (t == "-i" || t == "--input-file" || t == "-e" || t == "--execute")
+        {
+            an.find(
+                Some(index),
+                Decision::Approve,
+                "network.unresolved_host",
+                format!("{name} {t} reads its targets or settings from elsewhere"),
+                false,
+            );
+        }
+        if t == "--url" {
+            if let Some(url) = args.get(i + 1) {
+                hosts.push(url);
+            }
+            i += 2;
+            continue;
+        }
+        if t == "--" {
+            hosts.extend(args.get(i + 1..).unwrap_or(&[]).iter());
+            break;
+        }
+        if is_option(a) {
+            let takes = with_value.contains(&t);
+            i += if takes { 2 } else { 1 };
+            continue;
+        }
+        hosts.push(a);
+        i += 1;
+    }
+    if saves_file {
+        an.fetched_to_file = true;
+    }
+    let hosts: Vec<&W> = match name {
+        "ssh" | "sftp" | "nc" | "ncat" | "netcat" | "telnet" | "ping" | "ping6" | "traceroute"
+        | "tracepath" | "mtr" | "whois" | "nslookup" | "host" => {
+            hosts.into_iter().take(1).collect()
+        }
+        "scp" | "rsync" => hosts
+            .into_iter()
+            .filter(|w| remote_spec(&w.text) || !w.is_static())
+            .collect(),
+        "dig" => hosts
+            .into_iter()
+            .filter(|w| {
+                !w.text.starts_with('+')
+                    && ![
+                        "A", "AAAA", "MX", "TXT", "NS", "ANY", "CNAME", "SOA", "PTR", "SRV",
+                    ]
+                    .contains(&w.text.as_str())
+            })
+            .collect(),
+        _ => hosts,
+    };
+    for host in hosts {
+        host_check(an, index, name, host, name == "ssh" || name == "sftp");
+    }
+}
+
+/// Approval unless the host a word names is in `allowed_hosts`.
+pub(super) fn host_check(an: &mut Analyzer<'_>, index: usize, name: &str, w: &W, ssh_style: bool) {
+    let cmd = Some(index);
+    if !w.is_static() {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "network.unresolved_host",
+            format!(
+                "{name} reaches a host that is only known when the line runs: {}",
+                w.text
+            ),
+            false,
+        );
+        return;
+    }
+    let host = host_of(&w.text, ssh_style);
+    if host.is_empty() {
+        return;
+    }
+    if !an.filter.host_allowed(&host) {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "network.host_not_allowed",
+            format!("{name} reaches {host}, which is not in allowed_hosts"),
+            true,
+        );
+    }
+}
+
+/// The host part of a URL, `user@host:path`, `host:port` or a bare name, lowercased.
+pub(super) fn host_of(text: &str, ssh_style: bool) -> String {
+    let mut rest = text;
+    if let Some((_, after)) = rest.split_once("://") {
+        rest = after;
+    } else if let Some(after) = rest.strip_prefix("//") {
+        rest = after;
+    }
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else if ssh_style || rest.matches(':').count() <= 1 {
+        rest.split(':').next().unwrap_or("")
+    } else {
+        rest
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}

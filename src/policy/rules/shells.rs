@@ -1,0 +1,303 @@
+//! Shells and language interpreters: the code they would run, from `-c`, a script file,
+//! standard input (a pipe, here-document or here-string) or a module (`python -m`).
+//! Shell code goes back to the walk one level deeper; code in another language goes to
+//! `inline`. Which interpreter options carry code is `interpreters`' grammar, not here.
+
+use super::*;
+
+pub(super) const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "yash", "fish", "tcsh", "csh",
+    "pdksh", "oksh", "posh",
+];
+
+/// The interpreter family of a program name, if it runs code in a language.
+pub(super) fn language(name: &str) -> Option<Lang> {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    Some(match base {
+        "python" | "pypy" | "ipython" => Lang::Python,
+        "perl" => Lang::Perl,
+        "ruby" | "irb" => Lang::Ruby,
+        "node" | "nodejs" | "bun" | "deno" | "ts-node" | "tsx" | "qjs" | "rhino" | "jjs" => {
+            Lang::Js
+        }
+        "raku" | "perl6" | "rakudo" => Lang::Perl,
+        "jruby" | "truffleruby" => Lang::Ruby,
+        "php" | "php-cgi" | "hhvm" => Lang::Php,
+        "lua" | "luajit" => Lang::Lua,
+        "awk" | "gawk" | "mawk" | "nawk" => Lang::Awk,
+        "Rscript" | "R" => Lang::R,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::policy) enum Lang {
+    Python,
+    Perl,
+    Ruby,
+    Js,
+    Php,
+    Lua,
+    Awk,
+    R,
+}
+
+pub(super) fn shell(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[W],
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let cmd = Some(index);
+    let mut i = 0;
+    let mut code_next = false;
+    let mut reads_stdin = false;
+    while let Some(a) = args.get(i) {
+        if code_next {
+            code_word(an, index, a, depth);
+            return;
+        }
+        if a.text == "--" {
+            i += 1;
+            break;
+        }
+        if a.text == "-o" || a.text == "+o" || a.text == "-O" || a.text == "+O" {
+            i += 2;
+            continue;
+        }
+        if is_option(a) || a.text.starts_with('+') {
+            let flags = short_flags(a);
+            if !a.text.starts_with("--") && flags.contains('c') {
+                code_next = true;
+            }
+            if !a.text.starts_with("--") && flags.contains('s') {
+                reads_stdin = true;
+            }
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    if code_next {
+        an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.missing_code",
+            format!("{name} -c without code"),
+            false,
+        );
+        return;
+    }
+    match args.get(i) {
+        Some(script) if !reads_stdin => script_file(an, index, name, None, script, depth, stdin),
+        _ => stdin_code(an, index, name, None, depth, stdin),
+    }
+}
+
+/// An interpreter runs a file: its content is not seen.
+pub(super) fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
+    an.ran_local_code = true;
+    if written_by_line(an, script) {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "exec.written_then_run",
+            format!("{name} runs {}, which the same line wrote", script.text),
+            false,
+        );
+    }
+    if script.from_network {
+        an.find(
+            Some(index),
+            Decision::Deny,
+            "network.pipe_to_interpreter",
+            format!("{name} runs a script read from the network"),
+            false,
+        );
+    }
+}
+
+/// Data from the network reaches interpreter `name` on standard input: it would run
+/// code nobody has read.
+pub(in crate::policy) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
+    an.find(
+        cmd,
+        Decision::Deny,
+        "network.pipe_to_interpreter",
+        format!("data from the network is piped into the interpreter {name}"),
+        false,
+    );
+}
+
+/// Code on standard input: from a pipe, a here-document, or a terminal.
+pub(super) fn stdin_code(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let cmd = Some(index);
+    if stdin.network {
+        network_piped_into(an, cmd, name);
+        return;
+    }
+    match (&stdin.text, lang) {
+        (Some(code), None) => {
+            an.program(code, depth + 1);
+        }
+        (Some(code), Some(lang)) => super::super::inline::judge(an, index, lang, code, depth),
+        (None, _) if stdin.unknown => an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.stdin_code",
+            format!("{name} runs code from its input, which is not known before it runs"),
+            false,
+        ),
+        (None, _) => an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.interactive",
+            format!("{name} with no code starts an interactive interpreter"),
+            false,
+        ),
+    }
+}
+
+pub(super) fn interpreter(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    lang: Lang,
+    name: &str,
+    args: &[W],
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let cmd = Some(index);
+    let texts: Vec<String> = args.iter().map(|a| a.text.clone()).collect();
+    let inv = super::super::interpreters::read(lang, &texts);
+    let dynamic_code = |an: &mut Analyzer<'_>, w: &W| {
+        if w.is_static() {
+            return;
+        }
+        let network = w.from_network;
+        an.find_dynamic_code(
+            cmd,
+            network,
+            "obfuscation.dynamic_code",
+            format!("{name} runs code that is only known when the line runs"),
+        );
+    };
+    for (at, code) in &inv.code {
+        if let Some(w) = args.get(*at) {
+            dynamic_code(an, w);
+        }
+        super::super::inline::judge(an, index, lang, code, depth);
+    }
+    for file in &inv.program_files {
+        let w = args
+            .iter()
+            .find(|a| a.text.ends_with(file.as_str()))
+            .cloned()
+            .unwrap_or_else(|| W::lit(file.clone()));
+        let w = W {
+            text: file.clone(),
+            ..w
+        };
+        script_file(an, index, name, Some(lang), &w, depth, stdin);
+    }
+    if let Some((at, module)) = &inv.module {
+        python_module(an, index, module, args.get(at + 1..).unwrap_or(&[]));
+        return;
+    }
+    if lang == Lang::Perl {
+        // perl -pi -e: files edited in place are the operands after the code.
+        let in_place = args
+            .iter()
+            .any(|a| is_option(a) && short_flags(a).contains('i'));
+        if in_place && let Some((last_code, _)) = inv.code.last() {
+            for target in operands(args.get(last_code + 1..).unwrap_or(&[])) {
+                write_target(an, cmd, target);
+            }
+        }
+    }
+    if !inv.code.is_empty() || !inv.program_files.is_empty() || inv.informs_only {
+        return;
+    }
+    if lang == Lang::Awk {
+        // The first operand is the program.
+        if let Some(code) = inv.operand.and_then(|at| args.get(at)) {
+            dynamic_code(an, code);
+            super::super::inline::judge(an, index, lang, &code.text, depth);
+        }
+        return;
+    }
+    match inv.operand.and_then(|at| args.get(at)) {
+        Some(script) if !inv.dash => script_file(an, index, name, Some(lang), script, depth, stdin),
+        _ => stdin_code(an, index, name, Some(lang), depth, stdin),
+    }
+}
+
+/// An interpreter (or shell) runs the program file `script`: standard input when the
+/// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
+/// same line wrote when the line created it; otherwise a file whose content is not seen.
+pub(in crate::policy) fn script_file(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    script: &W,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let text = script.text.as_str();
+    if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
+        stdin_code(an, index, name, lang, depth, stdin);
+        return;
+    }
+    if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "interpreter.descriptor_code",
+            format!("{name} runs code read from {text}, which is not known before it runs"),
+            false,
+        );
+    }
+    run_script(an, index, name, script);
+}
+
+pub(super) fn python_module(an: &mut Analyzer<'_>, index: usize, module: &str, rest: &[W]) {
+    let cmd = Some(index);
+    match module {
+        "http.server" | "SimpleHTTPServer" | "smtpd" | "pyftpdlib" => an.find(
+            cmd,
+            Decision::Approve,
+            "network.listen",
+            format!("python -m {module} opens a network server"),
+            false,
+        ),
+        "pip" => pip(an, index, rest),
+        _ => {}
+    }
+}
+
+pub(super) fn pip(an: &mut Analyzer<'_>, index: usize, args: &[W]) {
+    if let Some(sub) = operands(args).first()
+        && ["install", "uninstall", "download", "wheel"].contains(&sub.text.as_str())
+    {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "network.package_install",
+            format!(
+                "pip {} changes installed software from the network",
+                sub.text
+            ),
+            true,
+        );
+    }
+}
