@@ -6,9 +6,9 @@
 //! one ordinary variable (`printenv PATH`, `echo $HOME`) is fine. This never judges what
 //! an assignment changes: that is `rules.rs` and `settings.rs`.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::{is_option, operands, skip_options};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{W, is_option, operands, skip_options};
 
 /// Parts of variable names that mark a credential (`AWS_SECRET_ACCESS_KEY`,
 /// `GITHUB_TOKEN`, `PGPASSWORD`, `OPENAI_API_KEY`).

@@ -6,12 +6,12 @@
 //! is also judged as shell code, so `man -P 'rm -rf ~' ls` is denied like `rm -rf ~`.
 //! This never judges the program's own files or arguments: that stays in `rules.rs`.
 
-use super::Decision;
-use super::analyze::{Analyzer, Stdin, W};
+use super::inline::script_file;
 use super::paths::Root;
-use super::rules::{
-    assignment, code_string, is_option, judge_inner, operands, script_file, skip_options,
-};
+use super::rules::variables::assignment;
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, W, excerpt, is_option, operands, skip_options};
 
 /// What an option's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +143,8 @@ pub(super) fn judge(
         "cmake" => cmake(an, index, args, depth),
         "make" | "gmake" => make(an, index, args, depth, stdin),
         "hyperfine" | "watch-exec" => {
-            for command in super::rules::operands(args) {
-                code_string(an, index, &command.text, depth, command.from_network);
+            for command in operands(args) {
+                an.code_string(index, &command.text, depth, command.from_network);
             }
         }
         "parallel" | "tmux" | "screen" | "watchexec" | "expect" | "nq" | "daemonize" => {
@@ -256,13 +256,13 @@ fn option_runs(
             if text.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", super::analyze::excerpt(text))
+                format!(" ({})", excerpt(text))
             }
         ),
         false,
     );
     if let Some(code) = code.filter(|c| !c.trim().is_empty()) {
-        code_string(an, index, &code, depth, value.from_network);
+        an.code_string(index, &code, depth, value.from_network);
     }
 }
 
@@ -382,7 +382,7 @@ fn ip(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         return;
     };
     let inner: Vec<W> = args.iter().skip(exec_at + 2).cloned().collect();
-    judge_inner(an, index, &inner, depth, &Stdin::default(), "ip");
+    an.judge_inner(index, &inner, depth, &Stdin::default(), "ip");
 }
 
 /// `cmake -E TOOL ARGS` runs a built-in tool: the ones that delete or write are judged as
@@ -453,5 +453,5 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             return;
         }
     };
-    judge_inner(an, index, &inner, depth, &Stdin::default(), "cmake");
+    an.judge_inner(index, &inner, depth, &Stdin::default(), "cmake");
 }

@@ -4,8 +4,9 @@
 //! backslashes are dropped, and each piece is judged as a plain command. This can only
 //! make a verdict stricter; it never allows anything.
 
-use super::Decision;
-use super::analyze::{Analyzer, Stdin, W};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, W};
 
 /// Judges the pieces of unparseable `code`, keeping only deny findings.
 pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
@@ -19,7 +20,7 @@ pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
         .collect();
     let mut nested = Analyzer::new(an.filter);
     nested.cwd = an.cwd.clone();
-    for line in cleaned.lines().take(super::MAX_COMMANDS) {
+    for line in cleaned.lines().take(super::verdict::MAX_COMMANDS) {
         let words: Vec<W> = line.split_whitespace().map(W::lit).collect();
         if words.is_empty() {
             continue;

@@ -6,9 +6,11 @@
 //! Code that does none of these (`print(6 * 7)`) is allowed. The sandbox stays the
 //! backstop for what a heuristic cannot see.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::Lang;
+use super::interpreters::Lang;
+use super::rules::common::{read_target, written_by_line};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, W, excerpt, is_option};
 
 /// Capabilities recognised in code, with the rule they raise.
 const CAPABILITIES: &[(&str, &str, &str)] = &[
@@ -383,7 +385,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
     for literal in &literals {
         // Every literal is checked as a path that would be read.
         let w = W::lit(literal.as_str());
-        super::rules::read_target(an, cmd, &w);
+        read_target(an, cmd, &w);
         let rm_tree = TREE_DELETES.iter().any(|d| lower.contains(d));
         if rm_tree {
             let place = an.place(&w);
@@ -661,7 +663,7 @@ pub(super) fn foreign_interpreter(
     name: &str,
     args: &[W],
     depth: usize,
-    stdin: &super::analyze::Stdin,
+    stdin: &Stdin,
 ) -> bool {
     let Some((_, code_options)) = FOREIGN_INTERPRETERS
         .iter()
@@ -682,7 +684,7 @@ pub(super) fn foreign_interpreter(
             && code_options.contains(&option)
         {
             code.push(a);
-        } else if !super::rules::is_option(a) && script.is_none() && code.is_empty() {
+        } else if !is_option(a) && script.is_none() && code.is_empty() {
             script = Some(a);
         }
     }
@@ -703,12 +705,12 @@ pub(super) fn foreign_interpreter(
     let from_stdin = script.is_none_or(|s| s.text == "-" || s.text == "/dev/stdin");
     if !from_stdin {
         if let Some(script) = script {
-            super::rules::script_file(an, index, name, None, script, depth, stdin);
+            script_file(an, index, name, None, script, depth, stdin);
         }
         return true;
     }
     if stdin.network {
-        super::rules::network_piped_into(an, cmd, name);
+        network_piped_into(an, cmd, name);
     } else if let Some(text) = &stdin.text {
         judge_foreign(an, index, name, text, depth);
     } else {
@@ -731,7 +733,7 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
         "interpreter.unjudged_code",
         format!(
             "{name} runs code in a language this filter cannot judge ({})",
-            super::analyze::excerpt(code)
+            excerpt(code)
         ),
         false,
     );
@@ -751,7 +753,7 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
         if literal.contains(' ') {
             deny_as_shell(an, index, &literal, depth);
         }
-        super::rules::read_target(an, Some(index), &W::lit(literal.as_str()));
+        read_target(an, Some(index), &W::lit(literal.as_str()));
     }
     if TREE_DELETES.iter().any(|d| lower.contains(d))
         && HOME_REFERENCES.iter().any(|h| lower.contains(h))
@@ -764,4 +766,104 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
             false,
         );
     }
+}
+
+/// An interpreter runs a file: its content is not seen.
+fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
+    an.ran_local_code = true;
+    if written_by_line(an, script) {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "exec.written_then_run",
+            format!("{name} runs {}, which the same line wrote", script.text),
+            false,
+        );
+    }
+    if script.from_network {
+        an.find(
+            Some(index),
+            Decision::Deny,
+            "network.pipe_to_interpreter",
+            format!("{name} runs a script read from the network"),
+            false,
+        );
+    }
+}
+
+/// Data from the network reaches interpreter `name` on standard input: it would run
+/// code nobody has read.
+pub(crate) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
+    an.find(
+        cmd,
+        Decision::Deny,
+        "network.pipe_to_interpreter",
+        format!("data from the network is piped into the interpreter {name}"),
+        false,
+    );
+}
+
+/// Code on standard input: from a pipe, a here-document, or a terminal.
+pub(super) fn stdin_code(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let cmd = Some(index);
+    if stdin.network {
+        network_piped_into(an, cmd, name);
+        return;
+    }
+    match (&stdin.text, lang) {
+        (Some(code), None) => {
+            an.program(code, depth + 1);
+        }
+        (Some(code), Some(lang)) => judge(an, index, lang, code, depth),
+        (None, _) if stdin.unknown => an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.stdin_code",
+            format!("{name} runs code from its input, which is not known before it runs"),
+            false,
+        ),
+        (None, _) => an.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.interactive",
+            format!("{name} with no code starts an interactive interpreter"),
+            false,
+        ),
+    }
+}
+
+/// An interpreter (or shell) runs the program file `script`: standard input when the
+/// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
+/// same line wrote when the line created it; otherwise a file whose content is not seen.
+pub(crate) fn script_file(
+    an: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    script: &W,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let text = script.text.as_str();
+    if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
+        stdin_code(an, index, name, lang, depth, stdin);
+        return;
+    }
+    if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
+        an.find(
+            Some(index),
+            Decision::Approve,
+            "interpreter.descriptor_code",
+            format!("{name} runs code read from {text}, which is not known before it runs"),
+            false,
+        );
+    }
+    run_script(an, index, name, script);
 }

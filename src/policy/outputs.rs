@@ -5,8 +5,9 @@
 //! (`rules::write_target`), so `sort -o /etc/passwd` is judged like `> /etc/passwd`. This
 //! never judges what a program reads or runs: that is `rules.rs` and `exec_options.rs`.
 
-use super::analyze::{Analyzer, W};
-use super::rules::{is_option, write_target};
+use super::rules::common::write_target;
+use super::state::Analyzer;
+use super::words::{W, is_option, operands};
 
 /// Which words of a command name a file it writes.
 #[derive(Debug, Clone, Copy)]
@@ -274,7 +275,7 @@ fn written(written: Written, args: &[W]) -> Vec<W> {
                         }))
             });
             if !to_stdout {
-                out.extend(super::rules::operands(args).into_iter().cloned());
+                out.extend(operands(args).into_iter().cloned());
             }
         }
     }

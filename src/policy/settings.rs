@@ -12,9 +12,9 @@
 //! so `npm config set script-shell 'rm -rf ~'` is denied like `rm -rf ~`. This never
 //! judges files a program reads or writes: that is `rules.rs` and `outputs.rs`.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::{code_string, operands};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{W, excerpt, operands};
 
 /// How a tool family's setting names are matched.
 #[derive(Debug, Clone, Copy)]
@@ -319,7 +319,7 @@ fn judge_setting(
         "exec.program_setting",
         format!(
             "{how} sets {key}, which names a program or code that runs later ({})",
-            super::analyze::excerpt(text)
+            excerpt(text)
         ),
         false,
     );
@@ -327,11 +327,11 @@ fn judge_setting(
         return;
     };
     if kind == Value::Program && words.len() > 1 {
-        code_string(an, index, text, depth, value.from_network);
+        an.code_string(index, text, depth, value.from_network);
     } else if kind == Value::Always {
         let code = text.strip_prefix('!').unwrap_or(text);
         if code.contains(' ') {
-            code_string(an, index, code, depth, value.from_network);
+            an.code_string(index, code, depth, value.from_network);
         }
     }
 }
@@ -426,7 +426,7 @@ fn compiler(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
             "exec.option",
             format!(
                 "{name} {} loads a plug-in or runs a program given on the line",
-                super::analyze::excerpt(&flag)
+                excerpt(&flag)
             ),
             false,
         );
@@ -534,7 +534,7 @@ fn go(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                     "exec.option",
                     format!(
                         "go {option} names a linker or plug-in to run ({})",
-                        super::analyze::excerpt(&flags.text)
+                        excerpt(&flags.text)
                     ),
                     false,
                 );
@@ -561,7 +561,7 @@ fn node_packages(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
                 if let Some((key, value)) = split_setting(setting)
                     && key.starts_with("scripts.")
                 {
-                    code_string(an, index, &value.text, depth, value.from_network);
+                    an.code_string(index, &value.text, depth, value.from_network);
                 }
             }
             return;
@@ -617,7 +617,7 @@ fn gh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                     "gh alias set saves a shell command that runs later",
                     false,
                 );
-                code_string(an, index, code, depth, false);
+                an.code_string(index, code, depth, false);
             }
         }
         ["config", "set", key, value, ..]
@@ -653,11 +653,11 @@ fn git_config(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     };
     let key = key.text.to_ascii_lowercase();
     let runs = key.starts_with("alias.")
-        || super::rules::GIT_COMMAND_KEYS
+        || super::rules::git::GIT_COMMAND_KEYS
             .iter()
             .any(|k| key.rsplit('.').next() == Some(k));
     if runs {
         let code = value.text.strip_prefix('!').unwrap_or(&value.text);
-        code_string(an, index, code, depth, value.from_network);
+        an.code_string(index, code, depth, value.from_network);
     }
 }

@@ -2,7 +2,8 @@
 //! extraction writes and what a creation reads. Options that make an archiver run a
 //! program are `exec_options.rs`'s; the archive a creation writes is `outputs.rs`'s.
 
-use super::*;
+use super::common::*;
+use super::files::recursive_read;
 
 /// `tar`: extraction writes where `-C` says; creation reads its operands.
 pub(super) fn tar(an: &mut Analyzer<'_>, call: &Call<'_>) {

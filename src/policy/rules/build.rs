@@ -2,7 +2,7 @@
 //! reads the Makefile, npm the scripts of package.json, cargo build.rs, pytest
 //! conftest.py): such code is unseen unless the same line wrote it.
 
-use super::*;
+use super::common::*;
 
 /// Files (by name) from which a program runs code without naming them: `make` reads the
 /// Makefile, npm the scripts of package.json, cargo build.rs, pytest conftest.py.

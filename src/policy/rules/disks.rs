@@ -1,7 +1,7 @@
 //! Rules for programs that write disks and partition tables (`dd`, `mkfs`, `fdisk`), one
 //! function per family. They never judge ordinary files: that is `files.rs`.
 
-use super::*;
+use super::common::*;
 
 /// `dd`: `of=` is a write; `if=` a raw disk is denied.
 pub(super) fn dd(an: &mut Analyzer<'_>, call: &Call<'_>) {

@@ -3,7 +3,8 @@
 //! the paths a command would touch; what a path means (system, home, secret, workspace)
 //! is `paths.rs`'s. They never judge programs these run: that is the wrappers' work.
 
-use super::*;
+use super::common::*;
+use super::networking::remote_spec;
 
 /// Deletes: recursive deletes of precious trees, of the workspace itself, of paths only
 /// known at run time, and `shred` of a disk.
@@ -407,7 +408,7 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
                     }
                     j += 1;
                 }
-                judge_inner(an, index, &inner, depth, &Stdin::default(), "find");
+                an.judge_inner(index, &inner, depth, &Stdin::default(), "find");
                 i = j + 1;
                 continue;
             }

@@ -5,7 +5,8 @@
 //! tables ([`GIT_COMMAND_KEYS`], [`GIT_SUBCOMMANDS`]). Which hosts git reaches is judged
 //! by `network` in `mod.rs`.
 
-use super::*;
+use super::common::*;
+use super::networking::host_check;
 
 /// The entry in the program table.
 pub(super) fn judge(an: &mut Analyzer<'_>, call: &Call<'_>) {
@@ -14,7 +15,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, call: &Call<'_>) {
 
 /// Git configuration keys whose value is a command git runs (`core.pager`,
 /// `alias.x = !cmd`, `diff.x.textconv`, `filter.x.clean`).
-pub(in crate::policy) const GIT_COMMAND_KEYS: &[&str] = &[
+pub(crate) const GIT_COMMAND_KEYS: &[&str] = &[
     "pager",
     "editor",
     "sshcommand",
@@ -157,7 +158,7 @@ fn git_config_value(an: &mut Analyzer<'_>, index: usize, setting: &str, depth: u
             .any(|k| key.rsplit('.').next() == Some(k));
     if runs {
         let code = value.strip_prefix('!').unwrap_or(value);
-        code_string(an, index, code, depth, false);
+        an.code_string(index, code, depth, false);
     }
 }
 
@@ -262,7 +263,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                     format!("git {} {o} runs a command", sub.text),
                     false,
                 );
-                code_string(an, index, &value, depth, false);
+                an.code_string(index, &value, depth, false);
                 break;
             }
         }
@@ -305,8 +306,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
     match sub.text.as_str() {
         "bisect" if rest.first().is_some_and(|a| a.text == "run") => {
-            judge_inner(
-                an,
+            an.judge_inner(
                 index,
                 rest.get(1..).unwrap_or(&[]),
                 depth,
@@ -329,7 +329,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 "git submodule foreach runs a command in every submodule",
                 false,
             );
-            code_string(an, index, &code.join(" "), depth, false);
+            an.code_string(index, &code.join(" "), depth, false);
         }
         "difftool" | "mergetool" => approve(
             an,

@@ -6,29 +6,25 @@
 
 mod archives;
 mod build;
+pub(super) mod common;
 mod disks;
 mod files;
-mod git;
+pub(super) mod git;
 mod networking;
 mod packages;
 mod shells;
 mod system;
-mod variables;
+pub(super) mod variables;
 mod wrappers;
 
-pub(super) use git::GIT_COMMAND_KEYS;
-pub(super) use shells::{Lang, network_piped_into, script_file};
-pub(super) use variables::assignment;
-pub(super) use wrappers::skip_options;
-
 use build::written_config_run;
-use files::{METADATA_ONLY, recursive_read, workspace_confined_edit};
-use networking::{host_check, network, remote_spec};
-use shells::{SHELLS, interpreter, language, pip, shell};
+use files::{METADATA_ONLY, workspace_confined_edit};
+use networking::network;
+use shells::{SHELLS, interpreter, shell};
 
-use super::analyze::{Analyzer, Stdin, W};
-use super::paths::{Cwd, Place, Root, is_disk_device};
-use super::{Decision, ShellPolicy};
+use super::inline::script_file;
+use super::interpreters::language;
+use common::*;
 
 /// Programs that never open a file named by an argument.
 const INERT: &[&str] = &[
@@ -70,100 +66,8 @@ const INERT: &[&str] = &[
     "umask",
 ];
 
-/// Builtins that are always allowed by the allowlist policy (they run no program).
-const SAFE_BUILTINS: &[&str] = &[
-    "cd", "pwd", "echo", "printf", "true", "false", ":", "test", "[", "export", "unset", "read",
-    "local", "declare", "typeset", "readonly", "shift", "exit", "return", "break", "continue",
-    "wait", "set", "type", "hash", "getopts", "let", "jobs", "pushd", "popd", "dirs", "umask",
-];
-
-/// The program name a word runs: its last path component (`/bin/rm` is `rm`).
-pub(super) fn program_name(text: &str) -> String {
-    text.rsplit('/').next().unwrap_or(text).to_string()
-}
-
-pub(super) fn is_option(w: &W) -> bool {
-    w.text.starts_with('-') && w.text.len() > 1
-}
-
-/// Short-option cluster letters (`-rf` has `r` and `f`); empty for long options.
-pub(super) fn short_flags(w: &W) -> &str {
-    if w.text.starts_with("--") {
-        return "";
-    }
-    w.text.strip_prefix('-').unwrap_or("")
-}
-
-fn has_flag(args: &[W], short: char, long: &[&str]) -> bool {
-    args.iter().any(|a| {
-        (is_option(a) && short_flags(a).contains(short))
-            || long
-                .iter()
-                .any(|l| a.text == *l || a.text.starts_with(&format!("{l}=")))
-    })
-}
-
-/// Arguments that are not options (everything after `--` counts).
-pub(super) fn operands(args: &[W]) -> Vec<&W> {
-    let mut out = Vec::new();
-    let mut after = false;
-    for a in args {
-        if after {
-            out.push(a);
-        } else if a.text == "--" {
-            after = true;
-        } else if !is_option(a) {
-            out.push(a);
-        }
-    }
-    out
-}
-
 // -------------------------------------------------------------------------------------
 // Entry points from the walk.
-
-/// Programs that never read the content of the files they are given (listing, moving
-/// within the workspace, deleting): naming a secret file is not reading it.
-const CONTENT_BLIND: &[&str] = &[
-    "ls", "stat", "touch", "rm", "rmdir", "unlink", "mkdir", "chmod", "chown", "chgrp", "du",
-    "test", "[", "realpath", "readlink", "basename", "dirname", "ln", "find", "tree",
-];
-
-pub(super) fn read_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
-    read_target_by(an, cmd, w, true);
-}
-
-/// A file argument; `content` is whether the program reads what is in it.
-fn read_target_by(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W, content: bool) {
-    let place = an.place(w);
-    if let Some((decision, rule, reason)) = an.filter.layout.read_risk(&place) {
-        an.find(cmd, decision, rule, reason, false);
-    } else if content && let Some(why) = an.filter.layout.secret_name(&place) {
-        an.find(
-            cmd,
-            Decision::Approve,
-            "access.secret_file",
-            format!("reads, copies or encodes {why}"),
-            false,
-        );
-    }
-}
-
-pub(super) fn write_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
-    let place = an.place(w);
-    an.created.push(an.lexical_place(w));
-    if let Some((decision, rule, reason)) = an.filter.layout.write_risk(&place) {
-        an.find(cmd, decision, rule, reason, false);
-    } else if w.dynamic && place.root != Root::Absolute && place.comps.is_empty() {
-        an.find(
-            cmd,
-            Decision::Approve,
-            "write.unresolved_target",
-            "writes to a path that is only known when the command runs",
-            false,
-        );
-    }
-}
 
 /// Judges one simple command (`argv` non-empty), recorded as `index`.
 pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usize, stdin: &Stdin) {
@@ -252,7 +156,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         shell(an, index, &name, args, depth, stdin);
     } else if name == "busybox" && !args.is_empty() {
         // `busybox rm -rf /`: the applet is the program.
-        judge_inner(an, index, args, depth, stdin, "busybox");
+        an.judge_inner(index, args, depth, stdin, "busybox");
         return;
     } else if let Some(lang) = language(&name) {
         interpreter(an, index, lang, &name, args, depth, stdin);
@@ -270,80 +174,6 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     if !local_program && !workspace_confined_edit(an, &name, args) {
         policy(an, index, &name);
     }
-}
-
-/// Whether the line itself wrote or created the file `w` names (or a directory above it).
-fn written_by_line(an: &Analyzer<'_>, w: &W) -> bool {
-    let place = an.lexical_place(w);
-    an.created.iter().any(|c| {
-        c.root == place.root
-            && !c.comps.is_empty()
-            && place.comps.len() >= c.comps.len()
-            && place.comps.iter().zip(&c.comps).all(|(a, b)| a == b)
-    })
-}
-
-/// Judges `inner` (a command a wrapper runs) as its own simple command.
-pub(super) fn judge_inner(
-    an: &mut Analyzer<'_>,
-    outer: usize,
-    inner: &[W],
-    depth: usize,
-    stdin: &Stdin,
-    wrapper: &str,
-) {
-    if inner.is_empty() {
-        return;
-    }
-    if depth + 1 > super::MAX_DEPTH {
-        an.find(
-            Some(outer),
-            Decision::Deny,
-            "input.too_deep",
-            format!(
-                "wrappers are nested more than {} levels deep",
-                super::MAX_DEPTH
-            ),
-            false,
-        );
-        return;
-    }
-    let _ = wrapper;
-    let index = an.record(inner);
-    judge(an, index, inner, depth + 1, stdin);
-}
-
-/// Judges a word as shell code (the argument of `sh -c`, `su -c`, `trap`).
-fn code_word(an: &mut Analyzer<'_>, index: usize, code: &W, depth: usize) {
-    if !code.is_static() {
-        let network = code.from_network;
-        an.find_dynamic_code(
-            Some(index),
-            network,
-            "obfuscation.dynamic_code",
-            "runs shell code that is only known when the line runs",
-        );
-    }
-    code_string(an, index, &code.text, depth, code.from_network);
-}
-
-pub(super) fn code_string(
-    an: &mut Analyzer<'_>,
-    index: usize,
-    code: &str,
-    depth: usize,
-    network: bool,
-) {
-    if network {
-        an.find(
-            Some(index),
-            Decision::Deny,
-            "network.exec_remote",
-            "runs code read from the network",
-            false,
-        );
-    }
-    an.program(code, depth + 1);
 }
 
 // -------------------------------------------------------------------------------------
@@ -371,41 +201,6 @@ impl Programs {
 struct ProgramRules {
     programs: Programs,
     judge: fn(&mut Analyzer<'_>, &Call<'_>),
-}
-
-/// One simple command as the program rules see it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Call<'c> {
-    pub index: usize,
-    pub name: &'c str,
-    pub args: &'c [W],
-    pub depth: usize,
-}
-
-impl<'c> Call<'c> {
-    fn cmd(&self) -> Option<usize> {
-        Some(self.index)
-    }
-
-    fn operands(&self) -> Vec<&'c W> {
-        operands(self.args)
-    }
-
-    fn first_operand(&self) -> &'c str {
-        operands(self.args)
-            .first()
-            .map(|w| w.text.as_str())
-            .unwrap_or("")
-    }
-
-    fn deny(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
-        an.find(Some(self.index), Decision::Deny, rule, reason, false);
-    }
-
-    /// Approval a user `allow` rule may lift (it is about the command's own words).
-    fn approve(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
-        an.find(Some(self.index), Decision::Approve, rule, reason, true);
-    }
 }
 
 const fn named(
@@ -696,23 +491,6 @@ fn path_candidates(a: &W, name: &str) -> Vec<W> {
     out
 }
 
-/// The allowlist policy: programs not listed need approval.
-fn policy(an: &mut Analyzer<'_>, index: usize, name: &str) {
-    if an.filter.policy != ShellPolicy::Allowlist {
-        return;
-    }
-    if SAFE_BUILTINS.contains(&name) || an.filter.allowed_programs.contains(name) {
-        return;
-    }
-    an.find(
-        Some(index),
-        Decision::Approve,
-        "policy.not_allowlisted",
-        format!("{name} is not in allowed_programs"),
-        true,
-    );
-}
-
 /// `cd DIR` moves the working directory for the rest of the line (as far as the walk
 /// goes in order; a subshell restores it).
 fn follow_cd(an: &mut Analyzer<'_>, args: &[W]) {
@@ -727,4 +505,34 @@ fn follow_cd(an: &mut Analyzer<'_>, args: &[W]) {
         root: place.root,
         comps: place.comps,
     });
+}
+
+/// The recursion of the rules: a wrapper hands the command it runs back to [`judge`].
+impl Analyzer<'_> {
+    /// Judges `inner` (a command a wrapper runs) as its own simple command.
+    pub(crate) fn judge_inner(
+        &mut self,
+        outer: usize,
+        inner: &[W],
+        depth: usize,
+        stdin: &Stdin,
+        wrapper: &str,
+    ) {
+        if inner.is_empty() {
+            return;
+        }
+        if depth + 1 > MAX_DEPTH {
+            self.find(
+                Some(outer),
+                Decision::Deny,
+                "input.too_deep",
+                format!("wrappers are nested more than {} levels deep", MAX_DEPTH),
+                false,
+            );
+            return;
+        }
+        let _ = wrapper;
+        let index = self.record(inner);
+        judge(self, index, inner, depth + 1, stdin);
+    }
 }

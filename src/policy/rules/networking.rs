@@ -2,7 +2,7 @@
 //! connections (`iptables`, `nft`, `ufw`, `ip`, `nc`, `socat`, `nmap`), one function per
 //! family. Which hosts a client may reach is judged by `network` in `mod.rs`, not here.
 
-use super::*;
+use super::common::*;
 
 /// `iptables` and its kin: listing is fine, changing rules needs approval, flushing is
 /// denied.
@@ -262,7 +262,7 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
         return true;
     }
     let code: Vec<&str> = remote.iter().map(|w| w.text.as_str()).collect();
-    code_string(an, index, &code.join(" "), depth, false);
+    an.code_string(index, &code.join(" "), depth, false);
     policy(an, index, "ssh");
     true
 }

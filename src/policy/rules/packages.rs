@@ -2,7 +2,8 @@
 //! `docker`), one function per family: installing or running software from the network
 //! needs approval. They never judge the code a package runs once installed.
 
-use super::*;
+use super::common::*;
+use super::shells::pip;
 
 /// `pip`, `pipx`, `uv`: installing from the network needs approval.
 pub(super) fn python_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {

@@ -3,44 +3,13 @@
 //! Shell code goes back to the walk one level deeper; code in another language goes to
 //! `inline`. Which interpreter options carry code is `interpreters`' grammar, not here.
 
-use super::*;
+use super::super::inline::{script_file, stdin_code};
+use super::common::*;
 
 pub(super) const SHELLS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "yash", "fish", "tcsh", "csh",
     "pdksh", "oksh", "posh",
 ];
-
-/// The interpreter family of a program name, if it runs code in a language.
-pub(super) fn language(name: &str) -> Option<Lang> {
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    Some(match base {
-        "python" | "pypy" | "ipython" => Lang::Python,
-        "perl" => Lang::Perl,
-        "ruby" | "irb" => Lang::Ruby,
-        "node" | "nodejs" | "bun" | "deno" | "ts-node" | "tsx" | "qjs" | "rhino" | "jjs" => {
-            Lang::Js
-        }
-        "raku" | "perl6" | "rakudo" => Lang::Perl,
-        "jruby" | "truffleruby" => Lang::Ruby,
-        "php" | "php-cgi" | "hhvm" => Lang::Php,
-        "lua" | "luajit" => Lang::Lua,
-        "awk" | "gawk" | "mawk" | "nawk" => Lang::Awk,
-        "Rscript" | "R" => Lang::R,
-        _ => return None,
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::policy) enum Lang {
-    Python,
-    Perl,
-    Ruby,
-    Js,
-    Php,
-    Lua,
-    Awk,
-    R,
-}
 
 pub(super) fn shell(
     an: &mut Analyzer<'_>,
@@ -56,7 +25,7 @@ pub(super) fn shell(
     let mut reads_stdin = false;
     while let Some(a) = args.get(i) {
         if code_next {
-            code_word(an, index, a, depth);
+            an.code_word(index, a, depth);
             return;
         }
         if a.text == "--" {
@@ -93,77 +62,6 @@ pub(super) fn shell(
     match args.get(i) {
         Some(script) if !reads_stdin => script_file(an, index, name, None, script, depth, stdin),
         _ => stdin_code(an, index, name, None, depth, stdin),
-    }
-}
-
-/// An interpreter runs a file: its content is not seen.
-pub(super) fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
-    an.ran_local_code = true;
-    if written_by_line(an, script) {
-        an.find(
-            Some(index),
-            Decision::Approve,
-            "exec.written_then_run",
-            format!("{name} runs {}, which the same line wrote", script.text),
-            false,
-        );
-    }
-    if script.from_network {
-        an.find(
-            Some(index),
-            Decision::Deny,
-            "network.pipe_to_interpreter",
-            format!("{name} runs a script read from the network"),
-            false,
-        );
-    }
-}
-
-/// Data from the network reaches interpreter `name` on standard input: it would run
-/// code nobody has read.
-pub(in crate::policy) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
-    an.find(
-        cmd,
-        Decision::Deny,
-        "network.pipe_to_interpreter",
-        format!("data from the network is piped into the interpreter {name}"),
-        false,
-    );
-}
-
-/// Code on standard input: from a pipe, a here-document, or a terminal.
-pub(super) fn stdin_code(
-    an: &mut Analyzer<'_>,
-    index: usize,
-    name: &str,
-    lang: Option<Lang>,
-    depth: usize,
-    stdin: &Stdin,
-) {
-    let cmd = Some(index);
-    if stdin.network {
-        network_piped_into(an, cmd, name);
-        return;
-    }
-    match (&stdin.text, lang) {
-        (Some(code), None) => {
-            an.program(code, depth + 1);
-        }
-        (Some(code), Some(lang)) => super::super::inline::judge(an, index, lang, code, depth),
-        (None, _) if stdin.unknown => an.find(
-            cmd,
-            Decision::Approve,
-            "interpreter.stdin_code",
-            format!("{name} runs code from its input, which is not known before it runs"),
-            false,
-        ),
-        (None, _) => an.find(
-            cmd,
-            Decision::Approve,
-            "interpreter.interactive",
-            format!("{name} with no code starts an interactive interpreter"),
-            false,
-        ),
     }
 }
 
@@ -239,35 +137,6 @@ pub(super) fn interpreter(
         Some(script) if !inv.dash => script_file(an, index, name, Some(lang), script, depth, stdin),
         _ => stdin_code(an, index, name, Some(lang), depth, stdin),
     }
-}
-
-/// An interpreter (or shell) runs the program file `script`: standard input when the
-/// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
-/// same line wrote when the line created it; otherwise a file whose content is not seen.
-pub(in crate::policy) fn script_file(
-    an: &mut Analyzer<'_>,
-    index: usize,
-    name: &str,
-    lang: Option<Lang>,
-    script: &W,
-    depth: usize,
-    stdin: &Stdin,
-) {
-    let text = script.text.as_str();
-    if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
-        stdin_code(an, index, name, lang, depth, stdin);
-        return;
-    }
-    if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
-        an.find(
-            Some(index),
-            Decision::Approve,
-            "interpreter.descriptor_code",
-            format!("{name} runs code read from {text}, which is not known before it runs"),
-            false,
-        );
-    }
-    run_script(an, index, name, script);
 }
 
 pub(super) fn python_module(an: &mut Analyzer<'_>, index: usize, module: &str, rest: &[W]) {

@@ -2,7 +2,7 @@
 //! scheduled jobs, accounts, mounts, kernel modules and boot settings, one function per
 //! family. They never judge file contents or the network.
 
-use super::*;
+use super::common::*;
 
 /// Stopping or restarting the machine.
 pub(super) fn power(an: &mut Analyzer<'_>, call: &Call<'_>) {

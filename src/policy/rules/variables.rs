@@ -3,7 +3,7 @@
 //! alone, or through `env NAME=VALUE`. Settings inside a variable's value are
 //! `settings`' concern.
 
-use super::*;
+use super::common::*;
 
 /// Variables that change which code later runs.
 const DANGEROUS_VARIABLES: &[&str] = &[
@@ -121,12 +121,7 @@ pub(super) fn dangerous_variable(name: &str, value: &str) -> bool {
 }
 
 /// An assignment before a command (`X=1 cmd`) or alone (`X=1`).
-pub(in crate::policy) fn assignment(
-    an: &mut Analyzer<'_>,
-    cmd: Option<usize>,
-    name: &str,
-    value: &W,
-) {
+pub(crate) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, value: &W) {
     super::super::settings::environment(an, cmd, name, value, 0);
     if dangerous_variable(name, &value.text) {
         an.find(

@@ -5,7 +5,8 @@
 //! that description and hands the inner command back to the judge, one level deeper; it
 //! never judges what the inner command does itself.
 
-use super::*;
+use super::common::*;
+use super::variables::assignment;
 
 /// What running a wrapper implies, whatever command it runs.
 struct Implied {
@@ -357,7 +358,7 @@ pub(super) fn peel(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) 
         .position(|a| wrapper.code_options.contains(&a.text.as_str()))
     {
         if let Some(code) = args.get(at + 1) {
-            code_word(analyzer, index, code, depth);
+            analyzer.code_word(index, code, depth);
         }
         return true;
     }
@@ -372,7 +373,7 @@ pub(super) fn peel(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) 
             .iter()
             .any(|a| wrapper.shell_options.contains(&a.text.as_str()))
     {
-        code_string(analyzer, index, &joined(rest), depth, false);
+        analyzer.code_string(index, &joined(rest), depth, false);
         return true;
     }
     let inner: &[W] = match wrapper.command {
@@ -384,19 +385,19 @@ pub(super) fn peel(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) 
         CommandStart::OnlyCodeOptions => return true,
         CommandStart::JoinedCode => {
             let network = rest.iter().any(|w| w.from_network);
-            code_string(analyzer, index, &joined(rest), depth, network);
+            analyzer.code_string(index, &joined(rest), depth, network);
             return true;
         }
         CommandStart::FirstOperandCode => {
             if let Some(code) = args.iter().find(|a| !is_option(a)) {
-                code_word(analyzer, index, code, depth);
+                analyzer.code_word(index, code, depth);
             }
             return true;
         }
         CommandStart::AssignedCode => {
             for a in args {
                 if let Some((_, value)) = a.text.split_once('=') {
-                    code_string(analyzer, index, value, depth, a.from_network);
+                    analyzer.code_string(index, value, depth, a.from_network);
                 }
             }
             return true;
@@ -409,7 +410,7 @@ pub(super) fn peel(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) 
     if inner.is_empty() {
         policy(analyzer, index, name);
     } else {
-        judge_inner(analyzer, index, inner, depth, stdin, name);
+        analyzer.judge_inner(index, inner, depth, stdin, name);
     }
     true
 }
@@ -431,22 +432,6 @@ fn joined(words: &[W]) -> String {
         .map(|w| w.text.as_str())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Skips options of a wrapper: `with_value` lists options that take the next argument.
-pub(in crate::policy) fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
-    let mut i = 0;
-    while let Some(a) = args.get(i) {
-        if a.text == "--" {
-            return args.get(i + 1..).unwrap_or(&[]);
-        }
-        if !is_option(a) {
-            break;
-        }
-        let takes_value = with_value.contains(&a.text.as_str());
-        i += if takes_value { 2 } else { 1 };
-    }
-    args.get(i..).unwrap_or(&[])
 }
 
 /// `env [-i] [-u NAME] [NAME=VALUE]... CMD`, or `env -S 'CMD ARGS'`.
@@ -477,8 +462,7 @@ fn env(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) -> bool {
             .filter(|g| !g.is_empty())
             .chain(args.iter().skip(pos + 1).map(|a| a.text.as_str()))
             .collect();
-        code_string(
-            analyzer,
+        analyzer.code_string(
             index,
             &code.join(" "),
             depth,
@@ -499,7 +483,7 @@ fn env(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) -> bool {
     if rest.is_empty() {
         policy(analyzer, index, name);
     } else {
-        judge_inner(analyzer, index, rest, depth, stdin, name);
+        analyzer.judge_inner(index, rest, depth, stdin, name);
     }
     true
 }
@@ -558,7 +542,7 @@ fn xargs(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) -> bool {
         extra.from_network = stdin.network;
         inner.push(extra);
     }
-    judge_inner(analyzer, index, &inner, depth, &Stdin::default(), name);
+    analyzer.judge_inner(index, &inner, depth, &Stdin::default(), name);
     true
 }
 
@@ -576,7 +560,7 @@ fn eval(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
             "eval runs code that is only known when the line runs",
         );
     }
-    code_string(analyzer, index, &joined(args), depth, network);
+    analyzer.code_string(index, &joined(args), depth, network);
     true
 }
 
@@ -595,7 +579,7 @@ fn script(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool 
                 .to_string(),
             ..code.clone()
         };
-        code_word(analyzer, index, &code, depth);
+        analyzer.code_word(index, &code, depth);
         return true;
     }
     if let Some(pos) = args
@@ -603,7 +587,7 @@ fn script(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool 
         .position(|a| a.text == "--command" || (is_option(a) && short_flags(a).ends_with('c')))
     {
         if let Some(code) = args.get(pos + 1) {
-            code_word(analyzer, index, code, depth);
+            analyzer.code_word(index, code, depth);
         }
         return true;
     }
