@@ -4,7 +4,7 @@
 //! word resolved as far as static analysis allows (quotes and escapes removed, `~` and
 //! `$HOME` known, anything else marked dynamic), wrappers peeled off recursively, and
 //! every finding recorded with the command it belongs to. The rules themselves live in
-//! `rules.rs`; this file only finds what would run and with which words.
+//! `rules/`; this file only finds what would run and with which words.
 
 use brush_parser::ast;
 use brush_parser::word::{Parameter, ParameterExpr, WordPiece, WordPieceWithSource};
@@ -12,7 +12,7 @@ use brush_parser::word::{Parameter, ParameterExpr, WordPiece, WordPieceWithSourc
 use super::paths::Cwd;
 use super::state::Analyzer;
 use super::verdict::{Decision, MAX_COMMANDS, MAX_DEPTH};
-use super::words::{Stdin, W, excerpt};
+use super::words::{Stdin, Word, excerpt};
 
 impl Analyzer<'_> {
     /// Whether to go on: stops (with a deny) past the depth or command budget.
@@ -299,11 +299,11 @@ impl Analyzer<'_> {
     }
 
     fn simple(&mut self, simple: &ast::SimpleCommand, depth: usize, mut stdin: Stdin) {
-        let mut argv: Vec<W> = Vec::new();
+        let mut argv: Vec<Word> = Vec::new();
         let mut redirects: Vec<&ast::IoRedirect> = Vec::new();
-        let mut assignments: Vec<(String, W)> = Vec::new();
+        let mut assignments: Vec<(String, Word)> = Vec::new();
         // `export PATH=...`: assignments made by a declaration builtin.
-        let mut declared: Vec<(String, W)> = Vec::new();
+        let mut declared: Vec<(String, Word)> = Vec::new();
         let prefix = simple.prefix.iter().flat_map(|p| p.0.iter());
         let suffix = simple.suffix.iter().flat_map(|s| s.0.iter());
         let name = simple.word_or_name.iter();
@@ -321,7 +321,7 @@ impl Analyzer<'_> {
                     let value = match &assignment.value {
                         ast::AssignmentValue::Scalar(w) => self.word(&w.value, depth),
                         ast::AssignmentValue::Array(items) => {
-                            let mut last = W::lit("");
+                            let mut last = Word::lit("");
                             for (key, value) in items {
                                 if let Some(key) = key {
                                     self.word(&key.value, depth);
@@ -386,21 +386,21 @@ impl Analyzer<'_> {
                 );
             }
             super::rules::judge(self, index, &argv, depth, &stdin);
-            if (program == "echo" || program == "printf") && argv.iter().all(W::is_static) {
+            if (program == "echo" || program == "printf") && argv.iter().all(Word::is_static) {
                 let words: Vec<&str> = argv.iter().skip(1).map(|w| w.text.as_str()).collect();
                 self.last_echo = echo_output(&program, &words);
             }
         }
     }
 
-    fn process_substitution(&mut self, sub: &ast::SubshellCommand, depth: usize) -> W {
+    fn process_substitution(&mut self, sub: &ast::SubshellCommand, depth: usize) -> Word {
         let before = self.network_reads;
         if self.enter(depth + 1) {
             let saved = self.cwd.clone();
             self.compound_list(&sub.list, depth + 1);
             self.cwd = saved;
         }
-        W {
+        Word {
             text: "/dev/fd/63".into(),
             wild_at: None,
             dynamic: false,
@@ -496,8 +496,8 @@ impl Analyzer<'_> {
 
     /// Resolves one shell word: quotes and escapes removed, substitutions judged (at
     /// `depth + 1`) and marked dynamic.
-    pub fn word(&mut self, raw: &str, depth: usize) -> W {
-        let mut out = W::lit("");
+    pub fn word(&mut self, raw: &str, depth: usize) -> Word {
+        let mut out = Word::lit("");
         if !raw.contains(['\'', '"', '\\', '$', '`', '~', '*', '?', '[', '{']) {
             out.text = raw.to_string();
             return out;
@@ -522,7 +522,7 @@ impl Analyzer<'_> {
                 ),
                 false,
             );
-            return W::unknown("");
+            return Word::unknown("");
         }
         match brush_parser::word::parse(raw, &super::syntax::parser_options()) {
             Ok(pieces) => {
@@ -541,19 +541,19 @@ impl Analyzer<'_> {
                     format!("the word {} could not be parsed", excerpt(raw)),
                     false,
                 );
-                out = W::unknown("");
+                out = Word::unknown("");
             }
         }
         out
     }
 
-    fn mark_wild(&self, out: &mut W, at: usize) {
+    fn mark_wild(&self, out: &mut Word, at: usize) {
         if out.wild_at.is_none_or(|w| at < w) {
             out.wild_at = Some(at);
         }
     }
 
-    fn dynamic_piece(&self, out: &mut W) {
+    fn dynamic_piece(&self, out: &mut Word) {
         let at = out.text.len();
         self.mark_wild(out, at);
         out.text.push('*');
@@ -566,7 +566,7 @@ impl Analyzer<'_> {
         pieces: &[WordPieceWithSource],
         depth: usize,
         quoted: bool,
-        out: &mut W,
+        out: &mut Word,
     ) {
         for piece in pieces {
             match &piece.piece {
@@ -964,7 +964,7 @@ fn ansi_c(text: &str) -> Option<String> {
 /// is handed back to the walk, one level deeper.
 impl Analyzer<'_> {
     /// Judges a word as shell code (the argument of `sh -c`, `su -c`, `trap`).
-    pub(crate) fn code_word(&mut self, index: usize, code: &W, depth: usize) {
+    pub(crate) fn code_word(&mut self, index: usize, code: &Word, depth: usize) {
         if !code.is_static() {
             let network = code.from_network;
             self.find_dynamic_code(

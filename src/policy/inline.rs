@@ -10,7 +10,7 @@ use super::interpreters::Lang;
 use super::rules::common::{read_target, written_by_line};
 use super::state::Analyzer;
 use super::verdict::Decision;
-use super::words::{Stdin, W, excerpt, is_option};
+use super::words::{Stdin, Word, excerpt, is_option};
 
 /// Capabilities recognised in code, with the rule they raise.
 const CAPABILITIES: &[(&str, &str, &str)] = &[
@@ -340,7 +340,13 @@ const HOME_REFERENCES: &[&str] = &[
 ];
 
 /// Judges inline `code` in `lang` for the command `index`.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str, depth: usize) {
+pub(super) fn judge(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    lang: Lang,
+    code: &str,
+    depth: usize,
+) {
     let cmd = Some(index);
     let lower = code.to_ascii_lowercase();
     let mut exec = false;
@@ -368,9 +374,9 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
     }
     if let Some((needle, rule, what)) = worst {
         if rule == "interpreter.inline_network" {
-            an.network_reads += 1;
+            analyzer.network_reads += 1;
         }
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             rule,
@@ -384,13 +390,13 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
     let literals = literals(code);
     for literal in &literals {
         // Every literal is checked as a path that would be read.
-        let w = W::lit(literal.as_str());
-        read_target(an, cmd, &w);
+        let w = Word::lit(literal.as_str());
+        read_target(analyzer, cmd, &w);
         let rm_tree = TREE_DELETES.iter().any(|d| lower.contains(d));
         if rm_tree {
-            let place = an.place(&w);
-            if let Some(why) = an.filter.layout.precious_tree(&place) {
-                an.find(
+            let place = analyzer.place(&w);
+            if let Some(why) = analyzer.filter.layout.precious_tree(&place) {
+                analyzer.find(
                     cmd,
                     Decision::Deny,
                     "destructive.rm_recursive_system",
@@ -405,13 +411,13 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         if exec && literal.contains(' ') || exec && !literal.contains(' ') && literal.len() < 64 {
             // A literal handed to system()/popen(): judge it as shell code, keeping
             // only what is worse than "needs approval" (the capability already asks).
-            deny_as_shell(an, index, literal, depth);
+            deny_as_shell(analyzer, index, literal, depth);
         }
     }
     if TREE_DELETES.iter().any(|d| lower.contains(d))
         && HOME_REFERENCES.iter().any(|h| lower.contains(h))
     {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Deny,
             "destructive.rm_recursive_home",
@@ -425,19 +431,19 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         // (a module name such as "child_process" may come before the program).
         for start in 0..literals.len().saturating_sub(1).min(16) {
             let words = literals.get(start..).unwrap_or(&[]);
-            deny_as_shell(an, index, &words.join(" "), depth);
+            deny_as_shell(analyzer, index, &words.join(" "), depth);
         }
     }
 }
 
 /// Judges `code` as shell code the inline code may run; only denials are kept.
-fn deny_as_shell(an: &mut Analyzer<'_>, index: usize, code: &str, depth: usize) {
-    let mut nested = Analyzer::new(an.filter);
-    nested.cwd = an.cwd.clone();
+fn deny_as_shell(analyzer: &mut Analyzer<'_>, index: usize, code: &str, depth: usize) {
+    let mut nested = Analyzer::new(analyzer.filter);
+    nested.cwd = analyzer.cwd.clone();
     nested.program(code, depth + 1);
     for finding in nested.findings {
         if finding.decision == Decision::Deny {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Deny,
                 &finding.rule,
@@ -658,10 +664,10 @@ const FOREIGN_SHELL_WORDS: &[&str] = &[
 /// Judges `name` when it is an interpreter of a language without a table; false when it
 /// is not one.
 pub(super) fn foreign_interpreter(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
-    args: &[W],
+    args: &[Word],
     depth: usize,
     stdin: &Stdin,
 ) -> bool {
@@ -672,8 +678,8 @@ pub(super) fn foreign_interpreter(
         return false;
     };
     let cmd = Some(index);
-    let mut code: Vec<&W> = Vec::new();
-    let mut script: Option<&W> = None;
+    let mut code: Vec<&Word> = Vec::new();
+    let mut script: Option<&Word> = None;
     let mut i = 0;
     while let Some(a) = args.get(i) {
         i += 1;
@@ -690,14 +696,14 @@ pub(super) fn foreign_interpreter(
     }
     for w in &code {
         if !w.is_static() {
-            an.find_dynamic_code(
+            analyzer.find_dynamic_code(
                 cmd,
                 w.from_network,
                 "obfuscation.dynamic_code",
                 format!("{name} runs code that is only known when the line runs"),
             );
         }
-        judge_foreign(an, index, name, &w.text, depth);
+        judge_foreign(analyzer, index, name, &w.text, depth);
     }
     if !code.is_empty() {
         return true;
@@ -705,16 +711,16 @@ pub(super) fn foreign_interpreter(
     let from_stdin = script.is_none_or(|s| s.text == "-" || s.text == "/dev/stdin");
     if !from_stdin {
         if let Some(script) = script {
-            script_file(an, index, name, None, script, depth, stdin);
+            script_file(analyzer, index, name, None, script, depth, stdin);
         }
         return true;
     }
     if stdin.network {
-        network_piped_into(an, cmd, name);
+        network_piped_into(analyzer, cmd, name);
     } else if let Some(text) = &stdin.text {
-        judge_foreign(an, index, name, text, depth);
+        judge_foreign(analyzer, index, name, text, depth);
     } else {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "interpreter.stdin_code",
@@ -726,8 +732,8 @@ pub(super) fn foreign_interpreter(
 }
 
 /// Code in a language without a table: approval, plus the shell commands it visibly runs.
-fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, depth: usize) {
-    an.find(
+fn judge_foreign(analyzer: &mut Analyzer<'_>, index: usize, name: &str, code: &str, depth: usize) {
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "interpreter.unjudged_code",
@@ -741,24 +747,24 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
     for statement in code.split(['\n', ';', '[', ']', '{', '}']) {
         let statement = statement.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
         // Shell-like languages (PowerShell, Tcl) run many statements as commands.
-        deny_as_shell(an, index, statement, depth);
+        deny_as_shell(analyzer, index, statement, depth);
         for word in FOREIGN_SHELL_WORDS {
             if let Some(rest) = statement.strip_prefix(word) {
                 let rest = rest.trim_end_matches(|c: char| c == ')' || c.is_whitespace());
-                deny_as_shell(an, index, rest.trim_matches(['"', '\'', '`']), depth);
+                deny_as_shell(analyzer, index, rest.trim_matches(['"', '\'', '`']), depth);
             }
         }
     }
     for literal in literals(code) {
         if literal.contains(' ') {
-            deny_as_shell(an, index, &literal, depth);
+            deny_as_shell(analyzer, index, &literal, depth);
         }
-        read_target(an, Some(index), &W::lit(literal.as_str()));
+        read_target(analyzer, Some(index), &Word::lit(literal.as_str()));
     }
     if TREE_DELETES.iter().any(|d| lower.contains(d))
         && HOME_REFERENCES.iter().any(|h| lower.contains(h))
     {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Deny,
             "destructive.rm_recursive_home",
@@ -769,10 +775,10 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
 }
 
 /// An interpreter runs a file: its content is not seen.
-fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
-    an.ran_local_code = true;
-    if written_by_line(an, script) {
-        an.find(
+fn run_script(analyzer: &mut Analyzer<'_>, index: usize, name: &str, script: &Word) {
+    analyzer.ran_local_code = true;
+    if written_by_line(analyzer, script) {
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "exec.written_then_run",
@@ -781,7 +787,7 @@ fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
         );
     }
     if script.from_network {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Deny,
             "network.pipe_to_interpreter",
@@ -793,8 +799,8 @@ fn run_script(an: &mut Analyzer<'_>, index: usize, name: &str, script: &W) {
 
 /// Data from the network reaches interpreter `name` on standard input: it would run
 /// code nobody has read.
-pub(crate) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
-    an.find(
+pub(crate) fn network_piped_into(analyzer: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
+    analyzer.find(
         cmd,
         Decision::Deny,
         "network.pipe_to_interpreter",
@@ -805,7 +811,7 @@ pub(crate) fn network_piped_into(an: &mut Analyzer<'_>, cmd: Option<usize>, name
 
 /// Code on standard input: from a pipe, a here-document, or a terminal.
 pub(super) fn stdin_code(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
     lang: Option<Lang>,
@@ -814,22 +820,22 @@ pub(super) fn stdin_code(
 ) {
     let cmd = Some(index);
     if stdin.network {
-        network_piped_into(an, cmd, name);
+        network_piped_into(analyzer, cmd, name);
         return;
     }
     match (&stdin.text, lang) {
         (Some(code), None) => {
-            an.program(code, depth + 1);
+            analyzer.program(code, depth + 1);
         }
-        (Some(code), Some(lang)) => judge(an, index, lang, code, depth),
-        (None, _) if stdin.unknown => an.find(
+        (Some(code), Some(lang)) => judge(analyzer, index, lang, code, depth),
+        (None, _) if stdin.unknown => analyzer.find(
             cmd,
             Decision::Approve,
             "interpreter.stdin_code",
             format!("{name} runs code from its input, which is not known before it runs"),
             false,
         ),
-        (None, _) => an.find(
+        (None, _) => analyzer.find(
             cmd,
             Decision::Approve,
             "interpreter.interactive",
@@ -843,21 +849,21 @@ pub(super) fn stdin_code(
 /// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
 /// same line wrote when the line created it; otherwise a file whose content is not seen.
 pub(crate) fn script_file(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
     lang: Option<Lang>,
-    script: &W,
+    script: &Word,
     depth: usize,
     stdin: &Stdin,
 ) {
     let text = script.text.as_str();
     if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
-        stdin_code(an, index, name, lang, depth, stdin);
+        stdin_code(analyzer, index, name, lang, depth, stdin);
         return;
     }
     if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "interpreter.descriptor_code",
@@ -865,5 +871,5 @@ pub(crate) fn script_file(
             false,
         );
     }
-    run_script(an, index, name, script);
+    run_script(analyzer, index, name, script);
 }

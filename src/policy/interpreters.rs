@@ -1,6 +1,6 @@
 //! Each interpreter's command-line grammar, as data: which options take a value (and
 //! whether the value may be the next word or must be glued on), which option introduces
-//! inline code, a module to run, or a program file. The walk in `rules.rs` reads an
+//! inline code, a module to run, or a program file. The walk in `rules/` reads an
 //! interpreter's words with this table the way the interpreter itself would, so an option
 //! with a value (`python3 -W ignore -c ...`, `node --stack-size 100 -e ...`,
 //! `perl -M strict -e ...`) never ends the search for the code. It never judges the code:

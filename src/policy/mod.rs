@@ -293,9 +293,9 @@ impl CommandFilter {
     }
 
     fn analyze_with(&self, command: &str, remembered: &[RememberedRule]) -> Analysis {
-        let mut an = state::Analyzer::new(self);
+        let mut analyzer = state::Analyzer::new(self);
         if command.len() > MAX_INPUT {
-            an.find(
+            analyzer.find(
                 None,
                 Decision::Deny,
                 "input.too_long",
@@ -306,7 +306,7 @@ impl CommandFilter {
                 false,
             );
         } else if command.trim().is_empty() {
-            an.find(
+            analyzer.find(
                 None,
                 Decision::Approve,
                 "input.empty",
@@ -314,9 +314,9 @@ impl CommandFilter {
                 false,
             );
         } else {
-            an.program(command, 0);
-            if an.fetched_to_file && an.ran_local_code {
-                an.find(
+            analyzer.program(command, 0);
+            if analyzer.fetched_to_file && analyzer.ran_local_code {
+                analyzer.find(
                     None,
                     Decision::Deny,
                     "network.download_and_execute",
@@ -325,12 +325,12 @@ impl CommandFilter {
                 );
             }
         }
-        self.conclude(an, remembered)
+        self.conclude(analyzer, remembered)
     }
 
-    fn conclude(&self, an: state::Analyzer<'_>, remembered: &[RememberedRule]) -> Analysis {
-        let mut findings = an.findings;
-        let commands = an.commands;
+    fn conclude(&self, analyzer: state::Analyzer<'_>, remembered: &[RememberedRule]) -> Analysis {
+        let mut findings = analyzer.findings;
+        let commands = analyzer.commands;
         // User rules: deny and approve add findings; allow rules (and remembered ones)
         // lift liftable findings of the commands they match.
         let mut lifted_by: Vec<Option<String>> = vec![None; commands.len()];

@@ -6,7 +6,7 @@
 use super::filter::CommandFilter;
 use super::paths::{Cwd, Place, Root};
 use super::verdict::{Decision, Finding};
-use super::words::W;
+use super::words::Word;
 
 /// A simple command that was found, for the report and for allow rules.
 #[derive(Debug, Clone)]
@@ -98,10 +98,10 @@ impl<'f> Analyzer<'f> {
     }
 
     /// Records a simple command (after wrappers are peeled, each inner one too).
-    pub fn record(&mut self, argv: &[W]) -> usize {
+    pub fn record(&mut self, argv: &[Word]) -> usize {
         self.commands.push(Found {
             argv: argv.iter().map(|w| w.text.clone()).collect(),
-            is_static: argv.iter().all(W::is_static),
+            is_static: argv.iter().all(Word::is_static),
         });
         self.commands.len() - 1
     }
@@ -111,13 +111,13 @@ impl<'f> Analyzer<'f> {
 impl Analyzer<'_> {
     /// The place as written, without following the links this line made (the name a
     /// later command uses for a file the line created).
-    pub fn lexical_place(&self, w: &W) -> Place {
+    pub fn lexical_place(&self, w: &Word) -> Place {
         self.filter
             .layout
             .place(&w.text, w.wild_at, self.cwd.as_ref())
     }
 
-    pub fn place(&self, w: &W) -> Place {
+    pub fn place(&self, w: &Word) -> Place {
         let mut place = self
             .filter
             .layout

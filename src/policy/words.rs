@@ -5,7 +5,7 @@
 
 /// One word as far as it is known before the command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct W {
+pub(crate) struct Word {
     /// The literal text; unknown parts stand as `*`.
     pub text: String,
     /// Byte offset of the first wildcard (unknown expansion or unquoted glob).
@@ -16,9 +16,9 @@ pub(crate) struct W {
     pub from_network: bool,
 }
 
-impl W {
-    pub fn lit(text: impl Into<String>) -> W {
-        W {
+impl Word {
+    pub fn lit(text: impl Into<String>) -> Word {
+        Word {
             text: text.into(),
             wild_at: None,
             dynamic: false,
@@ -27,8 +27,8 @@ impl W {
     }
 
     /// A word whose value is unknown, with a known literal prefix.
-    pub fn unknown(prefix: &str) -> W {
-        W {
+    pub fn unknown(prefix: &str) -> Word {
+        Word {
             text: format!("{prefix}*"),
             wild_at: Some(prefix.len()),
             dynamic: true,
@@ -67,19 +67,19 @@ pub(crate) fn program_name(text: &str) -> String {
     text.rsplit('/').next().unwrap_or(text).to_string()
 }
 
-pub(crate) fn is_option(w: &W) -> bool {
+pub(crate) fn is_option(w: &Word) -> bool {
     w.text.starts_with('-') && w.text.len() > 1
 }
 
 /// Short-option cluster letters (`-rf` has `r` and `f`); empty for long options.
-pub(crate) fn short_flags(w: &W) -> &str {
+pub(crate) fn short_flags(w: &Word) -> &str {
     if w.text.starts_with("--") {
         return "";
     }
     w.text.strip_prefix('-').unwrap_or("")
 }
 
-pub(crate) fn has_flag(args: &[W], short: char, long: &[&str]) -> bool {
+pub(crate) fn has_flag(args: &[Word], short: char, long: &[&str]) -> bool {
     args.iter().any(|a| {
         (is_option(a) && short_flags(a).contains(short))
             || long
@@ -89,7 +89,7 @@ pub(crate) fn has_flag(args: &[W], short: char, long: &[&str]) -> bool {
 }
 
 /// Arguments that are not options (everything after `--` counts).
-pub(crate) fn operands(args: &[W]) -> Vec<&W> {
+pub(crate) fn operands(args: &[Word]) -> Vec<&Word> {
     let mut out = Vec::new();
     let mut after = false;
     for a in args {
@@ -105,7 +105,7 @@ pub(crate) fn operands(args: &[W]) -> Vec<&W> {
 }
 
 /// Skips options of a wrapper: `with_value` lists options that take the next argument.
-pub(crate) fn skip_options<'a>(args: &'a [W], with_value: &[&str]) -> &'a [W] {
+pub(crate) fn skip_options<'a>(args: &'a [Word], with_value: &[&str]) -> &'a [Word] {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         if a.text == "--" {

@@ -26,17 +26,22 @@ const RUNS_CODE_FROM: &[(&[&str], &[&str])] = &[
 
 /// A program that runs code from a file the same line wrote (`printf 'all:\n\trm -rf ~'
 /// > Makefile; make`).
-pub(super) fn written_config_run(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+pub(super) fn written_config_run(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[Word],
+) {
     let Some((_, files)) = RUNS_CODE_FROM.iter().find(|(p, _)| p.contains(&name)) else {
         return;
     };
-    let hit = an
+    let hit = analyzer
         .created
         .iter()
         .find(|c| c.comps.iter().any(|comp| files.contains(&comp.as_str())));
     if let Some(place) = hit {
         let what = place.display();
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "exec.written_then_run",

@@ -8,7 +8,7 @@ pub(super) use super::super::paths::{Cwd, Place, Root, is_disk_device};
 pub(super) use super::super::state::Analyzer;
 pub(super) use super::super::verdict::{Decision, MAX_DEPTH};
 pub(super) use super::super::words::{
-    Stdin, W, has_flag, is_option, operands, program_name, short_flags, skip_options,
+    Stdin, Word, has_flag, is_option, operands, program_name, short_flags, skip_options,
 };
 use crate::config::ShellPolicy;
 
@@ -26,17 +26,22 @@ pub(super) const CONTENT_BLIND: &[&str] = &[
     "test", "[", "realpath", "readlink", "basename", "dirname", "ln", "find", "tree",
 ];
 
-pub(crate) fn read_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
-    read_target_by(an, cmd, w, true);
+pub(crate) fn read_target(analyzer: &mut Analyzer<'_>, cmd: Option<usize>, w: &Word) {
+    read_target_by(analyzer, cmd, w, true);
 }
 
 /// A file argument; `content` is whether the program reads what is in it.
-pub(super) fn read_target_by(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W, content: bool) {
-    let place = an.place(w);
-    if let Some((decision, rule, reason)) = an.filter.layout.read_risk(&place) {
-        an.find(cmd, decision, rule, reason, false);
-    } else if content && let Some(why) = an.filter.layout.secret_name(&place) {
-        an.find(
+pub(super) fn read_target_by(
+    analyzer: &mut Analyzer<'_>,
+    cmd: Option<usize>,
+    w: &Word,
+    content: bool,
+) {
+    let place = analyzer.place(w);
+    if let Some((decision, rule, reason)) = analyzer.filter.layout.read_risk(&place) {
+        analyzer.find(cmd, decision, rule, reason, false);
+    } else if content && let Some(why) = analyzer.filter.layout.secret_name(&place) {
+        analyzer.find(
             cmd,
             Decision::Approve,
             "access.secret_file",
@@ -46,13 +51,13 @@ pub(super) fn read_target_by(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W, c
     }
 }
 
-pub(crate) fn write_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
-    let place = an.place(w);
-    an.created.push(an.lexical_place(w));
-    if let Some((decision, rule, reason)) = an.filter.layout.write_risk(&place) {
-        an.find(cmd, decision, rule, reason, false);
+pub(crate) fn write_target(analyzer: &mut Analyzer<'_>, cmd: Option<usize>, w: &Word) {
+    let place = analyzer.place(w);
+    analyzer.created.push(analyzer.lexical_place(w));
+    if let Some((decision, rule, reason)) = analyzer.filter.layout.write_risk(&place) {
+        analyzer.find(cmd, decision, rule, reason, false);
     } else if w.dynamic && place.root != Root::Absolute && place.comps.is_empty() {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "write.unresolved_target",
@@ -63,9 +68,9 @@ pub(crate) fn write_target(an: &mut Analyzer<'_>, cmd: Option<usize>, w: &W) {
 }
 
 /// Whether the line itself wrote or created the file `w` names (or a directory above it).
-pub(crate) fn written_by_line(an: &Analyzer<'_>, w: &W) -> bool {
-    let place = an.lexical_place(w);
-    an.created.iter().any(|c| {
+pub(crate) fn written_by_line(analyzer: &Analyzer<'_>, w: &Word) -> bool {
+    let place = analyzer.lexical_place(w);
+    analyzer.created.iter().any(|c| {
         c.root == place.root
             && !c.comps.is_empty()
             && place.comps.len() >= c.comps.len()
@@ -78,19 +83,19 @@ pub(crate) fn written_by_line(an: &Analyzer<'_>, w: &W) -> bool {
 pub(super) struct Call<'c> {
     pub index: usize,
     pub name: &'c str,
-    pub args: &'c [W],
+    pub args: &'c [Word],
     pub depth: usize,
 }
 
 /// The allowlist policy: programs not listed need approval.
-pub(super) fn policy(an: &mut Analyzer<'_>, index: usize, name: &str) {
-    if an.filter.policy != ShellPolicy::Allowlist {
+pub(super) fn policy(analyzer: &mut Analyzer<'_>, index: usize, name: &str) {
+    if analyzer.filter.policy != ShellPolicy::Allowlist {
         return;
     }
-    if SAFE_BUILTINS.contains(&name) || an.filter.allowed_programs.contains(name) {
+    if SAFE_BUILTINS.contains(&name) || analyzer.filter.allowed_programs.contains(name) {
         return;
     }
-    an.find(
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "policy.not_allowlisted",
@@ -104,7 +109,7 @@ impl<'c> Call<'c> {
         Some(self.index)
     }
 
-    pub(super) fn operands(&self) -> Vec<&'c W> {
+    pub(super) fn operands(&self) -> Vec<&'c Word> {
         operands(self.args)
     }
 
@@ -115,12 +120,12 @@ impl<'c> Call<'c> {
             .unwrap_or("")
     }
 
-    pub(super) fn deny(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
-        an.find(Some(self.index), Decision::Deny, rule, reason, false);
+    pub(super) fn deny(&self, analyzer: &mut Analyzer<'_>, rule: &str, reason: String) {
+        analyzer.find(Some(self.index), Decision::Deny, rule, reason, false);
     }
 
     /// Approval a user `allow` rule may lift (it is about the command's own words).
-    pub(super) fn approve(&self, an: &mut Analyzer<'_>, rule: &str, reason: String) {
-        an.find(Some(self.index), Decision::Approve, rule, reason, true);
+    pub(super) fn approve(&self, analyzer: &mut Analyzer<'_>, rule: &str, reason: String) {
+        analyzer.find(Some(self.index), Decision::Approve, rule, reason, true);
     }
 }

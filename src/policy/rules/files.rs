@@ -8,7 +8,7 @@ use super::networking::remote_spec;
 
 /// Deletes: recursive deletes of precious trees, of the workspace itself, of paths only
 /// known at run time, and `shred` of a disk.
-pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn remove(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
@@ -17,21 +17,21 @@ pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
     let recursive =
         name == "rm" && (has_flag(args, 'r', &["--recursive"]) || has_flag(args, 'R', &[]));
     for target in &ops {
-        let place = an.place(target);
-        if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
+        let place = analyzer.place(target);
+        if recursive && let Some(why) = analyzer.filter.layout.precious_tree(&place) {
             let rule = if why.contains("home") {
                 "destructive.rm_recursive_home"
             } else {
                 "destructive.rm_recursive_system"
             };
             call.deny(
-                an,
+                analyzer,
                 rule,
                 format!("recursive delete of {}: {why}", place.display()),
             );
             continue;
         }
-        if recursive && rm_workspace_itself(an, index, &place) {
+        if recursive && rm_workspace_itself(analyzer, index, &place) {
             continue;
         }
         if recursive
@@ -39,7 +39,7 @@ pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
             && place.comps.first().is_none_or(|c| c == "..")
         {
             // `rm -rf .` or `rm -rf ..` where the working directory is not known.
-            an.find(
+            analyzer.find(
                 cmd,
                 Decision::Approve,
                 "destructive.rm_recursive_unresolved",
@@ -53,14 +53,14 @@ pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
         }
         if name == "shred" && is_disk_device(&place) {
             call.deny(
-                an,
+                analyzer,
                 "destructive.wipe_device",
                 format!("shred overwrites the disk {}", place.display()),
             );
             continue;
         }
         if recursive && target.dynamic {
-            an.find(
+            analyzer.find(
                 cmd,
                 Decision::Approve,
                 "destructive.rm_recursive_unresolved",
@@ -72,10 +72,10 @@ pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
             );
             continue;
         }
-        write_target(an, cmd, target);
-        if recursive && an.filter.layout.contains_secret(&place) {
+        write_target(analyzer, cmd, target);
+        if recursive && analyzer.filter.layout.contains_secret(&place) {
             call.deny(
-                an,
+                analyzer,
                 "destructive.rm_recursive_secrets",
                 format!(
                     "recursive delete of {}, which holds keys or credentials",
@@ -87,26 +87,26 @@ pub(super) fn remove(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Moves: moving a system tree away is denied; the destination is a write.
-pub(super) fn move_files(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn move_files(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let cmd = call.cmd();
     let ops = call.operands();
     for target in &ops {
-        let place = an.place(target);
-        if let Some(why) = an.filter.layout.precious_tree(&place) {
+        let place = analyzer.place(target);
+        if let Some(why) = analyzer.filter.layout.precious_tree(&place) {
             call.deny(
-                an,
+                analyzer,
                 "destructive.move_system",
                 format!("moves {}: {why}", place.display()),
             );
         } else {
-            write_target(an, cmd, target);
+            write_target(analyzer, cmd, target);
         }
     }
 }
 
 /// Copies, installs and links: the destination is a write; recursive copies read their
 /// sources; links are recorded.
-pub(super) fn copy(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn copy(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
@@ -115,19 +115,19 @@ pub(super) fn copy(an: &mut Analyzer<'_>, call: &Call<'_>) {
     if let Some(dest) = target_dir(args).or_else(|| ops.last().copied().filter(|_| ops.len() >= 2))
         && (!(name == "rsync" || name == "scp") || !remote_spec(&dest.text))
     {
-        write_target(an, cmd, dest);
+        write_target(analyzer, cmd, dest);
     }
     if has_flag(args, 'r', &["--recursive"])
         || has_flag(args, 'R', &[])
         || has_flag(args, 'a', &["--archive"])
     {
-        recursive_read(an, index, name, &ops);
+        recursive_read(analyzer, index, name, &ops);
     }
-    record_symlink(an, name, args, &ops);
+    record_symlink(analyzer, name, args, &ops);
 }
 
 /// Programs that create or truncate the files they are given.
-pub(super) fn create(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn create(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     let cmd = call.cmd();
     let ops = call.operands();
@@ -135,13 +135,13 @@ pub(super) fn create(an: &mut Analyzer<'_>, call: &Call<'_>) {
         if name == "truncate" && target.text.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        write_target(an, cmd, target);
+        write_target(analyzer, cmd, target);
     }
 }
 
 /// `sed -i` writes its files; a script with `e`, `w` or `r` commands runs commands or
 /// writes files.
-pub(super) fn sed(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn sed(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     let cmd = call.cmd();
     let ops = call.operands();
@@ -154,7 +154,7 @@ pub(super) fn sed(an: &mut Analyzer<'_>, call: &Call<'_>) {
             .iter()
             .any(|a| a.text == "-e" || a.text == "-f" || a.text.starts_with("--expression"));
         for target in ops.iter().skip(if explicit_script { 0 } else { 1 }) {
-            write_target(an, cmd, target);
+            write_target(analyzer, cmd, target);
         }
     }
     // The scripts are the values of -e/--expression, else the first operand.
@@ -171,7 +171,7 @@ pub(super) fn sed(an: &mut Analyzer<'_>, call: &Call<'_>) {
     }
     if scripts.iter().any(|s| sed_runs_commands(s)) {
         call.approve(
-            an,
+            analyzer,
             "interpreter.sed_exec",
             "the sed script runs commands or writes files".into(),
         );
@@ -180,7 +180,7 @@ pub(super) fn sed(an: &mut Analyzer<'_>, call: &Call<'_>) {
 
 /// Modes, owners and attributes: setuid modes need approval; recursive changes of system
 /// trees are denied.
-pub(super) fn change_metadata(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn change_metadata(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let cmd = call.cmd();
     let ops = call.operands();
@@ -193,7 +193,7 @@ pub(super) fn change_metadata(an: &mut Analyzer<'_>, call: &Call<'_>) {
                     || target.text.len() == 4 && target.text.starts_with(['4', '2', '6']))
             {
                 call.approve(
-                    an,
+                    analyzer,
                     "privilege.setuid",
                     format!(
                         "chmod {} makes a program run with its owner's rights",
@@ -202,25 +202,25 @@ pub(super) fn change_metadata(an: &mut Analyzer<'_>, call: &Call<'_>) {
                 );
             }
             if name == "chmod" && target.text.contains('x') {
-                an.ran_local_code |= an.fetched_to_file;
+                analyzer.ran_local_code |= analyzer.fetched_to_file;
             }
             continue;
         }
-        let place = an.place(target);
-        if recursive && let Some(why) = an.filter.layout.precious_tree(&place) {
+        let place = analyzer.place(target);
+        if recursive && let Some(why) = analyzer.filter.layout.precious_tree(&place) {
             call.deny(
-                an,
+                analyzer,
                 "destructive.chmod_recursive_system",
                 format!("{name} -R on {}: {why}", place.display()),
             );
             continue;
         }
-        write_target(an, cmd, target);
+        write_target(analyzer, cmd, target);
     }
 }
 
 /// Searches: a recursive search reads every file under its roots.
-pub(super) fn search(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn search(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
@@ -230,11 +230,11 @@ pub(super) fn search(an: &mut Analyzer<'_>, call: &Call<'_>) {
         || has_flag(args, 'r', &["--recursive"])
         || has_flag(args, 'R', &["--dereference-recursive"])
     {
-        recursive_read(an, index, name, &ops);
+        recursive_read(analyzer, index, name, &ops);
     }
 }
 
-fn target_dir(args: &[W]) -> Option<&W> {
+fn target_dir(args: &[Word]) -> Option<&Word> {
     if let Some(pos) = args
         .iter()
         .position(|a| a.text == "-t" || a.text == "--target-directory")
@@ -324,12 +324,12 @@ fn skip_delimited(text: &str, delim: char) -> &str {
 }
 
 /// A recursive delete of the whole workspace (not a path inside it) needs approval.
-fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
+fn rm_workspace_itself(analyzer: &mut Analyzer<'_>, index: usize, place: &Place) -> bool {
     let whole = !place.wild
         && place.root == Root::Absolute
-        && an.filter.layout.workspace.as_ref() == Some(&place.comps);
+        && analyzer.filter.layout.workspace.as_ref() == Some(&place.comps);
     if whole {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "destructive.rm_workspace",
@@ -345,7 +345,7 @@ fn rm_workspace_itself(an: &mut Analyzer<'_>, index: usize, place: &Place) -> bo
 
 /// A symbolic link the line makes (`ln -s`, `cp -s`): later paths through it are judged
 /// where it points.
-fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
+fn record_symlink(analyzer: &mut Analyzer<'_>, name: &str, args: &[Word], ops: &[&Word]) {
     let symbolic = (name == "ln" && has_flag(args, 's', &["--symbolic"]))
         || (name == "cp" && has_flag(args, 's', &["--symbolic-link"]));
     if symbolic && let [target, link] = ops {
@@ -356,23 +356,23 @@ fn record_symlink(an: &mut Analyzer<'_>, name: &str, args: &[W], ops: &[&W]) {
             }
             _ => target.text.clone(),
         };
-        let target_place = an.place(&W {
+        let target_place = analyzer.place(&Word {
             text: target_text,
             ..(*target).clone()
         });
-        let link_place = an.place(link);
-        an.links.push((link_place, target_place));
+        let link_place = analyzer.place(link);
+        analyzer.links.push((link_place, target_place));
     }
 }
 
 /// `find ROOTS EXPRESSION`: reads under its roots, deletes with `-delete`, writes with
 /// `-fprint`, and runs the command of every `-exec` (a wrapper).
-pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
+pub(super) fn find(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
     let Call {
         index, args, depth, ..
     } = *call;
     let cmd = Some(index);
-    let roots: Vec<&W> = args
+    let roots: Vec<&Word> = args
         .iter()
         .take_while(|a| !a.text.starts_with('-') && a.text != "(" && a.text != "!")
         .collect();
@@ -385,7 +385,7 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
         _ => String::new(),
     };
     for root in &roots {
-        read_target(an, cmd, root);
+        read_target(analyzer, cmd, root);
     }
     let mut i = roots.len();
     while let Some(a) = args.get(i) {
@@ -400,7 +400,7 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
                     if w.text.contains("{}") {
                         // Paths under the one static root: a wildcard there, not an
                         // unknown value.
-                        let mut under = W::unknown(&root_prefix);
+                        let mut under = Word::unknown(&root_prefix);
                         under.dynamic = root_prefix.is_empty();
                         inner.push(under);
                     } else {
@@ -408,15 +408,15 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
                     }
                     j += 1;
                 }
-                an.judge_inner(index, &inner, depth, &Stdin::default(), "find");
+                analyzer.judge_inner(index, &inner, depth, &Stdin::default(), "find");
                 i = j + 1;
                 continue;
             }
             "-delete" => {
                 for root in &roots {
-                    let place = an.place(root);
-                    if let Some(why) = an.filter.layout.precious_tree(&place) {
-                        an.find(
+                    let place = analyzer.place(root);
+                    if let Some(why) = analyzer.filter.layout.precious_tree(&place) {
+                        analyzer.find(
                             cmd,
                             Decision::Deny,
                             "destructive.rm_recursive_system",
@@ -427,14 +427,14 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
                             false,
                         );
                     }
-                    let mut under = W::unknown(&root_prefix);
+                    let mut under = Word::unknown(&root_prefix);
                     under.dynamic = false;
-                    write_target(an, cmd, &under);
+                    write_target(analyzer, cmd, &under);
                 }
             }
             "-fprint" | "-fprint0" | "-fprintf" | "-fls" => {
                 if let Some(target) = args.get(i + 1) {
-                    write_target(an, cmd, target);
+                    write_target(analyzer, cmd, target);
                 }
             }
             _ => {
@@ -445,7 +445,7 @@ pub(super) fn find(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bo
         }
         i += 1;
     }
-    policy(an, index, "find");
+    policy(analyzer, index, "find");
     true
 }
 
@@ -460,13 +460,13 @@ pub(super) const WORKSPACE_EDITS: &[&str] = &[
     "rm", "rmdir", "unlink", "chmod", "chown", "chgrp", "ln", "mkdir", "mv", "cp", "touch",
 ];
 
-pub(super) fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W]) -> bool {
-    if !WORKSPACE_EDITS.contains(&name) || an.filter.layout.workspace.is_none() {
+pub(super) fn workspace_confined_edit(analyzer: &Analyzer<'_>, name: &str, args: &[Word]) -> bool {
+    if !WORKSPACE_EDITS.contains(&name) || analyzer.filter.layout.workspace.is_none() {
         return false;
     }
-    let cwd_inside = an.cwd.as_ref().is_some_and(|cwd| {
+    let cwd_inside = analyzer.cwd.as_ref().is_some_and(|cwd| {
         cwd.root == Root::Absolute
-            && an.filter.layout.workspace.as_ref().is_some_and(|ws| {
+            && analyzer.filter.layout.workspace.as_ref().is_some_and(|ws| {
                 cwd.comps.len() >= ws.len() && cwd.comps.iter().zip(ws).all(|(a, b)| a == b)
             })
     });
@@ -508,12 +508,12 @@ pub(super) fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W])
     // (`chmod -R 755 .`); deleting or moving it is not an edit inside it.
     let whole_workspace_ok = METADATA_ONLY.contains(&name);
     let inside = |place: &Place| {
-        an.filter.layout.inside_workspace(place)
-            || (whole_workspace_ok && !place.wild && an.filter.layout.under_workspace(place))
+        analyzer.filter.layout.inside_workspace(place)
+            || (whole_workspace_ok && !place.wild && analyzer.filter.layout.under_workspace(place))
             // `rm -f *.o`: a glob right in the workspace names files inside it.
             || (place.wild
                 && place.root == Root::Absolute
-                && an.filter.layout.workspace.as_ref() == Some(&place.comps))
+                && analyzer.filter.layout.workspace.as_ref() == Some(&place.comps))
     };
     // `ln -s TARGET LINK`: the target is read from the link's directory when used, and
     // is not a path `ln` walks through.
@@ -527,7 +527,7 @@ pub(super) fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W])
             }
             _ => target.text.clone(),
         };
-        let resolved = an.place(&W {
+        let resolved = analyzer.place(&Word {
             text,
             ..target.clone()
         });
@@ -538,16 +538,18 @@ pub(super) fn workspace_confined_edit(an: &Analyzer<'_>, name: &str, args: &[W])
     !ops.is_empty()
         && ops.iter().enumerate().all(|(i, op)| {
             (link_target.is_some() && i == 0)
-                || (!op.dynamic && !op.text.split('/').any(|c| c == "..") && inside(&an.place(op)))
+                || (!op.dynamic
+                    && !op.text.split('/').any(|c| c == "..")
+                    && inside(&analyzer.place(op)))
         })
 }
 
 /// A recursive read of a directory that holds secrets (`tar czf x ~`).
-pub(super) fn recursive_read(an: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&W]) {
+pub(super) fn recursive_read(analyzer: &mut Analyzer<'_>, index: usize, name: &str, ops: &[&Word]) {
     for op in ops {
-        let place = an.place(op);
-        if an.filter.layout.contains_secret(&place) {
-            an.find(
+        let place = analyzer.place(op);
+        if analyzer.filter.layout.contains_secret(&place) {
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "access.recursive_sensitive",

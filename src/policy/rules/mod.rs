@@ -1,8 +1,11 @@
-//! The built-in rules: what one simple command does, judged from its resolved words.
-//! Wrappers (`env`, `sudo`, `xargs`, `find -exec`, `sh -c`, `ssh host CMD`, ...) are
-//! peeled here and the command they run is judged as if it stood alone, one level
-//! deeper. Rule ids are `category.name`; every finding says in words what the command
-//! would do.
+//! The built-in rules' engine: what one simple command does, judged from its resolved
+//! words. [`judge`] runs what applies to every program (a dynamic program, a local
+//! script, options that run programs, settings, outputs, the environment), peels a
+//! wrapper (`wrappers.rs`: the command it runs is judged as if it stood alone, one level
+//! deeper), hands shells and interpreters their code (`shells.rs`), then dispatches to
+//! the program families of [`PROGRAM_RULES`] (one file per family) and asks the
+//! allowlist. Per-program knowledge lives in the family files, not here. Rule ids are
+//! `category.name`; every finding says in words what the command would do.
 
 mod archives;
 mod build;
@@ -70,7 +73,13 @@ const INERT: &[&str] = &[
 // Entry points from the walk.
 
 /// Judges one simple command (`argv` non-empty), recorded as `index`.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usize, stdin: &Stdin) {
+pub(super) fn judge(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    argv: &[Word],
+    depth: usize,
+    stdin: &Stdin,
+) {
     let Some((program, args)) = argv.split_first() else {
         return;
     };
@@ -89,7 +98,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
                 "the program to run is only known when the line runs (a variable, substitution or glob)",
             )
         };
-        an.find(
+        analyzer.find(
             cmd,
             decision,
             rule,
@@ -97,7 +106,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
             false,
         );
         for arg in args {
-            read_target(an, cmd, arg);
+            read_target(analyzer, cmd, arg);
         }
         return;
     }
@@ -113,11 +122,11 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         .iter()
         .any(|dir| program.text.starts_with(dir));
     if local_program {
-        an.ran_local_code = true;
+        analyzer.ran_local_code = true;
         // `./ls` is whatever file is there, not the allowlisted `ls`.
-        policy(an, index, &program.text);
-        if written_by_line(an, program) {
-            an.find(
+        policy(analyzer, index, &program.text);
+        if written_by_line(analyzer, program) {
+            analyzer.find(
                 cmd,
                 Decision::Approve,
                 "exec.written_then_run",
@@ -132,15 +141,15 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
     if (name == "source" || name == ".")
         && let Some(file) = operands(args).first()
     {
-        script_file(an, index, &name, None, file, depth, stdin);
+        script_file(analyzer, index, &name, None, file, depth, stdin);
     }
-    written_config_run(an, index, &name, args);
-    super::exec_options::judge(an, index, &name, args, depth, stdin);
-    super::settings::judge(an, index, &name, args, depth);
-    super::outputs::judge(an, index, &name, args);
-    super::environment::judge(an, index, &name, args);
+    written_config_run(analyzer, index, &name, args);
+    super::exec_options::judge(analyzer, index, &name, args, depth, stdin);
+    super::settings::judge(analyzer, index, &name, args, depth);
+    super::outputs::judge(analyzer, index, &name, args);
+    super::environment::judge(analyzer, index, &name, args);
     if name == "cd" || name == "pushd" {
-        follow_cd(an, args);
+        follow_cd(analyzer, args);
     }
     let call = Call {
         index,
@@ -148,31 +157,31 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, argv: &[W], depth: usiz
         args,
         depth,
     };
-    if wrappers::peel(an, &call, stdin) {
+    if wrappers::peel(analyzer, &call, stdin) {
         return;
     }
     // A shell or interpreter: judge the code it would run.
     if SHELLS.contains(&name.as_str()) {
-        shell(an, index, &name, args, depth, stdin);
+        shell(analyzer, index, &name, args, depth, stdin);
     } else if name == "busybox" && !args.is_empty() {
         // `busybox rm -rf /`: the applet is the program.
-        an.judge_inner(index, args, depth, stdin, "busybox");
+        analyzer.judge_inner(index, args, depth, stdin, "busybox");
         return;
     } else if let Some(lang) = language(&name) {
-        interpreter(an, index, lang, &name, args, depth, stdin);
+        interpreter(analyzer, index, lang, &name, args, depth, stdin);
     } else {
-        super::inline::foreign_interpreter(an, index, &name, args, depth, stdin);
+        super::inline::foreign_interpreter(analyzer, index, &name, args, depth, stdin);
     }
-    let created_before = an.created.len();
-    program_rules(an, index, &name, args, depth);
+    let created_before = analyzer.created.len();
+    program_rules(analyzer, index, &name, args, depth);
     if METADATA_ONLY.contains(&name.as_str()) {
         // `chmod +x run.sh && ./run.sh` runs a file the line did not write.
-        an.created.truncate(created_before);
+        analyzer.created.truncate(created_before);
     }
-    network(an, index, &name, args);
-    generic(an, index, &name, args);
-    if !local_program && !workspace_confined_edit(an, &name, args) {
-        policy(an, index, &name);
+    network(analyzer, index, &name, args);
+    generic(analyzer, index, &name, args);
+    if !local_program && !workspace_confined_edit(analyzer, &name, args) {
+        policy(analyzer, index, &name);
     }
 }
 
@@ -382,7 +391,13 @@ const PROGRAM_RULES: &[ProgramRules] = &[
     named(&["openssl"], networking::openssl),
 ];
 
-fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+fn program_rules(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[Word],
+    depth: usize,
+) {
     let call = Call {
         index,
         name,
@@ -391,13 +406,13 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
     };
     if args.iter().any(|a| a.text == "--no-preserve-root") {
         call.deny(
-            an,
+            analyzer,
             "destructive.no_preserve_root",
             format!("{name} --no-preserve-root removes the protection of /"),
         );
     }
     if let Some(rules) = PROGRAM_RULES.iter().find(|r| r.programs.contains(name)) {
-        (rules.judge)(an, &call);
+        (rules.judge)(analyzer, &call);
     }
 }
 
@@ -407,7 +422,7 @@ fn program_rules(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
 // -------------------------------------------------------------------------------------
 // What applies to every program.
 
-fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+fn generic(analyzer: &mut Analyzer<'_>, index: usize, name: &str, args: &[Word]) {
     let cmd = Some(index);
     let inert = INERT.contains(&name);
     let mut dynamic = false;
@@ -417,11 +432,11 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
         .contains(&name)
         .then(|| ops.last().filter(|_| ops.len() >= 2))
         .flatten()
-        .map(|d| std::ptr::from_ref::<W>(d));
+        .map(|d| std::ptr::from_ref::<Word>(d));
     for a in args {
         if !a.is_static() {
             if a.from_network && !inert {
-                an.find(
+                analyzer.find(
                     cmd,
                     Decision::Approve,
                     "network.read",
@@ -437,13 +452,13 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
             continue;
         }
         let content =
-            !CONTENT_BLIND.contains(&name) && destination != Some(std::ptr::from_ref::<W>(a));
+            !CONTENT_BLIND.contains(&name) && destination != Some(std::ptr::from_ref::<Word>(a));
         for candidate in path_candidates(a, name) {
-            read_target_by(an, cmd, &candidate, content);
+            read_target_by(analyzer, cmd, &candidate, content);
         }
     }
     if dynamic && !inert {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "obfuscation.dynamic_argument",
@@ -455,13 +470,13 @@ fn generic(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
 
 /// The paths an argument may name: itself, the value of `--opt=value` or `key=value`,
 /// and `@file` (curl's upload syntax).
-fn path_candidates(a: &W, name: &str) -> Vec<W> {
+fn path_candidates(a: &Word, name: &str) -> Vec<Word> {
     let mut out = vec![a.clone()];
     if let Some((key, value)) = a.text.split_once('=')
         && !key.is_empty()
     {
         let shift = key.len() + 1;
-        out.push(W {
+        out.push(Word {
             text: value.to_string(),
             wild_at: a.wild_at.map(|w| w.saturating_sub(shift)),
             ..a.clone()
@@ -470,7 +485,7 @@ fn path_candidates(a: &W, name: &str) -> Vec<W> {
     if let Some(file) = a.text.strip_prefix('@')
         && (name == "curl" || name == "http" || name == "xh")
     {
-        out.push(W {
+        out.push(Word {
             text: file.to_string(),
             wild_at: a.wild_at.map(|w| w.saturating_sub(1)),
             ..a.clone()
@@ -482,7 +497,7 @@ fn path_candidates(a: &W, name: &str) -> Vec<W> {
         && a.text.contains('/')
     {
         // -f/etc/shadow: a short option glued to its value.
-        out.push(W {
+        out.push(Word {
             text: a.text.get(2..).unwrap_or("").to_string(),
             wild_at: a.wild_at.map(|w| w.saturating_sub(2)),
             ..a.clone()
@@ -493,15 +508,15 @@ fn path_candidates(a: &W, name: &str) -> Vec<W> {
 
 /// `cd DIR` moves the working directory for the rest of the line (as far as the walk
 /// goes in order; a subshell restores it).
-fn follow_cd(an: &mut Analyzer<'_>, args: &[W]) {
+fn follow_cd(analyzer: &mut Analyzer<'_>, args: &[Word]) {
     let target = operands(args).first().copied().cloned();
-    let target = target.unwrap_or_else(|| W::lit("~"));
+    let target = target.unwrap_or_else(|| Word::lit("~"));
     if !target.is_static() || target.text == "-" {
-        an.cwd = None;
+        analyzer.cwd = None;
         return;
     }
-    let place: Place = an.place(&target);
-    an.cwd = (place.root != Root::Relative && !place.wild).then_some(Cwd {
+    let place: Place = analyzer.place(&target);
+    analyzer.cwd = (place.root != Root::Relative && !place.wild).then_some(Cwd {
         root: place.root,
         comps: place.comps,
     });
@@ -513,7 +528,7 @@ impl Analyzer<'_> {
     pub(crate) fn judge_inner(
         &mut self,
         outer: usize,
-        inner: &[W],
+        inner: &[Word],
         depth: usize,
         stdin: &Stdin,
         wrapper: &str,

@@ -6,13 +6,13 @@ use super::common::*;
 
 /// `iptables` and its kin: listing is fine, changing rules needs approval, flushing is
 /// denied.
-pub(super) fn packet_filter(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn packet_filter(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let flush = args.iter().any(|a| ["-F", "--flush", "-X", "--delete-chain"].contains(&a.text.as_str()))
         || args.windows(3).any(|w| matches!(w, [p, _, t] if (p.text == "-P" || p.text == "--policy") && t.text == "ACCEPT"));
     if flush {
         call.deny(
-            an,
+            analyzer,
             "destructive.firewall_flush",
             format!("{name} flushes firewall rules or opens the default policy"),
         );
@@ -21,7 +21,7 @@ pub(super) fn packet_filter(an: &mut Analyzer<'_>, call: &Call<'_>) {
         .any(|a| ["-L", "--list", "-S", "--list-rules"].contains(&a.text.as_str()))
     {
         call.approve(
-            an,
+            analyzer,
             "system.firewall_change",
             format!("{name} changes the firewall"),
         );
@@ -29,20 +29,20 @@ pub(super) fn packet_filter(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `nft`: listing is fine, changing rules needs approval, flushing is denied.
-pub(super) fn nft(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn nft(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     let first_op = call.first_operand();
     let words: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
     let joined = words.join(" ");
     if joined.contains("flush") || joined.contains("delete table") || joined.contains("destroy") {
         call.deny(
-            an,
+            analyzer,
             "destructive.firewall_flush",
             "nft flushes or deletes firewall rules".into(),
         );
     } else if !joined.starts_with("list") && !joined.contains(" list ") && first_op != "list" {
         call.approve(
-            an,
+            analyzer,
             "system.firewall_change",
             "nft changes the firewall".into(),
         );
@@ -50,17 +50,17 @@ pub(super) fn nft(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `ufw`: status is fine, disabling is denied, other changes need approval.
-pub(super) fn ufw(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn ufw(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let first_op = call.first_operand();
     if ["disable", "reset"].contains(&first_op) {
         call.deny(
-            an,
+            analyzer,
             "destructive.firewall_flush",
             format!("ufw {first_op} turns the firewall off"),
         );
     } else if first_op != "status" {
         call.approve(
-            an,
+            analyzer,
             "system.firewall_change",
             format!("ufw {first_op} changes the firewall"),
         );
@@ -68,14 +68,14 @@ pub(super) fn ufw(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `firewall-cmd`: queries are fine, changes need approval.
-pub(super) fn firewalld(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn firewalld(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     if args
         .iter()
         .any(|a| a.text.contains("trusted") || a.text == "--panic-off")
     {
         call.deny(
-            an,
+            analyzer,
             "destructive.firewall_flush",
             "firewall-cmd opens the firewall".into(),
         );
@@ -84,7 +84,7 @@ pub(super) fn firewalld(an: &mut Analyzer<'_>, call: &Call<'_>) {
         .all(|a| a.text.starts_with("--list") || a.text.starts_with("--get") || a.text == "--state")
     {
         call.approve(
-            an,
+            analyzer,
             "system.firewall_change",
             "firewall-cmd changes the firewall".into(),
         );
@@ -92,7 +92,7 @@ pub(super) fn firewalld(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `ip`: showing is fine, changing links, addresses and routes needs approval.
-pub(super) fn ip(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn ip(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     if args.iter().any(|a| {
         [
@@ -101,7 +101,7 @@ pub(super) fn ip(an: &mut Analyzer<'_>, call: &Call<'_>) {
         .contains(&a.text.as_str())
     }) {
         call.approve(
-            an,
+            analyzer,
             "system.network_config",
             "ip changes the network configuration".into(),
         );
@@ -109,7 +109,7 @@ pub(super) fn ip(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Interface and wireless tools: changes need approval.
-pub(super) fn interfaces(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn interfaces(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     if args.len() > 1
         && !(name == "nmcli"
@@ -118,7 +118,7 @@ pub(super) fn interfaces(an: &mut Analyzer<'_>, call: &Call<'_>) {
                 .any(|w| args.iter().any(|a| a.text == *w)))
     {
         call.approve(
-            an,
+            analyzer,
             "system.network_config",
             format!("{name} changes the network configuration"),
         );
@@ -126,7 +126,7 @@ pub(super) fn interfaces(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `nc`: listening or running a program on a connection.
-pub(super) fn netcat(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn netcat(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let cmd = call.cmd();
     if args.iter().any(|a| {
@@ -138,12 +138,12 @@ pub(super) fn netcat(an: &mut Analyzer<'_>, call: &Call<'_>) {
             || (is_option(a) && !a.text.starts_with("--") && short_flags(a).contains('e'))
     }) {
         call.deny(
-            an,
+            analyzer,
             "network.reverse_shell",
             format!("{name} connects a shell to the network"),
         );
     } else if has_flag(args, 'l', &["--listen"]) {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.listen",
@@ -154,7 +154,7 @@ pub(super) fn netcat(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `socat`: listening, or connecting a program to a connection.
-pub(super) fn socat(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn socat(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     let cmd = call.cmd();
     let lower: Vec<String> = args.iter().map(|a| a.text.to_ascii_lowercase()).collect();
@@ -165,12 +165,12 @@ pub(super) fn socat(an: &mut Analyzer<'_>, call: &Call<'_>) {
             || a.starts_with("exec,")
     }) {
         call.deny(
-            an,
+            analyzer,
             "network.reverse_shell",
             "socat connects a program to the network".into(),
         );
     } else if lower.iter().any(|a| a.contains("listen")) {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.listen",
@@ -181,22 +181,22 @@ pub(super) fn socat(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Network scanners and capture tools.
-pub(super) fn scanners(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn scanners(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     call.approve(
-        an,
+        analyzer,
         "network.scan",
         format!("{name} scans or captures network traffic"),
     );
 }
 
 /// `openssl s_client`/`s_server` open connections.
-pub(super) fn openssl(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn openssl(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let first_op = call.first_operand();
     if ["s_client", "s_server"].contains(&first_op) {
-        an.network_reads += 1;
+        analyzer.network_reads += 1;
         call.approve(
-            an,
+            analyzer,
             "network.host_not_allowed",
             format!("openssl {first_op} opens a network connection"),
         );
@@ -205,7 +205,7 @@ pub(super) fn openssl(an: &mut Analyzer<'_>, call: &Call<'_>) {
 
 /// `ssh [OPTIONS] HOST [CMD]`: reaches the host, runs local commands of `-o` options, and
 /// the remote command (judged as shell code; it runs on the other machine).
-pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
+pub(super) fn ssh(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool {
     let Call {
         index, args, depth, ..
     } = *call;
@@ -224,7 +224,7 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
                 || lower.starts_with("localcommand")
                 || lower.starts_with("permitlocalcommand")
             {
-                an.find(
+                analyzer.find(
                     cmd,
                     Decision::Approve,
                     "network.ssh_local_command",
@@ -232,7 +232,7 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
                     false,
                 );
                 if let Some((_, code)) = option.text.split_once(['=', ' ']) {
-                    an.program(code, depth + 1);
+                    analyzer.program(code, depth + 1);
                 }
             }
         }
@@ -245,14 +245,14 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
             1
         };
     }
-    an.network_reads += 1;
+    analyzer.network_reads += 1;
     let Some(host) = args.get(i) else {
         return true;
     };
-    host_check(an, index, "ssh", host, true);
+    host_check(analyzer, index, "ssh", host, true);
     let remote = args.get(i + 1..).unwrap_or(&[]);
     if remote.is_empty() {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.remote_shell",
@@ -262,8 +262,8 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> boo
         return true;
     }
     let code: Vec<&str> = remote.iter().map(|w| w.text.as_str()).collect();
-    an.code_string(index, &code.join(" "), depth, false);
-    policy(an, index, "ssh");
+    analyzer.code_string(index, &code.join(" "), depth, false);
+    policy(analyzer, index, "ssh");
     true
 }
 
@@ -314,12 +314,12 @@ pub(super) fn remote_spec(text: &str) -> bool {
 }
 
 /// Judges the hosts a network client would reach.
-pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+pub(super) fn network(analyzer: &mut Analyzer<'_>, index: usize, name: &str, args: &[Word]) {
     if !NETWORK_CLIENTS.contains(&name) {
         return;
     }
     if NETWORK_READERS.contains(&name) {
-        an.network_reads += 1;
+        analyzer.network_reads += 1;
     }
     let with_value: &[&str] = match name {
         "curl" => &[
@@ -444,7 +444,7 @@ pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
         "telnet" => &["-l", "-n", "-b", "-e"],
         _ => &[],
     };
-    let mut hosts: Vec<&W> = Vec::new();
+    let mut hosts: Vec<&Word> = Vec::new();
     let mut i = 0;
     let mut saves_file =
         name == "wget" || name == "aria2c" || name == "axel" || name == "scp" || name == "rsync";
@@ -488,12 +488,12 @@ pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
             && let Some(target) = args.get(i + 1)
             && target.text != "-"
         {
-            write_target(an, Some(index), target);
+            write_target(analyzer, Some(index), target);
         }
         if name == "curl" && (t == "-K" || t == "--config")
             || name == "wget" && (t == "-i" || t == "--input-file" || t == "-e" || t == "--execute")
         {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "network.unresolved_host",
@@ -521,9 +521,9 @@ pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
         i += 1;
     }
     if saves_file {
-        an.fetched_to_file = true;
+        analyzer.fetched_to_file = true;
     }
-    let hosts: Vec<&W> = match name {
+    let hosts: Vec<&Word> = match name {
         "ssh" | "sftp" | "nc" | "ncat" | "netcat" | "telnet" | "ping" | "ping6" | "traceroute"
         | "tracepath" | "mtr" | "whois" | "nslookup" | "host" => {
             hosts.into_iter().take(1).collect()
@@ -545,15 +545,21 @@ pub(super) fn network(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W
         _ => hosts,
     };
     for host in hosts {
-        host_check(an, index, name, host, name == "ssh" || name == "sftp");
+        host_check(analyzer, index, name, host, name == "ssh" || name == "sftp");
     }
 }
 
 /// Approval unless the host a word names is in `allowed_hosts`.
-pub(super) fn host_check(an: &mut Analyzer<'_>, index: usize, name: &str, w: &W, ssh_style: bool) {
+pub(super) fn host_check(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    w: &Word,
+    ssh_style: bool,
+) {
     let cmd = Some(index);
     if !w.is_static() {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.unresolved_host",
@@ -569,8 +575,8 @@ pub(super) fn host_check(an: &mut Analyzer<'_>, index: usize, name: &str, w: &W,
     if host.is_empty() {
         return;
     }
-    if !an.filter.host_allowed(&host) {
-        an.find(
+    if !analyzer.filter.host_allowed(&host) {
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.host_not_allowed",

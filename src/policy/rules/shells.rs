@@ -12,10 +12,10 @@ pub(super) const SHELLS: &[&str] = &[
 ];
 
 pub(super) fn shell(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
-    args: &[W],
+    args: &[Word],
     depth: usize,
     stdin: &Stdin,
 ) {
@@ -25,7 +25,7 @@ pub(super) fn shell(
     let mut reads_stdin = false;
     while let Some(a) = args.get(i) {
         if code_next {
-            an.code_word(index, a, depth);
+            analyzer.code_word(index, a, depth);
             return;
         }
         if a.text == "--" {
@@ -50,7 +50,7 @@ pub(super) fn shell(
         break;
     }
     if code_next {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "interpreter.missing_code",
@@ -60,29 +60,31 @@ pub(super) fn shell(
         return;
     }
     match args.get(i) {
-        Some(script) if !reads_stdin => script_file(an, index, name, None, script, depth, stdin),
-        _ => stdin_code(an, index, name, None, depth, stdin),
+        Some(script) if !reads_stdin => {
+            script_file(analyzer, index, name, None, script, depth, stdin)
+        }
+        _ => stdin_code(analyzer, index, name, None, depth, stdin),
     }
 }
 
 pub(super) fn interpreter(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     lang: Lang,
     name: &str,
-    args: &[W],
+    args: &[Word],
     depth: usize,
     stdin: &Stdin,
 ) {
     let cmd = Some(index);
     let texts: Vec<String> = args.iter().map(|a| a.text.clone()).collect();
     let inv = super::super::interpreters::read(lang, &texts);
-    let dynamic_code = |an: &mut Analyzer<'_>, w: &W| {
+    let dynamic_code = |analyzer: &mut Analyzer<'_>, w: &Word| {
         if w.is_static() {
             return;
         }
         let network = w.from_network;
-        an.find_dynamic_code(
+        analyzer.find_dynamic_code(
             cmd,
             network,
             "obfuscation.dynamic_code",
@@ -91,24 +93,24 @@ pub(super) fn interpreter(
     };
     for (at, code) in &inv.code {
         if let Some(w) = args.get(*at) {
-            dynamic_code(an, w);
+            dynamic_code(analyzer, w);
         }
-        super::super::inline::judge(an, index, lang, code, depth);
+        super::super::inline::judge(analyzer, index, lang, code, depth);
     }
     for file in &inv.program_files {
         let w = args
             .iter()
             .find(|a| a.text.ends_with(file.as_str()))
             .cloned()
-            .unwrap_or_else(|| W::lit(file.clone()));
-        let w = W {
+            .unwrap_or_else(|| Word::lit(file.clone()));
+        let w = Word {
             text: file.clone(),
             ..w
         };
-        script_file(an, index, name, Some(lang), &w, depth, stdin);
+        script_file(analyzer, index, name, Some(lang), &w, depth, stdin);
     }
     if let Some((at, module)) = &inv.module {
-        python_module(an, index, module, args.get(at + 1..).unwrap_or(&[]));
+        python_module(analyzer, index, module, args.get(at + 1..).unwrap_or(&[]));
         return;
     }
     if lang == Lang::Perl {
@@ -118,7 +120,7 @@ pub(super) fn interpreter(
             .any(|a| is_option(a) && short_flags(a).contains('i'));
         if in_place && let Some((last_code, _)) = inv.code.last() {
             for target in operands(args.get(last_code + 1..).unwrap_or(&[])) {
-                write_target(an, cmd, target);
+                write_target(analyzer, cmd, target);
             }
         }
     }
@@ -128,37 +130,44 @@ pub(super) fn interpreter(
     if lang == Lang::Awk {
         // The first operand is the program.
         if let Some(code) = inv.operand.and_then(|at| args.get(at)) {
-            dynamic_code(an, code);
-            super::super::inline::judge(an, index, lang, &code.text, depth);
+            dynamic_code(analyzer, code);
+            super::super::inline::judge(analyzer, index, lang, &code.text, depth);
         }
         return;
     }
     match inv.operand.and_then(|at| args.get(at)) {
-        Some(script) if !inv.dash => script_file(an, index, name, Some(lang), script, depth, stdin),
-        _ => stdin_code(an, index, name, Some(lang), depth, stdin),
+        Some(script) if !inv.dash => {
+            script_file(analyzer, index, name, Some(lang), script, depth, stdin)
+        }
+        _ => stdin_code(analyzer, index, name, Some(lang), depth, stdin),
     }
 }
 
-pub(super) fn python_module(an: &mut Analyzer<'_>, index: usize, module: &str, rest: &[W]) {
+pub(super) fn python_module(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    module: &str,
+    rest: &[Word],
+) {
     let cmd = Some(index);
     match module {
-        "http.server" | "SimpleHTTPServer" | "smtpd" | "pyftpdlib" => an.find(
+        "http.server" | "SimpleHTTPServer" | "smtpd" | "pyftpdlib" => analyzer.find(
             cmd,
             Decision::Approve,
             "network.listen",
             format!("python -m {module} opens a network server"),
             false,
         ),
-        "pip" => pip(an, index, rest),
+        "pip" => pip(analyzer, index, rest),
         _ => {}
     }
 }
 
-pub(super) fn pip(an: &mut Analyzer<'_>, index: usize, args: &[W]) {
+pub(super) fn pip(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word]) {
     if let Some(sub) = operands(args).first()
         && ["install", "uninstall", "download", "wheel"].contains(&sub.text.as_str())
     {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "network.package_install",

@@ -121,10 +121,15 @@ pub(super) fn dangerous_variable(name: &str, value: &str) -> bool {
 }
 
 /// An assignment before a command (`X=1 cmd`) or alone (`X=1`).
-pub(crate) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, value: &W) {
-    super::super::settings::environment(an, cmd, name, value, 0);
+pub(crate) fn assignment(
+    analyzer: &mut Analyzer<'_>,
+    cmd: Option<usize>,
+    name: &str,
+    value: &Word,
+) {
+    super::super::settings::environment(analyzer, cmd, name, value, 0);
     if dangerous_variable(name, &value.text) {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "env.dangerous_variable",
@@ -133,7 +138,7 @@ pub(crate) fn assignment(an: &mut Analyzer<'_>, cmd: Option<usize>, name: &str, 
         );
     }
     if value.from_network {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "network.read",

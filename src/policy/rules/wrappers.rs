@@ -376,7 +376,7 @@ pub(super) fn peel(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) 
         analyzer.code_string(index, &joined(rest), depth, false);
         return true;
     }
-    let inner: &[W] = match wrapper.command {
+    let inner: &[Word] = match wrapper.command {
         CommandStart::AfterOperands(operands) => rest.get(operands..).unwrap_or(&[]),
         CommandStart::AfterDoubleDash => match args.iter().position(|a| a.text == "--") {
             Some(at) => args.get(at + 1..).unwrap_or(&[]),
@@ -426,7 +426,7 @@ fn find_implied(analyzer: &mut Analyzer<'_>, index: usize, name: &str, implied: 
 }
 
 /// Words joined back into one command line.
-fn joined(words: &[W]) -> String {
+fn joined(words: &[Word]) -> String {
     words
         .iter()
         .map(|w| w.text.as_str())
@@ -516,8 +516,8 @@ fn xargs(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) -> bool {
             "--replace",
         ],
     );
-    let mut inner: Vec<W> = if rest.is_empty() {
-        vec![W::lit("echo")]
+    let mut inner: Vec<Word> = if rest.is_empty() {
+        vec![Word::lit("echo")]
     } else {
         rest.to_vec()
     };
@@ -531,14 +531,14 @@ fn xargs(analyzer: &mut Analyzer<'_>, call: &Call<'_>, stdin: &Stdin) -> bool {
         for w in inner.iter_mut().skip(1) {
             if w.text.contains(&token) {
                 let prefix = w.text.split(&token).next().unwrap_or("").to_string();
-                *w = W::unknown(&prefix);
+                *w = Word::unknown(&prefix);
                 replaced = true;
             }
         }
     }
     if !replaced {
         // Arguments come from stdin.
-        let mut extra = W::unknown("");
+        let mut extra = Word::unknown("");
         extra.from_network = stdin.network;
         inner.push(extra);
     }
@@ -571,7 +571,7 @@ fn script(analyzer: &mut Analyzer<'_>, call: &Call<'_>, _stdin: &Stdin) -> bool 
         index, args, depth, ..
     } = *call;
     if let Some(code) = args.iter().find(|a| a.text.starts_with("--command=")) {
-        let code = W {
+        let code = Word {
             text: code
                 .text
                 .get("--command=".len()..)
