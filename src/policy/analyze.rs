@@ -4,152 +4,17 @@
 //! word resolved as far as static analysis allows (quotes and escapes removed, `~` and
 //! `$HOME` known, anything else marked dynamic), wrappers peeled off recursively, and
 //! every finding recorded with the command it belongs to. The rules themselves live in
-//! `rules.rs`; this file only finds what would run and with which words.
+//! `rules/`; this file only finds what would run and with which words.
 
 use brush_parser::ast;
 use brush_parser::word::{Parameter, ParameterExpr, WordPiece, WordPieceWithSource};
 
-use super::paths::{Cwd, Place, Root};
-use super::{CommandFilter, Decision, Finding, MAX_COMMANDS, MAX_DEPTH};
+use super::paths::Cwd;
+use super::state::Analyzer;
+use super::verdict::{Decision, MAX_COMMANDS, MAX_DEPTH};
+use super::words::{Stdin, Word, excerpt};
 
-/// One word as far as it is known before the command runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct W {
-    /// The literal text; unknown parts stand as `*`.
-    pub text: String,
-    /// Byte offset of the first wildcard (unknown expansion or unquoted glob).
-    pub wild_at: Option<usize>,
-    /// Some part comes from an expansion whose value is not known.
-    pub dynamic: bool,
-    /// Some part is the output of a command that reads from the network.
-    pub from_network: bool,
-}
-
-impl W {
-    pub fn lit(text: impl Into<String>) -> W {
-        W {
-            text: text.into(),
-            wild_at: None,
-            dynamic: false,
-            from_network: false,
-        }
-    }
-
-    /// A word whose value is unknown, with a known literal prefix.
-    pub fn unknown(prefix: &str) -> W {
-        W {
-            text: format!("{prefix}*"),
-            wild_at: Some(prefix.len()),
-            dynamic: true,
-            from_network: false,
-        }
-    }
-
-    pub fn is_static(&self) -> bool {
-        !self.dynamic && self.wild_at.is_none()
-    }
-}
-
-/// Where a command's standard input comes from, when that matters (interpreters).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Stdin {
-    /// The code text, when known (here-document, here-string, `echo ... |`).
-    pub text: Option<String>,
-    /// Data comes through a pipe or file whose content is unknown.
-    pub unknown: bool,
-    /// Data comes from a command that reads the network.
-    pub network: bool,
-}
-
-/// A simple command that was found, for the report and for allow rules.
-#[derive(Debug, Clone)]
-pub(super) struct Found {
-    pub argv: Vec<String>,
-    pub is_static: bool,
-}
-
-/// The state of one judgement.
-#[derive(Debug)]
-pub(super) struct Analyzer<'f> {
-    pub filter: &'f CommandFilter,
-    pub findings: Vec<Finding>,
-    pub commands: Vec<Found>,
-    /// The working directory as far as `cd` was followed; `None` when unknown.
-    pub cwd: Option<Cwd>,
-    /// Functions whose body is being walked (a call to one of them is recursion).
-    functions: Vec<String>,
-    /// Commands that read the network so far.
-    pub network_reads: usize,
-    /// A network read saved to a file, and local code run (download-and-execute).
-    pub fetched_to_file: bool,
-    pub ran_local_code: bool,
-    /// Output of the last simple `echo`/`printf` (code for a shell after the pipe).
-    last_echo: Option<String>,
-    /// Paths this line writes or creates so far (a program or script run from one of
-    /// them is code the line wrote itself).
-    pub created: Vec<Place>,
-    /// Symbolic links this line made, and where they point: a later path through one is
-    /// judged where it really leads (`ln -s /etc e && rm -rf e/`).
-    pub links: Vec<(Place, Place)>,
-    stopped: bool,
-}
-
-impl<'f> Analyzer<'f> {
-    pub fn new(filter: &'f CommandFilter) -> Self {
-        Analyzer {
-            filter,
-            findings: Vec::new(),
-            commands: Vec::new(),
-            cwd: filter.layout.workspace.clone().map(|comps| Cwd {
-                root: Root::Absolute,
-                comps,
-            }),
-            functions: Vec::new(),
-            network_reads: 0,
-            fetched_to_file: false,
-            ran_local_code: false,
-            last_echo: None,
-            created: Vec::new(),
-            links: Vec::new(),
-            stopped: false,
-        }
-    }
-
-    /// Records a finding for the command `cmd` (an index into `commands`), if any.
-    /// Code that is only known when the line runs: denied when it comes from the
-    /// network (download-and-run), otherwise it needs approval under `local_rule`.
-    pub fn find_dynamic_code(
-        &mut self,
-        cmd: Option<usize>,
-        from_network: bool,
-        local_rule: &str,
-        reason: impl Into<String>,
-    ) {
-        let (decision, rule) = if from_network {
-            (Decision::Deny, "network.exec_remote")
-        } else {
-            (Decision::Approve, local_rule)
-        };
-        self.find(cmd, decision, rule, reason, false);
-    }
-
-    pub fn find(
-        &mut self,
-        cmd: Option<usize>,
-        decision: Decision,
-        rule: &str,
-        reason: impl Into<String>,
-        liftable: bool,
-    ) {
-        self.findings.push(Finding {
-            cmd,
-            decision,
-            rule: rule.to_string(),
-            reason: reason.into(),
-            liftable,
-        });
-    }
-
+impl Analyzer<'_> {
     /// Whether to go on: stops (with a deny) past the depth or command budget.
     fn enter(&mut self, depth: usize) -> bool {
         if self.stopped {
@@ -192,12 +57,12 @@ impl<'f> Analyzer<'f> {
         if !self.enter(depth) {
             return false;
         }
-        if let Some(problem) = super::precheck(code) {
+        if let Some(problem) = super::syntax::precheck(code) {
             self.find(None, problem.0, problem.1, problem.2, false);
             return false;
         }
         let start_cwd = self.cwd.clone();
-        match super::parse(code) {
+        match super::syntax::parse(code) {
             Ok(program) => {
                 for list in &program.complete_commands {
                     self.compound_list(list, depth);
@@ -434,11 +299,11 @@ impl<'f> Analyzer<'f> {
     }
 
     fn simple(&mut self, simple: &ast::SimpleCommand, depth: usize, mut stdin: Stdin) {
-        let mut argv: Vec<W> = Vec::new();
+        let mut argv: Vec<Word> = Vec::new();
         let mut redirects: Vec<&ast::IoRedirect> = Vec::new();
-        let mut assignments: Vec<(String, W)> = Vec::new();
+        let mut assignments: Vec<(String, Word)> = Vec::new();
         // `export PATH=...`: assignments made by a declaration builtin.
-        let mut declared: Vec<(String, W)> = Vec::new();
+        let mut declared: Vec<(String, Word)> = Vec::new();
         let prefix = simple.prefix.iter().flat_map(|p| p.0.iter());
         let suffix = simple.suffix.iter().flat_map(|s| s.0.iter());
         let name = simple.word_or_name.iter();
@@ -456,7 +321,7 @@ impl<'f> Analyzer<'f> {
                     let value = match &assignment.value {
                         ast::AssignmentValue::Scalar(w) => self.word(&w.value, depth),
                         ast::AssignmentValue::Array(items) => {
-                            let mut last = W::lit("");
+                            let mut last = Word::lit("");
                             for (key, value) in items {
                                 if let Some(key) = key {
                                     self.word(&key.value, depth);
@@ -496,15 +361,15 @@ impl<'f> Analyzer<'f> {
             Some(self.record(&argv))
         };
         for (name, value) in &assignments {
-            super::rules::assignment(self, cmd_index, name, value);
+            super::rules::variables::assignment(self, cmd_index, name, value);
         }
-        let program = argv.first().map(|w| super::rules::program_name(&w.text));
+        let program = argv.first().map(|w| super::words::program_name(&w.text));
         if program
             .as_deref()
             .is_some_and(|p| ["export", "declare", "typeset", "local", "readonly"].contains(&p))
         {
             for (name, value) in &declared {
-                super::rules::assignment(self, cmd_index, name, value);
+                super::rules::variables::assignment(self, cmd_index, name, value);
             }
         }
         for redirect in redirects {
@@ -521,30 +386,21 @@ impl<'f> Analyzer<'f> {
                 );
             }
             super::rules::judge(self, index, &argv, depth, &stdin);
-            if (program == "echo" || program == "printf") && argv.iter().all(W::is_static) {
+            if (program == "echo" || program == "printf") && argv.iter().all(Word::is_static) {
                 let words: Vec<&str> = argv.iter().skip(1).map(|w| w.text.as_str()).collect();
                 self.last_echo = echo_output(&program, &words);
             }
         }
     }
 
-    /// Records a simple command (after wrappers are peeled, each inner one too).
-    pub fn record(&mut self, argv: &[W]) -> usize {
-        self.commands.push(Found {
-            argv: argv.iter().map(|w| w.text.clone()).collect(),
-            is_static: argv.iter().all(W::is_static),
-        });
-        self.commands.len() - 1
-    }
-
-    fn process_substitution(&mut self, sub: &ast::SubshellCommand, depth: usize) -> W {
+    fn process_substitution(&mut self, sub: &ast::SubshellCommand, depth: usize) -> Word {
         let before = self.network_reads;
         if self.enter(depth + 1) {
             let saved = self.cwd.clone();
             self.compound_list(&sub.list, depth + 1);
             self.cwd = saved;
         }
-        W {
+        Word {
             text: "/dev/fd/63".into(),
             wild_at: None,
             dynamic: false,
@@ -580,7 +436,7 @@ impl<'f> Analyzer<'f> {
                 let reads_stdin = fd.is_none_or(|fd| fd == 0);
                 match kind {
                     ast::IoFileRedirectKind::Read => {
-                        super::rules::read_target(self, cmd, &target);
+                        super::rules::common::read_target(self, cmd, &target);
                         if reads_stdin {
                             stdin.text = None;
                             stdin.unknown = true;
@@ -588,23 +444,23 @@ impl<'f> Analyzer<'f> {
                         }
                     }
                     ast::IoFileRedirectKind::DuplicateInput => {
-                        super::rules::read_target(self, cmd, &target);
+                        super::rules::common::read_target(self, cmd, &target);
                     }
                     ast::IoFileRedirectKind::ReadAndWrite => {
-                        super::rules::read_target(self, cmd, &target);
-                        super::rules::write_target(self, cmd, &target);
+                        super::rules::common::read_target(self, cmd, &target);
+                        super::rules::common::write_target(self, cmd, &target);
                     }
                     ast::IoFileRedirectKind::Write
                     | ast::IoFileRedirectKind::Append
                     | ast::IoFileRedirectKind::Clobber
                     | ast::IoFileRedirectKind::DuplicateOutput => {
-                        super::rules::write_target(self, cmd, &target);
+                        super::rules::common::write_target(self, cmd, &target);
                     }
                 }
             }
             ast::IoRedirect::OutputAndError(word, _) => {
                 let target = self.word(&word.value, depth);
-                super::rules::write_target(self, cmd, &target);
+                super::rules::common::write_target(self, cmd, &target);
             }
             ast::IoRedirect::HereDocument(fd, doc) => {
                 let text = if doc.requires_expansion {
@@ -640,8 +496,8 @@ impl<'f> Analyzer<'f> {
 
     /// Resolves one shell word: quotes and escapes removed, substitutions judged (at
     /// `depth + 1`) and marked dynamic.
-    pub fn word(&mut self, raw: &str, depth: usize) -> W {
-        let mut out = W::lit("");
+    pub fn word(&mut self, raw: &str, depth: usize) -> Word {
+        let mut out = Word::lit("");
         if !raw.contains(['\'', '"', '\\', '$', '`', '~', '*', '?', '[', '{']) {
             out.text = raw.to_string();
             return out;
@@ -652,7 +508,7 @@ impl<'f> Analyzer<'f> {
             .matches("$(")
             .count()
             .saturating_sub(raw.matches(')').count());
-        if unclosed_expansion(raw) || open_parens > super::MAX_UNCLOSED_PARENS {
+        if unclosed_expansion(raw) || open_parens > super::verdict::MAX_UNCLOSED_PARENS {
             // The word parser backtracks exponentially over unclosed `$(`, `$((` and `${`
             // (a here-document body is parsed here without the shell tokenizer in front),
             // and the shell would refuse such a word anyway.
@@ -666,9 +522,9 @@ impl<'f> Analyzer<'f> {
                 ),
                 false,
             );
-            return W::unknown("");
+            return Word::unknown("");
         }
-        match brush_parser::word::parse(raw, &super::parser_options()) {
+        match brush_parser::word::parse(raw, &super::syntax::parser_options()) {
             Ok(pieces) => {
                 self.pieces(raw, &pieces, depth, false, &mut out);
                 if !out.dynamic && brace_expansion(raw) {
@@ -685,19 +541,19 @@ impl<'f> Analyzer<'f> {
                     format!("the word {} could not be parsed", excerpt(raw)),
                     false,
                 );
-                out = W::unknown("");
+                out = Word::unknown("");
             }
         }
         out
     }
 
-    fn mark_wild(&self, out: &mut W, at: usize) {
+    fn mark_wild(&self, out: &mut Word, at: usize) {
         if out.wild_at.is_none_or(|w| at < w) {
             out.wild_at = Some(at);
         }
     }
 
-    fn dynamic_piece(&self, out: &mut W) {
+    fn dynamic_piece(&self, out: &mut Word) {
         let at = out.text.len();
         self.mark_wild(out, at);
         out.text.push('*');
@@ -710,7 +566,7 @@ impl<'f> Analyzer<'f> {
         pieces: &[WordPieceWithSource],
         depth: usize,
         quoted: bool,
-        out: &mut W,
+        out: &mut Word,
     ) {
         for piece in pieces {
             match &piece.piece {
@@ -970,7 +826,7 @@ fn unclosed_expansion(raw: &str) -> bool {
             }
             '(' if open.last().is_some_and(|(close, _)| *close == '}') => {
                 parens_in_braces += 1;
-                if parens_in_braces > super::MAX_UNCLOSED_PARENS {
+                if parens_in_braces > super::verdict::MAX_UNCLOSED_PARENS {
                     return true;
                 }
             }
@@ -1104,45 +960,33 @@ fn ansi_c(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// A short, quoted excerpt of code for messages.
-pub(super) fn excerpt(code: &str) -> String {
-    let short: String = code.chars().take(60).collect();
-    if short.len() < code.len() {
-        format!("{short:?}...")
-    } else {
-        format!("{short:?}")
-    }
-}
-
-/// The place a word names, seen from the analyzer's working directory.
+/// The recursion of the rules: shell code a command runs (`sh -c`, `eval`, `su -c`)
+/// is handed back to the walk, one level deeper.
 impl Analyzer<'_> {
-    /// The place as written, without following the links this line made (the name a
-    /// later command uses for a file the line created).
-    pub fn lexical_place(&self, w: &W) -> Place {
-        self.filter
-            .layout
-            .place(&w.text, w.wild_at, self.cwd.as_ref())
+    /// Judges a word as shell code (the argument of `sh -c`, `su -c`, `trap`).
+    pub(crate) fn code_word(&mut self, index: usize, code: &Word, depth: usize) {
+        if !code.is_static() {
+            let network = code.from_network;
+            self.find_dynamic_code(
+                Some(index),
+                network,
+                "obfuscation.dynamic_code",
+                "runs shell code that is only known when the line runs",
+            );
+        }
+        self.code_string(index, &code.text, depth, code.from_network);
     }
 
-    pub fn place(&self, w: &W) -> Place {
-        let mut place = self
-            .filter
-            .layout
-            .place(&w.text, w.wild_at, self.cwd.as_ref());
-        // Newest link first; a link inside a link is followed once per link made.
-        for (link, target) in self.links.iter().rev() {
-            let through = link.root == place.root
-                && !link.wild
-                && place.comps.len() >= link.comps.len()
-                && place.comps.iter().zip(&link.comps).all(|(a, b)| a == b);
-            if through {
-                let rest = place.comps.split_off(link.comps.len());
-                place.root = target.root;
-                place.comps = target.comps.clone();
-                place.comps.extend(rest);
-                place.wild |= target.wild;
-            }
+    pub(crate) fn code_string(&mut self, index: usize, code: &str, depth: usize, network: bool) {
+        if network {
+            self.find(
+                Some(index),
+                Decision::Deny,
+                "network.exec_remote",
+                "runs code read from the network",
+                false,
+            );
         }
-        place
+        self.program(code, depth + 1);
     }
 }

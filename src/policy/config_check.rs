@@ -2,7 +2,7 @@
 //! its key, for `validate-config` and start-up (handed to `config::load_checked`). The
 //! filter's builder refuses the same mistakes, one at a time. This module builds nothing.
 
-use super::{Glob, check_program_name, check_rule_id, normalize_host_pattern};
+use super::pattern::Glob;
 use crate::config::{Config, ConfigIssue, shell_rule_key};
 
 /// What the filter would refuse in `[tools.shell]`.
@@ -51,90 +51,56 @@ pub fn shell_config_issues(config: &Config) -> Vec<ConfigIssue> {
     issues
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ConfigError, ConfigSource, ProcessEnvironment};
-    use crate::policy::{CommandFilter, FilterContext};
-
-    const BAD_SHELL: &str = r#"
-[tools.shell]
-allowed_programs = ["git", "/bin/ls"]
-allowed_hosts = ["example.org", "https://evil.example/x"]
-
-[[tools.shell.rules]]
-id = "ok-rule"
-action = "allow"
-program = "/usr/bin/make"
-
-[[tools.shell.rules]]
-id = "ok-rule"
-action = "deny"
-program = "rm"
-
-[[tools.shell.rules]]
-id = "bad id"
-action = "approve"
-program = "two words"
-args = "x\\"
-"#;
-
-    fn keys(err: &ConfigError) -> Vec<String> {
-        err.issues().into_iter().map(|issue| issue.key).collect()
+/// Checks a program name for `allowed_programs` and rules: a bare name, no path.
+pub fn check_program_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(format!("{name:?} is not a program name"));
     }
-
-    #[test]
-    fn every_shell_mistake_is_reported_with_its_key_in_one_run() {
-        let err = crate::config::parse_checked(
-            &format!("[server]\nmax_body = 1\n{BAD_SHELL}"),
-            ConfigSource::Defaults,
-            &ProcessEnvironment,
-            &[&shell_config_issues],
-        )
-        .unwrap_err();
-        assert_eq!(
-            keys(&err),
-            [
-                "server.max_body",
-                "tools.shell.allowed_programs.1",
-                "tools.shell.allowed_hosts.1",
-                "tools.shell.rules.1 (id \"ok-rule\").id",
-                "tools.shell.rules.2 (id \"bad id\").id",
-                "tools.shell.rules.2 (id \"bad id\").program",
-                "tools.shell.rules.2 (id \"bad id\").args",
-            ]
-        );
-        let text = err.to_string();
-        assert!(
-            text.contains("\"/bin/ls\" is not a bare program name"),
-            "{text}"
-        );
-        assert!(text.contains("duplicate rule id \"ok-rule\""), "{text}");
+    if name.contains('/') || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "{name:?} is not a bare program name such as \"git\" (no paths or spaces)"
+        ));
     }
+    Ok(())
+}
 
-    #[test]
-    fn without_the_owner_check_the_filter_still_refuses_when_built() {
-        let config =
-            crate::config::parse(BAD_SHELL, ConfigSource::Defaults, &ProcessEnvironment).unwrap();
-        let context = FilterContext::for_config(&config, None);
-        let err = CommandFilter::from_config(&config.tools.shell, context).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "tools.shell.allowed_programs.1: \"/bin/ls\" is not a bare program name such as \"git\" (no paths or spaces)"
-        );
+/// Checks a rule id: letters, digits, `.`, `_`, `-`.
+pub fn check_rule_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("every rule needs an id, such as \"git-status\"".into());
     }
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "{id:?} is not a rule id: use up to 64 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}
 
-    #[test]
-    fn a_valid_shell_table_passes_both() {
-        let text = "[tools.shell]\nallowed_hosts = [\"*.Example.org.\"]\n";
-        let config = crate::config::parse_checked(
-            text,
-            ConfigSource::Defaults,
-            &ProcessEnvironment,
-            &[&shell_config_issues],
-        )
-        .unwrap();
-        let context = FilterContext::for_config(&config, None);
-        assert!(CommandFilter::from_config(&config.tools.shell, context).is_ok());
+/// Normalizes an `allowed_hosts` entry: a host name, an IP address, or `*.domain`.
+pub fn normalize_host_pattern(text: &str) -> Result<String, String> {
+    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = lower.strip_prefix("*.").unwrap_or(&lower);
+    let ip = name.trim_start_matches('[').trim_end_matches(']');
+    if ip.parse::<std::net::IpAddr>().is_ok() && !lower.starts_with("*.") {
+        return Ok(ip.to_string());
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "{text:?} is not a host name, an IP address or *.domain (no schemes, ports or paths)"
+        ))
     }
 }

@@ -4,11 +4,11 @@
 //! `jq -n env`, `ps e`) or a variable named like a credential (`echo $GITHUB_TOKEN`,
 //! `printenv OPENAI_API_KEY`) needs approval, like reading `/proc/self/environ`. Printing
 //! one ordinary variable (`printenv PATH`, `echo $HOME`) is fine. This never judges what
-//! an assignment changes: that is `rules.rs` and `settings.rs`.
+//! an assignment changes: that is `rules/` and `settings.rs`.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::{is_option, operands, skip_options};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Word, is_option, operands, skip_options};
 
 /// Parts of variable names that mark a credential (`AWS_SECRET_ACCESS_KEY`,
 /// `GITHUB_TOKEN`, `PGPASSWORD`, `OPENAI_API_KEY`).
@@ -37,8 +37,8 @@ pub(super) fn secret_variable(name: &str) -> bool {
         || upper == "KEY"
 }
 
-fn found(an: &mut Analyzer<'_>, index: usize, what: String) {
-    an.find(
+fn found(analyzer: &mut Analyzer<'_>, index: usize, what: String) {
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "access.environment",
@@ -48,19 +48,21 @@ fn found(an: &mut Analyzer<'_>, index: usize, what: String) {
 }
 
 /// Judges `name` for printing the environment or a secret variable.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+pub(super) fn judge(analyzer: &mut Analyzer<'_>, index: usize, name: &str, args: &[Word]) {
     let ops = operands(args);
     match name {
         "printenv" => match ops
             .iter()
             .find(|w| !w.is_static() || secret_variable(&w.text))
         {
-            Some(w) => found(an, index, format!("printenv prints {}", w.text)),
-            None if ops.is_empty() => found(an, index, "printenv prints the environment".into()),
+            Some(w) => found(analyzer, index, format!("printenv prints {}", w.text)),
+            None if ops.is_empty() => {
+                found(analyzer, index, "printenv prints the environment".into())
+            }
             None => {}
         },
         "env" => {
-            let args: Vec<W> = args.iter().filter(|a| a.text != "-").cloned().collect();
+            let args: Vec<Word> = args.iter().filter(|a| a.text != "-").cloned().collect();
             let rest = skip_options(&args, &["-u", "--unset", "-C", "--chdir", "-P"]);
             let splits = args
                 .iter()
@@ -70,7 +72,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
                 .find(|a| !a.text.contains('=') || a.text.starts_with('='));
             if command.is_none() && !splits {
                 found(
-                    an,
+                    analyzer,
                     index,
                     "env with no command prints the environment".into(),
                 );
@@ -84,14 +86,14 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
                     }));
             if prints {
                 found(
-                    an,
+                    analyzer,
                     index,
                     format!("{name} with no names prints the variables"),
                 );
             }
         }
         "set" if args.is_empty() => found(
-            an,
+            analyzer,
             index,
             "set with no arguments prints every variable".into(),
         ),
@@ -104,7 +106,7 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
                     .any(|word| word == "env");
             if mentions_env {
                 found(
-                    an,
+                    analyzer,
                     index,
                     format!("{name} reads the environment ({filter})"),
                 );
@@ -119,7 +121,11 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
             });
             let environ_column = args.iter().any(|a| a.text.contains("environ"));
             if bsd_e || environ_column {
-                found(an, index, "ps e prints the environment of processes".into());
+                found(
+                    analyzer,
+                    index,
+                    "ps e prints the environment of processes".into(),
+                );
             }
         }
         _ => {}
@@ -127,9 +133,9 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
 }
 
 /// A `$NAME` expansion in a word: a credential's value would be printed or passed on.
-pub(super) fn expansion(an: &mut Analyzer<'_>, name: &str) {
+pub(super) fn expansion(analyzer: &mut Analyzer<'_>, name: &str) {
     if secret_variable(name) {
-        an.find(
+        analyzer.find(
             None,
             Decision::Approve,
             "access.secret_variable",

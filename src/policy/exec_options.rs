@@ -4,14 +4,14 @@
 //! `cmake -E rm`, `ip netns exec`. Each program's ways of running code are data
 //! ([`EXEC_OPTIONS`]) or one small function per program family. A command given as text
 //! is also judged as shell code, so `man -P 'rm -rf ~' ls` is denied like `rm -rf ~`.
-//! This never judges the program's own files or arguments: that stays in `rules.rs`.
+//! This never judges the program's own files or arguments: that stays in `rules/`.
 
-use super::Decision;
-use super::analyze::{Analyzer, Stdin, W};
+use super::inline::script_file;
 use super::paths::Root;
-use super::rules::{
-    assignment, code_string, is_option, judge_inner, operands, script_file, skip_options,
-};
+use super::rules::variables::assignment;
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, Word, excerpt, is_option, operands, skip_options};
 
 /// What an option's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,24 +131,24 @@ const EXEC_OPTIONS: &[ExecOption] = &[
 
 /// Judges the ways `name` runs code through its options and subcommands.
 pub(super) fn judge(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
-    args: &[W],
+    args: &[Word],
     depth: usize,
     stdin: &Stdin,
 ) {
     match name {
-        "ip" => ip(an, index, args, depth),
-        "cmake" => cmake(an, index, args, depth),
-        "make" | "gmake" => make(an, index, args, depth, stdin),
+        "ip" => ip(analyzer, index, args, depth),
+        "cmake" => cmake(analyzer, index, args, depth),
+        "make" | "gmake" => make(analyzer, index, args, depth, stdin),
         "hyperfine" | "watch-exec" => {
-            for command in super::rules::operands(args) {
-                code_string(an, index, &command.text, depth, command.from_network);
+            for command in operands(args) {
+                analyzer.code_string(index, &command.text, depth, command.from_network);
             }
         }
         "parallel" | "tmux" | "screen" | "watchexec" | "expect" | "nq" | "daemonize" => {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "exec.option",
@@ -177,16 +177,16 @@ pub(super) fn judge(
             if used_next {
                 i += 1;
             }
-            option_runs(an, index, name, o, &value, depth);
+            option_runs(analyzer, index, name, o, &value, depth);
         }
         i += 1;
     }
 }
 
 /// The value `option` has in the word `a` (glued, after `=`, or the next word).
-fn value_of(o: &ExecOption, a: &W, next: Option<&W>) -> Option<(W, bool)> {
+fn value_of(o: &ExecOption, a: &Word, next: Option<&Word>) -> Option<(Word, bool)> {
     let option = o.option;
-    let with = |text: &str| W {
+    let with = |text: &str| Word {
         text: text.to_string(),
         ..a.clone()
     };
@@ -194,7 +194,7 @@ fn value_of(o: &ExecOption, a: &W, next: Option<&W>) -> Option<(W, bool)> {
         return a.text.strip_prefix('+').map(|v| (with(v), false));
     }
     if a.text == option {
-        return Some(next.map_or_else(|| (W::lit(""), false), |n| (n.clone(), true)));
+        return Some(next.map_or_else(|| (Word::lit(""), false), |n| (n.clone(), true)));
     }
     if option.starts_with("--") || option.len() > 2 {
         return a
@@ -214,11 +214,11 @@ fn value_of(o: &ExecOption, a: &W, next: Option<&W>) -> Option<(W, bool)> {
 }
 
 fn option_runs(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
     o: &ExecOption,
-    value: &W,
+    value: &Word,
     depth: usize,
 ) {
     let text = value.text.as_str();
@@ -246,7 +246,7 @@ fn option_runs(
             text.split_once(['!', '|']).map(|(_, cmd)| cmd.to_string())
         }
     };
-    an.find(
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "exec.option",
@@ -256,20 +256,20 @@ fn option_runs(
             if text.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", super::analyze::excerpt(text))
+                format!(" ({})", excerpt(text))
             }
         ),
         false,
     );
     if let Some(code) = code.filter(|c| !c.trim().is_empty()) {
-        code_string(an, index, &code, depth, value.from_network);
+        analyzer.code_string(index, &code, depth, value.from_network);
     }
 }
 
 /// `make -f FILE` reads its recipes from FILE (standard input for `-f -` or
 /// `/dev/stdin`, whose text is judged as shell code when known), and a `SHELL=` or
 /// `.SHELLFLAGS=` operand picks the program that runs every recipe.
-fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &Stdin) {
+fn make(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize, stdin: &Stdin) {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         let file = match a.text.as_str() {
@@ -281,14 +281,14 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &S
                 .strip_prefix("--file=")
                 .or_else(|| t.strip_prefix("--makefile="))
                 .or_else(|| t.strip_prefix("-f").filter(|v| !v.is_empty()))
-                .map(|v| W {
+                .map(|v| Word {
                     text: v.to_string(),
                     ..a.clone()
                 }),
         };
         if let Some(file) = file {
-            outside_workspace(an, index, "-f", &file);
-            script_file(an, index, "make", None, &file, depth, stdin);
+            outside_workspace(analyzer, index, "-f", &file);
+            script_file(analyzer, index, "make", None, &file, depth, stdin);
         }
         let directory = match a.text.as_str() {
             "-C" | "--directory" => {
@@ -298,20 +298,20 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &S
             t => t
                 .strip_prefix("--directory=")
                 .or_else(|| t.strip_prefix("-C").filter(|v| !v.is_empty()))
-                .map(|v| W {
+                .map(|v| Word {
                     text: v.to_string(),
                     ..a.clone()
                 }),
         };
         if let Some(directory) = directory {
-            outside_workspace(an, index, "-C", &directory);
+            outside_workspace(analyzer, index, "-C", &directory);
         }
         let variable = a.text.split_once('=').map(|(var, _)| var);
         if !is_option(a)
             && variable
                 .is_some_and(|v| ["SHELL", ".SHELLFLAGS", "MAKEFLAGS", "MAKESHELL"].contains(&v))
         {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "exec.option",
@@ -326,19 +326,19 @@ fn make(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize, stdin: &S
 /// `make -f FILE` and `make -C DIR` run the recipes of a makefile; one from outside the
 /// known workspace (`/tmp/Makefile`, `-C /elsewhere`) is code the project does not hold,
 /// so it needs approval. Standard input and descriptors are judged by `script_file`.
-fn outside_workspace(an: &mut Analyzer<'_>, index: usize, option: &str, w: &W) {
+fn outside_workspace(analyzer: &mut Analyzer<'_>, index: usize, option: &str, w: &Word) {
     let text = w.text.as_str();
     if text == "-" || text.starts_with("/dev/") || text.starts_with("/proc/") {
         return;
     }
-    let place = an.place(w);
-    let layout = &an.filter.layout;
+    let place = analyzer.place(w);
+    let layout = &analyzer.filter.layout;
     let inside = match layout.workspace {
         Some(_) => layout.under_workspace(&place),
         None => place.root == Root::Relative && !text.split('/').any(|c| c == ".."),
     };
     if !inside {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "exec.outside_recipes",
@@ -353,7 +353,7 @@ fn outside_workspace(an: &mut Analyzer<'_>, index: usize, option: &str, w: &W) {
 
 /// `ip netns exec NS CMD` and `ip vrf exec VRF CMD` run a command (in another network
 /// namespace, as root): the command is judged. `ip` accepts abbreviations (`ip netn e`).
-fn ip(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn ip(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let ops = operands(args);
     let Some((object, rest)) = ops.split_first() else {
         return;
@@ -367,7 +367,7 @@ fn ip(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     if !namespaced || !exec {
         return;
     }
-    an.find(
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "privilege.namespace",
@@ -381,18 +381,26 @@ fn ip(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     else {
         return;
     };
-    let inner: Vec<W> = args.iter().skip(exec_at + 2).cloned().collect();
-    judge_inner(an, index, &inner, depth, &Stdin::default(), "ip");
+    let inner: Vec<Word> = args.iter().skip(exec_at + 2).cloned().collect();
+    analyzer.judge_inner(index, &inner, depth, &Stdin::default(), "ip");
 }
 
 /// `cmake -E TOOL ARGS` runs a built-in tool: the ones that delete or write are judged as
 /// the program they stand for, `env`/`time`/`chdir` run a command, and `cmake -P FILE`
 /// runs a script.
-fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn cmake(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     if let Some(pos) = args.iter().position(|a| a.text == "-P")
         && let Some(script) = args.get(pos + 1)
     {
-        script_file(an, index, "cmake", None, script, depth, &Stdin::default());
+        script_file(
+            analyzer,
+            index,
+            "cmake",
+            None,
+            script,
+            depth,
+            &Stdin::default(),
+        );
     }
     let Some(pos) = args.iter().position(|a| a.text == "-E") else {
         return;
@@ -401,14 +409,14 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         return;
     };
     let rest = args.get(pos + 2..).unwrap_or(&[]);
-    let as_program = |program: &[&str]| -> Vec<W> {
+    let as_program = |program: &[&str]| -> Vec<Word> {
         program
             .iter()
-            .map(|p| W::lit(*p))
+            .map(|p| Word::lit(*p))
             .chain(rest.iter().cloned())
             .collect()
     };
-    let inner: Vec<W> = match tool.text.as_str() {
+    let inner: Vec<Word> = match tool.text.as_str() {
         "rm" => as_program(&["rm"]),
         "remove" => as_program(&["rm", "-f"]),
         "remove_directory" => as_program(&["rm", "-r", "-f"]),
@@ -427,11 +435,11 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             while let Some((first, tail)) = env_rest.split_first() {
                 match first.text.split_once('=') {
                     Some((var, _)) if !var.is_empty() && !is_option(first) => {
-                        let value = W {
+                        let value = Word {
                             text: first.text.split_once('=').map_or("", |(_, v)| v).into(),
                             ..first.clone()
                         };
-                        assignment(an, Some(index), var, &value);
+                        assignment(analyzer, Some(index), var, &value);
                         env_rest = tail;
                     }
                     _ => break,
@@ -443,7 +451,7 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         | "md5sum" | "sha1sum" | "sha224sum" | "sha256sum" | "sha384sum" | "sha512sum"
         | "sleep" | "true" | "false" | "help" => return,
         other => {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "exec.option",
@@ -453,5 +461,5 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             return;
         }
     };
-    judge_inner(an, index, &inner, depth, &Stdin::default(), "cmake");
+    analyzer.judge_inner(index, &inner, depth, &Stdin::default(), "cmake");
 }

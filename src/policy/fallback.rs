@@ -4,11 +4,12 @@
 //! backslashes are dropped, and each piece is judged as a plain command. This can only
 //! make a verdict stricter; it never allows anything.
 
-use super::Decision;
-use super::analyze::{Analyzer, Stdin, W};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, Word};
 
 /// Judges the pieces of unparseable `code`, keeping only deny findings.
-pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
+pub(super) fn scan(analyzer: &mut Analyzer<'_>, code: &str, depth: usize) {
     let cleaned: String = code
         .chars()
         .map(|c| match c {
@@ -17,10 +18,10 @@ pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
             other => other,
         })
         .collect();
-    let mut nested = Analyzer::new(an.filter);
-    nested.cwd = an.cwd.clone();
-    for line in cleaned.lines().take(super::MAX_COMMANDS) {
-        let words: Vec<W> = line.split_whitespace().map(W::lit).collect();
+    let mut nested = Analyzer::new(analyzer.filter);
+    nested.cwd = analyzer.cwd.clone();
+    for line in cleaned.lines().take(super::verdict::MAX_COMMANDS) {
+        let words: Vec<Word> = line.split_whitespace().map(Word::lit).collect();
         if words.is_empty() {
             continue;
         }
@@ -32,7 +33,7 @@ pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
         .filter(|c| !matches!(c, '\'' | '"' | '\\'))
         .collect();
     for line in quoteless.split([';', '&', '|', '\n', '(', ')', '`', '{', '}', '<', '>']) {
-        let words: Vec<W> = line.split_whitespace().map(W::lit).collect();
+        let words: Vec<Word> = line.split_whitespace().map(Word::lit).collect();
         if words.is_empty() {
             continue;
         }
@@ -41,7 +42,7 @@ pub(super) fn scan(an: &mut Analyzer<'_>, code: &str, depth: usize) {
     }
     for finding in nested.findings {
         if finding.decision == Decision::Deny {
-            an.find(
+            analyzer.find(
                 None,
                 Decision::Deny,
                 &finding.rule,

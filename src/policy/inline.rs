@@ -6,9 +6,11 @@
 //! Code that does none of these (`print(6 * 7)`) is allowed. The sandbox stays the
 //! backstop for what a heuristic cannot see.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::Lang;
+use super::interpreters::Lang;
+use super::rules::common::{read_target, written_by_line};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Stdin, Word, excerpt, is_option};
 
 /// Capabilities recognised in code, with the rule they raise.
 const CAPABILITIES: &[(&str, &str, &str)] = &[
@@ -338,7 +340,13 @@ const HOME_REFERENCES: &[&str] = &[
 ];
 
 /// Judges inline `code` in `lang` for the command `index`.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str, depth: usize) {
+pub(super) fn judge(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    lang: Lang,
+    code: &str,
+    depth: usize,
+) {
     let cmd = Some(index);
     let lower = code.to_ascii_lowercase();
     let mut exec = false;
@@ -366,9 +374,9 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
     }
     if let Some((needle, rule, what)) = worst {
         if rule == "interpreter.inline_network" {
-            an.network_reads += 1;
+            analyzer.network_reads += 1;
         }
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             rule,
@@ -382,13 +390,13 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
     let literals = literals(code);
     for literal in &literals {
         // Every literal is checked as a path that would be read.
-        let w = W::lit(literal.as_str());
-        super::rules::read_target(an, cmd, &w);
+        let w = Word::lit(literal.as_str());
+        read_target(analyzer, cmd, &w);
         let rm_tree = TREE_DELETES.iter().any(|d| lower.contains(d));
         if rm_tree {
-            let place = an.place(&w);
-            if let Some(why) = an.filter.layout.precious_tree(&place) {
-                an.find(
+            let place = analyzer.place(&w);
+            if let Some(why) = analyzer.filter.layout.precious_tree(&place) {
+                analyzer.find(
                     cmd,
                     Decision::Deny,
                     "destructive.rm_recursive_system",
@@ -403,13 +411,13 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         if exec && literal.contains(' ') || exec && !literal.contains(' ') && literal.len() < 64 {
             // A literal handed to system()/popen(): judge it as shell code, keeping
             // only what is worse than "needs approval" (the capability already asks).
-            deny_as_shell(an, index, literal, depth);
+            deny_as_shell(analyzer, index, literal, depth);
         }
     }
     if TREE_DELETES.iter().any(|d| lower.contains(d))
         && HOME_REFERENCES.iter().any(|h| lower.contains(h))
     {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Deny,
             "destructive.rm_recursive_home",
@@ -423,19 +431,19 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, lang: Lang, code: &str,
         // (a module name such as "child_process" may come before the program).
         for start in 0..literals.len().saturating_sub(1).min(16) {
             let words = literals.get(start..).unwrap_or(&[]);
-            deny_as_shell(an, index, &words.join(" "), depth);
+            deny_as_shell(analyzer, index, &words.join(" "), depth);
         }
     }
 }
 
 /// Judges `code` as shell code the inline code may run; only denials are kept.
-fn deny_as_shell(an: &mut Analyzer<'_>, index: usize, code: &str, depth: usize) {
-    let mut nested = Analyzer::new(an.filter);
-    nested.cwd = an.cwd.clone();
+fn deny_as_shell(analyzer: &mut Analyzer<'_>, index: usize, code: &str, depth: usize) {
+    let mut nested = Analyzer::new(analyzer.filter);
+    nested.cwd = analyzer.cwd.clone();
     nested.program(code, depth + 1);
     for finding in nested.findings {
         if finding.decision == Decision::Deny {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Deny,
                 &finding.rule,
@@ -656,12 +664,12 @@ const FOREIGN_SHELL_WORDS: &[&str] = &[
 /// Judges `name` when it is an interpreter of a language without a table; false when it
 /// is not one.
 pub(super) fn foreign_interpreter(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     index: usize,
     name: &str,
-    args: &[W],
+    args: &[Word],
     depth: usize,
-    stdin: &super::analyze::Stdin,
+    stdin: &Stdin,
 ) -> bool {
     let Some((_, code_options)) = FOREIGN_INTERPRETERS
         .iter()
@@ -670,8 +678,8 @@ pub(super) fn foreign_interpreter(
         return false;
     };
     let cmd = Some(index);
-    let mut code: Vec<&W> = Vec::new();
-    let mut script: Option<&W> = None;
+    let mut code: Vec<&Word> = Vec::new();
+    let mut script: Option<&Word> = None;
     let mut i = 0;
     while let Some(a) = args.get(i) {
         i += 1;
@@ -682,20 +690,20 @@ pub(super) fn foreign_interpreter(
             && code_options.contains(&option)
         {
             code.push(a);
-        } else if !super::rules::is_option(a) && script.is_none() && code.is_empty() {
+        } else if !is_option(a) && script.is_none() && code.is_empty() {
             script = Some(a);
         }
     }
     for w in &code {
         if !w.is_static() {
-            an.find_dynamic_code(
+            analyzer.find_dynamic_code(
                 cmd,
                 w.from_network,
                 "obfuscation.dynamic_code",
                 format!("{name} runs code that is only known when the line runs"),
             );
         }
-        judge_foreign(an, index, name, &w.text, depth);
+        judge_foreign(analyzer, index, name, &w.text, depth);
     }
     if !code.is_empty() {
         return true;
@@ -703,16 +711,16 @@ pub(super) fn foreign_interpreter(
     let from_stdin = script.is_none_or(|s| s.text == "-" || s.text == "/dev/stdin");
     if !from_stdin {
         if let Some(script) = script {
-            super::rules::script_file(an, index, name, None, script, depth, stdin);
+            script_file(analyzer, index, name, None, script, depth, stdin);
         }
         return true;
     }
     if stdin.network {
-        super::rules::network_piped_into(an, cmd, name);
+        network_piped_into(analyzer, cmd, name);
     } else if let Some(text) = &stdin.text {
-        judge_foreign(an, index, name, text, depth);
+        judge_foreign(analyzer, index, name, text, depth);
     } else {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "interpreter.stdin_code",
@@ -724,14 +732,14 @@ pub(super) fn foreign_interpreter(
 }
 
 /// Code in a language without a table: approval, plus the shell commands it visibly runs.
-fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, depth: usize) {
-    an.find(
+fn judge_foreign(analyzer: &mut Analyzer<'_>, index: usize, name: &str, code: &str, depth: usize) {
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "interpreter.unjudged_code",
         format!(
             "{name} runs code in a language this filter cannot judge ({})",
-            super::analyze::excerpt(code)
+            excerpt(code)
         ),
         false,
     );
@@ -739,24 +747,24 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
     for statement in code.split(['\n', ';', '[', ']', '{', '}']) {
         let statement = statement.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
         // Shell-like languages (PowerShell, Tcl) run many statements as commands.
-        deny_as_shell(an, index, statement, depth);
+        deny_as_shell(analyzer, index, statement, depth);
         for word in FOREIGN_SHELL_WORDS {
             if let Some(rest) = statement.strip_prefix(word) {
                 let rest = rest.trim_end_matches(|c: char| c == ')' || c.is_whitespace());
-                deny_as_shell(an, index, rest.trim_matches(['"', '\'', '`']), depth);
+                deny_as_shell(analyzer, index, rest.trim_matches(['"', '\'', '`']), depth);
             }
         }
     }
     for literal in literals(code) {
         if literal.contains(' ') {
-            deny_as_shell(an, index, &literal, depth);
+            deny_as_shell(analyzer, index, &literal, depth);
         }
-        super::rules::read_target(an, Some(index), &W::lit(literal.as_str()));
+        read_target(analyzer, Some(index), &Word::lit(literal.as_str()));
     }
     if TREE_DELETES.iter().any(|d| lower.contains(d))
         && HOME_REFERENCES.iter().any(|h| lower.contains(h))
     {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Deny,
             "destructive.rm_recursive_home",
@@ -764,4 +772,104 @@ fn judge_foreign(an: &mut Analyzer<'_>, index: usize, name: &str, code: &str, de
             false,
         );
     }
+}
+
+/// An interpreter runs a file: its content is not seen.
+fn run_script(analyzer: &mut Analyzer<'_>, index: usize, name: &str, script: &Word) {
+    analyzer.ran_local_code = true;
+    if written_by_line(analyzer, script) {
+        analyzer.find(
+            Some(index),
+            Decision::Approve,
+            "exec.written_then_run",
+            format!("{name} runs {}, which the same line wrote", script.text),
+            false,
+        );
+    }
+    if script.from_network {
+        analyzer.find(
+            Some(index),
+            Decision::Deny,
+            "network.pipe_to_interpreter",
+            format!("{name} runs a script read from the network"),
+            false,
+        );
+    }
+}
+
+/// Data from the network reaches interpreter `name` on standard input: it would run
+/// code nobody has read.
+pub(crate) fn network_piped_into(analyzer: &mut Analyzer<'_>, cmd: Option<usize>, name: &str) {
+    analyzer.find(
+        cmd,
+        Decision::Deny,
+        "network.pipe_to_interpreter",
+        format!("data from the network is piped into the interpreter {name}"),
+        false,
+    );
+}
+
+/// Code on standard input: from a pipe, a here-document, or a terminal.
+pub(super) fn stdin_code(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let cmd = Some(index);
+    if stdin.network {
+        network_piped_into(analyzer, cmd, name);
+        return;
+    }
+    match (&stdin.text, lang) {
+        (Some(code), None) => {
+            analyzer.program(code, depth + 1);
+        }
+        (Some(code), Some(lang)) => judge(analyzer, index, lang, code, depth),
+        (None, _) if stdin.unknown => analyzer.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.stdin_code",
+            format!("{name} runs code from its input, which is not known before it runs"),
+            false,
+        ),
+        (None, _) => analyzer.find(
+            cmd,
+            Decision::Approve,
+            "interpreter.interactive",
+            format!("{name} with no code starts an interactive interpreter"),
+            false,
+        ),
+    }
+}
+
+/// An interpreter (or shell) runs the program file `script`: standard input when the
+/// file is `/dev/stdin`; unknown code when it is another descriptor (`<(...)`); code the
+/// same line wrote when the line created it; otherwise a file whose content is not seen.
+pub(crate) fn script_file(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    lang: Option<Lang>,
+    script: &Word,
+    depth: usize,
+    stdin: &Stdin,
+) {
+    let text = script.text.as_str();
+    if ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"].contains(&text) {
+        stdin_code(analyzer, index, name, lang, depth, stdin);
+        return;
+    }
+    if text.starts_with("/dev/fd/") || text.starts_with("/proc/") || text.starts_with("/dev/tcp/") {
+        analyzer.find(
+            Some(index),
+            Decision::Approve,
+            "interpreter.descriptor_code",
+            format!("{name} runs code read from {text}, which is not known before it runs"),
+            false,
+        );
+    }
+    run_script(analyzer, index, name, script);
 }

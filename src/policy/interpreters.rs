@@ -1,12 +1,10 @@
 //! Each interpreter's command-line grammar, as data: which options take a value (and
 //! whether the value may be the next word or must be glued on), which option introduces
-//! inline code, a module to run, or a program file. The walk in `rules.rs` reads an
+//! inline code, a module to run, or a program file. The walk in `rules/` reads an
 //! interpreter's words with this table the way the interpreter itself would, so an option
 //! with a value (`python3 -W ignore -c ...`, `node --stack-size 100 -e ...`,
 //! `perl -M strict -e ...`) never ends the search for the code. It never judges the code:
 //! that is `inline.rs`.
-
-use super::rules::Lang;
 
 /// How an option takes its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,6 +500,38 @@ fn classify(g: &Grammar, word: &str) -> Option<Takes> {
     let mut chars = word.strip_prefix('-')?.chars();
     let c = chars.next()?;
     g.short.iter().find(|(s, _)| *s == c).map(|(_, t)| *t)
+}
+
+/// The interpreter family of a program name, if it runs code in a language.
+pub(super) fn language(name: &str) -> Option<Lang> {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    Some(match base {
+        "python" | "pypy" | "ipython" => Lang::Python,
+        "perl" => Lang::Perl,
+        "ruby" | "irb" => Lang::Ruby,
+        "node" | "nodejs" | "bun" | "deno" | "ts-node" | "tsx" | "qjs" | "rhino" | "jjs" => {
+            Lang::Js
+        }
+        "raku" | "perl6" | "rakudo" => Lang::Perl,
+        "jruby" | "truffleruby" => Lang::Ruby,
+        "php" | "php-cgi" | "hhvm" => Lang::Php,
+        "lua" | "luajit" => Lang::Lua,
+        "awk" | "gawk" | "mawk" | "nawk" => Lang::Awk,
+        "Rscript" | "R" => Lang::R,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    Python,
+    Perl,
+    Ruby,
+    Js,
+    Php,
+    Lua,
+    Awk,
+    R,
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ mod config_check;
 mod environment;
 mod exec_options;
 mod fallback;
+mod filter;
 mod inline;
 mod interpreters;
 mod outputs;
@@ -63,6 +64,10 @@ mod paths;
 mod pattern;
 mod rules;
 mod settings;
+mod state;
+mod syntax;
+mod verdict;
+mod words;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -73,48 +78,13 @@ pub use pattern::Glob;
 
 pub use crate::config::DEFAULT_ALLOWED_PROGRAMS;
 use crate::config::{ShellConfig, ShellPolicy, ShellRule, ShellRuleAction};
-pub use config_check::shell_config_issues;
-
-/// Longest command accepted, in bytes; longer ones are denied unread.
-pub const MAX_INPUT: usize = 64 * 1024;
-/// Levels of commands inside commands (substitutions, wrappers, `sh -c`) followed.
-pub const MAX_DEPTH: usize = 10;
-/// Deepest bracket nesting handed to the parser (which recurses on it).
-pub const MAX_NESTING: usize = 48;
-/// Most `(` operator tokens left open that the grammar is given: it backtracks over
-/// unclosed parentheses in time exponential in their number (24 took seconds), and such a
-/// line is a syntax error anyway.
-pub const MAX_UNCLOSED_PARENS: usize = 8;
-/// Most simple commands judged in one line.
-pub const MAX_COMMANDS: usize = 512;
-
-/// A verdict, ordered by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// Runs without asking.
-    Allow,
-    /// Needs a person's approval first.
-    Approve,
-    /// Never runs.
-    Deny,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Allow => "allow",
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
-        }
-    }
-}
-
-impl std::fmt::Display for Decision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use config_check::{
+    check_program_name, check_rule_id, normalize_host_pattern, shell_config_issues,
+};
+pub use filter::CommandFilter;
+use filter::{HostPattern, UserRule};
+use verdict::Finding;
+pub use verdict::{Decision, MAX_COMMANDS, MAX_DEPTH, MAX_INPUT, MAX_NESTING, MAX_UNCLOSED_PARENS};
 
 /// What the filter decided about one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -241,68 +211,12 @@ pub enum CommandFilterError {
     Program { index: usize, message: String },
 }
 
-/// A user rule, compiled.
-#[derive(Debug, Clone)]
-struct UserRule {
-    id: String,
-    action: ShellRuleAction,
-    program: String,
-    args: Option<Glob>,
-}
-
-impl UserRule {
-    fn matches(&self, argv: &[String]) -> bool {
-        let Some((program, args)) = argv.split_first() else {
-            return false;
-        };
-        let name_matches = if self.program.contains('/') {
-            *program == self.program
-        } else {
-            rules::program_name(program) == self.program
-        };
-        name_matches
-            && self
-                .args
-                .as_ref()
-                .is_none_or(|glob| glob.matches(&args.join(" ")))
-    }
-}
-
-/// A host pattern of `allowed_hosts`: an exact name or address, or `*.domain`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
-    Exact(String),
-    Subdomains(String),
-}
-
-/// The command filter; cheap to share (`Arc<CommandFilter>`), `Send + Sync`.
-#[derive(Debug)]
-pub struct CommandFilter {
-    policy: ShellPolicy,
-    allowed_programs: HashSet<String>,
-    allowed_hosts: Vec<HostPattern>,
-    rules: Vec<UserRule>,
-    layout: paths::Layout,
-}
-
-/// One thing a rule found, tied to a simple command when it is about one.
-#[derive(Debug, Clone)]
-struct Finding {
-    cmd: Option<usize>,
-    decision: Decision,
-    rule: String,
-    reason: String,
-    /// An `allow` rule matching the command may lift it (findings about the command's own
-    /// words at approval level).
-    liftable: bool,
-}
-
 /// A judgement with what it was made from (for remembered rules and tests).
 #[derive(Debug)]
 struct Analysis {
     judgement: Judgement,
     findings: Vec<Finding>,
-    commands: Vec<analyze::Found>,
+    commands: Vec<state::Found>,
 }
 
 impl CommandFilter {
@@ -379,9 +293,9 @@ impl CommandFilter {
     }
 
     fn analyze_with(&self, command: &str, remembered: &[RememberedRule]) -> Analysis {
-        let mut an = analyze::Analyzer::new(self);
+        let mut analyzer = state::Analyzer::new(self);
         if command.len() > MAX_INPUT {
-            an.find(
+            analyzer.find(
                 None,
                 Decision::Deny,
                 "input.too_long",
@@ -392,7 +306,7 @@ impl CommandFilter {
                 false,
             );
         } else if command.trim().is_empty() {
-            an.find(
+            analyzer.find(
                 None,
                 Decision::Approve,
                 "input.empty",
@@ -400,9 +314,9 @@ impl CommandFilter {
                 false,
             );
         } else {
-            an.program(command, 0);
-            if an.fetched_to_file && an.ran_local_code {
-                an.find(
+            analyzer.program(command, 0);
+            if analyzer.fetched_to_file && analyzer.ran_local_code {
+                analyzer.find(
                     None,
                     Decision::Deny,
                     "network.download_and_execute",
@@ -411,12 +325,12 @@ impl CommandFilter {
                 );
             }
         }
-        self.conclude(an, remembered)
+        self.conclude(analyzer, remembered)
     }
 
-    fn conclude(&self, an: analyze::Analyzer<'_>, remembered: &[RememberedRule]) -> Analysis {
-        let mut findings = an.findings;
-        let commands = an.commands;
+    fn conclude(&self, analyzer: state::Analyzer<'_>, remembered: &[RememberedRule]) -> Analysis {
+        let mut findings = analyzer.findings;
+        let commands = analyzer.commands;
         // User rules: deny and approve add findings; allow rules (and remembered ones)
         // lift liftable findings of the commands they match.
         let mut lifted_by: Vec<Option<String>> = vec![None; commands.len()];
@@ -545,15 +459,6 @@ impl CommandFilter {
             ShellPolicy::Denylist => "policy.no_objection",
         }
     }
-
-    fn host_allowed(&self, host: &str) -> bool {
-        self.allowed_hosts.iter().any(|pattern| match pattern {
-            HostPattern::Exact(h) => h == host,
-            HostPattern::Subdomains(domain) => host
-                .strip_suffix(domain.as_str())
-                .is_some_and(|head| head.ends_with('.') && head.len() > 1),
-        })
-    }
 }
 
 fn compile_rule(index: usize, rule: &ShellRule) -> Result<UserRule, CommandFilterError> {
@@ -578,197 +483,6 @@ fn compile_rule(index: usize, rule: &ShellRule) -> Result<UserRule, CommandFilte
         program: rule.program.clone(),
         args,
     })
-}
-
-/// Checks a program name for `allowed_programs` and rules: a bare name, no path.
-pub fn check_program_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(format!("{name:?} is not a program name"));
-    }
-    if name.contains('/') || name.contains(char::is_whitespace) {
-        return Err(format!(
-            "{name:?} is not a bare program name such as \"git\" (no paths or spaces)"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a rule id: letters, digits, `.`, `_`, `-`.
-pub fn check_rule_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("every rule needs an id, such as \"git-status\"".into());
-    }
-    if id.len() > 64
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(format!(
-            "{id:?} is not a rule id: use up to 64 letters, digits, '.', '_' or '-'"
-        ));
-    }
-    Ok(())
-}
-
-/// Normalizes an `allowed_hosts` entry: a host name, an IP address, or `*.domain`.
-pub fn normalize_host_pattern(text: &str) -> Result<String, String> {
-    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
-    let name = lower.strip_prefix("*.").unwrap_or(&lower);
-    let ip = name.trim_start_matches('[').trim_end_matches(']');
-    if ip.parse::<std::net::IpAddr>().is_ok() && !lower.starts_with("*.") {
-        return Ok(ip.to_string());
-    }
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if valid {
-        Ok(lower)
-    } else {
-        Err(format!(
-            "{text:?} is not a host name, an IP address or *.domain (no schemes, ports or paths)"
-        ))
-    }
-}
-
-/// The parser's options: bash, with extended globs.
-fn parser_options() -> brush_parser::ParserOptions {
-    brush_parser::ParserOptions::default()
-}
-
-/// Parses shell code (after [`precheck`]); the error is for a person. The tokens are
-/// looked at before the grammar sees them: see [`MAX_UNCLOSED_PARENS`].
-fn parse(code: &str) -> Result<brush_parser::ast::Program, String> {
-    if empty_here_doc_tag(code) {
-        // The tokenizer loops for ever (allocating) on some of these (`cat <<'' `); a
-        // delimiter of nothing but quotes is no real command's.
-        return Err("a here-document delimiter is made of quotes only".into());
-    }
-    let options = parser_options();
-    let tokens = brush_parser::uncached_tokenize_str(code, &options.tokenizer_options())
-        .map_err(|e| e.to_string())?;
-    let mut open: usize = 0;
-    for token in &tokens {
-        if let brush_parser::Token::Operator(op, _) = token {
-            for c in op.chars() {
-                match c {
-                    '(' => open += 1,
-                    ')' => open = open.saturating_sub(1),
-                    _ => {}
-                }
-            }
-        }
-    }
-    if open > MAX_UNCLOSED_PARENS {
-        return Err(format!("{open} parentheses are never closed"));
-    }
-    brush_parser::parse_tokens(&tokens, &options, &brush_parser::SourceInfo::default())
-        .map_err(|e| e.to_string())
-}
-
-/// What the parser must not see: NUL bytes and nesting deeper than it can recurse.
-fn precheck(code: &str) -> Option<(Decision, &'static str, String)> {
-    if code.contains('\0') {
-        return Some((
-            Decision::Deny,
-            "input.nul_byte",
-            "the command holds a NUL byte, which no shell command can contain".into(),
-        ));
-    }
-    let mut depth: usize = 0;
-    let mut max: usize = 0;
-    let mut backslash_run = 0usize;
-    for c in code.chars() {
-        match c {
-            '(' | '{' | '[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            ')' | '}' | ']' => depth = depth.saturating_sub(1),
-            '`' if backslash_run >= 7 => max = MAX_NESTING + 1,
-            _ => {}
-        }
-        backslash_run = if c == '\\' { backslash_run + 1 } else { 0 };
-    }
-    if let Some(fd) = oversized_fd(code) {
-        return Some((
-            Decision::Deny,
-            "input.bad_fd",
-            format!("a redirection names the file descriptor {fd}, which cannot exist"),
-        ));
-    }
-    (max > MAX_NESTING).then(|| {
-        (
-            Decision::Deny,
-            "input.too_deep",
-            format!("brackets or substitutions are nested more than {MAX_NESTING} levels deep"),
-        )
-    })
-}
-
-/// Whether a run of two or more `<` (a `<<` or `<<-`, possibly after `<<<` operators) is
-/// followed by a delimiter word made only of quote characters, backslashes and other
-/// white space (`''`, `"''"`, a carriage return), which the tokenizer turns into an empty
-/// tag. The word is cut at blanks and operators, and here-strings are looked at too, so
-/// this can only say yes more often than the tokenizer would loop.
-fn empty_here_doc_tag(code: &str) -> bool {
-    let bytes = code.as_bytes();
-    (0..bytes.len()).any(|at| {
-        let starts_run = bytes.get(at) == Some(&b'<')
-            && bytes.get(at + 1) == Some(&b'<')
-            && (at == 0 || bytes.get(at - 1) != Some(&b'<'));
-        if !starts_run {
-            return false;
-        }
-        let run = bytes
-            .get(at..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|b| **b == b'<')
-            .count();
-        let rest = code.get(at + run..).unwrap_or("");
-        let rest = rest.strip_prefix('-').unwrap_or(rest);
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let word: &str = rest
-            .split(|c: char| matches!(c, ' ' | '\t' | '\n') || "<>|&;()".contains(c))
-            .next()
-            .unwrap_or("");
-        word.chars()
-            .all(|c| matches!(c, '\'' | '"' | '\\') || c.is_whitespace())
-    })
-}
-
-/// A word of digits glued to `<` or `>` (`2147483648>x`) that does not fit an `i32`: the
-/// parser reads it as a file descriptor with an `unwrap`, which would panic (and abort the
-/// gateway in a release build). Found by the fuzz target. Digits after a letter or `_`
-/// belong to a longer word and are left alone.
-fn oversized_fd(code: &str) -> Option<&str> {
-    let bytes = code.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        let offset = bytes.get(start..)?.iter().position(u8::is_ascii_digit)?;
-        let begin = start + offset;
-        let len = bytes
-            .get(begin..)?
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let end = begin + len;
-        let glued = matches!(bytes.get(end), Some(b'<' | b'>'));
-        let in_word = begin
-            .checked_sub(1)
-            .and_then(|p| bytes.get(p))
-            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
-        let digits = code.get(begin..end)?;
-        if glued && !in_word && digits.parse::<i32>().is_err() {
-            return Some(digits);
-        }
-        start = end;
-    }
-    None
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! knowledge is one table, [`OUTPUT_RULES`], one row per program family and written
 //! place; every place it yields goes through the same write judgement redirections get
 //! (`rules::write_target`), so `sort -o /etc/passwd` is judged like `> /etc/passwd`. This
-//! never judges what a program reads or runs: that is `rules.rs` and `exec_options.rs`.
+//! never judges what a program reads or runs: that is `rules/` and `exec_options.rs`.
 
-use super::analyze::{Analyzer, W};
-use super::rules::{is_option, write_target};
+use super::rules::common::write_target;
+use super::state::Analyzer;
+use super::words::{Word, is_option, operands};
 
 /// Which words of a command name a file it writes.
 #[derive(Debug, Clone, Copy)]
@@ -205,11 +206,11 @@ const OUTPUT_RULES: &[OutputRule] = &[
 ];
 
 /// Judges every file `name` writes because an option or operand names it.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+pub(super) fn judge(analyzer: &mut Analyzer<'_>, index: usize, name: &str, args: &[Word]) {
     if ["tar", "bsdtar", "gtar"].contains(&name)
         && let Some(archive) = tar_archive_written(args)
     {
-        write_target(an, Some(index), &archive);
+        write_target(analyzer, Some(index), &archive);
     }
     for rule in OUTPUT_RULES.iter().filter(|r| r.programs.contains(&name)) {
         let args = match rule.subcommand {
@@ -220,13 +221,13 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W])
             },
         };
         for target in written(rule.written, args) {
-            write_target(an, Some(index), &target);
+            write_target(analyzer, Some(index), &target);
         }
     }
 }
 
 /// The words of `args` that name a written file under `written`.
-fn written(written: Written, args: &[W]) -> Vec<W> {
+fn written(written: Written, args: &[Word]) -> Vec<Word> {
     let mut out = Vec::new();
     match written {
         Written::Option(name) | Written::WordOption(name) => {
@@ -274,7 +275,7 @@ fn written(written: Written, args: &[W]) -> Vec<W> {
                         }))
             });
             if !to_stdout {
-                out.extend(super::rules::operands(args).into_iter().cloned());
+                out.extend(operands(args).into_iter().cloned());
             }
         }
     }
@@ -283,9 +284,9 @@ fn written(written: Written, args: &[W]) -> Vec<W> {
 
 /// The value `name` has in the word `a`: after `=`, glued (`-oFILE`, when `glued`), at
 /// the end of a short cluster (`-uo FILE`), or the next word.
-fn option_value(name: &str, glued: bool, a: &W, next: Option<&W>) -> Option<(W, bool)> {
+fn option_value(name: &str, glued: bool, a: &Word, next: Option<&Word>) -> Option<(Word, bool)> {
     let text = a.text.as_str();
-    let tail = |offset: usize| W {
+    let tail = |offset: usize| Word {
         text: text.get(offset..).unwrap_or("").to_string(),
         wild_at: a.wild_at.map(|p| p.saturating_sub(offset)),
         ..a.clone()
@@ -330,13 +331,13 @@ fn option_value(name: &str, glued: bool, a: &W, next: Option<&W>) -> Option<(W, 
 
 /// The archive `tar` writes when it creates or appends (`tar -czf OUT`, `tar czf OUT`,
 /// `tar --create --file=OUT`, `tar -rf OUT`); extraction writes where `-C` says, which
-/// `rules.rs` judges.
-fn tar_archive_written(args: &[W]) -> Option<W> {
+/// `rules/` judges.
+fn tar_archive_written(args: &[Word]) -> Option<Word> {
     let first = args.first()?;
     // The old style: the first word is a cluster of letters without a dash (`czf`).
     let old_style =
         !first.text.starts_with('-') && first.text.chars().all(|c| c.is_ascii_alphabetic());
-    let mode_letters = |w: &W| -> String {
+    let mode_letters = |w: &Word| -> String {
         if std::ptr::eq(w, first) && old_style {
             w.text.clone()
         } else if w.text.starts_with('-') && !w.text.starts_with("--") {

@@ -5,7 +5,7 @@
 //! filter judges text, and a symlink is judged where it is created (its target is an
 //! argument of `ln` like any other).
 
-use super::Decision;
+use super::verdict::Decision;
 
 /// A path as far as it can be known without running anything.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,11 +10,11 @@
 //! ordinary toolchain program (`CC=clang`, `-DCMAKE_C_COMPILER=gcc-12`) is fine; any
 //! other needs approval, and a value that is a command line is also judged as shell code,
 //! so `npm config set script-shell 'rm -rf ~'` is denied like `rm -rf ~`. This never
-//! judges files a program reads or writes: that is `rules.rs` and `outputs.rs`.
+//! judges files a program reads or writes: that is `rules/` and `outputs.rs`.
 
-use super::Decision;
-use super::analyze::{Analyzer, W};
-use super::rules::{code_string, operands};
+use super::state::Analyzer;
+use super::verdict::Decision;
+use super::words::{Word, excerpt, operands};
 
 /// How a tool family's setting names are matched.
 #[derive(Debug, Clone, Copy)]
@@ -276,11 +276,11 @@ pub(super) fn compiler_flags_run_code<'a>(
 /// Judges `key` set to `value` by `how` (for the reason), for the command `cmd` (none
 /// for a bare assignment, whose value is not run by this command).
 fn judge_setting(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     cmd: Option<usize>,
     table: &[(Name, Value)],
     key: &str,
-    value: &W,
+    value: &Word,
     how: &str,
     depth: usize,
 ) {
@@ -300,11 +300,11 @@ fn judge_setting(
                 || compiler_flags_run_code(words.iter().copied()).is_some()
         }
         Value::CodeFile => {
-            let place = an.place(value);
-            let relative_in_unknown_workspace = an.filter.layout.workspace.is_none()
+            let place = analyzer.place(value);
+            let relative_in_unknown_workspace = analyzer.filter.layout.workspace.is_none()
                 && place.root == super::paths::Root::Relative
                 && !text.contains("..");
-            !(an.filter.layout.inside_workspace(&place) || relative_in_unknown_workspace)
+            !(analyzer.filter.layout.inside_workspace(&place) || relative_in_unknown_workspace)
         }
         Value::Flags => {
             !value.is_static() || compiler_flags_run_code(words.iter().copied()).is_some()
@@ -313,13 +313,13 @@ fn judge_setting(
     if !risky {
         return;
     }
-    an.find(
+    analyzer.find(
         cmd,
         Decision::Approve,
         "exec.program_setting",
         format!(
             "{how} sets {key}, which names a program or code that runs later ({})",
-            super::analyze::excerpt(text)
+            excerpt(text)
         ),
         false,
     );
@@ -327,11 +327,11 @@ fn judge_setting(
         return;
     };
     if kind == Value::Program && words.len() > 1 {
-        code_string(an, index, text, depth, value.from_network);
+        analyzer.code_string(index, text, depth, value.from_network);
     } else if kind == Value::Always {
         let code = text.strip_prefix('!').unwrap_or(text);
         if code.contains(' ') {
-            code_string(an, index, code, depth, value.from_network);
+            analyzer.code_string(index, code, depth, value.from_network);
         }
     }
 }
@@ -339,10 +339,10 @@ fn judge_setting(
 /// An environment assignment (`CC=./evil make`) that names a program to run later.
 /// `npm_config_script_shell=x` and `YARN_YARN_PATH=x` are the package managers' keys.
 pub(super) fn environment(
-    an: &mut Analyzer<'_>,
+    analyzer: &mut Analyzer<'_>,
     cmd: Option<usize>,
     name: &str,
-    value: &W,
+    value: &Word,
     depth: usize,
 ) {
     let upper = name.to_ascii_uppercase();
@@ -354,7 +354,7 @@ pub(super) fn environment(
         Some(key) => {
             let key = key.to_ascii_lowercase().replace('_', "-");
             judge_setting(
-                an,
+                analyzer,
                 cmd,
                 NODE_PACKAGE_SETTINGS,
                 &key,
@@ -364,7 +364,7 @@ pub(super) fn environment(
             );
         }
         None => judge_setting(
-            an,
+            analyzer,
             cmd,
             ENVIRONMENT_SETTINGS,
             name,
@@ -376,19 +376,25 @@ pub(super) fn environment(
 }
 
 /// Judges the settings `name` is given on its command line or saves for later runs.
-pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+pub(super) fn judge(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[Word],
+    depth: usize,
+) {
     match name {
-        "cmake" => cmake(an, index, args, depth),
-        "go" => go(an, index, args, depth),
-        "npm" | "pnpm" | "yarn" | "bun" => node_packages(an, index, name, args, depth),
-        "gh" => gh(an, index, args, depth),
-        "git" => git_config(an, index, args, depth),
+        "cmake" => cmake(analyzer, index, args, depth),
+        "go" => go(analyzer, index, args, depth),
+        "npm" | "pnpm" | "yarn" | "bun" => node_packages(analyzer, index, name, args, depth),
+        "gh" => gh(analyzer, index, args, depth),
+        "git" => git_config(analyzer, index, args, depth),
         "rustup" | "update-alternatives" | "alternatives" => {
             let changes = args.iter().any(|a| {
                 ["link", "--install", "--set", "--config", "--all"].contains(&a.text.as_str())
             });
             if changes {
-                an.find(
+                analyzer.find(
                     Some(index),
                     Decision::Approve,
                     "exec.program_setting",
@@ -400,11 +406,11 @@ pub(super) fn judge(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W],
         _ => {}
     }
     if COMPILERS.contains(&name) {
-        compiler(an, index, name, args);
+        compiler(analyzer, index, name, args);
     }
 }
 
-fn compiler(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
+fn compiler(analyzer: &mut Analyzer<'_>, index: usize, name: &str, args: &[Word]) {
     let mut words: Vec<&str> = Vec::new();
     let mut i = 0;
     while let Some(a) = args.get(i) {
@@ -420,13 +426,13 @@ fn compiler(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
         i += 1;
     }
     if let Some(flag) = compiler_flags_run_code(words) {
-        an.find(
+        analyzer.find(
             Some(index),
             Decision::Approve,
             "exec.option",
             format!(
                 "{name} {} loads a plug-in or runs a program given on the line",
-                super::analyze::excerpt(&flag)
+                excerpt(&flag)
             ),
             false,
         );
@@ -434,7 +440,7 @@ fn compiler(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W]) {
 }
 
 /// The value of `-X VALUE`, `-XVALUE` or `-X=VALUE` (and `--long=VALUE`) at `args[i]`.
-fn value_at(args: &[W], i: usize, option: &str) -> Option<(W, bool)> {
+fn value_at(args: &[Word], i: usize, option: &str) -> Option<(Word, bool)> {
     let a = args.get(i)?;
     if a.text == option {
         return args.get(i + 1).map(|n| (n.clone(), true));
@@ -447,7 +453,7 @@ fn value_at(args: &[W], i: usize, option: &str) -> Option<(W, bool)> {
     };
     let offset = a.text.len() - rest.len();
     Some((
-        W {
+        Word {
             text: rest.to_string(),
             wild_at: a.wild_at.map(|p| p.saturating_sub(offset)),
             ..a.clone()
@@ -457,12 +463,12 @@ fn value_at(args: &[W], i: usize, option: &str) -> Option<(W, bool)> {
 }
 
 /// Splits `KEY=VALUE` into the key and a word for the value.
-fn split_setting(w: &W) -> Option<(String, W)> {
+fn split_setting(w: &Word) -> Option<(String, Word)> {
     let (key, value) = w.text.split_once('=')?;
     let offset = key.len() + 1;
     Some((
         key.to_string(),
-        W {
+        Word {
             text: value.to_string(),
             wild_at: w.wild_at.map(|p| p.saturating_sub(offset)),
             ..w.clone()
@@ -470,14 +476,14 @@ fn split_setting(w: &W) -> Option<(String, W)> {
     ))
 }
 
-fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn cmake(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let mut i = 0;
     while i < args.len() {
         if let Some((setting, used_next)) = value_at(args, i, "-D") {
             if let Some((key, value)) = split_setting(&setting) {
                 let key = key.split(':').next().unwrap_or("").to_string();
                 judge_setting(
-                    an,
+                    analyzer,
                     Some(index),
                     CMAKE_SETTINGS,
                     &key,
@@ -491,7 +497,7 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             value_at(args, i, "--toolchain").or_else(|| value_at(args, i, "-C"))
         {
             judge_setting(
-                an,
+                analyzer,
                 Some(index),
                 CMAKE_SETTINGS,
                 "CMAKE_TOOLCHAIN_FILE",
@@ -505,13 +511,13 @@ fn cmake(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
 }
 
-fn go(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn go(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let ops = operands(args);
     if ops.first().is_some_and(|w| w.text == "env") && args.iter().any(|a| a.text == "-w") {
         for setting in ops.iter().skip(1) {
             if let Some((key, value)) = split_setting(setting) {
                 judge_setting(
-                    an,
+                    analyzer,
                     Some(index),
                     GO_SETTINGS,
                     &key,
@@ -528,13 +534,13 @@ fn go(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 && (!flags.is_static()
                     || compiler_flags_run_code(flags.text.split_whitespace()).is_some())
             {
-                an.find(
+                analyzer.find(
                     Some(index),
                     Decision::Approve,
                     "exec.option",
                     format!(
                         "go {option} names a linker or plug-in to run ({})",
-                        super::analyze::excerpt(&flags.text)
+                        excerpt(&flags.text)
                     ),
                     false,
                 );
@@ -545,23 +551,29 @@ fn go(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
 
 /// `npm config set KEY VALUE`, `npm set KEY=VALUE`, `yarn config set KEY VALUE`,
 /// `pnpm config set`, and `npm pkg set scripts.x=CODE` (a script later commands run).
-fn node_packages(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], depth: usize) {
+fn node_packages(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[Word],
+    depth: usize,
+) {
     let ops = operands(args);
     let texts: Vec<&str> = ops.iter().map(|w| w.text.as_str()).collect();
-    let after = |word: &str| -> &[W] {
+    let after = |word: &str| -> &[Word] {
         args.iter()
             .position(|a| a.text == word)
             .and_then(|at| args.get(at + 1..))
             .unwrap_or(&[])
     };
-    let settings: &[W] = match texts.as_slice() {
+    let settings: &[Word] = match texts.as_slice() {
         ["config" | "c", "set", ..] | ["set", ..] => after("set"),
         ["pkg", "set", ..] => {
             for setting in ops.iter().skip(2) {
                 if let Some((key, value)) = split_setting(setting)
                     && key.starts_with("scripts.")
                 {
-                    code_string(an, index, &value.text, depth, value.from_network);
+                    analyzer.code_string(index, &value.text, depth, value.from_network);
                 }
             }
             return;
@@ -582,7 +594,7 @@ fn node_packages(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
         let (key, value) = match split_setting(w) {
             Some((key, value)) => (key, value),
             None => {
-                let value = settings.get(i).map_or_else(|| W::lit(""), W::clone);
+                let value = settings.get(i).map_or_else(|| Word::lit(""), Word::clone);
                 i += 1;
                 (w.text.clone(), value)
             }
@@ -590,7 +602,7 @@ fn node_packages(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
         let key = key.to_ascii_lowercase().replace('_', "-");
         let key = key.rsplit(':').next().unwrap_or("").to_string();
         judge_setting(
-            an,
+            analyzer,
             Some(index),
             NODE_PACKAGE_SETTINGS,
             &key,
@@ -603,27 +615,27 @@ fn node_packages(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], de
 
 /// `gh alias set NAME '!cmd'` (or `--shell`) saves a shell command; `gh config set
 /// editor|pager|browser` names a program.
-fn gh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn gh(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let ops = operands(args);
     let texts: Vec<&str> = ops.iter().map(|w| w.text.as_str()).collect();
     match texts.as_slice() {
         ["alias", "set", _, expansion, ..] => {
             let shell = args.iter().any(|a| a.text == "--shell" || a.text == "-s");
             if let Some(code) = expansion.strip_prefix('!').or(shell.then_some(*expansion)) {
-                an.find(
+                analyzer.find(
                     Some(index),
                     Decision::Approve,
                     "exec.program_setting",
                     "gh alias set saves a shell command that runs later",
                     false,
                 );
-                code_string(an, index, code, depth, false);
+                analyzer.code_string(index, code, depth, false);
             }
         }
         ["config", "set", key, value, ..]
             if ["editor", "pager", "browser"].contains(key) && !ordinary_program(value) =>
         {
-            an.find(
+            analyzer.find(
                 Some(index),
                 Decision::Approve,
                 "exec.program_setting",
@@ -637,13 +649,13 @@ fn gh(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
 
 /// `git config [--global] KEY VALUE` saving a key that runs a program: the value is
 /// judged as the shell command git will run (`git config alias.x '!rm -rf ~'` is
-/// denied). The write itself needs approval in `rules.rs`.
-fn git_config(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+/// denied). The write itself needs approval in `rules/`.
+fn git_config(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let ops = operands(args);
     let Some(at) = ops.iter().position(|w| w.text == "config") else {
         return;
     };
-    let rest: Vec<&&W> = ops
+    let rest: Vec<&&Word> = ops
         .iter()
         .skip(at + 1)
         .filter(|w| w.text != "set")
@@ -653,11 +665,11 @@ fn git_config(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     };
     let key = key.text.to_ascii_lowercase();
     let runs = key.starts_with("alias.")
-        || super::rules::GIT_COMMAND_KEYS
+        || super::rules::git::GIT_COMMAND_KEYS
             .iter()
             .any(|k| key.rsplit('.').next() == Some(k));
     if runs {
         let code = value.text.strip_prefix('!').unwrap_or(&value.text);
-        code_string(an, index, code, depth, value.from_network);
+        analyzer.code_string(index, code, depth, value.from_network);
     }
 }

@@ -871,3 +871,91 @@ fn modes_and_owners_of_the_whole_workspace_are_ordinary_edits_under_strict() {
     expect(&f, "chmod -R 755 /", Decision::Deny);
     not_allow(&f, "chmod -R 755 /etc/ssh");
 }
+
+/// The `[tools.shell]` check, and the filter it agrees with.
+mod config_check {
+    use super::super::config_check::*;
+    use crate::config::{ConfigError, ConfigSource, ProcessEnvironment};
+    use crate::policy::{CommandFilter, FilterContext};
+
+    const BAD_SHELL: &str = r#"
+[tools.shell]
+allowed_programs = ["git", "/bin/ls"]
+allowed_hosts = ["example.org", "https://evil.example/x"]
+
+[[tools.shell.rules]]
+id = "ok-rule"
+action = "allow"
+program = "/usr/bin/make"
+
+[[tools.shell.rules]]
+id = "ok-rule"
+action = "deny"
+program = "rm"
+
+[[tools.shell.rules]]
+id = "bad id"
+action = "approve"
+program = "two words"
+args = "x\\"
+"#;
+
+    fn keys(err: &ConfigError) -> Vec<String> {
+        err.issues().into_iter().map(|issue| issue.key).collect()
+    }
+
+    #[test]
+    fn every_shell_mistake_is_reported_with_its_key_in_one_run() {
+        let err = crate::config::parse_checked(
+            &format!("[server]\nmax_body = 1\n{BAD_SHELL}"),
+            ConfigSource::Defaults,
+            &ProcessEnvironment,
+            &[&shell_config_issues],
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            [
+                "server.max_body",
+                "tools.shell.allowed_programs.1",
+                "tools.shell.allowed_hosts.1",
+                "tools.shell.rules.1 (id \"ok-rule\").id",
+                "tools.shell.rules.2 (id \"bad id\").id",
+                "tools.shell.rules.2 (id \"bad id\").program",
+                "tools.shell.rules.2 (id \"bad id\").args",
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("\"/bin/ls\" is not a bare program name"),
+            "{text}"
+        );
+        assert!(text.contains("duplicate rule id \"ok-rule\""), "{text}");
+    }
+
+    #[test]
+    fn without_the_owner_check_the_filter_still_refuses_when_built() {
+        let config =
+            crate::config::parse(BAD_SHELL, ConfigSource::Defaults, &ProcessEnvironment).unwrap();
+        let context = FilterContext::for_config(&config, None);
+        let err = CommandFilter::from_config(&config.tools.shell, context).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tools.shell.allowed_programs.1: \"/bin/ls\" is not a bare program name such as \"git\" (no paths or spaces)"
+        );
+    }
+
+    #[test]
+    fn a_valid_shell_table_passes_both() {
+        let text = "[tools.shell]\nallowed_hosts = [\"*.Example.org.\"]\n";
+        let config = crate::config::parse_checked(
+            text,
+            ConfigSource::Defaults,
+            &ProcessEnvironment,
+            &[&shell_config_issues],
+        )
+        .unwrap();
+        let context = FilterContext::for_config(&config, None);
+        assert!(CommandFilter::from_config(&config.tools.shell, context).is_ok());
+    }
+}

@@ -2,10 +2,11 @@
 //! extraction writes and what a creation reads. Options that make an archiver run a
 //! program are `exec_options.rs`'s; the archive a creation writes is `outputs.rs`'s.
 
-use super::*;
+use super::common::*;
+use super::files::recursive_read;
 
 /// `tar`: extraction writes where `-C` says; creation reads its operands.
-pub(super) fn tar(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn tar(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
@@ -25,11 +26,11 @@ pub(super) fn tar(an: &mut Analyzer<'_>, call: &Call<'_>) {
             .position(|a| a.text == "-C" || a.text == "--directory")
             .and_then(|p| args.get(p + 1));
         if let Some(d) = dir {
-            write_target(an, cmd, d);
+            write_target(analyzer, cmd, d);
         }
         for a in args {
             if let Some(d) = a.text.strip_prefix("--directory=") {
-                write_target(an, cmd, &W::lit(d));
+                write_target(analyzer, cmd, &Word::lit(d));
             }
         }
     }
@@ -38,24 +39,24 @@ pub(super) fn tar(an: &mut Analyzer<'_>, call: &Call<'_>) {
             a.text == "--create" || (is_option(a) && a.text != "-C" && short_flags(a).contains('c'))
         });
     if create {
-        recursive_read(an, index, name, &ops);
-        tar_directory_reads(an, index, name, args, &ops);
+        recursive_read(analyzer, index, name, &ops);
+        tar_directory_reads(analyzer, index, name, args, &ops);
     }
 }
 
 /// Archivers that read their operands recursively.
-pub(super) fn zip(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn zip(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
     let ops = call.operands();
     if has_flag(args, 'r', &["--recurse-paths"]) || name != "zip" {
-        recursive_read(an, index, name, &ops);
+        recursive_read(analyzer, index, name, &ops);
     }
 }
 
 /// `unzip -d DIR` writes into DIR.
-pub(super) fn unzip(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn unzip(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     let cmd = call.cmd();
     if let Some(d) = args
@@ -63,13 +64,19 @@ pub(super) fn unzip(an: &mut Analyzer<'_>, call: &Call<'_>) {
         .position(|a| a.text == "-d")
         .and_then(|p| args.get(p + 1))
     {
-        write_target(an, cmd, d);
+        write_target(analyzer, cmd, d);
     }
 }
 
 /// `tar -C /var/lib -czf - aisopod`: the operands of a created archive are read from the
 /// `-C` directory.
-fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[W], ops: &[&W]) {
+fn tar_directory_reads(
+    analyzer: &mut Analyzer<'_>,
+    index: usize,
+    name: &str,
+    args: &[Word],
+    ops: &[&Word],
+) {
     let cmd = Some(index);
     let dir = args
         .iter()
@@ -81,17 +88,17 @@ fn tar_directory_reads(an: &mut Analyzer<'_>, index: usize, name: &str, args: &[
                 .find_map(|a| a.text.strip_prefix("--directory=").map(str::to_string))
         });
     if let Some(dir) = dir {
-        let joined: Vec<W> = ops
+        let joined: Vec<Word> = ops
             .iter()
             .filter(|op| !op.text.starts_with(['/', '~']) && op.text != "-")
-            .map(|op| W {
+            .map(|op| Word {
                 text: format!("{}/{}", dir.trim_end_matches('/'), op.text),
                 ..(*op).clone()
             })
             .collect();
         for w in &joined {
-            read_target(an, cmd, w);
+            read_target(analyzer, cmd, w);
         }
-        recursive_read(an, index, name, &joined.iter().collect::<Vec<_>>());
+        recursive_read(analyzer, index, name, &joined.iter().collect::<Vec<_>>());
     }
 }

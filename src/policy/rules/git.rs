@@ -5,16 +5,17 @@
 //! tables ([`GIT_COMMAND_KEYS`], [`GIT_SUBCOMMANDS`]). Which hosts git reaches is judged
 //! by `network` in `mod.rs`.
 
-use super::*;
+use super::common::*;
+use super::networking::host_check;
 
 /// The entry in the program table.
-pub(super) fn judge(an: &mut Analyzer<'_>, call: &Call<'_>) {
-    git(an, call.index, call.args, call.depth);
+pub(super) fn judge(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
+    git(analyzer, call.index, call.args, call.depth);
 }
 
 /// Git configuration keys whose value is a command git runs (`core.pager`,
 /// `alias.x = !cmd`, `diff.x.textconv`, `filter.x.clean`).
-pub(in crate::policy) const GIT_COMMAND_KEYS: &[&str] = &[
+pub(crate) const GIT_COMMAND_KEYS: &[&str] = &[
     "pager",
     "editor",
     "sshcommand",
@@ -139,8 +140,8 @@ const GIT_SUBCOMMANDS: &[&str] = &[
 ];
 
 /// `git -c key=value`: configuration that may name a program; a command value is judged.
-fn git_config_value(an: &mut Analyzer<'_>, index: usize, setting: &str, depth: usize) {
-    an.find(
+fn git_config_value(analyzer: &mut Analyzer<'_>, index: usize, setting: &str, depth: usize) {
+    analyzer.find(
         Some(index),
         Decision::Approve,
         "vcs.config",
@@ -157,17 +158,17 @@ fn git_config_value(an: &mut Analyzer<'_>, index: usize, setting: &str, depth: u
             .any(|k| key.rsplit('.').next() == Some(k));
     if runs {
         let code = value.strip_prefix('!').unwrap_or(value);
-        code_string(an, index, code, depth, false);
+        analyzer.code_string(index, code, depth, false);
     }
 }
 
-fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
+fn git(analyzer: &mut Analyzer<'_>, index: usize, args: &[Word], depth: usize) {
     let cmd = Some(index);
     let mut i = 0;
     while let Some(a) = args.get(i) {
         if a.text == "-c" || a.text == "--config-env" {
             let value = args.get(i + 1).map(|w| w.text.clone()).unwrap_or_default();
-            git_config_value(an, index, &value, depth);
+            git_config_value(analyzer, index, &value, depth);
             i += 2;
             continue;
         }
@@ -177,12 +178,12 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             .strip_prefix("--config-env=")
             .or_else(|| a.text.strip_prefix("-c").filter(|v| !v.is_empty()))
         {
-            git_config_value(an, index, value, depth);
+            git_config_value(analyzer, index, value, depth);
             i += 1;
             continue;
         }
         if a.text.starts_with("--exec-path=") || a.text.starts_with("--git-dir") {
-            an.find(
+            analyzer.find(
                 cmd,
                 Decision::Approve,
                 "vcs.foreign_repo",
@@ -195,11 +196,11 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         }
         if a.text == "-C" {
             if let Some(dir) = args.get(i + 1) {
-                let place = an.place(dir);
-                let in_workspace = an.filter.layout.inside_workspace(&place)
-                    || an.filter.layout.workspace.as_ref() == Some(&place.comps);
-                if !in_workspace || written_by_line(an, dir) {
-                    an.find(
+                let place = analyzer.place(dir);
+                let in_workspace = analyzer.filter.layout.inside_workspace(&place)
+                    || analyzer.filter.layout.workspace.as_ref() == Some(&place.comps);
+                if !in_workspace || written_by_line(analyzer, dir) {
+                    analyzer.find(
                         cmd,
                         Decision::Approve,
                         "vcs.foreign_repo",
@@ -225,8 +226,8 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
     let Some(sub) = args.get(i) else { return };
     let rest = args.get(i + 1..).unwrap_or(&[]);
-    let approve = |an: &mut Analyzer<'_>, rule: &str, reason: String| {
-        an.find(cmd, Decision::Approve, rule, reason, true)
+    let approve = |analyzer: &mut Analyzer<'_>, rule: &str, reason: String| {
+        analyzer.find(cmd, Decision::Approve, rule, reason, true)
     };
     // Options of any subcommand that name a program to run.
     let mut j = 0;
@@ -255,14 +256,14 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                     .map(str::to_string)
             };
             if let Some(value) = value {
-                an.find(
+                analyzer.find(
                     cmd,
                     Decision::Approve,
                     "vcs.runs_command",
                     format!("git {} {o} runs a command", sub.text),
                     false,
                 );
-                code_string(an, index, &value, depth, false);
+                analyzer.code_string(index, &value, depth, false);
                 break;
             }
         }
@@ -272,17 +273,17 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
         let target = if a.text == "--output" {
             rest.get(k + 1).cloned()
         } else {
-            a.text.strip_prefix("--output=").map(|v| W {
+            a.text.strip_prefix("--output=").map(|v| Word {
                 text: v.to_string(),
                 ..a.clone()
             })
         };
         if let Some(target) = target {
-            write_target(an, cmd, &target);
+            write_target(analyzer, cmd, &target);
         }
     }
     if rest.iter().any(|a| a.text == "--ext-diff") {
-        an.find(
+        analyzer.find(
             cmd,
             Decision::Approve,
             "vcs.runs_command",
@@ -295,7 +296,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
     if !GIT_SUBCOMMANDS.contains(&sub.text.as_str()) && !sub.text.starts_with('-') {
         approve(
-            an,
+            analyzer,
             "vcs.alias",
             format!(
                 "git {} is not a git command: an alias or an external program, which may run anything",
@@ -305,8 +306,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
     match sub.text.as_str() {
         "bisect" if rest.first().is_some_and(|a| a.text == "run") => {
-            judge_inner(
-                an,
+            analyzer.judge_inner(
                 index,
                 rest.get(1..).unwrap_or(&[]),
                 depth,
@@ -322,17 +322,17 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 .filter(|a| !is_option(a))
                 .map(|a| a.text.as_str())
                 .collect();
-            an.find(
+            analyzer.find(
                 cmd,
                 Decision::Approve,
                 "vcs.runs_command",
                 "git submodule foreach runs a command in every submodule",
                 false,
             );
-            code_string(an, index, &code.join(" "), depth, false);
+            analyzer.code_string(index, &code.join(" "), depth, false);
         }
         "difftool" | "mergetool" => approve(
-            an,
+            analyzer,
             "vcs.runs_command",
             format!("git {} runs an external tool", sub.text),
         ),
@@ -340,18 +340,18 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
     }
     match sub.text.as_str() {
         "clone" | "fetch" | "pull" | "ls-remote" | "submodule" | "archive" => {
-            an.network_reads += 1;
-            let urls: Vec<&W> = operands(rest)
+            analyzer.network_reads += 1;
+            let urls: Vec<&Word> = operands(rest)
                 .into_iter()
                 .filter(|w| w.text.contains("://") || w.text.contains('@') || w.text.contains(':'))
                 .collect();
             if sub.text == "clone" && !urls.is_empty() {
                 for url in urls {
-                    host_check(an, index, "git", url, false);
+                    host_check(analyzer, index, "git", url, false);
                 }
             } else if sub.text != "archive" || rest.iter().any(|a| a.text.starts_with("--remote")) {
                 approve(
-                    an,
+                    analyzer,
                     "network.git_remote",
                     format!(
                         "git {} talks to a remote whose host is not on the line",
@@ -361,7 +361,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             }
         }
         "push" => approve(
-            an,
+            analyzer,
             "network.git_push",
             "git push sends commits to a remote".into(),
         ),
@@ -371,7 +371,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 .any(|a| a.text == "--hard" || a.text == "--merge") =>
         {
             approve(
-                an,
+                analyzer,
                 "vcs.discard_work",
                 "git reset --hard throws away uncommitted work".into(),
             )
@@ -382,7 +382,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 .any(|a| is_option(a) && (short_flags(a).contains('f') || a.text == "--force")) =>
         {
             approve(
-                an,
+                analyzer,
                 "vcs.discard_work",
                 "git clean -f deletes untracked files".into(),
             )
@@ -393,7 +393,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             }) =>
         {
             approve(
-                an,
+                analyzer,
                 "vcs.discard_work",
                 format!("git {} may throw away uncommitted changes", sub.text),
             )
@@ -404,7 +404,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                 .is_some_and(|a| a.text == "drop" || a.text == "clear") =>
         {
             approve(
-                an,
+                analyzer,
                 "vcs.discard_work",
                 "git stash drop/clear deletes stashed work".into(),
             )
@@ -415,13 +415,13 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             }) =>
         {
             approve(
-                an,
+                analyzer,
                 "vcs.discard_work",
                 "git branch -D deletes a branch that may not be merged".into(),
             )
         }
         "filter-branch" | "filter-repo" | "gc" | "reflog" | "update-ref" | "replace" => approve(
-            an,
+            analyzer,
             "vcs.discard_work",
             format!("git {} rewrites or prunes history", sub.text),
         ),
@@ -442,7 +442,7 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
                     .any(|a| a.text == "--unset" || a.text == "--add" || a.text == "--replace-all");
             if !read_only {
                 approve(
-                    an,
+                    analyzer,
                     "vcs.config",
                     "git config changes settings (hooks, pagers and aliases can run programs)"
                         .into(),
@@ -450,12 +450,12 @@ fn git(an: &mut Analyzer<'_>, index: usize, args: &[W], depth: usize) {
             }
         }
         "daemon" | "instaweb" => approve(
-            an,
+            analyzer,
             "network.listen",
             format!("git {} serves the repository on the network", sub.text),
         ),
         "send-email" | "request-pull" => approve(
-            an,
+            analyzer,
             "network.git_push",
             format!("git {} sends data out", sub.text),
         ),

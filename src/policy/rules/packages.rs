@@ -2,10 +2,11 @@
 //! `docker`), one function per family: installing or running software from the network
 //! needs approval. They never judge the code a package runs once installed.
 
-use super::*;
+use super::common::*;
+use super::shells::pip;
 
 /// `pip`, `pipx`, `uv`: installing from the network needs approval.
-pub(super) fn python_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn python_packages(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call {
         index, name, args, ..
     } = *call;
@@ -13,13 +14,13 @@ pub(super) fn python_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
     let first_op = call.first_operand();
     if name == "uv" {
         if ops.first().is_some_and(|w| w.text == "pip") {
-            pip(an, index, args.get(1..).unwrap_or(&[]));
+            pip(analyzer, index, args.get(1..).unwrap_or(&[]));
         } else if ops
             .first()
             .is_some_and(|w| ["add", "tool", "sync"].contains(&w.text.as_str()))
         {
             call.approve(
-                an,
+                analyzer,
                 "network.package_install",
                 format!("uv {first_op} installs packages from the network"),
             );
@@ -27,18 +28,18 @@ pub(super) fn python_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
     } else if name == "pipx" {
         if ["install", "run", "inject", "upgrade"].contains(&first_op) {
             call.approve(
-                an,
+                analyzer,
                 "network.package_install",
                 format!("pipx {first_op} installs packages from the network"),
             );
         }
     } else {
-        pip(an, index, args);
+        pip(analyzer, index, args);
     }
 }
 
 /// `npm`, `pnpm`, `yarn`, `bun`: installs and package scripts.
-pub(super) fn node_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn node_packages(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let first_op = call.first_operand();
     if [
@@ -62,7 +63,7 @@ pub(super) fn node_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
         || (name == "yarn" && args.is_empty())
     {
         call.approve(
-            an,
+            analyzer,
             "network.package_install",
             format!(
                 "{name} {first_op} installs or runs packages from the network (their install scripts run)"
@@ -72,17 +73,17 @@ pub(super) fn node_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `npx` and its kin download and run a package.
-pub(super) fn package_runners(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn package_runners(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     call.approve(
-        an,
+        analyzer,
         "network.package_install",
         format!("{name} downloads and runs a package"),
     );
 }
 
 /// Language and user package managers: installs need approval.
-pub(super) fn language_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn language_packages(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     let ops = call.operands();
     let first_op = call.first_operand();
@@ -104,7 +105,7 @@ pub(super) fn language_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
         || ["cpan", "cpanm"].contains(&name) && !ops.is_empty()
     {
         call.approve(
-            an,
+            analyzer,
             "network.package_install",
             format!("{name} {first_op} installs or removes software"),
         );
@@ -112,7 +113,7 @@ pub(super) fn language_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// System package managers: anything but queries changes installed software.
-pub(super) fn system_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn system_packages(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let first_op = call.first_operand();
     let readonly = [
@@ -130,7 +131,7 @@ pub(super) fn system_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
         });
     if !readonly && !args.is_empty() {
         call.approve(
-            an,
+            analyzer,
             "system.package_change",
             format!("{name} installs, removes or upgrades system packages"),
         );
@@ -138,7 +139,7 @@ pub(super) fn system_packages(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Containers and virtual machines.
-pub(super) fn containers(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn containers(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     let first_op = call.first_operand();
     if [
@@ -149,7 +150,7 @@ pub(super) fn containers(an: &mut Analyzer<'_>, call: &Call<'_>) {
     .contains(&first_op)
     {
         call.approve(
-            an,
+            analyzer,
             "system.containers",
             format!("{name} {first_op} changes containers or runs code in them"),
         );

@@ -2,25 +2,25 @@
 //! scheduled jobs, accounts, mounts, kernel modules and boot settings, one function per
 //! family. They never judge file contents or the network.
 
-use super::*;
+use super::common::*;
 
 /// Stopping or restarting the machine.
-pub(super) fn power(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn power(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     call.deny(
-        an,
+        analyzer,
         "destructive.power",
         format!("{name} stops or restarts the machine"),
     );
 }
 
 /// `init`/`telinit` with a runlevel that halts, reboots or isolates.
-pub(super) fn init(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn init(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     let first_op = call.first_operand();
     if ["0", "6", "1", "s", "S"].contains(&first_op) {
         call.deny(
-            an,
+            analyzer,
             "destructive.power",
             format!("{name} {first_op} halts, reboots or isolates the machine"),
         );
@@ -28,7 +28,7 @@ pub(super) fn init(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `systemctl`/`loginctl`: power verbs are denied, service changes need approval.
-pub(super) fn systemctl(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn systemctl(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     let first_op = call.first_operand();
     let sub = first_op;
@@ -49,13 +49,13 @@ pub(super) fn systemctl(an: &mut Analyzer<'_>, call: &Call<'_>) {
     .contains(&sub)
     {
         call.deny(
-            an,
+            analyzer,
             "destructive.power",
             format!("{name} {sub} stops, suspends or isolates the machine"),
         );
     } else if ["stop", "disable", "mask", "kill"].contains(&sub) {
         call.deny(
-            an,
+            analyzer,
             "destructive.disable_service",
             format!("{name} {sub} stops or disables a service"),
         );
@@ -79,7 +79,7 @@ pub(super) fn systemctl(an: &mut Analyzer<'_>, call: &Call<'_>) {
     .contains(&sub)
     {
         call.approve(
-            an,
+            analyzer,
             "system.service_change",
             format!("{name} {sub} changes services"),
         );
@@ -87,19 +87,19 @@ pub(super) fn systemctl(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `service NAME stop|restart|...`.
-pub(super) fn service(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn service(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let ops = call.operands();
     let first_op = call.first_operand();
     let action = ops.get(1).map(|w| w.text.as_str()).unwrap_or("");
     if ["stop", "disable"].contains(&action) {
         call.deny(
-            an,
+            analyzer,
             "destructive.disable_service",
             format!("service {first_op} {action} stops a service"),
         );
     } else if !["status", ""].contains(&action) || first_op == "--status-all" {
         call.approve(
-            an,
+            analyzer,
             "system.service_change",
             format!("service {first_op} {action} changes a service"),
         );
@@ -107,20 +107,20 @@ pub(super) fn service(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Enabling and disabling services at boot.
-pub(super) fn boot_services(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn boot_services(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     if args
         .iter()
         .any(|a| ["disable", "remove", "off", "del", "delete"].contains(&a.text.as_str()))
     {
         call.deny(
-            an,
+            analyzer,
             "destructive.disable_service",
             format!("{name} disables a service"),
         );
     } else {
         call.approve(
-            an,
+            analyzer,
             "system.service_change",
             format!("{name} changes services"),
         );
@@ -128,7 +128,7 @@ pub(super) fn boot_services(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// Ending processes.
-pub(super) fn kill(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn kill(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     let targets: Vec<&str> = args
         .iter()
@@ -145,7 +145,7 @@ pub(super) fn kill(an: &mut Analyzer<'_>, call: &Call<'_>) {
             });
     if all {
         call.deny(
-            an,
+            analyzer,
             "destructive.kill_all",
             format!("{name} signals every process (or init)"),
         );
@@ -155,7 +155,7 @@ pub(super) fn kill(an: &mut Analyzer<'_>, call: &Call<'_>) {
             .any(|t| t.chars().all(|c| c.is_ascii_digit()))
     {
         call.approve(
-            an,
+            analyzer,
             "process.kill",
             format!("{name} ends processes that may not belong to the task"),
         );
@@ -163,7 +163,7 @@ pub(super) fn kill(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `crontab`: installing a table schedules commands.
-pub(super) fn crontab(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn crontab(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     if !args
         .iter()
@@ -171,7 +171,7 @@ pub(super) fn crontab(an: &mut Analyzer<'_>, call: &Call<'_>) {
         || args.is_empty()
     {
         call.approve(
-            an,
+            analyzer,
             "persistence.cron",
             "crontab changes scheduled commands".into(),
         );
@@ -179,23 +179,27 @@ pub(super) fn crontab(an: &mut Analyzer<'_>, call: &Call<'_>) {
 }
 
 /// `at`/`batch`: scheduling commands.
-pub(super) fn at(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn at(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
-    call.approve(an, "persistence.cron", format!("{name} schedules commands"))
+    call.approve(
+        analyzer,
+        "persistence.cron",
+        format!("{name} schedules commands"),
+    )
 }
 
 /// Changing user accounts or groups.
-pub(super) fn accounts(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn accounts(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, .. } = *call;
     call.approve(
-        an,
+        analyzer,
         "system.accounts",
         format!("{name} changes user accounts or groups"),
     );
 }
 
 /// Mounts, kernel modules, file system tools, boot loaders and kernel settings.
-pub(super) fn kernel_and_storage(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn kernel_and_storage(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { name, args, .. } = *call;
     if name == "mount" && args.is_empty()
         || name == "sysctl"
@@ -212,21 +216,21 @@ pub(super) fn kernel_and_storage(an: &mut Analyzer<'_>, call: &Call<'_>) {
         "system.configuration"
     };
     call.approve(
-        an,
+        analyzer,
         rule,
         format!("{name} changes the system's configuration, disks or kernel"),
     );
 }
 
 /// `history -c`/`-w`: rewriting the shell history.
-pub(super) fn history(an: &mut Analyzer<'_>, call: &Call<'_>) {
+pub(super) fn history(analyzer: &mut Analyzer<'_>, call: &Call<'_>) {
     let Call { args, .. } = *call;
     if args
         .iter()
         .any(|a| a.text == "-c" || a.text == "-w" || a.text == "-d")
     {
         call.approve(
-            an,
+            analyzer,
             "evasion.history",
             "history changes the shell history".into(),
         );
