@@ -5,4 +5,5 @@
 
 pub mod approval;
 pub mod paths;
+pub mod providers;
 pub mod tools;
