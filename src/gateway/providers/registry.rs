@@ -7,7 +7,7 @@ use std::fmt;
 
 use futures_util::StreamExt;
 
-use super::Provider;
+use super::provider::Provider;
 use super::types::{ChatRequest, Completion, EventStream, ProviderError};
 
 /// `provider/model`: a configured provider's name and a model it serves. The model part
