@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
     pub(super) agents: Vec<RawAgent>,
+    pub(super) providers: Vec<super::providers::RawProvider>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -32,6 +32,8 @@ pub struct Config {
     /// The agents tool calls act for; never empty (a built-in `default` agent when the
     /// file names none).
     pub agents: Vec<AgentConfig>,
+    /// The LLM upstreams, `[[providers]]`.
+    pub providers: Vec<super::providers::ProviderConfig>,
 }
 
 #[derive(Debug, Clone)]

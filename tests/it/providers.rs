@@ -648,3 +648,31 @@ async fn unknown_models_are_refused_before_any_request() {
     .unwrap_err();
     assert!(err.to_string().contains("base_url"), "{err}");
 }
+
+#[tokio::test]
+async fn providers_from_config_reach_their_upstream_with_the_expanded_key() {
+    use aisopod::config::{ConfigSource, Environment, parse};
+    struct Env(String);
+    impl Environment for Env {
+        fn var(&self, name: &str) -> Option<String> {
+            (name == "UPSTREAM_KEY").then(|| self.0.clone())
+        }
+        fn installed(&self) -> bool {
+            false
+        }
+    }
+    let up = Upstream::start().await;
+    up.push(Answer::anthropic_message("configured", &[], (1, 1)));
+    let text = format!(
+        "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key = \"${{UPSTREAM_KEY}}\"\nmodels = [\"haiku\"]\n",
+        up.url()
+    );
+    let config = parse(&text, ConfigSource::Defaults, &Env(KEY.into())).unwrap();
+    let providers =
+        Providers::from_config(&config.providers, Arc::new(RecordedPause::default())).unwrap();
+    let chain = [ModelRef::parse("claude/haiku").unwrap()];
+    let (_, completion) = providers.complete(&chain, &request()).await.unwrap();
+    assert_eq!(completion.text, "configured");
+    assert_eq!(up.requests()[0].header("x-api-key"), Some(KEY));
+    assert_eq!(up.requests()[0].json()["model"], "haiku");
+}

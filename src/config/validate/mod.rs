@@ -58,6 +58,7 @@ pub(super) fn validate(
         ),
     };
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
+    let providers = super::providers::validate_providers(raw.providers, check.0);
     let config = Config {
         source,
         server,
@@ -71,6 +72,7 @@ pub(super) fn validate(
         tools,
         approval,
         agents,
+        providers,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {

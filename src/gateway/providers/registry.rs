@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::provider::Provider;
+use super::client::{ClientSettings, HttpClient, Pause};
+use super::provider::{Provider, ProviderKind};
 use super::types::{ChatRequest, Completion, EventStream, ProviderError};
+use crate::config::{ProviderConfig, ProviderKindName};
 
 /// `provider/model`: a configured provider's name and a model it serves. The model part
 /// may itself hold `/` (OpenRouter's `meta-llama/llama-3-8b`).
@@ -52,6 +55,38 @@ impl Providers {
                 .map(|p| (p.name().to_string(), p))
                 .collect(),
         }
+    }
+
+    /// The providers `[[providers]]` configures, each with its own client (timeouts and
+    /// retries are per provider); `pause` is how every client waits between tries.
+    pub fn from_config(
+        configs: &[ProviderConfig],
+        pause: Arc<dyn Pause>,
+    ) -> Result<Self, ProviderError> {
+        let mut providers = Vec::with_capacity(configs.len());
+        for config in configs {
+            let settings = ClientSettings {
+                connect_timeout: config.connect_timeout,
+                read_timeout: config.read_timeout,
+                retries: config.retries,
+                ..ClientSettings::default()
+            };
+            let client = HttpClient::new(settings, pause.clone())
+                .map_err(|err| err.for_provider(&config.name))?;
+            let kind = match config.kind {
+                ProviderKindName::OpenAi => ProviderKind::OpenAi,
+                ProviderKindName::Anthropic => ProviderKind::Anthropic,
+            };
+            providers.push(Provider::new(
+                &config.name,
+                kind,
+                &config.base_url,
+                config.api_key.clone(),
+                config.models.clone(),
+                client,
+            )?);
+        }
+        Ok(Self::new(providers))
     }
 
     pub fn get(&self, name: &str) -> Option<&Provider> {
