@@ -676,3 +676,36 @@ async fn providers_from_config_reach_their_upstream_with_the_expanded_key() {
     assert_eq!(up.requests()[0].header("x-api-key"), Some(KEY));
     assert_eq!(up.requests()[0].json()["model"], "haiku");
 }
+
+#[tokio::test]
+async fn a_loopback_upstream_that_the_lan_reaches_is_found() {
+    use aisopod::config::{ConfigSource, Environment, parse};
+    use aisopod::gateway::providers::{exposed_local_upstreams, local_addresses};
+    struct NoEnv;
+    impl Environment for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn installed(&self) -> bool {
+            false
+        }
+    }
+    let addresses = local_addresses();
+    assert!(
+        !addresses.is_empty(),
+        "this test needs a non-loopback address"
+    );
+    let everywhere = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let loopback_only = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let text = format!(
+        "[[providers]]\nname = \"open\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{}/v1\"\n\n[[providers]]\nname = \"closed\"\nkind = \"openai\"\nbase_url = \"http://localhost:{}/v1\"\n",
+        everywhere.local_addr().unwrap().port(),
+        loopback_only.local_addr().unwrap().port()
+    );
+    let config = parse(&text, ConfigSource::Defaults, &NoEnv).unwrap();
+    let found =
+        exposed_local_upstreams(&config.providers, &addresses, Duration::from_millis(300)).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].provider, "open");
+    assert!(found[0].to_string().contains("bind it to 127.0.0.1"));
+}

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 mod client;
+mod exposure;
 pub mod openai;
 mod provider;
 mod registry;
@@ -15,6 +16,7 @@ mod stream;
 pub mod types;
 
 pub use client::{ClientSettings, HttpClient, Pause, TokioPause};
+pub use exposure::{Exposure, exposed_local_upstreams, local_addresses};
 pub use provider::{Provider, ProviderKind};
 pub use registry::{ModelRef, Providers};
 pub use stream::{Decoder, MAX_EVENT};
