@@ -709,3 +709,31 @@ async fn a_loopback_upstream_that_the_lan_reaches_is_found() {
     assert_eq!(found[0].provider, "open");
     assert!(found[0].to_string().contains("bind it to 127.0.0.1"));
 }
+
+#[test]
+fn strict_mode_refuses_to_start_beside_an_exposed_local_upstream() {
+    use crate::support::{BIN, Setup, stop_child, wait_timeout};
+    let everywhere = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = everywhere.local_addr().unwrap().port();
+    let setup = Setup::new(&format!(
+        "[[providers]]\nname = \"ollama\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n"
+    ));
+    let mut child = std::process::Command::new(BIN)
+        .args(["gateway", "start", "--config"])
+        .arg(&setup.config)
+        .env_remove("AISOPOD_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let Some(status) = wait_timeout(&mut child, Duration::from_secs(20)) else {
+        stop_child(&mut child);
+        panic!("the gateway started beside an exposed upstream");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("strict mode refuses to start"), "{stderr}");
+    assert!(stderr.contains("also answers on"), "{stderr}");
+    assert!(stderr.contains("bind it to 127.0.0.1"), "{stderr}");
+}
