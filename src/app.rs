@@ -54,6 +54,8 @@ pub enum AppError {
     Audit(#[from] crate::audit::AuditError),
     #[error("the start-up task ended abnormally")]
     StartUp(#[source] tokio::task::JoinError),
+    #[error("strict mode refuses to start: {0} (or set [security] mode = \"local\")")]
+    ExposedUpstream(crate::gateway::providers::Exposure),
 }
 
 /// The sockets the gateway serves on. A listener left `None` is bound from the config
@@ -116,6 +118,22 @@ pub struct Ready {
     pub url: String,
 }
 
+/// Warns about, and in strict mode refuses, a loopback LLM upstream the LAN can reach.
+async fn check_local_upstreams(config: &Config) -> Result<(), AppError> {
+    use crate::gateway::providers::{exposed_local_upstreams, local_addresses};
+    let wait = std::time::Duration::from_millis(300);
+    let exposed = exposed_local_upstreams(&config.providers, &local_addresses(), wait).await;
+    for exposure in &exposed {
+        tracing::warn!("{exposure}");
+    }
+    match exposed.into_iter().next() {
+        Some(exposure) if config.security.mode == crate::config::SecurityMode::Strict => {
+            Err(AppError::ExposedUpstream(exposure))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs the gateway on the system clock until `shutdown` completes, then drains.
 pub async fn run<S>(config: Config, listeners: Listeners, shutdown: S) -> Result<(), AppError>
 where
@@ -148,6 +166,7 @@ where
                 source,
             })?,
     };
+    check_local_upstreams(&config).await?;
     let Options {
         clock,
         names,

@@ -11,6 +11,7 @@
 pub mod agents;
 mod env;
 mod issue;
+mod providers;
 mod raw;
 pub mod sandbox;
 mod settings;
@@ -22,6 +23,7 @@ mod validate;
 
 pub use env::{ApplianceEnvironment, Environment, ProcessEnvironment};
 pub use issue::{ConfigError, ConfigIssue, ConfigSource};
+pub use providers::{ProviderConfig, ProviderKindName};
 pub use raw::schema_keys;
 pub use settings::*;
 pub use strict::key_file_problem;
@@ -122,11 +124,15 @@ pub fn parse_checked(
         }
     };
     let mut issues = Vec::new();
+    let literal_keys = providers::literal_keys(&value);
     expand_env(&mut value, &mut Vec::new(), env, &mut issues);
     let unexpanded: Vec<String> = issues.iter().map(|issue| issue.key.clone()).collect();
     let raw = deserialize_collecting(value, &mut issues);
     let config = raw.and_then(|raw| validate::validate(raw, source.clone(), env, &mut issues));
     if let Some(config) = &config {
+        if config.security.mode == SecurityMode::Strict {
+            issues.extend(literal_keys.into_iter().map(providers::literal_key_issue));
+        }
         for check in checks {
             issues.extend(check(config));
         }

@@ -31,6 +31,7 @@ pub(super) struct RawConfig {
     pub(super) approval: RawApproval,
     pub(super) agents: Vec<RawAgent>,
     pub(super) chats: RawChats,
+    pub(super) providers: Vec<super::providers::RawProvider>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

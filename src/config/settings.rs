@@ -33,6 +33,8 @@ pub struct Config {
     /// file names none).
     pub agents: Vec<AgentConfig>,
     pub chats: ChatsConfig,
+    /// The LLM upstreams, `[[providers]]`.
+    pub providers: Vec<super::providers::ProviderConfig>,
 }
 
 /// `[chats]`: the limits every chat and message is held to.

@@ -632,13 +632,42 @@ fn cors_origins_are_bare_origins_a_browser_could_send() {
     );
 }
 
+const TWO_PROVIDERS: &str = "[[providers]]\nname = \"ollama\"\nkind = \"openai\"\n\
+    base_url = \"http://127.0.0.1:11434/v1/\"\n\
+    [[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1/\"\n";
+
+#[test]
+fn agents_name_only_configured_providers_as_their_own_or_a_fallback() {
+    let env = FakeEnv::default();
+    let found = issues(
+        &format!(
+            "{TWO_PROVIDERS}[[agents]]\nname = \"a\"\nprovider = \"olama\"\nmodel = \"m\"\n\
+             fallbacks = [\"openai/gpt-4o-mini\", \"openrouter/x\"]\n"
+        ),
+        &env,
+    );
+    let keys: Vec<&str> = found.iter().map(|issue| issue.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["agents.0.provider", "agents.0.fallbacks.1"],
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("\"olama\" is not the name of a [[providers]] entry")
+    );
+}
+
 #[test]
 fn agent_fields_are_checked_and_named_with_their_entry() {
     let env = FakeEnv::default();
     let config = parse_str(
-        "[[agents]]\nname = \"helper\"\nprovider = \"ollama\"\nmodel = \"llama3.1:8b\"\n\
-         fallbacks = [\"openai/gpt-4o-mini\"]\nsystem_prompt = \"Be brief.\"\n\
-         max_tool_iterations = 4\ntemperature = 0.2\n",
+        &format!(
+            "{TWO_PROVIDERS}[[agents]]\nname = \"helper\"\nprovider = \"ollama\"\n\
+             model = \"llama3.1:8b\"\nfallbacks = [\"openai/gpt-4o-mini\"]\n\
+             system_prompt = \"Be brief.\"\nmax_tool_iterations = 4\ntemperature = 0.2\n"
+        ),
         &env,
     )
     .unwrap();

@@ -8,5 +8,6 @@ pub mod agents;
 pub mod approval;
 pub mod chats;
 pub mod paths;
+pub mod providers;
 pub mod tools;
 pub mod usage;

@@ -16,6 +16,7 @@ use tools::{validate_agents, validate_tools};
 
 use super::env::Environment;
 use super::issue::{ConfigIssue, ConfigSource};
+use super::providers::ProviderConfig;
 use super::raw::*;
 use super::settings::*;
 use issues::{Issues, KIB, MIB};
@@ -65,6 +66,8 @@ pub(super) fn validate(
         max_per_user: check.range("chats.max_per_user", raw.chats.max_per_user, 1, 1_000_000)
             as usize,
     };
+    let providers = super::providers::validate_providers(raw.providers, check.0);
+    check_agent_providers(&agents, &providers, &mut check);
     let config = Config {
         source,
         server,
@@ -79,6 +82,7 @@ pub(super) fn validate(
         approval,
         agents,
         chats,
+        providers,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {
@@ -93,6 +97,26 @@ pub(super) fn validate(
         issues.extend(config.strict_violations());
     }
     Some(config)
+}
+
+/// Every provider an agent names, as its own or as a fallback, is a `[[providers]]` entry:
+/// a misspelt name is found at load, not at the first chat.
+fn check_agent_providers(agents: &[AgentConfig], providers: &[ProviderConfig], check: &mut Issues) {
+    let configured = |name: &str| providers.iter().any(|provider| provider.name == name);
+    let missing = |name: &str| format!("{name:?} is not the name of a [[providers]] entry");
+    for (index, agent) in agents.iter().enumerate() {
+        if let Some(provider) = agent.provider.as_deref().filter(|name| !configured(name)) {
+            check.push(&format!("agents.{index}.provider"), missing(provider));
+        }
+        for (position, fallback) in agent.fallbacks.iter().enumerate() {
+            if !configured(&fallback.provider) {
+                check.push(
+                    &format!("agents.{index}.fallbacks.{position}"),
+                    missing(&fallback.provider),
+                );
+            }
+        }
+    }
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {

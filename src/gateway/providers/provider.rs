@@ -1,0 +1,175 @@
+//! One configured upstream: its name, kind, base URL, key and model list, and the three
+//! calls the rest of the gateway makes of it (stream, complete, list models). It builds
+//! each kind's request and attaches the key in that kind's header, and nothing else.
+
+use super::client::HttpClient;
+use super::types::{ChatRequest, Completion, EventStream, ProviderError};
+use super::{anthropic, openai, stream};
+use crate::secret::Secret;
+
+/// Which protocol an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// `POST {base_url}/chat/completions`, bearer key; `base_url` ends in `/v1` as in
+    /// OpenAI's own clients (`http://127.0.0.1:11434/v1` for Ollama).
+    OpenAi,
+    /// `POST {base_url}/v1/messages`, `x-api-key`; `base_url` is the host, as in
+    /// Anthropic's clients (`https://api.anthropic.com`).
+    Anthropic,
+}
+
+/// One configured upstream.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    name: String,
+    kind: ProviderKind,
+    base_url: String,
+    key: Option<Secret>,
+    models: Vec<String>,
+    client: HttpClient,
+}
+
+impl Provider {
+    /// A provider; `base_url` must be an http or https URL (a trailing `/` is dropped).
+    /// `models` limits what `provider/model` may name; empty allows any.
+    pub fn new(
+        name: &str,
+        kind: ProviderKind,
+        base_url: &str,
+        key: Option<Secret>,
+        models: Vec<String>,
+        client: HttpClient,
+    ) -> Result<Self, ProviderError> {
+        let base_url = base_url.trim_end_matches('/');
+        let valid = reqwest::Url::parse(base_url)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+        if !valid {
+            return Err(ProviderError::Config {
+                provider: name.to_string(),
+                what: "base_url is not an http or https URL",
+            });
+        }
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+            base_url: base_url.to_string(),
+            key,
+            models,
+            client,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The models the config names for it (empty: any).
+    pub fn models(&self) -> &[String] {
+        &self.models
+    }
+
+    /// True when `model` may be asked of this provider.
+    pub fn offers(&self, model: &str) -> bool {
+        !model.is_empty() && (self.models.is_empty() || self.models.iter().any(|m| m == model))
+    }
+
+    /// Streams the answer to `request`. Retries happen before this returns; once it has,
+    /// what goes wrong arrives as an error item. Dropping the stream cancels the request.
+    pub async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let response = self.post(request, true).await?;
+        let body = Box::pin(self.client.body_stream(&self.name, response));
+        Ok(match self.kind {
+            ProviderKind::OpenAi => {
+                stream::decode(&self.name, body, openai::StreamDecoder::default())
+            }
+            ProviderKind::Anthropic => {
+                stream::decode(&self.name, body, anthropic::StreamDecoder::default())
+            }
+        })
+    }
+
+    /// The whole answer to `request`, fetched without streaming.
+    pub async fn complete(&self, request: &ChatRequest) -> Result<Completion, ProviderError> {
+        let response = self.post(request, false).await?;
+        let body = self.client.read_body(&self.name, response).await?;
+        let parsed = match self.kind {
+            ProviderKind::OpenAi => openai::parse_completion(&body),
+            ProviderKind::Anthropic => anthropic::parse_completion(&body),
+        };
+        parsed.map_err(|err| err.for_provider(&self.name))
+    }
+
+    /// The models the upstream lists (`GET /v1/models`; both kinds serve it).
+    pub async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
+        let url = match self.kind {
+            ProviderKind::OpenAi => format!("{}/models", self.base_url),
+            ProviderKind::Anthropic => format!("{}/v1/models", self.base_url),
+        };
+        let response = self
+            .client
+            .send(&self.name, |client| self.authorize(client.get(&url)))
+            .await?;
+        let body = self.client.read_body(&self.name, response).await?;
+        openai::parse_models(&body).map_err(|err| err.for_provider(&self.name))
+    }
+
+    async fn post(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let (url, body) = match self.kind {
+            ProviderKind::OpenAi => (
+                format!("{}/chat/completions", self.base_url),
+                openai::request_body(request, stream),
+            ),
+            ProviderKind::Anthropic => (
+                format!("{}/v1/messages", self.base_url),
+                anthropic::request_body(request, stream),
+            ),
+        };
+        let body = serde_json::to_vec(&body).map_err(|_| ProviderError::Config {
+            provider: self.name.clone(),
+            what: "the request could not be encoded",
+        })?;
+        self.client
+            .send(&self.name, |client| {
+                let builder = client
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(
+                        reqwest::header::ACCEPT,
+                        if stream {
+                            "text/event-stream"
+                        } else {
+                            "application/json"
+                        },
+                    )
+                    .body(body.clone());
+                self.authorize(builder)
+            })
+            .await
+    }
+
+    fn authorize(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match (self.kind, &self.key) {
+            (ProviderKind::OpenAi, Some(key)) => builder.bearer_auth(key.expose()),
+            (ProviderKind::OpenAi, None) => builder,
+            (ProviderKind::Anthropic, key) => {
+                let builder = builder.header("anthropic-version", anthropic::API_VERSION);
+                match key {
+                    Some(key) => builder.header("x-api-key", key.expose()),
+                    None => builder,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The configured providers by name: resolves `provider/model`, and tries an ordered list
+//! of them, moving to the next on a transient failure (429, 5xx, timeout, a connection
+//! that failed or dropped) only while nothing has reached the caller yet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::client::{ClientSettings, HttpClient, Pause};
+use super::provider::{Provider, ProviderKind};
+use super::types::{ChatRequest, Completion, EventStream, ProviderError};
+use crate::config::{ProviderConfig, ProviderKindName};
+
+/// `provider/model`: a configured provider's name and a model it serves. The model part
+/// may itself hold `/` (OpenRouter's `meta-llama/llama-3-8b`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl ModelRef {
+    pub fn parse(text: &str) -> Result<Self, ProviderError> {
+        match text.split_once('/') {
+            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(Self {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            }),
+            _ => Err(ProviderError::UnknownModel {
+                model: text.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Every configured provider.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Provider>,
+}
+
+impl Providers {
+    pub fn new(providers: impl IntoIterator<Item = Provider>) -> Self {
+        Self {
+            by_name: providers
+                .into_iter()
+                .map(|p| (p.name().to_string(), p))
+                .collect(),
+        }
+    }
+
+    /// The providers `[[providers]]` configures, each with its own client (timeouts and
+    /// retries are per provider); `pause` is how every client waits between tries.
+    pub fn from_config(
+        configs: &[ProviderConfig],
+        pause: Arc<dyn Pause>,
+    ) -> Result<Self, ProviderError> {
+        let mut providers = Vec::with_capacity(configs.len());
+        for config in configs {
+            let settings = ClientSettings {
+                connect_timeout: config.connect_timeout,
+                read_timeout: config.read_timeout,
+                retries: config.retries,
+                ..ClientSettings::default()
+            };
+            let client = HttpClient::new(settings, pause.clone())
+                .map_err(|err| err.for_provider(&config.name))?;
+            let kind = match config.kind {
+                ProviderKindName::OpenAi => ProviderKind::OpenAi,
+                ProviderKindName::Anthropic => ProviderKind::Anthropic,
+            };
+            providers.push(Provider::new(
+                &config.name,
+                kind,
+                &config.base_url,
+                config.api_key.clone(),
+                config.models.clone(),
+                client,
+            )?);
+        }
+        Ok(Self::new(providers))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Provider> {
+        self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Provider> {
+        self.by_name.values()
+    }
+
+    /// The provider a `provider/model` names, if it serves that model.
+    pub fn resolve(&self, model: &ModelRef) -> Result<&Provider, ProviderError> {
+        self.by_name
+            .get(&model.provider)
+            .filter(|p| p.offers(&model.model))
+            .ok_or_else(|| ProviderError::UnknownModel {
+                model: model.to_string(),
+            })
+    }
+
+    /// Streams from the first of `chain` that starts answering. A transient failure, at
+    /// the request or as the stream's first item, moves on to the next; any other failure
+    /// ends the search at once. Returns which one answers. `request.model` is replaced
+    /// by each entry's model.
+    pub async fn stream(
+        &self,
+        chain: &[ModelRef],
+        request: &ChatRequest,
+    ) -> Result<(ModelRef, EventStream), ProviderError> {
+        let mut last = None;
+        for model in chain {
+            let provider = self.resolve(model)?;
+            let request = ChatRequest {
+                model: model.model.clone(),
+                ..request.clone()
+            };
+            let mut stream = match provider.stream(&request).await {
+                Ok(stream) => stream,
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(model = %model, code = err.code(), "provider failed; trying the next");
+                    last = Some(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            match stream.next().await {
+                Some(Err(err)) if err.is_transient() => {
+                    tracing::warn!(model = %model, code = err.code(), "provider failed before answering; trying the next");
+                    last = Some(err);
+                }
+                Some(Err(err)) => return Err(err),
+                Some(Ok(first)) => {
+                    let whole = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+                    return Ok((model.clone(), Box::pin(whole)));
+                }
+                None => {
+                    last = Some(ProviderError::Dropped {
+                        provider: model.provider.clone(),
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ProviderError::UnknownModel {
+            model: String::new(),
+        }))
+    }
+
+    /// [`Providers::stream`] without streaming: the first whole answer of `chain`.
+    pub async fn complete(
+        &self,
+        chain: &[ModelRef],
+        request: &ChatRequest,
+    ) -> Result<(ModelRef, Completion), ProviderError> {
+        let mut last = None;
+        for model in chain {
+            let provider = self.resolve(model)?;
+            let request = ChatRequest {
+                model: model.model.clone(),
+                ..request.clone()
+            };
+            match provider.complete(&request).await {
+                Ok(completion) => return Ok((model.clone(), completion)),
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(model = %model, code = err.code(), "provider failed; trying the next");
+                    last = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| ProviderError::UnknownModel {
+            model: String::new(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_ref_splits_at_the_first_slash() {
+        let parsed = ModelRef::parse("router/meta/llama").unwrap();
+        assert_eq!(parsed.provider, "router");
+        assert_eq!(parsed.model, "meta/llama");
+        assert_eq!(parsed.to_string(), "router/meta/llama");
+        assert!(ModelRef::parse("nomodel").is_err());
+        assert!(ModelRef::parse("/m").is_err());
+        assert!(ModelRef::parse("p/").is_err());
+    }
+}
