@@ -604,6 +604,7 @@ pub async fn upgrade(
     // with a bearer per address and credential like any authenticated request.
     let credential = caller.as_ref().map(|p| match &p.via {
         Via::ApiToken { id } => format!("token:{id}"),
+        Via::PairedDevice { id } => format!("device:{id}"),
         _ => format!("user:{}", p.username),
     });
     if let Err(wait) = app.limits.check(RouteClass::Api, ip, credential.as_deref()) {

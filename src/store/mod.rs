@@ -58,6 +58,7 @@ pub enum TreeName {
     Families,
     Revoked,
     ApprovalRules,
+    PairedDevices,
 }
 
 impl TreeName {
@@ -72,6 +73,7 @@ impl TreeName {
             TreeName::Revoked => "revoked",
             TreeName::Families => "families",
             TreeName::ApprovalRules => "approval_rules",
+            TreeName::PairedDevices => "paired_devices",
         }
     }
 }

@@ -57,6 +57,15 @@ pub(super) fn validate(
             Duration::from_secs(3600),
         ),
     };
+    let pairing = PairingConfig {
+        offer_ttl: check.duration(
+            "pairing.offer_ttl",
+            raw.pairing.offer_ttl.0,
+            Duration::from_secs(10),
+            Duration::from_secs(600),
+        ),
+        confirm: raw.pairing.confirm,
+    };
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
     let config = Config {
         source,
@@ -70,6 +79,7 @@ pub(super) fn validate(
         logging,
         tools,
         approval,
+        pairing,
         agents,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
