@@ -115,7 +115,7 @@ pub struct Auth {
     pub tokens: ApiTokens,
     pub claim: Claim,
     pub device: DeviceFlow,
-    pub paired: PairedDevices,
+    pub paired: Arc<PairedDevices>,
     static_token: Option<Secret>,
     clock: SharedClock,
 }
@@ -143,7 +143,7 @@ impl Auth {
             config.refresh_token_ttl,
         )?;
         let tokens = ApiTokens::open(store, accounts.clone(), clock.clone())?;
-        let paired = PairedDevices::open(store, accounts.clone(), clock.clone())?;
+        let paired = Arc::new(PairedDevices::open(store, accounts.clone(), clock.clone())?);
         Ok(Auth {
             mode: config.mode,
             accounts,

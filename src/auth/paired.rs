@@ -319,17 +319,19 @@ impl PairedDevices {
 
     /// Records a newly paired device for `owner` (an account, or the built-in principal
     /// of the token and none modes, whose id is empty) and issues its first tokens.
-    /// `scopes` beyond the default are not granted: they become a pending request.
+    /// `granted` are the scopes the person who offered and confirmed the pairing chose
+    /// (normally [`default_scopes`]); `requested` beyond them are not granted: they
+    /// become a pending request an admin approves.
     pub fn create(
         &self,
         owner: &str,
         owner_id: &str,
         name: &str,
         public_key: DevicePublicKey,
+        granted: Scopes,
         requested: Scopes,
     ) -> Result<(PairedDevice, DeviceTokens), PairedError> {
         let name = clean_name(name)?;
-        let granted = default_scopes();
         let extra = Scopes::from_iter(requested.iter().filter(|s| !granted.allows(*s)));
         let mut device = PairedDevice {
             id: random_id(8),
@@ -622,7 +624,14 @@ mod tests {
         let (_f, devices) = service();
         let phone = Phone::new();
         let (device, tokens) = devices
-            .create("local", "", "phone", phone.public(), Scopes::none())
+            .create(
+                "local",
+                "",
+                "phone",
+                phone.public(),
+                default_scopes(),
+                Scopes::none(),
+            )
             .unwrap();
         let refresh = tokens.refresh_token.expose().to_string();
         // Right token, no signature by the key: refused.
@@ -661,7 +670,14 @@ mod tests {
         let (_f, devices) = service();
         let asked = Scopes::parse_list("chat:read,admin").unwrap();
         let (device, tokens) = devices
-            .create("local", "", "phone", Phone::new().public(), asked)
+            .create(
+                "local",
+                "",
+                "phone",
+                Phone::new().public(),
+                default_scopes(),
+                asked,
+            )
             .unwrap();
         assert_eq!(device.scopes, default_scopes());
         assert_eq!(tokens.scopes, default_scopes());
