@@ -10,11 +10,13 @@ pub mod auth;
 pub mod auth_routes;
 pub mod connection;
 pub mod device_routes;
+pub mod devices_routes;
 pub mod error;
 pub mod host;
 pub mod json;
 pub mod load;
 pub mod middleware;
+pub mod pairing_routes;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -47,6 +49,8 @@ pub fn api() -> Api {
         .merge(auth_routes::api())
         .merge(device_routes::api())
         .merge(approval_routes::api())
+        .merge(pairing_routes::api())
+        .merge(devices_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::gateway::approval::Broker;
 use crate::gateway::tools::Tools;
 use crate::keys::secrets::{Secrets, master_key_path};
+use crate::pairing::Pairing;
 use crate::sandbox::{Runner, SandboxStatus};
 use crate::server::load::Load;
 use crate::server::rate_limit::RateLimits;
@@ -145,6 +146,8 @@ pub struct App {
     pub approvals: Arc<Broker>,
     /// The agents' tools.
     pub tools: Tools,
+    /// Pairing offers and claims.
+    pub pairing: Arc<Pairing>,
 }
 
 impl App {
@@ -201,7 +204,13 @@ impl App {
         ));
         let tools = Tools::new(&services.config, &services.store)
             .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
+        let pairing = Arc::new(Pairing::new(
+            &services.config.pairing,
+            services.auth.paired.clone(),
+            services.clock.clone(),
+        ));
         Ok(App {
+            pairing,
             approvals,
             tools,
             services,
