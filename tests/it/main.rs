@@ -19,6 +19,7 @@ mod cli;
 mod device;
 mod durability;
 mod http;
+mod pairing;
 mod proxy;
 mod sandbox;
 mod service;
