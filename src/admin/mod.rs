@@ -28,6 +28,7 @@ use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
 mod client;
+mod pairing;
 pub mod protocol;
 
 pub use client::{AdminError, send, send_noting};
@@ -210,6 +211,29 @@ fn run(
             .map_err(|e| failed(&e)),
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
+        AdminRequest::PairStart { .. } | AdminRequest::PairConfirm { .. } => {
+            Err(CommandError::NeedsGateway {
+                what: "pairing offers and confirmations".into(),
+            })
+        }
+        AdminRequest::PairList => services
+            .auth
+            .paired
+            .list()
+            .map(|devices| {
+                AdminResponse::Pairing(protocol::PairingState {
+                    devices,
+                    offer: None,
+                    claims: Vec::new(),
+                })
+            })
+            .map_err(|e| failed(&e)),
+        AdminRequest::PairRevoke { id } => services
+            .auth
+            .paired
+            .revoke(&id)
+            .map(AdminResponse::DeviceRevoked)
+            .map_err(|e| failed(&e)),
         AdminRequest::SandboxRun { .. } => Err(CommandError::NeedsGateway {
             what: "sandbox runs".into(),
         }),
@@ -468,6 +492,16 @@ async fn handle_connection(
                 answer
             }
             Ok(AdminRequest::SandboxRun { run }) => sandbox_run(&app, &actor, run).await,
+            Ok(
+                request @ (AdminRequest::PairStart { .. }
+                | AdminRequest::PairList
+                | AdminRequest::PairConfirm { .. }),
+            ) => {
+                let worker = app.clone();
+                tokio::task::spawn_blocking(move || pairing::live(&worker, &actor, request))
+                    .await
+                    .unwrap_or(Err(CommandError::Crashed))
+            }
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
                 tool_run(&app, uid, agent, tool, input, &mut write).await
             }

@@ -22,6 +22,7 @@ mod backup;
 mod cert;
 mod gateway;
 mod login;
+mod pair;
 mod policy;
 mod sandbox;
 mod secrets;
@@ -88,6 +89,9 @@ enum Command {
     /// Check shell commands against the command filter
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Pair phones by QR code: offers, confirmations, paired devices
+    #[command(subcommand)]
+    Pair(pair::PairCommand),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -114,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::User(command) => user::run(cli.config.as_deref(), command),
         Command::Login(args) => login::run(args),
         Command::Policy(command) => policy::run(cli.config.as_deref(), command),
+        Command::Pair(command) => pair::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

@@ -388,3 +388,54 @@ fn guessed_replayed_and_expired_secrets_and_foreign_keys_are_refused_and_the_own
     assert!(text.contains("/pair/claim"), "refused claims are audited");
     assert!(text.contains("pairing.claim"));
 }
+
+#[test]
+fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
+    let (setup, gateway, _admin) = owner_gateway(FAST);
+    let host = format!("127.0.0.1:{}", gateway.addr().port());
+    let started = setup.cli(&["pair", "start", "--json", "--host", &host, "--ttl", "3m"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let offer: Value = serde_json::from_str(&stdout(&started)).unwrap();
+    let payload = offer["payload"].as_str().unwrap();
+    assert!(
+        payload.starts_with(&format!("HTTPS://{host}/P#")),
+        "{payload}"
+    );
+    // One offer at a time: a second start is refused, naming --replace.
+    let again = setup.cli(&["pair", "start", "--host", &host]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("--replace"), "{}", stderr(&again));
+    let phone = Phone::new(&gateway, version_of(true), "127.0.0.2");
+    let (status, claim) = phone.claim(payload.rsplit_once('#').unwrap().1, "console phone");
+    assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+    let listed = setup.cli(&["pair", "list", "--json"]);
+    let state: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(state["claims"][0]["code"], claim["code"]);
+    let confirmed = setup.cli(&["pair", "confirm", claim["id"].as_str().unwrap()]);
+    assert!(confirmed.status.success(), "{}", stderr(&confirmed));
+    let (_, polled) = phone.poll(&claim);
+    let tokens = &polled["tokens"];
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        phone.call("GET", "/api/v1/me", None, Some(access)).0,
+        StatusCode::OK
+    );
+    let device_id = tokens["device_id"].as_str().unwrap();
+    let revoked = setup.cli(&["pair", "revoke", device_id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(
+        phone.call("GET", "/api/v1/me", None, Some(access)).0,
+        StatusCode::UNAUTHORIZED
+    );
+    let png = setup.cli(&[
+        "pair",
+        "start",
+        "--replace",
+        "--host",
+        &host,
+        "--png",
+        "/tmp/x.png",
+    ]);
+    assert_eq!(png.status.code(), Some(1));
+    assert!(stderr(&png).contains("not yet available"));
+}
