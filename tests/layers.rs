@@ -74,6 +74,7 @@ const KNOWN_FILE_CIRCLES: &[&[&str]] = &[
         "cli/cert.rs",
         "cli/gateway.rs",
         "cli/mod.rs",
+        "cli/pair.rs",
         "cli/policy.rs",
         "cli/sandbox.rs",
         "cli/secrets.rs",

@@ -28,8 +28,11 @@ use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
 mod client;
+mod owner;
 mod pairing;
 pub mod protocol;
+
+use owner::sole_admin;
 
 pub use client::{AdminError, send, send_noting};
 pub use protocol::{
@@ -362,23 +365,6 @@ fn duration_secs(text: &str) -> Result<i64, CommandError> {
         .ok_or_else(|| CommandError::InvalidDuration {
             text: text.to_string(),
         })
-}
-
-/// The account a console-made token belongs to when `--owner` is not given.
-fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, CommandError> {
-    let admins: Vec<_> = services
-        .auth
-        .accounts
-        .list()
-        .map_err(|e| CommandError::failed("auth.token_create", e))?
-        .into_iter()
-        .filter(|u| !u.disabled && u.scopes.allows(crate::auth::scopes::Scope::Admin))
-        .collect();
-    match <[_; 1]>::try_from(admins) {
-        Ok([admin]) => Ok(admin),
-        Err(admins) if admins.is_empty() => Err(CommandError::NoAdministrator),
-        Err(_) => Err(CommandError::SeveralAdministrators),
-    }
 }
 
 fn user_result(

@@ -82,7 +82,7 @@ fn run(app: &App, request: AdminRequest) -> Result<AdminResponse, CommandError> 
                             .get(&name)
                             .map_err(|e| failed(&e))?
                             .ok_or(CommandError::NoSuchUser { name })?,
-                        None => super::sole_admin(&app.services)?,
+                        None => crate::admin::owner::sole_admin(&app.services)?,
                     };
                     if !crate::auth::scopes::Scopes::grantable_by(scopes, user.scopes) {
                         return Err(failed(&"an offer cannot grant scopes its owner lacks"));
