@@ -515,3 +515,25 @@ fn strict_mode_refuses_an_unisolated_sandbox() {
         .is_ok()
     );
 }
+
+#[test]
+fn pairing_without_confirmation_is_refused_in_strict_mode_only() {
+    let env = FakeEnv::default();
+    let found = issues("[pairing]\nconfirm = false\n", &env);
+    assert!(
+        found
+            .iter()
+            .any(|i| i.key == "pairing.confirm" && i.message.contains("strict")),
+        "{found:#?}"
+    );
+    let local = parse_str(
+        "[security]\nmode = \"local\"\n[pairing]\nconfirm = false\n",
+        &env,
+    );
+    assert!(local.is_ok_and(|c| !c.pairing.confirm));
+    let found = issues("[pairing]\noffer_ttl = \"11m\"\n", &env);
+    assert!(
+        found.iter().any(|i| i.key == "pairing.offer_ttl"),
+        "{found:#?}"
+    );
+}

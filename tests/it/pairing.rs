@@ -248,6 +248,21 @@ fn a_phone_pairs_with_confirmation_refreshes_with_its_key_and_is_revoked() {
         let (status, _) = phone.call("GET", "/api/v1/pairing", None, Some(access));
         assert_eq!(status, StatusCode::FORBIDDEN, "a device does not get admin");
         let device_id = tokens["device_id"].as_str().unwrap();
+        // The device sees and renames only itself.
+        let (status, listed) = phone.call("GET", "/api/v1/devices", None, Some(access));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert!(
+            listed[0].get("access_hash").is_none(),
+            "no token hashes listed"
+        );
+        let renamed = phone.call(
+            "PATCH",
+            &format!("/api/v1/devices/{device_id}"),
+            Some(json!({"name": "renamed"})),
+            Some(access),
+        );
+        assert_eq!(renamed.1["name"], "renamed", "{}", renamed.1);
 
         // A stolen refresh token without the key: refused.
         let thief = Phone::new(&gateway, version, "127.0.0.3");
@@ -427,6 +442,17 @@ fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
         phone.call("GET", "/api/v1/me", None, Some(access)).0,
         StatusCode::UNAUTHORIZED
     );
+    // The page's trust links: the CA as an iOS profile wrapping the same certificate.
+    let profile = gateway.get("/ca.mobileconfig");
+    assert_eq!(
+        profile.headers()["content-type"],
+        "application/x-apple-aspen-config"
+    );
+    let profile = profile.text().unwrap();
+    let ca = std::fs::read_to_string(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let der: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(profile.contains("<string>com.apple.security.root</string>"));
+    assert!(profile.contains(&format!("<data>{der}</data>")));
     let png = setup.cli(&[
         "pair",
         "start",
