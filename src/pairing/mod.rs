@@ -121,8 +121,8 @@ const QR_ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 
 /// `payload` as a version 3 QR code at error correction M, the largest a 128x64
 /// display shows at 2 pixels a module: runs of alphanumeric characters in alphanumeric
-/// segments, everything else in byte segments. (The crate's own segmentation spends a
-/// byte segment on more than the `#` and does not fit the longest accepted host.)
+/// segments, everything else in byte segments. The segments are chosen here, not by
+/// the crate's optimizer, so that what fits does not depend on its heuristics.
 pub fn qr_code(payload: &str) -> Result<qrcode::QrCode, qrcode::types::QrError> {
     let version = qrcode::Version::Normal(3);
     let mut bits = qrcode::bits::Bits::new(version);
