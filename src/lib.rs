@@ -11,7 +11,7 @@
 //! ```text
 //! 8  app  cli  (main.rs)         wiring and entry
 //! 7  server  admin               HTTP and the gateway's state; the admin socket
-//! 6  gateway  error              tools, approvals, the path guard; `error` aggregates errors
+//! 6  gateway  pairing  error     tools, approvals, the path guard; QR pairing; `error` aggregates
 //! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
 //! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
 //! 3  store  keys                 sled trees and the backup archive; master key, sealed secrets
@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod ids;
 pub mod keys;
 pub mod logging;
+pub mod pairing;
 pub mod policy;
 pub mod sandbox;
 pub mod secret;

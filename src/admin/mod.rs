@@ -28,7 +28,11 @@ use crate::store::SecretName;
 use crate::tls::{Tls, TlsSummary, summarize_files};
 
 mod client;
+mod owner;
+mod pairing;
 pub mod protocol;
+
+use owner::sole_admin;
 
 pub use client::{AdminError, send, send_noting};
 pub use protocol::{
@@ -210,6 +214,29 @@ fn run(
             .map_err(|e| failed(&e)),
         // Runs go to a live gateway's runner (see `handle_connection`); offline, the CLI
         // runs the sandbox itself.
+        AdminRequest::PairStart { .. } | AdminRequest::PairConfirm { .. } => {
+            Err(CommandError::NeedsGateway {
+                what: "pairing offers and confirmations".into(),
+            })
+        }
+        AdminRequest::PairList => services
+            .auth
+            .paired
+            .list()
+            .map(|devices| {
+                AdminResponse::Pairing(protocol::PairingState {
+                    devices,
+                    offer: None,
+                    claims: Vec::new(),
+                })
+            })
+            .map_err(|e| failed(&e)),
+        AdminRequest::PairRevoke { id } => services
+            .auth
+            .paired
+            .revoke(&id)
+            .map(AdminResponse::DeviceRevoked)
+            .map_err(|e| failed(&e)),
         AdminRequest::SandboxRun { .. } => Err(CommandError::NeedsGateway {
             what: "sandbox runs".into(),
         }),
@@ -340,23 +367,6 @@ fn duration_secs(text: &str) -> Result<i64, CommandError> {
         })
 }
 
-/// The account a console-made token belongs to when `--owner` is not given.
-fn sole_admin(services: &Services) -> Result<crate::auth::users::UserRecord, CommandError> {
-    let admins: Vec<_> = services
-        .auth
-        .accounts
-        .list()
-        .map_err(|e| CommandError::failed("auth.token_create", e))?
-        .into_iter()
-        .filter(|u| !u.disabled && u.scopes.allows(crate::auth::scopes::Scope::Admin))
-        .collect();
-    match <[_; 1]>::try_from(admins) {
-        Ok([admin]) => Ok(admin),
-        Err(admins) if admins.is_empty() => Err(CommandError::NoAdministrator),
-        Err(_) => Err(CommandError::SeveralAdministrators),
-    }
-}
-
 fn user_result(
     command: &str,
     result: Result<crate::auth::users::UserRecord, crate::auth::users::AccountError>,
@@ -468,6 +478,16 @@ async fn handle_connection(
                 answer
             }
             Ok(AdminRequest::SandboxRun { run }) => sandbox_run(&app, &actor, run).await,
+            Ok(
+                request @ (AdminRequest::PairStart { .. }
+                | AdminRequest::PairList
+                | AdminRequest::PairConfirm { .. }),
+            ) => {
+                let worker = app.clone();
+                tokio::task::spawn_blocking(move || pairing::live(&worker, &actor, request))
+                    .await
+                    .unwrap_or(Err(CommandError::Crashed))
+            }
             Ok(AdminRequest::ToolRun { agent, tool, input }) => {
                 tool_run(&app, uid, agent, tool, input, &mut write).await
             }

@@ -19,12 +19,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditRecord, Export, ExportSeal, Query, Verified};
+use crate::auth::paired::PairedDevice;
 use crate::auth::scopes::Scopes;
 use crate::auth::tokens::TokenRecord;
 use crate::auth::users::UserView;
 use crate::gateway::tools::CallReport;
 use crate::keys::backup_crypto::TransientSnapshot;
 use crate::keys::secrets::Rotation;
+use crate::pairing::{ClaimView, OfferView, PairingOffer};
 use crate::sandbox::{RunOutcome, RunRequest};
 use crate::secret::Secret;
 use crate::tls::TlsSummary;
@@ -116,6 +118,23 @@ pub enum AdminRequest {
     /// A consistent snapshot for `aisopod backup create`, sealed under a one-time key
     /// that only this answer carries.
     BackupSnapshot,
+    /// Opens a pairing offer (a running gateway only).
+    PairStart {
+        scopes: Scopes,
+        ttl: Option<String>,
+        host: Option<String>,
+        owner: Option<String>,
+        replace: bool,
+    },
+    /// Paired devices, and with a running gateway the open offer and waiting claims.
+    PairList,
+    PairRevoke {
+        id: String,
+    },
+    /// Confirms a waiting claim (a running gateway only).
+    PairConfirm {
+        id: String,
+    },
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -161,6 +180,10 @@ impl AdminRequest {
             AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
             AdminRequest::TokenRotate { .. } => "auth.token_rotate",
             AdminRequest::SigningKeyRotate => "auth.signing_key_rotate",
+            AdminRequest::PairStart { .. } => "pairing.start",
+            AdminRequest::PairList => "pairing.list",
+            AdminRequest::PairRevoke { .. } => "pairing.revoke",
+            AdminRequest::PairConfirm { .. } => "pairing.confirm",
         }
     }
 
@@ -176,7 +199,9 @@ impl AdminRequest {
             | AdminRequest::UserUnlock { name }
             | AdminRequest::TokenCreate { name, .. }
             | AdminRequest::TokenRotate { name, .. } => name.clone(),
-            AdminRequest::TokenRevoke { id } => id.clone(),
+            AdminRequest::TokenRevoke { id }
+            | AdminRequest::PairRevoke { id }
+            | AdminRequest::PairConfirm { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
             _ => String::new(),
         }
@@ -244,6 +269,27 @@ pub enum AdminResponse {
     SandboxRun(RunOutcome),
     ToolRun(CallReport),
     BackupSnapshot(TransientSnapshot),
+    PairingOffer(IssuedOffer),
+    Pairing(PairingState),
+    DeviceRevoked(PairedDevice),
+    PairingConfirmed(PairedDevice),
+}
+
+/// An offer just opened: the offer with its secret, and the QR payload, shown once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssuedOffer {
+    #[serde(flatten)]
+    pub offer: PairingOffer,
+    pub payload: String,
+}
+
+/// What `pair list` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairingState {
+    pub devices: Vec<PairedDevice>,
+    /// `None` without a running gateway (offers live only in it).
+    pub offer: Option<OfferView>,
+    pub claims: Vec<ClaimView>,
 }
 
 impl AdminResponse {
@@ -270,6 +316,10 @@ impl AdminResponse {
             AdminResponse::SandboxRun(_) => "sandbox_run",
             AdminResponse::ToolRun(_) => "tool_run",
             AdminResponse::BackupSnapshot(_) => "backup_snapshot",
+            AdminResponse::PairingOffer(_) => "pairing_offer",
+            AdminResponse::Pairing(_) => "pairing",
+            AdminResponse::DeviceRevoked(_) => "device_revoked",
+            AdminResponse::PairingConfirmed(_) => "pairing_confirmed",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod claim;
 pub mod device;
 pub mod jwt;
 pub mod opaque;
+pub mod paired;
 pub mod password;
 pub mod scopes;
 pub mod sessions;
@@ -34,6 +35,7 @@ use crate::store::Store;
 use self::claim::Claim;
 use self::device::DeviceFlow;
 use self::jwt::{Claims, Jwt, JwtError};
+use self::paired::{PairedDevices, PairedError};
 use self::scopes::{Scope, Scopes};
 use self::sessions::{SessionError, Sessions};
 use self::tokens::{ApiTokens, TokenError};
@@ -41,6 +43,8 @@ use self::users::{AccountError, Accounts, KnownClient, UserRecord};
 
 /// The [`Claims::sid`] prefix of tokens derived from an API token.
 pub const TOKEN_SID: &str = "token:";
+/// The [`Claims::sid`] prefix of tokens derived from a paired device's credential.
+pub const DEVICE_SID: &str = "device:";
 /// How long a client that signed in stays known (see [`Auth::remember_client`]).
 pub const KNOWN_CLIENT_TTL_SECS: i64 = 180 * 86_400;
 
@@ -56,6 +60,8 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Jwt(#[from] JwtError),
+    #[error(transparent)]
+    Paired(#[from] PairedError),
 }
 
 /// How a principal proved who it is.
@@ -68,6 +74,10 @@ pub enum Via {
     StaticToken,
     /// `[auth] mode = "none"`: every request acts as the built-in `local` admin.
     Local,
+    /// A phone paired by QR code, with its access token (see `paired`).
+    PairedDevice {
+        id: String,
+    },
 }
 
 /// Who a request acts for and what it may do.
@@ -90,6 +100,7 @@ impl Principal {
             Via::ApiToken { id } => format!("user:{} token:{id}", self.username),
             Via::StaticToken => "static-token".into(),
             Via::Local => "local".into(),
+            Via::PairedDevice { id } => format!("user:{} device:{id}", self.username),
         }
     }
 }
@@ -104,6 +115,7 @@ pub struct Auth {
     pub tokens: ApiTokens,
     pub claim: Claim,
     pub device: DeviceFlow,
+    pub paired: Arc<PairedDevices>,
     static_token: Option<Secret>,
     clock: SharedClock,
 }
@@ -131,6 +143,7 @@ impl Auth {
             config.refresh_token_ttl,
         )?;
         let tokens = ApiTokens::open(store, accounts.clone(), clock.clone())?;
+        let paired = Arc::new(PairedDevices::open(store, accounts.clone(), clock.clone())?);
         Ok(Auth {
             mode: config.mode,
             accounts,
@@ -143,6 +156,7 @@ impl Auth {
                 config.device_code_ttl,
                 config.device_poll_interval,
             ),
+            paired,
             static_token: config.token.clone(),
             clock,
         })
@@ -177,6 +191,14 @@ impl Auth {
 
     /// The principal behind a presented credential.
     pub fn resolve(&self, credential: &str) -> Result<Principal, AuthError> {
+        if self.mode != AuthMode::None && credential.starts_with(paired::ACCESS_PREFIX) {
+            let (device, scopes) = self.paired.authenticate(credential)?;
+            return Ok(Principal {
+                username: device.owner,
+                scopes,
+                via: Via::PairedDevice { id: device.id },
+            });
+        }
         match self.mode {
             AuthMode::None => Ok(Principal {
                 username: "local".into(),
@@ -232,6 +254,7 @@ impl Auth {
         let sid = match &principal.via {
             Via::Session(claims) => claims.sid.clone(),
             Via::ApiToken { id } => Some(format!("{TOKEN_SID}{id}")),
+            Via::PairedDevice { id } => Some(format!("{DEVICE_SID}{id}")),
             Via::StaticToken | Via::Local => None,
         };
         let (ticket, _) = self.jwt.issue_bound(
@@ -282,6 +305,7 @@ impl Auth {
         match &principal.via {
             Via::StaticToken | Via::Local => true,
             Via::ApiToken { id } => self.tokens.is_active(id).unwrap_or(false),
+            Via::PairedDevice { id } => self.paired.is_active(id).unwrap_or(false),
             Via::Session(claims) => {
                 let account_stands =
                     self.accounts
@@ -298,7 +322,9 @@ impl Auth {
                     ) {
                         (Some(family), _) => self.sessions.family_alive(family).unwrap_or(false),
                         (_, Some(token)) => self.tokens.is_active(token).unwrap_or(false),
-                        _ => false,
+                        _ => sid
+                            .strip_prefix(DEVICE_SID)
+                            .is_some_and(|id| self.paired.is_active(id).unwrap_or(false)),
                     },
                     // Unbound: stands only as long as the token itself.
                     None => claims.exp > self.clock.now().unix_timestamp(),

@@ -23,7 +23,13 @@ pub struct Minted {
 
 /// Makes a new credential with `prefix` (`aisp`, `aisr`).
 pub fn mint(prefix: &str) -> Minted {
-    let id = random_id(8);
+    mint_for(prefix, &random_id(8))
+}
+
+/// Makes a new credential with `prefix` for the record `id` (16 hex digits), for
+/// records that hold their current credential themselves (paired devices).
+pub fn mint_for(prefix: &str, id: &str) -> Minted {
+    let id = id.to_string();
     let mut secret = [0u8; 32];
     let _ = ring::rand::SystemRandom::new().fill(&mut secret);
     let secret = B64.encode(secret);

@@ -23,6 +23,7 @@ mod cert;
 mod common;
 mod gateway;
 mod login;
+mod pair;
 mod policy;
 mod sandbox;
 mod secrets;
@@ -81,6 +82,9 @@ enum Command {
     /// Check shell commands against the command filter
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Pair phones by QR code: offers, confirmations, paired devices
+    #[command(subcommand)]
+    Pair(pair::PairCommand),
 }
 
 /// Parses arguments, runs the command and returns the exit code.
@@ -104,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::User(command) => user::run(cli.config.as_deref(), command),
         Command::Login(args) => login::run(args),
         Command::Policy(command) => policy::run(cli.config.as_deref(), command),
+        Command::Pair(command) => pair::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub(super) logging: RawLogging,
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
+    pub(super) pairing: RawPairing,
     pub(super) agents: Vec<RawAgent>,
     pub(super) chats: RawChats,
     pub(super) providers: Vec<super::providers::RawProvider>,
@@ -62,6 +63,22 @@ impl Default for RawApproval {
     fn default() -> Self {
         Self {
             timeout: Seconds(Duration::from_secs(55)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawPairing {
+    pub(super) offer_ttl: Seconds,
+    pub(super) confirm: bool,
+}
+
+impl Default for RawPairing {
+    fn default() -> Self {
+        Self {
+            offer_ttl: Seconds(Duration::from_secs(120)),
+            confirm: true,
         }
     }
 }

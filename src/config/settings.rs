@@ -29,6 +29,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub tools: ToolsConfig,
     pub approval: ApprovalConfig,
+    pub pairing: PairingConfig,
     /// The agents tool calls act for; never empty (a built-in `default` agent when the
     /// file names none).
     pub agents: Vec<AgentConfig>,
@@ -414,6 +415,16 @@ pub struct FilesConfig {
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     pub timeout: Duration,
+}
+
+/// `[pairing]`: how phones pair by the QR code (see `pairing`).
+#[derive(Debug, Clone)]
+pub struct PairingConfig {
+    /// How long an offer lives unless `pair start --ttl` says otherwise (at most 10 min).
+    pub offer_ttl: Duration,
+    /// Whether a claim waits for a person to compare the code and confirm; `false` only
+    /// in local mode.
+    pub confirm: bool,
 }
 
 /// One `[[agents]]` entry: which model answers for it, which tools it may call and

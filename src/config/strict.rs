@@ -31,6 +31,12 @@ impl Config {
                 ),
             );
         }
+        if !self.pairing.confirm {
+            refuse(
+                "pairing.confirm",
+                "strict mode refuses pairing without confirmation: remove `confirm = false` from [pairing]".into(),
+            );
+        }
         if self.security.cors_origins.iter().any(|o| o == "*") {
             refuse(
                 "security.cors_origins",

@@ -700,3 +700,25 @@ fn agent_fields_are_checked_and_named_with_their_entry() {
     }
     assert!(keys.contains(&("agents.1.temperature", "must be between 0 and 2")));
 }
+
+#[test]
+fn pairing_without_confirmation_is_refused_in_strict_mode_only() {
+    let env = FakeEnv::default();
+    let found = issues("[pairing]\nconfirm = false\n", &env);
+    assert!(
+        found
+            .iter()
+            .any(|i| i.key == "pairing.confirm" && i.message.contains("strict")),
+        "{found:#?}"
+    );
+    let local = parse_str(
+        "[security]\nmode = \"local\"\n[pairing]\nconfirm = false\n",
+        &env,
+    );
+    assert!(local.is_ok_and(|c| !c.pairing.confirm));
+    let found = issues("[pairing]\noffer_ttl = \"11m\"\n", &env);
+    assert!(
+        found.iter().any(|i| i.key == "pairing.offer_ttl"),
+        "{found:#?}"
+    );
+}

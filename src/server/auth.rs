@@ -223,6 +223,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
     };
     let credential_key = principal.as_ref().map(|p| match &p.via {
         Via::ApiToken { id } => format!("token:{id}"),
+        Via::PairedDevice { id } => format!("device:{id}"),
         _ => format!("user:{}", p.username),
     });
     let limited = match access {

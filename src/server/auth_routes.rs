@@ -547,6 +547,7 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
         Via::ApiToken { .. } => "api_token",
         Via::StaticToken => "static_token",
         Via::Local => "local",
+        Via::PairedDevice { .. } => "paired_device",
     };
     Json(serde_json::json!({ "username": caller.username, "scopes": caller.scopes, "via": via }))
 }

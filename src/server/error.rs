@@ -375,7 +375,27 @@ impl From<crate::auth::AuthError> for ApiError {
             E::Session(err) => err.into(),
             E::Token(err) => err.into(),
             E::Jwt(err) => err.into(),
+            E::Paired(err) => err.into(),
         }
+    }
+}
+
+impl From<crate::auth::paired::PairedError> for ApiError {
+    fn from(err: crate::auth::paired::PairedError) -> Self {
+        use crate::auth::paired::PairedError as E;
+        let (status, code) = match &err {
+            E::Invalid | E::BadProof => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredential),
+            E::BadKey(_) | E::BadName(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            E::NothingPending(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            E::Store(_) => {
+                if let E::Store(store) = err {
+                    return Error::Store(store).into();
+                }
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
+        };
+        ApiError::new(status, code, err.to_string())
     }
 }
 

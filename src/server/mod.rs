@@ -12,11 +12,13 @@ pub mod auth_routes;
 pub mod chat_routes;
 pub mod connection;
 pub mod device_routes;
+pub mod devices_routes;
 pub mod error;
 pub mod host;
 pub mod json;
 pub mod load;
 pub mod middleware;
+pub mod pairing_routes;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -53,6 +55,8 @@ pub fn api() -> Api {
         .merge(chat_routes::api())
         .merge(agent_routes::api())
         .merge(usage_routes::api())
+        .merge(pairing_routes::api())
+        .merge(devices_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

@@ -24,6 +24,7 @@ use crate::gateway::chats::Chats;
 use crate::gateway::tools::Tools;
 use crate::gateway::usage::Usage;
 use crate::keys::secrets::{Secrets, master_key_path};
+use crate::pairing::Pairing;
 use crate::sandbox::{Runner, SandboxStatus};
 use crate::server::load::Load;
 use crate::server::rate_limit::RateLimits;
@@ -148,6 +149,8 @@ pub struct App {
     pub approvals: Arc<Broker>,
     /// The agents' tools.
     pub tools: Tools,
+    /// Pairing offers and claims.
+    pub pairing: Arc<Pairing>,
     pub gateway: Gateway,
 }
 
@@ -232,7 +235,13 @@ impl App {
         let tools = Tools::new(&services.config, &services.store)
             .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         let gateway = Gateway::open(&services)?;
+        let pairing = Arc::new(Pairing::new(
+            &services.config.pairing,
+            services.auth.paired.clone(),
+            services.clock.clone(),
+        ));
         Ok(App {
+            pairing,
             approvals,
             tools,
             gateway,

@@ -53,6 +53,7 @@ use crate::auth::{Principal, Via};
 use crate::gateway::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
+use crate::pairing::PairingEvent;
 use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_after};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::rate_limit::RouteClass;
@@ -63,7 +64,7 @@ pub const CLIENT_TYPES: [&str; 3] = ["approval.respond", "approval.list", "ping"
 
 /// The scope each message type needs, in either direction; `None`: any principal on an
 /// open connection. The same scopes as the REST routes that do the same thing.
-pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 8] = [
+pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 9] = [
     ("hello", None),
     ("ping", None),
     ("pong", None),
@@ -72,6 +73,8 @@ pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 8] = [
     ("approval.request", Some(Scope::ChatRead)),
     ("approval.resolved", Some(Scope::ChatRead)),
     ("approval.respond", Some(Scope::ChatWrite)),
+    // Sent only to the new device's owner.
+    ("device.paired", Some(Scope::ChatRead)),
 ];
 
 /// Whether `principal` may send or receive a message of type `kind`; unknown types never.
@@ -147,6 +150,8 @@ pub mod close {
 /// What a connection needs from the gateway.
 pub trait Context: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent>;
+    /// New paired devices, announced to their owners.
+    fn subscribe_pairing(&self) -> broadcast::Receiver<PairingEvent>;
     fn pending_for(&self, responder: &Responder) -> Vec<Arc<ApprovalRequest>>;
     fn respond(
         &self,
@@ -164,6 +169,10 @@ pub trait Context: Send + Sync + 'static {
 impl Context for App {
     fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent> {
         self.approvals.subscribe()
+    }
+
+    fn subscribe_pairing(&self) -> broadcast::Receiver<PairingEvent> {
+        self.pairing.subscribe()
     }
 
     fn pending_for(&self, responder: &Responder) -> Vec<Arc<ApprovalRequest>> {
@@ -433,6 +442,8 @@ where
     R: Stream<Item = Incoming> + Unpin,
 {
     let mut events = ctx.subscribe();
+    let mut pairing = ctx.subscribe_pairing();
+    let mut pairing_open = true;
     let mut conn = Connection {
         responder: responder_of(&principal),
         rate: RateLimiter::direct(
@@ -529,6 +540,19 @@ where
                 Err(broadcast::error::RecvError::Lagged(_)) => out.extend(conn.outgoing(&conn.list())),
                 Err(broadcast::error::RecvError::Closed) => break Ended::ServerGone,
             },
+            event = pairing.recv(), if pairing_open => match event {
+                Ok(PairingEvent::DevicePaired { owner, device_id, name })
+                    if owner == conn.principal.username =>
+                {
+                    out.extend(conn.outgoing(&json!({
+                        "type": "device.paired",
+                        "deviceId": device_id,
+                        "name": name,
+                    })));
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => pairing_open = false,
+            },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= conn.limits.idle_timeout {
                     out.push(Outgoing::Close { code: close::GOING_AWAY, reason: "idle timeout".into() });
@@ -604,6 +628,7 @@ pub async fn upgrade(
     // with a bearer per address and credential like any authenticated request.
     let credential = caller.as_ref().map(|p| match &p.via {
         Via::ApiToken { id } => format!("token:{id}"),
+        Via::PairedDevice { id } => format!("device:{id}"),
         _ => format!("user:{}", p.username),
     });
     if let Err(wait) = app.limits.check(RouteClass::Api, ip, credential.as_deref()) {
@@ -744,6 +769,9 @@ mod tests {
     impl Context for TestContext {
         fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent> {
             self.broker.subscribe()
+        }
+        fn subscribe_pairing(&self) -> broadcast::Receiver<PairingEvent> {
+            broadcast::channel(1).1
         }
         fn pending_for(&self, responder: &Responder) -> Vec<Arc<ApprovalRequest>> {
             self.broker.pending_for(responder)

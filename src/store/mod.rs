@@ -56,6 +56,7 @@ pub enum TreeName {
     Messages,
     Agents,
     Usage,
+    PairedDevices,
 }
 
 impl TreeName {
@@ -74,6 +75,7 @@ impl TreeName {
             TreeName::Messages => "messages",
             TreeName::Agents => "agents",
             TreeName::Usage => "usage",
+            TreeName::PairedDevices => "paired_devices",
         }
     }
 }

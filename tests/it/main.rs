@@ -21,6 +21,7 @@ mod cli;
 mod device;
 mod durability;
 mod http;
+mod pairing;
 mod providers;
 mod proxy;
 mod sandbox;

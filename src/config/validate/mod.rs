@@ -59,6 +59,15 @@ pub(super) fn validate(
             Duration::from_secs(3600),
         ),
     };
+    let pairing = PairingConfig {
+        offer_ttl: check.duration(
+            "pairing.offer_ttl",
+            raw.pairing.offer_ttl.0,
+            Duration::from_secs(10),
+            Duration::from_secs(600),
+        ),
+        confirm: raw.pairing.confirm,
+    };
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
     let chats = ChatsConfig {
         max_message: check.range("chats.max_message", raw.chats.max_message.0, 1, MIB) as usize,
@@ -80,6 +89,7 @@ pub(super) fn validate(
         logging,
         tools,
         approval,
+        pairing,
         agents,
         chats,
         providers,

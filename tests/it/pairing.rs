@@ -1,0 +1,467 @@
+//! Pairing a phone end to end: a scripted phone holding a P-256 key takes the QR payload
+//! from the admin API, claims, is confirmed by an admin, gets tokens, calls the API,
+//! refreshes with proof of possession and is revoked; and the attacks on it (a replayed
+//! or guessed secret, an expired offer, a key on another curve, a signature over a
+//! stale nonce, a stolen refresh token). Over HTTP/1.1 and HTTP/2.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::StatusCode;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+
+use crate::support::{Gateway, Setup, stderr, stdout, version_of};
+
+const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
+const TIGHT: &str = "[rate_limit]\nauth_per_minute = 5\nauth_burst = 5\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1";
+const OWNER_PW: &str = "walrus cinnamon lantern quietly";
+
+/// A phone: its own HTTP client (from its own loopback address) and its device key.
+struct Phone {
+    client: reqwest::blocking::Client,
+    key: EcdsaKeyPair,
+    url: String,
+}
+
+impl Phone {
+    fn new(gateway: &Gateway, version: http::Version, from: &str) -> Phone {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        Phone {
+            client: gateway.client_speaking(version, from),
+            key: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .unwrap(),
+            url: gateway.url.clone(),
+        }
+    }
+
+    /// The public key as WebCrypto exports it (JWK).
+    fn jwk(&self) -> Value {
+        let point = self.key.public_key().as_ref();
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        })
+    }
+
+    fn sign(&self, message: &str) -> String {
+        let rng = ring::rand::SystemRandom::new();
+        STANDARD.encode(self.key.sign(&rng, message.as_bytes()).unwrap().as_ref())
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn claim(&self, secret: &str, name: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/pair/claim",
+            Some(json!({"secret": secret, "device_name": name, "public_key": self.jwk()})),
+            None,
+        )
+    }
+
+    fn poll(&self, started: &Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            &format!("/pair/claim/{}/poll", started["id"].as_str().unwrap()),
+            Some(json!({"poll_token": started["poll_token"]})),
+            None,
+        )
+    }
+
+    fn nonce(&self) -> String {
+        let (status, body) = self.call("GET", "/pair/nonce", None, None);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["nonce"].as_str().unwrap().to_string()
+    }
+
+    fn refresh_message(device_id: &str, nonce: &str) -> String {
+        format!("aisopod-device-refresh\n{device_id}\n{nonce}")
+    }
+
+    fn refresh(&self, tokens: &Value, nonce: &str, signature: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/pair/refresh",
+            Some(json!({"refresh_token": tokens["refresh_token"], "nonce": nonce, "signature": signature})),
+            None,
+        )
+    }
+}
+
+fn owner_gateway(extra: &str) -> (Setup, Gateway, String) {
+    let setup = Setup::new(extra);
+    let added = setup.cli_with(
+        &["user", "add", "--admin", "owner", "--password-stdin"],
+        &[],
+        Some(OWNER_PW.as_bytes()),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let gateway = setup.start();
+    let response = gateway
+        .client()
+        .post(format!("{}/auth/login", gateway.url))
+        .json(&json!({"username": "owner", "password": OWNER_PW}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().unwrap();
+    let admin = tokens["access_token"].as_str().unwrap().to_string();
+    (setup, gateway, admin)
+}
+
+fn admin_call(
+    gateway: &Gateway,
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = gateway
+        .client()
+        .request(method.parse().unwrap(), format!("{}{path}", gateway.url))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// Opens an offer through the admin API and returns the QR payload's secret.
+fn offer(gateway: &Gateway, admin: &str) -> (Value, String) {
+    let (status, offer) = admin_call(
+        gateway,
+        admin,
+        "POST",
+        "/api/v1/pairing",
+        json!({"replace": true}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{offer}");
+    let payload = offer["payload"].as_str().unwrap();
+    let expected = format!("HTTPS://127.0.0.1:{}/P#", gateway.addr().port());
+    assert!(payload.starts_with(&expected), "{payload}");
+    let secret = payload.rsplit_once('#').unwrap().1.to_string();
+    assert_eq!(secret.len(), 16);
+    (offer, secret)
+}
+
+fn ws(gateway: &Gateway, bearer: &str) -> crate::support::WsSocket {
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let auth = format!("Bearer {bearer}");
+    crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        "/ws",
+        &[("authorization", &auth)],
+    )
+    .unwrap()
+}
+
+/// The next message of `kind`, skipping others.
+fn next_of(socket: &mut crate::support::WsSocket, kind: &str) -> Value {
+    loop {
+        let message = crate::support::next_ws_message(socket);
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn a_phone_pairs_with_confirmation_refreshes_with_its_key_and_is_revoked() {
+    let (_setup, gateway, admin) = owner_gateway(FAST);
+    for (round, http1) in [true, false].into_iter().enumerate() {
+        let version = version_of(http1);
+        let phone = Phone::new(&gateway, version, "127.0.0.2");
+        let mut owner_ws = ws(&gateway, &admin);
+        next_of(&mut owner_ws, "hello");
+        let (_, secret) = offer(&gateway, &admin);
+        // The QR opens /P; the page is served under both spellings, never cached.
+        for path in ["/P", "/p"] {
+            let response = phone
+                .client
+                .get(format!("{}{path}", gateway.url))
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            assert!(response.text().unwrap().contains("/pair.js"));
+        }
+        let name = format!("phone {round}");
+        let (status, started) = phone.claim(&secret, &name);
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let (_, waiting) = phone.poll(&started);
+        assert_eq!(waiting["status"], "waiting", "{waiting}");
+        // The admin sees the same short code the phone shows, and confirms.
+        let (_, pending) = admin_call(&gateway, &admin, "GET", "/api/v1/pairing", json!({}));
+        let claim = &pending["claims"][0];
+        assert_eq!(claim["code"], started["code"]);
+        assert_eq!(claim["device_name"], name);
+        let (status, device) = admin_call(
+            &gateway,
+            &admin,
+            "POST",
+            &format!("/api/v1/pairing/{}/confirm", claim["id"].as_str().unwrap()),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK, "{device}");
+        let announced = next_of(&mut owner_ws, "device.paired");
+        assert_eq!(announced["deviceId"], device["id"]);
+        assert_eq!(announced["name"], name);
+        let (_, confirmed) = phone.poll(&started);
+        assert_eq!(confirmed["status"], "confirmed", "{confirmed}");
+        let tokens = confirmed["tokens"].clone();
+        assert_eq!(tokens["scopes"], json!(["chat:read", "chat:write"]));
+        let (status, _) = phone.poll(&started);
+        assert_eq!(status, StatusCode::NOT_FOUND, "tokens are collected once");
+        let access = tokens["access_token"].as_str().unwrap();
+        let (status, me) = phone.call("GET", "/api/v1/me", None, Some(access));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["via"], "paired_device");
+        assert_eq!(me["username"], "owner");
+        let (status, _) = phone.call("GET", "/api/v1/approvals", None, Some(access));
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = phone.call("GET", "/api/v1/pairing", None, Some(access));
+        assert_eq!(status, StatusCode::FORBIDDEN, "a device does not get admin");
+        let device_id = tokens["device_id"].as_str().unwrap();
+        // The device sees and renames only itself.
+        let (status, listed) = phone.call("GET", "/api/v1/devices", None, Some(access));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert!(
+            listed[0].get("access_hash").is_none(),
+            "no token hashes listed"
+        );
+        let renamed = phone.call(
+            "PATCH",
+            &format!("/api/v1/devices/{device_id}"),
+            Some(json!({"name": "renamed"})),
+            Some(access),
+        );
+        assert_eq!(renamed.1["name"], "renamed", "{}", renamed.1);
+
+        // A stolen refresh token without the key: refused.
+        let thief = Phone::new(&gateway, version, "127.0.0.3");
+        let nonce = thief.nonce();
+        let forged = thief.sign(&Phone::refresh_message(device_id, &nonce));
+        let (status, _) = thief.refresh(&tokens, &nonce, &forged);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // A signature over a nonce already spent (stale): refused.
+        let stale = phone.sign(&Phone::refresh_message(device_id, &nonce));
+        let (status, _) = phone.refresh(&tokens, &nonce, &stale);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // A signature over the wrong nonce: refused.
+        let nonce = phone.nonce();
+        let wrong = phone.sign(&Phone::refresh_message(device_id, "another-nonce"));
+        let (status, _) = phone.refresh(&tokens, &nonce, &wrong);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // The phone itself, right after: served.
+        let nonce = phone.nonce();
+        let signed = phone.sign(&Phone::refresh_message(device_id, &nonce));
+        let (status, refreshed) = phone.refresh(&tokens, &nonce, &signed);
+        assert_eq!(status, StatusCode::OK, "{refreshed}");
+        let access = refreshed["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::OK
+        );
+        let old = tokens["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(old)).0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Revoked: its next call is refused and its open WebSocket closes.
+        let mut device_ws = ws(&gateway, access);
+        next_of(&mut device_ws, "hello");
+        let (status, revoked) = admin_call(
+            &gateway,
+            &admin,
+            "DELETE",
+            &format!("/api/v1/devices/{device_id}"),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK, "{revoked}");
+        assert!(revoked["revoked"].is_i64());
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::UNAUTHORIZED
+        );
+        let closed = loop {
+            match device_ws.read() {
+                Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        };
+        assert_eq!(closed, Some(1008), "the device's socket closes as revoked");
+        let nonce = phone.nonce();
+        let signed = phone.sign(&Phone::refresh_message(device_id, &nonce));
+        assert_eq!(
+            phone.refresh(&refreshed, &nonce, &signed).0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[test]
+fn guessed_replayed_and_expired_secrets_and_foreign_keys_are_refused_and_the_owner_still_pairs() {
+    let (setup, gateway, admin) = owner_gateway(TIGHT);
+    for http1 in [true, false] {
+        let version = version_of(http1);
+        let (_, secret) = offer(&gateway, &admin);
+        // A flood of guesses from one address: refused, then limited.
+        let attacker = Phone::new(
+            &gateway,
+            version,
+            if http1 { "127.0.0.4" } else { "127.0.0.5" },
+        );
+        let statuses: Vec<StatusCode> = (0..12)
+            .map(|i| attacker.claim(&format!("AAAAAAAAAAAAAA{i:02}"), "evil").0)
+            .collect();
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+            "{statuses:?}"
+        );
+        // Even the right secret from the flooding address waits out the limit.
+        assert_eq!(
+            attacker.claim(&secret, "evil").0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // The owner's phone, from its own address, pairs right after.
+        let phone = Phone::new(&gateway, version, "127.0.0.6");
+        // A key on another curve is refused by name, and does not spend the offer.
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let spki = {
+            use rcgen::PublicKeyData;
+            STANDARD.encode(p384.subject_public_key_info())
+        };
+        let (status, body) = phone.call(
+            "POST",
+            "/pair/claim",
+            Some(json!({"secret": secret, "device_name": "p384", "public_key": spki})),
+            None,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("P-384"),
+            "{body}"
+        );
+        let (status, started) = phone.claim(&secret, "owner's phone");
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        // The secret is spent: replaying it is refused.
+        let replay = Phone::new(&gateway, version, "127.0.0.7");
+        let (status, body) = replay.claim(&secret, "replay");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "the pairing code is wrong, expired or already used"
+        );
+        // An expired offer is refused.
+        let (_, secret) = offer(&gateway, &admin);
+        gateway.advance_clock(Duration::from_secs(121));
+        let (status, _) = replay.claim(&secret, "late");
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // A second offer while one is open is refused unless it replaces the first.
+        let (_, _) = offer(&gateway, &admin);
+        let (status, body) = admin_call(&gateway, &admin, "POST", "/api/v1/pairing", json!({}));
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        gateway.advance_clock(Duration::from_secs(121));
+    }
+    let audit = setup.cli(&["audit", "list", "--json"]);
+    let text = stdout(&audit);
+    assert!(text.contains("/pair/claim"), "refused claims are audited");
+    assert!(text.contains("pairing.claim"));
+}
+
+#[test]
+fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
+    let (setup, gateway, _admin) = owner_gateway(FAST);
+    let host = format!("127.0.0.1:{}", gateway.addr().port());
+    let started = setup.cli(&["pair", "start", "--json", "--host", &host, "--ttl", "3m"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let offer: Value = serde_json::from_str(&stdout(&started)).unwrap();
+    let payload = offer["payload"].as_str().unwrap();
+    assert!(
+        payload.starts_with(&format!("HTTPS://{host}/P#")),
+        "{payload}"
+    );
+    // One offer at a time: a second start is refused, naming --replace.
+    let again = setup.cli(&["pair", "start", "--host", &host]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("--replace"), "{}", stderr(&again));
+    let phone = Phone::new(&gateway, version_of(true), "127.0.0.2");
+    let (status, claim) = phone.claim(payload.rsplit_once('#').unwrap().1, "console phone");
+    assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+    let listed = setup.cli(&["pair", "list", "--json"]);
+    let state: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(state["claims"][0]["code"], claim["code"]);
+    let confirmed = setup.cli(&["pair", "confirm", claim["id"].as_str().unwrap()]);
+    assert!(confirmed.status.success(), "{}", stderr(&confirmed));
+    let (_, polled) = phone.poll(&claim);
+    let tokens = &polled["tokens"];
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        phone.call("GET", "/api/v1/me", None, Some(access)).0,
+        StatusCode::OK
+    );
+    let device_id = tokens["device_id"].as_str().unwrap();
+    let revoked = setup.cli(&["pair", "revoke", device_id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(
+        phone.call("GET", "/api/v1/me", None, Some(access)).0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The page's trust links: the CA as an iOS profile wrapping the same certificate.
+    let profile = gateway.get("/ca.mobileconfig");
+    assert_eq!(
+        profile.headers()["content-type"],
+        "application/x-apple-aspen-config"
+    );
+    let profile = profile.text().unwrap();
+    let ca = std::fs::read_to_string(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let der: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(profile.contains("<string>com.apple.security.root</string>"));
+    assert!(profile.contains(&format!("<data>{der}</data>")));
+    let png = setup.cli(&[
+        "pair",
+        "start",
+        "--replace",
+        "--host",
+        &host,
+        "--png",
+        "/tmp/x.png",
+    ]);
+    assert_eq!(png.status.code(), Some(1));
+    assert!(stderr(&png).contains("not yet available"));
+}
