@@ -44,6 +44,7 @@ const LAYERS: &[(&str, u8)] = &[
     // pass errors on (the server's state, app, cli, the HTTP mapping): it names auth's,
     // so it sits above it.
     ("gateway", 6),
+    ("hardware", 6),
     ("error", 6),
     // 7
     ("server", 7),

@@ -21,6 +21,7 @@ mod auth;
 mod backup;
 mod cert;
 mod gateway;
+mod hardware;
 mod login;
 mod policy;
 mod sandbox;
@@ -88,6 +89,9 @@ enum Command {
     /// Check shell commands against the command filter
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Check the display, button and LED of the device
+    #[command(subcommand)]
+    Hardware(hardware::HardwareCommand),
 }
 
 /// Exit status when a command ran but found a problem it reports (such as a broken chain).
@@ -114,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::User(command) => user::run(cli.config.as_deref(), command),
         Command::Login(args) => login::run(args),
         Command::Policy(command) => policy::run(cli.config.as_deref(), command),
+        Command::Hardware(command) => hardware::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

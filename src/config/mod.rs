@@ -9,6 +9,7 @@
 //! the config names.
 
 mod env;
+pub mod hardware;
 mod issue;
 mod raw;
 pub mod sandbox;

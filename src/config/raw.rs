@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub(super) logging: RawLogging,
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
+    pub(super) hardware: super::hardware::RawHardware,
     pub(super) agents: Vec<RawAgent>,
 }
 

@@ -29,6 +29,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub tools: ToolsConfig,
     pub approval: ApprovalConfig,
+    pub hardware: super::hardware::HardwareConfig,
     /// The agents tool calls act for; never empty (a built-in `default` agent when the
     /// file names none).
     pub agents: Vec<AgentConfig>,

@@ -18,6 +18,7 @@ mod backup;
 mod cli;
 mod device;
 mod durability;
+mod hardware;
 mod http;
 mod proxy;
 mod sandbox;

@@ -57,6 +57,7 @@ pub(super) fn validate(
             Duration::from_secs(3600),
         ),
     };
+    let hardware = crate::config::hardware::validate_hardware(raw.hardware, check.0);
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
     let config = Config {
         source,
@@ -70,6 +71,7 @@ pub(super) fn validate(
         logging,
         tools,
         approval,
+        hardware,
         agents,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
