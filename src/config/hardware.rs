@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(keys("debounce = \"2s\""), ["hardware.debounce"]);
         assert_eq!(keys("long_press = \"100ms\""), ["hardware.long_press"]);
         assert_eq!(
-            keys("debounce = \"400ms\"\nlong_press = \"400ms\""),
+            keys("debounce = \"500ms\"\nlong_press = \"500ms\""),
             ["hardware.long_press"]
         );
         let (_, issues) = check("i2c_address = 0x27");
