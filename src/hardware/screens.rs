@@ -298,21 +298,51 @@ pub fn shorten(text: &str, max: usize) -> String {
     cut
 }
 
-/// `text` in at most `lines` lines of `width` characters, the last one shortened if the
-/// rest does not fit. Whitespace runs (newlines included) count as one space.
+/// `text` in at most `lines` lines of `width` characters, broken between words where it
+/// can be (a word longer than a line is cut), the last line shortened if the rest does
+/// not fit. Whitespace runs (newlines included) count as one space.
 pub fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let chars: Vec<char> = printable(&flat).chars().collect();
-    let mut out = Vec::new();
-    let mut rest = chars.as_slice();
-    while !rest.is_empty() && out.len() < lines {
+    let width = width.max(1);
+    let words: Vec<String> = text.split_whitespace().map(printable).collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    let mut rest = words.iter().peekable();
+    while let Some(word) = rest.next() {
         if out.len() + 1 == lines {
-            out.push(shorten(&rest.iter().collect::<String>(), width));
+            // The last line takes everything left, shortened.
+            let mut tail = line.clone();
+            for w in std::iter::once(word).chain(rest.by_ref()) {
+                if !tail.is_empty() {
+                    tail.push(' ');
+                }
+                tail.push_str(w);
+            }
+            out.push(shorten(&tail, width));
+            return out;
+        }
+        let joined = if line.is_empty() {
+            word.clone()
+        } else {
+            format!("{line} {word}")
+        };
+        if joined.chars().count() <= width {
+            line = joined;
+            continue;
+        }
+        if !line.is_empty() {
+            out.push(std::mem::take(&mut line));
+        }
+        let mut chars: Vec<char> = word.chars().collect();
+        while chars.len() > width && out.len() + 1 < lines {
+            out.push(chars.drain(..width).collect());
+        }
+        line = chars.into_iter().collect();
+        if out.len() + 1 == lines && rest.peek().is_none() {
             break;
         }
-        let (line, tail) = rest.split_at(rest.len().min(width));
-        out.push(line.iter().collect());
-        rest = tail;
+    }
+    if !line.is_empty() && out.len() < lines {
+        out.push(shorten(&line, width));
     }
     out
 }

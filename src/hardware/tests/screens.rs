@@ -169,8 +169,14 @@ fn every_text_screen_renders_and_long_input_is_shortened_not_overflowing() {
     assert_eq!(shorten("tab\there", 20), "tab?here");
     assert_eq!(
         wrap("ls -la\n  /tmp && echo done", 8, 2),
-        ["ls -la /", "tmp &&.."]
+        ["ls -la", "/tmp &.."]
     );
+    assert_eq!(
+        wrap("aisopod hardware test", 9, 4),
+        ["aisopod", "hardware", "test"]
+    );
+    assert_eq!(wrap("abcdefghijkl", 5, 2), ["abcde", "fgh.."]);
+    assert_eq!(wrap("a b", 5, 0), Vec::<String>::new());
 }
 
 #[test]
