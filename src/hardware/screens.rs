@@ -161,8 +161,8 @@ pub fn render(screen: &Screen, now: OffsetDateTime) -> Result<Frame, QrError> {
                     .chunks(2)
                     .map(|pair| pair.join("-")),
             );
-            lines.push("Scan to set".into());
-            lines.push("up".into());
+            lines.push("Scan to".into());
+            lines.push("set up".into());
             side_lines(&mut frame, &lines);
         }
         Screen::Pairing {
@@ -209,7 +209,12 @@ pub fn render(screen: &Screen, now: OffsetDateTime) -> Result<Frame, QrError> {
             devices,
         } => {
             text(&mut frame, SMALL, 0, 0, "aisopod ready");
-            text(&mut frame, SMALL, 0, 14, &shorten(url, LINE_CHARS));
+            // The scheme costs eight of the 21 characters and says nothing a person types.
+            let shown = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or(url);
+            text(&mut frame, SMALL, 0, 14, &shorten(shown, LINE_CHARS));
             text(&mut frame, SMALL, 0, 26, &shorten(address, LINE_CHARS));
             let paired = match devices {
                 Some(1) => "1 paired device".to_string(),
