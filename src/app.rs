@@ -241,6 +241,7 @@ where
         "aisopod gateway listening"
     );
     offer_claim_code(&app, &url);
+    start_display(&app, &url);
     if let Some(on_ready) = on_ready {
         on_ready(&Ready {
             app: app.clone(),
@@ -313,6 +314,38 @@ fn offer_claim_code(app: &App, url: &str) {
              (valid {minutes} minutes), or create the owner with `aisopod user add --admin NAME`"
         );
     }
+}
+
+/// The device's display: while no account exists, the claim code and a QR of the setup
+/// page; otherwise the status screen. The display task never ends and never blocks start.
+fn start_display(app: &Arc<App>, url: &str) {
+    use crate::hardware::{Screen, qr::uppercase_origin, task::follow};
+    let (weak, url) = (Arc::downgrade(app), url.to_string());
+    let host = nix::unistd::gethostname().map_or_else(
+        |_| "aisopod".to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let screen = move || match weak.upgrade() {
+        None => Screen::Blank,
+        Some(watched) => match watched.services.auth.claim.current() {
+            Some(code) => Screen::Claim {
+                code: crate::secret::Secret::new(code),
+                setup_url: uppercase_origin(&format!("{url}/setup/claim")),
+            },
+            None => Screen::Status {
+                url: watched
+                    .config()
+                    .server
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| url.clone()),
+                address: format!("{host}.local"),
+                devices: None,
+            },
+        },
+    };
+    let (config, clock) = (app.config().hardware.clone(), app.services.clock.clone());
+    app.tasks.spawn("display", follow(config, clock, screen));
 }
 
 /// An address a local client can connect to: the unspecified address becomes loopback.

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod gateway;
+pub mod hardware;
 pub mod ids;
 pub mod keys;
 pub mod logging;

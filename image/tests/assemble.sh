@@ -48,6 +48,7 @@ ok "FAT: label AISOPOD" 'minfo -i "$img@@4M" :: | grep -q "disk label=\"AISOPOD"
 ok "FAT: cmdline.txt enables the memory cgroup controller" 'mtype -i "$img@@4M" ::/cmdline.txt | grep -q "cgroup_enable=memory cgroup_memory=1"'
 ok "FAT: cmdline.txt is one line with root=PARTUUID" '[[ $(mtype -i "$img@@4M" ::/cmdline.txt | wc -l) == 1 ]] && mtype -i "$img@@4M" ::/cmdline.txt | grep -q "root=PARTUUID=1234abcd-02"'
 ok "FAT: config.txt arm_64bit, kernel, initramfs" 'cfg=$(mtype -i "$img@@4M" ::/config.txt) && grep -qx arm_64bit=1 <<<"$cfg" && grep -qx kernel=vmlinuz <<<"$cfg" && grep -qx "initramfs initrd.img followkernel" <<<"$cfg"'
+ok "FAT: config.txt enables I2C on the header for the display" 'mtype -i "$img@@4M" ::/config.txt | grep -qx dtparam=i2c_arm=on'
 ok "FAT: subdirectory copied" 'mtype -i "$img@@4M" ::/overlays/README | grep -qx x'
 ok "FAT: file times are SOURCE_DATE_EPOCH" 'mdir -i "$img@@4M" ::/ | grep -q "cmdline  txt .* 2023-11-14"'
 dd if="$img" of="$tmp/p2.ext4" bs=512 skip=532480 status=none

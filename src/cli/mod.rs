@@ -22,6 +22,7 @@ mod backup;
 mod cert;
 mod common;
 mod gateway;
+mod hardware;
 mod login;
 mod pair;
 mod policy;
@@ -85,6 +86,9 @@ enum Command {
     /// Pair phones by QR code: offers, confirmations, paired devices
     #[command(subcommand)]
     Pair(pair::PairCommand),
+    /// Check the display, button and LED of the device
+    #[command(subcommand)]
+    Hardware(hardware::HardwareCommand),
 }
 
 /// Parses arguments, runs the command and returns the exit code.
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::run(args),
         Command::Policy(command) => policy::run(cli.config.as_deref(), command),
         Command::Pair(command) => pair::run(cli.config.as_deref(), command),
+        Command::Hardware(command) => hardware::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 
 pub mod agents;
 mod env;
+pub mod hardware;
 mod issue;
 mod providers;
 mod raw;

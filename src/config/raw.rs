@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     pub(super) tools: RawTools,
     pub(super) approval: RawApproval,
     pub(super) pairing: RawPairing,
+    pub(super) hardware: super::hardware::RawHardware,
     pub(super) agents: Vec<RawAgent>,
     pub(super) chats: RawChats,
     pub(super) providers: Vec<super::providers::RawProvider>,

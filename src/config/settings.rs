@@ -30,6 +30,7 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub approval: ApprovalConfig,
     pub pairing: PairingConfig,
+    pub hardware: super::hardware::HardwareConfig,
     /// The agents tool calls act for; never empty (a built-in `default` agent when the
     /// file names none).
     pub agents: Vec<AgentConfig>,

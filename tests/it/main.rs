@@ -20,6 +20,7 @@ mod chats;
 mod cli;
 mod device;
 mod durability;
+mod hardware;
 mod http;
 mod pairing;
 mod providers;

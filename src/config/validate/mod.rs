@@ -68,6 +68,7 @@ pub(super) fn validate(
         ),
         confirm: raw.pairing.confirm,
     };
+    let hardware = crate::config::hardware::validate_hardware(raw.hardware, check.0);
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);
     let chats = ChatsConfig {
         max_message: check.range("chats.max_message", raw.chats.max_message.0, 1, MIB) as usize,
@@ -90,6 +91,7 @@ pub(super) fn validate(
         tools,
         approval,
         pairing,
+        hardware,
         agents,
         chats,
         providers,
