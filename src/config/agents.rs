@@ -36,6 +36,26 @@ pub struct CheckedAgent {
     pub max_tool_iterations: u32,
 }
 
+/// The fields of an agent that name a provider no `[[providers]]` entry has (its own
+/// provider, a fallback's), each with its message; both the config file and the API
+/// refuse them, so a misspelt name is found when the agent is made, not at its first chat.
+pub fn unknown_providers(
+    provider: Option<&str>,
+    fallbacks: &[ModelRef],
+    configured: &[&str],
+) -> Vec<(String, String)> {
+    let missing = |name: &str| format!("{name:?} is not the name of a [[providers]] entry");
+    let own = provider
+        .filter(|name| !configured.contains(name))
+        .map(|name| ("provider".to_string(), missing(name)));
+    let fallbacks = fallbacks
+        .iter()
+        .enumerate()
+        .filter(|(_, fallback)| !configured.contains(&fallback.provider.as_str()))
+        .map(|(position, fallback)| (format!("fallbacks.{position}"), missing(&fallback.provider)));
+    own.into_iter().chain(fallbacks).collect()
+}
+
 /// Agent names: short, and safe as a directory name.
 pub fn valid_agent_name(name: &str) -> bool {
     (1..=32).contains(&name.len())

@@ -121,6 +121,8 @@ impl Agent {
 pub struct Agents {
     store: Store,
     configured: Vec<AgentConfig>,
+    /// The `[[providers]]` names an agent may use.
+    providers: Vec<String>,
     stored: Tree<String, Agent>,
     workspaces: PathBuf,
     /// Serializes writes, so a name check and its insert are one step.
@@ -131,11 +133,13 @@ impl Agents {
     pub fn open(
         store: &Store,
         configured: Vec<AgentConfig>,
+        providers: Vec<String>,
         data_dir: &std::path::Path,
     ) -> Result<Agents, AgentError> {
         Ok(Agents {
             store: store.clone(),
             configured,
+            providers,
             stored: store.tree(TreeName::Agents)?,
             workspaces: data_dir.join("workspaces"),
             write: Mutex::new(()),
@@ -224,7 +228,20 @@ impl Agents {
             },
             &mut |field, message| problems.push(format!("{field}: {message}")),
         );
-        let Some(checked) = checked else {
+        let configured: Vec<&str> = self.providers.iter().map(String::as_str).collect();
+        if let Some(checked) = &checked {
+            let unknown = crate::config::agents::unknown_providers(
+                spec.provider.as_deref(),
+                &checked.fallbacks,
+                &configured,
+            );
+            problems.extend(
+                unknown
+                    .into_iter()
+                    .map(|(field, message)| format!("{field}: {message}")),
+            );
+        }
+        let Some(checked) = checked.filter(|_| problems.is_empty()) else {
             return Err(AgentError::Invalid(problems));
         };
         Ok(Agent {

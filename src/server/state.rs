@@ -170,8 +170,13 @@ impl Gateway {
         };
         let store = &services.store;
         Ok(Gateway {
-            agents: Agents::open(store, config.agents.clone(), &config.storage.data_dir)
-                .map_err(|err| refused("agents", &err))?,
+            agents: Agents::open(
+                store,
+                config.agents.clone(),
+                config.providers.iter().map(|p| p.name.clone()).collect(),
+                &config.storage.data_dir,
+            )
+            .map_err(|err| refused("agents", &err))?,
             chats: Chats::open(store, config.chats.clone(), services.clock.clone())
                 .map_err(|err| refused("chats", &err))?,
             usage: Usage::open(store, services.clock.clone())

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::chats::{World, call};
 
-const CONFIGURED: &str = "[[agents]]\nname = \"helper\"\nprovider = \"ollama\"\nmodel = \"llama3.1:8b\"\nfallbacks = [\"openai/gpt-4o-mini\"]\ntemperature = 0.3\n";
+const CONFIGURED: &str = "[[providers]]\nname = \"ollama\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n\
+    [[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\n\
+    [[agents]]\nname = \"helper\"\nprovider = \"ollama\"\nmodel = \"llama3.1:8b\"\nfallbacks = [\"openai/gpt-4o-mini\"]\ntemperature = 0.3\n";
 
 #[test]
 fn agents_are_managed_over_the_api_and_configured_ones_stay_read_only() {
@@ -65,6 +67,25 @@ fn agents_are_managed_over_the_api_and_configured_ones_stay_read_only() {
             "{message}"
         );
         assert!(message.contains("fallbacks.0:"), "{message}");
+        // A provider the config file does not name is refused like in the file.
+        let mut unknown = spec.clone();
+        unknown["provider"] = json!("olama");
+        unknown["fallbacks"] = json!(["ollama/llama3", "openrouter/x"]);
+        let (status, answer) = call(
+            &client,
+            Method::POST,
+            &w.url("/api/v1/agents"),
+            &manager,
+            Some(unknown),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("provider: \"olama\" is not the name of a [[providers]] entry"),
+            "{message}"
+        );
+        assert!(message.contains("fallbacks.1: \"openrouter\""), "{message}");
+        assert!(!message.contains("fallbacks.0"), "{message}");
         let (status, _) = call(&client, Method::GET, &agent_url, &reader, None);
         assert_eq!(status, StatusCode::NOT_FOUND);
         // The API never picks a directory on the host.

@@ -111,22 +111,17 @@ pub(super) fn validate(
     Some(config)
 }
 
-/// Every provider an agent names, as its own or as a fallback, is a `[[providers]]` entry:
-/// a misspelt name is found at load, not at the first chat.
+/// Every provider an agent names, as its own or as a fallback, is a `[[providers]]` entry.
 fn check_agent_providers(agents: &[AgentConfig], providers: &[ProviderConfig], check: &mut Issues) {
-    let configured = |name: &str| providers.iter().any(|provider| provider.name == name);
-    let missing = |name: &str| format!("{name:?} is not the name of a [[providers]] entry");
+    let configured: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
     for (index, agent) in agents.iter().enumerate() {
-        if let Some(provider) = agent.provider.as_deref().filter(|name| !configured(name)) {
-            check.push(&format!("agents.{index}.provider"), missing(provider));
-        }
-        for (position, fallback) in agent.fallbacks.iter().enumerate() {
-            if !configured(&fallback.provider) {
-                check.push(
-                    &format!("agents.{index}.fallbacks.{position}"),
-                    missing(&fallback.provider),
-                );
-            }
+        let unknown = crate::config::agents::unknown_providers(
+            agent.provider.as_deref(),
+            &agent.fallbacks,
+            &configured,
+        );
+        for (field, message) in unknown {
+            check.push(&format!("agents.{index}.{field}"), message);
         }
     }
 }
