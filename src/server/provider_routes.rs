@@ -98,13 +98,23 @@ async fn read(
         .ok_or_else(|| UpstreamsError::Unknown(name).into())
 }
 
+const SHAPE: &str = "the body must be a JSON object {\"api_key\": \"...\"} and nothing else";
+
 /// The body as `{"api_key": "..."}`, with messages that never quote what was sent.
 fn key_body(body: &[u8]) -> Result<Secret, ApiError> {
+    // serde reads a struct from an array too; only the documented object is accepted.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            SHAPE,
+        ));
+    }
     serde_json::from_slice::<KeyBody>(body)
         .map(|body| body.api_key)
         .map_err(|err| {
             let message = if err.is_data() {
-                "the body must be a JSON object {\"api_key\": \"...\"} and nothing else"
+                SHAPE
             } else {
                 "the body is not valid JSON"
             };
