@@ -165,7 +165,7 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn a_key_set_over_the_api_is_used_at_once_and_never_shown() {
-    let k = Keys::start();
+    let mut k = Keys::start();
     let owner = k.login();
     assert_eq!(k.key_used(), CONFIG_KEY);
     let listed = k.listed_key(&k.client(Version::HTTP_2), &owner);
@@ -269,6 +269,14 @@ fn a_key_set_over_the_api_is_used_at_once_and_never_shown() {
             );
         }
     }
+
+    // The sealed key outlives a restart and still comes before the config's.
+    k.gateway.stop();
+    k.gateway = k.setup.start_with(&Keys::env());
+    let owner = k.login();
+    assert_eq!(k.key_used(), last);
+    let listed = k.listed_key(&k.client(Version::HTTP_11), &owner);
+    assert_eq!(listed, json!({"source": "api", "hint": hint(last)}));
 }
 
 #[test]
