@@ -10,4 +10,5 @@ pub mod chats;
 pub mod paths;
 pub mod providers;
 pub mod tools;
+pub mod upstreams;
 pub mod usage;

@@ -19,6 +19,7 @@ pub mod json;
 pub mod load;
 pub mod middleware;
 pub mod pairing_routes;
+pub mod provider_routes;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -55,6 +56,7 @@ pub fn api() -> Api {
         .merge(chat_routes::api())
         .merge(agent_routes::api())
         .merge(usage_routes::api())
+        .merge(provider_routes::api())
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
 }

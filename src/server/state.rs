@@ -22,6 +22,7 @@ use crate::gateway::agents::Agents;
 use crate::gateway::approval::Broker;
 use crate::gateway::chats::Chats;
 use crate::gateway::tools::Tools;
+use crate::gateway::upstreams::Upstreams;
 use crate::gateway::usage::Usage;
 use crate::keys::secrets::{Secrets, master_key_path};
 use crate::pairing::Pairing;
@@ -154,12 +155,13 @@ pub struct App {
     pub gateway: Gateway,
 }
 
-/// The AI gateway's stores: agents, chats and usage.
+/// The AI gateway's stores: agents, chats and usage; and the providers with their keys.
 #[derive(Debug)]
 pub struct Gateway {
     pub agents: Agents,
     pub chats: Chats,
     pub usage: Usage,
+    pub upstreams: Upstreams,
 }
 
 impl Gateway {
@@ -181,6 +183,12 @@ impl Gateway {
                 .map_err(|err| refused("chats", &err))?,
             usage: Usage::open(store, services.clock.clone())
                 .map_err(|err| refused("usage records", &err))?,
+            upstreams: Upstreams::open(
+                &config.providers,
+                services.secrets.clone(),
+                Arc::new(crate::gateway::providers::TokioPause),
+            )
+            .map_err(|err| refused("providers", &err))?,
         })
     }
 }

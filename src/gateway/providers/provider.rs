@@ -59,6 +59,14 @@ impl Provider {
         })
     }
 
+    /// The same upstream with `key` in place of its own; the client is shared.
+    pub fn with_key(&self, key: Option<Secret>) -> Self {
+        Self {
+            key,
+            ..self.clone()
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
