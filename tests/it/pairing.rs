@@ -465,3 +465,83 @@ fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
     assert_eq!(png.status.code(), Some(1));
     assert!(stderr(&png).contains("not yet available"));
 }
+
+/// The QR codes in what the gateway's display task draws now: the screen it asks
+/// `app::display_screen` for, rendered at the gateway's clock, as the PNG a person sees.
+fn display_codes(gateway: &Gateway) -> (aisopod::hardware::Screen, Vec<String>) {
+    let app = gateway.app.as_ref().unwrap();
+    let now = aisopod::clock::Clock::now(gateway.clock.as_ref().unwrap());
+    let screen = aisopod::app::display_screen(app, &gateway.url, "aisopod");
+    let frame = aisopod::hardware::render(&screen, now).unwrap();
+    let png = aisopod::hardware::png::encode(&frame).unwrap();
+    (screen, crate::hardware::qr_codes_in_png(&png))
+}
+
+#[test]
+fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code_at_expiry() {
+    use aisopod::hardware::Screen;
+    let (_setup, gateway, admin) = owner_gateway(FAST);
+    let (screen, codes) = display_codes(&gateway);
+    assert!(
+        matches!(
+            screen,
+            Screen::Status {
+                devices: Some(0),
+                ..
+            }
+        ),
+        "{screen:?}"
+    );
+    assert!(codes.is_empty());
+
+    let (first, secret) = offer(&gateway, &admin);
+    let (screen, codes) = display_codes(&gateway);
+    assert!(matches!(screen, Screen::Pairing { .. }), "{screen:?}");
+    assert_eq!(codes, vec![first["payload"].as_str().unwrap().to_string()]);
+
+    // A claim spends the offer: the display names the phone and its code, no QR.
+    let phone = Phone::new(&gateway, version_of(false), "127.0.0.2");
+    let (status, claim) = phone.claim(&secret, "kitchen phone");
+    assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+    let (screen, codes) = display_codes(&gateway);
+    match &screen {
+        Screen::PairingConfirm { device, code, .. } => {
+            assert_eq!(device, "kitchen phone");
+            assert_eq!(code, claim["code"].as_str().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(codes.is_empty());
+    let (status, _) = admin_call(
+        &gateway,
+        &admin,
+        "POST",
+        &format!("/api/v1/pairing/{}/confirm", claim["id"].as_str().unwrap()),
+        json!({}),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (screen, _) = display_codes(&gateway);
+    assert!(
+        matches!(
+            screen,
+            Screen::Status {
+                devices: Some(1),
+                ..
+            }
+        ),
+        "the paired device is counted: {screen:?}"
+    );
+
+    // A second offer shows until its lifetime ends, and not a moment after.
+    let (second, _) = offer(&gateway, &admin);
+    let (_, codes) = display_codes(&gateway);
+    assert_eq!(codes, vec![second["payload"].as_str().unwrap().to_string()]);
+    let clock = gateway.clock.as_ref().unwrap();
+    clock.freeze();
+    let left =
+        second["expires"].as_i64().unwrap() - aisopod::clock::Clock::now(clock).unix_timestamp();
+    clock.advance(Duration::from_secs(u64::try_from(left).unwrap()));
+    let (screen, codes) = display_codes(&gateway);
+    assert!(codes.is_empty(), "{screen:?}");
+    assert!(matches!(screen, Screen::Status { .. }), "{screen:?}");
+}
