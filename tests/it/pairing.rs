@@ -545,3 +545,139 @@ fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code
     assert!(codes.is_empty(), "{screen:?}");
     assert!(matches!(screen, Screen::Status { .. }), "{screen:?}");
 }
+
+/// Feeds presses to the gateway's button handler, as the debounced GPIO button would.
+fn button(gateway: &Gateway) -> tokio::sync::mpsc::UnboundedSender<aisopod::hardware::ButtonEvent> {
+    let (presses, heard) = tokio::sync::mpsc::unbounded_channel();
+    let app = std::sync::Arc::downgrade(gateway.app.as_ref().unwrap());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(aisopod::app::follow_button(app, heard));
+    });
+    presses
+}
+
+/// Waits (by condition, a few seconds at most) until `done` holds.
+fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The audit records of button presses: (action, outcome).
+fn button_records(gateway: &Gateway) -> Vec<(String, Value)> {
+    let query = aisopod::audit::Query {
+        since: None,
+        action: None,
+        limit: None,
+    };
+    let records = gateway.app.as_ref().unwrap().audit().list(&query).unwrap();
+    records
+        .into_iter()
+        .filter(|r| r.actor == "button")
+        .map(|r| (r.action, serde_json::to_value(r.outcome).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_long_press_opens_an_offer_and_a_short_press_confirms_the_phone_the_display_names() {
+    use aisopod::hardware::ButtonEvent::{Long, Short};
+    let (_setup, gateway, admin) =
+        owner_gateway(&format!("public_url = \"https://pi.example:8443\"\n{FAST}"));
+    let app = gateway.app.clone().unwrap();
+    let presses = button(&gateway);
+    for (round, http1) in [true, false].into_iter().enumerate() {
+        // A short press with nothing to confirm does nothing.
+        presses.send(Short).unwrap();
+        presses.send(Long).unwrap();
+        until("a long press opens an offer", || {
+            app.pairing.offer().is_some()
+        });
+        let (_, codes) = display_codes(&gateway);
+        let [payload] = codes.as_slice() else {
+            panic!("{codes:?}")
+        };
+        assert!(
+            payload.starts_with("HTTPS://PI.EXAMPLE:8443/P#"),
+            "{payload}"
+        );
+        // Held again while the offer is open: refused, the same offer stays up.
+        presses.send(Long).unwrap();
+        until("the second long press is refused", || {
+            button_records(&gateway).len() == 3 * round + 2
+        });
+        assert_eq!(display_codes(&gateway).1, codes);
+        let phone = Phone::new(&gateway, version_of(http1), "127.0.0.2");
+        let (status, claim) = phone.claim(payload.rsplit_once('#').unwrap().1, "hall phone");
+        assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+        let (_, waiting) = phone.poll(&claim);
+        assert_eq!(waiting["status"], "waiting", "{waiting}");
+        presses.send(Short).unwrap();
+        until("a short press confirms", || {
+            app.pairing.pending().is_empty()
+        });
+        let (status, polled) = phone.poll(&claim);
+        assert_eq!(status, StatusCode::OK, "{polled}");
+        assert_eq!(polled["status"], "confirmed", "{polled}");
+        let access = polled["tokens"]["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::OK
+        );
+        let (_, devices) = admin_call(&gateway, &admin, "GET", "/api/v1/devices", json!({}));
+        assert_eq!(
+            devices.as_array().map(Vec::len),
+            Some(round + 1),
+            "{devices}"
+        );
+    }
+
+    // Two phones waiting: the display names neither, so a press confirms neither.
+    let mut claims = Vec::new();
+    for from in ["127.0.0.3", "127.0.0.4"] {
+        let (status, offer) = admin_call(&gateway, &admin, "POST", "/api/v1/pairing", json!({}));
+        assert_eq!(status, StatusCode::CREATED, "{offer}");
+        let secret = offer["payload"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('#')
+            .unwrap()
+            .1;
+        let phone = Phone::new(&gateway, version_of(true), from);
+        let (status, claim) = phone.claim(secret, from);
+        assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+        claims.push((phone, claim));
+    }
+    presses.send(Short).unwrap();
+    presses.send(Long).unwrap();
+    until("the long press after it is handled", || {
+        app.pairing.offer().is_some()
+    });
+    assert_eq!(app.pairing.pending().len(), 2);
+    for (phone, claim) in &claims {
+        assert_eq!(phone.poll(claim).1["status"], "waiting");
+    }
+
+    let kinds: Vec<(String, String)> = button_records(&gateway)
+        .into_iter()
+        .map(|(action, outcome)| (action, outcome.as_str().unwrap_or("").to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("pairing.start", "success"),
+        ("pairing.start", "failure"),
+        ("pairing.confirm", "success"),
+        ("pairing.start", "success"),
+        ("pairing.start", "failure"),
+        ("pairing.confirm", "success"),
+        ("pairing.start", "success"),
+    ]
+    .iter()
+    .map(|(a, o)| (format!("admin.{a}"), (*o).to_string()))
+    .collect();
+    assert_eq!(kinds, expected);
+}
