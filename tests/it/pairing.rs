@@ -453,17 +453,43 @@ fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
     let der: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(profile.contains("<string>com.apple.security.root</string>"));
     assert!(profile.contains(&format!("<data>{der}</data>")));
-    let png = setup.cli(&[
+    // --png writes the frame the display shows: private, and its QR reads back to the
+    // very payload printed beside it.
+    let png = setup.dir.path().join("offer.png");
+    let started = setup.cli(&[
+        "pair",
+        "start",
+        "--json",
+        "--host",
+        &host,
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let offer: Value = serde_json::from_str(&stdout(&started)).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&png).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let codes = crate::hardware::qr_codes_in_png(&std::fs::read(&png).unwrap());
+    assert_eq!(codes, vec![offer["payload"].as_str().unwrap().to_string()]);
+    // A path that cannot be written: a clear error naming the open offer, nothing left.
+    let nowhere = setup.dir.path().join("missing/offer.png");
+    let failed = setup.cli(&[
         "pair",
         "start",
         "--replace",
         "--host",
         &host,
         "--png",
-        "/tmp/x.png",
+        nowhere.to_str().unwrap(),
     ]);
-    assert_eq!(png.status.code(), Some(1));
-    assert!(stderr(&png).contains("not yet available"));
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("is open, but its picture cannot be written"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(!nowhere.parent().unwrap().exists());
 }
 
 /// The QR codes in what the gateway's display task draws now: the screen it asks
