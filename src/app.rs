@@ -242,6 +242,7 @@ where
     );
     offer_claim_code(&app, &url);
     start_display(&app, &url);
+    start_button(&app);
     if let Some(on_ready) = on_ready {
         on_ready(&Ready {
             app: app.clone(),
@@ -316,10 +317,10 @@ fn offer_claim_code(app: &App, url: &str) {
     }
 }
 
-/// The device's display: while no account exists, the claim code and a QR of the setup
-/// page; otherwise the status screen. The display task never ends and never blocks start.
+/// The device's display, kept showing [`display_screen`]. The display task never ends
+/// and never blocks start.
 fn start_display(app: &Arc<App>, url: &str) {
-    use crate::hardware::{Screen, qr::uppercase_origin, task::follow};
+    use crate::hardware::{Screen, task::follow};
     let (weak, url) = (Arc::downgrade(app), url.to_string());
     let host = nix::unistd::gethostname().map_or_else(
         |_| "aisopod".to_string(),
@@ -327,25 +328,124 @@ fn start_display(app: &Arc<App>, url: &str) {
     );
     let screen = move || match weak.upgrade() {
         None => Screen::Blank,
-        Some(watched) => match watched.services.auth.claim.current() {
-            Some(code) => Screen::Claim {
-                code: crate::secret::Secret::new(code),
-                setup_url: uppercase_origin(&format!("{url}/setup/claim")),
-            },
-            None => Screen::Status {
-                url: watched
-                    .config()
-                    .server
-                    .public_url
-                    .clone()
-                    .unwrap_or_else(|| url.clone()),
-                address: format!("{host}.local"),
-                devices: None,
-            },
-        },
+        Some(watched) => display_screen(&watched, &url, &host),
     };
     let (config, clock) = (app.config().hardware.clone(), app.services.clock.clone());
     app.tasks.spawn("display", follow(config, clock, screen));
+}
+
+/// What the display shows now: pairing first (the open offer's QR, or the phone a short
+/// press would confirm), then the claim code and a QR of the setup page while no account
+/// exists, else the status with the paired-device count. `url` is where the gateway
+/// answers, `host` the machine's name.
+pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Screen {
+    use crate::hardware::{Screen, qr::uppercase_origin};
+    use crate::pairing::Showing;
+    // An expiry that cannot be represented counts as past, so no secret stays up.
+    let at = |unix| {
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    match app.pairing.showing() {
+        Some(Showing::Offer { payload, expires }) => return pairing_screen(payload, expires),
+        Some(Showing::Confirm {
+            device,
+            code,
+            expires,
+            ..
+        }) => {
+            return Screen::PairingConfirm {
+                device,
+                code,
+                expires_at: at(expires),
+            };
+        }
+        Some(Showing::SeveralWaiting(count)) => {
+            return Screen::Message {
+                title: "Phones waiting".into(),
+                body: format!("{count} phones wait: confirm each by its code in the dashboard"),
+            };
+        }
+        None => {}
+    }
+    match app.services.auth.claim.current() {
+        Some(code) => Screen::Claim {
+            code: crate::secret::Secret::new(code),
+            setup_url: uppercase_origin(&format!("{url}/setup/claim")),
+        },
+        None => Screen::Status {
+            url: app
+                .config()
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| url.to_string()),
+            address: format!("{host}.local"),
+            devices: app.services.auth.paired.list().ok().map(|d| d.len()),
+        },
+    }
+}
+
+/// An open offer's screen: its QR and the countdown to `expires` (unix seconds). The
+/// display and `pair start --png` both draw this.
+pub fn pairing_screen(payload: crate::secret::Secret, expires: i64) -> crate::hardware::Screen {
+    crate::hardware::Screen::Pairing {
+        payload,
+        code: String::new(),
+        // An expiry that cannot be represented counts as past, so no secret stays up.
+        expires_at: time::OffsetDateTime::from_unix_timestamp(expires)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// The button, when there is one: its presses go to [`follow_button`].
+fn start_button(app: &Arc<App>) {
+    use crate::hardware::{button, select::open_button};
+    let config = &app.config().hardware;
+    let (device, missing) = open_button(config);
+    if let Some(why) = missing {
+        tracing::info!(reason = %why, "no button");
+        return;
+    }
+    match button::spawn(device, config.debounce, config.long_press) {
+        Ok(presses) => app
+            .tasks
+            .spawn("button", follow_button(Arc::downgrade(app), presses)),
+        Err(err) => tracing::warn!(error = %err, "the button cannot be used; running without it"),
+    }
+}
+
+/// Acts on button presses, as the admin commands do and audited the same way with the
+/// actor `button`: a long press opens a pairing offer with the default lifetime; a short
+/// press confirms the claim the display names, and nothing when it names none. A
+/// button that goes away leaves the gateway serving.
+pub async fn follow_button(
+    app: std::sync::Weak<App>,
+    mut presses: tokio::sync::mpsc::UnboundedReceiver<crate::hardware::ButtonEvent>,
+) {
+    use crate::admin::protocol::AdminRequest;
+    use crate::hardware::ButtonEvent;
+    use crate::pairing::Showing;
+    while let Some(press) = presses.recv().await {
+        let Some(app) = app.upgrade() else { return };
+        let request = match press {
+            ButtonEvent::Long => AdminRequest::PairStart {
+                scopes: crate::auth::scopes::Scopes::none(),
+                ttl: None,
+                host: None,
+                owner: None,
+                replace: false,
+            },
+            ButtonEvent::Short => match app.pairing.showing() {
+                Some(Showing::Confirm { id, .. }) => AdminRequest::PairConfirm { id },
+                _ => continue,
+            },
+        };
+        if let Err(err) = admin::pairing::live(&app, "button", request) {
+            tracing::warn!(error = %err, "the button press did nothing");
+        }
+    }
+    tracing::warn!("the button stopped reporting presses; the gateway runs on");
+    std::future::pending::<()>().await;
 }
 
 /// An address a local client can connect to: the unspecified address becomes loopback.

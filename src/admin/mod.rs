@@ -29,7 +29,7 @@ use crate::tls::{Tls, TlsSummary, summarize_files};
 
 mod client;
 mod owner;
-mod pairing;
+pub(crate) mod pairing;
 pub mod protocol;
 
 use owner::sole_admin;

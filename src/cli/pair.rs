@@ -62,11 +62,6 @@ pub fn run(config_path: Option<&Path>, command: PairCommand) -> anyhow::Result<E
             json,
             png,
         } => {
-            if png.is_some() {
-                anyhow::bail!(
-                    "--png is not yet available: the display rendering (hardware) is not in this build"
-                );
-            }
             let scopes = match scopes {
                 Some(text) => Scopes::parse_list(&text).map_err(anyhow::Error::msg)?,
                 None => Scopes::none(),
@@ -75,6 +70,9 @@ pub fn run(config_path: Option<&Path>, command: PairCommand) -> anyhow::Result<E
                 super::common::dispatch(config, AdminRequest::PairStart { scopes, ttl, host, owner, replace })?,
                 AdminResponse::PairingOffer(issued) => issued
             );
+            if let Some(path) = &png {
+                write_png(&issued, path)?;
+            }
             if json {
                 super::common::print_json(&issued)?;
             } else {
@@ -140,4 +138,22 @@ pub fn run(config_path: Option<&Path>, command: PairCommand) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Draws the offer's screen as the display shows it and writes it as a PNG (0600: it
+/// holds the secret). The offer is open by then, so a failure says so.
+fn write_png(issued: &crate::admin::protocol::IssuedOffer, path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let screen = crate::app::pairing_screen(
+        crate::secret::Secret::new(issued.payload.clone()),
+        issued.offer.expires,
+    );
+    let frame = crate::hardware::render(&screen, time::OffsetDateTime::now_utc())?;
+    crate::hardware::png::write(&frame, path).with_context(|| {
+        format!(
+            "offer {} is open, but its picture cannot be written to {}",
+            issued.offer.id,
+            path.display()
+        )
+    })
 }

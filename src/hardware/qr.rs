@@ -104,11 +104,22 @@ impl QrMatrix {
         })
     }
 
+    /// Each run in its own mode first: that is the layout a pairing payload's budget is
+    /// worked out for, and the crate's optimizer sometimes folds a short run into a byte
+    /// segment and spills a payload that fits at M over to L. Then the optimizer's
+    /// layout, which does better on text that switches mode often.
     fn encode_at(data: &[u8], level: EcLevel) -> Result<QrCode, EncodeError> {
-        let mut bits = Bits::new(Version::Normal(VERSION));
-        bits.push_optimal_data(data)?;
-        bits.push_terminator(level)?;
-        QrCode::with_bits(bits, level)
+        let laid_out = |runs: bool| -> Result<QrCode, EncodeError> {
+            let mut bits = Bits::new(Version::Normal(VERSION));
+            if runs {
+                push_runs(&mut bits, data)?;
+            } else {
+                bits.push_optimal_data(data)?;
+            }
+            bits.push_terminator(level)?;
+            QrCode::with_bits(bits, level)
+        };
+        laid_out(true).or_else(|_| laid_out(false))
     }
 
     /// Modules across (29).
@@ -151,6 +162,19 @@ impl QrMatrix {
             }
         }
     }
+}
+
+/// Pushes `data` as alternating segments: each run of alphanumeric-mode characters in
+/// alphanumeric mode, each run of anything else in byte mode.
+pub fn push_runs(bits: &mut Bits, data: &[u8]) -> Result<(), EncodeError> {
+    for run in data.chunk_by(|a, b| is_alphanumeric_mode(*a) == is_alphanumeric_mode(*b)) {
+        if run.first().copied().is_some_and(is_alphanumeric_mode) {
+            bits.push_alphanumeric_data(run)?;
+        } else {
+            bits.push_byte_data(run)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether QR alphanumeric mode can hold this byte.

@@ -116,36 +116,14 @@ impl PairingOffer {
     }
 }
 
-/// QR's alphanumeric character set.
-const QR_ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
-
 /// `payload` as a version 3 QR code at error correction M, the largest a 128x64
 /// display shows at 2 pixels a module: runs of alphanumeric characters in alphanumeric
-/// segments, everything else in byte segments. The segments are chosen here, not by
-/// the crate's optimizer, so that what fits does not depend on its heuristics.
+/// segments, everything else in byte segments (the layout the display draws first). The
+/// segments are chosen here, not by the crate's optimizer, so that what fits does not
+/// depend on its heuristics.
 pub fn qr_code(payload: &str) -> Result<qrcode::QrCode, qrcode::types::QrError> {
-    let version = qrcode::Version::Normal(3);
-    let mut bits = qrcode::bits::Bits::new(version);
-    let bytes = payload.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        let alphanumeric = bytes
-            .get(start)
-            .is_some_and(|b| QR_ALPHANUMERIC.contains(b));
-        let run = bytes
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|b| QR_ALPHANUMERIC.contains(b) == alphanumeric)
-            .count();
-        let segment = bytes.get(start..start + run).unwrap_or_default();
-        if alphanumeric {
-            bits.push_alphanumeric_data(segment)?;
-        } else {
-            bits.push_byte_data(segment)?;
-        }
-        start += run;
-    }
+    let mut bits = qrcode::bits::Bits::new(qrcode::Version::Normal(3));
+    crate::hardware::qr::push_runs(&mut bits, payload.as_bytes())?;
     bits.push_terminator(qrcode::EcLevel::M)?;
     qrcode::QrCode::with_bits(bits, qrcode::EcLevel::M)
 }
@@ -220,6 +198,27 @@ struct OpenOffer {
     scopes: Scopes,
     created: String,
     expires: i64,
+    /// The QR payload, kept while the offer is open so the display can show it.
+    payload: Secret,
+}
+
+/// What the device's display should show for pairing, if anything: the open offer's
+/// QR, or the claim a short press would confirm (only when exactly one waits, so the
+/// press can never confirm a phone the display did not name).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Showing {
+    Offer {
+        payload: Secret,
+        expires: i64,
+    },
+    Confirm {
+        id: String,
+        device: String,
+        code: String,
+        expires: i64,
+    },
+    /// Several claims wait; the person confirms them elsewhere, by their codes.
+    SeveralWaiting(usize),
 }
 
 #[derive(Debug)]
@@ -396,6 +395,7 @@ impl Pairing {
             scopes: request.scopes,
             created: rfc3339(self.clock.now()),
             expires: offer.expires,
+            payload: Secret::new(offer.qr_payload()),
         });
         Ok(offer)
     }
@@ -409,6 +409,33 @@ impl Pairing {
             owner: o.owner.clone(),
             scopes: o.scopes,
             created: o.created.clone(),
+            expires: o.expires,
+        })
+    }
+
+    /// What the display should show now: a waiting claim before an open offer, since a
+    /// short press acts on the claim; `None` when pairing has nothing to show.
+    pub fn showing(&self) -> Option<Showing> {
+        let mut state = self.state();
+        Self::sweep(&mut state, self.now());
+        let mut waiting = state
+            .claims
+            .values()
+            .filter(|c| matches!(c.state, ClaimState::Waiting));
+        match (waiting.next(), waiting.count()) {
+            (Some(claim), 0) => {
+                return Some(Showing::Confirm {
+                    id: claim.id.clone(),
+                    device: claim.device_name.clone(),
+                    code: claim.code.clone(),
+                    expires: claim.expires,
+                });
+            }
+            (Some(_), more) => return Some(Showing::SeveralWaiting(more + 1)),
+            (None, _) => {}
+        }
+        state.offer.as_ref().map(|o| Showing::Offer {
+            payload: o.payload.clone(),
             expires: o.expires,
         })
     }
@@ -664,6 +691,41 @@ mod tests {
                 .start(offer_request(&format!("x{longest}"), true))
                 .is_err_and(|e| matches!(e, PairingError::BadHost(_)))
         );
+    }
+
+    #[test]
+    fn the_display_draws_the_same_version_3_m_modules_as_qr_code_for_the_longest_host() {
+        use crate::hardware::QrMatrix;
+        use crate::hardware::qr::Correction;
+        let (_f, pairing) = service(true);
+        let longest = format!("{}.local:65535", "a".repeat(MAX_HOST_CHARS - 12));
+        // Secrets are random and some once spilled the display's code over to level L:
+        // enough of them that such a secret turns up.
+        for _ in 0..64 {
+            let offer = pairing.start(offer_request(&longest, true)).unwrap();
+            let payload = offer.qr_payload();
+            let ours = qr_code(&payload).unwrap();
+            let drawn = QrMatrix::encode(&payload).unwrap();
+            assert_eq!(drawn.correction(), Correction::Medium, "{payload}");
+            assert_eq!(drawn.width(), 29);
+            let colors = ours.to_colors();
+            for y in 0..29u32 {
+                for x in 0..29u32 {
+                    let module = colors[(y * 29 + x) as usize] == qrcode::Color::Dark;
+                    assert_eq!(
+                        drawn.is_dark(x, y),
+                        module,
+                        "module ({x}, {y}) of {payload}"
+                    );
+                }
+            }
+            match pairing.showing() {
+                Some(Showing::Offer { payload: shown, .. }) => {
+                    assert_eq!(shown.expose(), payload)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use crate::support::{Setup, stdout};
 
 /// The QR codes a reader finds in a PNG of the display.
-fn qr_codes_in_png(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn qr_codes_in_png(bytes: &[u8]) -> Vec<String> {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = decoder.read_info().unwrap();
     let mut buffer = vec![0; reader.output_buffer_size().unwrap()];

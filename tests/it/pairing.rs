@@ -453,15 +453,257 @@ fn the_console_opens_an_offer_confirms_the_claim_and_revokes_the_device() {
     let der: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(profile.contains("<string>com.apple.security.root</string>"));
     assert!(profile.contains(&format!("<data>{der}</data>")));
-    let png = setup.cli(&[
+    // --png writes the frame the display shows: private, and its QR reads back to the
+    // very payload printed beside it.
+    let png = setup.dir.path().join("offer.png");
+    let started = setup.cli(&[
+        "pair",
+        "start",
+        "--json",
+        "--host",
+        &host,
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let offer: Value = serde_json::from_str(&stdout(&started)).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&png).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let codes = crate::hardware::qr_codes_in_png(&std::fs::read(&png).unwrap());
+    assert_eq!(codes, vec![offer["payload"].as_str().unwrap().to_string()]);
+    // A path that cannot be written: a clear error naming the open offer, nothing left.
+    let nowhere = setup.dir.path().join("missing/offer.png");
+    let failed = setup.cli(&[
         "pair",
         "start",
         "--replace",
         "--host",
         &host,
         "--png",
-        "/tmp/x.png",
+        nowhere.to_str().unwrap(),
     ]);
-    assert_eq!(png.status.code(), Some(1));
-    assert!(stderr(&png).contains("not yet available"));
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("is open, but its picture cannot be written"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(!nowhere.parent().unwrap().exists());
+}
+
+/// The QR codes in what the gateway's display task draws now: the screen it asks
+/// `app::display_screen` for, rendered at the gateway's clock, as the PNG a person sees.
+fn display_codes(gateway: &Gateway) -> (aisopod::hardware::Screen, Vec<String>) {
+    let app = gateway.app.as_ref().unwrap();
+    let now = aisopod::clock::Clock::now(gateway.clock.as_ref().unwrap());
+    let screen = aisopod::app::display_screen(app, &gateway.url, "aisopod");
+    let frame = aisopod::hardware::render(&screen, now).unwrap();
+    let png = aisopod::hardware::png::encode(&frame).unwrap();
+    (screen, crate::hardware::qr_codes_in_png(&png))
+}
+
+#[test]
+fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code_at_expiry() {
+    use aisopod::hardware::Screen;
+    let (_setup, gateway, admin) = owner_gateway(FAST);
+    let (screen, codes) = display_codes(&gateway);
+    assert!(
+        matches!(
+            screen,
+            Screen::Status {
+                devices: Some(0),
+                ..
+            }
+        ),
+        "{screen:?}"
+    );
+    assert!(codes.is_empty());
+
+    let (first, secret) = offer(&gateway, &admin);
+    let (screen, codes) = display_codes(&gateway);
+    assert!(matches!(screen, Screen::Pairing { .. }), "{screen:?}");
+    assert_eq!(codes, vec![first["payload"].as_str().unwrap().to_string()]);
+
+    // A claim spends the offer: the display names the phone and its code, no QR.
+    let phone = Phone::new(&gateway, version_of(false), "127.0.0.2");
+    let (status, claim) = phone.claim(&secret, "kitchen phone");
+    assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+    let (screen, codes) = display_codes(&gateway);
+    match &screen {
+        Screen::PairingConfirm { device, code, .. } => {
+            assert_eq!(device, "kitchen phone");
+            assert_eq!(code, claim["code"].as_str().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(codes.is_empty());
+    let (status, _) = admin_call(
+        &gateway,
+        &admin,
+        "POST",
+        &format!("/api/v1/pairing/{}/confirm", claim["id"].as_str().unwrap()),
+        json!({}),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (screen, _) = display_codes(&gateway);
+    assert!(
+        matches!(
+            screen,
+            Screen::Status {
+                devices: Some(1),
+                ..
+            }
+        ),
+        "the paired device is counted: {screen:?}"
+    );
+
+    // A second offer shows until its lifetime ends, and not a moment after.
+    let (second, _) = offer(&gateway, &admin);
+    let (_, codes) = display_codes(&gateway);
+    assert_eq!(codes, vec![second["payload"].as_str().unwrap().to_string()]);
+    let clock = gateway.clock.as_ref().unwrap();
+    clock.freeze();
+    let left =
+        second["expires"].as_i64().unwrap() - aisopod::clock::Clock::now(clock).unix_timestamp();
+    clock.advance(Duration::from_secs(u64::try_from(left).unwrap()));
+    let (screen, codes) = display_codes(&gateway);
+    assert!(codes.is_empty(), "{screen:?}");
+    assert!(matches!(screen, Screen::Status { .. }), "{screen:?}");
+}
+
+/// Feeds presses to the gateway's button handler, as the debounced GPIO button would.
+fn button(gateway: &Gateway) -> tokio::sync::mpsc::UnboundedSender<aisopod::hardware::ButtonEvent> {
+    let (presses, heard) = tokio::sync::mpsc::unbounded_channel();
+    let app = std::sync::Arc::downgrade(gateway.app.as_ref().unwrap());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(aisopod::app::follow_button(app, heard));
+    });
+    presses
+}
+
+/// Waits (by condition, a few seconds at most) until `done` holds.
+fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The audit records of button presses: (action, outcome).
+fn button_records(gateway: &Gateway) -> Vec<(String, Value)> {
+    let query = aisopod::audit::Query {
+        since: None,
+        action: None,
+        limit: None,
+    };
+    let records = gateway.app.as_ref().unwrap().audit().list(&query).unwrap();
+    records
+        .into_iter()
+        .filter(|r| r.actor == "button")
+        .map(|r| (r.action, serde_json::to_value(r.outcome).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_long_press_opens_an_offer_and_a_short_press_confirms_the_phone_the_display_names() {
+    use aisopod::hardware::ButtonEvent::{Long, Short};
+    let (_setup, gateway, admin) =
+        owner_gateway(&format!("public_url = \"https://pi.example:8443\"\n{FAST}"));
+    let app = gateway.app.clone().unwrap();
+    let presses = button(&gateway);
+    for (round, http1) in [true, false].into_iter().enumerate() {
+        // A short press with nothing to confirm does nothing.
+        presses.send(Short).unwrap();
+        presses.send(Long).unwrap();
+        until("a long press opens an offer", || {
+            app.pairing.offer().is_some()
+        });
+        let (_, codes) = display_codes(&gateway);
+        let [payload] = codes.as_slice() else {
+            panic!("{codes:?}")
+        };
+        assert!(
+            payload.starts_with("HTTPS://PI.EXAMPLE:8443/P#"),
+            "{payload}"
+        );
+        // Held again while the offer is open: refused, the same offer stays up.
+        presses.send(Long).unwrap();
+        until("the second long press is refused", || {
+            button_records(&gateway).len() == 3 * round + 2
+        });
+        assert_eq!(display_codes(&gateway).1, codes);
+        let phone = Phone::new(&gateway, version_of(http1), "127.0.0.2");
+        let (status, claim) = phone.claim(payload.rsplit_once('#').unwrap().1, "hall phone");
+        assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+        let (_, waiting) = phone.poll(&claim);
+        assert_eq!(waiting["status"], "waiting", "{waiting}");
+        presses.send(Short).unwrap();
+        until("a short press confirms", || {
+            app.pairing.pending().is_empty()
+        });
+        let (status, polled) = phone.poll(&claim);
+        assert_eq!(status, StatusCode::OK, "{polled}");
+        assert_eq!(polled["status"], "confirmed", "{polled}");
+        let access = polled["tokens"]["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::OK
+        );
+        let (_, devices) = admin_call(&gateway, &admin, "GET", "/api/v1/devices", json!({}));
+        assert_eq!(
+            devices.as_array().map(Vec::len),
+            Some(round + 1),
+            "{devices}"
+        );
+    }
+
+    // Two phones waiting: the display names neither, so a press confirms neither.
+    let mut claims = Vec::new();
+    for from in ["127.0.0.3", "127.0.0.4"] {
+        let (status, offer) = admin_call(&gateway, &admin, "POST", "/api/v1/pairing", json!({}));
+        assert_eq!(status, StatusCode::CREATED, "{offer}");
+        let secret = offer["payload"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('#')
+            .unwrap()
+            .1;
+        let phone = Phone::new(&gateway, version_of(true), from);
+        let (status, claim) = phone.claim(secret, from);
+        assert_eq!(status, StatusCode::ACCEPTED, "{claim}");
+        claims.push((phone, claim));
+    }
+    presses.send(Short).unwrap();
+    presses.send(Long).unwrap();
+    until("the long press after it is handled", || {
+        app.pairing.offer().is_some()
+    });
+    assert_eq!(app.pairing.pending().len(), 2);
+    for (phone, claim) in &claims {
+        assert_eq!(phone.poll(claim).1["status"], "waiting");
+    }
+
+    let kinds: Vec<(String, String)> = button_records(&gateway)
+        .into_iter()
+        .map(|(action, outcome)| (action, outcome.as_str().unwrap_or("").to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("pairing.start", "success"),
+        ("pairing.start", "failure"),
+        ("pairing.confirm", "success"),
+        ("pairing.start", "success"),
+        ("pairing.start", "failure"),
+        ("pairing.confirm", "success"),
+        ("pairing.start", "success"),
+    ]
+    .iter()
+    .map(|(a, o)| (format!("admin.{a}"), (*o).to_string()))
+    .collect();
+    assert_eq!(kinds, expected);
 }
