@@ -11,7 +11,6 @@ use axum::routing::{delete, get, post, put};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::audit::AuditEvent;
 use crate::auth::scopes::Scope;
 use crate::gateway::agents::AgentSpec;
 use crate::server::api::Api;
@@ -47,15 +46,6 @@ pub fn api() -> Api {
         )
 }
 
-fn audit(app: &App, action: &str, caller: &Caller, ip: std::net::IpAddr, name: &str) {
-    app.audit().record_or_log(
-        AuditEvent::new(action)
-            .actor(caller.actor())
-            .target(name.to_string())
-            .source_ip(Some(ip)),
-    );
-}
-
 async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Result<Response, ApiError> {
     let agents = blocking(move || Ok(app.gateway.agents.list()?)).await?;
     Ok(Json(json!({ "agents": agents })).into_response())
@@ -78,7 +68,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let agent = blocking(move || {
         let agent = app.gateway.agents.create(spec)?;
-        audit(&app, "agent.create", &caller, ip, &agent.name);
+        app.audit_change("agent.create", caller.actor(), ip, &agent.name);
         Ok(agent)
     })
     .await?;
@@ -94,7 +84,7 @@ async fn replace(
 ) -> Result<Response, ApiError> {
     let agent = blocking(move || {
         let agent = app.gateway.agents.update(&name, spec)?;
-        audit(&app, "agent.update", &caller, ip, &agent.name);
+        app.audit_change("agent.update", caller.actor(), ip, &agent.name);
         Ok(agent)
     })
     .await?;
@@ -109,7 +99,7 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         app.gateway.agents.delete(&name)?;
-        audit(&app, "agent.delete", &caller, ip, &name);
+        app.audit_change("agent.delete", caller.actor(), ip, &name);
         Ok(())
     })
     .await?;

@@ -15,7 +15,6 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::AuditEvent;
 use crate::auth::scopes::Scope;
 use crate::gateway::upstreams::UpstreamsError;
 use crate::secret::Secret;
@@ -69,15 +68,6 @@ impl From<UpstreamsError> for ApiError {
             }
         }
     }
-}
-
-fn audit(app: &App, action: &str, caller: &Caller, ip: std::net::IpAddr, name: &str) {
-    app.audit().record_or_log(
-        AuditEvent::new(action)
-            .actor(caller.actor())
-            .target(name.to_string())
-            .source_ip(Some(ip)),
-    );
 }
 
 async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Result<Response, ApiError> {
@@ -137,7 +127,7 @@ async fn set_key(
     let key = key_body(&body)?;
     blocking(move || {
         app.gateway.upstreams.set_key(&name, &key)?;
-        audit(&app, "provider.key_set", &caller, ip, &name);
+        app.audit_change("provider.key_set", caller.actor(), ip, &name);
         Ok(())
     })
     .await?;
@@ -153,7 +143,7 @@ async fn remove_key(
     let removed = blocking(move || {
         let removed = app.gateway.upstreams.remove_key(&name)?;
         if removed {
-            audit(&app, "provider.key_remove", &caller, ip, &name);
+            app.audit_change("provider.key_remove", caller.actor(), ip, &name);
         }
         Ok(removed)
     })

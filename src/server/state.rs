@@ -303,6 +303,17 @@ impl App {
         &self.services.audit
     }
 
+    /// Records that `actor`, calling from `ip`, made the change `action` to `target` (an
+    /// agent, a provider's key, ...); a failing audit log is logged, not returned.
+    pub fn audit_change(&self, action: &str, actor: String, ip: std::net::IpAddr, target: &str) {
+        self.audit().record_or_log(
+            AuditEvent::new(action)
+                .actor(actor)
+                .target(target.to_string())
+                .source_ip(Some(ip)),
+        );
+    }
+
     /// Readiness: each check by name, `Err` naming what failed.
     pub fn readiness(&self) -> (bool, serde_json::Value) {
         let store = match self.services.store.check() {
