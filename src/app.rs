@@ -243,6 +243,7 @@ where
     offer_claim_code(&app, &url);
     start_display(&app, &url);
     start_button(&app);
+    start_led(&app);
     if let Some(on_ready) = on_ready {
         on_ready(&Ready {
             app: app.clone(),
@@ -411,6 +412,47 @@ fn start_button(app: &Arc<App>) {
             .tasks
             .spawn("button", follow_button(Arc::downgrade(app), presses)),
         Err(err) => tracing::warn!(error = %err, "the button cannot be used; running without it"),
+    }
+}
+
+/// Starts the LED, when there is one, showing [`led_pattern`] as it changes.
+fn start_led(app: &Arc<App>) {
+    use crate::hardware::{LedPattern, led, select::open_led};
+    let (device, missing) = open_led(&app.config().hardware);
+    if let Some(why) = missing {
+        tracing::info!(reason = %why, "no LED");
+        return;
+    }
+    let (patterns, shown) = tokio::sync::watch::channel(led_pattern(app));
+    app.tasks.spawn("led", led::run(device, shown));
+    let weak = Arc::downgrade(app);
+    app.tasks.spawn("led-state", async move {
+        // Each second, like the display: the state the pattern reads has no change events.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else {
+                let _ = patterns.send(LedPattern::Off);
+                return;
+            };
+            patterns.send_if_modified(|current| {
+                let next = led_pattern(&app);
+                std::mem::replace(current, next) != next
+            });
+        }
+    });
+}
+
+/// What the LED says now: a tool call waiting for approval first (a person should act),
+/// then an open pairing offer or a phone waiting for confirmation, else ready.
+pub fn led_pattern(app: &App) -> crate::hardware::LedPattern {
+    use crate::hardware::LedPattern;
+    if app.approvals.waiting() > 0 {
+        LedPattern::ApprovalWaiting
+    } else if app.pairing.showing().is_some() {
+        LedPattern::Pairing
+    } else {
+        LedPattern::Ready
     }
 }
 

@@ -428,6 +428,11 @@ impl Broker {
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))
     }
 
+    /// How many requests wait for an answer, whoever may give it.
+    pub fn waiting(&self) -> usize {
+        lock(&self.state).pending.len()
+    }
+
     /// Pending requests this responder may answer, oldest first.
     pub fn pending_for(&self, responder: &Responder) -> Vec<Arc<ApprovalRequest>> {
         let state = lock(&self.state);

@@ -503,10 +503,16 @@ fn display_codes(gateway: &Gateway) -> (aisopod::hardware::Screen, Vec<String>) 
     (screen, crate::hardware::qr_codes_in_png(&png))
 }
 
+/// The pattern the gateway's LED would play now.
+fn led(gateway: &Gateway) -> aisopod::hardware::LedPattern {
+    aisopod::app::led_pattern(gateway.app.as_ref().unwrap())
+}
+
 #[test]
 fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code_at_expiry() {
-    use aisopod::hardware::Screen;
+    use aisopod::hardware::{LedPattern, Screen};
     let (_setup, gateway, admin) = owner_gateway(FAST);
+    assert_eq!(led(&gateway), LedPattern::Ready);
     let (screen, codes) = display_codes(&gateway);
     assert!(
         matches!(
@@ -521,6 +527,7 @@ fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code
     assert!(codes.is_empty());
 
     let (first, secret) = offer(&gateway, &admin);
+    assert_eq!(led(&gateway), LedPattern::Pairing);
     let (screen, codes) = display_codes(&gateway);
     assert!(matches!(screen, Screen::Pairing { .. }), "{screen:?}");
     assert_eq!(codes, vec![first["payload"].as_str().unwrap().to_string()]);
@@ -557,6 +564,11 @@ fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code
         ),
         "the paired device is counted: {screen:?}"
     );
+    assert_eq!(
+        led(&gateway),
+        LedPattern::Ready,
+        "nothing waits once confirmed"
+    );
 
     // A second offer shows until its lifetime ends, and not a moment after.
     let (second, _) = offer(&gateway, &admin);
@@ -570,6 +582,11 @@ fn the_display_shows_the_offer_s_qr_then_the_phone_to_confirm_and_drops_the_code
     let (screen, codes) = display_codes(&gateway);
     assert!(codes.is_empty(), "{screen:?}");
     assert!(matches!(screen, Screen::Status { .. }), "{screen:?}");
+    assert_eq!(
+        led(&gateway),
+        LedPattern::Ready,
+        "an expired offer stops the blinking"
+    );
 }
 
 /// Feeds presses to the gateway's button handler, as the debounced GPIO button would.

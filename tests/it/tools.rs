@@ -138,6 +138,8 @@ fn a_command_needing_approval_runs_once_approved_over_the_websocket() {
     assert_eq!(request["requester"]["user"], "@console");
     assert!(request["expiresAt"].is_string());
     let id = request["requestId"].as_str().unwrap().to_string();
+    let led = || aisopod::app::led_pattern(w.gateway.app.as_ref().unwrap());
+    assert_eq!(led(), aisopod::hardware::LedPattern::ApprovalWaiting);
 
     // An answer naming different input is refused; the request stays pending.
     send(
@@ -156,6 +158,11 @@ fn a_command_needing_approval_runs_once_approved_over_the_websocket() {
     assert_eq!(resolved["type"], "approval.resolved");
     assert_eq!(resolved["allowed"], true);
     assert_eq!(resolved["decidedBy"], "user:owner");
+    assert_eq!(
+        led(),
+        aisopod::hardware::LedPattern::Ready,
+        "nothing waits now"
+    );
 
     let out = call.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
