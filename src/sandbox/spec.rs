@@ -407,20 +407,7 @@ mod lossy_text {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn limits() -> Limits {
-        Limits {
-            timeout: Duration::from_secs(5),
-            memory: 128 << 20,
-            cpu_millis: 500,
-            pids: 64,
-            max_output: 1 << 20,
-            tmp_size: 16 << 20,
-            max_files: 4,
-            max_file_size: 1 << 20,
-            network: false,
-        }
-    }
+    use crate::sandbox::cgroups::manager::tests::limits;
 
     #[test]
     fn languages_parse_by_name_only() {
