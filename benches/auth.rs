@@ -61,7 +61,7 @@ fn main() {
             "bench",
             Scopes::parse_list("chat:read").unwrap(),
             Scopes::all(),
-            None,
+            aisopod::auth::tokens::TokenTerms::default(),
             "bench",
         )
         .unwrap();

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::tokens::{LimitsChanger, TokenLimits, TokenTerms};
 use crate::config::Config;
 use crate::server::state::{App, Services, tls_audit_event};
 use crate::store::SecretName;
@@ -287,6 +288,8 @@ fn run(
             name,
             scopes,
             expires,
+            requests_per_minute,
+            tokens_per_day,
         } => {
             let auth = &services.auth;
             if auth.mode != crate::config::AuthMode::Password
@@ -305,7 +308,20 @@ fn run(
             };
             let (token, record) = auth
                 .tokens
-                .create(&owner, &name, scopes, owner.scopes, ttl, "console")
+                .create(
+                    &owner,
+                    &name,
+                    scopes,
+                    owner.scopes,
+                    TokenTerms {
+                        ttl_secs: ttl,
+                        limits: TokenLimits {
+                            requests_per_minute,
+                            tokens_per_day,
+                        },
+                    },
+                    "console",
+                )
                 .map_err(|e| failed(&e))?;
             Ok(AdminResponse::TokenIssued(IssuedToken { record, token }))
         }
@@ -320,6 +336,12 @@ fn run(
             .tokens
             .revoke(&id)
             .map(AdminResponse::TokenRevoked)
+            .map_err(|e| failed(&e)),
+        AdminRequest::TokenLimit { id, change } => services
+            .auth
+            .tokens
+            .set_limits(&id, change, LimitsChanger::Admin)
+            .map(AdminResponse::TokenLimited)
             .map_err(|e| failed(&e)),
         AdminRequest::TokenRotate { name, grace } => {
             let grace = grace
@@ -707,6 +729,8 @@ mod tests {
                 name: "ci".into(),
                 scopes: crate::auth::scopes::Scopes::parse_list("chat:read").unwrap(),
                 expires: Some("1h".into()),
+                requests_per_minute: None,
+                tokens_per_day: None,
             },
         )
         .await;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditRecord, Export, ExportSeal, Query, Verified};
 use crate::auth::paired::PairedDevice;
 use crate::auth::scopes::Scopes;
-use crate::auth::tokens::TokenRecord;
+use crate::auth::tokens::{LimitsChange, TokenRecord};
 use crate::auth::users::UserView;
 use crate::gateway::tools::CallReport;
 use crate::keys::backup_crypto::TransientSnapshot;
@@ -96,6 +96,17 @@ pub enum AdminRequest {
         name: String,
         scopes: Scopes,
         expires: Option<String>,
+        // Absent from the line when unset, so a line without limits is the one an
+        // earlier release of this protocol version sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests_per_minute: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_per_day: Option<u64>,
+    },
+    /// Changes a token's limits (the console acts as an administrator).
+    TokenLimit {
+        id: String,
+        change: LimitsChange,
     },
     TokenList,
     TokenRevoke {
@@ -178,6 +189,7 @@ impl AdminRequest {
             AdminRequest::TokenCreate { .. } => "auth.token_create",
             AdminRequest::TokenList => "auth.token_list",
             AdminRequest::TokenRevoke { .. } => "auth.token_revoke",
+            AdminRequest::TokenLimit { .. } => "auth.token_limit",
             AdminRequest::TokenRotate { .. } => "auth.token_rotate",
             AdminRequest::SigningKeyRotate => "auth.signing_key_rotate",
             AdminRequest::PairStart { .. } => "pairing.start",
@@ -200,6 +212,7 @@ impl AdminRequest {
             | AdminRequest::TokenCreate { name, .. }
             | AdminRequest::TokenRotate { name, .. } => name.clone(),
             AdminRequest::TokenRevoke { id }
+            | AdminRequest::TokenLimit { id, .. }
             | AdminRequest::PairRevoke { id }
             | AdminRequest::PairConfirm { id } => id.clone(),
             AdminRequest::CertRegenerate { ca: true } => "ca".into(),
@@ -262,6 +275,7 @@ pub enum AdminResponse {
     TokenIssued(IssuedToken),
     Tokens(Vec<TokenRecord>),
     TokenRevoked(TokenRecord),
+    TokenLimited(TokenRecord),
     SigningKeyRotated {
         kid: String,
         previous_valid_for: i64,
@@ -312,6 +326,7 @@ impl AdminResponse {
             AdminResponse::TokenIssued(_) => "token_issued",
             AdminResponse::Tokens(_) => "tokens",
             AdminResponse::TokenRevoked(_) => "token_revoked",
+            AdminResponse::TokenLimited(_) => "token_limited",
             AdminResponse::SigningKeyRotated { .. } => "signing_key_rotated",
             AdminResponse::SandboxRun(_) => "sandbox_run",
             AdminResponse::ToolRun(_) => "tool_run",
@@ -614,9 +629,18 @@ mod tests {
                 name: "ci".into(),
                 scopes,
                 expires: Some("90d".into()),
+                requests_per_minute: Some(60),
+                tokens_per_day: Some(100_000),
             },
             AdminRequest::TokenList,
             AdminRequest::TokenRevoke { id: "tok1".into() },
+            AdminRequest::TokenLimit {
+                id: "tok1".into(),
+                change: LimitsChange {
+                    requests_per_minute: crate::auth::tokens::LimitChange::Lift,
+                    tokens_per_day: crate::auth::tokens::LimitChange::Set(5000),
+                },
+            },
             AdminRequest::TokenRotate {
                 name: "ci".into(),
                 grace: None,

@@ -93,6 +93,16 @@ impl Principal {
         self.scopes.allows(scope)
     }
 
+    /// The API token behind this principal: the one it presented, or the one a session
+    /// (a WebSocket ticket) was derived from, so limits on a token follow it there.
+    pub fn api_token_id(&self) -> Option<&str> {
+        match &self.via {
+            Via::ApiToken { id } => Some(id),
+            Via::Session(claims) => claims.sid.as_deref()?.strip_prefix(TOKEN_SID),
+            Via::StaticToken | Via::Local | Via::PairedDevice { .. } => None,
+        }
+    }
+
     /// A short label for the audit log's `actor` field.
     pub fn actor(&self) -> String {
         match &self.via {

@@ -8,6 +8,11 @@
 //! token carries the owner's `disablements` count from when it was made). Rotation
 //! issues a new token with the same name, scopes and expiry and lets the old one live
 //! for a grace period, never past its own expiry.
+//!
+//! A token may also carry [`TokenLimits`] (requests a minute, model tokens a day), set
+//! when it is made and changed later by an administrator, or tightened by its owner.
+//! This module stores and validates them; `gateway::quota` enforces them. A record
+//! stored before limits existed loads as unlimited.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +39,15 @@ pub enum TokenError {
     NameTaken(String),
     #[error("no token {0}")]
     NotFound(String),
+    #[error("{field} {problem}")]
+    InvalidLimit {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("token {0} is not yours; only an administrator may change another's token")]
+    NotYours(String),
+    #[error("only an administrator may raise or lift {field}; its owner may only lower it")]
+    OnlyAdminLoosens { field: &'static str },
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -57,6 +71,156 @@ pub struct TokenRecord {
     /// The owner's [`UserRecord::disablements`] when the token was made.
     #[serde(default)]
     pub owner_disablements: u64,
+    /// Absent in records stored before limits existed: unlimited.
+    #[serde(flatten, default)]
+    pub limits: TokenLimits,
+}
+
+/// Most requests a minute a limit may name (far above any gateway's own rate limit).
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 100_000;
+/// Most model tokens a day a limit may name.
+pub const MAX_TOKENS_PER_DAY: u64 = 1_000_000_000_000;
+
+/// Optional limits on what one token may use; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenLimits {
+    /// Requests a minute to the routes that call a model: a burst of this many, then
+    /// one each `60 / n` seconds.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Prompt plus completion tokens in one UTC day, as usage records them.
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+}
+
+impl TokenLimits {
+    pub fn is_unlimited(&self) -> bool {
+        self.requests_per_minute.is_none() && self.tokens_per_day.is_none()
+    }
+
+    /// Refuses a limit of 0 or beyond the maximum, naming the field.
+    pub fn validate(&self) -> Result<(), TokenError> {
+        fn check(field: &'static str, value: Option<u64>, max: u64) -> Result<(), TokenError> {
+            match value {
+                Some(n) if n == 0 || n > max => Err(TokenError::InvalidLimit {
+                    field,
+                    problem: format!(
+                        "must be between 1 and {max} (null or absent means no limit), not {n}"
+                    ),
+                }),
+                _ => Ok(()),
+            }
+        }
+        check(
+            "requests_per_minute",
+            self.requests_per_minute.map(u64::from),
+            u64::from(MAX_REQUESTS_PER_MINUTE),
+        )?;
+        check("tokens_per_day", self.tokens_per_day, MAX_TOKENS_PER_DAY)
+    }
+
+    /// These limits after `change`.
+    pub fn changed(self, change: LimitsChange) -> TokenLimits {
+        TokenLimits {
+            requests_per_minute: change.requests_per_minute.apply(self.requests_per_minute),
+            tokens_per_day: change.tokens_per_day.apply(self.tokens_per_day),
+        }
+    }
+
+    /// The first field that `new` raises or lifts compared with these limits.
+    fn loosened_by(&self, new: &TokenLimits) -> Option<&'static str> {
+        fn looser<T: Ord>(old: Option<T>, new: Option<T>) -> bool {
+            match (old, new) {
+                (Some(_), None) => true,
+                (Some(old), Some(new)) => new > old,
+                (None, _) => false,
+            }
+        }
+        if looser(self.requests_per_minute, new.requests_per_minute) {
+            Some("requests_per_minute")
+        } else if looser(self.tokens_per_day, new.tokens_per_day) {
+            Some("tokens_per_day")
+        } else {
+            None
+        }
+    }
+}
+
+/// A change to one limit: keep it (the field is absent), set it (a number) or lift it
+/// (`null`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitChange<T> {
+    #[default]
+    Keep,
+    Set(T),
+    Lift,
+}
+
+impl<T> LimitChange<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, LimitChange::Keep)
+    }
+
+    fn apply(self, old: Option<T>) -> Option<T> {
+        match self {
+            LimitChange::Keep => old,
+            LimitChange::Set(new) => Some(new),
+            LimitChange::Lift => None,
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for LimitChange<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LimitChange::Set(value) => s.serialize_some(value),
+            LimitChange::Keep | LimitChange::Lift => s.serialize_none(),
+        }
+    }
+}
+
+/// Present fields only: an absent one is [`LimitChange::Keep`] through `#[serde(default)]`.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for LimitChange<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map_or(LimitChange::Lift, LimitChange::Set))
+    }
+}
+
+/// What a change of limits asks for, field by field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsChange {
+    #[serde(default, skip_serializing_if = "LimitChange::is_keep")]
+    pub requests_per_minute: LimitChange<u32>,
+    #[serde(default, skip_serializing_if = "LimitChange::is_keep")]
+    pub tokens_per_day: LimitChange<u64>,
+}
+
+/// How long a new token lives and what it may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenTerms {
+    /// Seconds from now; `None` lives until revoked.
+    pub ttl_secs: Option<i64>,
+    pub limits: TokenLimits,
+}
+
+impl TokenTerms {
+    /// Unlimited, ending after `ttl_secs` (or never).
+    pub fn expiring(ttl_secs: Option<i64>) -> TokenTerms {
+        TokenTerms {
+            ttl_secs,
+            limits: TokenLimits::default(),
+        }
+    }
+}
+
+/// Who changes a token's limits.
+#[derive(Debug, Clone, Copy)]
+pub enum LimitsChanger<'a> {
+    /// An administrator: any change.
+    Admin,
+    /// The account of this name: only its own tokens, and only tighter.
+    Owner(&'a str),
 }
 
 impl TokenRecord {
@@ -140,9 +304,11 @@ impl ApiTokens {
         name: &str,
         scopes: Scopes,
         holder_scopes: Scopes,
-        ttl_secs: Option<i64>,
+        terms: TokenTerms,
         created_by: &str,
     ) -> Result<(Secret, TokenRecord), TokenError> {
+        let TokenTerms { ttl_secs, limits } = terms;
+        limits.validate()?;
         if !valid_name(name) {
             return Err(TokenError::InvalidName(name.chars().take(80).collect()));
         }
@@ -158,7 +324,7 @@ impl ApiTokens {
         if self.active()?.iter().any(|t| t.name == name) {
             return Err(TokenError::NameTaken(name.to_string()));
         }
-        self.insert(owner, name, scopes, ttl_secs, created_by)
+        self.insert(owner, name, scopes, ttl_secs, limits, created_by)
     }
 
     fn insert(
@@ -167,6 +333,7 @@ impl ApiTokens {
         name: &str,
         scopes: Scopes,
         ttl_secs: Option<i64>,
+        limits: TokenLimits,
         created_by: &str,
     ) -> Result<(Secret, TokenRecord), TokenError> {
         let minted = opaque::mint(TOKEN_PREFIX);
@@ -182,6 +349,7 @@ impl ApiTokens {
             expires: ttl_secs.map(|ttl| self.now() + ttl),
             last_used: None,
             owner_disablements: owner.disablements,
+            limits,
         };
         self.tree.insert(&record.id, &record)?;
         self.store.sync()?;
@@ -270,7 +438,54 @@ impl ApiTokens {
         }
         // The replacement ends when the old token would have: rotating is not renewing.
         let ttl = old.expires.map(|e| e - now);
-        self.insert(&owner, name, old.scopes, ttl, created_by)
+        self.insert(&owner, name, old.scopes, ttl, old.limits, created_by)
+    }
+
+    /// The limits of token `id`; `None` when there is no such token.
+    pub fn limits(&self, id: &str) -> Result<Option<TokenLimits>, TokenError> {
+        Ok(self.tree.get(&id.to_string())?.map(|record| record.limits))
+    }
+
+    /// Changes the limits of token `id`. An owner may change only their own token, and
+    /// only tighten it; whoever is refused learns nothing of other accounts' tokens.
+    pub fn set_limits(
+        &self,
+        id: &str,
+        change: LimitsChange,
+        by: LimitsChanger<'_>,
+    ) -> Result<TokenRecord, TokenError> {
+        let not_yours = || TokenError::NotYours(id.chars().take(64).collect());
+        let record = match self.tree.get(&id.to_string())? {
+            Some(record) => record,
+            None if matches!(by, LimitsChanger::Admin) => {
+                return Err(TokenError::NotFound(id.to_string()));
+            }
+            None => return Err(not_yours()),
+        };
+        if let LimitsChanger::Owner(name) = by {
+            let owner = self.accounts.get(name)?;
+            if record.owner != name || owner.is_none_or(|o| o.id != record.owner_id) {
+                return Err(not_yours());
+            }
+        }
+        // Judged on the record as stored at the swap: a concurrent change cannot let an
+        // owner's "tightening" loosen what an administrator just set.
+        let updated = self.tree.update(&record.id, |current| {
+            let limits = current.limits.changed(change);
+            limits.validate()?;
+            if let (LimitsChanger::Owner(_), Some(field)) =
+                (by, current.limits.loosened_by(&limits))
+            {
+                return Err(TokenError::OnlyAdminLoosens { field });
+            }
+            Ok(Some(TokenRecord {
+                limits,
+                ..current.clone()
+            }))
+        })?;
+        let updated = updated.ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        self.store.sync()?;
+        Ok(updated.listed())
     }
 }
 
@@ -303,21 +518,49 @@ mod tests {
         let carol = accounts.get("carol").unwrap().unwrap();
         let read = Scopes::parse_list("chat:read").unwrap();
         let (secret, record) = tokens
-            .create(&carol, "bot", read, carol.scopes, None, "carol")
+            .create(
+                &carol,
+                "bot",
+                read,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
             .unwrap();
         assert!(secret.expose().starts_with("aisp_"));
         let (checked, owner) = tokens.authenticate(secret.expose()).unwrap();
         assert_eq!(checked.id, record.id);
         assert_eq!(owner.username, "carol");
         assert_eq!(checked.scopes, read);
-        let too_much = tokens.create(&carol, "root", Scopes::all(), carol.scopes, None, "carol");
+        let too_much = tokens.create(
+            &carol,
+            "root",
+            Scopes::all(),
+            carol.scopes,
+            TokenTerms::expiring(None),
+            "carol",
+        );
         assert!(matches!(too_much, Err(TokenError::ScopeNotHeld(s)) if s == "admin"));
         assert!(matches!(
-            tokens.create(&carol, "bot", read, carol.scopes, None, "carol"),
+            tokens.create(
+                &carol,
+                "bot",
+                read,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol"
+            ),
             Err(TokenError::NameTaken(_))
         ));
         assert!(matches!(
-            tokens.create(&carol, "bad name", read, carol.scopes, None, "carol"),
+            tokens.create(
+                &carol,
+                "bad name",
+                read,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol"
+            ),
             Err(TokenError::InvalidName(_))
         ));
         let listed = serde_json::to_string(&tokens.list().unwrap()).unwrap();
@@ -335,12 +578,19 @@ mod tests {
                 "short",
                 carol.scopes,
                 Scopes::all(),
-                Some(60),
+                TokenTerms::expiring(Some(60)),
                 "admin",
             )
             .unwrap();
         let (long, long_record) = tokens
-            .create(&carol, "long", carol.scopes, Scopes::all(), None, "admin")
+            .create(
+                &carol,
+                "long",
+                carol.scopes,
+                Scopes::all(),
+                TokenTerms::expiring(None),
+                "admin",
+            )
             .unwrap();
         clock.advance(time::Duration::seconds(61));
         assert!(matches!(
@@ -354,7 +604,14 @@ mod tests {
         tokens.revoke(&long_record.id).unwrap();
         assert!(tokens.authenticate(long.expose()).is_err());
         let (own, _) = tokens
-            .create(&admin, "ops", Scopes::all(), Scopes::all(), None, "admin")
+            .create(
+                &admin,
+                "ops",
+                Scopes::all(),
+                Scopes::all(),
+                TokenTerms::expiring(None),
+                "admin",
+            )
             .unwrap();
         assert!(tokens.authenticate(own.expose()).is_ok());
         // A forged secret for a real id fails.
@@ -368,7 +625,14 @@ mod tests {
         let (_dir, tokens, accounts, _) = fixture();
         let carol = accounts.get("carol").unwrap().unwrap();
         let (old, old_record) = tokens
-            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .create(
+                &carol,
+                "ci",
+                carol.scopes,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
             .unwrap();
         accounts.set_disabled("carol", true).unwrap();
         assert!(tokens.authenticate(old.expose()).is_err());
@@ -385,7 +649,14 @@ mod tests {
         ));
         let carol = accounts.get("carol").unwrap().unwrap();
         let (new, _) = tokens
-            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .create(
+                &carol,
+                "ci",
+                carol.scopes,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
             .unwrap();
         assert!(tokens.authenticate(new.expose()).is_ok());
     }
@@ -395,7 +666,14 @@ mod tests {
         let (_dir, tokens, accounts, clock) = fixture();
         let carol = accounts.get("carol").unwrap().unwrap();
         let (old, _) = tokens
-            .create(&carol, "ci", carol.scopes, carol.scopes, Some(600), "carol")
+            .create(
+                &carol,
+                "ci",
+                carol.scopes,
+                carol.scopes,
+                TokenTerms::expiring(Some(600)),
+                "carol",
+            )
             .unwrap();
         // A grace of an hour on a token with ten minutes left.
         let (new, record) = tokens.rotate("ci", 3600, "carol").unwrap();
@@ -418,7 +696,14 @@ mod tests {
         let (_dir, tokens, accounts, clock) = fixture();
         let carol = accounts.get("carol").unwrap().unwrap();
         let (old, _) = tokens
-            .create(&carol, "ci", carol.scopes, carol.scopes, None, "carol")
+            .create(
+                &carol,
+                "ci",
+                carol.scopes,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
             .unwrap();
         let (new, record) = tokens.rotate("ci", 3600, "carol").unwrap();
         assert_eq!(record.name, "ci");
@@ -431,5 +716,130 @@ mod tests {
             tokens.rotate("nope", 60, "carol"),
             Err(TokenError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn limits_are_validated_by_field_kept_by_rotation_and_only_admins_loosen_them() {
+        let (_dir, tokens, accounts, _) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let terms = |rpm, tpd| TokenTerms {
+            ttl_secs: None,
+            limits: TokenLimits {
+                requests_per_minute: rpm,
+                tokens_per_day: tpd,
+            },
+        };
+        for (rpm, tpd, field) in [
+            (Some(0), None, "requests_per_minute"),
+            (
+                Some(MAX_REQUESTS_PER_MINUTE + 1),
+                None,
+                "requests_per_minute",
+            ),
+            (None, Some(0), "tokens_per_day"),
+        ] {
+            match tokens.create(
+                &carol,
+                "bot",
+                carol.scopes,
+                carol.scopes,
+                terms(rpm, tpd),
+                "carol",
+            ) {
+                Err(err @ TokenError::InvalidLimit { .. }) => {
+                    assert!(err.to_string().starts_with(field), "{err}")
+                }
+                other => panic!("{rpm:?} {tpd:?}: {other:?}"),
+            }
+        }
+        assert!(tokens.list().unwrap().is_empty(), "nothing half-made");
+        let (_, record) = tokens
+            .create(
+                &carol,
+                "bot",
+                carol.scopes,
+                carol.scopes,
+                terms(Some(60), None),
+                "carol",
+            )
+            .unwrap();
+        assert_eq!(record.limits.requests_per_minute, Some(60));
+        let change = |rpm, tpd| LimitsChange {
+            requests_per_minute: rpm,
+            tokens_per_day: tpd,
+        };
+        let owner = LimitsChanger::Owner("carol");
+        // The owner tightens, and sets a limit that was not there.
+        let tighter = tokens
+            .set_limits(
+                &record.id,
+                change(LimitChange::Set(10), LimitChange::Set(5000)),
+                owner,
+            )
+            .unwrap();
+        assert_eq!(
+            tighter.limits,
+            TokenLimits {
+                requests_per_minute: Some(10),
+                tokens_per_day: Some(5000)
+            }
+        );
+        for (loosen, field) in [
+            (
+                change(LimitChange::Set(11), LimitChange::Keep),
+                "requests_per_minute",
+            ),
+            (
+                change(LimitChange::Keep, LimitChange::Lift),
+                "tokens_per_day",
+            ),
+        ] {
+            assert!(matches!(
+                tokens.set_limits(&record.id, loosen, owner),
+                Err(TokenError::OnlyAdminLoosens { field: f }) if f == field
+            ));
+        }
+        assert!(matches!(
+            tokens.set_limits(
+                &record.id,
+                change(LimitChange::Set(1), LimitChange::Keep),
+                LimitsChanger::Owner("admin")
+            ),
+            Err(TokenError::NotYours(_))
+        ));
+        assert!(
+            matches!(
+                tokens.set_limits(
+                    "nope",
+                    change(LimitChange::Set(1), LimitChange::Keep),
+                    owner
+                ),
+                Err(TokenError::NotYours(_))
+            ),
+            "an owner cannot tell a missing token from another's"
+        );
+        let lifted = tokens
+            .set_limits(
+                &record.id,
+                change(LimitChange::Lift, LimitChange::Keep),
+                LimitsChanger::Admin,
+            )
+            .unwrap();
+        assert_eq!(lifted.limits.requests_per_minute, None);
+        assert_eq!(lifted.limits.tokens_per_day, Some(5000));
+        let (_, rotated) = tokens.rotate("bot", 60, "carol").unwrap();
+        assert_eq!(rotated.limits, lifted.limits, "rotation keeps the limits");
+        assert_eq!(tokens.limits(&rotated.id).unwrap(), Some(lifted.limits));
+        // A record stored before limits existed loads as unlimited.
+        let old: TokenRecord = serde_json::from_value(serde_json::json!({
+            "id": "tok1", "name": "ci", "owner": "carol", "owner_id": "u1",
+            "scopes": ["chat:read"], "created": "2026-01-01T00:00:00Z",
+            "created_by": "console", "expires": null, "last_used": null
+        }))
+        .unwrap();
+        assert!(old.limits.is_unlimited());
+        let listed = serde_json::to_value(lifted).unwrap();
+        assert_eq!(listed["requests_per_minute"], serde_json::Value::Null);
+        assert_eq!(listed["tokens_per_day"], 5000);
     }
 }

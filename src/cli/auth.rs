@@ -1,5 +1,5 @@
 //! `aisopod auth gen-secret | hash-password | claim-code | create-token | list-tokens |
-//! revoke-token | rotate-token | rotate-signing-key`.
+//! revoke-token | rotate-token | limit-token | rotate-signing-key`.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -14,6 +14,7 @@ use crate::admin::{AdminRequest, AdminResponse};
 use crate::audit::escape_control;
 use crate::auth::password::Passwords;
 use crate::auth::scopes::Scopes;
+use crate::auth::tokens::{LimitChange, LimitsChange};
 use crate::secret::Secret;
 
 /// Longest password input accepted (the policy's limit is far below this).
@@ -63,6 +64,32 @@ fn unix_rfc3339(unix: i64) -> String {
         .map_or_else(|_| unix.to_string(), crate::clock::rfc3339)
 }
 
+/// A limit as typed: a whole number, or "none" to lift it.
+fn limit_change<T: std::str::FromStr>(text: &str) -> Result<LimitChange<T>, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(LimitChange::Lift);
+    }
+    text.parse()
+        .map(LimitChange::Set)
+        .map_err(|_| format!("{text:?} is not a whole number or \"none\""))
+}
+
+/// A listed token's limits, as `  limits 60/min 100000 tokens/day`; empty when it has none.
+fn limits_text(token: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = token["requests_per_minute"].as_u64() {
+        parts.push(format!("{n}/min"));
+    }
+    if let Some(n) = token["tokens_per_day"].as_u64() {
+        parts.push(format!("{n} tokens/day"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  limits {}", parts.join(" "))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Print 32 random bytes, base64-encoded, for use as a token or signing secret
@@ -84,6 +111,12 @@ pub enum AuthCommand {
         /// The account the token acts for (default: the only administrator)
         #[arg(long)]
         owner: Option<String>,
+        /// At most this many requests a minute to the routes that call a model
+        #[arg(long, visible_alias = "rpm", value_name = "N")]
+        requests_per_minute: Option<u32>,
+        /// At most this many prompt plus completion tokens a UTC day
+        #[arg(long, value_name = "N")]
+        tokens_per_day: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -102,6 +135,18 @@ pub enum AuthCommand {
         #[arg(long)]
         grace: Option<String>,
     },
+    /// Change an API token's limits by id ("none" lifts a limit; an unnamed one stays)
+    LimitToken {
+        id: String,
+        /// Requests a minute to the routes that call a model, or "none"
+        #[arg(long, visible_alias = "rpm", value_name = "N|none", value_parser = limit_change::<u32>)]
+        requests_per_minute: Option<LimitChange<u32>>,
+        /// Prompt plus completion tokens a UTC day, or "none"
+        #[arg(long, value_name = "N|none", value_parser = limit_change::<u64>)]
+        tokens_per_day: Option<LimitChange<u64>>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a new session signing key; sessions signed with the old one stay valid until they expire
     RotateSigningKey,
 }
@@ -113,6 +158,8 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             name,
             expires,
             owner,
+            requests_per_minute,
+            tokens_per_day,
             json,
         } => {
             let config = super::common::load_config(config_path)?;
@@ -125,6 +172,8 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                         name,
                         scopes,
                         expires,
+                        requests_per_minute,
+                        tokens_per_day,
                     },
                 )?,
                 AdminResponse::TokenIssued(issued) => issued
@@ -168,12 +217,13 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
                         .filter_map(|s| s.as_str())
                         .collect();
                     println!(
-                        "{}  {:<20} {:<12} {:<28} expires {}",
+                        "{}  {:<20} {:<12} {:<28} expires {}{}",
                         token["id"].as_str().unwrap_or(""),
                         escape_control(token["name"].as_str().unwrap_or("")),
                         escape_control(token["owner"].as_str().unwrap_or("")),
                         scopes.join(","),
-                        token["expires_at"].as_str().unwrap_or("never")
+                        token["expires_at"].as_str().unwrap_or("never"),
+                        limits_text(token)
                     );
                 }
             }
@@ -183,6 +233,32 @@ pub fn run(config_path: Option<&Path>, command: AuthCommand) -> anyhow::Result<E
             let config = super::common::load_config(config_path)?;
             super::common::dispatch(config, AdminRequest::TokenRevoke { id: id.clone() })?;
             println!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::LimitToken {
+            id,
+            requests_per_minute,
+            tokens_per_day,
+            json,
+        } => {
+            let config = super::common::load_config(config_path)?;
+            let change = LimitsChange {
+                requests_per_minute: requests_per_minute.unwrap_or_default(),
+                tokens_per_day: tokens_per_day.unwrap_or_default(),
+            };
+            if change == LimitsChange::default() {
+                anyhow::bail!("name a limit to change: --requests-per-minute or --tokens-per-day");
+            }
+            let record = super::common::expect_answer!(
+                super::common::dispatch(config, AdminRequest::TokenLimit { id, change })?,
+                AdminResponse::TokenLimited(record) => record
+            );
+            if json {
+                super::common::print_json(&record)?;
+            } else {
+                let value = serde_json::to_value(&record)?;
+                println!("{}{}", record.id, limits_text(&value));
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::RotateToken { name, grace } => {

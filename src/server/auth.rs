@@ -74,6 +74,14 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Debug, Clone)]
 struct Identity(Option<Principal>);
 
+/// The principal a request authenticated as, for the layers that run after [`identify`].
+pub fn principal(request: &Request) -> Option<&Principal> {
+    request
+        .extensions()
+        .get::<Identity>()
+        .and_then(|i| i.0.as_ref())
+}
+
 /// Audits a refused request (once per address and minute, with the count of those
 /// refused in between) and builds the response.
 pub fn refuse(

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, Outcome};
@@ -19,6 +19,7 @@ use crate::auth::KNOWN_CLIENT_TTL_SECS;
 use crate::auth::Via;
 use crate::auth::scopes::{Scope, Scopes};
 use crate::auth::sessions::{SessionError, TokenPair};
+use crate::auth::tokens::{LimitsChange, LimitsChanger, TokenLimits, TokenTerms};
 use crate::auth::users::{AccountError, KnownClient};
 use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
@@ -83,12 +84,19 @@ pub fn api() -> Api {
         .route(
             "/api/v1/tokens",
             Access::Scope(Scope::Admin),
-            get(list_tokens),
+            get(list_tokens).post(create_token),
         )
         .route(
             "/api/v1/tokens/{id}",
             Access::Scope(Scope::Admin),
             delete(revoke_token),
+        )
+        // An owner may tighten their own token's limits; the handler checks whose it is.
+        .route_method(
+            Method::PATCH,
+            "/api/v1/tokens/{id}",
+            Access::Authenticated,
+            patch(change_token_limits),
         )
 }
 
@@ -339,6 +347,10 @@ struct CreateTokenRequest {
     expires: Option<String>,
     /// The account the token acts for; the caller's own by default.
     owner: Option<String>,
+    /// Requests a minute to the routes that call a model; none means no limit.
+    requests_per_minute: Option<u32>,
+    /// Prompt plus completion tokens a UTC day; none means no limit.
+    tokens_per_day: Option<u64>,
 }
 
 async fn create_token(
@@ -398,7 +410,13 @@ async fn create_token(
             &request.name,
             request.scopes,
             holder,
-            ttl,
+            TokenTerms {
+                ttl_secs: ttl,
+                limits: TokenLimits {
+                    requests_per_minute: request.requests_per_minute,
+                    tokens_per_day: request.tokens_per_day,
+                },
+            },
             &actor,
         )?)
     })
@@ -406,7 +424,7 @@ async fn create_token(
     app.audit().record_or_log(
         event("auth.token_created", &caller.actor(), ip)
             .target(record.name.clone())
-            .details(serde_json::json!({ "id": record.id, "owner": record.owner, "scopes": record.scopes, "expires": record.expires })),
+            .details(serde_json::json!({ "id": record.id, "owner": record.owner, "scopes": record.scopes, "expires": record.expires, "requests_per_minute": record.limits.requests_per_minute, "tokens_per_day": record.limits.tokens_per_day })),
     );
     let mut body = serde_json::to_value(&record)
         .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
@@ -709,6 +727,35 @@ async fn unlock_user(
 
 async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     Ok(Json(app.services.auth.tokens.list()?).into_response())
+}
+
+/// `PATCH /api/v1/tokens/{id}`: `{"requests_per_minute": n | null, "tokens_per_day":
+/// n | null}`, an absent field unchanged. An administrator may change any token; an
+/// owner only their own, and only tighter.
+async fn change_token_limits(
+    State(app): State<Arc<App>>,
+    ip: ClientIp,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<LimitsChange>,
+) -> Result<Response, ApiError> {
+    let admin = caller.allows(Scope::Admin);
+    let name = caller.username.clone();
+    let record = blocking(&app, move |app| {
+        let by = if admin {
+            LimitsChanger::Admin
+        } else {
+            LimitsChanger::Owner(&name)
+        };
+        Ok(app.services.auth.tokens.set_limits(&id, change, by)?)
+    })
+    .await?;
+    app.audit().record_or_log(
+        event("auth.token_limits_changed", &caller.actor(), ip)
+            .target(record.name.clone())
+            .details(serde_json::json!({ "id": record.id, "requests_per_minute": record.limits.requests_per_minute, "tokens_per_day": record.limits.tokens_per_day })),
+    );
+    Ok(Json(record).into_response())
 }
 
 async fn revoke_token(

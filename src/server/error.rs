@@ -4,6 +4,8 @@
 //! a message fit for the user. The cause of a 5xx is logged with the request id and
 //! never sent: no paths, no internal type names, no stack traces. The codes are one
 //! enum, [`ErrorCode`], shared by HTTP answers and the WebSocket's `error` messages.
+//! The routes OpenAI clients call (`/v1/*`) answer in OpenAI's own shape instead,
+//! through [`openai_error`].
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +14,7 @@ use http::StatusCode;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::gateway::quota::{Limit, QuotaExceeded};
 
 /// Every `code` a client can see in an error, HTTP or WebSocket. Clients and scripts
 /// match on these strings, so a variant's wire name never changes once released.
@@ -209,6 +212,58 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// OpenAI's error shape, which OpenAI's clients parse on the `/v1/*` routes:
+/// `{"error":{"message","type","param":null,"code"}}`, with the `type` OpenAI gives for
+/// the status.
+pub fn openai_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let kind = match status.as_u16() {
+        429 => "requests",
+        500.. => "server_error",
+        _ => "invalid_request_error",
+    };
+    openai_error_of_type(status, kind, code, message)
+}
+
+/// [`openai_error`] with OpenAI's `type` named, where the status does not tell it: a
+/// rate limit on requests is `requests`, one on tokens `tokens`.
+pub fn openai_error_of_type(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    (status, Json(body)).into_response()
+}
+
+/// A token limit's refusal in OpenAI's shape, as OpenAI answers its own: 429,
+/// `rate_limit_exceeded`, and `Retry-After`.
+pub fn openai_quota_error(exceeded: &QuotaExceeded) -> Response {
+    let kind = match exceeded.limit {
+        Limit::RequestsPerMinute => "requests",
+        Limit::TokensPerDay => "tokens",
+    };
+    let mut response = openai_error_of_type(
+        StatusCode::TOO_MANY_REQUESTS,
+        kind,
+        "rate_limit_exceeded",
+        &exceeded.to_string(),
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(exceeded.retry_after.as_secs().max(1)),
+    );
+    response
+}
+
+impl From<&QuotaExceeded> for ApiError {
+    fn from(exceeded: &QuotaExceeded) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            exceeded.to_string(),
+        )
+        .retry_after(exceeded.retry_after.as_secs())
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         use crate::audit::AuditError;
@@ -317,6 +372,14 @@ impl From<crate::auth::tokens::TokenError> for ApiError {
             }
             E::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, err.to_string())
+            }
+            E::InvalidLimit { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidRequest,
+                err.to_string(),
+            ),
+            E::NotYours(_) | E::OnlyAdminLoosens { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, err.to_string())
             }
             E::Account(err) => err.into(),
             E::Store(err) => Error::Store(err).into(),

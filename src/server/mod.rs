@@ -20,6 +20,7 @@ pub mod load;
 pub mod middleware;
 pub mod pairing_routes;
 pub mod provider_routes;
+pub mod quota;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -76,6 +77,11 @@ pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
         access: Arc::new(api.access),
     };
     api.router
+        // Inside `authorize`: only callers the route admits count against their limits.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            quota::enforce,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(guard, auth::authorize))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))

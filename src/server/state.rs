@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::gateway::agents::Agents;
 use crate::gateway::approval::Broker;
 use crate::gateway::chats::Chats;
+use crate::gateway::quota::Quota;
 use crate::gateway::tools::Tools;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::usage::Usage;
@@ -161,6 +162,8 @@ pub struct Gateway {
     pub agents: Agents,
     pub chats: Chats,
     pub usage: Usage,
+    /// The per-API-token limits' state.
+    pub quota: Quota,
     pub upstreams: Upstreams,
 }
 
@@ -183,6 +186,7 @@ impl Gateway {
                 .map_err(|err| refused("chats", &err))?,
             usage: Usage::open(store, services.clock.clone())
                 .map_err(|err| refused("usage records", &err))?,
+            quota: Quota::new(),
             upstreams: Upstreams::open(
                 &config.providers,
                 services.secrets.clone(),
