@@ -730,15 +730,16 @@ async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, 
 }
 
 /// `PATCH /api/v1/tokens/{id}`: `{"requests_per_minute": n | null, "tokens_per_day":
-/// n | null}`, an absent field unchanged. An administrator may change any token; an
-/// owner only their own, and only tighter.
+/// n | null}`, an absent field unchanged (no body changes nothing). An administrator
+/// may change any token; an owner only their own, and only tighter.
 async fn change_token_limits(
     State(app): State<Arc<App>>,
     ip: ClientIp,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(change): JsonBody<LimitsChange>,
+    body: Option<JsonBody<LimitsChange>>,
 ) -> Result<Response, ApiError> {
+    let change = body.map(|JsonBody(change)| change).unwrap_or_default();
     let admin = caller.allows(Scope::Admin);
     let name = caller.username.clone();
     let record = blocking(&app, move |app| {

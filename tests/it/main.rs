@@ -28,6 +28,7 @@ mod providers;
 mod proxy;
 mod sandbox;
 mod service;
+mod token_limits;
 mod tools;
 mod upstream;
 mod usage;
