@@ -174,6 +174,10 @@ where
         on_ready,
         notify_systemd: systemd,
     } = options;
+    // Password strength is estimated in a child of this binary (see auth::strength).
+    let strength_helper = sandbox_helper
+        .clone()
+        .or_else(|| std::env::current_exe().ok());
     let app = Arc::new(
         tokio::task::spawn_blocking(move || {
             App::open_with_helper(config, clock, names, sandbox_helper)
@@ -181,6 +185,9 @@ where
         .await
         .map_err(AppError::StartUp)??,
     );
+    if let Some(helper) = strength_helper {
+        app.services.auth.accounts.passwords().estimate_in(helper);
+    }
     let addr = listener.local_addr().map_err(AppError::Address)?;
     let scheme = app.config().scheme();
 

@@ -16,6 +16,7 @@ pub mod paired;
 pub mod password;
 pub mod scopes;
 pub mod sessions;
+pub mod strength;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod throttle;

@@ -5,7 +5,9 @@
 //! rotation, and a check against common and easily guessed passwords. That check uses
 //! zxcvbn, whose embedded lists hold the 30,000 most common passwords, and refuses
 //! anything it estimates at fewer than 10^10 guesses (which covers every listed password,
-//! keyboard walks, repeats, sequences and the username itself).
+//! keyboard walks, repeats, sequences and the username itself). A running gateway makes
+//! the estimate in a short-lived child (see [`super::strength`]), so zxcvbn's tables
+//! never stay in its memory.
 //!
 //! Hashing is argon2id with parameters from config. It is CPU- and memory-heavy on
 //! purpose, so it never runs on the async runtime or the shared blocking pool: a fixed
@@ -17,6 +19,7 @@
 //! short while for a free worker and then get [`PasswordError::Busy`]. This module never
 //! logs or returns a password.
 
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -25,6 +28,7 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
+use crate::auth::strength::Estimator;
 use crate::config::PasswordConfig;
 use crate::secret::Secret;
 
@@ -138,6 +142,8 @@ pub struct Passwords {
     decoy: Arc<OnceLock<String>>,
     /// Login verifications started, for the figures that show the guess budget holds.
     verifications: Arc<std::sync::atomic::AtomicU64>,
+    /// Where strength estimates are made; in-process until a gateway says otherwise.
+    estimator: Arc<OnceLock<Estimator>>,
 }
 
 impl Passwords {
@@ -148,7 +154,14 @@ impl Passwords {
             pool: Arc::new(OnceLock::new()),
             decoy: Arc::new(OnceLock::new()),
             verifications: Arc::default(),
+            estimator: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Makes every later strength estimate (of this value and its clones) in a child
+    /// running `helper`, so zxcvbn's tables never stay in this process. Set once.
+    pub fn estimate_in(&self, helper: PathBuf) {
+        let _ = self.estimator.set(Estimator::Helper(helper));
     }
 
     fn pool(&self) -> Result<&HashPool, PasswordError> {
@@ -194,7 +207,8 @@ impl Passwords {
             return Err(PasswordError::TooLong(self.config.max_length));
         }
         // zxcvbn's cost grows with length; the length cap above bounds it.
-        if zxcvbn::zxcvbn(password.expose(), context).guesses_log10() < MIN_GUESSES_LOG10 {
+        let estimator = self.estimator.get().unwrap_or(&Estimator::InProcess);
+        if estimator.guesses_log10(password, context) < MIN_GUESSES_LOG10 {
             return Err(PasswordError::TooCommon);
         }
         Ok(())

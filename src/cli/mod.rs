@@ -99,6 +99,9 @@ pub fn main() -> ExitCode {
     if crate::sandbox::launcher::is_helper(&args) {
         return crate::sandbox::launcher::helper_main();
     }
+    if crate::auth::strength::is_helper(&args) {
+        return crate::auth::strength::helper_main();
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Gateway(command) => gateway::run(cli.config.as_deref(), command),

@@ -23,6 +23,7 @@ mod durability;
 mod hardware;
 mod http;
 mod pairing;
+mod passwords;
 mod provider_keys;
 mod providers;
 mod proxy;
