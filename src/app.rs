@@ -83,6 +83,8 @@ pub struct Options {
     /// Whether to tell systemd (`NOTIFY_SOCKET`) about readiness and the watchdog: only
     /// the process's own gateway may, never one a test or a bench runs inside itself.
     pub notify_systemd: bool,
+    /// The display, button and LED to use instead of probing `[hardware]` for them.
+    pub hardware: Option<crate::hardware::Devices>,
 }
 
 impl Default for Options {
@@ -93,6 +95,7 @@ impl Default for Options {
             sandbox_helper: None,
             on_ready: None,
             notify_systemd: true,
+            hardware: None,
         }
     }
 }
@@ -104,6 +107,7 @@ impl std::fmt::Debug for Options {
             .field("sandbox_helper", &self.sandbox_helper)
             .field("on_ready", &self.on_ready.is_some())
             .field("notify_systemd", &self.notify_systemd)
+            .field("hardware", &self.hardware)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +177,7 @@ where
         sandbox_helper,
         on_ready,
         notify_systemd: systemd,
+        hardware,
     } = options;
     let app = Arc::new(
         tokio::task::spawn_blocking(move || {
@@ -182,6 +187,7 @@ where
         .map_err(AppError::StartUp)??,
     );
     let addr = listener.local_addr().map_err(AppError::Address)?;
+    let _ = app.listening.set(addr);
     let scheme = app.config().scheme();
 
     let admin_listener = bind_admin_socket(&runtime_dir, &socket_path)?;
@@ -241,9 +247,13 @@ where
         "aisopod gateway listening"
     );
     offer_claim_code(&app, &url);
-    start_display(&app, &url);
-    start_button(&app);
-    start_led(&app);
+    let (display, button, led) = match hardware {
+        Some(given) => (Some(given.display), Some(given.button), Some(given.led)),
+        None => (None, None, None),
+    };
+    start_display(&app, &url, display);
+    start_button(&app, button);
+    start_led(&app, led);
     if let Some(on_ready) = on_ready {
         on_ready(&Ready {
             app: app.clone(),
@@ -318,9 +328,9 @@ fn offer_claim_code(app: &App, url: &str) {
     }
 }
 
-/// The device's display, kept showing [`display_screen`]. The display task never ends
-/// and never blocks start.
-fn start_display(app: &Arc<App>, url: &str) {
+/// The device's display (`given`, or the one `[hardware]` names), kept showing
+/// [`display_screen`]. The display task never ends and never blocks start.
+fn start_display(app: &Arc<App>, url: &str, given: Option<Box<dyn crate::hardware::Display>>) {
     use crate::hardware::{Screen, task::follow};
     let (weak, url) = (Arc::downgrade(app), url.to_string());
     let host = nix::unistd::gethostname().map_or_else(
@@ -332,7 +342,9 @@ fn start_display(app: &Arc<App>, url: &str) {
         Some(watched) => display_screen(&watched, &url, &host),
     };
     let (config, clock) = (app.config().hardware.clone(), app.services.clock.clone());
-    app.tasks.spawn("display", follow(config, clock, screen));
+    let alerts = app.alerts.clone();
+    app.tasks
+        .spawn("display", follow(config, given, clock, alerts, screen));
 }
 
 /// What the display shows now: pairing first (the open offer's QR, or the phone a short
@@ -398,31 +410,46 @@ pub fn pairing_screen(payload: crate::secret::Secret, expires: i64) -> crate::ha
     }
 }
 
-/// The button, when there is one: its presses go to [`follow_button`].
-fn start_button(app: &Arc<App>) {
+/// The button (`given`, or the one `[hardware]` names), when there is one: its presses
+/// go to [`follow_button`]. One that is there but cannot be used is raised as an alert.
+fn start_button(app: &Arc<App>, given: Option<Box<dyn crate::hardware::Button>>) {
     use crate::hardware::{button, select::open_button};
     let config = &app.config().hardware;
-    let (device, missing) = open_button(config);
-    if let Some(why) = missing {
-        tracing::info!(reason = %why, "no button");
-        return;
-    }
+    let device = match given {
+        Some(device) => device,
+        None => match open_button(config) {
+            (_, Some(why)) => {
+                tracing::info!(reason = %why, "no button");
+                return;
+            }
+            (device, None) => device,
+        },
+    };
     match button::spawn(device, config.debounce, config.long_press) {
         Ok(presses) => app
             .tasks
             .spawn("button", follow_button(Arc::downgrade(app), presses)),
-        Err(err) => tracing::warn!(error = %err, "the button cannot be used; running without it"),
+        Err(err) => {
+            tracing::warn!(error = %err, "the button cannot be used; running without it");
+            app.alerts.raise("button", err.to_string());
+        }
     }
 }
 
-/// Starts the LED, when there is one, showing [`led_pattern`] as it changes.
-fn start_led(app: &Arc<App>) {
+/// Starts the LED (`given`, or the one `[hardware]` names), when there is one, showing
+/// [`led_pattern`] as it changes.
+fn start_led(app: &Arc<App>, given: Option<Box<dyn crate::hardware::Led>>) {
     use crate::hardware::{LedPattern, led, select::open_led};
-    let (device, missing) = open_led(&app.config().hardware);
-    if let Some(why) = missing {
-        tracing::info!(reason = %why, "no LED");
-        return;
-    }
+    let device = match given {
+        Some(device) => device,
+        None => match open_led(&app.config().hardware) {
+            (_, Some(why)) => {
+                tracing::info!(reason = %why, "no LED");
+                return;
+            }
+            (device, None) => device,
+        },
+    };
     let (patterns, shown) = tokio::sync::watch::channel(led_pattern(app));
     app.tasks.spawn("led", led::run(device, shown));
     let weak = Arc::downgrade(app);
@@ -444,13 +471,17 @@ fn start_led(app: &Arc<App>) {
 }
 
 /// What the LED says now: a tool call waiting for approval first (a person should act),
-/// then an open pairing offer or a phone waiting for confirmation, else ready.
+/// then an open pairing offer or a phone waiting for confirmation (both are brief and
+/// were asked for), then an error while an alert is raised or the store fails (it stays
+/// until fixed, so it must not hide what a person is doing), else ready.
 pub fn led_pattern(app: &App) -> crate::hardware::LedPattern {
     use crate::hardware::LedPattern;
     if app.approvals.waiting() > 0 {
         LedPattern::ApprovalWaiting
     } else if app.pairing.showing().is_some() {
         LedPattern::Pairing
+    } else if !app.alerts.is_empty() || app.services.store.check().is_err() {
+        LedPattern::Error
     } else {
         LedPattern::Ready
     }

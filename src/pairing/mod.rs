@@ -179,15 +179,8 @@ pub enum ClaimStatus {
     Expired,
 }
 
-/// What the owner's connected clients hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PairingEvent {
-    DevicePaired {
-        owner: String,
-        device_id: String,
-        name: String,
-    },
-}
+/// What the owner's connected clients hear: the device events of `auth::paired`.
+pub use crate::auth::paired::DeviceEvent as PairingEvent;
 
 #[derive(Debug)]
 struct OpenOffer {
@@ -271,7 +264,6 @@ pub struct Pairing {
     config: PairingConfig,
     devices: Arc<PairedDevices>,
     state: Mutex<State>,
-    events: broadcast::Sender<PairingEvent>,
 }
 
 /// A new offer's parameters.
@@ -324,7 +316,6 @@ impl Pairing {
             config: config.clone(),
             devices,
             state: Mutex::new(State::default()),
-            events: broadcast::Sender::new(64),
         }
     }
 
@@ -347,7 +338,7 @@ impl Pairing {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PairingEvent> {
-        self.events.subscribe()
+        self.devices.subscribe()
     }
 
     /// Opens an offer. Refused while another is open unless `replace` is set.
@@ -529,7 +520,7 @@ impl Pairing {
             claim.granted,
             claim.requested,
         )?;
-        let _ = self.events.send(PairingEvent::DevicePaired {
+        self.devices.announce(PairingEvent::DevicePaired {
             owner: device.owner.clone(),
             device_id: device.id.clone(),
             name: device.name.clone(),

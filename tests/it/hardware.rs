@@ -2,6 +2,9 @@
 //! `[hardware]` table's checks, and a gateway whose display cannot be opened.
 
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::support::{Setup, stdout};
 
@@ -96,4 +99,240 @@ fn a_gateway_whose_display_cannot_be_opened_serves_and_keeps_its_display_task() 
         "every task, the display's too, still runs"
     );
     assert_eq!(gateway.get("/health").status(), 200);
+}
+
+/// A simulated board: an SSD1306 on an I2C bus, a button and an LED, handed to the
+/// gateway in place of the Pi's. Tests read back what the panel shows, press the button
+/// through the gateway's own debouncer, and watch the LED.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Board {
+    pub oled: SimulatedOled,
+    pub button: SimulatedButton,
+    pub led: SimulatedLed,
+}
+
+impl Board {
+    /// The devices for `Setup::start_on`: the display is the crate's own SSD1306 driver
+    /// talking to the simulated controller.
+    pub fn devices(&self) -> aisopod::hardware::Devices {
+        let display = aisopod::hardware::oled::Oled::open(self.oled.clone(), 0x3c, "simulated")
+            .expect("the simulated SSD1306 answers");
+        aisopod::hardware::Devices {
+            display: Box::new(display),
+            button: Box::new(self.button.clone()),
+            led: Box::new(self.led.clone()),
+        }
+    }
+}
+
+/// An SSD1306 controller at 0x3C as the driver sees it over I2C: commands set the column
+/// and page window, data bytes fill the display RAM in horizontal addressing order. The
+/// RAM is the picture on the panel.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimulatedOled {
+    ram: Arc<Mutex<Ram>>,
+    /// While set, nothing answers on the bus (the module is unplugged).
+    pub unplugged: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Ram {
+    pages: [u8; 1024],
+    columns: (u8, u8),
+    page_span: (u8, u8),
+    column: u8,
+    page: u8,
+    /// Bytes of display data written so far.
+    written: usize,
+}
+
+impl Default for Ram {
+    fn default() -> Ram {
+        Ram {
+            pages: [0; 1024],
+            columns: (0, 127),
+            page_span: (0, 7),
+            column: 0,
+            page: 0,
+            written: 0,
+        }
+    }
+}
+
+impl Ram {
+    fn commands(&mut self, mut bytes: &[u8]) {
+        while let Some((&command, rest)) = bytes.split_first() {
+            // Arguments each command takes (the datasheet's command table).
+            let arguments = match command {
+                0x21 | 0x22 | 0xA3 => 2,
+                0x20 | 0x81 | 0x8D | 0xA8 | 0xD3 | 0xD5 | 0xD9 | 0xDA | 0xDB => 1,
+                0x26 | 0x27 => 6,
+                0x29 | 0x2A => 5,
+                _ => 0,
+            };
+            let (args, next) = rest.split_at(arguments.min(rest.len()));
+            match (command, args) {
+                (0x21, [start, end]) => {
+                    self.columns = (*start, *end);
+                    self.column = *start;
+                }
+                (0x22, [start, end]) => {
+                    self.page_span = (*start, *end);
+                    self.page = *start;
+                }
+                _ => {}
+            }
+            bytes = next;
+        }
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.pages[usize::from(self.page) * 128 + usize::from(self.column)] = *byte;
+            self.written += 1;
+            if self.column >= self.columns.1 {
+                self.column = self.columns.0;
+                self.page = if self.page >= self.page_span.1 {
+                    self.page_span.0
+                } else {
+                    self.page + 1
+                };
+            } else {
+                self.column += 1;
+            }
+        }
+    }
+}
+
+impl SimulatedOled {
+    /// What the panel shows now.
+    pub fn frame(&self) -> aisopod::hardware::Frame {
+        aisopod::hardware::Frame::from_pages(self.ram.lock().unwrap().pages)
+    }
+
+    /// The QR codes a reader finds on the panel now.
+    pub fn codes(&self) -> Vec<String> {
+        qr_codes_in_png(&aisopod::hardware::png::encode(&self.frame()).unwrap())
+    }
+
+    /// Bytes of display data the driver has sent.
+    pub fn written(&self) -> usize {
+        self.ram.lock().unwrap().written
+    }
+}
+
+impl embedded_hal::i2c::ErrorType for SimulatedOled {
+    type Error = embedded_hal::i2c::ErrorKind;
+}
+
+impl embedded_hal::i2c::I2c for SimulatedOled {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
+        if address != 0x3c || self.unplugged.load(Ordering::SeqCst) {
+            return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
+        }
+        let mut ram = self.ram.lock().unwrap();
+        for operation in operations {
+            match operation {
+                Operation::Write(bytes) => match bytes.split_first() {
+                    Some((0x00, commands)) => ram.commands(commands),
+                    Some((0x40, data)) => ram.data(data),
+                    _ => return Err(ErrorKind::Other),
+                },
+                Operation::Read(buffer) => buffer.fill(0),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A push button whose contact the test moves; its edges go through the gateway's own
+/// debouncer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimulatedButton {
+    edges: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<aisopod::hardware::display::Edge>>>>,
+}
+
+impl SimulatedButton {
+    /// A press held for `hold`, bouncing as a real contact does when it closes, in real
+    /// time (the debouncer reads the edges' instants); returns once the release has
+    /// settled.
+    pub fn press(&self, hold: Duration) {
+        use aisopod::hardware::display::Edge;
+        let send = |pressed| {
+            let edges = self.edges.lock().unwrap();
+            let edges = edges.as_ref().expect("the gateway listens to the button");
+            edges
+                .send(Edge {
+                    pressed,
+                    at: Instant::now(),
+                })
+                .unwrap();
+        };
+        for pressed in [true, false, true] {
+            send(pressed);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(hold);
+        send(false);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    pub fn short(&self) {
+        self.press(Duration::from_millis(120));
+    }
+
+    /// Held past `[hardware] long_press`, which tests set to its least, 500 ms.
+    pub fn long(&self) {
+        self.press(Duration::from_millis(650));
+    }
+}
+
+impl aisopod::hardware::Button for SimulatedButton {
+    fn describe(&self) -> String {
+        "simulated button".into()
+    }
+
+    fn listen(
+        &mut self,
+        edges: tokio::sync::mpsc::UnboundedSender<aisopod::hardware::display::Edge>,
+    ) -> Result<(), aisopod::hardware::HardwareError> {
+        *self.edges.lock().unwrap() = Some(edges);
+        Ok(())
+    }
+}
+
+/// An LED that remembers each change.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimulatedLed {
+    changes: Arc<Mutex<Vec<bool>>>,
+}
+
+impl SimulatedLed {
+    /// How many times it was set so far.
+    pub fn sets(&self) -> usize {
+        self.changes.lock().unwrap().len()
+    }
+
+    /// Whether it was both lit and dark among the sets after the first `since`.
+    pub fn blinked_since(&self, since: usize) -> bool {
+        let changes = self.changes.lock().unwrap();
+        let seen = changes.get(since..).unwrap_or_default();
+        seen.contains(&true) && seen.contains(&false)
+    }
+}
+
+impl aisopod::hardware::Led for SimulatedLed {
+    fn describe(&self) -> String {
+        "simulated LED".into()
+    }
+
+    fn set(&mut self, on: bool) -> Result<(), aisopod::hardware::HardwareError> {
+        self.changes.lock().unwrap().push(on);
+        Ok(())
+    }
 }

@@ -37,6 +37,27 @@ impl Phone {
         }
     }
 
+    /// A phone that resolves `host` (the `.local` name the QR names) to the gateway, as
+    /// mDNS does on the owner's network.
+    fn resolving(gateway: &Gateway, version: http::Version, from: &str, host: &str) -> Phone {
+        let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+        let builder = reqwest::blocking::Client::builder()
+            .local_address(Some(from.parse().unwrap()))
+            .resolve(host, gateway.addr())
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(30));
+        let builder = if version == http::Version::HTTP_2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        };
+        let mut phone = Phone::new(gateway, version, from);
+        phone.client = builder.build().unwrap();
+        phone
+    }
+
     /// The public key as WebCrypto exports it (JWK).
     fn jwk(&self) -> Value {
         let point = self.key.public_key().as_ref();
@@ -113,6 +134,14 @@ impl Phone {
 }
 
 fn owner_gateway(extra: &str) -> (Setup, Gateway, String) {
+    owner_gateway_on(extra, None)
+}
+
+/// [`owner_gateway`] on a simulated board, when one is given.
+fn owner_gateway_on(
+    extra: &str,
+    board: Option<&crate::hardware::Board>,
+) -> (Setup, Gateway, String) {
     let setup = Setup::new(extra);
     let added = setup.cli_with(
         &["user", "add", "--admin", "owner", "--password-stdin"],
@@ -120,7 +149,10 @@ fn owner_gateway(extra: &str) -> (Setup, Gateway, String) {
         Some(OWNER_PW.as_bytes()),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let gateway = setup.start();
+    let gateway = match board {
+        Some(board) => setup.start_on(board.devices()),
+        None => setup.start(),
+    };
     let response = gateway
         .client()
         .post(format!("{}/auth/login", gateway.url))
@@ -604,7 +636,7 @@ fn button(gateway: &Gateway) -> tokio::sync::mpsc::UnboundedSender<aisopod::hard
 }
 
 /// Waits (by condition, a few seconds at most) until `done` holds.
-fn until(what: &str, done: impl Fn() -> bool) {
+fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{what}");
@@ -723,4 +755,119 @@ fn a_long_press_opens_an_offer_and_a_short_press_confirms_the_phone_the_display_
     .map(|(a, o)| (format!("admin.{a}"), (*o).to_string()))
     .collect();
     assert_eq!(kinds, expected);
+}
+
+/// The "done when", end to end on a simulated board: the long press opens an
+/// offer; the phone reads the QR off the SSD1306's own display RAM (as the driver wrote
+/// it over I2C) and opens that URL; the short press (bouncing contact, the gateway's own
+/// debouncer) confirms it; it refreshes with proof of possession; revoked, its open /ws
+/// closes at once, not at the socket's next recheck (every 2 s).
+#[test]
+fn done_when_a_phone_pairs_from_the_oled_is_confirmed_by_the_button_refreshes_and_is_revoked() {
+    use aisopod::hardware::LedPattern;
+    let board = crate::hardware::Board::default();
+    let config = format!("{FAST}\n[hardware]\nlong_press = \"500ms\"");
+    let (_setup, gateway, admin) = owner_gateway_on(&config, Some(&board));
+    until("the display shows the status screen", || {
+        board.oled.written() >= 1024
+    });
+    assert!(
+        board.oled.codes().is_empty(),
+        "no QR before a deliberate act"
+    );
+    for (round, http1) in [true, false].into_iter().enumerate() {
+        let version = version_of(http1);
+        let led_before = board.led.sets();
+        board.button.long();
+        let payload = {
+            let mut codes = Vec::new();
+            until("the OLED shows the offer's QR", || {
+                codes = board.oled.codes();
+                !codes.is_empty()
+            });
+            codes.remove(0)
+        };
+        let (url, secret) = payload.split_once('#').unwrap();
+        let host = format!(
+            "{}.local",
+            nix::unistd::gethostname().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            url,
+            format!(
+                "HTTPS://{}:{}/P",
+                host.to_uppercase(),
+                gateway.addr().port()
+            )
+        );
+        assert_eq!(led(&gateway), LedPattern::Pairing);
+        until("the LED blinks while the offer is open", || {
+            board.led.blinked_since(led_before)
+        });
+
+        // The phone opens exactly what it scanned (the fragment stays on the phone), and
+        // then speaks to the same origin.
+        let mut phone = Phone::resolving(&gateway, version, "127.0.0.2", &host);
+        let page = phone.client.get(url).send().unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().unwrap().contains("/pair.js"));
+        phone.url = format!("https://{host}:{}", gateway.addr().port());
+        let name = format!("pocket phone {round}");
+        let (status, started) = phone.claim(secret, &name);
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        until("the QR leaves the display once claimed", || {
+            board.oled.codes().is_empty()
+        });
+        assert_eq!(phone.poll(&started).1["status"], "waiting");
+        board.button.short();
+        let mut polled = Value::Null;
+        until("the short press confirms", || {
+            polled = phone.poll(&started).1;
+            polled["status"] != "waiting"
+        });
+        assert_eq!(polled["status"], "confirmed", "{polled}");
+        let tokens = polled["tokens"].clone();
+        let device_id = tokens["device_id"].as_str().unwrap().to_string();
+
+        // Refresh with proof of possession of the device key.
+        let nonce = phone.nonce();
+        let signed = phone.sign(&Phone::refresh_message(&device_id, &nonce));
+        let (status, refreshed) = phone.refresh(&tokens, &nonce, &signed);
+        assert_eq!(status, StatusCode::OK, "{refreshed}");
+        let access = refreshed["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).1["via"],
+            "paired_device"
+        );
+
+        // Revoked: the open socket closes at once.
+        let mut device_ws = ws(&gateway, access);
+        next_of(&mut device_ws, "hello");
+        let revoked_at = std::time::Instant::now();
+        let (status, _) = admin_call(
+            &gateway,
+            &admin,
+            "DELETE",
+            &format!("/api/v1/devices/{device_id}"),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK);
+        let closed = loop {
+            match device_ws.read() {
+                Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        };
+        let took = revoked_at.elapsed();
+        assert_eq!(closed, Some(1008));
+        assert!(
+            took < Duration::from_millis(1500),
+            "closed {took:?} after the revocation"
+        );
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
