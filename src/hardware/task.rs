@@ -53,15 +53,15 @@ pub async fn run(
         if shown.as_ref() != Some(&frame) {
             match device.show(&frame) {
                 Ok(()) => {
-                    alerts.clear(ALERT);
                     if backoff.take().is_some() {
+                        alerts.clear(ALERT);
                         tracing::info!(display = %device.describe(), "display is back");
                     }
                     shown = Some(frame);
                 }
                 Err(err) => {
-                    alerts.raise(ALERT, format!("{}: {err}", device.describe()));
                     if backoff.is_none() {
+                        alerts.raise(ALERT, format!("{}: {err}", device.describe()));
                         tracing::warn!(
                             display = %device.describe(),
                             error = %err,

@@ -86,6 +86,67 @@ fn wrong_hardware_values_are_refused_each_naming_its_key() {
     );
 }
 
+/// Waits (by condition, `limit` at most) until `done` holds.
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_unplugged_display_turns_the_led_to_its_error_pattern_until_it_is_back() {
+    use aisopod::hardware::LedPattern;
+    let board = Board::default();
+    let setup = Setup::new("[hardware]\nlong_press = \"500ms\"\n");
+    setup.add_owner();
+    let gateway = setup.start_on(board.devices());
+    let app = gateway.app.clone().unwrap();
+    let led = || aisopod::app::led_pattern(&app);
+    let limit = Duration::from_secs(5);
+    wait_for("the status screen is drawn", limit, || {
+        board.oled.written() >= 1024
+    });
+    assert_eq!(led(), LedPattern::Ready);
+
+    // Unplugged, then pairing started: the countdown cannot be drawn.
+    board.oled.unplugged.store(true, Ordering::SeqCst);
+    board.button.long();
+    wait_for("the failing display is raised", limit, || {
+        !app.alerts.is_empty()
+    });
+    assert_eq!(app.alerts.current()[0].0, "display");
+    assert_eq!(led(), LedPattern::Pairing, "a person's act is not hidden");
+    gateway.advance_clock(Duration::from_secs(121));
+    assert_eq!(
+        led(),
+        LedPattern::Error,
+        "the offer is over; the fault shows"
+    );
+    let before = board.led.sets();
+    wait_for("the LED plays the error pattern", limit, || {
+        board.led.blinked_since(before)
+    });
+    assert_eq!(
+        gateway.get("/health").status(),
+        200,
+        "the gateway serves on"
+    );
+
+    // Plugged back: the display is set up again, the alert clears, the LED is steady.
+    let written = board.oled.written();
+    board.oled.unplugged.store(false, Ordering::SeqCst);
+    wait_for("the display is back", Duration::from_secs(20), || {
+        app.alerts.is_empty()
+    });
+    assert!(
+        board.oled.written() >= written + 1024,
+        "the screen is redrawn"
+    );
+    assert_eq!(led(), LedPattern::Ready);
+}
+
 #[test]
 fn a_gateway_whose_display_cannot_be_opened_serves_and_keeps_its_display_task() {
     let setup = Setup::new("[hardware]\ndisplay = \"ssd1306\"\ni2c_bus = 21\n");
@@ -99,6 +160,15 @@ fn a_gateway_whose_display_cannot_be_opened_serves_and_keeps_its_display_task() 
         "every task, the display's too, still runs"
     );
     assert_eq!(gateway.get("/health").status(), 200);
+    // The owner sees it on the device: the LED's error pattern, for the display named.
+    let raised = app.alerts.current();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].0, "display");
+    assert!(raised[0].1.contains("I2C bus 21"), "{raised:?}");
+    assert_eq!(
+        aisopod::app::led_pattern(app),
+        aisopod::hardware::LedPattern::Error
+    );
 }
 
 /// A simulated board: an SSD1306 on an I2C bus, a button and an LED, handed to the
