@@ -348,7 +348,8 @@ fn start_display(app: &Arc<App>, url: &str, given: Option<Box<dyn crate::hardwar
 }
 
 /// What the display shows now: pairing first (the open offer's QR, or the phone a short
-/// press would confirm), then the claim code and a QR of the setup page while no account
+/// press would confirm), then with `[hardware] approve_with_button` the tool call a short
+/// press would approve, then the claim code and a QR of the setup page while no account
 /// exists, else the status with the paired-device count. `url` is where the gateway
 /// answers, `host` the machine's name.
 pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Screen {
@@ -380,6 +381,23 @@ pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Scre
         }
         None => {}
     }
+    if app.config().hardware.approve_with_button {
+        match button_approval(app) {
+            Some(ButtonApproval::One(request)) => {
+                return Screen::Approval {
+                    tool: request.tool.clone(),
+                    command: request.input.summary.clone(),
+                };
+            }
+            Some(ButtonApproval::Several(count)) => {
+                return Screen::Message {
+                    title: "Approvals waiting".into(),
+                    body: format!("{count} tool calls wait: answer each in the app"),
+                };
+            }
+            None => {}
+        }
+    }
     match app.services.auth.claim.current() {
         Some(code) => Screen::Claim {
             code: crate::secret::Secret::new(code),
@@ -395,6 +413,34 @@ pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Scre
             address: format!("{host}.local"),
             devices: app.services.auth.paired.list().ok().map(|d| d.len()),
         },
+    }
+}
+
+/// Who answers a tool approval with the button: whoever stands at the device, which is
+/// the owner's physical presence, so every request is theirs to answer.
+fn button_responder() -> crate::gateway::approval::Responder {
+    crate::gateway::approval::Responder {
+        actor: "button".into(),
+        username: String::new(),
+        admin: true,
+    }
+}
+
+/// The tool approvals the display offers to the button.
+enum ButtonApproval {
+    /// Exactly one waits: the display shows it, and a short press approves it.
+    One(Arc<crate::gateway::approval::ApprovalRequest>),
+    /// Several wait: the display says so and a press approves none, since the person
+    /// could not tell which one it would be.
+    Several(usize),
+}
+
+fn button_approval(app: &App) -> Option<ButtonApproval> {
+    let mut waiting = app.approvals.pending_for(&button_responder());
+    match waiting.len() {
+        0 => None,
+        1 => waiting.pop().map(ButtonApproval::One),
+        count => Some(ButtonApproval::Several(count)),
     }
 }
 
@@ -489,8 +535,9 @@ pub fn led_pattern(app: &App) -> crate::hardware::LedPattern {
 
 /// Acts on button presses, as the admin commands do and audited the same way with the
 /// actor `button`: a long press opens a pairing offer with the default lifetime; a short
-/// press confirms the claim the display names, and nothing when it names none. A
-/// button that goes away leaves the gateway serving.
+/// press confirms the claim the display names, else (with `approve_with_button`)
+/// approves the tool call it shows, and does nothing when it names neither. A button
+/// that goes away leaves the gateway serving.
 pub async fn follow_button(
     app: std::sync::Weak<App>,
     mut presses: tokio::sync::mpsc::UnboundedReceiver<crate::hardware::ButtonEvent>,
@@ -510,7 +557,11 @@ pub async fn follow_button(
             },
             ButtonEvent::Short => match app.pairing.showing() {
                 Some(Showing::Confirm { id, .. }) => AdminRequest::PairConfirm { id },
-                _ => continue,
+                Some(_) => continue,
+                None => {
+                    approve_shown(&app);
+                    continue;
+                }
             },
         };
         if let Err(err) = admin::pairing::live(&app, "button", request) {
@@ -519,6 +570,29 @@ pub async fn follow_button(
     }
     tracing::warn!("the button stopped reporting presses; the gateway runs on");
     std::future::pending::<()>().await;
+}
+
+/// With `[hardware] approve_with_button`, approves the one tool call the display shows,
+/// for exactly the input it shows (audited by the broker with the actor `button`).
+/// Without the setting, or with none or several waiting, a press approves nothing.
+fn approve_shown(app: &App) {
+    if !app.config().hardware.approve_with_button {
+        return;
+    }
+    let Some(ButtonApproval::One(request)) = button_approval(app) else {
+        return;
+    };
+    let answered = app.approvals.respond(
+        app.audit(),
+        &request.id,
+        &button_responder(),
+        true,
+        false,
+        Some(&request.input_hash),
+    );
+    if let Err(err) = answered {
+        tracing::warn!(error = %err, "the button press approved nothing");
+    }
 }
 
 /// An address a local client can connect to: the unspecified address becomes loopback.

@@ -147,6 +147,119 @@ fn an_unplugged_display_turns_the_led_to_its_error_pattern_until_it_is_back() {
     assert_eq!(led(), LedPattern::Ready);
 }
 
+/// A command the default policy sends to a person.
+const NEEDS_APPROVAL: &str = "factor 42 > factors.txt; cat factors.txt";
+
+/// A gateway on `board` with the sandbox and an owner, and a real tool call waiting for
+/// approval in the broker (`aisopod tools run` through the admin socket).
+fn waiting_tool_call(
+    board: &Board,
+    hardware: &str,
+) -> (Setup, crate::support::Gateway, std::process::Child) {
+    use crate::sandbox::{SANDBOX, sandbox_toml};
+    let setup = Setup::new(&format!(
+        "{}\n[hardware]\n{hardware}\n",
+        sandbox_toml(SANDBOX)
+    ));
+    setup.add_owner();
+    let gateway = setup.start_on(board.devices());
+    let input = serde_json::json!({ "command": NEEDS_APPROVAL }).to_string();
+    let call = std::process::Command::new(crate::support::BIN)
+        .arg("--config")
+        .arg(&setup.config)
+        .args(["tools", "run", "shell", "--json", &input])
+        .env_remove("AISOPOD_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let app = gateway.app.clone().unwrap();
+    wait_for(
+        "the tool call waits for approval",
+        Duration::from_secs(10),
+        || app.approvals.waiting() == 1,
+    );
+    (setup, gateway, call)
+}
+
+/// The audit records made by the button: (action, outcome).
+fn button_records(gateway: &crate::support::Gateway) -> Vec<(String, String)> {
+    let query = aisopod::audit::Query {
+        since: None,
+        action: None,
+        limit: None,
+    };
+    let records = gateway.app.as_ref().unwrap().audit().list(&query).unwrap();
+    records
+        .into_iter()
+        .filter(|r| r.actor == "button")
+        .map(|r| {
+            let outcome = serde_json::to_value(r.outcome).unwrap();
+            (r.action, outcome.as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn with_approve_with_button_a_short_press_approves_the_tool_call_the_display_shows() {
+    use aisopod::hardware::{Screen, render};
+    let board = Board::default();
+    let (_setup, gateway, call) = waiting_tool_call(&board, "approve_with_button = true");
+    let app = gateway.app.clone().unwrap();
+    // The display shows the tool and the command, as the screen draws them.
+    let expected = render(
+        &Screen::Approval {
+            tool: "shell".into(),
+            command: NEEDS_APPROVAL.into(),
+        },
+        aisopod::clock::Clock::now(gateway.clock.as_ref().unwrap()),
+    )
+    .unwrap();
+    wait_for(
+        "the display asks for approval",
+        Duration::from_secs(5),
+        || board.oled.frame() == expected,
+    );
+    board.button.short();
+    wait_for("the press approves", Duration::from_secs(5), || {
+        app.approvals.waiting() == 0
+    });
+    let out = call.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["result"]["stdout"], "42: 2 3 7\n", "{result}");
+    assert_eq!(
+        button_records(&gateway),
+        [("approval.allow".to_string(), "success".to_string())]
+    );
+}
+
+#[test]
+fn without_approve_with_button_a_press_never_approves() {
+    let board = Board::default();
+    let (_setup, gateway, mut call) = waiting_tool_call(&board, "approve_with_button = false");
+    let app = gateway.app.clone().unwrap();
+    let written = board.oled.written();
+    board.button.short();
+    board.button.short();
+    // The presses are handled within microseconds; give them ample time to do wrong.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(app.approvals.waiting(), 1, "still waiting for a person");
+    assert!(button_records(&gateway).is_empty());
+    assert_eq!(
+        board.oled.written(),
+        written,
+        "no approval screen was drawn"
+    );
+    let _ = call.kill();
+    let _ = call.wait();
+}
+
 #[test]
 fn a_gateway_whose_display_cannot_be_opened_serves_and_keeps_its_display_task() {
     let setup = Setup::new("[hardware]\ndisplay = \"ssd1306\"\ni2c_bus = 21\n");
