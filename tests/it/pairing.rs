@@ -871,3 +871,71 @@ fn done_when_a_phone_pairs_from_the_oled_is_confirmed_by_the_button_refreshes_an
         );
     }
 }
+
+/// A distributed guesser (one wrong secret from each of many addresses, under every
+/// per-address limit) and a poll flood: the pairing service's own budgets refuse them,
+/// and the owner pairs normally once the attack stops (the injected clock moves on).
+#[test]
+fn a_distributed_guesser_and_a_poll_flood_are_capped_and_the_owner_pairs_right_after() {
+    let (_setup, gateway, admin) = owner_gateway(FAST);
+    for http1 in [true, false] {
+        let version = version_of(http1);
+        let (_, secret) = offer(&gateway, &admin);
+        let mut statuses = Vec::new();
+        for host in 10..40 {
+            let guesser = Phone::new(&gateway, version, &format!("127.0.0.{host}"));
+            let (status, body) = guesser.claim(&format!("AAAAAAAAAAAAAA{host:02}"), "evil");
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+            }
+            statuses.push(status);
+        }
+        let wrong = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        assert_eq!(wrong, 10, "the shared budget: {statuses:?}");
+        assert_eq!(
+            statuses.len() - wrong,
+            20,
+            "the rest refused unchecked: {statuses:?}"
+        );
+        // While it lasts, even the right secret waits (the guesser learns nothing).
+        let phone = Phone::new(&gateway, version, "127.0.0.2");
+        let response = phone
+            .client
+            .post(format!("{}/pair/claim", gateway.url))
+            .json(&json!({"secret": secret, "device_name": "mine", "public_key": phone.jwk()}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+
+        // The attack stops; a minute later the owner pairs.
+        gateway.advance_clock(Duration::from_secs(60));
+        let (status, started) = phone.claim(&secret, "mine");
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+
+        // A poll flood from one address is cut off; the phone polling from its own
+        // address is served throughout, and the flooder again a moment later.
+        let flooder = Phone::new(&gateway, version, "127.0.0.50");
+        let flood: Vec<StatusCode> = (0..25).map(|_| flooder.poll(&started).0).collect();
+        assert!(flood.contains(&StatusCode::TOO_MANY_REQUESTS), "{flood:?}");
+        assert_eq!(phone.poll(&started).1["status"], "waiting");
+        gateway.advance_clock(Duration::from_secs(2));
+        assert_eq!(flooder.poll(&started).0, StatusCode::OK);
+        let (_, pending) = admin_call(&gateway, &admin, "GET", "/api/v1/pairing", json!({}));
+        let id = pending["claims"][0]["id"].as_str().unwrap().to_string();
+        let (status, _) = admin_call(
+            &gateway,
+            &admin,
+            "POST",
+            &format!("/api/v1/pairing/{id}/confirm"),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK);
+        let (_, confirmed) = phone.poll(&started);
+        assert_eq!(confirmed["status"], "confirmed", "{confirmed}");
+        gateway.advance_clock(Duration::from_secs(60));
+    }
+}
