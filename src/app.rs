@@ -251,6 +251,7 @@ where
         Some(given) => (Some(given.display), Some(given.button), Some(given.led)),
         None => (None, None, None),
     };
+    let announcer = start_discovery(&app, addr);
     start_display(&app, &url, display);
     start_button(&app, button);
     start_led(&app, led);
@@ -275,6 +276,9 @@ where
     }
     if systemd {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
+    if let Some(announcer) = announcer {
+        let _ = tokio::task::spawn_blocking(move || announcer.stop()).await;
     }
     app.tasks.abort_all();
     app.audit().record_or_log(AuditEvent::new("gateway.stop"));
@@ -325,6 +329,38 @@ fn offer_claim_code(app: &App, url: &str) {
             "no accounts yet: `aisopod auth claim-code` on this device shows the one-time claim code \
              (valid {minutes} minutes), or create the owner with `aisopod user add --admin NAME`"
         );
+    }
+}
+
+/// Advertises the gateway over mDNS at the address it listens on, unless `[pairing]
+/// mdns = false` or nobody on the network could reach it. A failure to start is raised
+/// as an alert (the LED's error pattern): phones then cannot resolve `HOSTNAME.local`.
+fn start_discovery(app: &App, listening: SocketAddr) -> Option<crate::discovery::Announcer> {
+    use crate::discovery::{Announcer, advert};
+    if !app.config().pairing.mdns {
+        return None;
+    }
+    let host = nix::unistd::gethostname().map_or_else(
+        |_| String::new(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let advert = match advert(&host, listening, app.tls.is_some()) {
+        Ok(advert) => advert,
+        Err(why) => {
+            tracing::info!(reason = why, "not advertised over mDNS");
+            return None;
+        }
+    };
+    match Announcer::start(&advert) {
+        Ok(announcer) => {
+            tracing::info!(service = advert.service, host = %advert.host, port = advert.port, "advertised over mDNS");
+            Some(announcer)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "mDNS advertising failed; phones cannot find HOSTNAME.local");
+            app.alerts.raise("mdns", err.to_string());
+            None
+        }
     }
 }
 

@@ -647,6 +647,7 @@ mod tests {
         let config = PairingConfig {
             offer_ttl: Duration::from_secs(120),
             confirm,
+            mdns: false,
         };
         let pairing = Pairing::new(&config, devices, f.shared.clone());
         (f, pairing)

@@ -519,3 +519,59 @@ impl aisopod::hardware::Led for SimulatedLed {
         Ok(())
     }
 }
+
+/// A gateway bound to every address advertises `_https._tcp` for `HOSTNAME.local` at the
+/// port it really listens on (the configured one is 0), and withdraws it when it stops
+/// (SIGTERM, as systemd stops it).
+#[test]
+fn the_gateway_is_found_over_mdns_at_its_port_and_withdrawn_when_it_stops() {
+    use mdns_sd::{ServiceDaemon, ServiceEvent};
+    let setup = Setup::new("");
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let everywhere = text.replace("bind = \"127.0.0.1:0\"", "bind = \"0.0.0.0:0\"");
+    assert_ne!(text, everywhere);
+    std::fs::write(&setup.config, everywhere).unwrap();
+    let mut gateway = setup.start_process();
+    let port = gateway.addr().port();
+    let host = format!(
+        "{}.local.",
+        nix::unistd::gethostname().unwrap().to_str().unwrap()
+    );
+    let browser = ServiceDaemon::new().unwrap();
+    let events = browser.browse("_https._tcp.local.").unwrap();
+    let next = |wanted: &dyn Fn(&ServiceEvent) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(event) = events.recv_timeout(Duration::from_millis(200))
+                && wanted(&event)
+            {
+                return Some(event);
+            }
+        }
+        None
+    };
+    let Some(ServiceEvent::ServiceResolved(found)) =
+        next(&|event| matches!(event, ServiceEvent::ServiceResolved(s) if s.port == port))
+    else {
+        let _ = browser.shutdown();
+        if gateway.log_text().contains("advertised over mDNS") {
+            eprintln!("SKIPPED: no multicast answer here (multicast unavailable)");
+            return;
+        }
+        panic!("not advertised: {}", gateway.log_text());
+    };
+    assert_eq!(found.host, host);
+    assert!(
+        found
+            .addresses
+            .iter()
+            .all(|a| !a.to_ip_addr().is_loopback()),
+        "{found:?}"
+    );
+    let fullname = found.fullname.clone();
+    gateway.stop();
+    let removed =
+        next(&|event| matches!(event, ServiceEvent::ServiceRemoved(_, name) if *name == fullname));
+    let _ = browser.shutdown();
+    assert!(removed.is_some(), "withdrawn on shutdown");
+}
