@@ -368,7 +368,13 @@ fn start_discovery(app: &App, listening: SocketAddr) -> Option<crate::discovery:
 /// [`display_screen`]. The display task never ends and never blocks start.
 fn start_display(app: &Arc<App>, url: &str, given: Option<Box<dyn crate::hardware::Display>>) {
     use crate::hardware::{Screen, task::follow};
-    let (weak, url) = (Arc::downgrade(app), url.to_string());
+    // What a phone can open: the public origin, else HOSTNAME.local with the port, never
+    // the loopback address `url` names for a gateway bound to every address.
+    let url = admin::pairing::default_host(app).map_or_else(
+        |_| url.to_string(),
+        |host| format!("{}://{host}", app.config().scheme()),
+    );
+    let weak = Arc::downgrade(app);
     let host = nix::unistd::gethostname().map_or_else(
         |_| "aisopod".to_string(),
         |name| name.to_string_lossy().into_owned(),

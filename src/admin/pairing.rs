@@ -14,7 +14,7 @@ use crate::server::state::App;
 /// Where phones reach the gateway when `--host` is not given: `[server] public_url`'s
 /// authority, else `HOSTNAME.local` with the port the gateway listens on (which the
 /// configured one is not when it is 0).
-fn default_host(app: &App) -> Result<String, CommandError> {
+pub fn default_host(app: &App) -> Result<String, CommandError> {
     let server = &app.config().server;
     if let Some(authority) = server
         .public_url

@@ -939,3 +939,64 @@ fn a_distributed_guesser_and_a_poll_flood_are_capped_and_the_owner_pairs_right_a
         gateway.advance_clock(Duration::from_secs(60));
     }
 }
+
+/// First run on a simulated board: with no account the OLED shows the claim code and a
+/// QR of the setup page at the name a phone can reach (never loopback); the phone that
+/// scans it claims the gateway, and the display turns to the status screen (URL,
+/// address, paired devices).
+#[test]
+fn first_run_the_oled_shows_the_claim_code_and_setup_qr_then_the_status() {
+    use aisopod::hardware::{Screen, render};
+    let board = crate::hardware::Board::default();
+    let setup = Setup::new(FAST);
+    let gateway = setup.start_on(board.devices());
+    let app = gateway.app.clone().unwrap();
+    let port = gateway.addr().port();
+    let host = format!(
+        "{}.local",
+        nix::unistd::gethostname().unwrap().to_str().unwrap()
+    );
+    let code = app
+        .services
+        .auth
+        .claim
+        .current()
+        .expect("a claim code on first run");
+    let setup_url = format!("HTTPS://{}:{port}/setup/claim", host.to_uppercase());
+    let now = || aisopod::clock::Clock::now(gateway.clock.as_ref().unwrap());
+    let claim_screen = render(
+        &Screen::Claim {
+            code: aisopod::secret::Secret::new(code.clone()),
+            setup_url: setup_url.clone(),
+        },
+        now(),
+    )
+    .unwrap();
+    until("the OLED shows the claim code and its QR", || {
+        board.oled.frame() == claim_screen
+    });
+    assert_eq!(board.oled.codes(), [setup_url.clone()]);
+
+    let mut phone = Phone::resolving(&gateway, version_of(false), "127.0.0.2", &host);
+    phone.url = format!("https://{host}:{port}");
+    let (status, tokens) = phone.call(
+        "POST",
+        "/setup/claim",
+        Some(json!({"code": code, "username": "owner", "password": OWNER_PW})),
+        None,
+    );
+    assert_eq!(status, StatusCode::CREATED, "{tokens}");
+    let status_screen = render(
+        &Screen::Status {
+            url: format!("https://{host}:{port}"),
+            address: host.clone(),
+            devices: Some(0),
+        },
+        now(),
+    )
+    .unwrap();
+    until("the OLED shows the status once claimed", || {
+        board.oled.frame() == status_screen
+    });
+    assert!(board.oled.codes().is_empty(), "the claim QR is gone");
+}
