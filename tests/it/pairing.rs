@@ -975,7 +975,7 @@ fn first_run_the_oled_shows_the_claim_code_and_setup_qr_then_the_status() {
     until("the OLED shows the claim code and its QR", || {
         board.oled.frame() == claim_screen
     });
-    assert_eq!(board.oled.codes(), [setup_url.clone()]);
+    assert_eq!(board.oled.codes(), [setup_url]);
 
     let mut phone = Phone::resolving(&gateway, version_of(false), "127.0.0.2", &host);
     phone.url = format!("https://{host}:{port}");
