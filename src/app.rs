@@ -83,6 +83,8 @@ pub struct Options {
     /// Whether to tell systemd (`NOTIFY_SOCKET`) about readiness and the watchdog: only
     /// the process's own gateway may, never one a test or a bench runs inside itself.
     pub notify_systemd: bool,
+    /// The display, button and LED to use instead of probing `[hardware]` for them.
+    pub hardware: Option<crate::hardware::Devices>,
 }
 
 impl Default for Options {
@@ -93,6 +95,7 @@ impl Default for Options {
             sandbox_helper: None,
             on_ready: None,
             notify_systemd: true,
+            hardware: None,
         }
     }
 }
@@ -104,6 +107,7 @@ impl std::fmt::Debug for Options {
             .field("sandbox_helper", &self.sandbox_helper)
             .field("on_ready", &self.on_ready.is_some())
             .field("notify_systemd", &self.notify_systemd)
+            .field("hardware", &self.hardware)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +177,7 @@ where
         sandbox_helper,
         on_ready,
         notify_systemd: systemd,
+        hardware,
     } = options;
     // Password strength is estimated in a child of this binary (see auth::strength).
     let strength_helper = sandbox_helper
@@ -189,6 +194,7 @@ where
         app.services.auth.accounts.passwords().estimate_in(helper);
     }
     let addr = listener.local_addr().map_err(AppError::Address)?;
+    let _ = app.listening.set(addr);
     let scheme = app.config().scheme();
 
     let admin_listener = bind_admin_socket(&runtime_dir, &socket_path)?;
@@ -248,9 +254,14 @@ where
         "aisopod gateway listening"
     );
     offer_claim_code(&app, &url);
-    start_display(&app, &url);
-    start_button(&app);
-    start_led(&app);
+    let (display, button, led) = match hardware {
+        Some(given) => (Some(given.display), Some(given.button), Some(given.led)),
+        None => (None, None, None),
+    };
+    let announcer = start_discovery(&app, addr);
+    start_display(&app, &url, display);
+    start_button(&app, button);
+    start_led(&app, led);
     if let Some(on_ready) = on_ready {
         on_ready(&Ready {
             app: app.clone(),
@@ -272,6 +283,9 @@ where
     }
     if systemd {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
+    if let Some(announcer) = announcer {
+        let _ = tokio::task::spawn_blocking(move || announcer.stop()).await;
     }
     app.tasks.abort_all();
     app.audit().record_or_log(AuditEvent::new("gateway.stop"));
@@ -325,11 +339,49 @@ fn offer_claim_code(app: &App, url: &str) {
     }
 }
 
-/// The device's display, kept showing [`display_screen`]. The display task never ends
-/// and never blocks start.
-fn start_display(app: &Arc<App>, url: &str) {
+/// Advertises the gateway over mDNS at the address it listens on, unless `[pairing]
+/// mdns = false` or nobody on the network could reach it. A failure to start is raised
+/// as an alert (the LED's error pattern): phones then cannot resolve `HOSTNAME.local`.
+fn start_discovery(app: &App, listening: SocketAddr) -> Option<crate::discovery::Announcer> {
+    use crate::discovery::{Announcer, advert};
+    if !app.config().pairing.mdns {
+        return None;
+    }
+    let host = nix::unistd::gethostname().map_or_else(
+        |_| String::new(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let advert = match advert(&host, listening, app.tls.is_some()) {
+        Ok(advert) => advert,
+        Err(why) => {
+            tracing::info!(reason = why, "not advertised over mDNS");
+            return None;
+        }
+    };
+    match Announcer::start(&advert) {
+        Ok(announcer) => {
+            tracing::info!(service = advert.service, host = %advert.host, port = advert.port, "advertised over mDNS");
+            Some(announcer)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "mDNS advertising failed; phones cannot find HOSTNAME.local");
+            app.alerts.raise("mdns", err.to_string());
+            None
+        }
+    }
+}
+
+/// The device's display (`given`, or the one `[hardware]` names), kept showing
+/// [`display_screen`]. The display task never ends and never blocks start.
+fn start_display(app: &Arc<App>, url: &str, given: Option<Box<dyn crate::hardware::Display>>) {
     use crate::hardware::{Screen, task::follow};
-    let (weak, url) = (Arc::downgrade(app), url.to_string());
+    // What a phone can open: the public origin, else HOSTNAME.local with the port, never
+    // the loopback address `url` names for a gateway bound to every address.
+    let url = admin::pairing::default_host(app).map_or_else(
+        |_| url.to_string(),
+        |host| format!("{}://{host}", app.config().scheme()),
+    );
+    let weak = Arc::downgrade(app);
     let host = nix::unistd::gethostname().map_or_else(
         |_| "aisopod".to_string(),
         |name| name.to_string_lossy().into_owned(),
@@ -339,11 +391,14 @@ fn start_display(app: &Arc<App>, url: &str) {
         Some(watched) => display_screen(&watched, &url, &host),
     };
     let (config, clock) = (app.config().hardware.clone(), app.services.clock.clone());
-    app.tasks.spawn("display", follow(config, clock, screen));
+    let alerts = app.alerts.clone();
+    app.tasks
+        .spawn("display", follow(config, given, clock, alerts, screen));
 }
 
 /// What the display shows now: pairing first (the open offer's QR, or the phone a short
-/// press would confirm), then the claim code and a QR of the setup page while no account
+/// press would confirm), then with `[hardware] approve_with_button` the tool call a short
+/// press would approve, then the claim code and a QR of the setup page while no account
 /// exists, else the status with the paired-device count. `url` is where the gateway
 /// answers, `host` the machine's name.
 pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Screen {
@@ -375,6 +430,23 @@ pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Scre
         }
         None => {}
     }
+    if app.config().hardware.approve_with_button {
+        match button_approval(app) {
+            Some(ButtonApproval::One(request)) => {
+                return Screen::Approval {
+                    tool: request.tool.clone(),
+                    command: request.input.summary.clone(),
+                };
+            }
+            Some(ButtonApproval::Several(count)) => {
+                return Screen::Message {
+                    title: "Approvals waiting".into(),
+                    body: format!("{count} tool calls wait: answer each in the app"),
+                };
+            }
+            None => {}
+        }
+    }
     match app.services.auth.claim.current() {
         Some(code) => Screen::Claim {
             code: crate::secret::Secret::new(code),
@@ -393,6 +465,34 @@ pub fn display_screen(app: &App, url: &str, host: &str) -> crate::hardware::Scre
     }
 }
 
+/// Who answers a tool approval with the button: whoever stands at the device, which is
+/// the owner's physical presence, so every request is theirs to answer.
+fn button_responder() -> crate::gateway::approval::Responder {
+    crate::gateway::approval::Responder {
+        actor: "button".into(),
+        username: String::new(),
+        admin: true,
+    }
+}
+
+/// The tool approvals the display offers to the button.
+enum ButtonApproval {
+    /// Exactly one waits: the display shows it, and a short press approves it.
+    One(Arc<crate::gateway::approval::ApprovalRequest>),
+    /// Several wait: the display says so and a press approves none, since the person
+    /// could not tell which one it would be.
+    Several(usize),
+}
+
+fn button_approval(app: &App) -> Option<ButtonApproval> {
+    let mut waiting = app.approvals.pending_for(&button_responder());
+    match waiting.len() {
+        0 => None,
+        1 => waiting.pop().map(ButtonApproval::One),
+        count => Some(ButtonApproval::Several(count)),
+    }
+}
+
 /// An open offer's screen: its QR and the countdown to `expires` (unix seconds). The
 /// display and `pair start --png` both draw this.
 pub fn pairing_screen(payload: crate::secret::Secret, expires: i64) -> crate::hardware::Screen {
@@ -405,31 +505,46 @@ pub fn pairing_screen(payload: crate::secret::Secret, expires: i64) -> crate::ha
     }
 }
 
-/// The button, when there is one: its presses go to [`follow_button`].
-fn start_button(app: &Arc<App>) {
+/// The button (`given`, or the one `[hardware]` names), when there is one: its presses
+/// go to [`follow_button`]. One that is there but cannot be used is raised as an alert.
+fn start_button(app: &Arc<App>, given: Option<Box<dyn crate::hardware::Button>>) {
     use crate::hardware::{button, select::open_button};
     let config = &app.config().hardware;
-    let (device, missing) = open_button(config);
-    if let Some(why) = missing {
-        tracing::info!(reason = %why, "no button");
-        return;
-    }
+    let device = match given {
+        Some(device) => device,
+        None => match open_button(config) {
+            (_, Some(why)) => {
+                tracing::info!(reason = %why, "no button");
+                return;
+            }
+            (device, None) => device,
+        },
+    };
     match button::spawn(device, config.debounce, config.long_press) {
         Ok(presses) => app
             .tasks
             .spawn("button", follow_button(Arc::downgrade(app), presses)),
-        Err(err) => tracing::warn!(error = %err, "the button cannot be used; running without it"),
+        Err(err) => {
+            tracing::warn!(error = %err, "the button cannot be used; running without it");
+            app.alerts.raise("button", err.to_string());
+        }
     }
 }
 
-/// Starts the LED, when there is one, showing [`led_pattern`] as it changes.
-fn start_led(app: &Arc<App>) {
+/// Starts the LED (`given`, or the one `[hardware]` names), when there is one, showing
+/// [`led_pattern`] as it changes.
+fn start_led(app: &Arc<App>, given: Option<Box<dyn crate::hardware::Led>>) {
     use crate::hardware::{LedPattern, led, select::open_led};
-    let (device, missing) = open_led(&app.config().hardware);
-    if let Some(why) = missing {
-        tracing::info!(reason = %why, "no LED");
-        return;
-    }
+    let device = match given {
+        Some(device) => device,
+        None => match open_led(&app.config().hardware) {
+            (_, Some(why)) => {
+                tracing::info!(reason = %why, "no LED");
+                return;
+            }
+            (device, None) => device,
+        },
+    };
     let (patterns, shown) = tokio::sync::watch::channel(led_pattern(app));
     app.tasks.spawn("led", led::run(device, shown));
     let weak = Arc::downgrade(app);
@@ -451,13 +566,17 @@ fn start_led(app: &Arc<App>) {
 }
 
 /// What the LED says now: a tool call waiting for approval first (a person should act),
-/// then an open pairing offer or a phone waiting for confirmation, else ready.
+/// then an open pairing offer or a phone waiting for confirmation (both are brief and
+/// were asked for), then an error while an alert is raised or the store fails (it stays
+/// until fixed, so it must not hide what a person is doing), else ready.
 pub fn led_pattern(app: &App) -> crate::hardware::LedPattern {
     use crate::hardware::LedPattern;
     if app.approvals.waiting() > 0 {
         LedPattern::ApprovalWaiting
     } else if app.pairing.showing().is_some() {
         LedPattern::Pairing
+    } else if !app.alerts.is_empty() || app.services.store.check().is_err() {
+        LedPattern::Error
     } else {
         LedPattern::Ready
     }
@@ -465,8 +584,9 @@ pub fn led_pattern(app: &App) -> crate::hardware::LedPattern {
 
 /// Acts on button presses, as the admin commands do and audited the same way with the
 /// actor `button`: a long press opens a pairing offer with the default lifetime; a short
-/// press confirms the claim the display names, and nothing when it names none. A
-/// button that goes away leaves the gateway serving.
+/// press confirms the claim the display names, else (with `approve_with_button`)
+/// approves the tool call it shows, and does nothing when it names neither. A button
+/// that goes away leaves the gateway serving.
 pub async fn follow_button(
     app: std::sync::Weak<App>,
     mut presses: tokio::sync::mpsc::UnboundedReceiver<crate::hardware::ButtonEvent>,
@@ -486,7 +606,11 @@ pub async fn follow_button(
             },
             ButtonEvent::Short => match app.pairing.showing() {
                 Some(Showing::Confirm { id, .. }) => AdminRequest::PairConfirm { id },
-                _ => continue,
+                Some(_) => continue,
+                None => {
+                    approve_shown(&app);
+                    continue;
+                }
             },
         };
         if let Err(err) = admin::pairing::live(&app, "button", request) {
@@ -495,6 +619,29 @@ pub async fn follow_button(
     }
     tracing::warn!("the button stopped reporting presses; the gateway runs on");
     std::future::pending::<()>().await;
+}
+
+/// With `[hardware] approve_with_button`, approves the one tool call the display shows,
+/// for exactly the input it shows (audited by the broker with the actor `button`).
+/// Without the setting, or with none or several waiting, a press approves nothing.
+fn approve_shown(app: &App) {
+    if !app.config().hardware.approve_with_button {
+        return;
+    }
+    let Some(ButtonApproval::One(request)) = button_approval(app) else {
+        return;
+    };
+    let answered = app.approvals.respond(
+        app.audit(),
+        &request.id,
+        &button_responder(),
+        true,
+        false,
+        Some(&request.input_hash),
+    );
+    if let Err(err) = answered {
+        tracing::warn!(error = %err, "the button press approved nothing");
+    }
 }
 
 /// An address a local client can connect to: the unspecified address becomes loopback.

@@ -11,7 +11,8 @@
 //! ```text
 //! 8  app  cli  (main.rs)         wiring and entry
 //! 7  server  admin               HTTP and the gateway's state; the admin socket
-//! 6  gateway  pairing  error     tools, approvals, the path guard; QR pairing; `error` aggregates
+//! 6  gateway  pairing  error     tools, approvals, the path guard; QR pairing (and `hardware`,
+//!                                `discovery`: the device's display and mDNS); `error` aggregates
 //! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
 //! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
 //! 3  store  keys                 sled trees and the backup archive; master key, sealed secrets
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod fsutil;
 pub mod gateway;

@@ -45,6 +45,7 @@ const LAYERS: &[(&str, u8)] = &[
     // so it sits above it.
     ("gateway", 6),
     ("pairing", 6),
+    ("discovery", 6),
     ("hardware", 6),
     ("error", 6),
     // 7

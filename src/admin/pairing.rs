@@ -12,8 +12,9 @@ use crate::pairing::OfferRequest;
 use crate::server::state::App;
 
 /// Where phones reach the gateway when `--host` is not given: `[server] public_url`'s
-/// authority, else `HOSTNAME.local` with the configured port.
-fn default_host(app: &App) -> Result<String, CommandError> {
+/// authority, else `HOSTNAME.local` with the port the gateway listens on (which the
+/// configured one is not when it is 0).
+pub fn default_host(app: &App) -> Result<String, CommandError> {
     let server = &app.config().server;
     if let Some(authority) = server
         .public_url
@@ -23,7 +24,7 @@ fn default_host(app: &App) -> Result<String, CommandError> {
     {
         return Ok(authority);
     }
-    let port = server.bind.port();
+    let port = app.listening.get().map_or(server.bind.port(), |a| a.port());
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

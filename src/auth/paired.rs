@@ -296,6 +296,21 @@ pub struct PairedDevices {
     clock: SharedClock,
     /// Outstanding refresh nonces and until when they may be used.
     nonces: Mutex<HashMap<String, i64>>,
+    events: tokio::sync::broadcast::Sender<DeviceEvent>,
+}
+
+/// What connected clients hear about devices: a new one (told to its owner), and a
+/// revoked one (its own open connections end at once instead of at their next recheck).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEvent {
+    DevicePaired {
+        owner: String,
+        device_id: String,
+        name: String,
+    },
+    DeviceRevoked {
+        device_id: String,
+    },
 }
 
 impl PairedDevices {
@@ -310,7 +325,18 @@ impl PairedDevices {
             store: store.clone(),
             clock,
             nonces: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::Sender::new(64),
         })
+    }
+
+    /// Device events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<DeviceEvent> {
+        self.events.subscribe()
+    }
+
+    /// Tells every subscriber (nobody listening is fine).
+    pub fn announce(&self, event: DeviceEvent) {
+        let _ = self.events.send(event);
     }
 
     fn now(&self) -> i64 {
@@ -549,14 +575,18 @@ impl PairedDevices {
     /// rechecks [`PairedDevices::is_active`] (open WebSockets).
     pub fn revoke(&self, id: &str) -> Result<PairedDevice, PairedError> {
         let now = self.now();
-        self.change(id, |device| {
+        let revoked = self.change(id, |device| {
             if device.revoked.is_none() {
                 device.revoked = Some(now);
             }
             device.access_hash.clear();
             device.refresh_hash.clear();
             Ok(())
-        })
+        })?;
+        self.announce(DeviceEvent::DeviceRevoked {
+            device_id: revoked.id.clone(),
+        });
+        Ok(revoked)
     }
 
     /// Grants the scopes the device asked for at pairing (an admin's decision).

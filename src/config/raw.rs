@@ -73,6 +73,7 @@ impl Default for RawApproval {
 pub(super) struct RawPairing {
     pub(super) offer_ttl: Seconds,
     pub(super) confirm: bool,
+    pub(super) mdns: bool,
 }
 
 impl Default for RawPairing {
@@ -80,6 +81,7 @@ impl Default for RawPairing {
         Self {
             offer_ttl: Seconds(Duration::from_secs(120)),
             confirm: true,
+            mdns: true,
         }
     }
 }

@@ -426,6 +426,8 @@ pub struct PairingConfig {
     /// Whether a claim waits for a person to compare the code and confirm; `false` only
     /// in local mode.
     pub confirm: bool,
+    /// Whether to advertise the gateway as `HOSTNAME.local` over mDNS (`discovery`).
+    pub mdns: bool,
 }
 
 /// One `[[agents]]` entry: which model answers for it, which tools it may call and

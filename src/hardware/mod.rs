@@ -11,6 +11,7 @@
 //! a press means (pairing and approvals do) and never shows a secret past its screen's
 //! expiry.
 
+pub mod alerts;
 pub mod button;
 pub mod display;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod task;
 #[cfg(test)]
 mod tests;
 
+pub use alerts::Alerts;
 pub use button::ButtonEvent;
 pub use display::{Button, Display, Led};
 pub use error::HardwareError;
@@ -36,3 +38,12 @@ pub use frame::Frame;
 pub use led::LedPattern;
 pub use qr::{QrError, QrMatrix};
 pub use screens::{Screen, render};
+
+/// Devices handed to the gateway instead of probed for: a simulated board in tests, or a
+/// caller that opened them itself.
+#[derive(Debug)]
+pub struct Devices {
+    pub display: Box<dyn Display>,
+    pub button: Box<dyn Button>,
+    pub led: Box<dyn Led>,
+}

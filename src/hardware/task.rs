@@ -1,15 +1,18 @@
 //! The display task: shows the [`Screen`] in a `watch` channel, redraws countdowns each
 //! second, and blanks a screen's secret the moment its expiry passes (by the injected
 //! clock), whether or not anyone sends a new screen. A failing display (an I2C error, a
-//! module unplugged) is logged once, retried with a growing pause, and logged again when
-//! it is back; the gateway never waits on it. It never decides what to show.
+//! module unplugged) is logged once, raised as the `display` alert (the LED's error
+//! pattern), retried with a growing pause, and logged and cleared when it is back; the
+//! gateway never waits on it. It never decides what to show.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::hardware::HardwareConfig;
+use crate::hardware::alerts::Alerts;
 use crate::hardware::display::{Display, NullDisplay};
 use crate::hardware::frame::Frame;
 use crate::hardware::screens::{Screen, render};
@@ -21,11 +24,15 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often a ticking screen (a countdown) is redrawn.
 pub const TICK: Duration = Duration::from_secs(1);
 
+/// The name a failing display is raised under in [`Alerts`].
+pub const ALERT: &str = "display";
+
 /// Runs until the sender of `screens` is dropped, then blanks the display.
 pub async fn run(
     mut device: Box<dyn Display>,
     mut screens: watch::Receiver<Screen>,
     clock: SharedClock,
+    alerts: Arc<Alerts>,
 ) {
     let mut shown: Option<Frame> = None;
     let mut backoff: Option<Duration> = None;
@@ -47,12 +54,14 @@ pub async fn run(
             match device.show(&frame) {
                 Ok(()) => {
                     if backoff.take().is_some() {
+                        alerts.clear(ALERT);
                         tracing::info!(display = %device.describe(), "display is back");
                     }
                     shown = Some(frame);
                 }
                 Err(err) => {
                     if backoff.is_none() {
+                        alerts.raise(ALERT, format!("{}: {err}", device.describe()));
                         tracing::warn!(
                             display = %device.describe(),
                             error = %err,
@@ -94,14 +103,24 @@ async fn sleep(pause: Option<Duration>) {
 /// How often [`follow`] asks what the screen should be.
 pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
-/// Opens the display `config` asks for (logging what was found and what was passed
-/// over), then keeps it showing `screen_of()`, asked every [`FOLLOW_EVERY`]. Never
-/// returns, so it can run as one of the gateway's tasks; with no display it only waits.
-pub async fn follow<F>(config: HardwareConfig, clock: SharedClock, screen_of: F)
-where
+/// Opens the display `config` asks for, unless one is `given` (logging what was found
+/// and what was passed over), then keeps it showing `screen_of()`, asked every
+/// [`FOLLOW_EVERY`]. A display named in the config that cannot be opened is raised in
+/// `alerts`. Never returns, so it can run as one of the gateway's tasks; with no display
+/// it only waits.
+pub async fn follow<F>(
+    config: HardwareConfig,
+    given: Option<Box<dyn Display>>,
+    clock: SharedClock,
+    alerts: Arc<Alerts>,
+    screen_of: F,
+) where
     F: Fn() -> Screen + Send + 'static,
 {
-    let opened = tokio::task::spawn_blocking(move || open_display(&config)).await;
+    let opened = match given {
+        Some(device) => Ok((Ok(device), Vec::new())),
+        None => tokio::task::spawn_blocking(move || open_display(&config)).await,
+    };
     let device = match opened {
         Ok((Ok(device), skipped)) => {
             tracing::info!(display = %device.describe(), passed_over = ?skipped, "display");
@@ -109,6 +128,7 @@ where
         }
         Ok((Err(err), _)) => {
             tracing::warn!(error = %err, "the configured display cannot be used; running without one");
+            alerts.raise(ALERT, err.to_string());
             Box::new(NullDisplay)
         }
         Err(err) => {
@@ -130,5 +150,5 @@ where
             });
         }
     };
-    tokio::join!(run(device, watched, clock), refresh);
+    tokio::join!(run(device, watched, clock, alerts), refresh);
 }

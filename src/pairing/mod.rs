@@ -15,9 +15,14 @@
 //! or the button); the phone polls with a token only it holds and collects its device
 //! tokens once. A new device is announced on [`Pairing::subscribe`].
 //!
+//! Claims against an open offer share one budget across every address, and polls are
+//! limited per address ([`guard`]), on the injected clock.
+//!
 //! This module decides offers and claims; it never speaks HTTP, never draws (the
 //! `hardware` module shows [`PairingOffer::qr_payload`]), and keeps device credentials
 //! in `auth::paired`, which it calls.
+
+pub mod guard;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,6 +84,11 @@ pub enum PairingError {
     NotWaiting(String),
     #[error("too many pairing claims are waiting; confirm or refuse them first")]
     TooManyClaims,
+    /// Too many claims against the open offer, from all addresses together.
+    #[error("too many pairing attempts; retry in {} s", .0.as_secs().max(1))]
+    TooManyGuesses(Duration),
+    #[error("this phone polls too often; retry in {} s", .0.as_secs().max(1))]
+    TooManyPolls(Duration),
     #[error(transparent)]
     Device(#[from] PairedError),
 }
@@ -179,15 +189,8 @@ pub enum ClaimStatus {
     Expired,
 }
 
-/// What the owner's connected clients hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PairingEvent {
-    DevicePaired {
-        owner: String,
-        device_id: String,
-        name: String,
-    },
-}
+/// What the owner's connected clients hear: the device events of `auth::paired`.
+pub use crate::auth::paired::DeviceEvent as PairingEvent;
 
 #[derive(Debug)]
 struct OpenOffer {
@@ -271,7 +274,7 @@ pub struct Pairing {
     config: PairingConfig,
     devices: Arc<PairedDevices>,
     state: Mutex<State>,
-    events: broadcast::Sender<PairingEvent>,
+    guard: guard::Guard,
 }
 
 /// A new offer's parameters.
@@ -320,11 +323,11 @@ fn valid_host(host: &str) -> bool {
 impl Pairing {
     pub fn new(config: &PairingConfig, devices: Arc<PairedDevices>, clock: SharedClock) -> Self {
         Pairing {
+            guard: guard::Guard::new(clock.clone()),
             clock,
             config: config.clone(),
             devices,
             state: Mutex::new(State::default()),
-            events: broadcast::Sender::new(64),
         }
     }
 
@@ -347,7 +350,7 @@ impl Pairing {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PairingEvent> {
-        self.events.subscribe()
+        self.devices.subscribe()
     }
 
     /// Opens an offer. Refused while another is open unless `replace` is set.
@@ -460,6 +463,8 @@ impl Pairing {
         let Some(offer) = &state.offer else {
             return Err(PairingError::WrongSecret);
         };
+        // Checked before the secret, so a guesser past the budget learns nothing.
+        self.guard.claim().map_err(PairingError::TooManyGuesses)?;
         let matches: bool = opaque::hash(&presented)
             .as_bytes()
             .ct_eq(offer.secret_hash.as_bytes())
@@ -529,7 +534,7 @@ impl Pairing {
             claim.granted,
             claim.requested,
         )?;
-        let _ = self.events.send(PairingEvent::DevicePaired {
+        self.devices.announce(PairingEvent::DevicePaired {
             owner: device.owner.clone(),
             device_id: device.id.clone(),
             name: device.name.clone(),
@@ -583,9 +588,16 @@ impl Pairing {
         Ok(claim.view())
     }
 
-    /// A claim's state for the phone holding its poll token. Confirmed tokens are
-    /// handed out once; the claim is gone after that.
-    pub fn poll(&self, id: &str, poll_token: &str) -> Result<ClaimStatus, PairingError> {
+    /// A claim's state for the phone holding its poll token, asked `from` an address
+    /// (as the server counts clients; limited per address). Confirmed tokens are handed
+    /// out once; the claim is gone after that.
+    pub fn poll(
+        &self,
+        from: std::net::IpAddr,
+        id: &str,
+        poll_token: &str,
+    ) -> Result<ClaimStatus, PairingError> {
+        self.guard.poll(from).map_err(PairingError::TooManyPolls)?;
         let now = self.now();
         let mut state = self.state();
         let unknown = || PairingError::NoClaim(id.chars().take(64).collect());
@@ -626,6 +638,8 @@ mod tests {
     use super::*;
     use crate::auth::paired::default_scopes;
 
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn service(confirm: bool) -> (crate::auth::testing::Fixture, Pairing) {
         let f = crate::auth::testing::fixture("");
         let devices =
@@ -633,6 +647,7 @@ mod tests {
         let config = PairingConfig {
             offer_ttl: Duration::from_secs(120),
             confirm,
+            mdns: false,
         };
         let pairing = Pairing::new(&config, devices, f.shared.clone());
         (f, pairing)
@@ -751,17 +766,20 @@ mod tests {
         ));
         let poll = started.poll_token.expose().to_string();
         assert!(matches!(
-            pairing.poll(&started.id, &poll).unwrap(),
+            pairing.poll(LOCAL, &started.id, &poll).unwrap(),
             ClaimStatus::Waiting { .. }
         ));
         assert_eq!(pairing.pending().len(), 1);
         let device = pairing.confirm(&started.id).unwrap();
         assert_eq!(device.scopes, default_scopes());
         assert!(matches!(
-            pairing.poll(&started.id, &poll).unwrap(),
+            pairing.poll(LOCAL, &started.id, &poll).unwrap(),
             ClaimStatus::Confirmed { .. }
         ));
-        assert!(pairing.poll(&started.id, &poll).is_err(), "collected once");
+        assert!(
+            pairing.poll(LOCAL, &started.id, &poll).is_err(),
+            "collected once"
+        );
     }
 
     #[test]

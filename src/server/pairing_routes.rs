@@ -22,7 +22,7 @@ use crate::auth::paired::DevicePublicKey;
 use crate::auth::scopes::{Scope, Scopes};
 use crate::pairing::{ClaimRequest, OfferRequest, PairingError};
 use crate::server::api::Api;
-use crate::server::auth::{Access, Admin, ClientIp, refuse};
+use crate::server::auth::{Access, Admin, ClientIp, refuse, with_retry_after};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
@@ -37,7 +37,8 @@ pub fn api() -> Api {
         .route("/pair.js", Access::Public, get(script))
         .route("/ca.mobileconfig", Access::Public, get(mobileconfig))
         .route("/pair/claim", Access::Credentials, post(claim))
-        // The poll token is 256 random bits: nothing to guess, and a phone polls often.
+        // The poll token is 256 random bits: nothing to guess, and a phone polls often,
+        // so polls have their own per-address limit (the pairing service's guard).
         .route("/pair/claim/{id}/poll", Access::Public, post(poll))
         .route("/pair/nonce", Access::Credentials, get(nonce))
         .route("/pair/refresh", Access::Credentials, post(refresh))
@@ -97,6 +98,9 @@ impl From<PairingError> for ApiError {
             PairingError::NoClaim(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             PairingError::NotWaiting(_) => (StatusCode::CONFLICT, ErrorCode::AlreadyResolved),
             PairingError::TooManyClaims => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::Busy),
+            PairingError::TooManyGuesses(_) | PairingError::TooManyPolls(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
+            }
             PairingError::Device(_) => {
                 if let PairingError::Device(device) = err {
                     return device.into();
@@ -189,6 +193,10 @@ async fn claim(
             };
             (status, Json(started)).into_response()
         }
+        Ok(Err(PairingError::TooManyGuesses(wait))) => {
+            let error = PairingError::TooManyGuesses(wait).into();
+            with_retry_after(refuse(&app, ip.0, path, error, None), wait)
+        }
         Ok(Err(error)) => refuse(&app, ip.0, path, error.into(), None),
         Err(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,11 +217,19 @@ struct Poll {
 /// or expired.
 async fn poll(
     State(app): State<Arc<App>>,
+    ip: ClientIp,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Poll>,
-) -> Result<Response, ApiError> {
-    let status = app.pairing.poll(&id, &body.poll_token)?;
-    Ok(Json(status).into_response())
+) -> Response {
+    let from = app.limits.key(ip.0).addr();
+    match app.pairing.poll(from, &id, &body.poll_token) {
+        Ok(status) => Json(status).into_response(),
+        Err(PairingError::TooManyPolls(wait)) => {
+            let error = PairingError::TooManyPolls(wait).into();
+            with_retry_after(refuse(&app, ip.0, "/pair/claim/poll", error, None), wait)
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    }
 }
 
 /// `GET /pair/nonce`: a single-use nonce for the next refresh.

@@ -154,6 +154,10 @@ pub struct App {
     /// Pairing offers and claims.
     pub pairing: Arc<Pairing>,
     pub gateway: Gateway,
+    /// What is wrong that the owner must see on the device (the LED's error pattern).
+    pub alerts: Arc<crate::hardware::Alerts>,
+    /// The address the API listener is bound to, once it is (the configured port may be 0).
+    pub listening: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// The AI gateway's stores: agents, chats and usage; and the providers with their keys.
@@ -271,6 +275,8 @@ impl App {
             started: Instant::now(),
             sandbox,
             sandbox_status: tokio::sync::watch::Sender::new(sandbox_status),
+            alerts: Arc::default(),
+            listening: std::sync::OnceLock::new(),
         })
     }
 

@@ -550,6 +550,13 @@ where
                         "name": name,
                     })));
                 }
+                // A revoked device's connection ends now, not at the next recheck.
+                Ok(PairingEvent::DeviceRevoked { .. }) if !conn.ctx.still_stands(&conn.principal) => {
+                    out.push(text(&error_message(ErrorCode::SessionRevoked, "the session has ended", None)));
+                    out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
+                    send_all(&mut sink, out).await;
+                    break Ended::Revoked;
+                }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => pairing_open = false,
             },

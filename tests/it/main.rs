@@ -16,6 +16,7 @@ mod support;
 mod agents;
 mod auth;
 mod backup;
+mod browser;
 mod chats;
 mod cli;
 mod device;

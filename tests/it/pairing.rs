@@ -37,6 +37,27 @@ impl Phone {
         }
     }
 
+    /// A phone that resolves `host` (the `.local` name the QR names) to the gateway, as
+    /// mDNS does on the owner's network.
+    fn resolving(gateway: &Gateway, version: http::Version, from: &str, host: &str) -> Phone {
+        let pem = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+        let builder = reqwest::blocking::Client::builder()
+            .local_address(Some(from.parse().unwrap()))
+            .resolve(host, gateway.addr())
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(30));
+        let builder = if version == http::Version::HTTP_2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        };
+        let mut phone = Phone::new(gateway, version, from);
+        phone.client = builder.build().unwrap();
+        phone
+    }
+
     /// The public key as WebCrypto exports it (JWK).
     fn jwk(&self) -> Value {
         let point = self.key.public_key().as_ref();
@@ -113,6 +134,14 @@ impl Phone {
 }
 
 fn owner_gateway(extra: &str) -> (Setup, Gateway, String) {
+    owner_gateway_on(extra, None)
+}
+
+/// [`owner_gateway`] on a simulated board, when one is given.
+fn owner_gateway_on(
+    extra: &str,
+    board: Option<&crate::hardware::Board>,
+) -> (Setup, Gateway, String) {
     let setup = Setup::new(extra);
     let added = setup.cli_with(
         &["user", "add", "--admin", "owner", "--password-stdin"],
@@ -120,7 +149,10 @@ fn owner_gateway(extra: &str) -> (Setup, Gateway, String) {
         Some(OWNER_PW.as_bytes()),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let gateway = setup.start();
+    let gateway = match board {
+        Some(board) => setup.start_on(board.devices()),
+        None => setup.start(),
+    };
     let response = gateway
         .client()
         .post(format!("{}/auth/login", gateway.url))
@@ -604,7 +636,7 @@ fn button(gateway: &Gateway) -> tokio::sync::mpsc::UnboundedSender<aisopod::hard
 }
 
 /// Waits (by condition, a few seconds at most) until `done` holds.
-fn until(what: &str, done: impl Fn() -> bool) {
+fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{what}");
@@ -723,4 +755,248 @@ fn a_long_press_opens_an_offer_and_a_short_press_confirms_the_phone_the_display_
     .map(|(a, o)| (format!("admin.{a}"), (*o).to_string()))
     .collect();
     assert_eq!(kinds, expected);
+}
+
+/// The "done when", end to end on a simulated board: the long press opens an
+/// offer; the phone reads the QR off the SSD1306's own display RAM (as the driver wrote
+/// it over I2C) and opens that URL; the short press (bouncing contact, the gateway's own
+/// debouncer) confirms it; it refreshes with proof of possession; revoked, its open /ws
+/// closes at once, not at the socket's next recheck (every 2 s).
+#[test]
+fn done_when_a_phone_pairs_from_the_oled_is_confirmed_by_the_button_refreshes_and_is_revoked() {
+    use aisopod::hardware::LedPattern;
+    let board = crate::hardware::Board::default();
+    let config = format!("{FAST}\n[hardware]\nlong_press = \"500ms\"");
+    let (_setup, gateway, admin) = owner_gateway_on(&config, Some(&board));
+    until("the display shows the status screen", || {
+        board.oled.written() >= 1024
+    });
+    assert!(
+        board.oled.codes().is_empty(),
+        "no QR before a deliberate act"
+    );
+    for (round, http1) in [true, false].into_iter().enumerate() {
+        let version = version_of(http1);
+        let led_before = board.led.sets();
+        board.button.long();
+        let payload = {
+            let mut codes = Vec::new();
+            until("the OLED shows the offer's QR", || {
+                codes = board.oled.codes();
+                !codes.is_empty()
+            });
+            codes.remove(0)
+        };
+        let (url, secret) = payload.split_once('#').unwrap();
+        let host = format!(
+            "{}.local",
+            nix::unistd::gethostname().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            url,
+            format!(
+                "HTTPS://{}:{}/P",
+                host.to_uppercase(),
+                gateway.addr().port()
+            )
+        );
+        assert_eq!(led(&gateway), LedPattern::Pairing);
+        until("the LED blinks while the offer is open", || {
+            board.led.blinked_since(led_before)
+        });
+
+        // The phone opens exactly what it scanned (the fragment stays on the phone), and
+        // then speaks to the same origin.
+        let mut phone = Phone::resolving(&gateway, version, "127.0.0.2", &host);
+        let page = phone.client.get(url).send().unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().unwrap().contains("/pair.js"));
+        phone.url = format!("https://{host}:{}", gateway.addr().port());
+        let name = format!("pocket phone {round}");
+        let (status, started) = phone.claim(secret, &name);
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        until("the QR leaves the display once claimed", || {
+            board.oled.codes().is_empty()
+        });
+        assert_eq!(phone.poll(&started).1["status"], "waiting");
+        board.button.short();
+        let mut polled = Value::Null;
+        until("the short press confirms", || {
+            polled = phone.poll(&started).1;
+            polled["status"] != "waiting"
+        });
+        assert_eq!(polled["status"], "confirmed", "{polled}");
+        let tokens = polled["tokens"].clone();
+        let device_id = tokens["device_id"].as_str().unwrap().to_string();
+
+        // Refresh with proof of possession of the device key.
+        let nonce = phone.nonce();
+        let signed = phone.sign(&Phone::refresh_message(&device_id, &nonce));
+        let (status, refreshed) = phone.refresh(&tokens, &nonce, &signed);
+        assert_eq!(status, StatusCode::OK, "{refreshed}");
+        let access = refreshed["access_token"].as_str().unwrap();
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).1["via"],
+            "paired_device"
+        );
+
+        // Revoked: the open socket closes at once.
+        let mut device_ws = ws(&gateway, access);
+        next_of(&mut device_ws, "hello");
+        let revoked_at = std::time::Instant::now();
+        let (status, _) = admin_call(
+            &gateway,
+            &admin,
+            "DELETE",
+            &format!("/api/v1/devices/{device_id}"),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK);
+        let closed = loop {
+            match device_ws.read() {
+                Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        };
+        let took = revoked_at.elapsed();
+        assert_eq!(closed, Some(1008));
+        assert!(
+            took < Duration::from_millis(1500),
+            "closed {took:?} after the revocation"
+        );
+        assert_eq!(
+            phone.call("GET", "/api/v1/me", None, Some(access)).0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+/// A distributed guesser (one wrong secret from each of many addresses, under every
+/// per-address limit) and a poll flood: the pairing service's own budgets refuse them,
+/// and the owner pairs normally once the attack stops (the injected clock moves on).
+#[test]
+fn a_distributed_guesser_and_a_poll_flood_are_capped_and_the_owner_pairs_right_after() {
+    let (_setup, gateway, admin) = owner_gateway(FAST);
+    for http1 in [true, false] {
+        let version = version_of(http1);
+        let (_, secret) = offer(&gateway, &admin);
+        let mut statuses = Vec::new();
+        for host in 10..40 {
+            let guesser = Phone::new(&gateway, version, &format!("127.0.0.{host}"));
+            let (status, body) = guesser.claim(&format!("AAAAAAAAAAAAAA{host:02}"), "evil");
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+            }
+            statuses.push(status);
+        }
+        let wrong = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        assert_eq!(wrong, 10, "the shared budget: {statuses:?}");
+        assert_eq!(
+            statuses.len() - wrong,
+            20,
+            "the rest refused unchecked: {statuses:?}"
+        );
+        // While it lasts, even the right secret waits (the guesser learns nothing).
+        let phone = Phone::new(&gateway, version, "127.0.0.2");
+        let response = phone
+            .client
+            .post(format!("{}/pair/claim", gateway.url))
+            .json(&json!({"secret": secret, "device_name": "mine", "public_key": phone.jwk()}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+
+        // The attack stops; a minute later the owner pairs.
+        gateway.advance_clock(Duration::from_secs(60));
+        let (status, started) = phone.claim(&secret, "mine");
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+
+        // A poll flood from one address is cut off; the phone polling from its own
+        // address is served throughout, and the flooder again a moment later.
+        let flooder = Phone::new(&gateway, version, "127.0.0.50");
+        let flood: Vec<StatusCode> = (0..25).map(|_| flooder.poll(&started).0).collect();
+        assert!(flood.contains(&StatusCode::TOO_MANY_REQUESTS), "{flood:?}");
+        assert_eq!(phone.poll(&started).1["status"], "waiting");
+        gateway.advance_clock(Duration::from_secs(2));
+        assert_eq!(flooder.poll(&started).0, StatusCode::OK);
+        let (_, pending) = admin_call(&gateway, &admin, "GET", "/api/v1/pairing", json!({}));
+        let id = pending["claims"][0]["id"].as_str().unwrap().to_string();
+        let (status, _) = admin_call(
+            &gateway,
+            &admin,
+            "POST",
+            &format!("/api/v1/pairing/{id}/confirm"),
+            json!({}),
+        );
+        assert_eq!(status, StatusCode::OK);
+        let (_, confirmed) = phone.poll(&started);
+        assert_eq!(confirmed["status"], "confirmed", "{confirmed}");
+        gateway.advance_clock(Duration::from_secs(60));
+    }
+}
+
+/// First run on a simulated board: with no account the OLED shows the claim code and a
+/// QR of the setup page at the name a phone can reach (never loopback); the phone that
+/// scans it claims the gateway, and the display turns to the status screen (URL,
+/// address, paired devices).
+#[test]
+fn first_run_the_oled_shows_the_claim_code_and_setup_qr_then_the_status() {
+    use aisopod::hardware::{Screen, render};
+    let board = crate::hardware::Board::default();
+    let setup = Setup::new(FAST);
+    let gateway = setup.start_on(board.devices());
+    let app = gateway.app.clone().unwrap();
+    let port = gateway.addr().port();
+    let host = format!(
+        "{}.local",
+        nix::unistd::gethostname().unwrap().to_str().unwrap()
+    );
+    let code = app
+        .services
+        .auth
+        .claim
+        .current()
+        .expect("a claim code on first run");
+    let setup_url = format!("HTTPS://{}:{port}/setup/claim", host.to_uppercase());
+    let now = || aisopod::clock::Clock::now(gateway.clock.as_ref().unwrap());
+    let claim_screen = render(
+        &Screen::Claim {
+            code: aisopod::secret::Secret::new(code.clone()),
+            setup_url: setup_url.clone(),
+        },
+        now(),
+    )
+    .unwrap();
+    until("the OLED shows the claim code and its QR", || {
+        board.oled.frame() == claim_screen
+    });
+    assert_eq!(board.oled.codes(), [setup_url]);
+
+    let mut phone = Phone::resolving(&gateway, version_of(false), "127.0.0.2", &host);
+    phone.url = format!("https://{host}:{port}");
+    let (status, tokens) = phone.call(
+        "POST",
+        "/setup/claim",
+        Some(json!({"code": code, "username": "owner", "password": OWNER_PW})),
+        None,
+    );
+    assert_eq!(status, StatusCode::CREATED, "{tokens}");
+    let status_screen = render(
+        &Screen::Status {
+            url: format!("https://{host}:{port}"),
+            address: host.clone(),
+            devices: Some(0),
+        },
+        now(),
+    )
+    .unwrap();
+    until("the OLED shows the status once claimed", || {
+        board.oled.frame() == status_screen
+    });
+    assert!(board.oled.codes().is_empty(), "the claim QR is gone");
 }

@@ -84,7 +84,12 @@ impl Setup {
     /// [`Setup::start`] with `${VAR}`s for the config taken from `env` (and from nothing
     /// else: the test process's environment does not leak in).
     pub fn start_with(&self, env: &[(&str, &str)]) -> Gateway {
-        Gateway::in_process(self, env)
+        Gateway::in_process(self, env, None)
+    }
+
+    /// [`Setup::start`] on the display, button and LED given (a simulated board).
+    pub fn start_on(&self, hardware: aisopod::hardware::Devices) -> Gateway {
+        Gateway::in_process(self, &[], Some(hardware))
     }
 
     /// Starts `aisopod gateway start` as a child process and waits until it prints its
@@ -200,7 +205,11 @@ fn log_path(setup: &Setup) -> PathBuf {
 }
 
 impl Gateway {
-    fn in_process(setup: &Setup, env: &[(&str, &str)]) -> Gateway {
+    fn in_process(
+        setup: &Setup,
+        env: &[(&str, &str)],
+        hardware: Option<aisopod::hardware::Devices>,
+    ) -> Gateway {
         use std::sync::Arc;
         let log = log_path(setup);
         let env = TestEnvironment(
@@ -232,6 +241,7 @@ impl Gateway {
             names: None,
             sandbox_helper: Some(PathBuf::from(BIN)),
             notify_systemd: false,
+            hardware,
             on_ready: Some(Box::new(move |ready: &aisopod::app::Ready| {
                 let _ = ready_tx.send((ready.url.clone(), ready.app.clone()));
             })),

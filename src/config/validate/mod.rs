@@ -67,6 +67,7 @@ pub(super) fn validate(
             Duration::from_secs(600),
         ),
         confirm: raw.pairing.confirm,
+        mdns: raw.pairing.mdns,
     };
     let hardware = crate::config::hardware::validate_hardware(raw.hardware, check.0);
     let agents = validate_agents(raw.agents, &storage.data_dir, &mut check);

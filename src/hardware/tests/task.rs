@@ -70,6 +70,7 @@ async fn the_pairing_code_leaves_the_display_at_its_expiry_without_a_new_screen(
         Box::new(display.clone()),
         rx,
         clock.clone() as SharedClock,
+        Arc::default(),
     ));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(decode_frame(&display.last()), [PAYLOAD]);
@@ -108,8 +109,13 @@ async fn a_failing_display_is_retried_with_growing_pauses_and_shows_the_latest_s
     };
     let (tx, rx) = watch::channel(status(None));
     let started = tokio::time::Instant::now();
-    let task = tokio::spawn(run(Box::new(display.clone()), rx, clock));
+    let alerts = Arc::new(crate::hardware::Alerts::default());
+    let task = tokio::spawn(run(Box::new(display.clone()), rx, clock, alerts.clone()));
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // While it fails, the owner is told (the LED's error pattern reads this).
+    let raised = alerts.current();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].0, "display");
     // The screen changes while the display is out: the latest one is what comes back.
     tx.send(status(Some(3))).unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -129,6 +135,7 @@ async fn a_failing_display_is_retried_with_growing_pauses_and_shows_the_latest_s
         crate::hardware::screens::render(&status(Some(3)), datetime!(2026-01-01 12:00 UTC))
             .unwrap();
     assert_eq!(shown[0], expected);
+    assert!(alerts.is_empty(), "cleared once the display is back");
     assert!(!task.is_finished(), "the task keeps running");
     drop(tx);
     task.await.unwrap();
