@@ -22,6 +22,7 @@ mod device;
 mod durability;
 mod hardware;
 mod http;
+mod openai;
 mod pairing;
 mod provider_keys;
 mod providers;
