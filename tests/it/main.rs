@@ -13,6 +13,7 @@
 
 mod support;
 
+mod agent_loop;
 mod agents;
 mod auth;
 mod backup;
