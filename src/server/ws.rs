@@ -553,10 +553,10 @@ where
                 .filter_map(|r| conn.outgoing(&request_message(r))),
         );
     }
-    for frame in greeting {
-        if sink.send(frame).await.is_err() {
-            return Ended::ClientClosed;
-        }
+    match send_all(&mut sink, greeting, limits.send_timeout).await {
+        Sent::All => {}
+        Sent::Closed => return Ended::ClientClosed,
+        Sent::TimedOut => return Ended::TooSlow,
     }
     // Chat turns of this connection end with it, however it ends.
     let turns = CancellationToken::new();
@@ -877,6 +877,7 @@ mod tests {
     use crate::audit::Audit;
     use crate::auth::Via;
     use crate::auth::scopes::Scopes;
+    use crate::gateway::agent_loop::TurnEvent;
     use crate::gateway::approval::{Broker, CanonicalInput, NewRequest, Requester};
 
     struct TestContext {
@@ -884,6 +885,8 @@ mod tests {
         broker: Broker,
         audit: Audit,
         stands: AtomicBool,
+        /// Set when a scripted turn (see `chat`) has stopped.
+        turn_stopped: Arc<AtomicBool>,
     }
 
     impl Context for TestContext {
@@ -913,6 +916,37 @@ mod tests {
         fn audit(&self, event: AuditEvent) {
             self.audit.record_or_log(event);
         }
+        /// A turn that streams 1 KiB deltas until it is cancelled, through the real
+        /// queue policy.
+        fn chat(
+            self: Arc<Self>,
+            _: &Principal,
+            _: ChatClientMessage,
+            outlet: Outlet,
+            cancel: &CancellationToken,
+        ) {
+            let cancel = cancel.child_token();
+            let (events, received) = tokio::sync::mpsc::channel(8);
+            tokio::spawn(ws_chat::forward(
+                received,
+                outlet,
+                "c".into(),
+                2,
+                cancel.clone(),
+            ));
+            let stopped = self.turn_stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        sent = events.send(TurnEvent::TextDelta("x".repeat(1024))) => {
+                            if sent.is_err() { break }
+                        }
+                    }
+                }
+                stopped.store(true, Ordering::SeqCst);
+            });
+        }
     }
 
     fn context() -> Arc<TestContext> {
@@ -922,6 +956,7 @@ mod tests {
             broker: Broker::new(Duration::from_secs(30), f.shared.clone()),
             audit,
             stands: AtomicBool::new(true),
+            turn_stopped: Arc::new(AtomicBool::new(false)),
             _dir: f._dir,
         })
     }
@@ -1250,6 +1285,49 @@ mod tests {
             }
         ));
         assert_eq!(client.task.await.unwrap(), Ended::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_closed_as_too_slow_its_turn_ends_and_others_are_served() {
+        let ctx = context();
+        let limits = Limits {
+            send_timeout: Duration::from_millis(300),
+            chat_queue: 4,
+            ..Limits::default()
+        };
+        let (to_server, incoming) = mpsc::unbounded();
+        // Room for the greeting (like a transport's buffer), and nobody ever reads.
+        let (outgoing, _never_read) = mpsc::channel::<Outgoing>(1);
+        let started = std::time::Instant::now();
+        let task = tokio::spawn(serve(
+            ctx.clone(),
+            user("alice", "chat:read,chat:write"),
+            limits,
+            outgoing,
+            incoming,
+        ));
+        to_server
+            .unbounded_send(Incoming::Text(
+                r#"{"type":"chat.send","chatId":"c","content":"hi"}"#.into(),
+            ))
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the connection ends")
+            .unwrap();
+        assert_eq!(ended, Ended::TooSlow);
+        while !ctx.turn_stopped.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the turn ran on"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Another client is served at once.
+        let mut bob = Client::connect(&ctx, user("bob", "chat:read"), Limits::default());
+        assert_eq!(bob.message().await["type"], "hello");
+        bob.send(r#"{"type":"ping"}"#);
+        assert_eq!(bob.message().await["type"], "pong");
     }
 
     #[tokio::test(start_paused = true)]

@@ -579,3 +579,122 @@ async fn blocking<T: Send + 'static>(
 fn short(text: &str) -> String {
     text.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deltas_a_client_does_not_read_are_joined_and_other_frames_keep_their_order() {
+        let (queue, mut frames) = mpsc::channel(1);
+        let outlet = Outlet {
+            queue,
+            too_slow: CancellationToken::new(),
+            wait: Duration::from_secs(5),
+        };
+        let (events, received) = mpsc::channel(256);
+        for n in 0..100 {
+            events
+                .send(TurnEvent::TextDelta(format!("{n},")))
+                .await
+                .unwrap();
+        }
+        events
+            .send(TurnEvent::ToolCall {
+                id: "c1".into(),
+                name: "list_dir".into(),
+                input_hash: "h".into(),
+            })
+            .await
+            .unwrap();
+        events
+            .send(TurnEvent::TextDelta("end".into()))
+            .await
+            .unwrap();
+        drop(events);
+        let cancel = CancellationToken::new();
+        let too_slow = outlet.too_slow.clone();
+        // The forwarder holds the only sender: the queue ends when it does.
+        let forwarding = tokio::spawn(forward(received, outlet, "c".into(), 7, cancel.clone()));
+        let mut got = Vec::new();
+        while let Some(frame) = frames.recv().await {
+            got.push(frame);
+        }
+        forwarding.await.unwrap();
+        let text: String = got
+            .iter()
+            .filter(|f| f["type"] == "chat.delta")
+            .map(|f| f["delta"].as_str().unwrap().to_string())
+            .collect();
+        let expected: String = (0..100).map(|n| format!("{n},")).collect::<String>() + "end";
+        assert_eq!(text, expected);
+        // Far fewer frames than deltas: they were joined while the queue was full.
+        assert!(got.len() < 10, "{}", got.len());
+        let kinds: Vec<&str> = got.iter().map(|f| f["type"].as_str().unwrap()).collect();
+        let call = kinds.iter().position(|k| *k == "tool.call").unwrap();
+        assert_eq!(kinds.last(), Some(&"chat.delta"));
+        assert!(got[..call].iter().all(|f| f["type"] == "chat.delta"));
+        assert_eq!(got[call]["messageId"], 7);
+        assert!(!cancel.is_cancelled() && !too_slow.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_queue_nobody_drains_gives_up_on_the_turn() {
+        let (queue, _frames) = mpsc::channel(1);
+        let outlet = Outlet {
+            queue,
+            too_slow: CancellationToken::new(),
+            wait: Duration::from_millis(50),
+        };
+        let (events, received) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let forwarding = tokio::spawn(forward(
+            received,
+            outlet.clone(),
+            "c".into(),
+            1,
+            cancel.clone(),
+        ));
+        let chunk = "y".repeat(64 << 10);
+        while !cancel.is_cancelled() {
+            if events
+                .send(TurnEvent::TextDelta(chunk.clone()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        assert!(outlet.too_slow.is_cancelled());
+        drop(events);
+        forwarding.await.unwrap();
+    }
+
+    #[test]
+    fn client_messages_are_typed_and_strict() {
+        let send: ChatClientMessage = serde_json::from_str(
+            r#"{"type":"chat.send","chatId":"ab","content":"hi","visibility":"private"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            send,
+            ChatClientMessage::Send {
+                chat_id: "ab".into(),
+                content: "hi".into(),
+                agent: None,
+                visibility: Some(Visibility::Private),
+            }
+        );
+        for bad in [
+            r#"{"type":"chat.send","chatId":"ab"}"#,
+            r#"{"type":"chat.send","chatId":"ab","content":"x","extra":1}"#,
+            r#"{"type":"chat.history","chatId":"ab","before":"x"}"#,
+            r#"{"type":"chat.send","chatId":"ab","content":"x","visibility":"secret"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<ChatClientMessage>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
