@@ -32,3 +32,4 @@ mod service;
 mod tools;
 mod upstream;
 mod usage;
+mod ws_chat;
