@@ -232,3 +232,83 @@ fn a_private_chat_turn_streams_runs_a_tool_and_only_its_author_sees_the_reply() 
         "not_found"
     );
 }
+
+#[test]
+fn a_shell_call_the_owner_approves_runs_in_the_sandbox_and_a_denied_one_is_a_result_for_the_model()
+{
+    const COMMAND: &str = "factor 42 > factors.txt; cat factors.txt";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = runtime.block_on(Upstream::start());
+    let w = World::new(
+        &format!(
+            "{}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\ntools = [\"shell\"]\n",
+            crate::sandbox::sandbox_toml(crate::sandbox::SANDBOX),
+            up.openai_base()
+        ),
+        &["alice"],
+    );
+    let client = w.client(false);
+    let (status, chat) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        w.token("alice"),
+        Some(json!({"title": "maths", "agent": "helper"})),
+    );
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+    let arguments = json!({ "command": COMMAND }).to_string();
+    let mut alice = connect(&w, w.token("alice"));
+    for allow in [true, false] {
+        up.push(Answer::openai_stream_tool_call(
+            "call_1",
+            "shell",
+            &[&arguments],
+        ));
+        up.push(Answer::openai_stream(&["Here you are."], (3, 3)));
+        send(
+            &mut alice,
+            json!({"type": "chat.send", "chatId": chat_id, "content": "factor 42"}),
+        );
+        let request = until(&mut alice, "approval.request").pop().unwrap();
+        assert_eq!(request["type"], "approval.request", "{request}");
+        assert_eq!(request["toolName"], "shell");
+        assert_eq!(request["requester"]["user"], "alice");
+        assert_eq!(request["requester"]["agent"], "helper");
+        send(
+            &mut alice,
+            json!({"type": "approval.respond", "requestId": request["requestId"], "allow": allow,
+                   "inputHash": request["inputHash"]}),
+        );
+        let turn = until(&mut alice, "chat.done");
+        assert_eq!(turn.last().unwrap()["type"], "chat.done", "{turn:?}");
+        let result = of_type(&turn, "tool.result")[0];
+        let sent_back = up.requests().last().unwrap().json();
+        let tool_message = sent_back["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(tool_message["role"], "tool");
+        if allow {
+            assert_eq!(result["ok"], true, "{result}");
+            assert_eq!(result["result"]["stdout"], "42: 2 3 7\n", "{result}");
+            assert!(
+                tool_message["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("42: 2 3 7")
+            );
+        } else {
+            assert_eq!(result["ok"], false, "{result}");
+            let content = tool_message["content"].as_str().unwrap();
+            assert!(content.contains("not approved"), "{content}");
+        }
+    }
+}
