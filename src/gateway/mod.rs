@@ -5,6 +5,7 @@
 //! It never speaks HTTP; the server and the CLI call in, and it calls down into
 //! `policy`, `audit`, `sandbox` and `store`.
 
+pub mod agent_loop;
 pub mod agents;
 pub mod approval;
 pub mod chats;

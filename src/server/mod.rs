@@ -18,6 +18,7 @@ pub mod host;
 pub mod json;
 pub mod load;
 pub mod middleware;
+pub mod openai;
 pub mod pairing_routes;
 pub mod provider_routes;
 pub mod quota;
@@ -26,6 +27,7 @@ pub mod routes;
 pub mod state;
 pub mod usage_routes;
 pub mod ws;
+pub mod ws_chat;
 
 pub use api::Api;
 pub use connection::{ConnectionLimits, serve};
@@ -60,6 +62,7 @@ pub fn api() -> Api {
         .merge(provider_routes::api())
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
+        .merge(openai::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

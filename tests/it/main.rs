@@ -13,6 +13,7 @@
 
 mod support;
 
+mod agent_loop;
 mod agents;
 mod auth;
 mod backup;
@@ -23,6 +24,7 @@ mod device;
 mod durability;
 mod hardware;
 mod http;
+mod openai;
 mod pairing;
 mod passwords;
 mod provider_keys;
@@ -34,3 +36,4 @@ mod token_limits;
 mod tools;
 mod upstream;
 mod usage;
+mod ws_chat;
