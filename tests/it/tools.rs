@@ -479,7 +479,10 @@ fn a_websocket_needs_the_scopes_of_what_it_carries() {
     let mut socket = connect(gw, &format!("?ticket={}", ticket(gw, &chat_reader)), &[])
         .expect("chat:read opens a socket");
     let hello = next_message(&mut socket);
-    assert_eq!(hello["types"], json!(["approval.list", "ping"]));
+    assert_eq!(
+        hello["types"],
+        json!(["approval.list", "chat.history", "ping"])
+    );
     send(
         &mut socket,
         json!({"type": "approval.respond", "requestId": "apr_x", "allow": true}),
@@ -494,7 +497,14 @@ fn a_websocket_needs_the_scopes_of_what_it_carries() {
     let hello = next_message(&mut owner);
     assert_eq!(
         hello["types"],
-        json!(["approval.respond", "approval.list", "ping"])
+        json!([
+            "approval.respond",
+            "approval.list",
+            "chat.cancel",
+            "chat.history",
+            "chat.send",
+            "ping"
+        ])
     );
 }
 

@@ -166,14 +166,17 @@ fn a_private_chat_turn_streams_runs_a_tool_and_only_its_author_sees_the_reply() 
     assert!(audit.iter().any(|r| r.contains("agent.tool_call")));
     assert!(!audit.iter().any(|r| r.contains("oat milk")));
 
-    // A turn that hangs: a second send is busy, cancel stops it, nothing is stored.
-    up.push(Answer::hang());
+    // A turn that stalls mid-stream: a second send is busy, cancel stops it, nothing
+    // is stored.
+    up.push(Answer::openai_stream(&["partial ", "never"], (1, 1)).stall_after(1));
     send(
         &mut alice,
         json!({"type": "chat.send", "chatId": chat_id, "content": "and now?"}),
     );
     let accepted = until(&mut alice, "chat.accepted").pop().unwrap();
     let hung_reply = accepted["messageId"].as_u64().unwrap();
+    let partial = until(&mut alice, "chat.delta").pop().unwrap();
+    assert_eq!(partial["delta"], "partial ", "{partial}");
     send(
         &mut bob,
         json!({"type": "chat.send", "chatId": chat_id, "content": "me too"}),
