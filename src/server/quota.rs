@@ -71,7 +71,7 @@ impl QuotaRefusal {
 pub fn admit(
     app: &App,
     principal: &Principal,
-    ip: IpAddr,
+    ip: Option<IpAddr>,
     target: &str,
 ) -> Result<(), QuotaRefusal> {
     let Some(token) = principal.api_token_id() else {
@@ -100,7 +100,7 @@ pub fn admit(
                         .actor(principal.actor())
                         .target(target.to_string())
                         .outcome(Outcome::Denied)
-                        .source_ip(Some(ip))
+                        .source_ip(ip)
                         .details(serde_json::json!({
                             "token": token,
                             "limit": exceeded.limit,
@@ -140,7 +140,8 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
     let target = request.uri().path().to_string();
     let worker = app.clone();
-    let verdict = tokio::task::spawn_blocking(move || admit(&worker, &caller, ip, &target)).await;
+    let verdict =
+        tokio::task::spawn_blocking(move || admit(&worker, &caller, Some(ip), &target)).await;
     match verdict {
         Ok(Ok(())) => next.run(request).await,
         Ok(Err(refusal)) => refusal.response(matched.starts_with(OPENAI_PREFIX)),

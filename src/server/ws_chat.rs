@@ -37,6 +37,7 @@ use crate::gateway::providers::{FinishReason, Message, Usage};
 use crate::gateway::tools::cap_text;
 use crate::server::chat_routes::viewer_of;
 use crate::server::error::ApiError;
+use crate::server::quota;
 use crate::server::state::App;
 
 /// The most text deltas are joined into while the client does not read.
@@ -163,7 +164,10 @@ impl ChatServerMessage {
     }
 
     fn from_chat_error(chat_id: &str, err: ChatError) -> Self {
-        let api: ApiError = err.into();
+        Self::from_api_error(chat_id, err.into())
+    }
+
+    fn from_api_error(chat_id: &str, api: ApiError) -> Self {
         let code = serde_json::to_value(api.code)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -348,6 +352,15 @@ async fn turn(
             "a turn is already running in this chat: wait for its chat.done or send chat.cancel",
         ));
     };
+    // The same per-token limits as the HTTP routes that call a model; a refused send
+    // stores nothing.
+    {
+        let (app, principal) = (app.clone(), principal.clone());
+        tokio::task::spawn_blocking(move || quota::admit(&app, &principal, None, "ws chat.send"))
+            .await
+            .unwrap_or(Err(quota::QuotaRefusal::Failed))
+            .map_err(|refusal| ChatServerMessage::from_api_error(&chat.id, refusal.api_error()))?;
+    }
     let agent = agent.unwrap_or_else(|| chat.agent.clone());
     let known = {
         let (app, agent) = (app.clone(), agent.clone());
@@ -382,10 +395,8 @@ async fn turn(
         .to_value(),
     )
     .await;
-    let token = match &principal.via {
-        crate::auth::Via::ApiToken { id } => Some(id.clone()),
-        _ => None,
-    };
+    // A session a token's WebSocket ticket made counts under that token too.
+    let token = principal.api_token_id().map(str::to_owned);
     let turn = Turn {
         agent: agent.clone(),
         requester: Requester {

@@ -145,7 +145,7 @@ fn a_websocket_ticket_made_with_a_limited_token_carries_its_limits() {
     let ticket = auth.ws_ticket(&principal, 30).unwrap();
     let socket = auth.redeem_ws_ticket(&ticket).unwrap();
     let ip = IpAddr::from([127, 0, 0, 1]);
-    let admit = || aisopod::server::quota::admit(&app, &socket, ip, "ws chat.send");
+    let admit = || aisopod::server::quota::admit(&app, &socket, Some(ip), "ws chat.send");
     assert!(admit().is_ok() && admit().is_ok());
     let refusal = admit().unwrap_err().api_error();
     assert_eq!(refusal.status, StatusCode::TOO_MANY_REQUESTS);
@@ -153,7 +153,7 @@ fn a_websocket_ticket_made_with_a_limited_token_carries_its_limits() {
     // The owner's own session is not the token.
     let session = auth.resolve(w.token("root")).unwrap();
     for _ in 0..5 {
-        assert!(aisopod::server::quota::admit(&app, &session, ip, "ws chat.send").is_ok());
+        assert!(aisopod::server::quota::admit(&app, &session, Some(ip), "ws chat.send").is_ok());
     }
 }
 

@@ -315,3 +315,97 @@ fn a_shell_call_the_owner_approves_runs_in_the_sandbox_and_a_denied_one_is_a_res
         }
     }
 }
+
+#[test]
+fn a_token_over_its_requests_a_minute_gets_chat_error_and_its_prompt_is_not_stored() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = runtime.block_on(Upstream::start());
+    let w = World::new(
+        &format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"2s\"\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n",
+            up.openai_base()
+        ),
+        &["alice"],
+    );
+    w.gateway.clock.as_ref().unwrap().freeze();
+    let client = w.client(true);
+    let (status, created) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/tokens"),
+        w.token("root"),
+        Some(json!({"name": "phone-script", "owner": "alice",
+            "scopes": ["chat:read", "chat:write"], "requests_per_minute": 1})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let limited = created["token"].as_str().unwrap().to_string();
+    let (status, chat) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        w.token("alice"),
+        Some(json!({"title": "budget", "agent": "helper"})),
+    );
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+    let messages = || {
+        let (status, page) = call(
+            &client,
+            Method::GET,
+            &w.url(&format!("/api/v1/chats/{chat_id}/messages")),
+            w.token("alice"),
+            None,
+        );
+        assert_eq!(status, 200, "{page}");
+        page["messages"].as_array().unwrap().len()
+    };
+
+    let mut script = connect(&w, &limited);
+    up.push(Answer::openai_stream(&["one"], (3, 1)));
+    send(
+        &mut script,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "first"}),
+    );
+    assert_eq!(
+        until(&mut script, "chat.done").last().unwrap()["type"],
+        "chat.done"
+    );
+    send(
+        &mut script,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "second"}),
+    );
+    let refused = until(&mut script, "chat.error");
+    let error = refused.last().unwrap();
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert_eq!(messages(), 2, "the refused prompt is not stored");
+    assert_eq!(up.requests().len(), 1, "the refused send reached no model");
+
+    // The owner's own session is not the token: served right away.
+    let mut owner = connect(&w, w.token("alice"));
+    up.push(Answer::openai_stream(&["two"], (3, 1)));
+    send(
+        &mut owner,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "from the app"}),
+    );
+    assert_eq!(
+        until(&mut owner, "chat.done").last().unwrap()["type"],
+        "chat.done"
+    );
+    // And the token itself a minute later.
+    w.gateway.advance_clock(std::time::Duration::from_secs(60));
+    up.push(Answer::openai_stream(&["three"], (3, 1)));
+    send(
+        &mut script,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "third"}),
+    );
+    assert_eq!(
+        until(&mut script, "chat.done").last().unwrap()["type"],
+        "chat.done"
+    );
+    assert_eq!(messages(), 6);
+}
