@@ -11,6 +11,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,6 +21,7 @@ use serde_json::Value;
 use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::audit::escape_control;
 use crate::config::{Config, DEFAULT_AGENT};
+use crate::gateway::agents::Agents;
 use crate::gateway::approval::{ApprovalEvent, Broker, Requester, Responder};
 use crate::gateway::tools::{CONSOLE_USER, Call, CallContext, CallReport, Tools, schema};
 use crate::sandbox::Runner;
@@ -154,7 +156,18 @@ fn run_locally(config: Config, args: RunArgs, input: Value) -> anyhow::Result<Ca
     };
     let timeout = config.approval.timeout;
     let services = super::common::open_services(config, super::common::Create::Quietly)?;
-    let tools = Tools::new(&services.config, &services.store)?;
+    let agents = Agents::open(
+        &services.store,
+        services.config.agents.clone(),
+        services
+            .config
+            .providers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+        &services.config.storage.data_dir,
+    )?;
+    let tools = Tools::new(&services.config, &services.store, Arc::new(agents))?;
     let broker = Broker::new(timeout, services.clock.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub http_redirect_bind: Option<SocketAddr>,
     pub max_body: u64,
     pub request_timeout: Duration,
+    /// The silence after which a server-sent event stream (`/v1/*` with `stream: true`)
+    /// gets a comment line, so proxies and clients do not take it for dead.
+    pub sse_keepalive: Duration,
     pub max_in_flight: usize,
     pub memory_budget: u64,
     pub max_connections: usize,

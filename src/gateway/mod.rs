@@ -4,6 +4,7 @@
 //! (each stored through `store`'s typed trees). It never speaks HTTP; the server and
 //! the CLI call in, and it calls down into `policy`, `audit`, `sandbox` and `store`.
 
+pub mod agent_loop;
 pub mod agents;
 pub mod approval;
 pub mod chats;

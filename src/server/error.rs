@@ -209,6 +209,107 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error as OpenAI's API shapes it, `{"error":{"message","type","param","code"}}`,
+/// for the OpenAI-compatible routes (`/v1/*`), whose clients read exactly this shape:
+/// the official client raises the exception its status calls for and shows `message`.
+/// `type` follows the status as OpenAI's own answers do.
+pub fn openai_error(status: StatusCode, code: &str, message: &str) -> Response {
+    openai_error_for(status, code, message, None)
+}
+
+/// [`openai_error`] naming the request field at fault in `param`.
+pub fn openai_error_for(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    param: Option<&str>,
+) -> Response {
+    (
+        status,
+        Json(openai_error_value(status, code, message, param)),
+    )
+        .into_response()
+}
+
+/// The body of [`openai_error_for`], which OpenAI's streams also carry in an error event.
+pub fn openai_error_value(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    param: Option<&str>,
+) -> serde_json::Value {
+    let kind = match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    };
+    serde_json::json!({
+        "error": { "message": message, "type": kind, "param": param, "code": code }
+    })
+}
+
+/// Rewrites an error answer in this API's shape (`{"error":{"code","message"}}`, as the
+/// middleware and the auth layer make them) into OpenAI's, keeping status and headers
+/// (`Retry-After`, `WWW-Authenticate`). Anything else, an answer already in OpenAI's
+/// shape included, passes unchanged.
+pub async fn into_openai_shape(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return openai_error(status, ErrorCode::Internal.as_str(), "internal error");
+    };
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let ours = parsed.as_ref().and_then(|v| {
+        let error = v.get("error")?;
+        if error.get("type").is_some() {
+            return None;
+        }
+        Some((
+            error.get("code")?.as_str()?,
+            error.get("message")?.as_str()?,
+        ))
+    });
+    match ours {
+        Some((code, message)) => {
+            let shaped = openai_error(status, code, message);
+            let (_, body) = shaped.into_parts();
+            let mut parts = parts;
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Response::from_parts(parts, body)
+        }
+        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
+/// The status an OpenAI-compatible answer carries for a provider's failure. None is a
+/// 401 or 403: those would tell the client its own key is wrong, when it is ours
+/// upstream that was refused.
+pub fn provider_status(err: &crate::gateway::providers::ProviderError) -> StatusCode {
+    use crate::gateway::providers::ProviderError as E;
+    match err {
+        E::UnknownModel { .. } => StatusCode::NOT_FOUND,
+        E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        E::Status { status, .. } if *status < 500 => StatusCode::BAD_REQUEST,
+        E::Config { .. } | E::Cancelled { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Status { .. }
+        | E::Connection { .. }
+        | E::Dropped { .. }
+        | E::BadResponse { .. }
+        | E::AuthRejected { .. } => StatusCode::BAD_GATEWAY,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         use crate::audit::AuditError;

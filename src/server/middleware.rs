@@ -124,7 +124,16 @@ pub async fn security_headers(
 /// Turns every error response that is not already JSON (404 from the router, 405, 413
 /// from the body limit, ...) into the JSON error shape.
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    // OpenAI's clients read only OpenAI's error shape, refusals of the auth layer included.
+    let openai = request.uri().path().starts_with("/v1/");
+    let response = json_error_body(next.run(request).await);
+    if openai {
+        return crate::server::error::into_openai_shape(response).await;
+    }
+    response
+}
+
+fn json_error_body(response: Response) -> Response {
     let status = response.status();
     // JSON errors stay as they are; HTML pages (the device approval page) carry their own.
     let has_own_body = response

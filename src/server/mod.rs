@@ -18,6 +18,7 @@ pub mod host;
 pub mod json;
 pub mod load;
 pub mod middleware;
+pub mod openai;
 pub mod pairing_routes;
 pub mod provider_routes;
 pub mod rate_limit;
@@ -59,6 +60,7 @@ pub fn api() -> Api {
         .merge(provider_routes::api())
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
+        .merge(openai::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

@@ -158,7 +158,8 @@ pub struct App {
 /// The AI gateway's stores: agents, chats and usage; and the providers with their keys.
 #[derive(Debug)]
 pub struct Gateway {
-    pub agents: Agents,
+    /// Shared with the tool registry, which looks agents up at each call.
+    pub agents: Arc<Agents>,
     pub chats: Chats,
     pub usage: Usage,
     pub upstreams: Upstreams,
@@ -172,13 +173,15 @@ impl Gateway {
         };
         let store = &services.store;
         Ok(Gateway {
-            agents: Agents::open(
-                store,
-                config.agents.clone(),
-                config.providers.iter().map(|p| p.name.clone()).collect(),
-                &config.storage.data_dir,
-            )
-            .map_err(|err| refused("agents", &err))?,
+            agents: Arc::new(
+                Agents::open(
+                    store,
+                    config.agents.clone(),
+                    config.providers.iter().map(|p| p.name.clone()).collect(),
+                    &config.storage.data_dir,
+                )
+                .map_err(|err| refused("agents", &err))?,
+            ),
             chats: Chats::open(store, config.chats.clone(), services.clock.clone())
                 .map_err(|err| refused("chats", &err))?,
             usage: Usage::open(store, services.clock.clone())
@@ -245,9 +248,9 @@ impl App {
             services.config.approval.timeout,
             services.clock.clone(),
         ));
-        let tools = Tools::new(&services.config, &services.store)
-            .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         let gateway = Gateway::open(&services)?;
+        let tools = Tools::new(&services.config, &services.store, gateway.agents.clone())
+            .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         let pairing = Arc::new(Pairing::new(
             &services.config.pairing,
             services.auth.paired.clone(),
@@ -283,6 +286,20 @@ impl App {
         match &self.sandbox {
             Some(runner) if status.is_ok() => Ok(runner),
             _ => Err(format!("code execution is unavailable: {status}")),
+        }
+    }
+
+    /// What the agent loop runs a turn with: the providers with their keys as they are
+    /// now, the agents, tools, approvals, sandbox, audit log and usage records.
+    pub async fn agent_loop(&self) -> crate::gateway::agent_loop::Deps<'_> {
+        crate::gateway::agent_loop::Deps {
+            providers: self.gateway.upstreams.current(),
+            agents: &self.gateway.agents,
+            tools: &self.tools,
+            audit: &self.services.audit,
+            approvals: &self.approvals,
+            runner: self.sandbox_runner().await,
+            usage: &self.gateway.usage,
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod agent_loop;
 mod agents;
 mod auth;
 mod backup;
@@ -22,6 +23,7 @@ mod device;
 mod durability;
 mod hardware;
 mod http;
+mod openai;
 mod pairing;
 mod provider_keys;
 mod providers;

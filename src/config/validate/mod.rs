@@ -165,6 +165,12 @@ fn validate_server(raw: RawServer, check: &mut Issues<'_>) -> ServerConfig {
             Duration::from_secs(1),
             Duration::from_secs(3600),
         ),
+        sse_keepalive: check.duration(
+            "server.sse_keepalive",
+            raw.sse_keepalive.0,
+            Duration::from_millis(10),
+            Duration::from_secs(300),
+        ),
         max_in_flight: check.range("server.max_in_flight", raw.max_in_flight, 1, 100_000) as usize,
         memory_budget: check.range(
             "server.memory_budget",

@@ -31,11 +31,11 @@ struct WriteInput {
     content: String,
 }
 
-fn workspace(agent: &Agent) -> Result<Workspace, ToolError> {
+fn workspace(agent: &Agent<'_>) -> Result<Workspace, ToolError> {
     Ok(Workspace::open(&agent.config.workspace)?)
 }
 
-pub(super) fn read(tools: &Tools, agent: &Agent, call: &Call) -> Result<ToolOutput, ToolError> {
+pub(super) fn read(tools: &Tools, agent: &Agent<'_>, call: &Call) -> Result<ToolOutput, ToolError> {
     let input: PathInput = parse_input(call)?;
     let contents = workspace(agent)?.read_file(&input.path, tools.files.max_read)?;
     let (content, encoding) = match String::from_utf8(contents.bytes) {
@@ -59,7 +59,11 @@ pub(super) fn read(tools: &Tools, agent: &Agent, call: &Call) -> Result<ToolOutp
     })
 }
 
-pub(super) fn write(tools: &Tools, agent: &Agent, call: &Call) -> Result<ToolOutput, ToolError> {
+pub(super) fn write(
+    tools: &Tools,
+    agent: &Agent<'_>,
+    call: &Call,
+) -> Result<ToolOutput, ToolError> {
     let input: WriteInput = parse_input(call)?;
     let written = workspace(agent)?.write_file(
         &input.path,
@@ -72,7 +76,7 @@ pub(super) fn write(tools: &Tools, agent: &Agent, call: &Call) -> Result<ToolOut
     })
 }
 
-pub(super) fn list(tools: &Tools, agent: &Agent, call: &Call) -> Result<ToolOutput, ToolError> {
+pub(super) fn list(tools: &Tools, agent: &Agent<'_>, call: &Call) -> Result<ToolOutput, ToolError> {
     let input: ListInput = parse_input(call)?;
     let listing = workspace(agent)?.list_dir(&input.path, tools.files.max_entries)?;
     Ok(ToolOutput {

@@ -28,7 +28,6 @@ mod files;
 mod shell;
 mod types;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -36,6 +35,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::config::Config;
+use crate::gateway::agents::{AgentError, Agents};
 use crate::policy::{CommandFilter, CommandFilterError, FilterContext};
 use crate::store::{Store, StoreError, TreeName};
 use types::Agent;
@@ -44,33 +44,22 @@ pub use crate::config::TOOL_NAMES;
 pub use types::{Call, CallContext, SANDBOX_CWD, ToolError, ToolOutput, Tools, cap_text};
 
 impl Tools {
-    pub fn new(config: &Config, store: &Store) -> Result<Tools, ToolsSetupError> {
-        let mut agents = HashMap::new();
-        for agent in &config.agents {
-            let context = FilterContext::for_config(config, Some(SANDBOX_CWD.into()));
-            let filter = CommandFilter::from_config(&config.tools.shell, context)?;
-            agents.insert(
-                agent.name.clone(),
-                Agent {
-                    config: agent.clone(),
-                    filter,
-                },
-            );
-        }
+    /// The registry for the agents `agents` knows, configured and stored alike.
+    pub fn new(
+        config: &Config,
+        store: &Store,
+        agents: Arc<Agents>,
+    ) -> Result<Tools, ToolsSetupError> {
+        let context = FilterContext::for_config(config, Some(SANDBOX_CWD.into()));
+        let filter = CommandFilter::from_config(&config.tools.shell, context)?;
         Ok(Tools {
             agents,
+            filter,
             files: config.tools.files.clone(),
             max_output: config.tools.sandbox.limits.max_output,
             remembered: store.tree(TreeName::ApprovalRules)?,
             store: store.clone(),
         })
-    }
-
-    /// The agents' names, sorted.
-    pub fn agents(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        names
     }
 
     /// The function-calling schemas of the tools `agent` may use.
@@ -122,6 +111,7 @@ impl Tools {
 
     async fn dispatch(&self, ctx: CallContext<'_>, call: &Call) -> Result<ToolOutput, ToolError> {
         let agent = self.agent(&call.agent)?;
+        let agent = &agent;
         if !TOOL_NAMES.contains(&call.tool.as_str()) {
             return Err(ToolError::UnknownTool(call.tool.chars().take(64).collect()));
         }
@@ -140,10 +130,15 @@ impl Tools {
         }
     }
 
-    fn agent(&self, name: &str) -> Result<&Agent, ToolError> {
-        self.agents
-            .get(name)
-            .ok_or_else(|| ToolError::UnknownAgent(name.chars().take(64).collect()))
+    fn agent(&self, name: &str) -> Result<Agent<'_>, ToolError> {
+        match self.agents.get(name) {
+            Ok(agent) => Ok(Agent {
+                config: agent.to_config(),
+                filter: &self.filter,
+            }),
+            Err(AgentError::Store(err)) => Err(ToolError::Store(err)),
+            Err(_) => Err(ToolError::UnknownAgent(name.chars().take(64).collect())),
+        }
     }
 }
 

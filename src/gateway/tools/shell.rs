@@ -22,7 +22,7 @@ struct Input {
 
 pub(super) async fn run(
     tools: &Tools,
-    agent: &Agent,
+    agent: &Agent<'_>,
     ctx: CallContext<'_>,
     call: &Call,
 ) -> Result<ToolOutput, ToolError> {
@@ -38,7 +38,7 @@ pub(super) async fn run(
             });
         }
         Decision::Approve => {
-            let rules = RememberedRule::all_from_command(&agent.filter, &command);
+            let rules = RememberedRule::all_from_command(agent.filter, &command);
             let resolved = ctx
                 .approvals
                 .ask(

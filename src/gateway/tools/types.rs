@@ -3,7 +3,7 @@
 //! registry's dispatch in `mod.rs` build on this file; it never dispatches a call, never
 //! runs a tool and never writes an audit record itself.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::Audit;
 use crate::config::{AgentConfig, FilesConfig};
+use crate::gateway::agents::Agents;
 use crate::gateway::approval::{Broker, Ending, Requester};
 use crate::gateway::paths::PathError;
 use crate::policy::{CommandFilter, RememberedRule};
@@ -92,15 +93,20 @@ pub struct CallContext<'a> {
     pub runner: Result<&'a Runner, &'a str>,
 }
 
-/// One agent's configuration and the command filter built for it.
-pub(super) struct Agent {
+/// One agent's configuration, as it is now, and the command filter its commands pass.
+pub(super) struct Agent<'a> {
     pub(super) config: AgentConfig,
-    pub(super) filter: CommandFilter,
+    pub(super) filter: &'a CommandFilter,
 }
 
 /// The tool registry: every agent's tools and what they need.
 pub struct Tools {
-    pub(super) agents: HashMap<String, Agent>,
+    /// Looked up at each call, so an agent made or changed over the API has its tools
+    /// and workspace at once, without a restart.
+    pub(super) agents: Arc<Agents>,
+    /// Every agent's commands pass the same filter: it is built from `[tools.shell]`
+    /// and the sandbox's working directory, neither of which is per agent.
+    pub(super) filter: CommandFilter,
     pub(super) files: FilesConfig,
     /// Bytes kept of each text field of a result.
     pub(super) max_output: u64,
@@ -111,7 +117,7 @@ pub struct Tools {
 impl std::fmt::Debug for Tools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tools")
-            .field("agents", &self.agents.keys().collect::<Vec<_>>())
+            .field("agents", &self.agents)
             .finish_non_exhaustive()
     }
 }

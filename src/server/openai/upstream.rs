@@ -1,0 +1,137 @@
+//! What both OpenAI-compatible routes do around the model: resolve `model` to a
+//! configured `provider/model` (or an agent), call the providers (streamed or whole),
+//! record usage under the caller and its API token, and make the ids and timestamps the
+//! answers carry. It never writes an answer's shape (the route files do) and records
+//! usage only for answers that ended well.
+
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use ring::rand::SecureRandom;
+
+use super::error::OpenAiError;
+use crate::auth::{Principal, Via};
+use crate::gateway::providers::{ChatRequest, Completion, ModelRef, StreamEvent};
+use crate::gateway::usage::UsageEvent;
+use crate::server::state::App;
+
+/// Who asked, as usage is counted.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub user: String,
+    /// The API token's id, when the request came with one.
+    pub token: Option<String>,
+}
+
+impl Asker {
+    pub fn of(principal: &Principal) -> Self {
+        Self {
+            user: principal.username.clone(),
+            token: match &principal.via {
+                Via::ApiToken { id } => Some(id.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What a request's `model` names.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A configured provider's model: a guarded pass-through.
+    Model(ModelRef),
+    /// An agent, by name.
+    Agent(String),
+}
+
+/// Resolves `model`: `provider/model` when it holds a `/`, else an agent's name.
+pub async fn resolve(app: &Arc<App>, model: &str) -> Result<Target, OpenAiError> {
+    if model.contains('/') {
+        let parsed =
+            ModelRef::parse(model).map_err(|_| OpenAiError::UnknownModel(model.to_string()))?;
+        app.gateway
+            .upstreams
+            .current()
+            .resolve(&parsed)
+            .map_err(|_| OpenAiError::UnknownModel(model.to_string()))?;
+        return Ok(Target::Model(parsed));
+    }
+    let worker = app.clone();
+    let name = model.to_string();
+    let found = tokio::task::spawn_blocking(move || worker.gateway.agents.get(&name))
+        .await
+        .map_err(|_| OpenAiError::Internal)?;
+    match found {
+        Ok(agent) => Ok(Target::Agent(agent.name)),
+        Err(_) => Err(OpenAiError::UnknownModel(model.to_string())),
+    }
+}
+
+/// The whole answer of `model` to `request`.
+pub async fn complete(
+    app: &App,
+    model: &ModelRef,
+    request: &ChatRequest,
+) -> Result<Completion, OpenAiError> {
+    let providers = app.gateway.upstreams.current();
+    let (_, completion) = providers
+        .complete(std::slice::from_ref(model), request)
+        .await?;
+    Ok(completion)
+}
+
+/// The streamed answer of `model` to `request`; a failure before the first event is
+/// returned here, so the route can still answer with a plain error status.
+pub async fn stream(
+    app: &App,
+    model: &ModelRef,
+    request: &ChatRequest,
+) -> Result<impl Stream<Item = Result<StreamEvent, OpenAiError>> + Send + Unpin + use<>, OpenAiError>
+{
+    let providers = app.gateway.upstreams.current();
+    let (_, events) = providers
+        .stream(std::slice::from_ref(model), request)
+        .await?;
+    Ok(events.map(|item| item.map_err(OpenAiError::from)))
+}
+
+/// Adds one answer's usage to the caller's row, off the async workers and without
+/// holding up the answer; a failure is logged.
+pub fn record(
+    app: &Arc<App>,
+    asker: &Asker,
+    agent: Option<&str>,
+    model: &str,
+    completion: &Completion,
+) {
+    let app = app.clone();
+    let asker = asker.clone();
+    let agent = agent.map(str::to_string);
+    let model = model.to_string();
+    let usage = completion.usage.unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        let recorded = app.gateway.usage.record(UsageEvent {
+            user: &asker.user,
+            token: asker.token.as_deref(),
+            agent: agent.as_deref(),
+            model: &model,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        });
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "recording usage failed");
+        }
+    });
+}
+
+/// A fresh id such as `chatcmpl-3f9a…` (96 random bits).
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// Seconds since the epoch on the gateway's clock, as `created` fields carry them.
+pub fn now(app: &App) -> i64 {
+    app.services.clock.now().unix_timestamp()
+}
