@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -76,6 +77,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("http://{addr}/v1");
+    // Without TCP_NODELAY a chunk written while the previous one is unacknowledged waits
+    // for the peer's delayed ACK (~40 ms), which would swamp what the bench measures.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await.context("serving")
 }
 
