@@ -554,6 +554,78 @@ impl Running<'_, '_> {
     }
 }
 
+/// One running turn per key (a chat's id), whoever started it: a second turn in the
+/// same chat would answer from a context that misses the first one's reply.
+#[derive(Debug, Default)]
+pub struct TurnSlots {
+    running: std::sync::Mutex<std::collections::HashMap<String, (u64, CancellationToken)>>,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+/// A turn's hold on its key; released when dropped.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    slots: &'a TurnSlots,
+    key: String,
+    serial: u64,
+}
+
+impl TurnSlots {
+    /// Takes `key` for a turn cancelled by `cancel`; `None` while another holds it.
+    pub fn begin(&self, key: &str, cancel: CancellationToken) -> Option<Slot<'_>> {
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut running = self.lock();
+        if running.contains_key(key) {
+            return None;
+        }
+        running.insert(key.to_string(), (serial, cancel));
+        Some(Slot {
+            slots: self,
+            key: key.to_string(),
+            serial,
+        })
+    }
+
+    /// Cancels the turn holding `key`; whether there was one.
+    pub fn cancel(&self, key: &str) -> bool {
+        match self.lock().get(key) {
+            Some((_, cancel)) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a turn holds `key`.
+    pub fn is_running(&self, key: &str) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, CancellationToken)>>
+    {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.slots.lock();
+        if running
+            .get(&self.key)
+            .is_some_and(|(serial, _)| *serial == self.serial)
+        {
+            running.remove(&self.key);
+        }
+    }
+}
+
 fn short(text: &str) -> String {
     text.chars().take(64).collect()
 }

@@ -139,6 +139,40 @@ pub struct Message {
     pub created: String,
     pub content: String,
     pub visibility: Visibility,
+    /// The one person a `private` agent reply is for: the author of the private message
+    /// it answers. `None` for every other message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Author>,
+}
+
+/// Who may see an agent's reply, as decided from the message that prompted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub visibility: Visibility,
+    pub audience: Option<Author>,
+}
+
+/// The one rule for an agent's reply: as public as the message that prompted it. A
+/// reply to a private message is private to that message's author (who could not see
+/// it otherwise: `private` alone means "its author only", and the author is the agent);
+/// a reply to an `agent_only` message stays hidden from every person; an `admin_only`
+/// prompt gets an `admin_only` reply.
+pub fn reply_visibility(prompt: &Message) -> ReplyTo {
+    match prompt.visibility {
+        Visibility::Private => ReplyTo {
+            visibility: Visibility::Private,
+            audience: Some(
+                prompt
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| prompt.author.clone()),
+            ),
+        },
+        visibility => ReplyTo {
+            visibility,
+            audience: None,
+        },
+    }
 }
 
 /// What a new chat is given.
@@ -161,7 +195,7 @@ pub struct Page<T> {
 pub fn may_see(viewer: &Viewer, message: &Message) -> bool {
     match message.visibility {
         Visibility::Public => true,
-        Visibility::Private => match &message.author {
+        Visibility::Private => match message.audience.as_ref().unwrap_or(&message.author) {
             Author::User(user) => *user == viewer.user && viewer.device.is_none(),
             Author::Device(device) => viewer.device.as_ref() == Some(device),
             Author::Agent(_) | Author::Tool(_) => false,
@@ -357,6 +391,67 @@ impl Chats {
         content: &str,
         visibility: Visibility,
     ) -> Result<Message, ChatError> {
+        self.insert(id, author, content, visibility, false)
+            .map(|(message, _)| message)
+    }
+
+    /// A person's message that an agent will answer: stored like [`Chats::post`], with
+    /// the id after it kept for the reply, so the reply sits right after its prompt in
+    /// the history and clients can name it while it streams. Returns the message and the
+    /// reply's id.
+    pub fn post_prompt(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        content: &str,
+        visibility: Visibility,
+    ) -> Result<(Message, u64), ChatError> {
+        let chat = self.get(viewer, id)?;
+        if visibility == Visibility::AdminOnly && !viewer.admin {
+            return Err(ChatError::VisibilityNotAllowed(visibility));
+        }
+        let (message, reply) = self.insert(&chat.id, viewer.author(), content, visibility, true)?;
+        let reply = reply.unwrap_or(message.id + 1);
+        Ok((message, reply))
+    }
+
+    /// Stores an agent's reply under the id [`Chats::post_prompt`] kept for it, with
+    /// the visibility [`reply_visibility`] gives it.
+    pub fn store_reply(
+        &self,
+        id: &str,
+        reply_id: u64,
+        agent: &str,
+        content: &str,
+        to: ReplyTo,
+    ) -> Result<Message, ChatError> {
+        self.check_content(content)?;
+        let id = parse_chat_id(id)?;
+        let _write = self.lock();
+        let chat = self
+            .chats
+            .get(&id)?
+            .ok_or_else(|| ChatError::NotFound(id.clone()))?;
+        let key = message_key(&chat.id, reply_id);
+        if reply_id >= chat.next_message || self.messages.get(&key)?.is_some() {
+            return Err(StoreError::Write("the reply's id is not kept for it".into()).into());
+        }
+        let message = Message {
+            id: reply_id,
+            chat_id: chat.id.clone(),
+            author: Author::Agent(agent.to_string()),
+            created: rfc3339(self.clock.now()),
+            content: content.to_string(),
+            visibility: to.visibility,
+            audience: to.audience,
+        };
+        self.messages
+            .insert_with(&key, &message, &self.chats, &chat.id, &chat)?;
+        self.store.sync()?;
+        Ok(message)
+    }
+
+    fn check_content(&self, content: &str) -> Result<(), ChatError> {
         if content.len() > self.limits.max_message {
             return Err(ChatError::TooLong {
                 len: content.len(),
@@ -366,6 +461,20 @@ impl Chats {
         if content.trim().is_empty() {
             return Err(ChatError::Empty);
         }
+        Ok(())
+    }
+
+    /// Stores a message with the chat's next id; with `keep_next`, the id after it is
+    /// kept (for a reply) and returned.
+    fn insert(
+        &self,
+        id: &str,
+        author: Author,
+        content: &str,
+        visibility: Visibility,
+        keep_next: bool,
+    ) -> Result<(Message, Option<u64>), ChatError> {
+        self.check_content(content)?;
         let id = parse_chat_id(id)?;
         let _write = self.lock();
         let mut chat = self
@@ -379,8 +488,13 @@ impl Chats {
             created: rfc3339(self.clock.now()),
             content: content.to_string(),
             visibility,
+            audience: None,
         };
         chat.next_message += 1;
+        let kept = keep_next.then_some(chat.next_message);
+        if keep_next {
+            chat.next_message += 1;
+        }
         self.messages.insert_with(
             &message_key(&chat.id, message.id),
             &message,
@@ -389,7 +503,7 @@ impl Chats {
             &chat,
         )?;
         self.store.sync()?;
-        Ok(message)
+        Ok((message, kept))
     }
 
     /// The messages of a chat the viewer may see, newest first, before the message id
@@ -534,6 +648,70 @@ mod tests {
             agent: "default".into(),
             members: members.iter().map(|m| m.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_reply_is_as_visible_as_its_prompt_and_a_private_one_reaches_its_author() {
+        let (_dir, chats) = chats(limits());
+        let alice = viewer("alice", false);
+        let bob = viewer("bob", false);
+        let root = viewer("root", true);
+        let phone = Viewer {
+            device: Some("dev_1".into()),
+            ..alice.clone()
+        };
+        let chat = chats.create("alice", new_chat(&["bob"])).unwrap();
+        let mut replies = Vec::new();
+        for (who, visibility) in [
+            (&alice, Visibility::Public),
+            (&alice, Visibility::Private),
+            (&phone, Visibility::Private),
+            (&alice, Visibility::AgentOnly),
+        ] {
+            let (prompt, reply_id) = chats.post_prompt(who, &chat.id, "q", visibility).unwrap();
+            assert_eq!(reply_id, prompt.id + 1);
+            let reply = chats
+                .store_reply(
+                    &chat.id,
+                    reply_id,
+                    "default",
+                    "a",
+                    reply_visibility(&prompt),
+                )
+                .unwrap();
+            replies.push(reply.id);
+            // The id is kept once: a second reply under it is refused.
+            assert!(
+                chats
+                    .store_reply(
+                        &chat.id,
+                        reply_id,
+                        "default",
+                        "b",
+                        reply_visibility(&prompt)
+                    )
+                    .is_err()
+            );
+        }
+        let seen = |v: &Viewer| -> Vec<u64> {
+            let page = chats.history(v, &chat.id, None, Some(10)).unwrap();
+            let mut ids: Vec<u64> = page
+                .items
+                .iter()
+                .map(|m| m.id)
+                .filter(|id| replies.contains(id))
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        // Public: everyone; alice's private: alice only (not her phone); the phone's
+        // private: the phone only; agent_only: nobody.
+        assert_eq!(seen(&alice), [replies[0], replies[1]]);
+        assert_eq!(seen(&phone), [replies[0], replies[2]]);
+        assert_eq!(seen(&bob), [replies[0]]);
+        assert_eq!(seen(&root), [replies[0]]);
+        // The model sees every reply and the prompts.
+        assert_eq!(chats.model_context(&chat.id, 100).unwrap().len(), 8);
     }
 
     #[test]

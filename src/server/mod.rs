@@ -26,6 +26,7 @@ pub mod routes;
 pub mod state;
 pub mod usage_routes;
 pub mod ws;
+pub mod ws_chat;
 
 pub use api::Api;
 pub use connection::{ConnectionLimits, serve};

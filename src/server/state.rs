@@ -163,6 +163,8 @@ pub struct Gateway {
     pub chats: Chats,
     pub usage: Usage,
     pub upstreams: Upstreams,
+    /// The chats with a turn running now.
+    pub turns: crate::gateway::agent_loop::TurnSlots,
 }
 
 impl Gateway {
@@ -192,6 +194,7 @@ impl Gateway {
                 Arc::new(crate::gateway::providers::TokioPause),
             )
             .map_err(|err| refused("providers", &err))?,
+            turns: Default::default(),
         })
     }
 }

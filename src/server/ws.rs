@@ -46,6 +46,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
@@ -58,13 +59,21 @@ use crate::server::auth::{ClientIp, MaybeCaller, refuse, too_many, with_retry_af
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::rate_limit::RouteClass;
 use crate::server::state::App;
+use crate::server::ws_chat::{self, ChatClientMessage, Outlet};
 
 /// The message types a client may send.
-pub const CLIENT_TYPES: [&str; 3] = ["approval.respond", "approval.list", "ping"];
+pub const CLIENT_TYPES: [&str; 6] = [
+    "approval.respond",
+    "approval.list",
+    "chat.cancel",
+    "chat.history",
+    "chat.send",
+    "ping",
+];
 
 /// The scope each message type needs, in either direction; `None`: any principal on an
 /// open connection. The same scopes as the REST routes that do the same thing.
-pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 9] = [
+pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 18] = [
     ("hello", None),
     ("ping", None),
     ("pong", None),
@@ -75,6 +84,17 @@ pub const MESSAGE_SCOPES: [(&str, Option<Scope>); 9] = [
     ("approval.respond", Some(Scope::ChatWrite)),
     // Sent only to the new device's owner.
     ("device.paired", Some(Scope::ChatRead)),
+    // Chat: sending and cancelling are writes like POST /api/v1/chats/{id}/messages,
+    // reading history and a turn's frames like GET.
+    ("chat.send", Some(Scope::ChatWrite)),
+    ("chat.cancel", Some(Scope::ChatWrite)),
+    ("chat.history", Some(Scope::ChatRead)),
+    ("chat.accepted", Some(Scope::ChatRead)),
+    ("chat.delta", Some(Scope::ChatRead)),
+    ("tool.call", Some(Scope::ChatRead)),
+    ("tool.result", Some(Scope::ChatRead)),
+    ("chat.done", Some(Scope::ChatRead)),
+    ("chat.error", Some(Scope::ChatRead)),
 ];
 
 /// Whether `principal` may send or receive a message of type `kind`; unknown types never.
@@ -101,6 +121,12 @@ pub struct Limits {
     pub ping_every: Duration,
     pub idle_timeout: Duration,
     pub recheck_every: Duration,
+    /// Frames of chat turns queued for this connection before the queue's policy
+    /// applies (see `ws_chat`).
+    pub chat_queue: usize,
+    /// How long a write to the client, or a turn's frame waiting for room in the queue,
+    /// may take before the connection is closed as too slow.
+    pub send_timeout: Duration,
 }
 
 /// Messages above this size end the connection at the transport (close code 1009).
@@ -116,6 +142,8 @@ impl Default for Limits {
             ping_every: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             recheck_every: Duration::from_secs(2),
+            chat_queue: 64,
+            send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -164,6 +192,28 @@ pub trait Context: Send + Sync + 'static {
     /// Whether the connection's credential still holds.
     fn still_stands(&self, principal: &Principal) -> bool;
     fn audit(&self, event: AuditEvent);
+    /// Handles a `chat.*` message; what it says goes to `outlet`, and its turn ends
+    /// when `cancel` (the connection's) does.
+    fn chat(
+        self: Arc<Self>,
+        principal: &Principal,
+        message: ChatClientMessage,
+        outlet: Outlet,
+        cancel: &CancellationToken,
+    ) {
+        let _ = (principal, cancel);
+        let chat_id = match &message {
+            ChatClientMessage::Send { chat_id, .. }
+            | ChatClientMessage::Cancel { chat_id }
+            | ChatClientMessage::History { chat_id, .. } => chat_id.clone(),
+        };
+        let _ = outlet.queue.try_send(json!({
+            "type": "chat.error",
+            "chatId": chat_id.chars().take(64).collect::<String>(),
+            "code": "unavailable",
+            "message": "chat is not served on this socket",
+        }));
+    }
 }
 
 impl Context for App {
@@ -197,6 +247,16 @@ impl Context for App {
 
     fn audit(&self, event: AuditEvent) {
         App::audit(self).record_or_log(event);
+    }
+
+    fn chat(
+        self: Arc<Self>,
+        principal: &Principal,
+        message: ChatClientMessage,
+        outlet: Outlet,
+        cancel: &CancellationToken,
+    ) {
+        ws_chat::handle(self, principal, message, outlet, cancel);
     }
 }
 
@@ -273,6 +333,8 @@ pub enum Ended {
     Revoked,
     Abuse,
     ServerGone,
+    /// The client did not read what it was sent in time.
+    TooSlow,
 }
 
 /// A refusal to answer with: an `error` message, and whether it is a strike.
@@ -302,8 +364,12 @@ struct Connection<C: Context> {
 }
 
 impl<C: Context> Connection<C> {
-    /// Handles one text message; `Ok` carries the messages to send back.
-    fn handle_text(&mut self, text: &str) -> Result<Vec<Value>, Refusal> {
+    /// Handles one text message; `Ok` carries the messages to send back, and a chat
+    /// message for the caller to hand on.
+    fn handle_text(
+        &mut self,
+        text: &str,
+    ) -> Result<(Vec<Value>, Option<ChatClientMessage>), Refusal> {
         if self.rate.check().is_err() {
             return Err(Refusal::new(
                 ErrorCode::RateLimited,
@@ -351,9 +417,22 @@ impl<C: Context> Connection<C> {
                 format!("{kind} needs the {scope} scope"),
             ));
         }
+        if kind.starts_with("chat.") {
+            let message: ChatClientMessage = serde_json::from_value(value)
+                .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("{kind}: {e}")))?;
+            if matches!(message, ChatClientMessage::Send { .. })
+                && !self.ctx.still_stands(&self.principal)
+            {
+                return Err(Refusal::new(
+                    ErrorCode::SessionRevoked,
+                    "the session has ended",
+                ));
+            }
+            return Ok((Vec::new(), Some(message)));
+        }
         let message: ClientMessage = serde_json::from_value(value)
             .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("{kind}: {e}")))?;
-        match message {
+        let replies = match message {
             ClientMessage::Ping {} => Ok(vec![json!({ "type": "pong" })]),
             ClientMessage::List {} => Ok(vec![self.list()]),
             ClientMessage::Respond {
@@ -367,7 +446,8 @@ impl<C: Context> Connection<C> {
                     refusal.request_id = Some(request_id.chars().take(64).collect());
                     refusal
                 }),
-        }
+        };
+        replies.map(|replies| (replies, None))
     }
 
     fn list(&self) -> Value {
@@ -473,11 +553,20 @@ where
                 .filter_map(|r| conn.outgoing(&request_message(r))),
         );
     }
-    for frame in greeting {
-        if sink.send(frame).await.is_err() {
-            return Ended::ClientClosed;
-        }
+    match send_all(&mut sink, greeting, limits.send_timeout).await {
+        Sent::All => {}
+        Sent::Closed => return Ended::ClientClosed,
+        Sent::TimedOut => return Ended::TooSlow,
     }
+    // Chat turns of this connection end with it, however it ends.
+    let turns = CancellationToken::new();
+    let _turns_end = turns.clone().drop_guard();
+    let (chat_queue, mut chat_frames) = tokio::sync::mpsc::channel(limits.chat_queue.max(1));
+    let outlet = Outlet {
+        queue: chat_queue,
+        too_slow: CancellationToken::new(),
+        wait: limits.send_timeout,
+    };
     let start = Instant::now();
     let mut ping = tokio::time::interval_at(start + limits.ping_every, limits.ping_every);
     let mut recheck = tokio::time::interval_at(start + limits.recheck_every, limits.recheck_every);
@@ -500,8 +589,11 @@ where
                         format!("binary messages ({size} bytes) are not accepted; send JSON text"),
                     )),
                     Incoming::Text(body) => match conn.handle_text(&body) {
-                        Ok(replies) => {
+                        Ok((replies, chat)) => {
                             out.extend(replies.iter().filter_map(|r| conn.outgoing(r)));
+                            if let Some(message) = chat {
+                                C::chat(conn.ctx.clone(), &conn.principal, message, outlet.clone(), &turns);
+                            }
                             None
                         }
                         Err(refusal) => Some(refusal),
@@ -512,7 +604,7 @@ where
                     if refusal.code == ErrorCode::SessionRevoked {
                         out.push(text(&error_message(refusal.code, &refusal.message, None)));
                         out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
-                        send_all(&mut sink, out).await;
+                        send_all(&mut sink, out, limits.send_timeout).await;
                         break Ended::Revoked;
                     }
                     out.push(text(&error_message(
@@ -525,10 +617,16 @@ where
                             code: close::POLICY,
                             reason: "too many invalid messages".into(),
                         });
-                        send_all(&mut sink, out).await;
+                        send_all(&mut sink, out, limits.send_timeout).await;
                         break Ended::Abuse;
                     }
                 }
+            }
+            Some(frame) = chat_frames.recv() => out.extend(conn.outgoing(&frame)),
+            _ = outlet.too_slow.cancelled() => {
+                out.push(Outgoing::Close { code: close::POLICY, reason: "too slow".into() });
+                send_all(&mut sink, out, limits.send_timeout).await;
+                break Ended::TooSlow;
             }
             event = events.recv() => match event {
                 Ok(event) if conn.may_see(&event) => out.extend(conn.outgoing(&match &event {
@@ -556,7 +654,7 @@ where
             _ = ping.tick() => {
                 if last_heard.elapsed() >= conn.limits.idle_timeout {
                     out.push(Outgoing::Close { code: close::GOING_AWAY, reason: "idle timeout".into() });
-                    send_all(&mut sink, out).await;
+                    send_all(&mut sink, out, limits.send_timeout).await;
                     break Ended::Idle;
                 }
                 out.push(Outgoing::Ping(b"aisopod".to_vec()));
@@ -565,26 +663,48 @@ where
                 if !conn.ctx.still_stands(&conn.principal) {
                     out.push(text(&error_message(ErrorCode::SessionRevoked, "the session has ended", None)));
                     out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
-                    send_all(&mut sink, out).await;
+                    send_all(&mut sink, out, limits.send_timeout).await;
                     break Ended::Revoked;
                 }
             }
         }
-        if !send_all(&mut sink, out).await {
-            break Ended::ClientClosed;
+        match send_all(&mut sink, out, limits.send_timeout).await {
+            Sent::All => {}
+            Sent::Closed => break Ended::ClientClosed,
+            Sent::TimedOut => break Ended::TooSlow,
         }
     };
-    let _ = sink.close().await;
+    turns.cancel();
+    if ended != Ended::TooSlow {
+        let _ = tokio::time::timeout(limits.send_timeout, sink.close()).await;
+    }
     ended
 }
 
-async fn send_all<S: Sink<Outgoing> + Unpin>(sink: &mut S, frames: Vec<Outgoing>) -> bool {
-    for frame in frames {
-        if sink.send(frame).await.is_err() {
-            return false;
+/// How a batch of writes went.
+enum Sent {
+    All,
+    Closed,
+    /// The client did not take the frames within the send timeout.
+    TimedOut,
+}
+
+async fn send_all<S: Sink<Outgoing> + Unpin>(
+    sink: &mut S,
+    frames: Vec<Outgoing>,
+    within: Duration,
+) -> Sent {
+    let writes = async {
+        for frame in frames {
+            if sink.send(frame).await.is_err() {
+                return Sent::Closed;
+            }
         }
-    }
-    true
+        Sent::All
+    };
+    tokio::time::timeout(within, writes)
+        .await
+        .unwrap_or(Sent::TimedOut)
 }
 
 /// Whether a browser's `Origin` may open a socket: the gateway's own origin (the
@@ -757,6 +877,7 @@ mod tests {
     use crate::audit::Audit;
     use crate::auth::Via;
     use crate::auth::scopes::Scopes;
+    use crate::gateway::agent_loop::TurnEvent;
     use crate::gateway::approval::{Broker, CanonicalInput, NewRequest, Requester};
 
     struct TestContext {
@@ -764,6 +885,8 @@ mod tests {
         broker: Broker,
         audit: Audit,
         stands: AtomicBool,
+        /// Set when a scripted turn (see `chat`) has stopped.
+        turn_stopped: Arc<AtomicBool>,
     }
 
     impl Context for TestContext {
@@ -793,6 +916,37 @@ mod tests {
         fn audit(&self, event: AuditEvent) {
             self.audit.record_or_log(event);
         }
+        /// A turn that streams 1 KiB deltas until it is cancelled, through the real
+        /// queue policy.
+        fn chat(
+            self: Arc<Self>,
+            _: &Principal,
+            _: ChatClientMessage,
+            outlet: Outlet,
+            cancel: &CancellationToken,
+        ) {
+            let cancel = cancel.child_token();
+            let (events, received) = tokio::sync::mpsc::channel(8);
+            tokio::spawn(ws_chat::forward(
+                received,
+                outlet,
+                "c".into(),
+                2,
+                cancel.clone(),
+            ));
+            let stopped = self.turn_stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        sent = events.send(TurnEvent::TextDelta("x".repeat(1024))) => {
+                            if sent.is_err() { break }
+                        }
+                    }
+                }
+                stopped.store(true, Ordering::SeqCst);
+            });
+        }
     }
 
     fn context() -> Arc<TestContext> {
@@ -802,6 +956,7 @@ mod tests {
             broker: Broker::new(Duration::from_secs(30), f.shared.clone()),
             audit,
             stands: AtomicBool::new(true),
+            turn_stopped: Arc::new(AtomicBool::new(false)),
             _dir: f._dir,
         })
     }
@@ -962,7 +1117,7 @@ mod tests {
         assert_eq!(hello["types"], json!(["ping"]));
         assert_eq!(
             reader.message().await["types"],
-            json!(["approval.list", "ping"])
+            json!(["approval.list", "chat.history", "ping"])
         );
         let asker = {
             let ctx = ctx.clone();
@@ -1004,6 +1159,12 @@ mod tests {
             "error",
             "approval.request",
             "approval.resolved",
+            "chat.accepted",
+            "chat.delta",
+            "tool.call",
+            "tool.result",
+            "chat.done",
+            "chat.error",
         ]) {
             assert!(MESSAGE_SCOPES.iter().any(|(k, _)| k == kind), "{kind}");
         }
@@ -1124,6 +1285,49 @@ mod tests {
             }
         ));
         assert_eq!(client.task.await.unwrap(), Ended::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_closed_as_too_slow_its_turn_ends_and_others_are_served() {
+        let ctx = context();
+        let limits = Limits {
+            send_timeout: Duration::from_millis(300),
+            chat_queue: 4,
+            ..Limits::default()
+        };
+        let (to_server, incoming) = mpsc::unbounded();
+        // Room for the greeting (like a transport's buffer), and nobody ever reads.
+        let (outgoing, _never_read) = mpsc::channel::<Outgoing>(1);
+        let started = std::time::Instant::now();
+        let task = tokio::spawn(serve(
+            ctx.clone(),
+            user("alice", "chat:read,chat:write"),
+            limits,
+            outgoing,
+            incoming,
+        ));
+        to_server
+            .unbounded_send(Incoming::Text(
+                r#"{"type":"chat.send","chatId":"c","content":"hi"}"#.into(),
+            ))
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the connection ends")
+            .unwrap();
+        assert_eq!(ended, Ended::TooSlow);
+        while !ctx.turn_stopped.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the turn ran on"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Another client is served at once.
+        let mut bob = Client::connect(&ctx, user("bob", "chat:read"), Limits::default());
+        assert_eq!(bob.message().await["type"], "hello");
+        bob.send(r#"{"type":"ping"}"#);
+        assert_eq!(bob.message().await["type"], "pong");
     }
 
     #[tokio::test(start_paused = true)]

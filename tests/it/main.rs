@@ -33,3 +33,4 @@ mod service;
 mod tools;
 mod upstream;
 mod usage;
+mod ws_chat;

@@ -29,6 +29,11 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Fixture {
+        Fixture::with("")
+    }
+
+    /// [`Fixture::start`] with `extra` config tables.
+    fn with(extra: &str) -> Fixture {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -39,11 +44,16 @@ impl Fixture {
         let extra = format!(
             "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"{UPSTREAM_KEY}\"\nmodels = [\"m1\"]\nretries = 0\nread_timeout = \"1s\"\n\
              [[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{}\"\nmodels = [\"sonnet\"]\nretries = 0\n\
-             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n\
-             [security]\nmode = \"local\"\n",
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n{extra}\n",
             up.openai_base(),
             up.url()
         );
+        // A key written into the file needs local mode.
+        let extra = if extra.contains("[security]") {
+            extra
+        } else {
+            extra + "[security]\nmode = \"local\"\n"
+        };
         let w = World::with_limits(&base, &extra, &[]);
         let writer = w.api_token("script", &["chat:read", "chat:write"]);
         let reader = w.api_token("reader", &["chat:read"]);
@@ -737,7 +747,8 @@ fn responses_translate_instructions_input_items_and_function_tools_whole_and_str
 }
 
 /// The official `openai` Python client, unchanged but for base URL, key and the device
-/// CA: models, a plain and a streamed chat, a plain and a streamed response, a bad key.
+/// CA: models, a plain and a streamed chat, a plain and a streamed response, the same
+/// with an agent, a bad key.
 #[test]
 fn the_official_openai_python_client_works_against_the_gateway() {
     let probe = std::process::Command::new("python3")
@@ -752,6 +763,9 @@ fn the_official_openai_python_client_works_against_the_gateway() {
     f.up.push(Answer::openai_stream(&["stre", "amed"], (3, 2)));
     f.up.push(Answer::openai_text("a response", (3, 2)));
     f.up.push(Answer::openai_stream(&["streamed ", "response"], (3, 2)));
+    // The same client with the agent `helper`.
+    f.up.push(Answer::openai_text("agent answer", (3, 2)));
+    f.up.push(Answer::openai_stream(&["agent ", "response"], (3, 2)));
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_client.py");
     let output = std::process::Command::new("python3")
@@ -760,6 +774,7 @@ fn the_official_openai_python_client_works_against_the_gateway() {
         .env("AISOPOD_KEY", &f.writer)
         .env("AISOPOD_CA", f.w.gateway.data_dir.join("tls/ca.pem"))
         .env("AISOPOD_MODEL", "local/m1")
+        .env("AISOPOD_AGENT", "helper")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .output()
@@ -784,6 +799,209 @@ fn the_official_openai_python_client_works_against_the_gateway() {
         );
     }
     assert_eq!(f.up.pending(), 0, "every scripted answer was asked for");
+    let rows = f.usage_after(6);
+    assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 6);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.agent.as_deref() == Some("helper"))
+            .count(),
+        1
+    );
+}
+
+/// The next JSON message on the socket, skipping pings, or a failure after `limit` (the
+/// server's pings would keep a plain read waiting for ever).
+fn next_message_within(socket: &mut crate::support::WsSocket, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        assert!(Instant::now() < deadline, "no message within {limit:?}");
+        match socket.read().expect("a message") {
+            tungstenite::Message::Text(body) => return serde_json::from_str(&body).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
+/// A command the default allowlist sends to a person for approval.
+const NEEDS_APPROVAL: &str = "factor 42 > factors.txt; cat factors.txt";
+
+#[test]
+fn an_agent_model_runs_the_loop_server_side_with_a_tool_call_approved_over_the_websocket() {
+    let sandbox = crate::sandbox::sandbox_toml(crate::sandbox::SANDBOX);
+    let f = Fixture::with(&format!(
+        "[[agents]]\nname = \"sheller\"\nprovider = \"local\"\nmodel = \"m1\"\nsystem_prompt = \"You run commands.\"\ntools = [\"shell\"]\n[tools.shell]\npolicy = \"allowlist\"\n{sandbox}"
+    ));
+    let ca = std::fs::read(f.w.gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let mut socket = crate::support::wss_connect(
+        &ca,
+        f.w.gateway.addr().port(),
+        "/ws",
+        &[("authorization", &format!("Bearer {}", f.w.token("root")))],
+    )
+    .unwrap();
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["type"],
+        "hello"
+    );
+    let arguments = json!({"command": NEEDS_APPROVAL}).to_string();
+    let (head, tail) = arguments.split_at(10);
+
+    // Chat completions, streamed over HTTP/2: the agent's shell call waits for the
+    // owner's approval over /ws, runs, and the model answers from its result.
+    f.up.push(Answer::openai_stream_tool_call(
+        "call_1",
+        "shell",
+        &[head, tail],
+    ));
+    f.up.push(Answer::openai_stream(&["Factors: ", "2 3 7"], (11, 4)));
+    let call = {
+        let client = f.w.client(false);
+        let url = f.w.url("/v1/chat/completions");
+        let token = f.writer.clone();
+        std::thread::spawn(move || {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"model": "sheller", "stream": true,
+                              "messages": [{"role": "user", "content": "factor 42"}]}))
+                .send()
+                .unwrap();
+            (response.status(), response.text().unwrap())
+        })
+    };
+    let request = next_message_within(&mut socket, Duration::from_secs(20));
+    assert_eq!(request["type"], "approval.request", "{request}");
+    assert_eq!(request["toolName"], "shell");
+    assert_eq!(request["requester"]["user"], "root");
+    let answer = json!({"type": "approval.respond", "requestId": request["requestId"],
+                        "allow": true, "inputHash": request["inputHash"]});
+    socket
+        .send(tungstenite::Message::Text(answer.to_string().into()))
+        .unwrap();
+    let (status, body) = call.join().unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (events, _) = sse(&body);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .map(|(_, d)| json_of(d))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Factors: 2 3 7");
+    assert!(
+        !body.contains("tool_calls"),
+        "the agent's own tools are not the client's: {body}"
+    );
+    let requests = f.up.requests();
+    let first = requests[0].json();
+    assert_eq!(
+        first["messages"][0],
+        json!({"role": "system", "content": "You run commands."})
+    );
+    assert_eq!(first["tools"][0]["function"]["name"], "shell");
+    let second = requests[1].json();
+    let result = second["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(result["role"], "tool", "{second}");
+    assert!(
+        result["content"].as_str().unwrap().contains("42: 2 3 7"),
+        "{result}"
+    );
+
+    // The Responses API, whole, over HTTP/1.1: a denied call is a result for the model.
+    // (The loop always streams from the upstream.)
+    f.up.push(Answer::openai_stream_tool_call(
+        "call_2",
+        "shell",
+        &[&arguments],
+    ));
+    f.up.push(Answer::openai_stream(&["It was not ", "allowed."], (5, 4)));
+    let call = {
+        let client = f.w.client(true);
+        let url = f.w.url("/v1/responses");
+        let token = f.writer.clone();
+        std::thread::spawn(move || {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"model": "sheller", "input": "factor 42"}))
+                .send()
+                .unwrap();
+            (response.status(), response.text().unwrap())
+        })
+    };
+    // (The first request's `approval.resolved` comes first.)
+    let request = loop {
+        let message = next_message_within(&mut socket, Duration::from_secs(20));
+        if message["type"] != "approval.resolved" {
+            break message;
+        }
+    };
+    assert_eq!(request["type"], "approval.request", "{request}");
+    let answer =
+        json!({"type": "approval.respond", "requestId": request["requestId"], "allow": false});
+    socket
+        .send(tungstenite::Message::Text(answer.to_string().into()))
+        .unwrap();
+    let (status, body) = call.join().unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = json_of(&body);
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(
+        answer["output"][0]["content"][0]["text"],
+        "It was not allowed."
+    );
+    assert_eq!(answer["output"].as_array().unwrap().len(), 1, "{body}");
+    let denied = f.up.requests().pop().unwrap().json();
+    let result = denied["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(result["role"], "tool");
+    assert!(
+        result["content"].as_str().unwrap().contains("error"),
+        "{result}"
+    );
+
+    // Client-declared tools are refused with an agent; nothing reaches the upstream.
+    let before = f.up.requests().len();
+    let (status, body) = f.post(
+        &f.w.client(true),
+        "/v1/chat/completions",
+        &f.writer,
+        &json!({"model": "sheller", "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "mine"}}]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_openai_error(&body, "unsupported_parameter", Some("tools"));
+    assert_eq!(f.up.requests().len(), before);
+
+    // Usage is counted under the agent and the token (by the loop, per upstream call),
+    // and no chat was stored.
     let rows = f.usage_after(4);
+    assert!(
+        rows.iter()
+            .all(|r| r.agent.as_deref() == Some("sheller") && r.token.is_some()),
+        "{rows:?}"
+    );
     assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 4);
+    let chats: Value =
+        f.w.client(true)
+            .get(f.w.url("/api/v1/chats"))
+            .bearer_auth(f.w.token("root"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+    assert_eq!(chats["chats"], json!([]), "stateless: {chats}");
 }

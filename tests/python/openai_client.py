@@ -8,6 +8,8 @@ which starts the gateway and a scripted upstream and passes:
     AISOPOD_KEY    an API token with chat:write
     AISOPOD_CA     the device CA (data_dir/tls/ca.pem)
     AISOPOD_MODEL  a provider/model the gateway serves
+    AISOPOD_AGENT  (optional) an agent whose upstream answers "agent answer", then
+                   streams "agent response"
 
 Each step prints "<step> ok"; any failure raises and exits non-zero.
 """
@@ -77,6 +79,22 @@ def main():
     assert "".join(deltas) == "streamed response", deltas
     assert completed is not None and completed.output_text == "streamed response", completed
     print("responses stream ok")
+
+    agent = os.environ.get("AISOPOD_AGENT")
+    if agent:
+        assert agent in ids, ids
+        chat = api.chat.completions.create(
+            model=agent, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert chat.choices[0].message.content == "agent answer", chat
+        print("agent chat ok")
+
+        deltas = []
+        for event in api.responses.create(model=agent, input="hi", stream=True):
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        assert "".join(deltas) == "agent response", deltas
+        print("agent responses stream ok")
 
     try:
         client("aisp_not-a-real-key").models.list()

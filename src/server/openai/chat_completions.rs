@@ -13,11 +13,12 @@ use axum::response::sse::Event;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
+use super::dispatch;
 use super::error::OpenAiError;
 use super::request::parse_chat;
 use super::sse::{Frames, json_event, respond, set};
-use super::upstream::{self, Asker, Target};
-use crate::gateway::providers::{Completion, ProviderError, StreamEvent, Usage};
+use super::upstream::{self, Asker};
+use crate::gateway::providers::{Completion, StreamEvent, Usage};
 use crate::server::auth::Caller;
 use crate::server::state::App;
 
@@ -31,24 +32,14 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
 async fn serve(app: Arc<App>, caller: Caller, body: Bytes) -> Result<Response, OpenAiError> {
     let call = parse_chat(&body)?;
     let asker = Asker::of(&caller);
-    let model = match upstream::resolve(&app, &call.model).await? {
-        Target::Model(model) => model,
-        Target::Agent(name) => {
-            return Err(OpenAiError::unsupported(
-                "model",
-                format!("agent {name} cannot be used over this API yet; name a provider/model"),
-            ));
-        }
-    };
+    let target = upstream::resolve(&app, &call.model).await?;
     let id = upstream::new_id("chatcmpl-");
     let created = upstream::now(&app);
-    let label = model.to_string();
     if !call.stream {
-        let completion = upstream::complete(&app, &model, &call.request).await?;
-        upstream::record(&app, &asker, None, &label, &completion);
+        let completion = dispatch::whole(&app, &asker, &target, call.request).await?;
         return Ok(Json(completion_body(&id, created, &call.model, &completion)).into_response());
     }
-    let source = upstream::stream(&app, &model, &call.request).await?;
+    let streamed = dispatch::streamed(&app, &asker, &target, call.request).await?;
     let frames = ChatFrames {
         id,
         created,
@@ -56,20 +47,13 @@ async fn serve(app: Arc<App>, caller: Caller, body: Bytes) -> Result<Response, O
         include_usage: call.include_usage,
     };
     let first = vec![frames.chunk(json!({"role": "assistant", "content": ""}), None)];
-    let keepalive = app.config().server.sse_keepalive;
-    let ended_early = OpenAiError::Provider(ProviderError::Dropped {
-        provider: model.provider.clone(),
-    });
-    let recorder = app.clone();
     Ok(respond(
         first,
-        source,
+        streamed.source,
         frames,
-        keepalive,
-        ended_early,
-        move |completion: &Completion| {
-            upstream::record(&recorder, &asker, None, &label, completion);
-        },
+        app.config().server.sse_keepalive,
+        streamed.ended_early,
+        streamed.done,
     ))
 }
 

@@ -5,6 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
+use crate::gateway::agent_loop::LoopError;
 use crate::gateway::providers::ProviderError;
 use crate::server::error::{openai_error_for, openai_error_value, provider_status};
 
@@ -23,6 +24,10 @@ pub enum OpenAiError {
     UnknownModel(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// An agent's turn ended without an answer (a provider's failure and an unknown
+    /// agent are told apart as `Provider` and `UnknownModel`).
+    #[error(transparent)]
+    Agent(LoopError),
     /// Work that had to run off the async workers failed; the cause is logged.
     #[error("internal error; the gateway logged the cause")]
     Internal,
@@ -52,6 +57,10 @@ impl OpenAiError {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownModel(_) => StatusCode::NOT_FOUND,
             Self::Provider(err) => provider_status(err),
+            // Neither is retried by OpenAI's clients, which would run the agent's tools
+            // again: a 5xx would be.
+            Self::Agent(err) if err.is_caller_error() => StatusCode::BAD_REQUEST,
+            Self::Agent(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,6 +71,7 @@ impl OpenAiError {
             Self::Invalid { code, .. } => code,
             Self::UnknownModel(_) => "model_not_found",
             Self::Provider(err) => err.code(),
+            Self::Agent(err) => err.code(),
             Self::Internal => "internal",
         }
     }

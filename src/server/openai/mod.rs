@@ -6,7 +6,9 @@
 //! (`server::error::openai_error`); this module never forwards a client's body or an
 //! upstream's answer as they are, and never stores a conversation.
 
+mod agent;
 mod chat_completions;
+mod dispatch;
 pub mod error;
 mod models;
 pub mod request;

@@ -1,0 +1,314 @@
+//! Chat over `/ws` end to end, against the scripted upstream: a turn streams deltas,
+//! runs a tool, hands its result to the model, and stores the reply with its prompt's
+//! visibility; other people never see a private exchange (over `/ws` history and over
+//! REST on HTTP/1.1 and HTTP/2); a second send while a turn runs is `busy`; cancel and
+//! upstream failures end the turn with a clear code, store no reply, and the chat works
+//! right after.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::chats::{World, call};
+use crate::support::{WsSocket, next_ws_message, wss_connect};
+use crate::upstream::{Answer, Upstream};
+
+fn connect(w: &World, token: &str) -> WsSocket {
+    let ca = std::fs::read(w.gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let auth = format!("Bearer {token}");
+    let mut socket = wss_connect(
+        &ca,
+        w.gateway.addr().port(),
+        "/ws",
+        &[("authorization", auth.as_str())],
+    )
+    .expect("the WebSocket connects");
+    assert_eq!(next_ws_message(&mut socket)["type"], "hello");
+    socket
+}
+
+fn send(socket: &mut WsSocket, message: Value) {
+    socket
+        .send(tungstenite::Message::Text(message.to_string().into()))
+        .unwrap();
+}
+
+/// Messages up to and including the first of type `last` (approvals skipped).
+fn until(socket: &mut WsSocket, last: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next_ws_message(socket);
+        let kind = message["type"].as_str().unwrap_or_default().to_string();
+        seen.push(message);
+        if kind == last || (kind == "chat.error" && last != "chat.error") {
+            return seen;
+        }
+    }
+}
+
+fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["type"] == kind).collect()
+}
+
+#[test]
+fn a_private_chat_turn_streams_runs_a_tool_and_only_its_author_sees_the_reply() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = runtime.block_on(Upstream::start());
+    let w = World::new(
+        &format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"2s\"\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\ntools = [\"read_file\"]\n",
+            up.openai_base()
+        ),
+        &["alice", "bob"],
+    );
+    let app = w.gateway.app.clone().unwrap();
+    let workspace = app.gateway.agents.get("helper").unwrap().workspace;
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("notes.txt"), "buy oat milk").unwrap();
+    let client = w.client(true);
+    let (status, chat) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        w.token("alice"),
+        Some(json!({"title": "shopping", "agent": "helper", "members": ["bob"]})),
+    );
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+
+    up.push(Answer::openai_stream_tool_call(
+        "call_1",
+        "read_file",
+        &["{\"path\":", "\"notes.txt\"}"],
+    ));
+    up.push(Answer::openai_stream(&["It says ", "oat milk"], (20, 6)));
+    let mut alice = connect(&w, w.token("alice"));
+    send(
+        &mut alice,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "what is on my list?", "visibility": "private"}),
+    );
+    let turn = until(&mut alice, "chat.done");
+    let accepted = of_type(&turn, "chat.accepted")[0];
+    let reply_id = accepted["messageId"].as_u64().unwrap();
+    assert_eq!(reply_id, accepted["promptId"].as_u64().unwrap() + 1);
+    let call_frame = of_type(&turn, "tool.call")[0];
+    assert_eq!(call_frame["name"], "read_file");
+    assert_eq!(call_frame["inputHash"].as_str().unwrap().len(), 64);
+    let result = of_type(&turn, "tool.result")[0];
+    assert_eq!(result["ok"], true, "{result}");
+    let text: String = of_type(&turn, "chat.delta")
+        .iter()
+        .map(|d| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "It says oat milk");
+    let done = of_type(&turn, "chat.done")[0];
+    assert_eq!(done["messageId"], reply_id);
+    assert_eq!(done["usage"]["totalTokens"], 38);
+    // The model got the tool's result in its next request.
+    let second = up.requests()[1].json();
+    let last = second["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "tool");
+    assert!(last["content"].as_str().unwrap().contains("buy oat milk"));
+
+    // Alice sees her prompt and the reply; bob sees neither, over /ws and REST.
+    send(
+        &mut alice,
+        json!({"type": "chat.history", "chatId": chat_id}),
+    );
+    let history = until(&mut alice, "chat.history").pop().unwrap();
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{history}");
+    assert_eq!(messages[0]["id"], reply_id);
+    assert_eq!(messages[0]["author"]["kind"], "agent");
+    assert_eq!(messages[0]["visibility"], "private");
+    assert_eq!(messages[0]["content"], "It says oat milk");
+    let mut bob = connect(&w, w.token("bob"));
+    send(&mut bob, json!({"type": "chat.history", "chatId": chat_id}));
+    let seen = until(&mut bob, "chat.history").pop().unwrap();
+    assert_eq!(seen["messages"], json!([]), "{seen}");
+    for http1 in [true, false] {
+        let (status, page) = call(
+            &w.client(http1),
+            Method::GET,
+            &w.url(&format!("/api/v1/chats/{chat_id}/messages")),
+            w.token("bob"),
+            None,
+        );
+        assert_eq!(status, 200);
+        assert!(!page.to_string().contains("oat milk"), "{page}");
+        let (_, page) = call(
+            &w.client(http1),
+            Method::GET,
+            &w.url(&format!("/api/v1/chats/{chat_id}/messages")),
+            w.token("alice"),
+            None,
+        );
+        assert!(page.to_string().contains("It says oat milk"), "{page}");
+    }
+    // Usage and audit rows exist for the turn.
+    let rows = app.gateway.usage.query(&Default::default()).unwrap();
+    assert!(rows.iter().any(|r| r.user == "alice" && r.requests == 2));
+    let audit: Vec<String> = app
+        .audit()
+        .all()
+        .map(|r| serde_json::to_string(&r.unwrap()).unwrap())
+        .collect();
+    assert!(audit.iter().any(|r| r.contains("agent.turn")));
+    assert!(audit.iter().any(|r| r.contains("agent.tool_call")));
+    assert!(!audit.iter().any(|r| r.contains("oat milk")));
+
+    // A turn that hangs: a second send is busy, cancel stops it, nothing is stored.
+    up.push(Answer::hang());
+    send(
+        &mut alice,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "and now?"}),
+    );
+    let accepted = until(&mut alice, "chat.accepted").pop().unwrap();
+    let hung_reply = accepted["messageId"].as_u64().unwrap();
+    send(
+        &mut bob,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "me too"}),
+    );
+    let busy = until(&mut bob, "chat.error").pop().unwrap();
+    assert_eq!(busy["code"], "busy", "{busy}");
+    send(
+        &mut alice,
+        json!({"type": "chat.cancel", "chatId": chat_id}),
+    );
+    let ended = until(&mut alice, "chat.error").pop().unwrap();
+    assert_eq!(ended["code"], "cancelled", "{ended}");
+    assert!(runtime.block_on(up.wait_abandoned(1)));
+    // An upstream failure is a clear error; the chat still works after.
+    up.push(Answer::status(500));
+    send(
+        &mut alice,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "again"}),
+    );
+    let failed = until(&mut alice, "chat.error").pop().unwrap();
+    assert_eq!(failed["code"], "upstream_error", "{failed}");
+    assert!(!failed["message"].as_str().unwrap().contains("127.0.0.1"));
+    up.push(Answer::openai_stream(&["fine"], (1, 1)));
+    send(
+        &mut alice,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "last"}),
+    );
+    let done = until(&mut alice, "chat.done").pop().unwrap();
+    assert_eq!(done["type"], "chat.done");
+    send(
+        &mut alice,
+        json!({"type": "chat.history", "chatId": chat_id}),
+    );
+    let history = until(&mut alice, "chat.history").pop().unwrap();
+    let ids: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert!(!ids.contains(&hung_reply), "{history}");
+    let agent_replies = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"]["kind"] == "agent")
+        .count();
+    assert_eq!(agent_replies, 2, "{history}");
+    // A chat id nobody owns is not found, not busy.
+    send(
+        &mut bob,
+        json!({"type": "chat.send", "chatId": "0".repeat(32), "content": "x"}),
+    );
+    assert_eq!(
+        until(&mut bob, "chat.error").pop().unwrap()["code"],
+        "not_found"
+    );
+}
+
+#[test]
+fn a_shell_call_the_owner_approves_runs_in_the_sandbox_and_a_denied_one_is_a_result_for_the_model()
+{
+    const COMMAND: &str = "factor 42 > factors.txt; cat factors.txt";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = runtime.block_on(Upstream::start());
+    let w = World::new(
+        &format!(
+            "{}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\ntools = [\"shell\"]\n",
+            crate::sandbox::sandbox_toml(crate::sandbox::SANDBOX),
+            up.openai_base()
+        ),
+        &["alice"],
+    );
+    let client = w.client(false);
+    let (status, chat) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        w.token("alice"),
+        Some(json!({"title": "maths", "agent": "helper"})),
+    );
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+    let arguments = json!({ "command": COMMAND }).to_string();
+    let mut alice = connect(&w, w.token("alice"));
+    for allow in [true, false] {
+        up.push(Answer::openai_stream_tool_call(
+            "call_1",
+            "shell",
+            &[&arguments],
+        ));
+        up.push(Answer::openai_stream(&["Here you are."], (3, 3)));
+        send(
+            &mut alice,
+            json!({"type": "chat.send", "chatId": chat_id, "content": "factor 42"}),
+        );
+        let request = until(&mut alice, "approval.request").pop().unwrap();
+        assert_eq!(request["type"], "approval.request", "{request}");
+        assert_eq!(request["toolName"], "shell");
+        assert_eq!(request["requester"]["user"], "alice");
+        assert_eq!(request["requester"]["agent"], "helper");
+        send(
+            &mut alice,
+            json!({"type": "approval.respond", "requestId": request["requestId"], "allow": allow,
+                   "inputHash": request["inputHash"]}),
+        );
+        let turn = until(&mut alice, "chat.done");
+        assert_eq!(turn.last().unwrap()["type"], "chat.done", "{turn:?}");
+        let result = of_type(&turn, "tool.result")[0];
+        let sent_back = up.requests().last().unwrap().json();
+        let tool_message = sent_back["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(tool_message["role"], "tool");
+        if allow {
+            assert_eq!(result["ok"], true, "{result}");
+            assert_eq!(result["result"]["stdout"], "42: 2 3 7\n", "{result}");
+            assert!(
+                tool_message["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("42: 2 3 7")
+            );
+        } else {
+            assert_eq!(result["ok"], false, "{result}");
+            let content = tool_message["content"].as_str().unwrap();
+            assert!(content.contains("not approved"), "{content}");
+        }
+    }
+}
