@@ -31,12 +31,7 @@ impl LoopWorld {
     /// A gateway with provider `local` (read timeout `read_timeout`) on the scripted
     /// upstream and the agent `helper` with the file tools, plus `extra` config.
     pub fn start(read_timeout: &str, extra: &str) -> LoopWorld {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let up = runtime.block_on(Upstream::start());
+        let (runtime, up) = Upstream::on_own_runtime();
         let setup = Setup::new(&format!(
             "{FAST}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"{read_timeout}\"\nretries = 0\n\
              [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\nsystem_prompt = \"You help.\"\nmax_tool_iterations = 2\ntools = [\"read_file\", \"list_dir\"]\n{extra}",

@@ -34,12 +34,7 @@ impl Fixture {
 
     /// [`Fixture::start`] with `extra` config tables.
     fn with(extra: &str) -> Fixture {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let up = runtime.block_on(Upstream::start());
+        let (runtime, up) = Upstream::on_own_runtime();
         let base = format!("sse_keepalive = \"40ms\"\nmax_body = \"256k\"\n{FAST}");
         let extra = format!(
             "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"{UPSTREAM_KEY}\"\nmodels = [\"m1\"]\nretries = 0\nread_timeout = \"1s\"\n\

@@ -35,12 +35,7 @@ impl Keys {
     }
 
     fn start() -> Keys {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let up = runtime.block_on(Upstream::start());
+        let (runtime, up) = Upstream::on_own_runtime();
         let setup = Setup::new(&format!(
             "{FAST}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"${{UPSTREAM_KEY}}\"\nmodels = [\"m1\"]\n",
             up.openai_base()

@@ -374,6 +374,18 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
+    /// An upstream served by a runtime of its own, for a test that is not async itself:
+    /// keep the runtime as long as the upstream.
+    pub fn on_own_runtime() -> (tokio::runtime::Runtime, Upstream) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let up = runtime.block_on(Upstream::start());
+        (runtime, up)
+    }
+
     pub async fn start() -> Self {
         let shared = Arc::new(Shared::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -51,12 +51,7 @@ fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[test]
 fn a_private_chat_turn_streams_runs_a_tool_and_only_its_author_sees_the_reply() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let up = runtime.block_on(Upstream::start());
+    let (runtime, up) = Upstream::on_own_runtime();
     let w = World::new(
         &format!(
             "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"2s\"\nretries = 0\n\
@@ -240,12 +235,7 @@ fn a_private_chat_turn_streams_runs_a_tool_and_only_its_author_sees_the_reply() 
 fn a_shell_call_the_owner_approves_runs_in_the_sandbox_and_a_denied_one_is_a_result_for_the_model()
 {
     const COMMAND: &str = "factor 42 > factors.txt; cat factors.txt";
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let up = runtime.block_on(Upstream::start());
+    let (_runtime, up) = Upstream::on_own_runtime();
     let w = World::new(
         &format!(
             "{}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nretries = 0\n\
@@ -318,12 +308,7 @@ fn a_shell_call_the_owner_approves_runs_in_the_sandbox_and_a_denied_one_is_a_res
 
 #[test]
 fn a_token_over_its_requests_a_minute_gets_chat_error_and_its_prompt_is_not_stored() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let up = runtime.block_on(Upstream::start());
+    let (_runtime, up) = Upstream::on_own_runtime();
     let w = World::new(
         &format!(
             "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"2s\"\nretries = 0\n\

@@ -23,14 +23,11 @@ use crate::gateway::providers::{Completion, FinishReason, StreamEvent, ToolDef, 
 use crate::server::auth::Caller;
 use crate::server::state::App;
 
-pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Response {
-    match serve(app, caller, body).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn serve(app: Arc<App>, caller: Caller, body: Bytes) -> Result<Response, OpenAiError> {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, OpenAiError> {
     let call = parse_responses(&body)?;
     let asker = Asker::of(&caller);
     let target = upstream::resolve(&app, &call.model).await?;
