@@ -378,7 +378,7 @@ async fn turn(
         blocking(move || {
             let chats = &app.gateway.chats;
             let (prompt, reply_id) = chats.post_prompt(&viewer, &id, &content, visibility)?;
-            let context = chats.model_context(&id, CONTEXT_MESSAGES)?;
+            let context = chats.turn_context(&viewer, &id, CONTEXT_MESSAGES)?;
             Ok((prompt, reply_id, context))
         })
         .await
