@@ -111,3 +111,114 @@ fn a_member_s_turn_never_gives_the_model_another_member_s_private_exchange() {
         assert!(alices.iter().any(|text| text == expected), "{alices:?}");
     }
 }
+
+#[test]
+fn odd_json_and_bodies_without_a_length_get_a_clear_4xx_over_http1_and_http2() {
+    let (_runtime, up) = Upstream::on_own_runtime();
+    let w = World::with_limits(
+        &format!("max_body = \"64k\"\n{}", crate::chats::FAST),
+        &format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nretries = 0\nread_timeout = \"1s\"\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n",
+            up.openai_base()
+        ),
+        &[],
+    );
+    let token = w.api_token("script", &["chat:read", "chat:write"]);
+    let deep = format!(
+        "{{\"model\":\"local/m1\",\"messages\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let user = r#"[{"role":"user","content":"hi"}]"#;
+    let bodies: Vec<String> = vec![
+        deep,
+        format!(r#"{{"model":"local/m1","messages":{user},"temperature":1e999999}}"#),
+        format!(r#"{{"model":"local/m1","messages":{user},"max_tokens":184467440737095516160}}"#),
+        format!(r#"{{"model":"local/m1","messages":{user},"max_tokens":-1}}"#),
+        format!(r#"{{"model":"local/m1","messages":{user},"max_tokens":1.5}}"#),
+        r#"{"model":null,"messages":null,"stream":null,"temperature":null}"#.into(),
+        r#"{"model":"local/m1","messages":[{"role":null,"content":null}]}"#.into(),
+        r#"{"model":"local/m1","messages":[null]}"#.into(),
+        r#"{"model":"local/m1","messages":[{"role":"user","content":"\ud800"}]}"#.into(),
+        r#"{"model":"local/m1","model":"nobody","messages":[]}"#.into(),
+        "null".into(),
+        "[]".into(),
+        "\u{feff}{}".into(),
+    ];
+    for http1 in [true, false] {
+        let client = w.client(http1);
+        for path in ["/v1/chat/completions", "/v1/responses"] {
+            for body in &bodies {
+                let response = client
+                    .post(w.url(path))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .unwrap();
+                let status = response.status();
+                let text = response.text().unwrap();
+                let shown = body.chars().take(120).collect::<String>();
+                assert!(status.is_client_error(), "{path} {shown}: {status} {text}");
+                let error = serde_json::from_str::<Value>(&text).unwrap()["error"].clone();
+                assert!(error["message"].as_str().is_some(), "{text}");
+                for internal in ["panick", "serde", "src/", "thread"] {
+                    assert!(!text.contains(internal), "{path} {shown}: {text}");
+                }
+            }
+            // Over the limit with no length given up front (chunked on HTTP/1.1, no
+            // content-length on HTTP/2).
+            let big = format!(
+                r#"{{"model":"local/m1","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "x".repeat(200 << 10)
+            );
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+                .into_bytes()
+                .chunks(8 << 10)
+                .map(|c| Ok(c.to_vec()))
+                .collect();
+            let response = client
+                .post(w.url(path))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(reqwest::blocking::Body::new(ChunkReader(
+                    chunks.into_iter(),
+                )))
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 413, "{path} http1={http1}");
+        }
+    }
+    assert!(up.requests().is_empty(), "nothing reached the upstream");
+    // Served normally right after.
+    up.push(Answer::openai_text("fine", (1, 1)));
+    let response = w
+        .client(false)
+        .post(w.url("/v1/chat/completions"))
+        .bearer_auth(&token)
+        .json(&json!({"model": "local/m1", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "fine");
+}
+
+/// A body read piece by piece, so the client sends it without a length.
+struct ChunkReader(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.next() {
+            None => Ok(0),
+            Some(Err(err)) => Err(err),
+            Some(Ok(chunk)) => {
+                // Chunks are smaller than reqwest's read buffer.
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+        }
+    }
+}
