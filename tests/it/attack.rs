@@ -222,3 +222,101 @@ impl std::io::Read for ChunkReader {
         }
     }
 }
+
+fn send(socket: &mut WsSocket, message: Value) {
+    socket
+        .send(tungstenite::Message::Text(message.to_string().into()))
+        .unwrap();
+}
+
+/// Frames up to and including the first that `last` accepts.
+fn read_until(socket: &mut WsSocket, mut last: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let frame = next_ws_message(socket);
+        let done = last(&frame);
+        seen.push(frame);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn one_person_cannot_run_a_turn_in_every_chat_at_once_and_others_are_served_meanwhile() {
+    let (_runtime, up) = Upstream::on_own_runtime();
+    let w = World::new(
+        &format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"30s\"\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n",
+            up.openai_base()
+        ),
+        &["alice", "bob"],
+    );
+    let client = w.client(false);
+    let new_chat = |who: &str| {
+        let (status, chat) = call(
+            &client,
+            Method::POST,
+            &w.url("/api/v1/chats"),
+            w.token(who),
+            Some(json!({"title": "t", "agent": "helper"})),
+        );
+        assert_eq!(status, 201, "{chat}");
+        chat["id"].as_str().unwrap().to_string()
+    };
+    let max = aisopod::gateway::agent_loop::MAX_TURNS_PER_USER;
+    let chats: Vec<String> = (0..=max).map(|_| new_chat("alice")).collect();
+    let mut alice = connect(&w, w.token("alice"));
+    for _ in 0..max {
+        up.push(Answer::hang());
+    }
+    for chat in &chats[..max] {
+        send(
+            &mut alice,
+            json!({"type": "chat.send", "chatId": chat, "content": "go"}),
+        );
+    }
+    let mut accepted = 0;
+    read_until(&mut alice, |f| {
+        assert_ne!(f["type"], "chat.error", "{f}");
+        accepted += usize::from(f["type"] == "chat.accepted");
+        accepted == max
+    });
+    // One more, in a chat of her own that runs nothing: refused, nothing stored.
+    send(
+        &mut alice,
+        json!({"type": "chat.send", "chatId": chats[max], "content": "one more"}),
+    );
+    let refused = read_until(&mut alice, |f| f["type"] == "chat.error");
+    assert_eq!(
+        refused.last().unwrap()["code"],
+        "too_many_turns",
+        "{refused:?}"
+    );
+    let (_, page) = call(
+        &client,
+        Method::GET,
+        &w.url(&format!("/api/v1/chats/{}/messages", chats[max])),
+        w.token("alice"),
+        None,
+    );
+    assert_eq!(page["messages"].as_array().unwrap().len(), 0, "{page}");
+
+    // Bob is served meanwhile.
+    let bobs = new_chat("bob");
+    let mut bob = connect(&w, w.token("bob"));
+    up.push(Answer::openai_stream(&["hi bob"], (1, 1)));
+    turn(&mut bob, &bobs, "hello", "public");
+
+    // Once one of alice's turns ends, she may start another.
+    send(
+        &mut alice,
+        json!({"type": "chat.cancel", "chatId": chats[0]}),
+    );
+    read_until(&mut alice, |f| {
+        f["type"] == "chat.error" && f["code"] == "cancelled"
+    });
+    up.push(Answer::openai_stream(&["now"], (1, 1)));
+    turn(&mut alice, &chats[max], "one more", "public");
+}
