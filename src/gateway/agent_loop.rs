@@ -554,12 +554,34 @@ impl Running<'_, '_> {
     }
 }
 
+/// The most turns one person runs at once, over all their chats and connections: each
+/// holds a model context of up to a hundred messages and an upstream request, so without
+/// it one account could start a turn in each of its chats and exhaust memory.
+pub const MAX_TURNS_PER_USER: usize = 4;
+
 /// One running turn per key (a chat's id), whoever started it: a second turn in the
-/// same chat would answer from a context that misses the first one's reply.
+/// same chat would answer from a context that misses the first one's reply. And at most
+/// [`MAX_TURNS_PER_USER`] per person.
 #[derive(Debug, Default)]
 pub struct TurnSlots {
-    running: std::sync::Mutex<std::collections::HashMap<String, (u64, CancellationToken)>>,
+    running: std::sync::Mutex<std::collections::HashMap<String, Held>>,
     serial: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct Held {
+    serial: u64,
+    cancel: CancellationToken,
+    user: String,
+}
+
+/// Why a turn could not begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRefused {
+    /// Another turn runs in the same chat.
+    Busy,
+    /// The person already runs [`MAX_TURNS_PER_USER`] turns.
+    TooMany,
 }
 
 /// A turn's hold on its key; released when dropped.
@@ -571,17 +593,33 @@ pub struct Slot<'a> {
 }
 
 impl TurnSlots {
-    /// Takes `key` for a turn cancelled by `cancel`; `None` while another holds it.
-    pub fn begin(&self, key: &str, cancel: CancellationToken) -> Option<Slot<'_>> {
+    /// Takes `key` for a turn `user` started, cancelled by `cancel`; refused while
+    /// another holds the key or `user` already runs their most turns.
+    pub fn begin(
+        &self,
+        key: &str,
+        user: &str,
+        cancel: CancellationToken,
+    ) -> Result<Slot<'_>, SlotRefused> {
         let serial = self
             .serial
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut running = self.lock();
         if running.contains_key(key) {
-            return None;
+            return Err(SlotRefused::Busy);
         }
-        running.insert(key.to_string(), (serial, cancel));
-        Some(Slot {
+        if running.values().filter(|r| r.user == user).count() >= MAX_TURNS_PER_USER {
+            return Err(SlotRefused::TooMany);
+        }
+        running.insert(
+            key.to_string(),
+            Held {
+                serial,
+                cancel,
+                user: user.to_string(),
+            },
+        );
+        Ok(Slot {
             slots: self,
             key: key.to_string(),
             serial,
@@ -591,8 +629,8 @@ impl TurnSlots {
     /// Cancels the turn holding `key`; whether there was one.
     pub fn cancel(&self, key: &str) -> bool {
         match self.lock().get(key) {
-            Some((_, cancel)) => {
-                cancel.cancel();
+            Some(running) => {
+                running.cancel.cancel();
                 true
             }
             None => false,
@@ -604,10 +642,7 @@ impl TurnSlots {
         self.lock().contains_key(key)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, CancellationToken)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Held>> {
         self.running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -619,7 +654,7 @@ impl Drop for Slot<'_> {
         let mut running = self.slots.lock();
         if running
             .get(&self.key)
-            .is_some_and(|(serial, _)| *serial == self.serial)
+            .is_some_and(|running| running.serial == self.serial)
         {
             running.remove(&self.key);
         }

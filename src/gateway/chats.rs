@@ -5,8 +5,10 @@
 //! message carries its author ([`Author`]) and a [`Visibility`]. One function,
 //! [`may_see`], decides whether a person sees a message, and every read a person makes
 //! ([`Chats::history`], and through it every route) goes through it; what the agent
-//! loop sends the model is a separate read, [`Chats::model_context`], the only one that
-//! includes `agent_only`. People post through [`Chats::post`] (the author is who they
+//! loop sends the model is a separate read, [`Chats::turn_context`], the only one that
+//! includes `agent_only`: for a turn a person started it holds what that person may see
+//! plus `agent_only`, never another person's private exchange (the model would answer
+//! the prompter with it). People post through [`Chats::post`] (the author is who they
 //! are; `admin_only` needs an admin); the agent loop stores through [`Chats::append`].
 //!
 //! A message is stored together with its chat's sequence counter in one transaction, and
@@ -209,6 +211,14 @@ pub fn may_see(viewer: &Viewer, message: &Message) -> bool {
 /// chat, private or not, and `agent_only`; never `admin_only`.
 pub fn in_model_context(message: &Message) -> bool {
     message.visibility != Visibility::AdminOnly
+}
+
+/// Whether a message goes into the context of a turn `prompter` started: what the model
+/// may read ([`in_model_context`]) and the prompter may see, plus `agent_only`. Another
+/// person's private exchange stays out, since the model answers the prompter with it.
+pub fn in_turn_context(prompter: &Viewer, message: &Message) -> bool {
+    in_model_context(message)
+        && (message.visibility == Visibility::AgentOnly || may_see(prompter, message))
 }
 
 /// Whether a person may open a chat: its owner, a member, or an admin.
@@ -552,6 +562,26 @@ impl Chats {
     /// What the agent loop sends the model: the chat's last `limit` messages that belong
     /// in its context ([`in_model_context`]), oldest first. No person ever reads this.
     pub fn model_context(&self, id: &str, limit: usize) -> Result<Vec<Message>, ChatError> {
+        self.context(id, limit, in_model_context)
+    }
+
+    /// What a turn `prompter` started sends the model: the chat's last `limit` messages
+    /// of [`in_turn_context`], oldest first.
+    pub fn turn_context(
+        &self,
+        prompter: &Viewer,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>, ChatError> {
+        self.context(id, limit, |message| in_turn_context(prompter, message))
+    }
+
+    fn context(
+        &self,
+        id: &str,
+        limit: usize,
+        keep: impl Fn(&Message) -> bool,
+    ) -> Result<Vec<Message>, ChatError> {
         let chat = self.chat(id)?;
         let prefix = format!("{}/", chat.id);
         let end = message_key(&chat.id, u64::MAX);
@@ -561,7 +591,7 @@ impl Chats {
             if !key.starts_with(&prefix) || items.len() == limit {
                 break;
             }
-            if in_model_context(&message) {
+            if keep(&message) {
                 items.push(message);
             }
         }

@@ -8,7 +8,8 @@
 //! the broker sends `approval.request` as for any tool call); it ends with `chat.done`,
 //! after the reply is stored with the visibility of its prompt, or `chat.error` with a
 //! stable code, and then nothing of the reply is stored. One turn runs per chat at a
-//! time, whoever started it: another `chat.send` gets `chat.error` `busy`.
+//! time, whoever started it: another `chat.send` gets `chat.error` `busy`; and one person
+//! runs at most `MAX_TURNS_PER_USER` at once (`too_many_turns`).
 //! `chat.cancel {chatId}` stops the chat's turn; so does the connection ending (the
 //! client closing, its credential revoked, or it being too slow).
 //! `chat.history {chatId, before?, limit?}` reads through `Chats::history`, so a person
@@ -30,7 +31,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
-use crate::gateway::agent_loop::{self, LoopError, Turn, TurnEvent, TurnOptions};
+use crate::gateway::agent_loop::{
+    self, LoopError, MAX_TURNS_PER_USER, SlotRefused, Turn, TurnEvent, TurnOptions,
+};
 use crate::gateway::approval::Requester;
 use crate::gateway::chats::{self, Author, ChatError, Visibility};
 use crate::gateway::providers::{FinishReason, Message, Usage};
@@ -345,12 +348,28 @@ async fn turn(
             .await
             .map_err(|err| ChatServerMessage::from_chat_error(chat_id, err))?
     };
-    let Some(_slot) = app.gateway.turns.begin(&chat.id, cancel.clone()) else {
-        return Err(ChatServerMessage::error(
-            &chat.id,
-            "busy",
-            "a turn is already running in this chat: wait for its chat.done or send chat.cancel",
-        ));
+    let _slot = match app
+        .gateway
+        .turns
+        .begin(&chat.id, &principal.username, cancel.clone())
+    {
+        Ok(slot) => slot,
+        Err(SlotRefused::Busy) => {
+            return Err(ChatServerMessage::error(
+                &chat.id,
+                "busy",
+                "a turn is already running in this chat: wait for its chat.done or send chat.cancel",
+            ));
+        }
+        Err(SlotRefused::TooMany) => {
+            return Err(ChatServerMessage::error(
+                &chat.id,
+                "too_many_turns",
+                format!(
+                    "you already have {MAX_TURNS_PER_USER} turns running: wait for one's chat.done or cancel one"
+                ),
+            ));
+        }
     };
     // The same per-token limits as the HTTP routes that call a model; a refused send
     // stores nothing.
@@ -378,7 +397,7 @@ async fn turn(
         blocking(move || {
             let chats = &app.gateway.chats;
             let (prompt, reply_id) = chats.post_prompt(&viewer, &id, &content, visibility)?;
-            let context = chats.model_context(&id, CONTEXT_MESSAGES)?;
+            let context = chats.turn_context(&viewer, &id, CONTEXT_MESSAGES)?;
             Ok((prompt, reply_id, context))
         })
         .await

@@ -15,6 +15,7 @@ mod support;
 
 mod agent_loop;
 mod agents;
+mod attack;
 mod auth;
 mod backup;
 mod browser;
