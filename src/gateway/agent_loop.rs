@@ -166,8 +166,9 @@ pub enum LoopError {
     IterationLimit { limit: u32 },
     #[error("the turn was cancelled")]
     Cancelled,
-    #[error("the agent cannot be read: {0}")]
-    Store(String),
+    /// The store's own error is logged, never handed to clients.
+    #[error("the agent cannot be read (the gateway's log says why)")]
+    Store,
 }
 
 impl LoopError {
@@ -180,7 +181,7 @@ impl LoopError {
             Self::Provider(err) => err.code(),
             Self::IterationLimit { .. } => "tool_iterations_exceeded",
             Self::Cancelled => "cancelled",
-            Self::Store(_) => "internal_error",
+            Self::Store => "internal_error",
         }
     }
 
@@ -318,7 +319,10 @@ impl Running<'_, '_> {
             return Err(LoopError::EmptyContext);
         }
         let agent = self.deps.agents.get(&turn.agent).map_err(|err| match err {
-            AgentError::Store(err) => LoopError::Store(err.to_string()),
+            AgentError::Store(err) => {
+                tracing::error!(error = %err, "reading an agent for a turn failed");
+                LoopError::Store
+            }
             _ => LoopError::UnknownAgent(short(&turn.agent)),
         })?;
         let chain = model_chain(&agent)?;
