@@ -559,12 +559,6 @@ impl Chats {
         Ok(Page { items, next })
     }
 
-    /// What the agent loop sends the model: the chat's last `limit` messages that belong
-    /// in its context ([`in_model_context`]), oldest first. No person ever reads this.
-    pub fn model_context(&self, id: &str, limit: usize) -> Result<Vec<Message>, ChatError> {
-        self.context(id, limit, in_model_context)
-    }
-
     /// What a turn `prompter` started sends the model: the chat's last `limit` messages
     /// of [`in_turn_context`], oldest first.
     pub fn turn_context(
@@ -740,8 +734,10 @@ mod tests {
         assert_eq!(seen(&phone), [replies[0], replies[2]]);
         assert_eq!(seen(&bob), [replies[0]]);
         assert_eq!(seen(&root), [replies[0]]);
-        // The model sees every reply and the prompts.
-        assert_eq!(chats.model_context(&chat.id, 100).unwrap().len(), 8);
+        // A turn's model sees the prompts and replies its prompter may see, and the
+        // agent_only exchange: never another person's private one.
+        let context = |v: &Viewer| chats.turn_context(v, &chat.id, 100).unwrap().len();
+        assert_eq!([context(&alice), context(&phone), context(&bob)], [6, 6, 4]);
     }
 
     #[test]
@@ -784,16 +780,20 @@ mod tests {
         assert_eq!(seen(&alice), ["hello all", "alice only"]);
         assert_eq!(seen(&bob), ["hello all", "bob only"]);
         assert_eq!(seen(&root), ["hello all", "admins"]);
-        let context: Vec<String> = chats
-            .model_context(&chat.id, 100)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.content)
-            .collect();
+        let context = |v: &Viewer| -> Vec<String> {
+            chats
+                .turn_context(v, &chat.id, 100)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.content)
+                .collect()
+        };
         assert_eq!(
-            context,
-            ["hello all", "alice only", "bob only", "for the model"]
+            context(&alice),
+            ["hello all", "alice only", "for the model"]
         );
+        assert_eq!(context(&bob), ["hello all", "bob only", "for the model"]);
+        assert_eq!(context(&root), ["hello all", "for the model"]);
         assert!(matches!(
             chats.history(&viewer("carol", false), &chat.id, None, None),
             Err(ChatError::NotFound(_))

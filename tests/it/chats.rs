@@ -216,26 +216,34 @@ fn nobody_reads_what_their_visibility_hides_on_any_route_over_http1_and_http2() 
             assert_eq!(paged(&w, &client, &id, token), visible, "{who} paging");
         }
 
-        // The model's context has the agent_only note and every person's message but
-        // never the admins' note.
+        // A turn's context is what its prompter may see plus the agent_only note: never
+        // another member's private message, never the admins' note.
         let app = w.gateway.app.as_ref().unwrap();
-        let context: BTreeSet<String> = app
-            .gateway
-            .chats
-            .model_context(&id, 100)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.content)
-            .collect();
-        assert_eq!(
-            context,
-            expect(&[
-                "hello all",
-                "alice secret",
-                "note for the model",
-                "bob secret"
-            ])
-        );
+        for (who, context) in [
+            (
+                "alice",
+                expect(&["hello all", "alice secret", "note for the model"]),
+            ),
+            (
+                "bob",
+                expect(&["hello all", "bob secret", "note for the model"]),
+            ),
+        ] {
+            let prompter = aisopod::gateway::chats::Viewer {
+                user: who.into(),
+                device: None,
+                admin: false,
+            };
+            let seen: BTreeSet<String> = app
+                .gateway
+                .chats
+                .turn_context(&prompter, &id, 100)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.content)
+                .collect();
+            assert_eq!(seen, context, "{who}'s turn");
+        }
 
         // Carol is no member: the chat does not exist for her on any route.
         let carol = w.token("carol");
@@ -292,7 +300,20 @@ fn nobody_reads_what_their_visibility_hides_on_any_route_over_http1_and_http2() 
             None,
         );
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(app.gateway.chats.model_context(&id, 100).is_err());
+        assert!(
+            app.gateway
+                .chats
+                .turn_context(
+                    &aisopod::gateway::chats::Viewer {
+                        user: "alice".into(),
+                        device: None,
+                        admin: false
+                    },
+                    &id,
+                    100
+                )
+                .is_err()
+        );
     }
 }
 
