@@ -5,41 +5,22 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::chats::{World, call};
-use crate::support::{WsSocket, next_ws_message, wss_connect};
+use crate::support::{WsSocket, next_ws_message};
 use crate::upstream::{Answer, Upstream};
-
-fn connect(w: &World, token: &str) -> WsSocket {
-    let ca = std::fs::read(w.gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let auth = format!("Bearer {token}");
-    let mut socket = wss_connect(
-        &ca,
-        w.gateway.addr().port(),
-        "/ws",
-        &[("authorization", auth.as_str())],
-    )
-    .expect("the WebSocket connects");
-    assert_eq!(next_ws_message(&mut socket)["type"], "hello");
-    socket
-}
+use crate::ws_chat::{connect, send, until};
 
 /// Sends a `chat.send` and reads up to the turn's `chat.done`.
 fn turn(socket: &mut WsSocket, chat_id: &str, content: &str, visibility: &str) -> Vec<Value> {
     let message = json!({"type": "chat.send", "chatId": chat_id, "content": content,
         "visibility": visibility});
-    socket
-        .send(tungstenite::Message::Text(message.to_string().into()))
-        .unwrap();
-    let mut seen = Vec::new();
-    loop {
-        let frame = next_ws_message(socket);
-        let kind = frame["type"].as_str().unwrap_or_default().to_string();
-        seen.push(frame);
-        match kind.as_str() {
-            "chat.done" => return seen,
-            "chat.error" => panic!("the turn failed: {seen:?}"),
-            _ => {}
-        }
-    }
+    send(socket, message);
+    let seen = until(socket, "chat.done");
+    assert_eq!(
+        seen.last().unwrap()["type"],
+        "chat.done",
+        "the turn failed: {seen:?}"
+    );
+    seen
 }
 
 /// The texts of the conversation the model was sent in the upstream's `n`th request.
@@ -221,12 +202,6 @@ impl std::io::Read for ChunkReader {
             }
         }
     }
-}
-
-fn send(socket: &mut WsSocket, message: Value) {
-    socket
-        .send(tungstenite::Message::Text(message.to_string().into()))
-        .unwrap();
 }
 
 /// Frames up to and including the first that `last` accepts.

@@ -12,7 +12,7 @@ use crate::chats::{World, call};
 use crate::support::{WsSocket, next_ws_message, wss_connect};
 use crate::upstream::{Answer, Upstream};
 
-fn connect(w: &World, token: &str) -> WsSocket {
+pub(crate) fn connect(w: &World, token: &str) -> WsSocket {
     let ca = std::fs::read(w.gateway.data_dir.join("tls/ca.pem")).unwrap();
     let auth = format!("Bearer {token}");
     let mut socket = wss_connect(
@@ -26,14 +26,14 @@ fn connect(w: &World, token: &str) -> WsSocket {
     socket
 }
 
-fn send(socket: &mut WsSocket, message: Value) {
+pub(crate) fn send(socket: &mut WsSocket, message: Value) {
     socket
         .send(tungstenite::Message::Text(message.to_string().into()))
         .unwrap();
 }
 
 /// Messages up to and including the first of type `last` (approvals skipped).
-fn until(socket: &mut WsSocket, last: &str) -> Vec<Value> {
+pub(crate) fn until(socket: &mut WsSocket, last: &str) -> Vec<Value> {
     let mut seen = Vec::new();
     loop {
         let message = next_ws_message(socket);
