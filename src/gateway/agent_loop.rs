@@ -270,7 +270,8 @@ pub async fn run(
     result
 }
 
-/// The model chain of an agent: its own `provider/model`, then its fallbacks.
+/// The model chain of an agent: its own `provider/model`, then its fallbacks (each
+/// expanded with its provider's own fallbacks by [`Providers::chain`]).
 pub fn model_chain(agent: &Agent) -> Result<Vec<ModelRef>, LoopError> {
     let (Some(provider), Some(model)) = (&agent.provider, &agent.model) else {
         return Err(LoopError::NoModel(short(&agent.name)));
@@ -325,7 +326,7 @@ impl Running<'_, '_> {
             }
             _ => LoopError::UnknownAgent(short(&turn.agent)),
         })?;
-        let chain = model_chain(&agent)?;
+        let chain = self.deps.providers.chain(&model_chain(&agent)?);
         let tools = tool_defs(&agent);
         let mut conversation = Vec::with_capacity(turn.context.len() + 1);
         if let Some(prompt) = agent.system_prompt.as_ref().filter(|p| !p.is_empty()) {

@@ -34,15 +34,22 @@ impl Fixture {
 
     /// [`Fixture::start`] with `extra` config tables.
     fn with(extra: &str) -> Fixture {
+        Fixture::with_local("", extra)
+    }
+
+    /// [`Fixture::with`], with `local_extra` keys in provider `local`'s table;
+    /// `UPSTREAM_BASE` in either stands for the scripted upstream's `base_url`.
+    fn with_local(local_extra: &str, extra: &str) -> Fixture {
         let (runtime, up) = Upstream::on_own_runtime();
         let base = format!("sse_keepalive = \"40ms\"\nmax_body = \"256k\"\n{FAST}");
         let extra = format!(
-            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"{UPSTREAM_KEY}\"\nmodels = [\"m1\"]\nretries = 0\nread_timeout = \"1s\"\n\
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"{UPSTREAM_KEY}\"\nmodels = [\"m1\"]\nretries = 0\nread_timeout = \"1s\"\n{local_extra}\n\
              [[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{}\"\nmodels = [\"sonnet\"]\nretries = 0\n\
              [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n{extra}\n",
             up.openai_base(),
             up.url()
-        );
+        )
+        .replace("UPSTREAM_BASE", &up.openai_base());
         // A key written into the file needs local mode.
         let extra = if extra.contains("[security]") {
             extra
@@ -606,6 +613,144 @@ fn upstream_failures_are_clear_openai_errors_before_and_during_a_stream_and_noth
     );
     f.still_serves(&f.w.client(true));
     assert_eq!(f.usage_after(1).len(), 1);
+}
+
+/// `local/m1` with a fallback to `backup/m2` (the same scripted upstream under another
+/// provider name, so the recorded requests show which model was asked).
+fn fallback_fixture() -> Fixture {
+    Fixture::with_local(
+        "fallbacks = { \"m1\" = [\"backup/m2\"] }",
+        "[[providers]]\nname = \"backup\"\nkind = \"openai\"\nbase_url = \"UPSTREAM_BASE\"\nmodels = [\"m2\"]\nretries = 0\nread_timeout = \"1s\"\n",
+    )
+}
+
+/// The models the upstream was asked for, from the `from`th request on.
+fn asked(up: &Upstream, from: usize) -> Vec<String> {
+    up.requests()[from..]
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_pass_through_falls_back_in_order_on_429_5xx_timeouts_and_drops_before_any_output() {
+    let f = fallback_fixture();
+    for http1 in [true, false] {
+        let client = f.w.client(http1);
+        for (stream, failure) in [
+            (
+                false,
+                Answer::json(500, json!({"error": "upstream detail"})),
+            ),
+            (true, Answer::status(503)),
+            (false, Answer::status(429).header("retry-after", "1")),
+            (true, Answer::status(429)),
+            (false, Answer::hang()),
+            (true, Answer::hang()),
+            // The connection breaks before the status line's body: nothing was answered.
+            (true, Answer::openai_stream(&["x"], (1, 1)).cut_after(0)),
+            (false, Answer::openai_stream(&["x"], (1, 1)).cut_after(0)),
+        ] {
+            let before = f.up.requests().len();
+            f.up.push(failure.clone());
+            if stream {
+                f.up.push(Answer::openai_stream(&["from ", "backup"], (2, 2)));
+            } else {
+                f.up.push(Answer::openai_text("from backup", (2, 2)));
+            }
+            let (status, body) = f.post(
+                &client,
+                "/v1/chat/completions",
+                &f.writer,
+                &chat("local/m1", stream),
+            );
+            assert_eq!(status, StatusCode::OK, "{failure:?}: {body}");
+            let text = if stream {
+                let (events, _) = sse(&body);
+                assert_eq!(events.last().unwrap().1, "[DONE]", "{body}");
+                events
+                    .iter()
+                    .filter(|(_, d)| d != "[DONE]")
+                    .filter_map(|(_, d)| {
+                        json_of(d)["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .collect::<String>()
+            } else {
+                json_of(&body)["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            assert_eq!(text, "from backup", "{failure:?}: {body}");
+            assert_eq!(asked(&f.up, before), ["m1", "m2"], "{failure:?}");
+            assert!(!body.contains("upstream detail"), "{body}");
+        }
+
+        // Both fail: the last failure, as a plain OpenAI error.
+        let before = f.up.requests().len();
+        f.up.push(Answer::status(500));
+        f.up.push(Answer::status(502));
+        let (status, body) = f.post(
+            &client,
+            "/v1/chat/completions",
+            &f.writer,
+            &chat("local/m1", true),
+        );
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_openai_error(&body, "upstream_error", None);
+        assert_eq!(asked(&f.up, before), ["m1", "m2"]);
+
+        // A client error is the caller's: no fallback.
+        let before = f.up.requests().len();
+        f.up.push(Answer::json(400, json!({"error": "bad"})));
+        let (status, body) = f.post(
+            &client,
+            "/v1/chat/completions",
+            &f.writer,
+            &chat("local/m1", false),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(asked(&f.up, before), ["m1"]);
+
+        // Output already streamed: no fallback, the text so far and a clear error event.
+        for failure in [
+            Answer::openai_stream(&["Hel", "lo", "there"], (1, 1)).cut_after(2),
+            Answer::openai_stream(&["Hel", "lo", "there"], (1, 1)).stall_after(2),
+        ] {
+            let before = f.up.requests().len();
+            f.up.push(failure);
+            let (status, body) = f.post(
+                &client,
+                "/v1/chat/completions",
+                &f.writer,
+                &chat("local/m1", true),
+            );
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(body.contains("Hel"), "{body}");
+            assert!(!body.contains("[DONE]"), "{body}");
+            let (events, _) = sse(&body);
+            let last = json_of(&events.last().unwrap().1);
+            assert!(
+                ["upstream_dropped", "upstream_timeout"]
+                    .contains(&last["error"]["code"].as_str().unwrap_or("")),
+                "{body}"
+            );
+            assert!(
+                last["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("local")),
+                "{body}"
+            );
+            assert_eq!(asked(&f.up, before), ["m1"], "no fallback after output");
+        }
+    }
+    // The answers are counted under the model that gave them.
+    let rows = f.usage_after(16);
+    assert!(rows.iter().all(|r| r.model == "backup/m2"), "{rows:?}");
+    assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 16);
+    f.still_serves(&f.w.client(true));
 }
 
 #[test]

@@ -1,13 +1,18 @@
 //! `[[providers]]`: the LLM upstreams the gateway may call, each with its name, kind,
 //! base URL, key, timeouts, retries and models. Validation names the bad field
 //! (`providers.1.base_url`); strict mode refuses a key written into the file rather than
-//! taken from the environment with `${VAR}`. It never contacts an upstream.
+//! taken from the environment with `${VAR}`. A provider's `fallbacks` name, per model, the
+//! `provider/model`s to try in order when that model fails before answering; each must
+//! name a configured provider. It never contacts an upstream.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::agents::parse_model_ref;
 use super::issue::ConfigIssue;
+use super::settings::ModelRef;
 use super::units::Seconds;
 use crate::secret::Secret;
 
@@ -24,6 +29,8 @@ pub(crate) struct RawProvider {
     pub(crate) read_timeout: Seconds,
     pub(crate) retries: u64,
     pub(crate) models: Vec<String>,
+    /// `{ "model" = ["other/model", ...] }`
+    pub(crate) fallbacks: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RawProvider {
@@ -37,6 +44,7 @@ impl Default for RawProvider {
             read_timeout: Seconds(Duration::from_secs(120)),
             retries: 2,
             models: Vec::new(),
+            fallbacks: BTreeMap::new(),
         }
     }
 }
@@ -65,6 +73,9 @@ pub struct ProviderConfig {
     pub retries: u32,
     /// The models `name/model` may name; empty allows any.
     pub models: Vec<String>,
+    /// Per model of this provider, the `provider/model`s tried in order when it fails
+    /// with 429, 5xx, a timeout or a dropped connection before any output.
+    pub fallbacks: BTreeMap<String, Vec<ModelRef>>,
 }
 
 pub(crate) fn validate_providers(
@@ -144,6 +155,7 @@ pub(crate) fn validate_providers(
                 );
             }
         }
+        let fallbacks = check.fallbacks(index, &provider.models, &provider.fallbacks);
         if let (true, Some(kind)) = (valid, kind) {
             providers.push(ProviderConfig {
                 name: provider.name,
@@ -154,11 +166,53 @@ pub(crate) fn validate_providers(
                 read_timeout,
                 retries,
                 models: provider.models,
+                fallbacks,
             });
         }
     }
+    check_fallback_targets(&providers, issues);
     providers
 }
+
+/// Every fallback names a configured provider, and a model that provider offers.
+fn check_fallback_targets(providers: &[ProviderConfig], issues: &mut Vec<ConfigIssue>) {
+    let mut check = Check(issues);
+    for (index, provider) in providers.iter().enumerate() {
+        for (model, chain) in &provider.fallbacks {
+            for (position, fallback) in chain.iter().enumerate() {
+                let key = format!("providers.{index}.fallbacks.{model}.{position}");
+                match providers.iter().find(|p| p.name == fallback.provider) {
+                    None => check.push(
+                        &key,
+                        format!(
+                            "{:?} is not the name of a [[providers]] entry",
+                            fallback.provider
+                        ),
+                    ),
+                    Some(target)
+                        if !target.models.is_empty()
+                            && !target.models.contains(&fallback.model) =>
+                    {
+                        check.push(
+                            &key,
+                            format!(
+                                "provider {:?} does not list model {:?} in its models",
+                                target.name, fallback.model
+                            ),
+                        );
+                    }
+                    Some(_) if fallback.provider == provider.name && &fallback.model == model => {
+                        check.push(&key, "a model cannot be its own fallback");
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The most fallbacks one model may name.
+pub const MAX_FALLBACKS: usize = 8;
 
 /// The `providers.N.api_key` keys whose value is written in the file itself rather than
 /// taken from `${VAR}`; read from the file's text before expansion.
@@ -230,6 +284,50 @@ impl Check<'_> {
             );
         }
         value.clamp(min, max)
+    }
+
+    /// `providers.N.fallbacks`: each key a model this provider offers, each value a list
+    /// of `provider/model` names (whether those providers exist is checked once all are
+    /// known).
+    fn fallbacks(
+        &mut self,
+        index: usize,
+        models: &[String],
+        raw: &BTreeMap<String, Vec<String>>,
+    ) -> BTreeMap<String, Vec<ModelRef>> {
+        let mut fallbacks = BTreeMap::new();
+        for (model, chain) in raw {
+            let key = format!("providers.{index}.fallbacks.{model}");
+            if model.is_empty() || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                self.push(&key, format!("{model:?} is not a model name"));
+                continue;
+            }
+            if !models.is_empty() && !models.contains(model) {
+                self.push(
+                    &key,
+                    format!("{model:?} is not one of this provider's models"),
+                );
+                continue;
+            }
+            if chain.is_empty() || chain.len() > MAX_FALLBACKS {
+                self.push(
+                    &key,
+                    format!("name between 1 and {MAX_FALLBACKS} fallbacks, as \"provider/model\""),
+                );
+                continue;
+            }
+            let mut parsed = Vec::with_capacity(chain.len());
+            for (position, text) in chain.iter().enumerate() {
+                match parse_model_ref(text) {
+                    Ok(model) => parsed.push(model),
+                    Err(message) => self.push(&format!("{key}.{position}"), message),
+                }
+            }
+            if parsed.len() == chain.len() {
+                fallbacks.insert(model.clone(), parsed);
+            }
+        }
+        fallbacks
     }
 
     fn duration(&mut self, key: &str, value: Duration, min: Duration, max: Duration) -> Duration {

@@ -126,3 +126,70 @@ fn strict_mode_refuses_a_key_written_in_the_file_and_never_shows_it() {
     let config = load(&from_env, &Env("OPENAI_KEY", "sk-env")).unwrap();
     assert!(!format!("{config:?}").contains("sk-env"));
 }
+
+#[test]
+fn fallbacks_parse_per_model_and_each_bad_one_is_named() {
+    let text = format!(
+        r#"{LOCAL}
+[[providers]]
+name = "ollama"
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+models = ["llama3", "qwen"]
+fallbacks = {{ "llama3" = ["openai/gpt-4o-mini", "ollama/qwen"] }}
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+"#
+    );
+    let config = load(&text, &ApplianceEnvironment).unwrap();
+    let chain: Vec<String> = config.providers[0].fallbacks["llama3"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(chain, ["openai/gpt-4o-mini", "ollama/qwen"]);
+    assert!(config.providers[1].fallbacks.is_empty());
+
+    let bad = format!(
+        r#"{LOCAL}
+[[providers]]
+name = "ollama"
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+models = ["llama3", "qwen"]
+fallbacks = {{ "llama3" = ["nowhere/x", "ollama/mistral", "no-slash", "ollama/llama3"], "gemma" = ["ollama/qwen"], "qwen" = [] }}
+"#
+    );
+    let issues = load(&bad, &ApplianceEnvironment).unwrap_err();
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "providers.0.fallbacks.gemma",
+            "providers.0.fallbacks.llama3.2",
+            "providers.0.fallbacks.qwen"
+        ],
+        "{issues:?}"
+    );
+    // Once the syntax is right, the targets are checked: a provider that is not
+    // configured, a model the provider does not list, and a model as its own fallback.
+    let targets = bad
+        .replace("\"no-slash\", ", "")
+        .replace(", \"gemma\" = [\"ollama/qwen\"], \"qwen\" = []", "");
+    let issues = load(&targets, &ApplianceEnvironment).unwrap_err();
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "providers.0.fallbacks.llama3.0",
+            "providers.0.fallbacks.llama3.1",
+            "providers.0.fallbacks.llama3.2"
+        ],
+        "{issues:?}"
+    );
+    assert!(issues[0].message.contains("\"nowhere\""), "{issues:?}");
+    assert!(issues[1].message.contains("\"mistral\""), "{issues:?}");
+    assert!(issues[2].message.contains("own fallback"), "{issues:?}");
+}

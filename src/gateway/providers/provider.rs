@@ -1,8 +1,12 @@
 //! One configured upstream: its name, kind, base URL, key and model list, and the three
-//! calls the rest of the gateway makes of it (stream, complete, list models). It builds
-//! each kind's request and attaches the key in that kind's header, and nothing else.
+//! calls the rest of the gateway makes of it (stream, complete, list models), and the
+//! fallbacks its config names per model. It builds each kind's request and attaches the
+//! key in that kind's header, and nothing else.
+
+use std::collections::BTreeMap;
 
 use super::client::HttpClient;
+use super::registry::ModelRef;
 use super::types::{ChatRequest, Completion, EventStream, ProviderError};
 use super::{anthropic, openai, stream};
 use crate::secret::Secret;
@@ -26,6 +30,8 @@ pub struct Provider {
     base_url: String,
     key: Option<Secret>,
     models: Vec<String>,
+    /// Per model, the `provider/model`s to try in its place, in order.
+    fallbacks: BTreeMap<String, Vec<ModelRef>>,
     client: HttpClient,
 }
 
@@ -55,8 +61,19 @@ impl Provider {
             base_url: base_url.to_string(),
             key,
             models,
+            fallbacks: BTreeMap::new(),
             client,
         })
+    }
+
+    /// The same upstream with `fallbacks`: per model, what to try in its place.
+    pub fn with_fallbacks(self, fallbacks: BTreeMap<String, Vec<ModelRef>>) -> Self {
+        Self { fallbacks, ..self }
+    }
+
+    /// What to try, in order, when `model` of this provider fails before answering.
+    pub fn fallbacks(&self, model: &str) -> &[ModelRef] {
+        self.fallbacks.get(model).map_or(&[], Vec::as_slice)
     }
 
     /// The same upstream with `key` in place of its own; the client is shared.

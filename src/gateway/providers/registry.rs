@@ -1,6 +1,7 @@
-//! The configured providers by name: resolves `provider/model`, and tries an ordered list
-//! of them, moving to the next on a transient failure (429, 5xx, timeout, a connection
-//! that failed or dropped) only while nothing has reached the caller yet.
+//! The configured providers by name: resolves `provider/model`, expands a model into its
+//! chain of fallbacks, and tries that ordered list, moving to the next on a transient
+//! failure (429, 5xx, timeout, a connection that failed or dropped) only while nothing
+//! has reached the caller yet. The pass-through and the agent loop both go through here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -77,14 +78,31 @@ impl Providers {
                 ProviderKindName::OpenAi => ProviderKind::OpenAi,
                 ProviderKindName::Anthropic => ProviderKind::Anthropic,
             };
-            providers.push(Provider::new(
-                &config.name,
-                kind,
-                &config.base_url,
-                config.api_key.clone(),
-                config.models.clone(),
-                client,
-            )?);
+            let fallbacks = config
+                .fallbacks
+                .iter()
+                .map(|(model, chain)| {
+                    let chain = chain
+                        .iter()
+                        .map(|m| ModelRef {
+                            provider: m.provider.clone(),
+                            model: m.model.clone(),
+                        })
+                        .collect();
+                    (model.clone(), chain)
+                })
+                .collect();
+            providers.push(
+                Provider::new(
+                    &config.name,
+                    kind,
+                    &config.base_url,
+                    config.api_key.clone(),
+                    config.models.clone(),
+                    client,
+                )?
+                .with_fallbacks(fallbacks),
+            );
         }
         Ok(Self::new(providers))
     }
@@ -105,6 +123,25 @@ impl Providers {
             .ok_or_else(|| ProviderError::UnknownModel {
                 model: model.to_string(),
             })
+    }
+
+    /// The models to try for `wanted`, in order: each entry, then the fallbacks its
+    /// provider's config names for it (`[[providers]] fallbacks`), each model once. The
+    /// pass-through asks with one entry; an agent with its own model and fallbacks.
+    pub fn chain(&self, wanted: &[ModelRef]) -> Vec<ModelRef> {
+        let mut chain: Vec<ModelRef> = Vec::new();
+        for model in wanted {
+            let extra = self
+                .by_name
+                .get(&model.provider)
+                .map_or(&[][..], |p| p.fallbacks(&model.model));
+            for candidate in std::iter::once(model).chain(extra) {
+                if !chain.contains(candidate) {
+                    chain.push(candidate.clone());
+                }
+            }
+        }
+        chain
     }
 
     /// Streams from the first of `chain` that starts answering. A transient failure, at
@@ -185,6 +222,54 @@ impl Providers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn model(text: &str) -> ModelRef {
+        ModelRef::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_chain_adds_each_models_configured_fallbacks_once() {
+        let client = HttpClient::new(
+            ClientSettings::default(),
+            Arc::new(super::super::client::TokioPause),
+        )
+        .unwrap();
+        let provider = |name: &str, fallbacks: &[(&str, &[&str])]| {
+            Provider::new(
+                name,
+                ProviderKind::OpenAi,
+                "http://127.0.0.1:1/v1",
+                None,
+                Vec::new(),
+                client.clone(),
+            )
+            .unwrap()
+            .with_fallbacks(
+                fallbacks
+                    .iter()
+                    .map(|(m, chain)| (m.to_string(), chain.iter().map(|c| model(c)).collect()))
+                    .collect(),
+            )
+        };
+        let providers = Providers::new([
+            provider("a", &[("m", &["b/m", "c/m"])]),
+            provider("b", &[("m", &["c/m"])]),
+            provider("c", &[]),
+        ]);
+        let names = |chain: Vec<ModelRef>| -> Vec<String> {
+            chain.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            names(providers.chain(&[model("a/m")])),
+            ["a/m", "b/m", "c/m"]
+        );
+        assert_eq!(names(providers.chain(&[model("a/x")])), ["a/x"]);
+        // An agent's own chain comes first; each entry's fallbacks follow it.
+        assert_eq!(
+            names(providers.chain(&[model("b/m"), model("a/m")])),
+            ["b/m", "c/m", "a/m"]
+        );
+    }
 
     #[test]
     fn a_model_ref_splits_at_the_first_slash() {

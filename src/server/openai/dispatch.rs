@@ -36,8 +36,8 @@ pub async fn whole(
 ) -> Result<Completion, OpenAiError> {
     match target {
         Target::Model(model) => {
-            let completion = upstream::complete(app, model, &request).await?;
-            upstream::record(app, asker, None, &model.to_string(), &completion);
+            let (answering, completion) = upstream::complete(app, model, &request).await?;
+            upstream::record(app, asker, None, &answering.to_string(), &completion);
             Ok(completion)
         }
         Target::Agent(name) => {
@@ -56,12 +56,12 @@ pub async fn streamed(
 ) -> Result<Streamed, OpenAiError> {
     match target {
         Target::Model(model) => {
-            let source = upstream::stream(app, model, &request).await?;
-            let (recorder, asker, label) = (app.clone(), asker.clone(), model.to_string());
+            let (answering, source) = upstream::stream(app, model, &request).await?;
+            let (recorder, asker, label) = (app.clone(), asker.clone(), answering.to_string());
             Ok(Streamed {
                 source: Box::pin(source),
                 ended_early: OpenAiError::Provider(ProviderError::Dropped {
-                    provider: model.provider.clone(),
+                    provider: answering.provider.clone(),
                 }),
                 done: Box::new(move |completion: &Completion| {
                     upstream::record(&recorder, &asker, None, &label, completion);

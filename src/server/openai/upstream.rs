@@ -65,32 +65,39 @@ pub async fn resolve(app: &Arc<App>, model: &str) -> Result<Target, OpenAiError>
     }
 }
 
-/// The whole answer of `model` to `request`.
+/// The whole answer of `model` (or of its first fallback that answers) to `request`,
+/// with the model that gave it.
 pub async fn complete(
     app: &App,
     model: &ModelRef,
     request: &ChatRequest,
-) -> Result<Completion, OpenAiError> {
+) -> Result<(ModelRef, Completion), OpenAiError> {
     let providers = app.gateway.upstreams.current();
-    let (_, completion) = providers
-        .complete(std::slice::from_ref(model), request)
-        .await?;
-    Ok(completion)
+    let chain = providers.chain(std::slice::from_ref(model));
+    Ok(providers.complete(&chain, request).await?)
 }
 
-/// The streamed answer of `model` to `request`; a failure before the first event is
-/// returned here, so the route can still answer with a plain error status.
+/// The streamed answer of `model` to `request`, from its fallbacks in order when it
+/// fails before its first event; a failure of them all is returned here, so the route
+/// can still answer with a plain error status. Comes with the model that answers.
 pub async fn stream(
     app: &App,
     model: &ModelRef,
     request: &ChatRequest,
-) -> Result<impl Stream<Item = Result<StreamEvent, OpenAiError>> + Send + Unpin + use<>, OpenAiError>
-{
+) -> Result<
+    (
+        ModelRef,
+        impl Stream<Item = Result<StreamEvent, OpenAiError>> + Send + Unpin + use<>,
+    ),
+    OpenAiError,
+> {
     let providers = app.gateway.upstreams.current();
-    let (_, events) = providers
-        .stream(std::slice::from_ref(model), request)
-        .await?;
-    Ok(events.map(|item| item.map_err(OpenAiError::from)))
+    let chain = providers.chain(std::slice::from_ref(model));
+    let (answering, events) = providers.stream(&chain, request).await?;
+    Ok((
+        answering,
+        events.map(|item| item.map_err(OpenAiError::from)),
+    ))
 }
 
 /// Adds one answer's usage to the caller's row, off the async workers and without
