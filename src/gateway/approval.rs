@@ -321,11 +321,11 @@ impl Broker {
                     request.requester.user, request.requester.agent
                 ))
                 .target(request.id.clone())
+                // Never the input or the filter's reason, which quotes it: the hash
+                // ties the record to the call.
                 .details(serde_json::json!({
                     "tool": request.tool,
-                    "input": request.input,
                     "input_hash": request.input_hash,
-                    "reason": request.reason,
                     "rule": request.rule,
                 })),
         );

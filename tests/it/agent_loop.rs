@@ -29,14 +29,16 @@ pub struct LoopWorld {
 
 impl LoopWorld {
     /// A gateway with provider `local` (read timeout `read_timeout`) on the scripted
-    /// upstream and the agent `helper` with the file tools, plus `extra` config.
+    /// upstream and the agent `helper` with the file tools, plus `extra` config (where
+    /// `UPSTREAM_BASE` stands for the scripted upstream's `base_url`).
     pub fn start(read_timeout: &str, extra: &str) -> LoopWorld {
         let (runtime, up) = Upstream::on_own_runtime();
         let setup = Setup::new(&format!(
             "{FAST}\n[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"{read_timeout}\"\nretries = 0\n\
              [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\nsystem_prompt = \"You help.\"\nmax_tool_iterations = 2\ntools = [\"read_file\", \"list_dir\"]\n{extra}",
             up.openai_base()
-        ));
+        )
+        .replace("UPSTREAM_BASE", &up.openai_base()));
         let gateway = setup.start();
         LoopWorld {
             _setup: setup,
@@ -277,21 +279,38 @@ fn a_refused_tool_is_a_result_for_the_model_and_the_iteration_limit_is_an_error(
 
 #[test]
 fn a_hanging_upstream_is_stopped_by_cancellation_and_by_its_read_timeout() {
-    let w = LoopWorld::start("1s", "");
+    // `patient` waits a minute for its upstream: only the cancellation can end its turn
+    // within the test's bounds.
+    let w = LoopWorld::start(
+        "1s",
+        "[[providers]]\nname = \"patient\"\nkind = \"openai\"\nbase_url = \"UPSTREAM_BASE\"\nread_timeout = \"60s\"\nretries = 0\n\
+         [[agents]]\nname = \"waiter\"\nprovider = \"patient\"\nmodel = \"m1\"\n",
+    );
     w.up.push(Answer::hang());
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    let started = std::time::Instant::now();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        trigger.cancel();
+    let (events, result, cancelled_at) = std::thread::scope(|scope| {
+        // Cancels once the upstream holds the request, however slow the machine is.
+        let canceller = scope.spawn(|| {
+            let waiter = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            assert!(
+                waiter.block_on(w.up.wait_requests(1)),
+                "the request arrived"
+            );
+            trigger.cancel();
+            std::time::Instant::now()
+        });
+        let (events, result) = w.turn("waiter", vec![Message::user("hi")], cancel);
+        (events, result, canceller.join().unwrap())
     });
-    let (events, result) = w.turn("helper", vec![Message::user("hi")], cancel);
     assert_eq!(result.unwrap_err(), LoopError::Cancelled);
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+        cancelled_at.elapsed() < Duration::from_secs(10),
+        "the turn ended at once, long before the read timeout: {:?}",
+        cancelled_at.elapsed()
     );
     assert!(matches!(
         events.last(),

@@ -949,6 +949,149 @@ fn the_official_openai_python_client_works_against_the_gateway() {
     );
 }
 
+fn python_with_openai() -> bool {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import openai, httpx"])
+        .output();
+    probe.is_ok_and(|o| o.status.success())
+}
+
+/// After an agent's tool ran, a failure is answered with `x-should-retry: false`, so a
+/// client does not run the tools again by retrying on its own; the official client,
+/// with its default two retries, sends the request once. Before any tool ran, a failure
+/// may be retried as usual.
+#[test]
+fn an_agent_failing_after_its_tools_ran_tells_clients_not_to_retry() {
+    let f = Fixture::with(
+        "[[agents]]\nname = \"lister\"\nprovider = \"local\"\nmodel = \"m1\"\ntools = [\"list_dir\"]\n",
+    );
+    let ask = |client: &Client| {
+        client
+            .post(f.w.url("/v1/chat/completions"))
+            .bearer_auth(&f.writer)
+            .json(&json!({"model": "lister", "messages": [{"role": "user", "content": "ls"}]}))
+            .send()
+            .unwrap()
+    };
+    for http1 in [true, false] {
+        let client = f.w.client(http1);
+        // The model's first answer fails: nothing ran, retrying is safe.
+        f.up.push(Answer::status(500));
+        let response = ask(&client);
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert!(response.headers().get("x-should-retry").is_none());
+
+        let before = f.up.requests().len();
+        f.up.push(Answer::openai_stream_tool_call("c1", "list_dir", &["{}"]));
+        f.up.push(Answer::status(500));
+        let response = ask(&client);
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            response
+                .headers()
+                .get("x-should-retry")
+                .and_then(|v| v.to_str().ok()),
+            Some("false")
+        );
+        let body = response.text().unwrap();
+        assert_openai_error(&body, "upstream_error", None);
+        assert_eq!(
+            f.up.requests().len() - before,
+            2,
+            "the tool's result was sent on"
+        );
+    }
+    if !python_with_openai() {
+        eprintln!("SKIPPED: python3 with the openai package is not installed (run scripts/setup)");
+        return;
+    }
+    let before = f.up.requests().len();
+    f.up.push(Answer::openai_stream_tool_call("c1", "list_dir", &["{}"]));
+    f.up.push(Answer::status(500));
+    // What a retry would get, so that one would succeed and be seen.
+    f.up.push(Answer::openai_stream_tool_call("c2", "list_dir", &["{}"]));
+    f.up.push(Answer::openai_stream(&["again"], (1, 1)));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_no_retry.py");
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .env("AISOPOD_URL", format!("{}/v1", f.w.gateway.url))
+        .env("AISOPOD_KEY", &f.writer)
+        .env("AISOPOD_CA", f.w.gateway.data_dir.join("tls/ca.pem"))
+        .env("AISOPOD_AGENT", "lister")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l == "no retry ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(f.up.requests().len() - before, 2, "the turn ran once");
+    assert_eq!(f.up.pending(), 2, "no retry asked for more");
+}
+
+/// Audit records hold tool calls by name and input hash: a marker planted in a tool's
+/// input (a path, file contents) and so in its output never reaches the audit log.
+#[test]
+fn audit_records_never_hold_tool_input_or_output() {
+    const MARKER: &str = "zq-planted-7781";
+    let f = Fixture::with(
+        "[[agents]]\nname = \"scribe\"\nprovider = \"local\"\nmodel = \"m1\"\ntools = [\"write_file\", \"read_file\", \"list_dir\"]\n",
+    );
+    let path = format!("{MARKER}-notes.txt");
+    let write = json!({"path": path, "content": format!("secret {MARKER} text")}).to_string();
+    let read = json!({"path": path}).to_string();
+    f.up.push(Answer::openai_stream_tool_call(
+        "c1",
+        "write_file",
+        &[&write],
+    ));
+    f.up.push(Answer::openai_stream_tool_call("c2", "read_file", &[&read]));
+    f.up.push(Answer::openai_stream_tool_call("c3", "list_dir", &["{}"]));
+    // A path outside the workspace: the refusal quotes it to the model.
+    let outside = json!({"path": format!("../{MARKER}")}).to_string();
+    f.up.push(Answer::openai_stream_tool_call(
+        "c4",
+        "read_file",
+        &[&outside],
+    ));
+    f.up.push(Answer::openai_stream(&["done"], (1, 1)));
+    let (status, body) = f.post(
+        &f.w.client(false),
+        "/v1/chat/completions",
+        &f.writer,
+        &json!({"model": "scribe", "messages": [{"role": "user", "content": "take notes"}]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json_of(&body)["choices"][0]["message"]["content"], "done");
+    // The marker did travel through the tools: the model was given it back.
+    let last = f.up.requests().pop().unwrap().everything();
+    assert!(
+        last.matches(MARKER).count() >= 4,
+        "inputs, the file read back, the listing and the refusal: {last}"
+    );
+    let export = f.w.setup.cli(&["audit", "export", "--format", "jsonl"]);
+    let audit = crate::support::stdout(&export);
+    for action in ["\"agent.tool_call\"", "\"tool.call\"", "\"agent.turn\""] {
+        assert!(audit.contains(action), "{action} missing:\n{audit}");
+    }
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"tool.call\""))
+            .count(),
+        4,
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(MARKER),
+        "tool content in the audit log:\n{audit}"
+    );
+}
+
 /// The next JSON message on the socket, skipping pings, or a failure after `limit` (the
 /// server's pings would keep a plain read waiting for ever).
 fn next_message_within(socket: &mut crate::support::WsSocket, limit: Duration) -> Value {

@@ -428,6 +428,22 @@ impl Upstream {
         self.shared.answers.lock().unwrap().len()
     }
 
+    /// Waits (up to five seconds) until `count` requests have arrived; whether they did.
+    pub async fn wait_requests(&self, count: usize) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                if self.shared.requests.lock().unwrap().len() >= count {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_ok()
+    }
+
     /// Waits (up to five seconds) until `count` answers were abandoned by the client
     /// before their end: the connection closed or the stream was reset.
     pub async fn wait_abandoned(&self, count: usize) -> bool {

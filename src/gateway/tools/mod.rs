@@ -80,18 +80,23 @@ impl Tools {
         let (outcome, error) = match &result {
             Ok(_) => (Outcome::Success, None),
             Err(err @ (ToolError::Denied { .. } | ToolError::NotApproved { .. })) => {
-                (Outcome::Denied, Some(err.to_string()))
+                (Outcome::Denied, Some(err.kind()))
             }
-            Err(err) => (Outcome::Failure, Some(err.to_string())),
+            Err(err) => (Outcome::Failure, Some(err.kind())),
         };
         let mut details = json!({
             "agent": call.agent,
             "requester": call.requester,
-            "input": audit_summary(&call),
+            "input_sha256": sha256_hex(&call.input.to_string()),
             "ms": started.elapsed().as_millis() as u64,
         });
         if let (Some(error), Some(object)) = (error, details.as_object_mut()) {
-            object.insert("error".into(), Value::String(error));
+            object.insert("error".into(), Value::String(error.into()));
+        }
+        if let (Err(ToolError::Denied { rule, .. }), Some(object)) =
+            (&result, details.as_object_mut())
+        {
+            object.insert("rule".into(), Value::String(rule.clone()));
         }
         if let (Ok(output), Some(object)) = (&result, details.as_object_mut()) {
             object.insert("truncated".into(), Value::Bool(output.truncated));
@@ -149,30 +154,6 @@ pub enum ToolsSetupError {
     Filter(#[from] CommandFilterError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What the audit log keeps of a call's input: commands and paths verbatim (capped),
-/// code and file contents only as a hash.
-fn audit_summary(call: &Call) -> Value {
-    let field = |name: &str| {
-        call.input
-            .get(name)
-            .and_then(Value::as_str)
-            .map(|s| cap_text(s, 1024).0)
-    };
-    match call.tool.as_str() {
-        "shell" => json!({ "command": field("command") }),
-        "read_file" | "list_dir" => json!({ "path": field("path") }),
-        "write_file" => json!({
-            "path": field("path"),
-            "content_sha256": call.input.get("content").and_then(Value::as_str).map(sha256_hex),
-        }),
-        "code_exec" => json!({
-            "language": field("language"),
-            "code_sha256": call.input.get("code").and_then(Value::as_str).map(sha256_hex),
-        }),
-        _ => Value::Null,
-    }
 }
 
 pub(crate) fn sha256_hex(text: &str) -> String {

@@ -71,7 +71,8 @@ pub(super) async fn run(
                     AuditEvent::new("approval.remember")
                         .actor(resolved.decided_by.clone())
                         .target(agent.config.name.clone())
-                        .details(json!({ "rules": rules, "request": resolved.request.id })),
+                        // The rules are made from the command, so only their count.
+                        .details(json!({ "rules": rules.len(), "request": resolved.request.id })),
                 );
             }
         }

@@ -50,6 +50,23 @@ pub enum ToolError {
 }
 
 impl ToolError {
+    /// What kind of failure it was, as the audit log records it: the message itself
+    /// may quote the tool's input (a path, a command) and is only given to the model.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToolError::UnknownAgent(_) => "unknown_agent",
+            ToolError::UnknownTool(_) => "unknown_tool",
+            ToolError::NotEnabled { .. } => "not_enabled",
+            ToolError::BadInput { .. } => "bad_input",
+            ToolError::Denied { .. } => "denied",
+            ToolError::NotApproved { .. } => "not_approved",
+            ToolError::Path(_) => "path",
+            ToolError::Sandbox(_) => "sandbox",
+            ToolError::Unavailable(_) => "unavailable",
+            ToolError::Store(_) => "store",
+        }
+    }
+
     /// Errors the caller (or the model) caused and can correct.
     pub fn is_caller_error(&self) -> bool {
         match self {

@@ -89,7 +89,9 @@ fn translate(event: TurnEvent) -> Vec<Result<StreamEvent, OpenAiError>> {
     }
 }
 
-/// Runs a turn to its end.
+/// Runs a turn to its end. A failure after a tool call was made is marked
+/// [`OpenAiError::AfterTools`]: the tool may have changed something, so the client is
+/// told not to retry on its own.
 pub async fn complete(
     app: &Arc<App>,
     asker: &Asker,
@@ -99,13 +101,23 @@ pub async fn complete(
     let (mut receiver, cancel) = start(app, asker, agent, request);
     let _cancel_if_dropped = cancel.drop_guard();
     let mut completion = Completion::default();
+    let mut tools_ran = false;
     while let Some(event) = receiver.recv().await {
+        tools_ran |= matches!(event, TurnEvent::ToolCall { .. });
         for item in translate(event) {
-            completion.apply(&item?);
+            match item {
+                Ok(item) => completion.apply(&item),
+                Err(err) if tools_ran => return Err(OpenAiError::AfterTools(Box::new(err))),
+                Err(err) => return Err(err),
+            }
         }
     }
     if completion.finish.is_none() {
-        return Err(OpenAiError::Internal);
+        return Err(if tools_ran {
+            OpenAiError::AfterTools(Box::new(OpenAiError::Internal))
+        } else {
+            OpenAiError::Internal
+        });
     }
     Ok(completion)
 }

@@ -31,6 +31,11 @@ pub enum OpenAiError {
     /// Work that had to run off the async workers failed; the cause is logged.
     #[error("internal error; the gateway logged the cause")]
     Internal,
+    /// An agent's turn failed after its tools had run: the same error, answered with
+    /// `x-should-retry: false` so that clients do not repeat the tools' side effects
+    /// by retrying on their own (OpenAI's clients honour the header).
+    #[error(transparent)]
+    AfterTools(Box<OpenAiError>),
 }
 
 impl OpenAiError {
@@ -62,6 +67,7 @@ impl OpenAiError {
             Self::Agent(err) if err.is_caller_error() => StatusCode::BAD_REQUEST,
             Self::Agent(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::AfterTools(err) => err.status(),
         }
     }
 
@@ -73,6 +79,7 @@ impl OpenAiError {
             Self::Provider(err) => err.code(),
             Self::Agent(err) => err.code(),
             Self::Internal => "internal",
+            Self::AfterTools(err) => err.code(),
         }
     }
 
@@ -80,6 +87,7 @@ impl OpenAiError {
         match self {
             Self::Invalid { param, .. } => param.as_deref(),
             Self::UnknownModel(_) => Some("model"),
+            Self::AfterTools(err) => err.param(),
             _ => None,
         }
     }
@@ -92,6 +100,17 @@ impl OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        openai_error_for(self.status(), self.code(), &self.to_string(), self.param())
+        let mut response =
+            openai_error_for(self.status(), self.code(), &self.to_string(), self.param());
+        if matches!(self, Self::AfterTools(_)) {
+            response.headers_mut().insert(
+                http::HeaderName::from_static(SHOULD_RETRY),
+                http::HeaderValue::from_static("false"),
+            );
+        }
+        response
     }
 }
+
+/// The header OpenAI's clients read to decide whether to retry a failed request.
+pub const SHOULD_RETRY: &str = "x-should-retry";
