@@ -313,6 +313,16 @@ impl Auth {
     /// connections, which must end when their session or token is revoked, their
     /// account disabled or its password changed.
     pub fn still_stands(&self, principal: &Principal) -> bool {
+        self.still_stands_inner(principal)
+    }
+
+    /// Wakes whenever a token is revoked or a login ends, so that long-lived
+    /// connections re-check [`Auth::still_stands`] at once.
+    pub fn revocations(&self) -> RevocationWatch {
+        RevocationWatch::new(vec![self.tokens.revocations(), self.sessions.revocations()])
+    }
+
+    fn still_stands_inner(&self, principal: &Principal) -> bool {
         match &principal.via {
             Via::StaticToken | Via::Local => true,
             Via::ApiToken { id } => self.tokens.is_active(id).unwrap_or(false),
@@ -340,7 +350,7 @@ impl Auth {
                     // Unbound: stands only as long as the token itself.
                     None => claims.exp > self.clock.now().unix_timestamp(),
                 };
-                account_stands && source_stands
+                account_stands && source_stands && !self.sessions.is_denied(&claims.jti)
             }
         }
     }
@@ -348,5 +358,40 @@ impl Auth {
     /// True when people log in with passwords (password and device modes).
     pub fn has_accounts(&self) -> bool {
         matches!(self.mode, AuthMode::Password | AuthMode::Device)
+    }
+}
+
+/// Wakes when any credential may have been revoked (see [`Auth::revocations`]).
+#[derive(Debug)]
+pub struct RevocationWatch {
+    receivers: Vec<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl RevocationWatch {
+    pub fn new(receivers: Vec<tokio::sync::watch::Receiver<u64>>) -> Self {
+        Self { receivers }
+    }
+
+    /// One that never wakes.
+    pub fn never() -> Self {
+        Self::new(Vec::new())
+    }
+
+    /// Returns once a revocation happened since the last call (or since it was made).
+    pub async fn changed(&mut self) {
+        let waits = self
+            .receivers
+            .iter_mut()
+            .filter(|r| r.has_changed().is_ok())
+            .map(|r| Box::pin(r.changed()))
+            .collect::<Vec<_>>();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, _, _) = futures_util::future::select_all(waits).await;
+        if result.is_err() {
+            // A sender went away with its service: nothing more will come from it.
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -92,6 +92,8 @@ pub struct Sessions {
     alive: Mutex<HashMap<String, bool>>,
     store: Store,
     clock: SharedClock,
+    /// Counts ended logins, so long-lived connections re-check their session at once.
+    ended: tokio::sync::watch::Sender<u64>,
     access_ttl: i64,
     refresh_ttl: i64,
 }
@@ -114,6 +116,7 @@ impl Sessions {
             alive: Mutex::new(HashMap::new()),
             store: store.clone(),
             clock,
+            ended: tokio::sync::watch::channel(0).0,
             access_ttl: i64::try_from(access_ttl.as_secs()).unwrap_or(3600),
             refresh_ttl: i64::try_from(refresh_ttl.as_secs()).unwrap_or(7 * 86_400),
         })
@@ -248,7 +251,19 @@ impl Sessions {
             self.store.sync()?;
         }
         self.lock_alive().insert(family.to_string(), false);
+        self.ended
+            .send_modify(|count| *count = count.wrapping_add(1));
         Ok(())
+    }
+
+    /// Changes whenever a login ends (logout, a revoked family).
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
+    /// Whether this access token was ended by a logout.
+    pub fn is_denied(&self, jti: &str) -> bool {
+        self.denied.get(&jti.to_string()).ok().flatten().is_some()
     }
 
     fn lock_alive(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
@@ -281,6 +296,8 @@ impl Sessions {
             }
             self.denied.insert(&claims.jti, &claims.exp)?;
             self.store.sync()?;
+            self.ended
+                .send_modify(|count| *count = count.wrapping_add(1));
             username.get_or_insert(claims.sub.clone());
         }
         Ok(username)

@@ -247,6 +247,8 @@ pub struct ApiTokens {
     accounts: Accounts,
     store: Store,
     clock: SharedClock,
+    /// Counts revocations, so long-lived connections re-check their token at once.
+    revoked: tokio::sync::watch::Sender<u64>,
 }
 
 impl ApiTokens {
@@ -260,7 +262,13 @@ impl ApiTokens {
             accounts,
             store: store.clone(),
             clock,
+            revoked: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// Changes whenever a token is revoked.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revoked.subscribe()
     }
 
     fn now(&self) -> i64 {
@@ -403,6 +411,8 @@ impl ApiTokens {
             .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         self.tree.remove(&record.id)?;
         self.store.sync()?;
+        self.revoked
+            .send_modify(|count| *count = count.wrapping_add(1));
         Ok(record.listed())
     }
 

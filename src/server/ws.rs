@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::scopes::Scope;
-use crate::auth::{Principal, Via};
+use crate::auth::{Principal, RevocationWatch, Via};
 use crate::gateway::approval::{
     ApprovalError, ApprovalEvent, ApprovalRequest, Resolved, Responder,
 };
@@ -191,6 +191,11 @@ pub trait Context: Send + Sync + 'static {
     ) -> Result<Arc<Resolved>, ApprovalError>;
     /// Whether the connection's credential still holds.
     fn still_stands(&self, principal: &Principal) -> bool;
+    /// Wakes when some credential was revoked, so the connection re-checks its own at
+    /// once rather than at its next [`Limits::recheck_every`].
+    fn revocations(&self) -> RevocationWatch {
+        RevocationWatch::never()
+    }
     fn audit(&self, event: AuditEvent);
     /// Handles a `chat.*` message; what it says goes to `outlet`, and its turn ends
     /// when `cancel` (the connection's) does.
@@ -243,6 +248,10 @@ impl Context for App {
 
     fn still_stands(&self, principal: &Principal) -> bool {
         self.services.auth.still_stands(principal)
+    }
+
+    fn revocations(&self) -> RevocationWatch {
+        self.services.auth.revocations()
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -524,6 +533,7 @@ where
     let mut events = ctx.subscribe();
     let mut pairing = ctx.subscribe_pairing();
     let mut pairing_open = true;
+    let mut revocations = ctx.revocations();
     let mut conn = Connection {
         responder: responder_of(&principal),
         rate: RateLimiter::direct(
@@ -667,6 +677,16 @@ where
                 out.push(Outgoing::Ping(b"aisopod".to_vec()));
             }
             _ = recheck.tick() => {
+                if !conn.ctx.still_stands(&conn.principal) {
+                    out.push(text(&error_message(ErrorCode::SessionRevoked, "the session has ended", None)));
+                    out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
+                    send_all(&mut sink, out, limits.send_timeout).await;
+                    break Ended::Revoked;
+                }
+            }
+            // A token revoked or a logout anywhere: this credential's connections end
+            // now, and their turns with them.
+            () = revocations.changed() => {
                 if !conn.ctx.still_stands(&conn.principal) {
                     out.push(text(&error_message(ErrorCode::SessionRevoked, "the session has ended", None)));
                     out.push(Outgoing::Close { code: close::POLICY, reason: "session ended".into() });
@@ -892,6 +912,7 @@ mod tests {
         broker: Broker,
         audit: Audit,
         stands: AtomicBool,
+        revoked: tokio::sync::watch::Sender<u64>,
         /// Set when a scripted turn (see `chat`) has stopped.
         turn_stopped: Arc<AtomicBool>,
     }
@@ -919,6 +940,9 @@ mod tests {
         }
         fn still_stands(&self, _: &Principal) -> bool {
             self.stands.load(Ordering::SeqCst)
+        }
+        fn revocations(&self) -> RevocationWatch {
+            RevocationWatch::new(vec![self.revoked.subscribe()])
         }
         fn audit(&self, event: AuditEvent) {
             self.audit.record_or_log(event);
@@ -963,6 +987,7 @@ mod tests {
             broker: Broker::new(Duration::from_secs(30), f.shared.clone()),
             audit,
             stands: AtomicBool::new(true),
+            revoked: tokio::sync::watch::channel(0).0,
             turn_stopped: Arc::new(AtomicBool::new(false)),
             _dir: f._dir,
         })
@@ -1271,6 +1296,32 @@ mod tests {
         assert!((15..=25).contains(&pongs), "{codes:?}");
         assert_eq!(limited, 9, "{codes:?}");
         assert_eq!(client.task.await.unwrap(), Ended::Abuse);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_the_connection_at_once_not_at_the_next_recheck() {
+        let ctx = context();
+        let limits = Limits {
+            recheck_every: Duration::from_secs(3600),
+            ..Limits::default()
+        };
+        let mut client = Client::connect(&ctx, user("alice", "chat:write"), limits);
+        assert_eq!(client.message().await["type"], "hello");
+        // Someone else's revocation: this connection re-checks and stays.
+        ctx.revoked.send_modify(|n| *n += 1);
+        client.send(r#"{"type":"ping"}"#);
+        assert_eq!(client.message().await["type"], "pong");
+        ctx.stands.store(false, Ordering::SeqCst);
+        ctx.revoked.send_modify(|n| *n += 1);
+        assert_eq!(client.message().await["code"], "session_revoked");
+        assert!(matches!(
+            client.next().await,
+            Outgoing::Close {
+                code: close::POLICY,
+                ..
+            }
+        ));
+        assert_eq!(client.task.await.unwrap(), Ended::Revoked);
     }
 
     #[tokio::test]

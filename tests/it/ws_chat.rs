@@ -394,3 +394,138 @@ fn a_token_over_its_requests_a_minute_gets_chat_error_and_its_prompt_is_not_stor
     );
     assert_eq!(messages(), 6);
 }
+
+/// Frames up to the server's close, which must come within `bound`: the JSON messages
+/// and the close code.
+fn closed_within(socket: &mut WsSocket, bound: std::time::Duration) -> (Vec<Value>, Option<u16>) {
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            started.elapsed() < bound,
+            "not closed within {bound:?}: {seen:?}"
+        );
+        match socket.read() {
+            Ok(tungstenite::Message::Text(body)) => seen.push(serde_json::from_str(&body).unwrap()),
+            Ok(tungstenite::Message::Close(frame)) => {
+                return (seen, frame.map(|f| u16::from(f.code)));
+            }
+            Ok(_) => {}
+            Err(err) => panic!("the socket failed before a close frame: {err}"),
+        }
+    }
+}
+
+/// Revoking a token or logging out closes that credential's open sockets at once (not
+/// at the next periodic check) and stops their running turns: the upstream request is
+/// cancelled. Other credentials' sockets stay and are served.
+#[test]
+fn revoking_a_token_or_logging_out_closes_its_sockets_and_stops_their_turns() {
+    let (runtime, up) = Upstream::on_own_runtime();
+    let w = World::new(
+        &format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m1\"]\nread_timeout = \"60s\"\nretries = 0\n\
+             [[agents]]\nname = \"helper\"\nprovider = \"local\"\nmodel = \"m1\"\n",
+            up.openai_base()
+        ),
+        &["alice"],
+    );
+    let client = w.client(false);
+    let (status, created) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/tokens"),
+        w.token("root"),
+        Some(json!({"name": "phone", "owner": "alice", "scopes": ["chat:read", "chat:write"]})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let token_id = created["id"].as_str().expect("the token's id").to_string();
+    let (status, chat) = call(
+        &client,
+        Method::POST,
+        &w.url("/api/v1/chats"),
+        w.token("alice"),
+        Some(json!({"title": "long", "agent": "helper"})),
+    );
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+    // A socket of another credential, which must stay open.
+    let mut bystander = connect(&w, w.token("alice"));
+
+    // A turn in progress on the token's socket: text arrived, then the model is slow.
+    let mut phone = connect(&w, &token);
+    up.push(Answer::openai_stream(&["thinking", "more"], (1, 1)).stall_after(1));
+    send(
+        &mut phone,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "think hard"}),
+    );
+    until(&mut phone, "chat.delta");
+    let (status, body) = call(
+        &client,
+        Method::DELETE,
+        &w.url(&format!("/api/v1/tokens/{token_id}")),
+        w.token("root"),
+        None,
+    );
+    assert!(status.is_success(), "{status} {body}");
+    // Well under the 60 s read timeout; the periodic re-check is not what ends it.
+    let (seen, code) = closed_within(&mut phone, std::time::Duration::from_secs(5));
+    assert_eq!(code, Some(1008), "{seen:?}");
+    assert!(
+        seen.iter().any(|m| m["code"] == "session_revoked"),
+        "{seen:?}"
+    );
+    assert!(
+        runtime.block_on(up.wait_abandoned(1)),
+        "the upstream request was cancelled"
+    );
+
+    // A session logged out: its socket closes and its turn stops the same way.
+    let login: Value = w
+        .gateway
+        .client()
+        .post(w.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": crate::chats::PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let session = login["access_token"].as_str().unwrap().to_string();
+    let mut browser = connect(&w, &session);
+    up.push(Answer::openai_stream(&["thinking", "more"], (1, 1)).stall_after(1));
+    send(
+        &mut browser,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "think again"}),
+    );
+    until(&mut browser, "chat.delta");
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &w.url("/auth/logout"),
+        &session,
+        None,
+    );
+    assert!(status.is_success(), "{status} {body}");
+    let (seen, code) = closed_within(&mut browser, std::time::Duration::from_secs(5));
+    assert_eq!(code, Some(1008), "{seen:?}");
+    assert!(
+        runtime.block_on(up.wait_abandoned(2)),
+        "the upstream request was cancelled"
+    );
+
+    // The owner's other session is served right after, on its open socket.
+    up.push(Answer::openai_stream(&["fine"], (1, 1)));
+    send(
+        &mut bystander,
+        json!({"type": "chat.send", "chatId": chat_id, "content": "still there?"}),
+    );
+    // (It may also hear of the ended turns in the chat: it reads on to its answer.)
+    let done = loop {
+        let message = next_ws_message(&mut bystander);
+        if message["type"] == "chat.done" {
+            break message;
+        }
+    };
+    assert!(done["messageId"].is_u64(), "{done}");
+}
