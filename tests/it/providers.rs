@@ -39,6 +39,7 @@ fn settings() -> ClientSettings {
         backoff: Duration::from_millis(100),
         max_wait: Duration::from_secs(10),
         max_body: 1 << 20,
+        extra_roots: Vec::new(),
     }
 }
 
@@ -141,6 +142,77 @@ async fn openai_whole_answer_sends_the_key_as_bearer_and_reads_usage() {
     assert_eq!(body["tools"][0]["function"]["name"], "shell");
     // The key travels in the one header and nowhere else.
     assert_eq!(seen.everything().matches(KEY).count(), 1);
+}
+
+/// Over TLS the client offers HTTP/2 by ALPN and uses it with an upstream that accepts
+/// it. The upstream's private CA is trusted only through `extra_roots`: without it the
+/// certificate is refused, and a file that holds no certificate is refused up front.
+#[tokio::test]
+async fn the_client_speaks_http2_to_a_tls_upstream_and_trusts_only_the_roots_it_is_given() {
+    let (up, ca_pem) = Upstream::start_tls().await;
+    up.push(Answer::openai_stream(&["over ", "h2"], (1, 1)));
+    up.push(Answer::openai_text("whole", (1, 1)));
+    let trusting = HttpClient::new(
+        ClientSettings {
+            extra_roots: vec![ca_pem.into_bytes()],
+            ..settings()
+        },
+        Arc::new(RecordedPause::default()),
+    )
+    .unwrap();
+    let lan = |client: HttpClient| {
+        Provider::new(
+            "lan",
+            ProviderKind::OpenAi,
+            &up.openai_base_tls(),
+            Some(Secret::new(KEY)),
+            Vec::new(),
+            client,
+        )
+        .unwrap()
+    };
+    let provider = lan(trusting);
+    let streamed = fold(&events(&provider).await.unwrap());
+    assert_eq!(streamed.text, "over h2");
+    let whole = provider.complete(&request()).await.unwrap();
+    assert_eq!(whole.text, "whole");
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    for request in &seen {
+        assert_eq!(request.version, http::Version::HTTP_2, "{request:?}");
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+    }
+
+    let system_roots_only = HttpClient::new(
+        ClientSettings {
+            retries: 0,
+            ..settings()
+        },
+        Arc::new(RecordedPause::default()),
+    )
+    .unwrap();
+    let err = lan(system_roots_only)
+        .complete(&request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Connection { .. }),
+        "an unknown CA is refused: {err:?}"
+    );
+    assert_eq!(up.requests().len(), 2, "nothing was sent to it");
+    assert_no_key(&err);
+
+    let refused = HttpClient::new(
+        ClientSettings {
+            extra_roots: vec![b"not a certificate".to_vec()],
+            ..settings()
+        },
+        Arc::new(RecordedPause::default()),
+    );
+    assert!(matches!(refused, Err(ProviderError::Config { .. })));
 }
 
 #[tokio::test]

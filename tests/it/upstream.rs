@@ -319,6 +319,8 @@ fn openai_usage_chunk(usage: (u64, u64)) -> String {
 /// A request the upstream received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The HTTP version it came over.
+    pub version: axum::http::Version,
     pub method: Method,
     pub path: String,
     pub headers: HeaderMap,
@@ -397,6 +399,68 @@ impl Upstream {
             let _ = axum::serve(listener, app).await;
         });
         Self { addr, shared, task }
+    }
+
+    /// The same upstream over TLS with a certificate for 127.0.0.1 from a CA of its own
+    /// (returned as PEM), offering HTTP/2 and HTTP/1.1 by ALPN; `base_url`s are
+    /// `https://127.0.0.1:PORT`.
+    pub async fn start_tls() -> (Self, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "scripted upstream CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let shared = Arc::new(Shared::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+        (Self { addr, shared, task }, ca.pem())
+    }
+
+    /// `https://127.0.0.1:PORT/v1`, for an upstream from [`Upstream::start_tls`].
+    pub fn openai_base_tls(&self) -> String {
+        format!("https://{}/v1", self.addr)
     }
 
     /// Queues the answer to the next request.
@@ -479,12 +543,14 @@ impl Drop for Watch {
 
 async fn answer(
     State(shared): State<Arc<Shared>>,
+    version: axum::http::Version,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     shared.requests.lock().unwrap().push(Recorded {
+        version,
         method,
         path: uri.path().to_string(),
         headers,

@@ -6,6 +6,7 @@
 //! name a configured provider. It never contacts an upstream.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub(crate) struct RawProvider {
     pub(crate) models: Vec<String>,
     /// `{ "model" = ["other/model", ...] }`
     pub(crate) fallbacks: BTreeMap<String, Vec<String>>,
+    pub(crate) extra_roots: Vec<PathBuf>,
 }
 
 impl Default for RawProvider {
@@ -45,6 +47,7 @@ impl Default for RawProvider {
             retries: 2,
             models: Vec::new(),
             fallbacks: BTreeMap::new(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct ProviderConfig {
     /// Per model of this provider, the `provider/model`s tried in order when it fails
     /// with 429, 5xx, a timeout or a dropped connection before any output.
     pub fallbacks: BTreeMap<String, Vec<ModelRef>>,
+    /// PEM files of CAs to trust for this upstream besides the system's roots.
+    pub extra_roots: Vec<PathBuf>,
 }
 
 pub(crate) fn validate_providers(
@@ -156,6 +161,15 @@ pub(crate) fn validate_providers(
             }
         }
         let fallbacks = check.fallbacks(index, &provider.models, &provider.fallbacks);
+        for (r, path) in provider.extra_roots.iter().enumerate() {
+            if !path.is_absolute() {
+                check.push(
+                    &format!("providers.{index}.extra_roots.{r}"),
+                    format!("{} is not an absolute path to a PEM file", path.display()),
+                );
+                valid = false;
+            }
+        }
         if let (true, Some(kind)) = (valid, kind) {
             providers.push(ProviderConfig {
                 name: provider.name,
@@ -167,6 +181,7 @@ pub(crate) fn validate_providers(
                 retries,
                 models: provider.models,
                 fallbacks,
+                extra_roots: provider.extra_roots,
             });
         }
     }

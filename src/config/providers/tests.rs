@@ -78,6 +78,7 @@ base_url = "ftp://example.com"
 retries = 99
 connect_timeout = "0s"
 models = [""]
+extra_roots = ["ca.pem"]
 
 [[providers]]
 name = "ok"
@@ -94,6 +95,7 @@ base_url = "https://user@example.com"
         "providers.1.retries",
         "providers.1.connect_timeout",
         "providers.1.models.0",
+        "providers.1.extra_roots.0",
         "providers.2.name",
         "providers.2.base_url",
     ] {

@@ -66,10 +66,18 @@ impl Providers {
     ) -> Result<Self, ProviderError> {
         let mut providers = Vec::with_capacity(configs.len());
         for config in configs {
+            let mut extra_roots = Vec::with_capacity(config.extra_roots.len());
+            for path in &config.extra_roots {
+                extra_roots.push(std::fs::read(path).map_err(|_| ProviderError::Config {
+                    provider: config.name.clone(),
+                    what: "an extra_roots file cannot be read",
+                })?);
+            }
             let settings = ClientSettings {
                 connect_timeout: config.connect_timeout,
                 read_timeout: config.read_timeout,
                 retries: config.retries,
+                extra_roots,
                 ..ClientSettings::default()
             };
             let client = HttpClient::new(settings, pause.clone())
