@@ -387,3 +387,45 @@ fn a_stored_agent_has_its_tools_without_a_restart() {
     let first = w.up.requests()[0].json();
     assert_eq!(first["tools"].as_array().unwrap().len(), 1);
 }
+
+/// An agent's model brings its provider's fallbacks (the same chain as the
+/// pass-through's): a 503 before any output moves the turn to the next model, and an
+/// agent's own fallbacks follow.
+#[test]
+fn an_agents_turn_falls_back_through_its_providers_and_its_own_chain() {
+    let w = LoopWorld::start(
+        "5s",
+        "[[providers]]\nname = \"spare\"\nkind = \"openai\"\nbase_url = \"UPSTREAM_BASE\"\nretries = 0\nfallbacks = { \"s1\" = [\"spare/s2\"] }\n\
+         [[agents]]\nname = \"sturdy\"\nprovider = \"spare\"\nmodel = \"s1\"\nfallbacks = [\"local/m1\"]\n",
+    );
+    let models = |from: usize| -> Vec<String> {
+        w.up.requests()[from..]
+            .iter()
+            .map(|r| r.json()["model"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    w.up.push(Answer::status(503));
+    w.up.push(Answer::openai_stream(&["from s2"], (1, 1)));
+    let (_, result) = w.turn(
+        "sturdy",
+        vec![Message::user("hi")],
+        CancellationToken::new(),
+    );
+    let outcome = result.unwrap();
+    assert_eq!(outcome.text, "from s2");
+    assert_eq!(outcome.model, "spare/s2");
+    assert_eq!(models(0), ["s1", "s2"]);
+
+    w.up.push(Answer::status(429));
+    w.up.push(Answer::openai_stream(&["x"], (1, 1)).cut_after(0));
+    w.up.push(Answer::openai_stream(&["from m1"], (1, 1)));
+    let (_, result) = w.turn(
+        "sturdy",
+        vec![Message::user("hi")],
+        CancellationToken::new(),
+    );
+    let outcome = result.unwrap();
+    assert_eq!(outcome.text, "from m1");
+    assert_eq!(outcome.model, "local/m1");
+    assert_eq!(models(2), ["s1", "s2", "m1"]);
+}
