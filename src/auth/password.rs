@@ -2,12 +2,12 @@
 //!
 //! The policy follows NIST SP 800-63B-4 for a password that is the only factor: a
 //! minimum length (15 by default), a maximum of 128, no composition rules, no forced
-//! rotation, and a check against common and easily guessed passwords. That check uses
-//! zxcvbn, whose embedded lists hold the 30,000 most common passwords, and refuses
-//! anything it estimates at fewer than 10^10 guesses (which covers every listed password,
-//! keyboard walks, repeats, sequences and the username itself). A running gateway makes
-//! the estimate in a short-lived child (see [`super::strength`]), so zxcvbn's tables
-//! never stay in its memory.
+//! rotation, and a check against common and easily guessed passwords. That check
+//! ([`super::strength`]) knows the 10,000 most common passwords and the usual patterns,
+//! and refuses anything it estimates at fewer than 10^10 guesses (which covers every
+//! listed password, keyboard walks, repeats, sequences, dates and the username itself).
+//! A running gateway makes the estimate in a short-lived child, so the list's table
+//! never stays in its memory.
 //!
 //! Hashing is argon2id with parameters from config. It is CPU- and memory-heavy on
 //! purpose, so it never runs on the async runtime or the shared blocking pool: a fixed
@@ -159,7 +159,8 @@ impl Passwords {
     }
 
     /// Makes every later strength estimate (of this value and its clones) in a child
-    /// running `helper`, so zxcvbn's tables never stay in this process. Set once.
+    /// running `helper`, so the password list's table never stays in this process. Set
+    /// once.
     pub fn estimate_in(&self, helper: PathBuf) {
         let _ = self.estimator.set(Estimator::Helper(helper));
     }
@@ -206,7 +207,7 @@ impl Passwords {
         if length > self.config.max_length {
             return Err(PasswordError::TooLong(self.config.max_length));
         }
-        // zxcvbn's cost grows with length; the length cap above bounds it.
+        // The estimate's cost grows with length; it reads at most 128 characters.
         let estimator = self.estimator.get().unwrap_or(&Estimator::InProcess);
         if estimator.guesses_log10(password, context) < MIN_GUESSES_LOG10 {
             return Err(PasswordError::TooCommon);

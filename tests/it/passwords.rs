@@ -1,6 +1,6 @@
 //! The password blocklist's memory: a running gateway estimates password strength in a
-//! short-lived child of its own binary, so zxcvbn's tables (about 8 MB once built) never
-//! stay in it, and the child's verdicts are the in-process ones.
+//! short-lived child of its own binary, so the common-password table never stays in it,
+//! and the child's verdicts are the in-process ones.
 
 use std::path::PathBuf;
 
@@ -88,7 +88,7 @@ fn checking_passwords_leaves_no_blocklist_in_the_gateways_memory() {
         );
     }
     let after = rss_kib(gateway.pid());
-    // zxcvbn's tables, built in the gateway, add about 7,800 KiB and stay.
+    // zxcvbn's tables, when they were built in the gateway, added about 7,800 KiB.
     assert!(
         after < before + 3 * 1024,
         "the gateway grew from {before} KiB to {after} KiB"
