@@ -653,3 +653,25 @@ async fn reply_later(app: Arc<App>, settings: ChannelSettings, inbound: Inbound,
             .details(details),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::testing::local_gateway;
+
+    #[test]
+    fn a_configured_channel_whose_owner_does_not_exist_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = local_gateway(
+            &dir.path().join("data"),
+            "[[channels]]\nname = \"ci\"\nkind = \"webhook\"\nagent = \"default\"\nowner = \"ghost\"\nsecret = \"0123456789abcdef0123456789abcdef01\"",
+        );
+        let err = App::open(config, Arc::new(SystemClock), None).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("channels.0.owner"), "{message}");
+        assert!(message.contains("ghost"), "{message}");
+    }
+}

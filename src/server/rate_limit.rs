@@ -402,6 +402,25 @@ mod tests {
     }
 
     #[test]
+    fn failed_webhook_deliveries_are_limited_per_address_apart_from_other_limits() {
+        let limits = RateLimits::new(&config(&[]));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.hook_failure(a).is_ok());
+        }
+        let wait = limits.hook_failure(a).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
+        assert!(limits.hook_failure("192.0.2.2".parse().unwrap()).is_ok());
+        assert!(
+            limits.check(RouteClass::Auth, a, None).is_ok(),
+            "failed deliveries do not spend the login budget"
+        );
+    }
+
+    #[test]
     fn api_limits_count_per_credential_across_addresses() {
         let limits = RateLimits::new(&config(&[]));
         for i in 0..5u8 {
