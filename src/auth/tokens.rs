@@ -389,6 +389,18 @@ impl ApiTokens {
         Ok((record.listed(), owner))
     }
 
+    /// Whether `presented` is the plaintext of a stored API token, usable or not; it
+    /// changes nothing (no last-used time), for checks that a secret is not a token.
+    pub fn is_token(&self, presented: &str) -> Result<bool, TokenError> {
+        let Some((id, secret)) = opaque::parse(TOKEN_PREFIX, presented) else {
+            return Ok(false);
+        };
+        Ok(self
+            .tree
+            .get(&id.to_string())?
+            .is_some_and(|record| opaque::matches(secret, &record.secret_hash)))
+    }
+
     /// Whether the token `id` is still usable: not revoked, not expired, owner enabled.
     pub fn is_active(&self, id: &str) -> Result<bool, TokenError> {
         let Some(record) = self.tree.get(&id.to_string())? else {

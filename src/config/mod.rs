@@ -9,6 +9,7 @@
 //! the config names.
 
 pub mod agents;
+mod channels;
 mod env;
 pub mod hardware;
 mod issue;
@@ -22,6 +23,10 @@ pub mod testing;
 mod units;
 mod validate;
 
+pub use channels::{
+    ChannelConfig, ChannelKindName, DEFAULT_REPLY_TIMEOUT, channel_secret_problem,
+    reply_url_problem, valid_channel_name,
+};
 pub use env::{ApplianceEnvironment, Environment, ProcessEnvironment};
 pub use issue::{ConfigError, ConfigIssue, ConfigSource};
 pub use providers::{ProviderConfig, ProviderKindName};
@@ -126,6 +131,7 @@ pub fn parse_checked(
     };
     let mut issues = Vec::new();
     let literal_keys = providers::literal_keys(&value);
+    let literal_secrets = channels::literal_secrets(&value);
     expand_env(&mut value, &mut Vec::new(), env, &mut issues);
     let unexpanded: Vec<String> = issues.iter().map(|issue| issue.key.clone()).collect();
     let raw = deserialize_collecting(value, &mut issues);
@@ -133,6 +139,11 @@ pub fn parse_checked(
     if let Some(config) = &config {
         if config.security.mode == SecurityMode::Strict {
             issues.extend(literal_keys.into_iter().map(providers::literal_key_issue));
+            issues.extend(
+                literal_secrets
+                    .into_iter()
+                    .map(channels::literal_secret_issue),
+            );
         }
         for check in checks {
             issues.extend(check(config));

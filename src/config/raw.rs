@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
     pub(super) agents: Vec<RawAgent>,
     pub(super) chats: RawChats,
     pub(super) providers: Vec<super::providers::RawProvider>,
+    pub(super) channels: Vec<super::channels::RawChannel>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

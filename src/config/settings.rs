@@ -37,6 +37,8 @@ pub struct Config {
     pub chats: ChatsConfig,
     /// The LLM upstreams, `[[providers]]`.
     pub providers: Vec<super::providers::ProviderConfig>,
+    /// The doors other programs reach agents through, `[[channels]]`.
+    pub channels: Vec<super::channels::ChannelConfig>,
 }
 
 /// `[chats]`: the limits every chat and message is held to.

@@ -8,6 +8,7 @@
 pub mod agent_loop;
 pub mod agents;
 pub mod approval;
+pub mod channels;
 pub mod chats;
 pub mod paths;
 pub mod providers;

@@ -67,6 +67,10 @@ pub enum ErrorCode {
     PageTooLarge,
     LimitReached,
     ReadOnly,
+    // Webhook deliveries.
+    BadSignature,
+    StaleSignature,
+    Replayed,
 }
 
 impl ErrorCode {
@@ -114,6 +118,9 @@ impl ErrorCode {
             ErrorCode::PageTooLarge => "page_too_large",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::ReadOnly => "read_only",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::StaleSignature => "stale_signature",
+            ErrorCode::Replayed => "replayed",
         }
     }
 }
@@ -631,6 +638,41 @@ impl From<crate::gateway::usage::UsageError> for ApiError {
     }
 }
 
+impl From<crate::gateway::channels::ChannelError> for ApiError {
+    fn from(err: crate::gateway::channels::ChannelError) -> Self {
+        use crate::gateway::channels::ChannelError as E;
+        let (status, code) = match &err {
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            E::Exists(_) | E::SecretReused => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            E::ReadOnly(_) => (StatusCode::CONFLICT, ErrorCode::ReadOnly),
+            E::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest),
+            E::MalformedHeader(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            E::BadSignature => (StatusCode::UNAUTHORIZED, ErrorCode::BadSignature),
+            E::Stale => (StatusCode::UNAUTHORIZED, ErrorCode::StaleSignature),
+            E::Replayed(_) => (StatusCode::CONFLICT, ErrorCode::Replayed),
+            E::SeenFull => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    err.to_string(),
+                )
+                .retry_after(60);
+            }
+            E::BadBody => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            E::Reply(_) => (StatusCode::BAD_GATEWAY, ErrorCode::Unavailable),
+            E::Secrets(_) | E::Store(_) => {
+                return match err {
+                    E::Secrets(err) => Error::Secrets(err).into(),
+                    E::Store(err) => Error::Store(err).into(),
+                    _ => ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR),
+                };
+            }
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,6 +708,9 @@ mod tests {
             (C::AlreadyClaimed, "already_claimed"),
             (C::WrongClaimCode, "wrong_claim_code"),
             (C::AlreadyResolved, "already_resolved"),
+            (C::BadSignature, "bad_signature"),
+            (C::StaleSignature, "stale_signature"),
+            (C::Replayed, "replayed"),
             (C::InputChanged, "input_changed"),
             (C::OriginNotAllowed, "origin_not_allowed"),
             (C::InvalidTicket, "invalid_ticket"),

@@ -9,6 +9,7 @@ pub mod api;
 pub mod approval_routes;
 pub mod auth;
 pub mod auth_routes;
+pub mod channel_routes;
 pub mod chat_routes;
 pub mod connection;
 pub mod device_routes;
@@ -63,6 +64,7 @@ pub fn api() -> Api {
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
         .merge(openai::api())
+        .merge(channel_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

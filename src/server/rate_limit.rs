@@ -193,6 +193,8 @@ pub struct RateLimits {
     api_by_ip: Keyed<ClientKey>,
     authenticated_by_ip: Keyed<ClientKey>,
     api_by_credential: Keyed<String>,
+    /// Failed webhook deliveries (bad, old or malformed signatures) per address.
+    bad_hooks_by_ip: Keyed<ClientKey>,
     trusted_proxies: Vec<IpNet>,
     ipv6_prefix: u8,
 }
@@ -220,6 +222,7 @@ impl RateLimits {
                 config.authenticated_per_minute,
                 config.authenticated_burst,
             )),
+            bad_hooks_by_ip: keyed(quota(config.auth_per_minute, config.auth_burst)),
             trusted_proxies: config.trusted_proxies.clone(),
             ipv6_prefix: config.ipv6_prefix,
         }
@@ -260,6 +263,17 @@ impl RateLimits {
         self.api_by_ip.retain_recent();
         self.authenticated_by_ip.retain_recent();
         self.api_by_credential.retain_recent();
+        self.bad_hooks_by_ip.retain_recent();
+    }
+
+    /// Counts one failed webhook delivery from `ip`; `Err(wait)` once the address has
+    /// failed more often than the auth limit allows. Good deliveries are never counted,
+    /// so a sender with the secret is served even while its address is being flooded.
+    pub fn hook_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        let clock = DefaultClock::default();
+        self.bad_hooks_by_ip
+            .check_key(&self.key(ip))
+            .map_err(|not_until| not_until.wait_time_from(clock.now()))
     }
 
     /// How many keys the limiters hold, all together.
@@ -268,6 +282,7 @@ impl RateLimits {
             + self.api_by_ip.len()
             + self.authenticated_by_ip.len()
             + self.api_by_credential.len()
+            + self.bad_hooks_by_ip.len()
     }
 
     /// The address requests from `peer` are counted against.
@@ -383,6 +398,25 @@ mod tests {
         assert!(
             limits.check(RouteClass::Api, a, None).is_ok(),
             "API and auth limits are separate"
+        );
+    }
+
+    #[test]
+    fn failed_webhook_deliveries_are_limited_per_address_apart_from_other_limits() {
+        let limits = RateLimits::new(&config(&[]));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.hook_failure(a).is_ok());
+        }
+        let wait = limits.hook_failure(a).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
+        assert!(limits.hook_failure("192.0.2.2".parse().unwrap()).is_ok());
+        assert!(
+            limits.check(RouteClass::Auth, a, None).is_ok(),
+            "failed deliveries do not spend the login budget"
         );
     }
 

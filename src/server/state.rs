@@ -172,6 +172,8 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     /// The chats with a turn running now.
     pub turns: crate::gateway::agent_loop::TurnSlots,
+    /// The channels (webhooks) other programs reach agents through.
+    pub channels: Arc<crate::gateway::channels::Channels>,
 }
 
 impl Gateway {
@@ -203,6 +205,15 @@ impl Gateway {
             )
             .map_err(|err| refused("providers", &err))?,
             turns: Default::default(),
+            channels: Arc::new(
+                crate::gateway::channels::Channels::open(
+                    store,
+                    config.channels.clone(),
+                    services.secrets.clone(),
+                    config.security.mode,
+                )
+                .map_err(|err| refused("channels", &err))?,
+            ),
         })
     }
 }
@@ -260,6 +271,7 @@ impl App {
             services.clock.clone(),
         ));
         let gateway = Gateway::open(&services)?;
+        crate::server::channel_routes::check_configured(&services, &gateway)?;
         let tools = Tools::new(&services.config, &services.store, gateway.agents.clone())
             .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         let pairing = Arc::new(Pairing::new(

@@ -57,6 +57,8 @@ pub enum TreeName {
     Agents,
     Usage,
     PairedDevices,
+    Channels,
+    Deliveries,
 }
 
 impl TreeName {
@@ -76,6 +78,8 @@ impl TreeName {
             TreeName::Agents => "agents",
             TreeName::Usage => "usage",
             TreeName::PairedDevices => "paired_devices",
+            TreeName::Channels => "channels",
+            TreeName::Deliveries => "deliveries",
         }
     }
 }

@@ -37,4 +37,5 @@ mod token_limits;
 mod tools;
 mod upstream;
 mod usage;
+mod webhooks;
 mod ws_chat;

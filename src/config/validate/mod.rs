@@ -79,6 +79,7 @@ pub(super) fn validate(
     };
     let providers = super::providers::validate_providers(raw.providers, check.0);
     check_agent_providers(&agents, &providers, &mut check);
+    let channels = super::channels::validate_channels(raw.channels, security.mode, check.0);
     let config = Config {
         source,
         server,
@@ -96,6 +97,7 @@ pub(super) fn validate(
         agents,
         chats,
         providers,
+        channels,
     };
     if config.auth.mode == AuthMode::None && !config.server.bind.ip().is_loopback() {
         issues.push(ConfigIssue {
