@@ -9,6 +9,7 @@ pub mod agent_loop;
 pub mod agents;
 pub mod approval;
 pub mod chats;
+pub mod mcp;
 pub mod paths;
 pub mod providers;
 pub mod quota;
