@@ -654,12 +654,15 @@ fn the_official_mcp_python_client_lists_and_calls_tools() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The script asks twice: the first is allowed, the second denied.
-    for allow in [true, false] {
-        let request = next_request(&mut socket);
-        assert_eq!(request["toolInput"]["summary"], NEEDS_APPROVAL);
-        answer(&mut socket, &request, allow);
-    }
+    // The script asks twice: the first is allowed, the second denied. A thread answers,
+    // so a script that fails early ends the test instead of leaving it waiting.
+    let answered = std::thread::spawn(move || {
+        for allow in [true, false] {
+            let request = next_request(&mut socket);
+            assert_eq!(request["toolInput"]["summary"], NEEDS_APPROVAL);
+            answer(&mut socket, &request, allow);
+        }
+    });
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -680,4 +683,5 @@ fn the_official_mcp_python_client_lists_and_calls_tools() {
             "{step} missing:\n{stdout}"
         );
     }
+    assert!(answered.join().is_ok(), "the approvals were answered");
 }

@@ -44,9 +44,9 @@ async def main():
             written = await client.call_tool(
                 "helper__write_file", {"path": "sdk.txt", "content": "from the SDK"}
             )
-            assert not written.isError, text_of(written)
+            assert not written.is_error, text_of(written)
             read = await client.call_tool("helper__read_file", {"path": "sdk.txt"})
-            assert not read.isError and "from the SDK" in text_of(read), text_of(read)
+            assert not read.is_error and "from the SDK" in text_of(read), text_of(read)
             print("call ok", flush=True)
 
             progress = []
@@ -57,18 +57,18 @@ async def main():
             approved = await client.call_tool(
                 "helper__shell", {"command": command}, progress_callback=on_progress
             )
-            assert not approved.isError, text_of(approved)
+            assert not approved.is_error, text_of(approved)
             assert "42: 2 3 7" in text_of(approved), text_of(approved)
             assert any("approve" in (m or "") for m in progress), progress
             print("approved ok", flush=True)
 
             denied = await client.call_tool("helper__shell", {"command": command})
-            assert denied.isError, text_of(denied)
+            assert denied.is_error, text_of(denied)
             assert "not approved" in text_of(denied), text_of(denied)
             print("denied ok", flush=True)
 
             filtered = await client.call_tool("helper__shell", {"command": "rm -rf /"})
-            assert filtered.isError, text_of(filtered)
+            assert filtered.is_error, text_of(filtered)
             print("filtered ok", flush=True)
 
             try:
