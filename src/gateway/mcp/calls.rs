@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::McpError;
 use super::catalogue::{ToolRef, agent_schema, registry_schema};
+use super::error::McpError;
 use crate::gateway::agent_loop::{self, Deps, LoopError, Turn, TurnEvent, TurnOptions};
 use crate::gateway::approval::{ApprovalEvent, Requester};
 use crate::gateway::providers::Message;

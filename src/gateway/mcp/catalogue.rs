@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::McpError;
+use super::error::McpError;
 use crate::auth::scopes::{Scope, Scopes};
 use crate::gateway::agents::{Agent, Agents};
 use crate::gateway::tools::{TOOL_NAMES, schema};

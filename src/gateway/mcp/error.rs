@@ -11,7 +11,7 @@ pub enum McpError {
     UnknownSession(String),
     #[error("this request needs the Mcp-Session-Id header that initialize returned")]
     MissingSession,
-    #[error("MCP-Protocol-Version {0:?} is not supported; this server speaks {supported}", supported = super::SUPPORTED_VERSIONS.join(", "))]
+    #[error("MCP-Protocol-Version {0:?} is not supported; this server speaks {supported}", supported = super::protocol::SUPPORTED_VERSIONS.join(", "))]
     UnsupportedVersion(String),
     #[error("too many MCP sessions are open on this gateway ({0}); try again later")]
     GatewayFull(usize),

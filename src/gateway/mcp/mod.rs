@@ -16,23 +16,10 @@ pub mod calls;
 pub mod catalogue;
 pub mod error;
 pub mod jsonrpc;
+pub mod protocol;
 pub mod schema;
 pub mod sessions;
 
 pub use error::McpError;
+pub use protocol::{PROTOCOL_VERSION, SERVER_NAME, SUPPORTED_VERSIONS, supported};
 pub use sessions::{SessionLimits, Sessions};
-
-/// The protocol revision this server speaks first, and every revision it accepts.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18"];
-/// What a request without `MCP-Protocol-Version` is taken to speak (the transport's
-/// rule for clients older than the header), if it is supported at all.
-pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
-
-/// The name this server gives in `initialize`.
-pub const SERVER_NAME: &str = "aisopod";
-
-/// Whether `version` is a revision this server speaks.
-pub fn supported(version: &str) -> bool {
-    SUPPORTED_VERSIONS.contains(&version)
-}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::McpError;
+use super::error::McpError;
 use crate::clock::SharedClock;
 
 /// The caps and lifetimes of sessions.
