@@ -394,6 +394,18 @@ fn sessions_expire_are_capped_per_token_and_check_the_protocol_version() {
     }
     // Another token's sessions are untouched by that, and its own count apart.
     let other = f.initialize(&client, &f.chatter);
+    // A token opening session after session never holds more than its 8: it cannot
+    // fill the gateway's table against everyone else.
+    for _ in 0..24 {
+        f.initialize(&client, &f.full);
+    }
+    let app = f.w.gateway.app.clone().unwrap();
+    assert_eq!(app.mcp.count(), 9);
+    assert_eq!(
+        f.rpc(&client, &f.chatter, &other, 8, "ping", json!({})).0,
+        StatusCode::OK
+    );
+    let later: Vec<String> = (0..8).map(|_| f.initialize(&client, &f.full)).collect();
     // Without the session header, or with a protocol version never spoken: 400.
     let (status, _, body) = post(
         &client,
@@ -479,6 +491,28 @@ fn bad_input_gets_json_rpc_errors_audited_with_nothing_done() {
                 "{body}"
             );
         }
+        // A client that takes neither JSON nor events, or sends no JSON: refused too.
+        let response = client
+            .post(f.url())
+            .bearer_auth(&f.full)
+            .header("accept", "text/html")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &session)
+            .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(response.json::<Value>().unwrap()["error"]["code"], -32600);
+        let response = client
+            .post(f.url())
+            .bearer_auth(&f.full)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "text/plain")
+            .header("mcp-session-id", &session)
+            .body("ping")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         // Nothing was written by the refused calls, and the session still serves.
         let (_, read) = f.rpc(
             &client,
