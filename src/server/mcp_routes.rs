@@ -409,16 +409,13 @@ async fn post(
             method: Method::Initialize(params),
         } => initialize(&exchange, id, &params),
         Incoming::Request { id, method } => {
-            let session = match exchange.session(&headers) {
-                Ok(session) => session,
-                Err(err) => return exchange.refuse(Some(id), &err),
-            };
+            if let Err(err) = exchange.session(&headers) {
+                return exchange.refuse(Some(id), &err);
+            }
             match method {
                 Method::Ping => json_message(StatusCode::OK, &jsonrpc::result(&id, json!({}))),
                 Method::ToolsList(params) => list(&exchange, id, params.cursor.as_deref()),
-                Method::ToolsCall(params) => {
-                    tools_call(exchange, id, &session.0, params, &accepts).await
-                }
+                Method::ToolsCall(params) => tools_call(exchange, id, params, &accepts).await,
                 Method::Initialize(_) => {
                     // Matched above; kept so a new method cannot be forgotten here.
                     exchange.refuse_rpc(&RpcError::new(Some(id), INVALID_REQUEST, "initialize"))
@@ -488,7 +485,6 @@ fn list(exchange: &Exchange, id: RequestId, cursor: Option<&str>) -> Response {
 async fn tools_call(
     exchange: Exchange,
     id: RequestId,
-    session: &str,
     params: jsonrpc::CallParams,
     accepts: &Accepts,
 ) -> Response {
@@ -511,7 +507,8 @@ async fn tools_call(
     let caller = McpCaller {
         user: exchange.principal.username.clone(),
         token: exchange.principal.api_token_id().map(str::to_owned),
-        tag: format!("mcp:{session}:{}", crate::ids::random_id(8)),
+        // Not the session id: approval requests are shown to the owner's other clients.
+        tag: format!("mcp:{}", crate::ids::random_id(12)),
     };
     let progress_token = params.meta.and_then(|m| m.progress_token);
     if !accepts.sse {
