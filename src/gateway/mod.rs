@@ -10,6 +10,7 @@ pub mod agents;
 pub mod approval;
 pub mod channels;
 pub mod chats;
+pub mod mcp;
 pub mod paths;
 pub mod providers;
 pub mod quota;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod host;
 pub mod json;
 pub mod load;
+pub mod mcp_routes;
 pub mod middleware;
 pub mod openai;
 pub mod pairing_routes;
@@ -65,6 +66,7 @@ pub fn api() -> Api {
         .merge(devices_routes::api())
         .merge(openai::api())
         .merge(channel_routes::api())
+        .merge(mcp_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.
@@ -99,6 +101,11 @@ pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
             auth::identify,
         ))
         .layer(cors)
+        // Before authentication and CORS: `/mcp`'s Origin and URL checks.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            mcp_routes::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             middleware::shed_load,

@@ -158,6 +158,8 @@ pub struct App {
     pub alerts: Arc<crate::hardware::Alerts>,
     /// The address the API listener is bound to, once it is (the configured port may be 0).
     pub listening: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The MCP endpoint's sessions.
+    pub mcp: crate::gateway::mcp::Sessions,
 }
 
 /// The AI gateway's stores: agents, chats and usage; and the providers with their keys.
@@ -279,6 +281,10 @@ impl App {
             services.auth.paired.clone(),
             services.clock.clone(),
         ));
+        let mcp = crate::gateway::mcp::Sessions::new(
+            services.clock.clone(),
+            crate::gateway::mcp::SessionLimits::default(),
+        );
         Ok(App {
             pairing,
             approvals,
@@ -295,6 +301,7 @@ impl App {
             sandbox_status: tokio::sync::watch::Sender::new(sandbox_status),
             alerts: Arc::default(),
             listening: std::sync::OnceLock::new(),
+            mcp,
         })
     }
 

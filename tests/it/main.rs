@@ -25,6 +25,7 @@ mod device;
 mod durability;
 mod hardware;
 mod http;
+mod mcp;
 mod openai;
 mod pairing;
 mod passwords;
