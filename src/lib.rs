@@ -39,6 +39,7 @@ pub mod pairing;
 pub mod policy;
 pub mod sandbox;
 pub mod secret;
+pub mod security_audit;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -381,6 +381,19 @@ impl ApiTokens {
         Ok((record.listed(), owner))
     }
 
+    /// The stored token whose secret `presented` is, if any, found without touching its
+    /// record (no last-used time is written): the security audit asks this of secrets
+    /// that must never be tokens.
+    pub fn identify(&self, presented: &str) -> Result<Option<TokenRecord>, TokenError> {
+        let Some((id, secret)) = opaque::parse(TOKEN_PREFIX, presented) else {
+            return Ok(None);
+        };
+        let Some(record) = self.tree.get(&id.to_string())? else {
+            return Ok(None);
+        };
+        Ok(opaque::matches(secret, &record.secret_hash).then(|| record.listed()))
+    }
+
     /// Whether the token `id` is still usable: not revoked, not expired, owner enabled.
     pub fn is_active(&self, id: &str) -> Result<bool, TokenError> {
         let Some(record) = self.tree.get(&id.to_string())? else {
