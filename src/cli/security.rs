@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::admin::{AdminRequest, AdminResponse};
-use crate::security_audit::Report;
+use crate::security_audit::{Report, files};
 
 #[derive(Debug, Subcommand)]
 pub enum SecurityCommand {
@@ -29,10 +29,24 @@ pub fn run(config_path: Option<&Path>, command: SecurityCommand) -> anyhow::Resu
     crate::logging::init_cli();
     match command {
         SecurityCommand::Audit { json, fix } => {
+            // Opening the store makes a loose data directory private before the audit can
+            // see it; what it was is looked at first, and reported (or counted as fixed).
+            let loose = files::loose_data_dir(&config);
             let report: Report = super::common::expect_answer!(
-                super::common::dispatch(config, AdminRequest::SecurityAudit { fix })?,
+                super::common::dispatch(config.clone(), AdminRequest::SecurityAudit { fix })?,
                 AdminResponse::SecurityAudit(report) => report
             );
+            let seen = report.ids().contains(&"files.data_dir_mode")
+                || report.fixed.iter().any(|line| {
+                    line.contains(&format!(" {} (was", config.storage.data_dir.display()))
+                });
+            let report = match loose {
+                Some(was) if !seen && files::loose_data_dir(&config).is_none() => {
+                    let (found, fixed) = files::tightened_on_open(&config, was, fix);
+                    report.extended(found, fixed)
+                }
+                _ => report,
+            };
             if json {
                 super::common::print_json(&report)?;
             } else {

@@ -145,6 +145,37 @@ pub fn check(targets: &[Target]) -> Vec<Finding> {
     found
 }
 
+/// The data directory's permission bits when group or others have any (`None` when it
+/// is private or missing). Opening the store makes it private again, so a command that
+/// opens the store asks this first.
+pub fn loose_data_dir(config: &Config) -> Option<u32> {
+    mode_of(&config.storage.data_dir).filter(|mode| mode & FileRole::DataDir.forbidden() != 0)
+}
+
+/// What to add to a report made after opening the store made the data directory private
+/// again (it was `was`): a finding, or with `fix` a line saying it was repaired.
+pub fn tightened_on_open(config: &Config, was: u32, fix: bool) -> (Vec<Finding>, Vec<String>) {
+    let path = config.storage.data_dir.display();
+    let now = mode_of(&config.storage.data_dir).unwrap_or(was) & 0o777;
+    if fix {
+        return (
+            Vec::new(),
+            vec![format!("chmod {now:o} {path} (was {:03o})", was & 0o777)],
+        );
+    }
+    (
+        vec![finding(
+            "files.data_dir_mode",
+            format!(
+                "{path} had mode {:03o} until this audit opened the store, which set it to {now:o}: other users could list or change the store, keys and certificates, and something made it so",
+                was & 0o777
+            ),
+            "find what loosened it (a deployment script, a restore by hand) and keep it at 700",
+        )],
+        Vec::new(),
+    )
+}
+
 /// The mode a target is given by `--fix`: the forbidden bits removed, nothing added.
 fn repaired(mode: u32, role: FileRole) -> u32 {
     mode & !role.forbidden()

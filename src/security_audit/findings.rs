@@ -131,6 +131,15 @@ impl Report {
         }
     }
 
+    /// This report with `findings` and `fixed` lines added, sorted and counted again.
+    pub fn extended(self, findings: Vec<Finding>, fixed: Vec<String>) -> Report {
+        let mut all = self.findings;
+        all.extend(findings);
+        let mut done = fixed;
+        done.extend(self.fixed);
+        Report::new(self.generated, all, done)
+    }
+
     /// Whether any finding is high or critical (`security audit` then exits 1).
     pub fn fails(&self) -> bool {
         self.findings.iter().any(|f| f.severity.fails())

@@ -32,7 +32,7 @@ use crate::audit::{Audit, Verified};
 use crate::auth::Auth;
 use crate::auth::tokens::TokenRecord;
 use crate::clock::rfc3339;
-use crate::config::{Config, ConfigSource};
+use crate::config::{Config, ConfigSource, TlsMode};
 use crate::gateway::providers::{self, Exposure};
 use crate::keys::secrets::Secrets;
 use crate::sandbox::Runner;
@@ -197,13 +197,22 @@ pub fn gather<'a>(
         tokens: sources.auth.tokens.list()?,
         accounts,
         chain: sources.audit.verify().map_err(|err| err.to_string()),
-        certs: crate::tls::summarize_files(&config.tls, &config.storage.data_dir)
-            .map_err(|err| err.to_string()),
+        certs: certificates(config),
         sandbox,
         exposures,
         candidates,
         token_matches,
     })
+}
+
+/// The certificates on disk. In self-signed mode a gateway that never started has made
+/// none yet (it makes them at start), which is no finding.
+fn certificates(config: &Config) -> Result<Option<crate::tls::TlsSummary>, String> {
+    let data_dir = &config.storage.data_dir;
+    if config.tls.mode == TlsMode::SelfSigned && !crate::tls::tls_dir(data_dir).exists() {
+        return Ok(None);
+    }
+    crate::tls::summarize_files(&config.tls, data_dir).map_err(|err| err.to_string())
 }
 
 /// Repairs the file modes the audit would report for `config` (`--fix`).
