@@ -581,6 +581,32 @@ mod tests {
     }
 
     #[test]
+    fn identify_names_the_token_of_a_secret_without_marking_it_used() {
+        let (_dir, tokens, accounts, _) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let read = Scopes::parse_list("chat:read").unwrap();
+        let (secret, record) = tokens
+            .create(
+                &carol,
+                "bot",
+                read,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
+            .unwrap();
+        let found = tokens.identify(secret.expose()).unwrap().unwrap();
+        assert_eq!(found.id, record.id);
+        assert_eq!(found.last_used, None);
+        assert_eq!(tokens.list().unwrap()[0].last_used, None);
+        let mut wrong = secret.expose().to_string();
+        let last = if wrong.ends_with('A') { "B" } else { "A" };
+        wrong.replace_range(wrong.len() - 1.., last);
+        assert!(tokens.identify(&wrong).unwrap().is_none());
+        assert!(tokens.identify("sk-not-a-token").unwrap().is_none());
+    }
+
+    #[test]
     fn expiry_revocation_and_owner_removal_end_a_token() {
         let (_dir, tokens, accounts, clock) = fixture();
         let admin = accounts.get("admin").unwrap().unwrap();
