@@ -116,16 +116,19 @@ pub fn upstreams(config: &Config, exposures: &[Exposure]) -> Vec<Finding> {
         })
         .collect();
     for provider in &config.providers {
-        if let Ok(url) = reqwest::Url::parse(&provider.base_url)
+        if let Ok(mut url) = reqwest::Url::parse(&provider.base_url)
             && url.scheme() == "http"
             && !url.host_str().is_some_and(is_loopback_host)
         {
+            // Credentials in the URL itself stay out of the report.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
             found.push(finding(
                 "llm.plain_http_upstream",
                 format!(
                     "provider {}: base_url {} is plain HTTP to another machine{}",
                     provider.name,
-                    provider.base_url,
+                    url,
                     if provider.api_key.is_some() {
                         ", and its API key travels with every request"
                     } else {
@@ -252,6 +255,9 @@ mod tests {
             "[[providers]]\nname = \"lan\"\nkind = \"openai\"\nbase_url = \"http://192.0.2.9:8000/v1\"\n\
              [[providers]]\nname = \"ollama\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n",
         );
+        // Validation refuses credentials in a base URL; the report would drop them anyway.
+        let mut c = c;
+        c.providers[0].base_url = "http://bob:hunter2@192.0.2.9:8000/v1".into();
         let exposure = Exposure {
             provider: "ollama".into(),
             port: 11434,
@@ -261,5 +267,11 @@ mod tests {
         assert_eq!(ids(&found), ["llm.port_exposed", "llm.plain_http_upstream"]);
         assert!(found[0].evidence.contains("192.0.2.3:11434"));
         assert!(found[1].evidence.contains("provider lan"));
+        assert!(found[1].evidence.contains("http://192.0.2.9:8000/v1"));
+        assert!(
+            !found[1].evidence.contains("hunter2"),
+            "{}",
+            found[1].evidence
+        );
     }
 }
