@@ -225,14 +225,25 @@ fn a_clean_default_config_has_no_high_finding_and_exits_0() {
     let setup = Setup::new(FAST_AUTH);
     setup.add_owner();
     let out = setup.cli(&["security", "audit", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["version"], 1);
-    assert_eq!(report["summary"]["critical"], 0);
-    assert_eq!(report["summary"]["high"], 0);
     assert!(ids(&report).iter().any(|f| f == "build.no_advisory_db"));
-    let text = stdout(&setup.cli(&["security", "audit"]));
-    assert!(text.contains("0 critical, 0 high"), "{text}");
+    // A kernel that cannot host the sandbox is a real high finding even for a clean
+    // config; everything else must be clean.
+    let sandbox_works = setup.cli(&["sandbox", "check"]).status.success();
+    let high: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+        .filter(|f| sandbox_works || !f["id"].as_str().unwrap().starts_with("sandbox."))
+        .collect();
+    assert!(high.is_empty(), "{high:?}");
+    if sandbox_works {
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let text = stdout(&setup.cli(&["security", "audit"]));
+        assert!(text.contains("0 critical, 0 high"), "{text}");
+    }
 }
 
 #[test]
