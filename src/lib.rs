@@ -12,7 +12,8 @@
 //! 8  app  cli  (main.rs)         wiring and entry
 //! 7  server  admin               HTTP and the gateway's state; the admin socket
 //! 6  gateway  pairing  error     tools, approvals, the path guard; QR pairing (and `hardware`,
-//!                                `discovery`: the device's display and mDNS); `error` aggregates
+//!                                `discovery`: the device's display and mDNS); `error` aggregates;
+//!                                `security_audit` inspects the config and machine
 //! 5  auth  policy                accounts, sessions, tokens, scopes; the command filter
 //! 4  audit  tls  sandbox         the hash-chained log; certificates; the tool sandbox
 //! 3  store  keys                 sled trees and the backup archive; master key, sealed secrets
@@ -39,6 +40,7 @@ pub mod pairing;
 pub mod policy;
 pub mod sandbox;
 pub mod secret;
+pub mod security_audit;
 pub mod server;
 pub mod store;
 pub mod tls;

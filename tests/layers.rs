@@ -48,6 +48,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("discovery", 6),
     ("hardware", 6),
     ("error", 6),
+    ("security_audit", 6),
     // 7
     ("server", 7),
     ("admin", 7),

@@ -220,6 +220,11 @@ fn run(
                 what: "pairing offers and confirmations".into(),
             })
         }
+        AdminRequest::SecurityAudit { fix } => {
+            crate::security_audit::run(services_sources(services), None, Vec::new(), fix)
+                .map(AdminResponse::SecurityAudit)
+                .map_err(|e| failed(&e))
+        }
         AdminRequest::PairList => services
             .auth
             .paired
@@ -470,6 +475,17 @@ pub async fn listen(app: Arc<App>, listener: tokio::net::UnixListener) {
 /// when it cannot be read (the process is gone, or we may not inspect it).
 fn user_namespace_of(pid: &str) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
+}
+
+/// What the security audit reads from the services.
+fn services_sources(services: &Services) -> crate::security_audit::Sources<'_> {
+    crate::security_audit::Sources {
+        config: &services.config,
+        auth: &services.auth,
+        audit: &services.audit,
+        secrets: &services.secrets,
+        now: services.clock.now(),
+    }
 }
 
 async fn handle_connection(

@@ -146,6 +146,10 @@ pub enum AdminRequest {
     PairConfirm {
         id: String,
     },
+    /// Runs the security audit; with `fix`, first repairs the file modes it would report.
+    SecurityAudit {
+        fix: bool,
+    },
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +200,7 @@ impl AdminRequest {
             AdminRequest::PairList => "pairing.list",
             AdminRequest::PairRevoke { .. } => "pairing.revoke",
             AdminRequest::PairConfirm { .. } => "pairing.confirm",
+            AdminRequest::SecurityAudit { .. } => "security.audit",
         }
     }
 
@@ -287,6 +292,7 @@ pub enum AdminResponse {
     Pairing(PairingState),
     DeviceRevoked(PairedDevice),
     PairingConfirmed(PairedDevice),
+    SecurityAudit(crate::security_audit::Report),
 }
 
 /// An offer just opened: the offer with its secret, and the QR payload, shown once.
@@ -335,6 +341,7 @@ impl AdminResponse {
             AdminResponse::Pairing(_) => "pairing",
             AdminResponse::DeviceRevoked(_) => "device_revoked",
             AdminResponse::PairingConfirmed(_) => "pairing_confirmed",
+            AdminResponse::SecurityAudit(_) => "security_audit",
         }
     }
 }
@@ -653,6 +660,7 @@ mod tests {
                 input: serde_json::json!({"command": "ls"}),
             },
             AdminRequest::BackupSnapshot,
+            AdminRequest::SecurityAudit { fix: true },
         ]
     }
 

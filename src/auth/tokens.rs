@@ -389,16 +389,23 @@ impl ApiTokens {
         Ok((record.listed(), owner))
     }
 
-    /// Whether `presented` is the plaintext of a stored API token, usable or not; it
-    /// changes nothing (no last-used time), for checks that a secret is not a token.
-    pub fn is_token(&self, presented: &str) -> Result<bool, TokenError> {
+    /// The stored token whose secret `presented` is, if any, found without touching its
+    /// record (no last-used time is written): the security audit asks this of secrets
+    /// that must never be tokens.
+    pub fn identify(&self, presented: &str) -> Result<Option<TokenRecord>, TokenError> {
         let Some((id, secret)) = opaque::parse(TOKEN_PREFIX, presented) else {
-            return Ok(false);
+            return Ok(None);
         };
-        Ok(self
-            .tree
-            .get(&id.to_string())?
-            .is_some_and(|record| opaque::matches(secret, &record.secret_hash)))
+        let Some(record) = self.tree.get(&id.to_string())? else {
+            return Ok(None);
+        };
+        Ok(opaque::matches(secret, &record.secret_hash).then(|| record.listed()))
+    }
+
+    /// Whether `presented` is the plaintext of a stored API token, usable or not; like
+    /// [`Self::identify`] it changes nothing.
+    pub fn is_token(&self, presented: &str) -> Result<bool, TokenError> {
+        Ok(self.identify(presented)?.is_some())
     }
 
     /// Whether the token `id` is still usable: not revoked, not expired, owner enabled.
@@ -587,6 +594,32 @@ mod tests {
         ));
         let listed = serde_json::to_string(&tokens.list().unwrap()).unwrap();
         assert!(!listed.contains("secret_hash") && !listed.contains(secret.expose()));
+    }
+
+    #[test]
+    fn identify_names_the_token_of_a_secret_without_marking_it_used() {
+        let (_dir, tokens, accounts, _) = fixture();
+        let carol = accounts.get("carol").unwrap().unwrap();
+        let read = Scopes::parse_list("chat:read").unwrap();
+        let (secret, record) = tokens
+            .create(
+                &carol,
+                "bot",
+                read,
+                carol.scopes,
+                TokenTerms::expiring(None),
+                "carol",
+            )
+            .unwrap();
+        let found = tokens.identify(secret.expose()).unwrap().unwrap();
+        assert_eq!(found.id, record.id);
+        assert_eq!(found.last_used, None);
+        assert_eq!(tokens.list().unwrap()[0].last_used, None);
+        let mut wrong = secret.expose().to_string();
+        let last = if wrong.ends_with('A') { "B" } else { "A" };
+        wrong.replace_range(wrong.len() - 1.., last);
+        assert!(tokens.identify(&wrong).unwrap().is_none());
+        assert!(tokens.identify("sk-not-a-token").unwrap().is_none());
     }
 
     #[test]

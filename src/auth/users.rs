@@ -105,7 +105,15 @@ pub struct UserRecord {
     /// Address keys this account logged in from, exempt from the guess budget.
     #[serde(default)]
     pub known_addresses: Vec<String>,
+    /// Unix seconds of the last password login, written at most hourly (see
+    /// [`LAST_LOGIN_GRANULARITY`]); absent in records stored before it was kept.
+    #[serde(default)]
+    pub last_login: Option<i64>,
 }
+
+/// How stale `last_login` may get before a login writes it again: the audit asks about
+/// 90 days, so an hour is plenty and most logins write nothing extra.
+pub const LAST_LOGIN_GRANULARITY: i64 = 3600;
 
 /// What a credential check needs of an account, decoded from the stored record without
 /// its password hash, failed-login entries or known addresses (which a guesser can
@@ -315,6 +323,7 @@ impl Accounts {
             disablements: 0,
             guesses: BTreeMap::new(),
             known_addresses: Vec::new(),
+            last_login: None,
         };
         if !self.users.insert_new(&name, &record)? {
             return Err(AccountError::Exists(name));
@@ -526,7 +535,13 @@ impl Accounts {
                     .saturating_sub(MAX_KNOWN_ADDRESSES);
                 current.known_addresses.drain(..excess);
             }
-            Ok(forget || !familiar)
+            let stale = current
+                .last_login
+                .is_none_or(|t| now - t >= LAST_LOGIN_GRANULARITY);
+            if stale {
+                current.last_login = Some(now);
+            }
+            Ok(forget || !familiar || stale)
         })
     }
 

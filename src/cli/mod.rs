@@ -28,6 +28,7 @@ mod pair;
 mod policy;
 mod sandbox;
 mod secrets;
+mod security;
 mod tools;
 mod user;
 
@@ -89,6 +90,9 @@ enum Command {
     /// Check the display, button and LED of the device
     #[command(subcommand)]
     Hardware(hardware::HardwareCommand),
+    /// Audit this device's configuration and machine for security problems
+    #[command(subcommand)]
+    Security(security::SecurityCommand),
 }
 
 /// Parses arguments, runs the command and returns the exit code.
@@ -117,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Policy(command) => policy::run(cli.config.as_deref(), command),
         Command::Pair(command) => pair::run(cli.config.as_deref(), command),
         Command::Hardware(command) => hardware::run(cli.config.as_deref(), command),
+        Command::Security(command) => security::run(cli.config.as_deref(), command),
     };
     match outcome {
         Ok(code) => code,

@@ -383,6 +383,13 @@ impl From<Error> for ApiError {
     }
 }
 
+impl From<crate::security_audit::SecurityAuditError> for ApiError {
+    fn from(err: crate::security_audit::SecurityAuditError) -> Self {
+        tracing::error!(error = %err, "the security audit could not run");
+        ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
 impl From<crate::auth::users::AccountError> for ApiError {
     fn from(err: crate::auth::users::AccountError) -> Self {
         use crate::auth::password::PasswordError;

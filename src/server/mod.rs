@@ -26,6 +26,7 @@ pub mod provider_routes;
 pub mod quota;
 pub mod rate_limit;
 pub mod routes;
+pub mod security_routes;
 pub mod state;
 pub mod usage_routes;
 pub mod ws;
@@ -64,6 +65,7 @@ pub fn api() -> Api {
         .merge(provider_routes::api())
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
+        .merge(security_routes::api())
         .merge(openai::api())
         .merge(channel_routes::api())
         .merge(mcp_routes::api())

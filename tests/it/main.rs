@@ -33,6 +33,7 @@ mod provider_keys;
 mod providers;
 mod proxy;
 mod sandbox;
+mod security_audit;
 mod service;
 mod token_limits;
 mod tools;

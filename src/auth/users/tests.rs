@@ -506,3 +506,42 @@ async fn password_change_disable_and_removal_revoke_by_epoch() {
         Err(AccountError::Password(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_records_its_time_at_most_hourly_and_a_failure_never() {
+    let (_dir, accounts, clock) = fixture();
+    accounts
+        .create("alice", &Secret::new(PW), Scopes::all())
+        .unwrap();
+    assert_eq!(accounts.get("alice").unwrap().unwrap().last_login, None);
+    let first = clock.now().unix_timestamp();
+    accounts
+        .authenticate("alice", Secret::new(PW), HOME, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.get("alice").unwrap().unwrap().last_login,
+        Some(first)
+    );
+    clock.advance(time::Duration::minutes(59));
+    accounts
+        .authenticate("alice", Secret::new(PW), HOME, None)
+        .await
+        .unwrap();
+    let _ = accounts
+        .authenticate("alice", Secret::new("wrong password entirely"), HOME, None)
+        .await;
+    assert_eq!(
+        accounts.get("alice").unwrap().unwrap().last_login,
+        Some(first)
+    );
+    clock.advance(time::Duration::minutes(1));
+    accounts
+        .authenticate("alice", Secret::new(PW), HOME, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.get("alice").unwrap().unwrap().last_login,
+        Some(first + 3600)
+    );
+}

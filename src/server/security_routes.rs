@@ -1,0 +1,47 @@
+//! `GET /api/v1/security/audit` (`admin`): the security audit's report, the same findings
+//! `aisopod security audit --json` prints. Over HTTP the audit never repairs anything
+//! (`--fix` is the console's); each run is audited.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::scopes::Scope;
+use crate::server::api::Api;
+use crate::server::auth::{Access, Admin, ClientIp};
+use crate::server::chat_routes::blocking;
+use crate::server::error::ApiError;
+use crate::server::state::App;
+
+pub fn api() -> Api {
+    Api::new().route(
+        "/api/v1/security/audit",
+        Access::Scope(Scope::Admin),
+        get(audit),
+    )
+}
+
+async fn audit(
+    State(app): State<Arc<App>>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    let report = blocking(move || {
+        let services = &app.services;
+        let sources = crate::security_audit::Sources {
+            config: &services.config,
+            auth: &services.auth,
+            audit: &services.audit,
+            secrets: &services.secrets,
+            now: services.clock.now(),
+        };
+        let report = crate::security_audit::run(sources, app.sandbox.as_ref(), Vec::new(), false)?;
+        app.audit_change("security.audit", admin.actor(), ip, "");
+        Ok(report)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
