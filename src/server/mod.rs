@@ -19,6 +19,7 @@ pub mod json;
 pub mod load;
 pub mod middleware;
 pub mod openai;
+pub mod openapi;
 pub mod pairing_routes;
 pub mod provider_routes;
 pub mod quota;
@@ -63,6 +64,7 @@ pub fn api() -> Api {
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
         .merge(openai::api())
+        .merge(openapi::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.
