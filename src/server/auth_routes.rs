@@ -123,7 +123,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         revoke_token
     ))]
     struct Doc;
-    <Doc as utoipa::OpenApi>::openapi()
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // `POST /api/v1/tokens` is the same handler as `POST /auth/create-token`.
+    crate::server::openapi::also_at(
+        &mut doc,
+        Method::POST,
+        "/auth/create-token",
+        "/api/v1/tokens",
+    );
+    doc
 }
 
 /// Runs blocking work (hashing, durable writes) on the blocking pool.

@@ -85,9 +85,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     // `/P` serves the same page as `/p` (a QR code's alphanumeric mode is upper case).
-    if let Some(page) = doc.paths.paths.get("/p").cloned() {
-        doc.paths.paths.insert("/P".into(), page);
-    }
+    crate::server::openapi::also_at(&mut doc, http::Method::GET, "/p", "/P");
     doc
 }
 

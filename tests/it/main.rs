@@ -26,6 +26,7 @@ mod durability;
 mod hardware;
 mod http;
 mod openai;
+mod openapi;
 mod pairing;
 mod passwords;
 mod provider_keys;
