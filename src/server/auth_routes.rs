@@ -740,7 +740,7 @@ async fn change_password(
     path = "/api/v1/users",
     tag = "users",
     summary = "List the accounts",
-    responses((status = 200, description = "Success", body = Object))
+    responses((status = 200, description = "Success", body = [Object]))
 )]
 async fn list_users(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     let users = app.services.auth.accounts.list()?;
@@ -886,7 +886,7 @@ async fn unlock_user(
     path = "/api/v1/tokens",
     tag = "tokens",
     summary = "List the API tokens (never their secrets)",
-    responses((status = 200, description = "Success", body = Object))
+    responses((status = 200, description = "Success", body = [Object]))
 )]
 async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     Ok(Json(app.services.auth.tokens.list()?).into_response())

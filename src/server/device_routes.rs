@@ -100,6 +100,16 @@ fn oauth_error(code: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// A body the token endpoints cannot read: RFC 6749's `invalid_request`, which OAuth
+/// clients understand (a body over the size limit keeps its 413).
+fn oauth_rejection(error: ApiError) -> Response {
+    if error.status == StatusCode::BAD_REQUEST {
+        oauth_error("invalid_request", &error.message)
+    } else {
+        error.into_response()
+    }
+}
+
 /// Where the client reached us: the URI's authority (HTTP/2 `:authority`, or an
 /// absolute-form HTTP/1.1 target), else the `Host` header (HTTP/1.1 has no other).
 fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
@@ -136,8 +146,12 @@ async fn device_code(
     ip: ClientIp,
     uri: http::Uri,
     headers: http::HeaderMap,
-    Params(request): Params<CodeRequest>,
+    request: Result<Params<CodeRequest>, ApiError>,
 ) -> Response {
+    let Params(request) = match request {
+        Ok(params) => params,
+        Err(error) => return oauth_rejection(error),
+    };
     if let Err(error) = require_accounts(&app) {
         return error.into_response();
     }
@@ -229,8 +243,12 @@ struct TokenRequest {
 async fn token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Params(request): Params<TokenRequest>,
+    request: Result<Params<TokenRequest>, ApiError>,
 ) -> Response {
+    let Params(request) = match request {
+        Ok(params) => params,
+        Err(error) => return oauth_rejection(error),
+    };
     if let Err(error) = require_accounts(&app) {
         return error.into_response();
     }
@@ -380,7 +398,10 @@ struct Decision {
     tag = "device flow",
     summary = "Approve or deny a device code (the form of /device)",
     request_body(content = Decision, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The outcome, as a page", body = String, content_type = "text/html"))
+    responses(
+        (status = 200, description = "The outcome, as a page", body = String, content_type = "text/html"),
+        (status = 400, description = "A form that cannot be read (JSON) or answered (the page again)", content((String = "text/html"), (Object = "application/json")))
+    )
 )]
 async fn device_decide(
     State(app): State<Arc<App>>,

@@ -78,7 +78,7 @@ fn device_for(app: &App, caller: &Principal, id: &str) -> Result<PairedDevice, A
     path = "/api/v1/devices",
     tag = "devices",
     summary = "The paired devices the caller may manage",
-    responses((status = 200, description = "Success", body = Object))
+    responses((status = 200, description = "Success", body = [Object]))
 )]
 async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let devices: Vec<PairedDevice> = app
