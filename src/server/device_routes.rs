@@ -100,10 +100,14 @@ fn oauth_error(code: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// A body the token endpoints cannot read: RFC 6749's `invalid_request`, which OAuth
-/// clients understand (a body over the size limit keeps its 413).
+/// A body the token endpoints cannot read or whose fields have the wrong types: RFC
+/// 6749's 400 `invalid_request`, which OAuth clients understand (a body over the size
+/// limit keeps its 413).
 fn oauth_rejection(error: ApiError) -> Response {
-    if error.status == StatusCode::BAD_REQUEST {
+    if matches!(
+        error.status,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+    ) {
         oauth_error("invalid_request", &error.message)
     } else {
         error.into_response()

@@ -322,3 +322,40 @@ fn schemathesis_finds_no_server_error_no_schema_break_and_no_scope_bypass() {
     let ready = gateway.get("/ready");
     assert_eq!(ready.status(), StatusCode::OK);
 }
+
+#[test]
+fn the_token_endpoints_refuse_an_unreadable_body_in_rfc_6749s_shape() {
+    let (_setup, gateway, _) = gateway_with_tokens();
+    let client = gateway.client();
+    for path in ["/auth/token", "/auth/device/code"] {
+        for (content_type, body) in [
+            (
+                "application/x-www-form-urlencoded",
+                "device_code=&refresh_token=",
+            ),
+            ("application/json", "{\"grant_type\": 7}"),
+            ("application/json", "not json"),
+        ] {
+            let response = client
+                .post(format!("{}{path}", gateway.url))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {body}");
+            let answer: Value = response.json().unwrap();
+            assert_eq!(
+                answer["error"], "invalid_request",
+                "{path} {body}: {answer}"
+            );
+            assert!(answer["error_description"].is_string(), "{answer}");
+        }
+    }
+    // Right after, a well-formed request is served.
+    let started = client
+        .post(format!("{}/auth/device/code", gateway.url))
+        .form(&[("client_id", "cli")])
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+}
