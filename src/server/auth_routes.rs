@@ -125,7 +125,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     // `POST /api/v1/tokens` is the same handler as `POST /auth/create-token`.
-    crate::server::openapi::also_at(
+    crate::server::api::also_at(
         &mut doc,
         Method::POST,
         "/auth/create-token",

@@ -149,31 +149,6 @@ pub fn document(api: &Api) -> OpenApi {
     doc
 }
 
-/// Documents the operation at `method` `from` also at `to`, for a handler that serves
-/// two routes (an annotation names one path); the copy gets its own operation id.
-pub fn also_at(doc: &mut OpenApi, method: Method, from: &str, to: &str) {
-    let Some(mut item) = doc.paths.paths.get(from).cloned() else {
-        return;
-    };
-    let target = doc.paths.paths.entry(to.to_string()).or_default();
-    let renamed = |operation: Option<Operation>| {
-        operation.map(|mut o| {
-            o.operation_id = o
-                .operation_id
-                .map(|id| format!("{id}{}", to.replace(['/', '.', '{', '}', '-'], "_")));
-            o
-        })
-    };
-    match method {
-        Method::GET => target.get = renamed(item.get.take()),
-        Method::POST => target.post = renamed(item.post.take()),
-        Method::PUT => target.put = renamed(item.put.take()),
-        Method::PATCH => target.patch = renamed(item.patch.take()),
-        Method::DELETE => target.delete = renamed(item.delete.take()),
-        _ => {}
-    }
-}
-
 /// Every operation of a path item with its method.
 pub fn operations_mut(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {
     [

@@ -85,7 +85,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     // `/P` serves the same page as `/p` (a QR code's alphanumeric mode is upper case).
-    crate::server::openapi::also_at(&mut doc, http::Method::GET, "/p", "/P");
+    crate::server::api::also_at(&mut doc, http::Method::GET, "/p", "/P");
     doc
 }
 
