@@ -46,11 +46,34 @@ pub fn api() -> Api {
         )
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, read, create, replace, remove))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    summary = "List the agents",
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Result<Response, ApiError> {
     let agents = blocking(move || Ok(app.gateway.agents.list()?)).await?;
     Ok(Json(json!({ "agents": agents })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{name}",
+    tag = "agents",
+    summary = "One agent",
+    params(("name" = String, Path, description = "The agent name")),
+    responses((status = 200, description = "Success", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn read(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -60,6 +83,14 @@ async fn read(
     Ok(Json(agent).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    tag = "agents",
+    summary = "Create an agent",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 201, description = "The agent", body = Object), (status = 409, description = "The name is taken", body = Object))
+)]
 async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -75,6 +106,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/agents/{name}",
+    tag = "agents",
+    summary = "Replace an agent",
+    params(("name" = String, Path, description = "The agent name")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "The agent", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn replace(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -91,6 +131,14 @@ async fn replace(
     Ok(Json(agent).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agents/{name}",
+    tag = "agents",
+    summary = "Delete an agent",
+    params(("name" = String, Path, description = "The agent name")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = Object))
+)]
 async fn remove(
     State(app): State<Arc<App>>,
     caller: Caller,

@@ -35,13 +35,30 @@ pub fn api() -> Api {
         )
 }
 
-#[derive(Debug, Deserialize)]
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, respond))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     #[serde(default)]
     state: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals",
+    tag = "approvals",
+    summary = "Tool calls waiting for (or given) the caller's approval",
+    params(ListQuery),
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -88,7 +105,7 @@ async fn list(
     Ok(Json(body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Answer {
     allow: bool,
@@ -98,6 +115,15 @@ struct Answer {
     input_hash: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}",
+    tag = "approvals",
+    summary = "Allow or deny a waiting tool call",
+    params(("id" = String, Path, description = "The approval id")),
+    request_body(content = Answer, content_type = "application/json"),
+    responses((status = 200, description = "The resolved approval", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Already resolved", body = Object))
+)]
 async fn respond(
     State(app): State<Arc<App>>,
     caller: Caller,

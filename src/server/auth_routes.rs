@@ -100,6 +100,40 @@ pub fn api() -> Api {
         )
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        login,
+        refresh,
+        claim,
+        logout,
+        ws_ticket,
+        create_token,
+        rotate_token,
+        me,
+        change_password,
+        list_users,
+        create_user,
+        update_user,
+        remove_user,
+        unlock_user,
+        list_tokens,
+        change_token_limits,
+        revoke_token
+    ))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // `POST /api/v1/tokens` is the same handler as `POST /auth/create-token`.
+    crate::server::api::also_at(
+        &mut doc,
+        Method::POST,
+        "/auth/create-token",
+        "/api/v1/tokens",
+    );
+    doc
+}
+
 /// Runs blocking work (hashing, durable writes) on the blocking pool.
 async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
@@ -177,13 +211,15 @@ fn login_response(app: &App, answer: LoginAnswer) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
     /// The token an earlier login answered with, for clients that keep no cookies.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     known_client: Option<Secret>,
 }
 
@@ -195,6 +231,14 @@ struct LoginAnswer {
     known_client: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    summary = "Log in with a username and password",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses((status = 200, description = "Access and refresh tokens", body = Object))
+)]
 async fn login(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -260,12 +304,21 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
+    #[schema(value_type = String)]
     refresh_token: Secret,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    summary = "Exchange a refresh token for new tokens",
+    request_body(content = RefreshRequest, content_type = "application/json"),
+    responses((status = 200, description = "New access and refresh tokens", body = Object))
+)]
 async fn refresh(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -308,12 +361,21 @@ async fn refresh(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LogoutRequest {
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<Secret>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    summary = "End the session (and revoke a refresh token)",
+    request_body(content = Option<LogoutRequest>, content_type = "application/json"),
+    responses((status = 204, description = "Logged out"))
+)]
 async fn logout(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -338,10 +400,11 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTokenRequest {
     name: String,
+    #[schema(value_type = Vec<String>)]
     scopes: Scopes,
     /// Lifetime such as "90d"; none means until revoked.
     expires: Option<String>,
@@ -353,6 +416,14 @@ struct CreateTokenRequest {
     tokens_per_day: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/create-token",
+    tag = "tokens",
+    summary = "Create an API token (shown once)",
+    request_body(content = CreateTokenRequest, content_type = "application/json"),
+    responses((status = 201, description = "The token, shown only now", body = Object), (status = 404, description = "No such owner", body = Object))
+)]
 async fn create_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -437,7 +508,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateRequest {
     /// Rotate this API token; without it, rotate the session signing key.
@@ -445,6 +516,14 @@ struct RotateRequest {
     grace: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/rotate-token",
+    tag = "tokens",
+    summary = "Rotate an API token, or the session signing key",
+    request_body(content = Option<RotateRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The new token, or the rotation done", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn rotate_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -506,19 +585,36 @@ async fn rotate_token(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/ws-ticket",
+    tag = "auth",
+    summary = "A one-time WebSocket ticket, valid 30 s",
+    responses((status = 200, description = "The ticket", body = Object))
+)]
 async fn ws_ticket(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let ticket = app.services.auth.ws_ticket(&caller, WS_TICKET_SECS)?;
     Ok(Json(serde_json::json!({ "ticket": ticket, "expires_in": WS_TICKET_SECS })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClaimRequest {
+    #[schema(value_type = String)]
     code: Secret,
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
 }
 
+#[utoipa::path(
+    post,
+    path = "/setup/claim",
+    tag = "auth",
+    summary = "First run: claim the device with its setup code and create the owner",
+    request_body(content = ClaimRequest, content_type = "application/json"),
+    responses((status = 201, description = "The owner account was created; its tokens", body = Object))
+)]
 async fn claim(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -559,6 +655,13 @@ async fn claim(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "users",
+    summary = "The caller's account and scopes",
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn me(caller: Caller) -> Json<serde_json::Value> {
     let via = match &caller.via {
         Via::Session(_) => "session",
@@ -570,13 +673,23 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "username": caller.username, "scopes": caller.scopes, "via": via }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
+    #[schema(value_type = String)]
     current_password: Secret,
+    #[schema(value_type = String)]
     new_password: Secret,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    tag = "users",
+    summary = "Change the caller's password",
+    request_body(content = PasswordChange, content_type = "application/json"),
+    responses((status = 200, description = "Changed", body = Object))
+)]
 async fn change_password(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -622,19 +735,36 @@ async fn change_password(
     Ok(login_response(&app, answer))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "List the accounts",
+    responses((status = 200, description = "Success", body = [Object]))
+)]
 async fn list_users(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     let users = app.services.auth.accounts.list()?;
     Ok(Json(users.iter().map(|u| u.view()).collect::<Vec<_>>()).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
+    #[schema(value_type = Vec<String>)]
     scopes: Scopes,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "Create an account",
+    request_body(content = NewUser, content_type = "application/json"),
+    responses((status = 201, description = "The account", body = Object), (status = 409, description = "The name is taken", body = Object))
+)]
 async fn create_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -658,13 +788,23 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user.view())).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserUpdate {
     disabled: Option<bool>,
+    #[schema(value_type = Option<Vec<String>>)]
     scopes: Option<Scopes>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{name}",
+    tag = "users",
+    summary = "Disable, enable or change the scopes of an account",
+    params(("name" = String, Path, description = "The username")),
+    request_body(content = UserUpdate, content_type = "application/json"),
+    responses((status = 200, description = "The account", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn update_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -695,6 +835,14 @@ async fn update_user(
     Ok(Json(user.view()).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{name}",
+    tag = "users",
+    summary = "Remove an account",
+    params(("name" = String, Path, description = "The username")),
+    responses((status = 204, description = "Removed"), (status = 404, description = "Not found", body = Object))
+)]
 async fn remove_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -710,6 +858,14 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{name}/unlock",
+    tag = "users",
+    summary = "Unlock an account locked by failed logins",
+    params(("name" = String, Path, description = "The username")),
+    responses((status = 200, description = "Unlocked", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn unlock_user(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -725,6 +881,13 @@ async fn unlock_user(
     Ok(Json(user.view()).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    summary = "List the API tokens (never their secrets)",
+    responses((status = 200, description = "Success", body = [Object]))
+)]
 async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     Ok(Json(app.services.auth.tokens.list()?).into_response())
 }
@@ -732,6 +895,15 @@ async fn list_tokens(State(app): State<Arc<App>>, _: Admin) -> Result<Response, 
 /// `PATCH /api/v1/tokens/{id}`: `{"requests_per_minute": n | null, "tokens_per_day":
 /// n | null}`, an absent field unchanged (no body changes nothing). An administrator
 /// may change any token; an owner only their own, and only tighter.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    summary = "Change a token's rate and usage limits (an owner may only tighten its own)",
+    params(("id" = String, Path, description = "The token id")),
+    request_body(content = Option<Object>, content_type = "application/json"),
+    responses((status = 200, description = "The token's limits", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn change_token_limits(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -759,6 +931,14 @@ async fn change_token_limits(
     Ok(Json(record).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke an API token",
+    params(("id" = String, Path, description = "The token id")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "Not found", body = Object))
+)]
 async fn revoke_token(
     State(app): State<Arc<App>>,
     ip: ClientIp,

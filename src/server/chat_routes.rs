@@ -64,6 +64,14 @@ pub fn api() -> Api {
         )
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(create, list, read, messages, remove, post_message))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// The person a principal reads as.
 pub fn viewer_of(principal: &Principal) -> Viewer {
     Viewer {
@@ -93,8 +101,9 @@ pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Api
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
     #[serde(default)]
     cursor: Option<String>,
@@ -102,7 +111,7 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateChat {
     title: String,
@@ -112,6 +121,14 @@ struct CreateChat {
     members: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats",
+    tag = "chats",
+    summary = "Create a chat",
+    request_body(content = CreateChat, content_type = "application/json"),
+    responses((status = 201, description = "The chat", body = Object))
+)]
 async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -153,6 +170,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(chat)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats",
+    tag = "chats",
+    summary = "The caller's chats, a page at a time",
+    params(PageQuery),
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -170,6 +195,14 @@ async fn list(
     Ok(Json(json!({ "chats": found.items, "next": found.next })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{id}",
+    tag = "chats",
+    summary = "One chat",
+    params(("id" = String, Path, description = "The chat id"), PageQuery),
+    responses((status = 200, description = "Success", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -188,6 +221,14 @@ async fn read(
     Ok(Json(json!({ "chat": chat, "messages": found.items, "next": found.next })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{id}/messages",
+    tag = "chats",
+    summary = "A chat's messages the caller may see, a page at a time",
+    params(("id" = String, Path, description = "The chat id"), PageQuery),
+    responses((status = 200, description = "Success", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn messages(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -206,6 +247,14 @@ async fn messages(
     Ok(Json(json!({ "messages": found.items, "next": found.next })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chats/{id}",
+    tag = "chats",
+    summary = "Delete a chat",
+    params(("id" = String, Path, description = "The chat id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = Object))
+)]
 async fn remove(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -228,11 +277,12 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PostMessage {
     content: String,
     #[serde(default = "public")]
+    #[schema(value_type = String)]
     visibility: Visibility,
 }
 
@@ -240,6 +290,15 @@ fn public() -> Visibility {
     Visibility::Public
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/messages",
+    tag = "chats",
+    summary = "Post a message (an agent chat answers over /ws)",
+    params(("id" = String, Path, description = "The chat id")),
+    request_body(content = PostMessage, content_type = "application/json"),
+    responses((status = 201, description = "The message", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn post_message(
     State(app): State<Arc<App>>,
     caller: Caller,

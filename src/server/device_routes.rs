@@ -13,8 +13,8 @@ use axum::extract::{FromRequest, Query, Request, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{StatusCode, header};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::device::{DeviceError, normalize_user_code};
@@ -40,6 +40,14 @@ pub fn api() -> Api {
             Access::Credentials,
             get(device_page).post(device_decide),
         )
+}
+
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(device_code, token, device_page, device_decide))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
 }
 
 /// A body that is either form-encoded or JSON.
@@ -73,12 +81,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
     }
 }
 
+/// An error in RFC 6749's shape (section 5.2), which OAuth clients parse.
+#[derive(Serialize, utoipa::ToSchema)]
+struct OAuthError<'a> {
+    /// `invalid_request`, `invalid_grant`, `authorization_pending`, ...
+    error: &'a str,
+    error_description: &'a str,
+}
+
 fn oauth_error(code: &str, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({ "error": code, "error_description": description })),
+        Json(OAuthError {
+            error: code,
+            error_description: description,
+        }),
     )
         .into_response()
+}
+
+/// A body the token endpoints cannot read or whose fields have the wrong types: RFC
+/// 6749's 400 `invalid_request`, which OAuth clients understand (a body over the size
+/// limit keeps its 413).
+fn oauth_rejection(error: ApiError) -> Response {
+    if matches!(
+        error.status,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+    ) {
+        oauth_error("invalid_request", &error.message)
+    } else {
+        error.into_response()
+    }
 }
 
 /// Where the client reached us: the URI's authority (HTTP/2 `:authority`, or an
@@ -98,19 +131,31 @@ fn public_base(app: &App, request_host: Option<&str>) -> String {
     format!("{}://{host}", app.config().scheme())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CodeRequest {
     client_id: Option<String>,
     scope: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/device/code",
+    tag = "device flow",
+    summary = "RFC 8628: start a device authorization",
+    request_body(content = CodeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The device code, user code and verification URI", body = Object), (status = 400, description = "An RFC 6749 error", body = OAuthError))
+)]
 async fn device_code(
     State(app): State<Arc<App>>,
     ip: ClientIp,
     uri: http::Uri,
     headers: http::HeaderMap,
-    Params(request): Params<CodeRequest>,
+    request: Result<Params<CodeRequest>, ApiError>,
 ) -> Response {
+    let Params(request) = match request {
+        Ok(params) => params,
+        Err(error) => return oauth_rejection(error),
+    };
     if let Err(error) = require_accounts(&app) {
         return error.into_response();
     }
@@ -183,18 +228,31 @@ async fn device_code(
     .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TokenRequest {
     grant_type: String,
     device_code: Option<String>,
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<Secret>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "device flow",
+    summary = "RFC 8628 / RFC 6749 token endpoint (device code and refresh grants)",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Tokens", body = Object), (status = 400, description = "An RFC 6749 error, such as `authorization_pending`", body = OAuthError))
+)]
 async fn token(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    Params(request): Params<TokenRequest>,
+    request: Result<Params<TokenRequest>, ApiError>,
 ) -> Response {
+    let Params(request) = match request {
+        Ok(params) => params,
+        Err(error) => return oauth_rejection(error),
+    };
     if let Err(error) = require_accounts(&app) {
         return error.into_response();
     }
@@ -275,11 +333,20 @@ fn page(status: StatusCode, body: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
     user_code: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/device",
+    tag = "device flow",
+    summary = "The page where a person approves a device code",
+    params(PageQuery),
+    responses((status = 200, description = "The approval form", body = String, content_type = "text/html"))
+)]
 async fn device_page(State(app): State<Arc<App>>, Query(query): Query<PageQuery>) -> Response {
     let code = query.user_code.unwrap_or_default();
     page(StatusCode::OK, &approval_form(&app, &code, "", None))
@@ -320,14 +387,26 @@ fn approval_form(app: &App, code: &str, username: &str, error: Option<&str>) -> 
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Decision {
     user_code: String,
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
     action: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/device",
+    tag = "device flow",
+    summary = "Approve or deny a device code (the form of /device)",
+    request_body(content = Decision, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The outcome, as a page", body = String, content_type = "text/html"),
+        (status = 400, description = "A form that cannot be read (JSON) or answered (the page again)", content((String = "text/html"), (Object = "application/json")))
+    )
+)]
 async fn device_decide(
     State(app): State<Arc<App>>,
     ip: ClientIp,

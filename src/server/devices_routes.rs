@@ -39,6 +39,14 @@ pub fn api() -> Api {
         )
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, rename, revoke, approve_scopes))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// Whether `principal` may see and manage `device`.
 fn may_manage(principal: &Principal, device: &PairedDevice) -> bool {
     match &principal.via {
@@ -65,6 +73,13 @@ fn device_for(app: &App, caller: &Principal, id: &str) -> Result<PairedDevice, A
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    summary = "The paired devices the caller may manage",
+    responses((status = 200, description = "Success", body = [Object]))
+)]
 async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let devices: Vec<PairedDevice> = app
         .services
@@ -77,12 +92,21 @@ async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, A
     Ok(Json(devices).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rename {
     name: String,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{id}",
+    tag = "devices",
+    summary = "Rename a paired device",
+    params(("id" = String, Path, description = "The device id")),
+    request_body(content = Rename, content_type = "application/json"),
+    responses((status = 200, description = "The device", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn rename(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -102,6 +126,14 @@ async fn rename(
     Ok(Json(device).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{id}",
+    tag = "devices",
+    summary = "Revoke a paired device and its tokens",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "Revoked", body = Object), (status = 204, description = "Revoked"), (status = 404, description = "Not found", body = Object))
+)]
 async fn revoke(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -120,6 +152,14 @@ async fn revoke(
     Ok(Json(device).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/approve-scopes",
+    tag = "devices",
+    summary = "Grant a device the scopes it asked for",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "The device", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn approve_scopes(
     State(app): State<Arc<App>>,
     admin: Admin,

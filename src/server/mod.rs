@@ -21,6 +21,7 @@ pub mod load;
 pub mod mcp_routes;
 pub mod middleware;
 pub mod openai;
+pub mod openapi;
 pub mod pairing_routes;
 pub mod provider_routes;
 pub mod quota;
@@ -69,6 +70,7 @@ pub fn api() -> Api {
         .merge(openai::api())
         .merge(channel_routes::api())
         .merge(mcp_routes::api())
+        .merge(openapi::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

@@ -64,6 +64,31 @@ pub fn api() -> Api {
         )
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        page,
+        script,
+        mobileconfig,
+        claim,
+        poll,
+        nonce,
+        refresh,
+        list,
+        start,
+        cancel,
+        confirm,
+        refuse_claim
+    ))]
+    struct Doc;
+
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // `/P` serves the same page as `/p` (a QR code's alphanumeric mode is upper case).
+    crate::server::api::also_at(&mut doc, http::Method::GET, "/p", "/P");
+    doc
+}
+
 fn no_store(content_type: &'static str, body: &'static str) -> Response {
     (
         [
@@ -77,10 +102,24 @@ fn no_store(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /p`: the page. The secret is in the URL's fragment, which never reaches us.
+#[utoipa::path(
+    get,
+    path = "/p",
+    tag = "pairing",
+    summary = "The pairing page a QR code opens",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html"))
+)]
 async fn page() -> Response {
     no_store("text/html; charset=utf-8", PAGE)
 }
 
+#[utoipa::path(
+    get,
+    path = "/pair.js",
+    tag = "pairing",
+    summary = "The pairing page's script",
+    responses((status = 200, description = "The script", body = String, content_type = "text/javascript"))
+)]
 async fn script() -> Response {
     no_store("text/javascript; charset=utf-8", SCRIPT)
 }
@@ -113,7 +152,7 @@ impl From<PairingError> for ApiError {
 }
 
 /// Scopes as a list or a space- or comma-separated string; unknown names refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, serde::Serialize)]
 #[serde(untagged)]
 enum ScopeList {
     #[default]
@@ -137,7 +176,7 @@ impl ScopeList {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Claim {
     secret: String,
@@ -148,6 +187,14 @@ struct Claim {
 }
 
 /// `POST /pair/claim`.
+#[utoipa::path(
+    post,
+    path = "/pair/claim",
+    tag = "pairing",
+    summary = "A phone claims the open pairing offer",
+    request_body(content = Claim, content_type = "application/json"),
+    responses((status = 200, description = "Paired: the device's tokens", body = Object), (status = 202, description = "Waiting for the owner's confirmation; poll", body = Object))
+)]
 async fn claim(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -207,7 +254,7 @@ async fn claim(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Poll {
     poll_token: String,
@@ -215,6 +262,15 @@ struct Poll {
 
 /// `POST /pair/claim/{id}/poll`: waiting, confirmed (with the tokens, once), refused
 /// or expired.
+#[utoipa::path(
+    post,
+    path = "/pair/claim/{id}/poll",
+    tag = "pairing",
+    summary = "A claim's state: waiting, confirmed (with the tokens, once), refused or expired",
+    params(("id" = String, Path, description = "The claim id")),
+    request_body(content = Poll, content_type = "application/json"),
+    responses((status = 200, description = "The claim's state", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn poll(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -233,6 +289,13 @@ async fn poll(
 }
 
 /// `GET /pair/nonce`: a single-use nonce for the next refresh.
+#[utoipa::path(
+    get,
+    path = "/pair/nonce",
+    tag = "pairing",
+    summary = "A single-use nonce for the next /pair/refresh",
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn nonce(State(app): State<Arc<App>>) -> Response {
     let nonce = app.services.auth.paired.nonce();
     Json(serde_json::json!({
@@ -243,7 +306,7 @@ async fn nonce(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Refresh {
     refresh_token: String,
@@ -253,6 +316,14 @@ struct Refresh {
 
 /// `POST /pair/refresh`: new tokens for the refresh token and the device key's
 /// signature over a fresh nonce.
+#[utoipa::path(
+    post,
+    path = "/pair/refresh",
+    tag = "pairing",
+    summary = "New device tokens, for the refresh token and the device key's signature over a nonce",
+    request_body(content = Refresh, content_type = "application/json"),
+    responses((status = 200, description = "New tokens", body = Object))
+)]
 async fn refresh(
     State(app): State<Arc<App>>,
     ip: ClientIp,
@@ -295,6 +366,13 @@ async fn refresh(
 }
 
 /// `GET /api/v1/pairing`: the open offer (without its secret) and the waiting claims.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pairing",
+    tag = "pairing",
+    summary = "The open offer (without its secret) and the waiting claims",
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn list(State(app): State<Arc<App>>, _admin: Admin) -> Response {
     Json(serde_json::json!({
         "offer": app.pairing.offer(),
@@ -303,7 +381,7 @@ async fn list(State(app): State<Arc<App>>, _admin: Admin) -> Response {
     .into_response()
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 struct Start {
     scopes: ScopeList,
@@ -347,6 +425,14 @@ pub fn owner_id(app: &App, username: &str) -> String {
 
 /// `POST /api/v1/pairing`: opens an offer; the answer carries the secret and the QR
 /// payload, once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pairing",
+    tag = "pairing",
+    summary = "Open a pairing offer (shown as a QR code)",
+    request_body(content = Start, content_type = "application/json"),
+    responses((status = 201, description = "The offer", body = Object), (status = 409, description = "An offer is already open", body = Object))
+)]
 async fn start(
     State(app): State<Arc<App>>,
     admin: Admin,
@@ -396,6 +482,14 @@ async fn start(
 }
 
 /// `DELETE /api/v1/pairing/{id}`: ends the open offer.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/pairing/{id}",
+    tag = "pairing",
+    summary = "Withdraw a pairing offer",
+    params(("id" = String, Path, description = "The offer id")),
+    responses((status = 204, description = "Withdrawn"), (status = 404, description = "Not found", body = Object))
+)]
 async fn cancel(
     State(app): State<Arc<App>>,
     admin: Admin,
@@ -417,6 +511,14 @@ async fn cancel(
 }
 
 /// `POST /api/v1/pairing/{id}/confirm`: the admin compared the codes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pairing/{id}/confirm",
+    tag = "pairing",
+    summary = "Confirm a waiting claim",
+    params(("id" = String, Path, description = "The claim id")),
+    responses((status = 200, description = "Confirmed", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Not waiting", body = Object))
+)]
 async fn confirm(
     State(app): State<Arc<App>>,
     admin: Admin,
@@ -444,6 +546,14 @@ async fn confirm(
 }
 
 /// `POST /api/v1/pairing/{id}/refuse`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pairing/{id}/refuse",
+    tag = "pairing",
+    summary = "Refuse a waiting claim",
+    params(("id" = String, Path, description = "The claim id")),
+    responses((status = 200, description = "Refused", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Not waiting", body = Object))
+)]
 async fn refuse_claim(
     State(app): State<Arc<App>>,
     admin: Admin,
@@ -463,6 +573,13 @@ async fn refuse_claim(
 /// `GET /ca.mobileconfig`: the device CA wrapped in an iOS configuration profile, so
 /// an iPhone can install it (Settings, then General, then About, then Certificate
 /// Trust Settings to trust it).
+#[utoipa::path(
+    get,
+    path = "/ca.mobileconfig",
+    tag = "pairing",
+    summary = "The device CA as an iOS configuration profile",
+    responses((status = 200, description = "The profile", body = String, content_type = "application/x-apple-aspen-config"), (status = 404, description = "TLS is off or uses the operator's certificate", body = Object))
+)]
 async fn mobileconfig(State(app): State<Arc<App>>) -> Response {
     let Some(pem) = app.tls.as_ref().and_then(|tls| tls.ca_pem()) else {
         return ApiError::new(

@@ -44,9 +44,18 @@ pub fn api() -> Api {
         )
 }
 
-#[derive(Deserialize)]
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, read, set_key, remove_key))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyBody {
+    #[schema(value_type = String)]
     api_key: Secret,
 }
 
@@ -70,11 +79,26 @@ impl From<UpstreamsError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/providers",
+    tag = "providers",
+    summary = "The configured LLM providers and whether each has a key",
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Result<Response, ApiError> {
     let providers = blocking(move || Ok(app.gateway.upstreams.list()?)).await?;
     Ok(Json(json!({ "providers": providers })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/providers/{name}",
+    tag = "providers",
+    summary = "One provider (never its key)",
+    params(("name" = String, Path, description = "The provider name")),
+    responses((status = 200, description = "Success", body = Object), (status = 404, description = "Not found", body = Object))
+)]
 async fn read(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -117,6 +141,15 @@ fn key_body(body: &[u8]) -> Result<Secret, ApiError> {
         })
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/providers/{name}",
+    tag = "providers",
+    summary = "Set or replace a provider's API key (sealed at rest)",
+    params(("name" = String, Path, description = "The provider name")),
+    request_body(content = KeyBody, content_type = "application/json"),
+    responses((status = 204, description = "Stored"), (status = 404, description = "Not found", body = Object))
+)]
 async fn set_key(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -134,6 +167,14 @@ async fn set_key(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/providers/{name}",
+    tag = "providers",
+    summary = "Remove a provider's stored key",
+    params(("name" = String, Path, description = "The provider name")),
+    responses((status = 204, description = "Removed"), (status = 404, description = "Not found", body = Object))
+)]
 async fn remove_key(
     State(app): State<Arc<App>>,
     caller: Caller,

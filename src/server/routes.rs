@@ -13,12 +13,34 @@ use http::{StatusCode, header};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::state::App;
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(health, ready, ca_certificate))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// `GET /health`: the process is alive and serving.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    summary = "Liveness: the process serves",
+    responses((status = 200, description = "Alive", body = Object))
+)]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// `GET /ready`: the store answers, a certificate is loaded and background tasks run.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "meta",
+    summary = "Readiness: store, certificate and background tasks",
+    responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Not ready; `checks` names what fails", body = Object))
+)]
 pub async fn ready(State(app): State<Arc<App>>) -> Response {
     let worker = app.clone();
     let (ready, checks) = match tokio::task::spawn_blocking(move || worker.readiness()).await {
@@ -56,6 +78,13 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /ca.crt`: the device CA certificate, so phones and browsers can trust it.
+#[utoipa::path(
+    get,
+    path = "/ca.crt",
+    tag = "meta",
+    summary = "The device CA certificate (PEM)",
+    responses((status = 200, description = "The certificate", body = String, content_type = "application/x-x509-ca-cert"), (status = 404, description = "TLS is off or uses the operator's certificate", body = Object))
+)]
 pub async fn ca_certificate(State(app): State<Arc<App>>) -> Response {
     match app.tls.as_ref().and_then(|tls| tls.ca_pem()) {
         Some(pem) => (

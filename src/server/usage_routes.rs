@@ -25,8 +25,17 @@ pub fn api() -> Api {
     Api::new().route("/api/v1/usage", Access::Scope(Scope::ChatRead), get(usage))
 }
 
-#[derive(Debug, Deserialize)]
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(usage))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UsageQuery {
     #[serde(default)]
     from: Option<String>,
@@ -38,6 +47,14 @@ struct UsageQuery {
     all: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    summary = "Token usage by day, model and token",
+    params(UsageQuery),
+    responses((status = 200, description = "Success", body = Object))
+)]
 async fn usage(
     State(app): State<Arc<App>>,
     caller: Caller,

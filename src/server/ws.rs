@@ -759,7 +759,23 @@ pub fn origin_allowed(headers: &HeaderMap, app: &App) -> bool {
     !host.is_empty() && origin == format!("{}://{host}", config.scheme())
 }
 
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(upgrade))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// `GET /ws`: checks origin and credential, then upgrades.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "ws",
+    summary = "The WebSocket: a ticket (`?ticket=`) or a bearer header",
+    params(("ticket" = Option<String>, Query, description = "A one-time ticket from /auth/ws-ticket")),
+    responses((status = 101, description = "Switched to the WebSocket protocol"), (status = 400, description = "Not a WebSocket upgrade", body = Object))
+)]
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,

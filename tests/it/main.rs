@@ -27,6 +27,7 @@ mod hardware;
 mod http;
 mod mcp;
 mod openai;
+mod openapi;
 mod pairing;
 mod passwords;
 mod provider_keys;

@@ -36,3 +36,11 @@ pub fn api() -> Api {
             post(responses::create),
         )
 }
+
+/// The operations of these routes, for the OpenAPI document (`server::openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(models::list, chat_completions::create, responses::create))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}

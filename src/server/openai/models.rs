@@ -16,6 +16,13 @@ use super::upstream;
 use crate::server::auth::Caller;
 use crate::server::state::App;
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    summary = "OpenAI-compatible: the models and agents this caller may use",
+    responses((status = 200, description = "An OpenAI model list", body = Object))
+)]
 pub async fn list(State(app): State<Arc<App>>, _caller: Caller) -> Response {
     match models(&app).await {
         Ok(data) => Json(json!({"object": "list", "data": data})).into_response(),

@@ -23,6 +23,14 @@ use crate::gateway::providers::{Completion, FinishReason, StreamEvent, ToolDef, 
 use crate::server::auth::Caller;
 use crate::server::state::App;
 
+#[utoipa::path(
+    post,
+    path = "/v1/responses",
+    tag = "openai",
+    summary = "OpenAI-compatible Responses API (JSON or an SSE stream)",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "A response, or with `stream: true` an SSE stream of events", body = Object), (status = 404, description = "No such model", body = Object), (status = 422, description = "The upstream refused the request", body = Object))
+)]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
