@@ -7,10 +7,13 @@
 pub mod agent_routes;
 pub mod api;
 pub mod approval_routes;
+pub mod audit_routes;
 pub mod auth;
 pub mod auth_routes;
+pub mod browser_session;
 pub mod chat_routes;
 pub mod connection;
+pub mod dashboard_routes;
 pub mod device_routes;
 pub mod devices_routes;
 pub mod error;
@@ -63,6 +66,8 @@ pub fn api() -> Api {
         .merge(pairing_routes::api())
         .merge(devices_routes::api())
         .merge(openai::api())
+        .merge(dashboard_routes::api())
+        .merge(audit_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.
