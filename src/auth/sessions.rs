@@ -126,6 +126,11 @@ impl Sessions {
         self.access_ttl
     }
 
+    /// Seconds a refresh token lives.
+    pub fn refresh_ttl(&self) -> i64 {
+        self.refresh_ttl
+    }
+
     /// Starts a session for an authenticated user.
     pub fn login(&self, user: &UserRecord) -> Result<TokenPair, SessionError> {
         self.login_scoped(user, user.scopes)

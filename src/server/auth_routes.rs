@@ -25,6 +25,7 @@ use crate::config::{AuthMode, parse_duration};
 use crate::secret::Secret;
 use crate::server::api::Api;
 use crate::server::auth::{Access, Admin, Caller, ClientIp, refuse};
+use crate::server::browser_session;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::json::JsonBody;
 use crate::server::state::App;
@@ -201,12 +202,21 @@ fn known_client_cookie(app: &App, token: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// The answer to a login, with the known-client token also set as the cookie.
-fn login_response(app: &App, answer: LoginAnswer) -> Response {
+/// The answer to a login, with the known-client token also set as the cookie. The
+/// dashboard gets both tokens only as cookies (see `browser_session`).
+fn login_response(app: &App, headers: &HeaderMap, answer: LoginAnswer) -> Response {
     let cookie = known_client_cookie(app, &answer.known_client);
-    let mut response = Json(answer).into_response();
+    let mut response = if browser_session::is_dashboard(headers) {
+        let mut body = serde_json::to_value(&answer).unwrap_or_default();
+        if let Some(object) = body.as_object_mut() {
+            object.remove("known_client");
+        }
+        browser_session::into_cookie(app, StatusCode::OK, body)
+    } else {
+        Json(answer).into_response()
+    };
     if let Some(cookie) = cookie {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }
@@ -278,7 +288,7 @@ async fn login(
             .await?;
             app.audit()
                 .record_or_log(event("auth.login", &format!("user:{target}"), ip).target(target));
-            Ok(login_response(&app, answer))
+            Ok(login_response(&app, &headers, answer))
         }
         // Refused before any check, so cheap to send from many addresses: summarised per
         // address like every other 429, so the guessers cannot make the log write per try.
@@ -311,6 +321,8 @@ struct RefreshRequest {
     refresh_token: Secret,
 }
 
+/// `POST /auth/refresh`: the refresh token in the body (API clients), or, with no body,
+/// in the dashboard's cookie under `browser_session`'s cross-site checks.
 #[utoipa::path(
     post,
     path = "/auth/refresh",
@@ -322,25 +334,59 @@ struct RefreshRequest {
 async fn refresh(
     State(app): State<Arc<App>>,
     ip: ClientIp,
-    JsonBody(request): JsonBody<RefreshRequest>,
+    headers: HeaderMap,
+    body: Option<JsonBody<RefreshRequest>>,
 ) -> Result<Response, ApiError> {
     require_accounts(&app)?;
+    let (token, by_cookie) = match body {
+        Some(JsonBody(request)) => (request.refresh_token, false),
+        None => match browser_session::cookie_refresh(&headers) {
+            Ok(token) => (token, true),
+            Err(err) => {
+                let mut response = refuse(&app, ip.0, "/auth/refresh", err.into(), None);
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, browser_session::clear_cookie(&app));
+                return Ok(response);
+            }
+        },
+    };
+    let result = refresh_with(&app, ip, token).await;
+    match result {
+        Ok(pair) if by_cookie => Ok(browser_session::pair_response(
+            &app,
+            &headers,
+            StatusCode::OK,
+            &pair,
+        )),
+        Ok(pair) => Ok(Json(pair).into_response()),
+        Err(err) if by_cookie => {
+            let mut response = err.into_response();
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, browser_session::clear_cookie(&app));
+            Ok(response)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+async fn refresh_with(
+    app: &Arc<App>,
+    ip: ClientIp,
+    refresh_token: Secret,
+) -> Result<TokenPair, ApiError> {
     let worker = app.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        worker
-            .services
-            .auth
-            .sessions
-            .refresh(&request.refresh_token)
-    })
-    .await
-    .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let result =
+        tokio::task::spawn_blocking(move || worker.services.auth.sessions.refresh(&refresh_token))
+            .await
+            .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
     match result {
         Ok((pair, user)) => {
             app.audit().record_or_log(
                 event("auth.refresh", &format!("user:{}", user.username), ip).target(user.username),
             );
-            Ok(Json(pair).into_response())
+            Ok(pair)
         }
         Err(SessionError::Reused { username, family }) => {
             app.audit().record_or_log(
@@ -381,7 +427,7 @@ async fn logout(
     ip: ClientIp,
     caller: Caller,
     body: Option<JsonBody<LogoutRequest>>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let refresh = body.and_then(|JsonBody(b)| b.refresh_token);
     let claims = match &caller.via {
         Via::Session(claims) => Some(claims.as_ref().clone()),
@@ -397,7 +443,12 @@ async fn logout(
     .await?;
     app.audit()
         .record_or_log(event("auth.logout", &caller.actor(), ip).target(caller.username.clone()));
-    Ok(StatusCode::NO_CONTENT)
+    // A browser's refresh cookie goes with the session it belonged to.
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, browser_session::clear_cookie(&app))],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -618,6 +669,7 @@ struct ClaimRequest {
 async fn claim(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<ClaimRequest>,
 ) -> Result<Response, ApiError> {
     require_accounts(&app)?;
@@ -637,7 +689,12 @@ async fn claim(
             app.audit().record_or_log(
                 event("auth.claim", &format!("user:{username}"), ip).target(username),
             );
-            Ok((StatusCode::CREATED, Json(pair)).into_response())
+            Ok(browser_session::pair_response(
+                &app,
+                &headers,
+                StatusCode::CREATED,
+                &pair,
+            ))
         }
         Err(err) => {
             if matches!(
@@ -732,7 +789,7 @@ async fn change_password(
             .target(caller.username.clone())
             .details(serde_json::json!({ "effect": "every other session revoked" })),
     );
-    Ok(login_response(&app, answer))
+    Ok(login_response(&app, &headers, answer))
 }
 
 #[utoipa::path(

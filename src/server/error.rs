@@ -680,6 +680,27 @@ impl From<crate::gateway::channels::ChannelError> for ApiError {
     }
 }
 
+impl From<crate::server::browser_session::BrowserSessionError> for ApiError {
+    fn from(err: crate::server::browser_session::BrowserSessionError) -> Self {
+        use crate::server::browser_session::BrowserSessionError as E;
+        match err {
+            E::MissingHeader => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, err.to_string())
+            }
+            E::CrossSite => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::OriginNotAllowed,
+                err.to_string(),
+            ),
+            E::NoCookie => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidCredential,
+                err.to_string(),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,14 @@
 pub mod agent_routes;
 pub mod api;
 pub mod approval_routes;
+pub mod audit_routes;
 pub mod auth;
 pub mod auth_routes;
 pub mod channel_routes;
+pub mod browser_session;
 pub mod chat_routes;
 pub mod connection;
+pub mod dashboard_routes;
 pub mod device_routes;
 pub mod devices_routes;
 pub mod error;
@@ -71,6 +74,8 @@ pub fn api() -> Api {
         .merge(channel_routes::api())
         .merge(mcp_routes::api())
         .merge(openapi::api())
+        .merge(dashboard_routes::api())
+        .merge(audit_routes::api())
 }
 
 /// Every route the gateway serves, wrapped in the middleware stack.

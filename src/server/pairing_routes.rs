@@ -476,6 +476,19 @@ async fn start(
     let payload = offer.qr_payload();
     let mut value = serde_json::to_value(&offer).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
+        // The QR's modules, row by row ("1" dark), for the dashboard to draw.
+        if let Ok(code) = crate::pairing::qr_code(&payload) {
+            let width = code.width();
+            let modules: String = code
+                .to_colors()
+                .iter()
+                .map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' })
+                .collect();
+            object.insert(
+                "qr".into(),
+                serde_json::json!({ "width": width, "modules": modules }),
+            );
+        }
         object.insert("payload".into(), serde_json::Value::String(payload));
     }
     Ok((StatusCode::CREATED, Json(value)).into_response())
