@@ -92,11 +92,80 @@ async function post(path, body) {
   return response.status === 204 ? null : response.json();
 }
 
-// A new access token from the refresh cookie; one refresh at a time.
+// A paired phone's credentials, as the pairing page (/p) left them in IndexedDB: a
+// non-extractable P-256 key and the device's tokens. A refresh proves the key by
+// signing a fresh nonce; the new refresh token replaces the old one there.
+const DEVICE_DB = "aisopod-device";
+const DEVICE_LABEL = "aisopod-device-refresh";
+let deviceMode = false;
+
+function deviceStore() {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(DEVICE_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("keys");
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+
+function deviceGet(db, key) {
+  return new Promise((resolve, reject) => {
+    const request = db.transaction("keys").objectStore("keys").get(key);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function devicePut(db, key, value) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction("keys", "readwrite");
+    tx.objectStore("keys").put(value, key);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
+function base64(bytes) {
+  let text = "";
+  for (const byte of new Uint8Array(bytes)) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+async function deviceRefresh() {
+  if (!window.indexedDB || !window.crypto?.subtle) return false;
+  const db = await deviceStore();
+  try {
+    const keys = await deviceGet(db, "device");
+    const tokens = await deviceGet(db, "tokens");
+    if (!keys || !tokens?.refresh_token) return false;
+    const nonceResponse = await fetch("/pair/nonce", { headers: CLIENT, cache: "no-store" });
+    if (!nonceResponse.ok) throw await failure(nonceResponse);
+    const { nonce } = await nonceResponse.json();
+    const message = new TextEncoder().encode(`${DEVICE_LABEL}\n${tokens.device_id}\n${nonce}`);
+    const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keys.privateKey, message);
+    const fresh = await post("/pair/refresh", { refresh_token: tokens.refresh_token, nonce, signature: base64(signature) });
+    await devicePut(db, "tokens", { ...fresh, access_token: undefined });
+    deviceMode = true;
+    keep(fresh);
+    return true;
+  } finally {
+    db.close();
+  }
+}
+
+export function isDevice() {
+  return deviceMode;
+}
+
+// A new access token: from a paired phone's key, else from the refresh cookie; one
+// refresh at a time.
 export function refresh() {
   if (!refreshing) {
-    refreshing = post("/auth/refresh")
-      .then((answer) => { keep(answer); return true; })
+    const attempt = deviceMode
+      ? deviceRefresh()
+      : post("/auth/refresh").then((answer) => { keep(answer); return true; })
+        .catch((err) => (err.status === 401 || err.status === 403 ? deviceRefresh().catch(() => false).then((ok) => { if (!ok) throw err; return ok; }) : Promise.reject(err)));
+    refreshing = attempt
       .catch((err) => { if (err.status === 401 || err.status === 403) forget(); return false; })
       .finally(() => { refreshing = null; });
   }

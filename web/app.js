@@ -3,7 +3,7 @@
 
 import { call, refresh, logout, onSession, signedIn } from "./api.js";
 import { h, clear, notify } from "./ui.js";
-import { chatPage, disconnect, onMessage, pending } from "./chat.js";
+import { chatPage, connect, disconnect, onMessage, pending } from "./chat.js";
 import { setupPage, loginPage, approvalsPage, devicesPage, tokensPage, usersPage, auditPage, settingsPage } from "./pages.js";
 
 const view = document.getElementById("view");
@@ -69,6 +69,8 @@ async function start() {
     try {
       me = await call("GET", "/api/v1/me");
       buildNav();
+      // Approvals reach every page (and the badge) over the one socket.
+      connect().catch(() => {});
     } catch (err) {
       notify(err.sentence || String(err), "error");
     }
@@ -79,12 +81,16 @@ async function start() {
 onSession((now) => {
   if (!now) {
     me = null;
+    live.textContent = "";
     disconnect();
     route();
   }
 });
+const live = document.getElementById("live");
 onMessage((m) => {
   if (m.type === "approval.request" || m.type === "approval.resolved") updateBadge();
+  if (m.type === "socket.open") live.textContent = "Live";
+  if (m.type === "socket.closed") live.textContent = "Offline";
   if (m.type === "socket.closed" && m.code === 1008) notify("The live connection was closed by the gateway.", "error");
 });
 signout.addEventListener("click", async () => {

@@ -201,7 +201,7 @@ export async function chatPage(view) {
   });
 
   const stop = onMessage((m) => {
-    if (!view.isConnected) { stop(); return; }
+    if (!log.isConnected) { stop(); return; }
     if (m.type === "approval.request") {
       log.append(approvalCard(m));
       log.scrollTop = log.scrollHeight;

@@ -71,7 +71,7 @@ export async function approvalsPage(view) {
     done.append(rows.length ? table(["Answer", "By", "How", "When"], rows) : h("p", { class: "muted" }, "None yet."));
   };
   const stop = onMessage((m) => {
-    if (!view.isConnected) { stop(); return; }
+    if (!list.isConnected) { stop(); return; }
     if (m.type === "approval.request" || m.type === "approval.resolved") render().catch((err) => showError(box, err));
   });
   try { await render(); await connect(); } catch (err) { showError(box, err); }
@@ -183,7 +183,7 @@ export async function devicesPage(view, me) {
     tick();
     timer = setInterval(tick, 1000);
     poll = setInterval(() => {
-      if (!view.isConnected) { clearInterval(timer); clearInterval(poll); return; }
+      if (!offerBox.isConnected) { clearInterval(timer); clearInterval(poll); return; }
       renderClaims().catch(() => {});
     }, 1500);
   }));

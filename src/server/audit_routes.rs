@@ -69,7 +69,10 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&app))
         .await
         .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?
-        .map_err(|e| ApiError::from(crate::error::Error::from(e)))
+        .map_err(|e| match e {
+            AuditError::Query(message) => bad(message),
+            other => ApiError::from(crate::error::Error::from(other)),
+        })
 }
 
 /// `GET /api/v1/audit?since=&action=&actor=&limit=`: newest last, at most `limit`.
@@ -96,7 +99,11 @@ async fn list(
     }
     let filter = crate::audit::Query {
         since: query.since.filter(|s| !s.trim().is_empty()),
-        action: query.action.filter(|s| !s.trim().is_empty()),
+        // `auth.` means every `auth.*` action, as the dashboard's filter offers it.
+        action: query
+            .action
+            .filter(|s| !s.trim().is_empty())
+            .map(|a| if a.ends_with('.') { format!("{a}*") } else { a }),
         limit: None,
     };
     let actor = query.actor.filter(|s| !s.trim().is_empty());

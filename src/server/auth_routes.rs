@@ -334,13 +334,14 @@ struct RefreshRequest {
 async fn refresh(
     State(app): State<Arc<App>>,
     ip: ClientIp,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Option<JsonBody<RefreshRequest>>,
 ) -> Result<Response, ApiError> {
     require_accounts(&app)?;
     let (token, by_cookie) = match body {
         Some(JsonBody(request)) => (request.refresh_token, false),
-        None => match browser_session::cookie_refresh(&headers) {
+        None => match browser_session::cookie_refresh(&headers, &uri) {
             Ok(token) => (token, true),
             Err(err) => {
                 let mut response = refuse(&app, ip.0, "/auth/refresh", err.into(), None);

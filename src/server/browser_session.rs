@@ -52,11 +52,12 @@ pub fn is_dashboard(headers: &HeaderMap) -> bool {
 }
 
 /// The refresh token of a cookie refresh, after the cross-site checks.
-pub fn cookie_refresh(headers: &HeaderMap) -> Result<Secret, BrowserSessionError> {
+/// `uri` is the request's: over HTTP/2 its authority stands for the `Host` header.
+pub fn cookie_refresh(headers: &HeaderMap, uri: &http::Uri) -> Result<Secret, BrowserSessionError> {
     if !is_dashboard(headers) {
         return Err(BrowserSessionError::MissingHeader);
     }
-    if !same_origin(headers) {
+    if !same_origin(headers, uri) {
         return Err(BrowserSessionError::CrossSite);
     }
     refresh_cookie(headers)
@@ -67,7 +68,7 @@ pub fn cookie_refresh(headers: &HeaderMap) -> Result<Secret, BrowserSessionError
 /// Whether the browser's own account of where the request came from (`Sec-Fetch-Site`,
 /// `Origin`) names this origin; a request that names neither (not a browser) passes,
 /// since the custom header already kept cross-site pages out.
-fn same_origin(headers: &HeaderMap) -> bool {
+fn same_origin(headers: &HeaderMap, uri: &http::Uri) -> bool {
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
@@ -85,9 +86,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .and_then(RequestHost::parse);
     let origin_host = RequestHost::parse(authority);
     match (host, origin_host) {
@@ -179,6 +181,7 @@ mod tests {
 
     #[test]
     fn a_cookie_refresh_needs_the_header_and_this_origin() {
+        let uri = http::Uri::from_static("/auth/refresh");
         let cookie = "a=b; aisopod_refresh=rt_abc";
         let ok = headers(&[
             ("x-aisopod-client", "dashboard"),
@@ -187,10 +190,10 @@ mod tests {
             ("sec-fetch-site", "same-origin"),
             ("cookie", cookie),
         ]);
-        assert_eq!(cookie_refresh(&ok).unwrap().expose(), "rt_abc");
+        assert_eq!(cookie_refresh(&ok, &uri).unwrap().expose(), "rt_abc");
         let no_header = headers(&[("host", "pi.local:3080"), ("cookie", cookie)]);
         assert_eq!(
-            cookie_refresh(&no_header).unwrap_err(),
+            cookie_refresh(&no_header, &uri).unwrap_err(),
             BrowserSessionError::MissingHeader
         );
         for (origin, site) in [
@@ -207,21 +210,34 @@ mod tests {
                 ("cookie", cookie),
             ]);
             assert_eq!(
-                cookie_refresh(&cross).unwrap_err(),
+                cookie_refresh(&cross, &uri).unwrap_err(),
                 BrowserSessionError::CrossSite,
                 "{origin} {site}"
             );
         }
         let none = headers(&[("x-aisopod-client", "dashboard"), ("host", "pi.local")]);
         assert_eq!(
-            cookie_refresh(&none).unwrap_err(),
+            cookie_refresh(&none, &uri).unwrap_err(),
             BrowserSessionError::NoCookie
         );
         let huge = format!("aisopod_refresh={}", "x".repeat(600));
         let long = headers(&[("x-aisopod-client", "dashboard"), ("cookie", &huge)]);
         assert_eq!(
-            cookie_refresh(&long).unwrap_err(),
+            cookie_refresh(&long, &uri).unwrap_err(),
             BrowserSessionError::NoCookie
+        );
+        // HTTP/2: no Host header, the authority is in the URI.
+        let h2 = headers(&[
+            ("x-aisopod-client", "dashboard"),
+            ("origin", "https://pi.local:3080"),
+            ("cookie", cookie),
+        ]);
+        let own = http::Uri::from_static("https://pi.local:3080/auth/refresh");
+        assert_eq!(cookie_refresh(&h2, &own).unwrap().expose(), "rt_abc");
+        let other = http::Uri::from_static("https://other.local:3080/auth/refresh");
+        assert_eq!(
+            cookie_refresh(&h2, &other).unwrap_err(),
+            BrowserSessionError::CrossSite
         );
     }
 }

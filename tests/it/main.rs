@@ -21,6 +21,7 @@ mod backup;
 mod browser;
 mod chats;
 mod cli;
+mod dashboard;
 mod device;
 mod durability;
 mod hardware;
