@@ -30,6 +30,13 @@ const DEFAULT_RECORDS: usize = 200;
 /// Longest filter value read.
 const MAX_FILTER: usize = 128;
 
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(list, verify, export))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 pub fn api() -> Api {
     Api::new()
         .route("/api/v1/audit", Access::Scope(Scope::Admin), get(list))
@@ -45,7 +52,8 @@ pub fn api() -> Api {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// An RFC 3339 time or a duration back from now (`24h`).
@@ -76,6 +84,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/v1/audit?since=&action=&actor=&limit=`: newest last, at most `limit`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    summary = "Audit records filtered by actor, action and time",
+    params(ListQuery),
+    responses((status = 200, description = "`{\"records\": [...]}`, oldest first", body = Object))
+)]
 async fn list(
     State(app): State<Arc<App>>,
     _: Admin,
@@ -122,6 +138,13 @@ async fn list(
 
 /// `GET /api/v1/audit/verify`: `{"ok": true, ...}` when the chain holds, else `{"ok":
 /// false, "seq", "reason"}` (a broken chain is a finding, not a failed request).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    summary = "Verify the audit log's hash chain",
+    responses((status = 200, description = "`ok` true when the chain holds, else the broken record", body = Object))
+)]
 async fn verify(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiError> {
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || worker.audit().verify())
@@ -143,6 +166,13 @@ async fn verify(State(app): State<Arc<App>>, _: Admin) -> Result<Response, ApiEr
 }
 
 /// `GET /api/v1/audit/export`: every record as JSONL, then the seal line.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    tag = "audit",
+    summary = "Export the audit log as JSON Lines",
+    responses((status = 200, description = "One record a line, then the seal line", body = String, content_type = "application/x-ndjson"))
+)]
 async fn export(
     State(app): State<Arc<App>>,
     caller: Admin,

@@ -44,6 +44,13 @@ use crate::server::chat_routes::blocking;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::state::{App, Gateway, Services};
 
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(hook, list, read, create, update, remove, rotate))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 pub fn api() -> Api {
     Api::new()
         // Authenticated in the handler, by the delivery's signature.
@@ -264,6 +271,13 @@ fn now_rfc3339(app: &App) -> String {
     crate::clock::rfc3339(app.services.clock.now())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels",
+    tag = "channels",
+    summary = "Channels the caller may see",
+    responses((status = 200, description = "`{\"channels\": [...]}`; secrets only as a hint", body = Object))
+)]
 async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let channels = blocking(move || {
         let all = app.gateway.channels.list()?;
@@ -276,6 +290,14 @@ async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, A
     Ok(Json(json!({ "channels": channels })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels/{name}",
+    tag = "channels",
+    summary = "One channel",
+    params(("name" = String, Path, description = "The channel's name")),
+    responses((status = 200, description = "The channel; its secret only as a hint", body = Object), (status = 404, description = "No such channel", body = Object))
+)]
 async fn read(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -292,6 +314,14 @@ async fn read(
     Ok(Json(channel).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels",
+    tag = "channels",
+    summary = "Create a webhook channel; its secret is shown once",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 201, description = "`{channel, secret}`: the secret, shown only now", body = Object), (status = 409, description = "The name exists or the secret is used elsewhere", body = Object), (status = 422, description = "A field is invalid; the message names it", body = Object))
+)]
 async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -334,6 +364,15 @@ async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/channels/{name}",
+    tag = "channels",
+    summary = "Change a channel's agent, reply URL or timeout",
+    params(("name" = String, Path, description = "The channel's name")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "The channel", body = Object), (status = 404, description = "No such channel", body = Object), (status = 409, description = "The channel comes from the configuration file", body = Object), (status = 422, description = "A field is invalid; the message names it", body = Object))
+)]
 async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -372,6 +411,14 @@ async fn update(
     Ok(Json(channel).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/channels/{name}",
+    tag = "channels",
+    summary = "Delete a channel",
+    params(("name" = String, Path, description = "The channel's name")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such channel", body = Object), (status = 409, description = "The channel comes from the configuration file", body = Object))
+)]
 async fn remove(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -391,6 +438,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{name}/rotate-secret",
+    tag = "channels",
+    summary = "Replace a channel's secret; the new one is shown once",
+    params(("name" = String, Path, description = "The channel's name")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "`{channel, secret}`: the new secret, shown only now", body = Object), (status = 404, description = "No such channel", body = Object), (status = 409, description = "The secret is used elsewhere or the channel comes from the configuration file", body = Object))
+)]
 async fn rotate(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -446,6 +502,15 @@ fn audit_refusal(app: &App, ip: IpAddr, channel: &str, delivery: &str, err: &Cha
 }
 
 /// `POST /hooks/{channel}`.
+#[utoipa::path(
+    post,
+    path = "/hooks/{channel}",
+    tag = "channels",
+    summary = "A signed delivery to a webhook channel (X-Aisopod-Delivery, X-Aisopod-Signature)",
+    params(("channel" = String, Path, description = "The channel's name"), ("X-Aisopod-Delivery" = String, Header, description = "A unique delivery id"), ("X-Aisopod-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<id>.<body>\">`")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "`{channel, delivery, reply}`: the agent's reply", body = Object), (status = 202, description = "Accepted; the reply is posted to the channel's reply URL", body = Object), (status = 409, description = "This delivery id was accepted before", body = Object), (status = 502, description = "The agent's provider failed", body = Object), (status = 503, description = "Too many delivery ids are held; retry later", body = Object))
+)]
 async fn hook(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,

@@ -8,8 +8,6 @@
 //! `Content-Security-Policy` without inline scripts or styles). This module only
 //! serves bytes: it never reads a credential, the store or any state.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
@@ -192,31 +190,75 @@ impl Default for Dashboard {
     }
 }
 
+/// The embedded files, read and hashed once.
+static DASHBOARD: std::sync::LazyLock<Dashboard> = std::sync::LazyLock::new(Dashboard::new);
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(index, manifest, asset))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 pub fn api() -> Api {
-    let dashboard = Arc::new(Dashboard::new());
-    let index = dashboard.clone();
-    let manifest = dashboard.clone();
-    let assets = dashboard;
     Api::new()
-        .route(
-            "/",
-            Access::Public,
-            get(move |headers: HeaderMap| async move { index.index.serve(&headers) }),
-        )
-        .route(
-            "/manifest.webmanifest",
-            Access::Public,
-            get(move |headers: HeaderMap| async move { manifest.manifest.serve(&headers) }),
-        )
-        .route(
-            "/assets/{version}/{file}",
-            Access::Public,
-            get(
-                move |Path((version, file)): Path<(String, String)>, headers: HeaderMap| async move {
-                    assets.asset(&version, &file, &headers)
-                },
-            ),
-        )
+        .route("/", Access::Public, get(index))
+        .route("/manifest.webmanifest", Access::Public, get(manifest))
+        .route("/assets/{version}/{file}", Access::Public, get(asset))
+}
+
+/// `GET /`: the dashboard's page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    summary = "The dashboard's page",
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 304, description = "Unchanged since the ETag sent")
+    )
+)]
+async fn index(headers: HeaderMap) -> Response {
+    DASHBOARD.index.serve(&headers)
+}
+
+/// `GET /manifest.webmanifest`: the PWA manifest.
+#[utoipa::path(
+    get,
+    path = "/manifest.webmanifest",
+    tag = "dashboard",
+    summary = "The dashboard's web app manifest",
+    responses(
+        (status = 200, description = "The manifest", body = Object, content_type = "application/manifest+json"),
+        (status = 304, description = "Unchanged since the ETag sent")
+    )
+)]
+async fn manifest(headers: HeaderMap) -> Response {
+    DASHBOARD.manifest.serve(&headers)
+}
+
+/// `GET /assets/{version}/{file}`: a script, style sheet or icon of this build.
+#[utoipa::path(
+    get,
+    path = "/assets/{version}/{file}",
+    tag = "dashboard",
+    summary = "A dashboard asset of this build (cached as immutable)",
+    params(
+        ("version" = String, Path, description = "The build's asset version"),
+        ("file" = String, Path, description = "The file's name")
+    ),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+            (String = "image/svg+xml")
+        )),
+        (status = 304, description = "Unchanged since the ETag sent"),
+        (status = 404, description = "No such file in this build", body = Object)
+    )
+)]
+async fn asset(Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    DASHBOARD.asset(&version, &file, &headers)
 }
 
 #[cfg(test)]

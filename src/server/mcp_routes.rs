@@ -62,6 +62,26 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// The interval of SSE comments that keep a waiting call's stream open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        post,
+        stream_refused,
+        end,
+        resource_metadata,
+        authorization_server_metadata
+    ))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    crate::server::api::also_at(
+        &mut doc,
+        http::Method::GET,
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    );
+    doc
+}
+
 pub fn api() -> Api {
     Api::new()
         .route(
@@ -366,6 +386,24 @@ fn accepts(headers: &HeaderMap) -> Accepts {
 }
 
 /// `POST /mcp`: one JSON-RPC message.
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    tag = "mcp",
+    summary = "One MCP JSON-RPC message (Streamable HTTP); see the MCP specification",
+    params(("MCP-Session-Id" = Option<String>, Header, description = "The session `initialize` issued; required after it"), ("MCP-Protocol-Version" = Option<String>, Header, description = "The negotiated protocol revision")),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A JSON-RPC response, as JSON or as server-sent events", content(
+            (Object = "application/json"),
+            (String = "text/event-stream")
+        )),
+        (status = 202, description = "A notification or response was accepted"),
+        (status = 404, description = "The session ended or never was", body = Object),
+        (status = 406, description = "The client accepts neither JSON nor server-sent events", body = Object),
+        (status = 415, description = "The body is not JSON", body = Object)
+    )
+)]
 async fn post(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -595,6 +633,13 @@ impl CallEvents {
 }
 
 /// `GET /mcp`: this server opens no stream of its own.
+#[utoipa::path(
+    get,
+    path = "/mcp",
+    tag = "mcp",
+    summary = "No server-initiated stream is offered",
+    responses((status = 405, description = "A JSON-RPC error; POST instead", body = Object))
+)]
 async fn stream_refused(_caller: Caller) -> Response {
     let mut response = rpc_response(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -611,6 +656,14 @@ async fn stream_refused(_caller: Caller) -> Response {
 }
 
 /// `DELETE /mcp`: ends the session the header names.
+#[utoipa::path(
+    delete,
+    path = "/mcp",
+    tag = "mcp",
+    summary = "End an MCP session",
+    params(("MCP-Session-Id" = String, Header, description = "The session to end")),
+    responses((status = 204, description = "Ended"), (status = 404, description = "No such session", body = Object))
+)]
 async fn end(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -641,6 +694,13 @@ async fn end(
 }
 
 /// RFC 9728: this gateway is the resource, and its own authorization server.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-protected-resource",
+    tag = "mcp",
+    summary = "Protected-resource metadata (RFC 9728) for MCP clients",
+    responses((status = 200, description = "The metadata", body = Object))
+)]
 async fn resource_metadata(
     State(app): State<Arc<App>>,
     uri: http::Uri,
@@ -660,6 +720,13 @@ async fn resource_metadata(
 }
 
 /// RFC 8414: the device authorization grant this gateway issues API tokens through.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "mcp",
+    summary = "Authorization-server metadata (RFC 8414): the device flow",
+    responses((status = 200, description = "The metadata", body = Object))
+)]
 async fn authorization_server_metadata(
     State(app): State<Arc<App>>,
     uri: http::Uri,

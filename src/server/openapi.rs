@@ -65,8 +65,9 @@ async fn serve() -> Response {
 /// The annotated operations of every route file, merged.
 fn operations() -> OpenApi {
     use crate::server::{
-        agent_routes, approval_routes, auth_routes, chat_routes, device_routes, devices_routes,
-        openai, pairing_routes, provider_routes, routes, usage_routes, ws,
+        agent_routes, approval_routes, audit_routes, auth_routes, channel_routes, chat_routes,
+        dashboard_routes, device_routes, devices_routes, mcp_routes, openai, pairing_routes,
+        provider_routes, routes, security_routes, usage_routes, ws,
     };
     let mut doc = OpenApiBuilder::new().build();
     for part in [
@@ -82,6 +83,11 @@ fn operations() -> OpenApi {
         pairing_routes::openapi(),
         devices_routes::openapi(),
         openai::openapi(),
+        channel_routes::openapi(),
+        mcp_routes::openapi(),
+        security_routes::openapi(),
+        audit_routes::openapi(),
+        dashboard_routes::openapi(),
         self_description(),
     ] {
         doc.merge(part);

@@ -16,6 +16,13 @@ use crate::server::chat_routes::blocking;
 use crate::server::error::ApiError;
 use crate::server::state::App;
 
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(audit))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 pub fn api() -> Api {
     Api::new().route(
         "/api/v1/security/audit",
@@ -24,6 +31,13 @@ pub fn api() -> Api {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/audit",
+    tag = "security",
+    summary = "The security audit's findings",
+    responses((status = 200, description = "`{version, generated, summary, findings: [{id, severity, title, evidence, fix}], fixed}`", body = Object))
+)]
 async fn audit(
     State(app): State<Arc<App>>,
     admin: Admin,

@@ -289,8 +289,13 @@ fn schemathesis(gateway: &Gateway, token: Option<&str>) -> (bool, String) {
             "--no-color",
             "--exclude-path",
             "/ws",
+            // JSON-RPC over Streamable HTTP: its own tests drive it (tests/it/mcp.rs).
+            "--exclude-path",
+            "/mcp",
         ])
-        .env_remove("AISOPOD_LOG");
+        .env_remove("AISOPOD_LOG")
+        // schemathesis keeps a cache in its working directory: not in the checkout.
+        .current_dir(&gateway.data_dir);
     if let Some(token) = token {
         command.args(["-H", &format!("Authorization: Bearer {token}")]);
     }
