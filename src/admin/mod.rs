@@ -221,7 +221,15 @@ fn run(
             })
         }
         AdminRequest::SecurityAudit { fix } => {
-            crate::security_audit::run(services_sources(services), None, Vec::new(), fix)
+            // Read-only here: the channels' secrets, whether or not a gateway runs.
+            let channels = crate::gateway::channels::Channels::open(
+                &services.store,
+                services.config.channels.clone(),
+                services.secrets.clone(),
+                services.config.security.mode,
+            )
+            .map_err(|e| failed(&e))?;
+            crate::security_audit::run(services_sources(services), None, &channels, fix)
                 .map(AdminResponse::SecurityAudit)
                 .map_err(|e| failed(&e))
         }

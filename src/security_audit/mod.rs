@@ -33,6 +33,7 @@ use crate::auth::Auth;
 use crate::auth::tokens::TokenRecord;
 use crate::clock::rfc3339;
 use crate::config::{Config, ConfigSource, TlsMode};
+use crate::gateway::channels::Channels;
 use crate::gateway::providers::{self, Exposure};
 use crate::keys::secrets::Secrets;
 use crate::sandbox::Runner;
@@ -50,6 +51,8 @@ pub enum SecurityAuditError {
     Accounts(#[from] crate::auth::users::AccountError),
     #[error("cannot read the sealed provider keys: {0}")]
     Secrets(#[from] crate::keys::secrets::SecretsError),
+    #[error("cannot read the channels' secrets: {0}")]
+    Channels(#[from] crate::gateway::channels::ChannelError),
 }
 
 /// Everything the checks read, gathered once.
@@ -225,15 +228,26 @@ pub fn fix_files(config: &Config) -> Vec<String> {
     files::fix(&files::targets(config, file.as_deref(), !inline.is_empty()))
 }
 
+/// Each signed channel's secret, labelled as the owner knows it: a secret that is also
+/// an API token or the gateway's own credential is a finding like any other reuse.
+pub fn channel_candidates(channels: &Channels) -> Result<Vec<Candidate>, SecurityAuditError> {
+    Ok(channels
+        .secrets()?
+        .into_iter()
+        .map(|(name, secret)| Candidate::own(format!("the secret of channel {name}"), secret))
+        .collect())
+}
+
 /// The whole audit: with `fix`, first repairs the file modes it would report (and the
 /// report says what changed); then surveys the sandbox (with `runner`, the gateway's
 /// own, when there is one), probes local upstream ports, gathers and checks.
 pub fn run(
     sources: Sources<'_>,
     runner: Option<&Runner>,
-    channel_secrets: Vec<Candidate>,
+    channels: &Channels,
     fix: bool,
 ) -> Result<Report, SecurityAuditError> {
+    let channel_secrets = channel_candidates(channels)?;
     let fixed = if fix {
         fix_files(sources.config)
     } else {

@@ -52,7 +52,12 @@ async fn audit(
             secrets: &services.secrets,
             now: services.clock.now(),
         };
-        let report = crate::security_audit::run(sources, app.sandbox.as_ref(), Vec::new(), false)?;
+        let report = crate::security_audit::run(
+            sources,
+            app.sandbox.as_ref(),
+            &app.gateway.channels,
+            false,
+        )?;
         app.audit_change("security.audit", admin.actor(), ip, "");
         Ok(report)
     })

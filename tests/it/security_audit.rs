@@ -221,6 +221,56 @@ fn an_expired_certificate_is_critical() {
 }
 
 #[test]
+fn a_webhook_secret_that_is_an_api_token_or_a_provider_key_is_found_by_channel_name() {
+    let setup = Setup::new(&format!(
+        "{FAST_AUTH}[[agents]]\nname = \"helper\"\ntools = []\n\
+         [[providers]]\nname = \"remote\"\nkind = \"openai\"\nbase_url = \"https://api.example/v1\"\napi_key = \"${{REMOTE_KEY}}\"\n\
+         [[channels]]\nname = \"ci\"\nkind = \"webhook\"\nagent = \"helper\"\nowner = \"owner\"\nsecret = \"${{CI_SECRET}}\"\n\
+         [[channels]]\nname = \"alerts\"\nkind = \"webhook\"\nagent = \"helper\"\nowner = \"owner\"\nsecret = \"${{ALERTS_SECRET}}\"\n"
+    ));
+    let shared = "a-provider-key-that-is-also-a-webhook-secret-0123456789";
+    let placeholders = [
+        ("REMOTE_KEY", shared),
+        (
+            "CI_SECRET",
+            "placeholder-webhook-secret-not-a-token-0123456789",
+        ),
+        ("ALERTS_SECRET", shared),
+    ];
+    let token = owner_and_token(&setup, &placeholders, "chat:read");
+    let env = [
+        ("REMOTE_KEY", shared),
+        ("CI_SECRET", token.as_str()),
+        ("ALERTS_SECRET", shared),
+    ];
+    let out = setup.cli_with(&["security", "audit", "--json"], &env, None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains(&token) && !text.contains(shared),
+        "the audit showed a secret"
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let evidence_of = |id: &str| -> String {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == id)
+            .map(|f| f["evidence"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let equal = evidence_of("secret.equals_token");
+    assert!(equal.contains("channel ci"), "{report}");
+    let reused = evidence_of("secret.reused");
+    assert!(
+        reused.contains("channel alerts") && reused.contains("provider remote"),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_clean_default_config_has_no_high_finding_and_exits_0() {
     let setup = Setup::new(FAST_AUTH);
     setup.add_owner();
