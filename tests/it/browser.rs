@@ -16,7 +16,7 @@ use crate::support::Setup;
 const FAST: &str = "[rate_limit]\nauth_per_minute = 1000\nauth_burst = 1000\napi_per_minute = 10000\napi_burst = 1000\n[auth]\nargon2_memory = \"8m\"\nargon2_iterations = 1\n[hardware]\nlong_press = \"500ms\"";
 
 /// Why the browser cannot run here, if it cannot.
-fn unavailable(dir: &Path) -> Option<String> {
+pub fn unavailable(dir: &Path) -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Some(format!(
@@ -37,7 +37,7 @@ fn unavailable(dir: &Path) -> Option<String> {
 fn chromium_pairs_from_the_oled_qr_with_a_non_extractable_key_after_the_button_press() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if let Some(why) = unavailable(&dir) {
-        eprintln!("SKIPPED: {why}");
+        crate::support::missing_tool(&why);
         return;
     }
     let board = Board::default();

@@ -363,25 +363,11 @@ fn the_audit_routes_filter_verify_and_export_for_admins_only() {
     );
 }
 
-/// Why the browser cannot run here, if it cannot.
-fn unavailable(dir: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!(
-            "{chromium} is not installed (scripts/setup installs it)"
-        ));
-    }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Some("tests/browser has no node_modules (scripts/setup runs npm ci)".into());
-    }
-    None
-}
-
 #[test]
 fn chromium_runs_the_dashboard_from_setup_to_logout() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if let Some(why) = unavailable(&dir) {
-        eprintln!("SKIPPED: {why}");
+    if let Some(why) = crate::browser::unavailable(&dir) {
+        crate::support::missing_tool(&why);
         return;
     }
     let (_runtime, up) = Upstream::on_own_runtime();
@@ -416,7 +402,9 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
     ));
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshots");
-    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/images");
+    // The pages as the browser drew them, for docs/src/images (copied by hand after a
+    // look: tokens and pairing pages show this run's throwaway secrets).
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-pages");
     let mut browser = Command::new("node")
         .arg("dashboard.mjs")
         .args([

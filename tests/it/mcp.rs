@@ -660,7 +660,7 @@ fn the_official_mcp_python_client_lists_and_calls_tools() {
         .args(["-c", "import mcp, httpx2"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: python3 with the mcp package is not installed (run scripts/setup)");
+        crate::support::missing_tool("python3 with the mcp package is not installed");
         return;
     }
     let f = Fixture::start();

@@ -895,7 +895,7 @@ fn the_official_openai_python_client_works_against_the_gateway() {
         .args(["-c", "import openai, httpx"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: python3 with the openai package is not installed (run scripts/setup)");
+        crate::support::missing_tool("python3 with the openai package is not installed");
         return;
     }
     let f = Fixture::start();
@@ -1002,7 +1002,7 @@ fn an_agent_failing_after_its_tools_ran_tells_clients_not_to_retry() {
         );
     }
     if !python_with_openai() {
-        eprintln!("SKIPPED: python3 with the openai package is not installed (run scripts/setup)");
+        crate::support::missing_tool("python3 with the openai package is not installed");
         return;
     }
     let before = f.up.requests().len();

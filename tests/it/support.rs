@@ -581,3 +581,14 @@ pub fn next_ws_message(socket: &mut WsSocket) -> serde_json::Value {
         }
     }
 }
+
+/// A test whose tool (a browser, a Python client, a proxy) is missing: `scripts/setup`
+/// installs every one, so under CI this fails; elsewhere it is a counted skip
+/// ([`crate::sandbox::skipped`]), never a silent pass.
+pub fn missing_tool(reason: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{reason} (scripts/setup installs it; CI must run every check)"
+    );
+    crate::sandbox::skipped(reason);
+}
