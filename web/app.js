@@ -102,6 +102,11 @@ signout.addEventListener("click", async () => {
   location.hash = "#/login";
   notify("You are signed out.");
 });
+// The skip link moves the focus without touching the fragment, which is the router's.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  view.focus();
+});
 window.addEventListener("hashchange", () => { route(); });
 
 await refresh();

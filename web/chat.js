@@ -25,9 +25,17 @@ export function socketOpen() {
   return ws !== null && ws.readyState === WebSocket.OPEN;
 }
 
-export async function connect() {
+// Opens the one socket; callers that ask while it is being opened share that attempt
+// (two sockets would deliver every approval twice).
+let opening = null;
+export function connect() {
   wanted = true;
-  if (ws && ws.readyState <= WebSocket.OPEN) return;
+  if (ws && ws.readyState <= WebSocket.OPEN) return Promise.resolve();
+  if (!opening) opening = openSocket().finally(() => { opening = null; });
+  return opening;
+}
+
+async function openSocket() {
   clearTimeout(retry);
   const { ticket } = await call("POST", "/auth/ws-ticket");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -203,6 +211,7 @@ export async function chatPage(view) {
   const stop = onMessage((m) => {
     if (!log.isConnected) { stop(); return; }
     if (m.type === "approval.request") {
+      if (log.querySelector(`[data-request="${CSS.escape(m.requestId)}"]`)) return;
       log.append(approvalCard(m));
       log.scrollTop = log.scrollHeight;
       return;

@@ -344,7 +344,58 @@ export async function auditPage(view) {
   try { await Promise.all([render(), verify()]); } catch (err) { showError(box, err); }
 }
 
+const SEVERITIES = ["critical", "high", "medium", "low", "info"];
+
+// "the file is readable by others" → "The file is readable by others."
+function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return "";
+  const first = `${t[0].toUpperCase()}${t.slice(1)}`;
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+const MODES = {
+  strict: "Strict: the gateway refuses to start with authentication off, CORS open to every origin, TLS off on a network address or a weak secret, and names the line to change.",
+  local: "Local: those problems are warnings, not refusals. Use it only on a machine nobody else can reach; set [security] mode = \"strict\" for the LAN.",
+};
+
+// What /ready says of the sandbox, as a sentence.
+function sandboxSentence(state) {
+  if (state === "ok") return ["status-ok", "Tools run code in the sandbox (namespaces, cgroups, seccomp and landlock); its self-test passed."];
+  if (state === "disabled") return ["muted", "Running code is turned off ([tools.sandbox] enabled = false). Agents can still chat."];
+  if (state === "checking") return ["muted", "The sandbox is testing itself; reload in a moment."];
+  if (typeof state === "string" && state.startsWith("unavailable")) {
+    return ["status-bad", `Running code is unavailable: ${state.replace(/^unavailable:?\s*/, "") || "the kernel lacks what the sandbox needs"}. Run aisopod sandbox check on the gateway for details.`];
+  }
+  return ["muted", "The gateway did not report the sandbox's state."];
+}
+
+function findingCard(f) {
+  return h("article", { class: `finding sev-${f.severity}`, "data-id": f.id },
+    h("h3", {}, h("span", { class: "sev" }, f.severity), " ", sentence(f.title)),
+    h("p", {}, h("strong", {}, "Seen: "), sentence(f.evidence)),
+    h("p", {}, h("strong", {}, "Fix: "), sentence(f.fix)),
+    h("p", { class: "muted mono" }, f.id));
+}
+
+async function renderSecurity(box) {
+  const report = await call("GET", "/api/v1/security/audit");
+  clear(box);
+  const mode = report.security_mode;
+  box.append(h("p", { id: "security-mode" }, h("strong", {}, `Security mode: ${mode}. `), MODES[mode] || ""));
+  const s = report.summary || {};
+  const counts = SEVERITIES.map((k) => `${s[k] || 0} ${k}`).join(", ");
+  const serious = (s.critical || 0) + (s.high || 0);
+  box.append(h("p", { id: "audit-summary", class: serious ? "status-bad" : "status-ok" },
+    serious ? `The audit found ${serious} problem${serious === 1 ? "" : "s"} to fix now (${counts}).` : `Nothing critical or high (${counts}).`));
+  const findings = (report.findings || []).slice()
+    .sort((a, b) => SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity));
+  box.append(h("div", { id: "findings" }, findings.map(findingCard)));
+  box.append(h("p", { class: "muted" }, `Checked ${when(report.generated)}. The same report: aisopod security audit on the gateway; --fix repairs file modes there.`));
+}
+
 export async function settingsPage(view, me) {
+  const admin = me.scopes.includes("admin");
   const box = errorBox();
   const current = field("Current password", { id: "current-password", type: "password", required: true, autocomplete: "current-password" });
   const next = field("New password", { id: "new-password", type: "password", required: true, autocomplete: "new-password" });
@@ -353,8 +404,13 @@ export async function settingsPage(view, me) {
   const providers = h("div", { id: "providers" });
   const caButton = h("button", { type: "button", class: "quiet", id: "ca" }, "Download the device CA");
   const status = h("div", { id: "status" });
+  const sandbox = h("p", { id: "sandbox" }, "Asking the gateway…");
+  const security = h("div", { id: "security", "aria-live": "polite" }, h("p", { class: "muted" }, "Running the security audit…"));
+  const rerun = h("button", { type: "button", class: "quiet", id: "rerun-audit" }, "Run the audit again");
   page(view, "Settings", box,
     h("div", { class: "card" }, h("h2", {}, "Your password"), h("p", { class: "muted" }, "Changing it signs out every other session."), form),
+    admin ? h("section", { class: "card", "aria-labelledby": "security-title" }, h("h2", { id: "security-title" }, "Security"), security, rerun) : null,
+    h("div", { class: "card" }, h("h2", {}, "Sandbox"), sandbox),
     h("div", { class: "card" }, h("h2", {}, "Gateway"), status),
     h("div", { class: "card" }, h("h2", {}, "Provider keys"), providers),
     h("div", { class: "card" }, h("h2", {}, "Certificate"), h("p", {}, "Install the device CA on a phone or computer so it trusts this gateway."), caButton));
@@ -371,6 +427,9 @@ export async function settingsPage(view, me) {
     const ready = await fetch("/ready").then((r) => r.json()).catch(() => null);
     clear(status);
     const checks = ready?.checks || {};
+    const [kind, text] = sandboxSentence(checks.sandbox);
+    sandbox.className = kind;
+    sandbox.textContent = text;
     status.append(table(["Check", "State"], Object.entries(checks).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
   };
   const renderProviders = async () => {
@@ -395,5 +454,8 @@ export async function settingsPage(view, me) {
     }
     if (!(answer.providers || []).length) providers.append(h("p", { class: "muted" }, "No providers are configured."));
   };
-  await Promise.all([renderStatus(), renderProviders()]).catch((err) => showError(box, err));
+  rerun.addEventListener("click", () => busy(rerun, box, () => renderSecurity(security)));
+  const work = [renderStatus(), renderProviders()];
+  if (admin) work.push(renderSecurity(security));
+  await Promise.all(work).catch((err) => showError(box, err));
 }

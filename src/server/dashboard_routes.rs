@@ -193,6 +193,12 @@ impl Default for Dashboard {
 /// The embedded files, read and hashed once.
 static DASHBOARD: std::sync::LazyLock<Dashboard> = std::sync::LazyLock::new(Dashboard::new);
 
+/// The URL of one of this build's assets (`/assets/{version}/{name}`), so pages the
+/// server renders itself (the device-flow approval page) share the dashboard's look.
+pub fn asset_url(name: &str) -> String {
+    format!("/assets/{}/{name}", DASHBOARD.version())
+}
+
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(paths(index, manifest, asset))]

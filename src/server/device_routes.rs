@@ -325,12 +325,39 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// A page in the dashboard's look: its stylesheet and icon from this build's assets, no
+/// inline script or style (the server's CSP allows neither).
 fn page(status: StatusCode, body: &str) -> Response {
+    let css = crate::server::dashboard_routes::asset_url("app.css");
+    let icon = crate::server::dashboard_routes::asset_url("icon.svg");
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>aisopod: approve a device</title></head><body><h1>Approve a device</h1>{body}</body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"theme-color\" content=\"#14532d\">\
+         <title>Approve a device · aisopod</title>\
+         <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\
+         <link rel=\"stylesheet\" href=\"{css}\"></head><body>\
+         <header class=\"top\"><span class=\"brand\"><img src=\"{icon}\" alt=\"\" width=\"28\" height=\"28\"> aisopod</span></header>\
+         <main id=\"device\"><h1>Approve a device</h1><div class=\"card\">{body}</div></main></body></html>"
     );
     (status, Html(html)).into_response()
+}
+
+/// A short outcome (`ok`) or refusal (`error`) as the dashboard shows them, with a way on.
+fn outcome(status: StatusCode, kind: &str, message: &str) -> Response {
+    let role = if kind == "error" { "alert" } else { "status" };
+    let more = if kind == "error" {
+        "<p><a href=\"/device\">Enter another code</a></p>"
+    } else {
+        ""
+    };
+    page(
+        status,
+        &format!(
+            "<p class=\"msg {kind}\" role=\"{role}\" id=\"outcome\">{}</p>{more}",
+            escape(message)
+        ),
+    )
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -357,31 +384,43 @@ async fn device_page(State(app): State<Arc<App>>, Query(query): Query<PageQuery>
 fn approval_form(app: &App, code: &str, username: &str, error: Option<&str>) -> String {
     let code = normalize_user_code(code);
     let error = error
-        .map(|e| format!("<p role=\"alert\"><b>{}</b></p>", escape(e)))
+        .map(|e| format!("<p class=\"msg error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let detail = match app.services.auth.device.pending(&code) {
         Ok(pending) => format!(
-            "<p>The program <b>{}</b> asks to act for you{}.</p>",
+            "<p id=\"asks\">The program <strong>{}</strong> asks to act for you{}.</p>",
             escape(&pending.client_id),
             pending
                 .requested
                 .map(|s| format!(" with the scopes <code>{}</code>", escape(&s.to_string())))
                 .unwrap_or_default()
         ),
-        Err(_) if code.is_empty() => String::new(),
-        Err(_) => "<p>That code is unknown or expired.</p>".to_string(),
+        Err(_) if code.is_empty() => {
+            "<p class=\"muted\">Enter the code your device shows, then sign in to approve it.</p>"
+                .to_string()
+        }
+        Err(_) => {
+            "<p class=\"msg error\" role=\"alert\">That code is unknown or expired.</p>".to_string()
+        }
     };
     let grouped = match (code.get(..4), code.get(4..)) {
         (Some(head), Some(tail)) if code.len() == 8 => format!("{head}-{tail}"),
         _ => code,
     };
+    // The first empty field takes the focus, so a keyboard user starts typing at once.
+    let (code_focus, user_focus, pass_focus) = match (grouped.is_empty(), username.is_empty()) {
+        (true, _) => (" autofocus", "", ""),
+        (false, true) => ("", " autofocus", ""),
+        (false, false) => ("", "", " autofocus"),
+    };
     format!(
-        "{error}{detail}<form method=\"post\" action=\"/device\">\
-         <p><label>Code <input name=\"user_code\" value=\"{}\" autocomplete=\"off\" required></label></p>\
-         <p><label>Username <input name=\"username\" value=\"{}\" autocomplete=\"username\" required></label></p>\
-         <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-         <p><button name=\"action\" value=\"approve\">Approve</button> <button name=\"action\" value=\"deny\">Deny</button></p>\
-         </form>",
+        "{error}{detail}<form method=\"post\" action=\"/device\"><div class=\"stack\">\
+         <label for=\"user-code\">Code <input id=\"user-code\" name=\"user_code\" value=\"{}\" autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" required{code_focus}></label>\
+         <label for=\"username\">Username <input id=\"username\" name=\"username\" value=\"{}\" autocomplete=\"username\" autocapitalize=\"none\" required{user_focus}></label>\
+         <label for=\"password\">Password <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{pass_focus}></label>\
+         <div class=\"row\"><button id=\"approve\" name=\"action\" value=\"approve\">Approve</button> \
+         <button id=\"deny\" class=\"quiet\" name=\"action\" value=\"deny\">Deny</button></div>\
+         </div></form>",
         escape(&grouped),
         escape(username)
     )
@@ -416,12 +455,13 @@ async fn device_decide(
     let allow = match decision.action.as_str() {
         "approve" => true,
         "deny" => false,
-        _ => return page(StatusCode::BAD_REQUEST, "<p>Choose approve or deny.</p>"),
+        _ => return outcome(StatusCode::BAD_REQUEST, "error", "Choose approve or deny."),
     };
     if decision.username.len() > 1024 || decision.password.len() > 1024 {
-        return page(
+        return outcome(
             StatusCode::BAD_REQUEST,
-            "<p>Username or password too long.</p>",
+            "error",
+            "Username or password too long.",
         );
     }
     let auth = &app.services.auth;
@@ -432,9 +472,10 @@ async fn device_decide(
                 .outcome(Outcome::Denied)
                 .source_ip(Some(ip.0)),
         );
-        return page(
+        return outcome(
             StatusCode::BAD_REQUEST,
-            "<p>That code is unknown or expired.</p>",
+            "error",
+            "That code is unknown or expired.",
         );
     }
     let user = match auth
@@ -483,9 +524,10 @@ async fn device_decide(
         .decide(&decision.user_code, &user.username, user.scopes, allow)
         .is_err()
     {
-        return page(
+        return outcome(
             StatusCode::BAD_REQUEST,
-            "<p>That code is unknown or expired.</p>",
+            "error",
+            "That code is unknown or expired.",
         );
     }
     app.audit().record_or_log(
@@ -504,5 +546,5 @@ async fn device_decide(
     } else {
         "Denied. The device gets no access."
     };
-    page(StatusCode::OK, &format!("<p>{message}</p>"))
+    outcome(StatusCode::OK, "ok", message)
 }

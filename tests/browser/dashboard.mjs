@@ -2,13 +2,16 @@
 // context as the "phone": setup with the claim code → sign out and in → create an API
 // token (shown once) → pair the phone from the offer the page shows → chat with a
 // streamed answer, and a tool call whose approval the phone answers → the audit viewer
-// shows those events → revoke the phone (its socket closes) → sign out. Started by
+// shows those events → settings show the security mode, the audit's findings and the
+// sandbox → a device-flow code approved from the styled /device page with the keyboard
+// only → revoke the phone (its socket closes) → sign out. Every page visited is checked
+// for unlabelled controls and for text below WCAG AA contrast, in light and dark. Started by
 // tests/it/dashboard.rs; prints one JSON line per step; on failure a screenshot of each
 // context goes to SHOTS and the last line is {"step":"failed",...}.
 //
 //   node dashboard.mjs URL CLAIM_CODE PASSWORD SHOTS_DIR IMAGES_DIR
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 
 const [url, claimCode, password, shots, images] = process.argv.slice(2);
 const say = (value) => process.stdout.write(JSON.stringify(value) + "\n");
@@ -25,7 +28,7 @@ const page = await laptop.newPage();
 const phone = await phoneContext.newPage();
 const problems = [];
 let refreshTokensSeen = 0;
-for (const [name, p] of [["laptop", page], ["phone", phone]]) {
+const watch = (name, p) => {
   p.on("pageerror", (err) => problems.push(`${name}: ${err.message}`));
   p.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`${name} console: ${m.text()}`); });
   p.on("dialog", (dialog) => dialog.accept());
@@ -34,7 +37,68 @@ for (const [name, p] of [["laptop", page], ["phone", phone]]) {
     const text = await response.text().catch(() => "");
     if (text.includes("refresh_token")) refreshTokensSeen += 1;
   });
-}
+};
+watch("laptop", page);
+watch("phone", phone);
+
+// Controls a screen reader could not name: inputs without a label, buttons and links
+// without text or aria-label.
+const unlabelled = (p) => p.evaluate(() => {
+  const bad = [];
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (el.type === "hidden") continue;
+    if (!(el.labels && el.labels.length) && !el.getAttribute("aria-label")) bad.push(`unlabelled ${el.tagName.toLowerCase()} ${el.id || el.name}`);
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!el.textContent.trim() && !el.getAttribute("aria-label")) bad.push(`unnamed ${el.tagName.toLowerCase()}`);
+  }
+  return bad;
+});
+// Visible text whose colour is too close to its background: WCAG AA asks 4.5:1, or 3:1
+// for large text (24px, or 18.66px bold). Disabled controls are exempt.
+const lowContrast = (p) => p.evaluate(() => {
+  const parse = (c) => {
+    const m = /rgba?\(([^)]+)\)/.exec(c || "");
+    if (!m) return null;
+    const [r, g, b, a = 1] = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+    return { r, g, b, a };
+  };
+  const lum = ({ r, g, b }) => {
+    const f = (v) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0.5) return c;
+    }
+    return { r: 255, g: 255, b: 255 };
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim();
+    if (!text || !el.getClientRects().length || el.closest(":disabled, [hidden], noscript")) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || el.closest(".skip")) continue;
+    const fg = parse(style.color);
+    if (!fg) continue;
+    const [hi, lo] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(`"${text.slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+  }
+  return bad;
+});
+const a11y = async (p, name) => {
+  const bad = [...await unlabelled(p)];
+  for (const colorScheme of ["light", "dark"]) {
+    await p.emulateMedia({ colorScheme });
+    bad.push(...(await lowContrast(p)).map((b) => `${colorScheme}: ${b}`));
+  }
+  await p.emulateMedia({ colorScheme: "light" });
+  if (bad.length) problems.push(`${name}: ${bad.join("; ")}`);
+};
 const shot = (p, name) => p.screenshot({ path: `${images}/${name}.png` });
 
 try {
@@ -50,6 +114,7 @@ try {
   // Sign out and in again.
   await page.click("#signout");
   await page.waitForSelector("#login", T);
+  await a11y(page, "login");
   await shot(page, "login");
   await page.fill("#login-user", "owner");
   await page.fill("#login-password", "wrong password, surely");
@@ -69,6 +134,7 @@ try {
   await page.click("#create-token button[type=submit]");
   const token = (await page.textContent("#token-value", T)).trim();
   await page.locator("#tokens td", { hasText: "ci" }).first().waitFor(T);
+  await a11y(page, "tokens");
   await shot(page, "tokens");
   await page.click("#nav a[data-page=chat]");
   await page.click("#nav a[data-page=tokens]");
@@ -82,6 +148,7 @@ try {
   const offer = (await page.textContent("#offer-url", T)).trim();
   const qr = await page.locator("canvas.qr").count();
   const left = Number(await page.textContent("#countdown"));
+  await a11y(page, "devices");
   await shot(page, "devices");
   await phone.goto(offer);
   await phone.waitForSelector("#form:not([hidden])", T);
@@ -122,11 +189,13 @@ try {
   await page.click("#send");
   await page.locator("#chat-log .approval").waitFor(T);
   await phone.locator("#approvals .approval button.deny").waitFor(T);
+  await a11y(phone, "phone approvals");
   await shot(phone, "phone-approval");
   await phone.click("#approvals .approval button.deny");
   await page.locator("#chat-log .approval.resolved", { hasText: "Denied" }).waitFor(T);
   await page.locator("#chat-log .tool.failed").waitFor(T);
   await page.locator("#chat-status", { hasText: "Done" }).waitFor(T);
+  await a11y(page, "chat");
   await shot(page, "chat");
   say({ step: "approval", answeredBy: "phone" });
 
@@ -139,11 +208,67 @@ try {
   }
   await page.fill("#audit-action", "approval.");
   await page.click("#audit-filter button[type=submit]");
+  // The unfiltered list is replaced: its first records (auth.claim...) go away.
+  await page.locator("#audit .action", { hasText: "auth.claim" }).first().waitFor({ state: "detached", ...T });
   await page.locator("#audit .action", { hasText: "approval.deny" }).first().waitFor(T);
   const filtered = await page.locator("#audit .action").allTextContents();
   if (!filtered.every((a) => a.startsWith("approval."))) throw new Error(`filter: ${filtered.join(" ")}`);
+  await a11y(page, "audit");
   await shot(page, "audit");
   say({ step: "audit", actions: actions.length, filtered: filtered.length });
+
+  // Settings: the security mode, the audit's findings worst first, the sandbox.
+  await page.click("#nav a[data-page=settings]");
+  await page.locator("#findings .finding").first().waitFor(T);
+  // (A locator, not waitForFunction: the page's CSP forbids the eval that needs.)
+  await page.locator("#sandbox[class]").waitFor(T);
+  const mode = (await page.textContent("#security-mode")).trim();
+  const summary = (await page.textContent("#audit-summary")).trim();
+  const findings = await page.locator("#findings .finding").evaluateAll((els) => els.map((e) => ({
+    id: e.dataset.id, severity: e.querySelector(".sev").textContent, text: e.textContent,
+  })));
+  const sandbox = (await page.textContent("#sandbox")).trim();
+  await a11y(page, "settings");
+  // Keyboard: the skip link is the Tab stop before the navigation, and Enter on it
+  // moves the focus to the page without leaving it.
+  await page.focus("#nav a");
+  await page.keyboard.press("Shift+Tab");
+  const firstTab = await page.evaluate(() => document.activeElement.className);
+  await page.keyboard.press("Enter");
+  const skipped = await page.evaluate(() => ({ focus: document.activeElement.id, hash: location.hash }));
+  await shot(page, "settings");
+  say({ step: "settings", mode, summary, findings, sandbox, firstTab, skipped });
+
+  // The device flow: a program asks for a code, the owner approves it on the styled
+  // /device page with the keyboard only, and the program's token works.
+  const api = await request.newContext({ ignoreHTTPSErrors: true, baseURL: url });
+  const started = await (await api.post("/auth/device/code", { form: { client_id: "ci-runner", scope: "chat:read" } })).json();
+  const device = await laptop.newPage();
+  watch("device", device);
+  await device.goto(started.verification_uri_complete);
+  await device.locator("#asks", { hasText: "ci-runner" }).waitFor(T);
+  const styled = await device.evaluate(() => ({
+    header: getComputedStyle(document.querySelector("header.top")).display,
+    form: getComputedStyle(document.querySelector("form .stack")).display,
+    approve: getComputedStyle(document.getElementById("approve")).backgroundColor,
+    focus: document.activeElement.id,
+  }));
+  await a11y(device, "device page");
+  await shot(device, "device-flow");
+  await device.keyboard.type("owner");
+  await device.keyboard.press("Tab");
+  await device.keyboard.type(password);
+  await device.keyboard.press("Enter");
+  await device.locator("#outcome", { hasText: "Approved" }).waitFor(T);
+  const outcome = (await device.textContent("#outcome")).trim();
+  await a11y(device, "device outcome");
+  await device.close();
+  const granted = await (await api.post("/auth/token", {
+    form: { grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: started.device_code },
+  })).json();
+  const who = await (await api.get("/api/v1/me", { headers: { authorization: `Bearer ${granted.access_token}` } })).json();
+  await api.dispose();
+  say({ step: "device", styled, outcome, user: who.username, scopes: who.scopes });
 
   // Revoke the phone: its socket closes and it is signed out.
   await page.click("#nav a[data-page=devices]");

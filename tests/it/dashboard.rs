@@ -1,8 +1,9 @@
 //! The web dashboard: its files as a browser fetches them (content types, CSP, caching
 //! by version and ETag) over HTTP/1.1 and HTTP/2; browser sessions (the refresh token
 //! only in an `HttpOnly` cookie on `/auth/refresh`, refused cross-site, cleared by
-//! logout) next to API clients that keep theirs in the body; the audit log routes; and
-//! the whole dashboard in headless Chromium (tests/browser/dashboard.mjs).
+//! logout) next to API clients that keep theirs in the body; the audit log routes; the
+//! device-flow page in the dashboard's style; and the whole dashboard in headless
+//! Chromium (tests/browser/dashboard.mjs).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -364,6 +365,86 @@ fn the_audit_routes_filter_verify_and_export_for_admins_only() {
 }
 
 #[test]
+fn the_device_flow_page_wears_the_dashboards_style_sheet_and_no_inline_code() {
+    let (_setup, gateway) = owner_gateway();
+    for http1 in [true, false] {
+        let client = gateway.client_speaking(version_of(http1), "127.0.0.1");
+        let dashboard = client
+            .get(format!("{}/", gateway.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let v = version_in(&dashboard);
+        let started: Value = client
+            .post(format!("{}/auth/device/code", gateway.url))
+            .form(&[("client_id", "<b>printer</b>"), ("scope", "chat:read")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let code = started["user_code"].as_str().unwrap();
+        for (query, focus) in [
+            (String::new(), "id=\"user-code\""),
+            (format!("?user_code={code}"), "id=\"username\""),
+        ] {
+            let page = client
+                .get(format!("{}/device{query}", gateway.url))
+                .send()
+                .unwrap();
+            assert_eq!(page.status(), 200);
+            let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe"));
+            let html = page.text().unwrap();
+            assert!(
+                html.contains(&format!(
+                    "<link rel=\"stylesheet\" href=\"/assets/{v}/app.css\">"
+                )),
+                "{html}"
+            );
+            assert!(
+                !html.contains("<script") && !html.contains("<style") && !html.contains("style=")
+            );
+            assert!(!html.contains("<b>printer"), "{html}");
+            // Every field has its label, and the first empty one takes the focus.
+            for id in ["user-code", "username", "password"] {
+                assert!(html.contains(&format!("<label for=\"{id}\">")), "{html}");
+            }
+            let focused = html.split(" autofocus").next().unwrap();
+            let last_id = focused.rsplit("<input ").next().unwrap();
+            assert!(last_id.contains(focus), "{query}: {html}");
+        }
+        // A refusal is a sentence in the dashboard's alert style, with a way back.
+        let refused = client
+            .post(format!("{}/device", gateway.url))
+            .form(&[
+                ("user_code", "ZZZZ-ZZZZ"),
+                ("username", "owner"),
+                ("password", OWNER_PW),
+                ("action", "approve"),
+            ])
+            .send()
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let html = refused.text().unwrap();
+        assert!(
+            html.contains("class=\"msg error\" role=\"alert\"")
+                && html.contains("That code is unknown or expired.")
+                && html.contains("<a href=\"/device\">"),
+            "{html}"
+        );
+        let css = client
+            .get(format!("{}/assets/{v}/app.css", gateway.url))
+            .send()
+            .unwrap();
+        assert_eq!(css.status(), 200);
+    }
+}
+
+#[test]
 fn chromium_runs_the_dashboard_from_setup_to_logout() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if let Some(why) = crate::browser::unavailable(&dir) {
@@ -462,6 +543,69 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
         .iter()
         .find(|r| r.action.starts_with("approval.") && r.details.to_string().contains("shell"));
     assert!(denied.is_some(), "{audit:?}");
+
+    // Settings: the mode this gateway runs in, the audit's findings worst first and
+    // told as sentences (the token made above never expires), the sandbox's state; the
+    // skip link is the Tab stop before the navigation and moves the focus without
+    // leaving the page.
+    let settings = find("settings");
+    let mode = serde_json::to_value(app.config().security.mode).unwrap();
+    let mode = mode.as_str().unwrap();
+    assert!(
+        settings["mode"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Security mode: {mode}.")),
+        "{settings}"
+    );
+    let findings = settings["findings"].as_array().unwrap();
+    let order = ["critical", "high", "medium", "low", "info"];
+    let ranks: Vec<usize> = findings
+        .iter()
+        .map(|f| order.iter().position(|s| f["severity"] == *s).unwrap())
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{settings}");
+    for id in ["token.no_expiry", "build.no_advisory_db"] {
+        assert!(findings.iter().any(|f| f["id"] == id), "{id}: {settings}");
+    }
+    assert!(
+        findings.iter().all(|f| {
+            let text = f["text"].as_str().unwrap();
+            text.contains("Seen: ") && text.contains("Fix: ")
+        }),
+        "{settings}"
+    );
+    let sandbox = settings["sandbox"].as_str().unwrap();
+    let expected = match app.sandbox_status().to_string().as_str() {
+        "ok" => "Tools run code in the sandbox",
+        "disabled" => "Running code is turned off",
+        "checking" => "The sandbox is testing itself",
+        _ => "Running code is unavailable",
+    };
+    // The self-test may have finished between the page's look and this one.
+    assert!(
+        sandbox.starts_with(expected) || sandbox.starts_with("The sandbox is testing itself"),
+        "{sandbox}"
+    );
+    assert_eq!(settings["firstTab"], "skip", "{settings}");
+    assert_eq!(
+        settings["skipped"],
+        json!({"focus": "view", "hash": "#/settings"})
+    );
+
+    // The device flow's page wears the dashboard's style sheet, starts with the focus
+    // in the first empty field, and approves by keyboard; the program's token works.
+    let device = find("device");
+    assert_eq!(device["styled"]["header"], "flex", "{device}");
+    assert_eq!(device["styled"]["form"], "grid", "{device}");
+    assert_eq!(device["styled"]["approve"], "rgb(20, 83, 45)", "{device}");
+    assert_eq!(device["styled"]["focus"], "username", "{device}");
+    assert_eq!(
+        device["outcome"],
+        "Approved. You can return to your device."
+    );
+    assert_eq!(device["user"], "owner");
+    assert_eq!(device["scopes"], json!(["chat:read"]));
 
     // The phone's device is revoked, its socket closed, and the owner signed out.
     let devices = app.services.auth.paired.list().unwrap();

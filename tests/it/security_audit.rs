@@ -356,6 +356,7 @@ fn the_http_route_gives_the_same_ids_to_admins_only_over_both_versions() {
         http_ids.sort();
         assert_eq!(http_ids, cli_ids, "{version:?}");
         assert_eq!(report["fixed"], json!([]));
+        assert_eq!(report["security_mode"], "local", "{version:?}");
         // GET only: the audit never repairs over HTTP.
         let (status, _) = call(&client, Method::POST, &url, &admin, Some(json!({})));
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{version:?}");
