@@ -229,6 +229,8 @@ try {
   })));
   const sandbox = (await page.textContent("#sandbox")).trim();
   await a11y(page, "settings");
+  await page.locator("#security-title").scrollIntoViewIfNeeded();
+  await shot(page, "settings");
   // Keyboard: the skip link is the Tab stop before the navigation, and Enter on it
   // moves the focus to the page without leaving it.
   await page.focus("#nav a");
@@ -236,7 +238,6 @@ try {
   const firstTab = await page.evaluate(() => document.activeElement.className);
   await page.keyboard.press("Enter");
   const skipped = await page.evaluate(() => ({ focus: document.activeElement.id, hash: location.hash }));
-  await shot(page, "settings");
   say({ step: "settings", mode, summary, findings, sandbox, firstTab, skipped });
 
   // The device flow: a program asks for a code, the owner approves it on the styled
