@@ -350,7 +350,8 @@ const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 function sentence(text) {
   const t = String(text || "").trim();
   if (!t) return "";
-  const first = `${t[0].toUpperCase()}${t.slice(1)}`;
+  // The product's name stays lower case.
+  const first = /^aisopod\b/.test(t) ? t : `${t[0].toUpperCase()}${t.slice(1)}`;
   return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
