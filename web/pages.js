@@ -276,7 +276,7 @@ export async function usersPage(view) {
     const users = await call("GET", "/api/v1/users");
     clear(list);
     list.append(table(["User", "Scopes", "State", "Created", ""], users.map((u) => {
-      const toggle = h("button", { type: "button", class: "quiet" }, u.disabled ? "Enable" : "Disable");
+      const toggle = h("button", { type: "button", class: "quiet", "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.username}` }, u.disabled ? "Enable" : "Disable");
       const remove = h("button", { type: "button", class: "danger", "aria-label": `Remove ${u.username}` }, "Remove");
       toggle.addEventListener("click", () => busy(toggle, box, async () => {
         await call("PATCH", `/api/v1/users/${encodeURIComponent(u.username)}`, { disabled: !u.disabled });

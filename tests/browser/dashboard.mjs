@@ -1,6 +1,6 @@
 // Drives the dashboard in headless Chromium as an owner would, with a second browser
 // context as the "phone": setup with the claim code → sign out and in → create an API
-// token (shown once) → pair the phone from the offer the page shows → chat with a
+// token (shown once) → add a user and disable it → pair the phone from the offer the page shows → chat with a
 // streamed answer, and a tool call whose approval the phone answers → the audit viewer
 // shows those events → settings show the security mode, the audit's findings and the
 // sandbox → a device-flow code approved from the styled /device page with the keyboard
@@ -104,6 +104,8 @@ const shot = (p, name) => p.screenshot({ path: `${images}/${name}.png` });
 try {
   // First run: the claim code makes the owner account.
   await page.goto(`${url}/#/setup`);
+  await page.locator("#claim-code").waitFor(T);
+  await a11y(page, "setup");
   await page.fill("#claim-code", claimCode, T);
   await page.fill("#setup-user", "owner");
   await page.fill("#setup-password", password);
@@ -141,6 +143,18 @@ try {
   await page.locator("#tokens td", { hasText: "ci" }).first().waitFor(T);
   if (await page.locator("#token-value").count()) throw new Error("the token is shown a second time");
   say({ step: "token", token });
+
+  // Users: add a reader, then disable the account.
+  await page.click("#nav a[data-page=users]");
+  await page.fill("#user-name", "reader", T);
+  await page.fill("#user-password", "quiet walrus paints seven lanterns");
+  await page.click("#add-user button[type=submit]");
+  const reader = page.locator("#users tr", { hasText: "reader" });
+  await reader.locator("td", { hasText: "active" }).waitFor(T);
+  await page.click("#users button[aria-label='Disable reader']");
+  await reader.locator("td", { hasText: "disabled" }).waitFor(T);
+  await a11y(page, "users");
+  say({ step: "users", state: (await reader.locator("td").nth(2).textContent()).trim() });
 
   // Pair the phone from the offer the page shows.
   await page.click("#nav a[data-page=devices]");

@@ -531,6 +531,11 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
     assert_eq!(me.status(), 200);
     assert!(!gateway.log_text().contains(&token));
 
+    // The account added on the Users page exists, disabled.
+    assert_eq!(find("users")["state"], "disabled");
+    let reader = app.services.auth.accounts.get("reader").unwrap().unwrap();
+    assert!(reader.disabled);
+
     // The answer streamed in more than one piece, and the shell call was denied from
     // the phone.
     let chat = find("streamed");
