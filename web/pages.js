@@ -116,17 +116,38 @@ export async function devicesPage(view, me) {
     list.append(table(["Name", "Owner", "Scopes", "Paired", "Last seen", ""], devices.map((d) => {
       const rename = h("button", { type: "button", class: "quiet", "aria-label": `Rename ${d.name}` }, "Rename");
       const revoke = h("button", { type: "button", class: "danger", "data-device": d.id, "aria-label": `Revoke ${d.name}` }, "Revoke");
-      rename.addEventListener("click", () => busy(rename, box, async () => {
-        const name = window.prompt("New name for this device", d.name);
-        if (name && name.trim()) { await call("PATCH", `/api/v1/devices/${encodeURIComponent(d.id)}`, { name: name.trim() }); await renderDevices(); }
-      }));
+      const nameCell = h("span", {}, d.name);
+      // Renaming happens in place: a labelled field that has the focus, Enter saves,
+      // Escape or Cancel puts the name back.
+      rename.addEventListener("click", () => {
+        const input = field(`New name for ${d.name}`, { value: d.name, required: true, maxlength: 64, autocomplete: "off" });
+        const save = h("button", { type: "submit" }, "Save");
+        const cancel = h("button", { type: "button", class: "quiet" }, "Cancel");
+        const form = h("form", { class: "stack rename" }, input.label, h("div", { class: "row" }, save, cancel));
+        const back = () => { form.replaceWith(nameCell); rename.disabled = false; rename.focus(); };
+        cancel.addEventListener("click", back);
+        form.addEventListener("keydown", (event) => { if (event.key === "Escape") back(); });
+        form.addEventListener("submit", (event) => {
+          event.preventDefault();
+          busy(save, box, async () => {
+            const name = input.input.value.trim();
+            await call("PATCH", `/api/v1/devices/${encodeURIComponent(d.id)}`, { name });
+            notify(`${d.name} is now called ${name}.`);
+            await renderDevices();
+          });
+        });
+        nameCell.replaceWith(form);
+        rename.disabled = true;
+        input.input.focus();
+        input.input.select();
+      });
       revoke.addEventListener("click", () => busy(revoke, box, async () => {
         if (!window.confirm(`Revoke ${d.name}? It is signed out at once.`)) return;
         await call("DELETE", `/api/v1/devices/${encodeURIComponent(d.id)}`);
         notify(`${d.name} was revoked.`);
         await renderDevices();
       }));
-      return [d.name, d.owner, (d.scopes || []).join(" "), when(d.created), when(d.last_refresh), h("div", { class: "row" }, rename, revoke)];
+      return [nameCell, d.owner, (d.scopes || []).join(" "), when(d.created), when(d.last_refresh), h("div", { class: "row" }, rename, revoke)];
     })));
   };
 

@@ -4,7 +4,7 @@
 // streamed answer, and a tool call whose approval the phone answers → the audit viewer
 // shows those events → settings show the security mode, the audit's findings and the
 // sandbox → a device-flow code approved from the styled /device page with the keyboard
-// only → revoke the phone (its socket closes) → sign out. Every page visited is checked
+// only → rename the phone in place → revoke the phone (its socket closes) → sign out. Every page visited is checked
 // for unlabelled controls and for text below WCAG AA contrast, in light and dark. Started by
 // tests/it/dashboard.rs; prints one JSON line per step; on failure a screenshot of each
 // context goes to SHOTS and the last line is {"step":"failed",...}.
@@ -285,8 +285,18 @@ try {
   await api.dispose();
   say({ step: "device", styled, outcome, user: who.username, scopes: who.scopes });
 
-  // Revoke the phone: its socket closes and it is signed out.
+  // Rename the phone in place, by keyboard: the field has the focus, Enter saves.
   await page.click("#nav a[data-page=devices]");
+  await page.click("#devices button[aria-label='Rename test phone']", T);
+  await page.locator("#devices form.rename input").waitFor(T);
+  const renameFocus = await page.evaluate(() => document.activeElement.closest("form.rename") !== null);
+  await a11y(page, "rename");
+  await page.keyboard.type("kitchen phone");
+  await page.keyboard.press("Enter");
+  await page.locator("#devices td", { hasText: "kitchen phone" }).first().waitFor(T);
+  say({ step: "renamed", renameFocus });
+
+  // Revoke the phone: its socket closes and it is signed out.
   await page.click("#devices button[data-device]", T);
   await page.locator("#devices", { hasText: "No paired devices." }).waitFor(T);
   await phone.locator("#live", { hasText: "Offline" }).waitFor(T);

@@ -616,6 +616,8 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
     let devices = app.services.auth.paired.list().unwrap();
     assert_eq!(devices.len(), 1);
     assert!(devices[0].revoked.is_some());
+    assert_eq!(find("renamed")["renameFocus"], true);
+    assert_eq!(devices[0].name, "kitchen phone");
     assert_eq!(find("phone-closed")["live"], "Offline");
     let out = find("logged-out");
     assert_eq!(
