@@ -3,17 +3,18 @@
 // token (shown once) → add a user and disable it → pair the phone from the offer the page shows → chat with a
 // streamed answer, and a tool call whose approval the phone answers → the audit viewer
 // shows those events → settings show the security mode, the audit's findings and the
-// sandbox → a device-flow code approved from the styled /device page with the keyboard
-// only → rename the phone in place → revoke the phone (its socket closes) → sign out. Every page visited is checked
+// sandbox, a provider key set, the CA downloaded → a device-flow code approved from the styled /device page with the keyboard
+// only → rename the phone in place → revoke the phone (its socket closes) → change the
+// password → sign out. Every page visited is checked
 // for unlabelled controls and for text below WCAG AA contrast, in light and dark. Started by
 // tests/it/dashboard.rs; prints one JSON line per step; on failure a screenshot of each
 // context goes to SHOTS and the last line is {"step":"failed",...}.
 //
-//   node dashboard.mjs URL CLAIM_CODE PASSWORD SHOTS_DIR IMAGES_DIR
-import { mkdirSync } from "node:fs";
+//   node dashboard.mjs URL CLAIM_CODE PASSWORD SHOTS_DIR IMAGES_DIR NEW_PASSWORD
+import { mkdirSync, readFileSync } from "node:fs";
 import { chromium, request } from "playwright-core";
 
-const [url, claimCode, password, shots, images] = process.argv.slice(2);
+const [url, claimCode, password, shots, images, newPassword] = process.argv.slice(2);
 const say = (value) => process.stdout.write(JSON.stringify(value) + "\n");
 const T = { timeout: 20000 };
 mkdirSync(shots, { recursive: true });
@@ -252,7 +253,16 @@ try {
   const firstTab = await page.evaluate(() => document.activeElement.className);
   await page.keyboard.press("Enter");
   const skipped = await page.evaluate(() => ({ focus: document.activeElement.id, hash: location.hash }));
-  say({ step: "settings", mode, summary, findings, sandbox, firstTab, skipped });
+  // A provider's key is set (and never shown back); the device CA downloads.
+  const providerKey = "sk-dashboard-test-0123456789abcdef";
+  await page.fill("input[name=key-local]", providerKey);
+  await page.click("#providers button[type=submit]");
+  await page.locator("#providers button[type=submit]", { hasText: "Replace key" }).waitFor(T);
+  const keyShown = (await page.content()).includes(providerKey);
+  const [download] = await Promise.all([page.waitForEvent("download", T), page.click("#ca")]);
+  const ca = readFileSync(await download.path(), "utf8");
+  say({ step: "settings", mode, summary, findings, sandbox, firstTab, skipped, keyShown,
+    caName: download.suggestedFilename(), caPem: ca.startsWith("-----BEGIN CERTIFICATE-----") });
 
   // The device flow: a program asks for a code, the owner approves it on the styled
   // /device page with the keyboard only, and the program's token works.
@@ -303,6 +313,14 @@ try {
   const live = (await phone.textContent("#live")).trim();
   await phone.waitForSelector("#login", { timeout: 30000 });
   say({ step: "phone-closed", live });
+
+  // Change the password (this session stays signed in).
+  await page.click("#nav a[data-page=settings]");
+  await page.fill("#current-password", password, T);
+  await page.fill("#new-password", newPassword);
+  await page.click("#password button[type=submit]");
+  await page.locator("#notice .msg.ok", { hasText: "password was changed" }).waitFor(T);
+  say({ step: "password" });
 
   // Sign out: the cookie is gone, nothing is left in web storage.
   await page.click("#signout");

@@ -444,6 +444,9 @@ fn the_device_flow_page_wears_the_dashboards_style_sheet_and_no_inline_code() {
     }
 }
 
+/// The owner's password after the browser test changes it on the Settings page.
+const NEW_PW: &str = "a brand new owner passphrase, 77 lanterns";
+
 #[test]
 fn chromium_runs_the_dashboard_from_setup_to_logout() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -494,6 +497,7 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
             OWNER_PW,
             shots.to_str().unwrap(),
             images.to_str().unwrap(),
+            NEW_PW,
         ])
         .current_dir(&dir)
         .stdout(Stdio::piped())
@@ -598,6 +602,21 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
         json!({"focus": "view", "hash": "#/settings"})
     );
 
+    // The provider's key was set and never shown back; the CA downloaded as PEM.
+    assert_eq!(settings["keyShown"], false, "{settings}");
+    assert_eq!(settings["caName"], "aisopod-ca.crt");
+    assert_eq!(settings["caPem"], true);
+    assert!(
+        app.gateway
+            .upstreams
+            .list()
+            .unwrap()
+            .iter()
+            .any(|p| p.name == "local"
+                && matches!(p.key.source, aisopod::gateway::upstreams::KeySource::Api)),
+        "the key was not stored"
+    );
+
     // The device flow's page wears the dashboard's style sheet, starts with the focus
     // in the first empty field, and approves by keyboard; the program's token works.
     let device = find("device");
@@ -630,6 +649,18 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
     );
     // The page never saw a refresh token.
     assert_eq!(out["refreshTokensSeen"], 0, "{out}");
+    // The password changed on the Settings page is the one that signs in now.
+    find("password");
+    for (password, status) in [(OWNER_PW, 401), (NEW_PW, 200)] {
+        let login = gateway
+            .client()
+            .post(format!("{}/auth/login", gateway.url))
+            .json(&json!({"username": "owner", "password": password}))
+            .send()
+            .unwrap();
+        assert_eq!(login.status(), status);
+    }
     let log = gateway.log_text();
     assert!(!log.contains(&code.replace('-', "")) && !log.contains(OWNER_PW));
+    assert!(!log.contains(NEW_PW) && !log.contains("sk-dashboard-test"));
 }
