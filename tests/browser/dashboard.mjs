@@ -230,7 +230,10 @@ try {
   if (!filtered.every((a) => a.startsWith("approval."))) throw new Error(`filter: ${filtered.join(" ")}`);
   await a11y(page, "audit");
   await shot(page, "audit");
-  say({ step: "audit", actions: actions.length, filtered: filtered.length });
+  const [exported] = await Promise.all([page.waitForEvent("download", T), page.click("#audit-export")]);
+  const jsonl = readFileSync(await exported.path(), "utf8").trim().split("\n").map((line) => JSON.parse(line));
+  say({ step: "audit", actions: actions.length, filtered: filtered.length,
+    exported: jsonl.length, sealed: "audit_seal" in jsonl[jsonl.length - 1] });
 
   // Settings: the security mode, the audit's findings worst first, the sandbox.
   await page.click("#nav a[data-page=settings]");

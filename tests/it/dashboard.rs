@@ -535,6 +535,14 @@ fn chromium_runs_the_dashboard_from_setup_to_logout() {
     assert_eq!(me.status(), 200);
     assert!(!gateway.log_text().contains(&token));
 
+    // The audit log exported from the viewer is JSONL ending with the seal.
+    let audit_step = find("audit");
+    assert!(
+        audit_step["exported"].as_u64().unwrap() > 10,
+        "{audit_step}"
+    );
+    assert_eq!(audit_step["sealed"], true, "{audit_step}");
+
     // The account added on the Users page exists, disabled.
     assert_eq!(find("users")["state"], "disabled");
     let reader = app.services.auth.accounts.get("reader").unwrap().unwrap();
