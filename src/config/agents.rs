@@ -5,7 +5,7 @@
 //! looks at which providers are configured (their owner cross-checks names) and never
 //! touches the filesystem.
 
-use super::settings::{ModelRef, TOOL_NAMES};
+use super::common::{ModelRef, TOOL_NAMES};
 
 /// Default for `max_tool_iterations`.
 pub const DEFAULT_TOOL_ITERATIONS: u32 = 10;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::{MIN_SECRET_BYTES, SecurityMode};
 use super::issue::ConfigIssue;
-use super::settings::{MIN_SECRET_BYTES, SecurityMode};
 use super::units::Seconds;
 use crate::secret::Secret;
 

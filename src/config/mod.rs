@@ -10,6 +10,7 @@
 
 pub mod agents;
 mod channels;
+mod common;
 mod env;
 pub mod hardware;
 mod issue;
@@ -27,6 +28,7 @@ pub use channels::{
     ChannelConfig, ChannelKindName, DEFAULT_REPLY_TIMEOUT, channel_secret_problem,
     reply_url_problem, valid_channel_name,
 };
+pub use common::*;
 pub use env::{ApplianceEnvironment, Environment, ProcessEnvironment};
 pub use issue::{ConfigError, ConfigIssue, ConfigSource};
 pub use providers::{ProviderConfig, ProviderKindName};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::SecurityMode;
 use super::issue::ConfigIssue;
-use super::settings::{AuthMode, LogFormat, SecurityMode};
+use super::settings::{AuthMode, LogFormat};
 use super::units::{CpuFraction, Seconds, Size};
 use crate::secret::Secret;
 

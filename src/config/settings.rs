@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::{ModelRef, SecurityMode};
 use super::issue::ConfigSource;
 use crate::secret::Secret;
 
 /// Environment variables that override `[security] mode`, strongest first.
 pub const SECURITY_MODE_ENV: [&str; 2] = ["AISOPOD_SECURITY_MODE", "SECURITY_MODE"];
-/// Secrets shorter than this are refused in strict mode.
-pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -94,23 +93,6 @@ pub struct TlsConfig {
     pub server_validity: Duration,
     pub ca_validity: Duration,
     pub extra_names: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecurityMode {
-    Local,
-    Strict,
-}
-
-impl SecurityMode {
-    pub(super) fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "local" => Some(SecurityMode::Local),
-            "strict" => Some(SecurityMode::Strict),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -452,23 +434,7 @@ pub struct AgentConfig {
     pub temperature: Option<f64>,
 }
 
-/// A `provider/model` name, as fallbacks and the OpenAI API's `model` field give it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelRef {
-    pub provider: String,
-    pub model: String,
-}
-
-impl std::fmt::Display for ModelRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.provider, self.model)
-    }
-}
-
 /// The name of the agent that exists when the configuration names none.
-/// Every tool an agent may be given; the gateway's tools answer to these names.
-pub const TOOL_NAMES: [&str; 5] = ["code_exec", "shell", "read_file", "write_file", "list_dir"];
-
 pub const DEFAULT_AGENT: &str = "default";
 
 /// How tool code is isolated.

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::common::*;
 use super::issue::ConfigIssue;
 use super::settings::*;
 

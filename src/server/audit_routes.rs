@@ -74,13 +74,13 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&App) -> Result<T, AuditError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || work(&app))
-        .await
-        .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?
-        .map_err(|e| match e {
+    crate::server::chat_routes::blocking(move || {
+        work(&app).map_err(|e| match e {
             AuditError::Query(message) => bad(message),
             other => ApiError::from(crate::error::Error::from(other)),
         })
+    })
+    .await
 }
 
 /// `GET /api/v1/audit?since=&action=&actor=&limit=`: newest last, at most `limit`.

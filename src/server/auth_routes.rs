@@ -135,15 +135,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// How the dashboard's refresh cookie is set here.
+fn cookie_settings(app: &App) -> browser_session::CookieSettings {
+    browser_session::CookieSettings {
+        secure: app.tls.is_some(),
+        refresh_ttl: app.services.auth.sessions.refresh_ttl(),
+    }
+}
+
 /// Runs blocking work (hashing, durable writes) on the blocking pool.
 async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     work: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || work(&app))
-        .await
-        .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?
+    crate::server::chat_routes::blocking(move || work(&app)).await
 }
 
 fn not_in_this_mode() -> ApiError {
@@ -211,7 +217,7 @@ fn login_response(app: &App, headers: &HeaderMap, answer: LoginAnswer) -> Respon
         if let Some(object) = body.as_object_mut() {
             object.remove("known_client");
         }
-        browser_session::into_cookie(app, StatusCode::OK, body)
+        browser_session::into_cookie(cookie_settings(app), StatusCode::OK, body)
     } else {
         Json(answer).into_response()
     };
@@ -345,9 +351,10 @@ async fn refresh(
             Ok(token) => (token, true),
             Err(err) => {
                 let mut response = refuse(&app, ip.0, "/auth/refresh", err.into(), None);
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, browser_session::clear_cookie(&app));
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    browser_session::clear_cookie(cookie_settings(&app)),
+                );
                 return Ok(response);
             }
         },
@@ -355,7 +362,7 @@ async fn refresh(
     let result = refresh_with(&app, ip, token).await;
     match result {
         Ok(pair) if by_cookie => Ok(browser_session::pair_response(
-            &app,
+            cookie_settings(&app),
             &headers,
             StatusCode::OK,
             &pair,
@@ -363,9 +370,10 @@ async fn refresh(
         Ok(pair) => Ok(Json(pair).into_response()),
         Err(err) if by_cookie => {
             let mut response = err.into_response();
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, browser_session::clear_cookie(&app));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                browser_session::clear_cookie(cookie_settings(&app)),
+            );
             Ok(response)
         }
         Err(err) => Err(err),
@@ -447,7 +455,10 @@ async fn logout(
     // A browser's refresh cookie goes with the session it belonged to.
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, browser_session::clear_cookie(&app))],
+        [(
+            header::SET_COOKIE,
+            browser_session::clear_cookie(cookie_settings(&app)),
+        )],
     )
         .into_response())
 }
@@ -691,7 +702,7 @@ async fn claim(
                 event("auth.claim", &format!("user:{username}"), ip).target(username),
             );
             Ok(browser_session::pair_response(
-                &app,
+                cookie_settings(&app),
                 &headers,
                 StatusCode::CREATED,
                 &pair,

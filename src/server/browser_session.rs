@@ -19,7 +19,6 @@ use serde_json::Value;
 use crate::auth::sessions::TokenPair;
 use crate::secret::Secret;
 use crate::server::host::RequestHost;
-use crate::server::state::App;
 
 /// The header by which the dashboard asks for cookie-kept refresh tokens.
 pub const CLIENT_HEADER: HeaderName = HeaderName::from_static("x-aisopod-client");
@@ -110,24 +109,36 @@ fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|token| token.len() <= MAX_REFRESH_COOKIE)
 }
 
-fn secure(app: &App) -> &'static str {
-    if app.tls.is_some() { "; Secure" } else { "" }
+/// How this gateway sets its cookies.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieSettings {
+    /// Marked `Secure` (the gateway serves TLS).
+    pub secure: bool,
+    /// How long a refresh token lives, in seconds: the cookie's `Max-Age`.
+    pub refresh_ttl: i64,
+}
+
+impl CookieSettings {
+    fn secure(self) -> &'static str {
+        if self.secure { "; Secure" } else { "" }
+    }
 }
 
 /// The `Set-Cookie` that keeps `refresh_token` in the browser.
-pub fn set_cookie(app: &App, refresh_token: &str, max_age: i64) -> Option<HeaderValue> {
+pub fn set_cookie(settings: CookieSettings, refresh_token: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "{REFRESH_COOKIE}={refresh_token}; Path={REFRESH_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
-        secure(app)
+        "{REFRESH_COOKIE}={refresh_token}; Path={REFRESH_PATH}; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        settings.refresh_ttl,
+        settings.secure()
     ))
     .ok()
 }
 
 /// The `Set-Cookie` that removes the refresh cookie.
-pub fn clear_cookie(app: &App) -> HeaderValue {
+pub fn clear_cookie(settings: CookieSettings) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{REFRESH_COOKIE}=; Path={REFRESH_PATH}; Max-Age=0; HttpOnly; SameSite=Strict{}",
-        secure(app)
+        settings.secure()
     ))
     .unwrap_or(HeaderValue::from_static(
         "aisopod_refresh=; Path=/auth/refresh; Max-Age=0",
@@ -137,13 +148,16 @@ pub fn clear_cookie(app: &App) -> HeaderValue {
 /// A token answer for the dashboard: the refresh token moved from `body` into the cookie.
 /// `body` is the JSON the route answers API clients with (a [`TokenPair`], perhaps with
 /// more fields).
-pub fn into_cookie(app: &App, status: http::StatusCode, mut body: Value) -> Response {
+pub fn into_cookie(
+    settings: CookieSettings,
+    status: http::StatusCode,
+    mut body: Value,
+) -> Response {
     let refresh = body
         .as_object_mut()
         .and_then(|object| object.remove("refresh_token"))
         .and_then(|value| value.as_str().map(str::to_string));
-    let max_age = app.services.auth.sessions.refresh_ttl();
-    let cookie = refresh.and_then(|token| set_cookie(app, &token, max_age));
+    let cookie = refresh.and_then(|token| set_cookie(settings, &token));
     let mut response = (status, Json(body)).into_response();
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -154,14 +168,14 @@ pub fn into_cookie(app: &App, status: http::StatusCode, mut body: Value) -> Resp
 /// The answer with a token pair: for the dashboard through [`into_cookie`], for
 /// everyone else as JSON.
 pub fn pair_response(
-    app: &App,
+    settings: CookieSettings,
     headers: &HeaderMap,
     status: http::StatusCode,
     pair: &TokenPair,
 ) -> Response {
     let body = serde_json::to_value(pair).unwrap_or(Value::Null);
     if is_dashboard(headers) {
-        into_cookie(app, status, body)
+        into_cookie(settings, status, body)
     } else {
         (status, Json(body)).into_response()
     }

@@ -24,7 +24,6 @@ use axum::routing::{get, post, put};
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +41,7 @@ use crate::server::api::Api;
 use crate::server::auth::{Access, Caller, ClientIp};
 use crate::server::chat_routes::blocking;
 use crate::server::error::{ApiError, ErrorCode};
-use crate::server::state::{App, Gateway, Services};
+use crate::server::state::App;
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
@@ -82,79 +81,6 @@ pub fn api() -> Api {
             Access::Scope(Scope::ChannelManage),
             post(rotate),
         )
-}
-
-// ---------------------------------------------------------------------------------------
-// Secrets that must not be shared with anything else.
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
-}
-
-/// Whether `secret` is already an API token, the static token, the JWT secret or a
-/// provider key (configured or set over the API).
-pub fn secret_in_use(services: &Services, secret: &Secret) -> Result<bool, ApiError> {
-    let candidate = secret.expose().as_bytes();
-    if services.auth.tokens.is_token(secret.expose())? {
-        return Ok(true);
-    }
-    let config = &services.config;
-    let configured = [&config.auth.token, &config.auth.jwt_secret]
-        .into_iter()
-        .flatten()
-        .chain(config.providers.iter().filter_map(|p| p.api_key.as_ref()));
-    let mut found = false;
-    for known in configured {
-        found |= same(known.expose().as_bytes(), candidate);
-    }
-    let stored = services
-        .secrets
-        .list()
-        .map_err(crate::error::Error::Secrets)?;
-    for (name, _) in stored {
-        if name.as_str().starts_with("providers.")
-            && let Some(key) = services
-                .secrets
-                .get(&name)
-                .map_err(crate::error::Error::Secrets)?
-        {
-            found |= same(key.expose().as_bytes(), candidate);
-        }
-    }
-    Ok(found)
-}
-
-/// Start-up checks of `[[channels]]`: each owner and agent exists, and no secret is
-/// shared with a token or a provider key.
-pub fn check_configured(services: &Services, gateway: &Gateway) -> crate::error::Result<()> {
-    use crate::error::Error;
-    for (index, channel) in services.config.channels.iter().enumerate() {
-        let owner = services
-            .auth
-            .accounts
-            .get(&channel.owner)
-            .map_err(|err| Error::Refused(format!("channels.{index}.owner: {err}")))?;
-        if owner.is_none() {
-            return Err(Error::Refused(format!(
-                "channels.{index}.owner: there is no user {:?}; add it (aisopod user add) or name an existing user",
-                channel.owner
-            )));
-        }
-        if gateway.agents.get(&channel.agent).is_err() {
-            return Err(Error::Refused(format!(
-                "channels.{index}.agent: there is no agent {:?}; add it to [[agents]] or name an existing agent",
-                channel.agent
-            )));
-        }
-        let reused = secret_in_use(services, &channel.secret)
-            .map_err(|_| Error::Refused(format!("channels.{index}.secret cannot be checked")))?;
-        if reused {
-            return Err(Error::Refused(format!(
-                "channels.{index}.secret is also an API token or a provider key: give the channel a secret of its own"
-            )));
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -261,7 +187,7 @@ fn visible(caller: &Caller, channel: &ChannelView) -> bool {
 }
 
 fn refuse_reuse(app: &App, secret: &Secret) -> Result<(), ApiError> {
-    if secret_in_use(&app.services, secret)? {
+    if app.services.secret_in_use(secret)? {
         return Err(ChannelError::SecretReused.into());
     }
     Ok(())

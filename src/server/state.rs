@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use subtle::ConstantTimeEq;
+
 use crate::audit::{Audit, AuditEvent, Outcome};
 use crate::auth::Auth;
 use crate::auth::password::Passwords;
@@ -46,6 +48,38 @@ pub struct Services {
 }
 
 impl Services {
+    /// Whether `secret` is already an API token, the static token, the JWT secret or a
+    /// provider key (configured or set over the API).
+    pub fn secret_in_use(&self, secret: &crate::secret::Secret) -> Result<bool> {
+        let candidate = secret.expose().as_bytes();
+        if self
+            .auth
+            .tokens
+            .is_token(secret.expose())
+            .map_err(|err| Error::Auth(err.into()))?
+        {
+            return Ok(true);
+        }
+        let config = &self.config;
+        let configured = [&config.auth.token, &config.auth.jwt_secret]
+            .into_iter()
+            .flatten()
+            .chain(config.providers.iter().filter_map(|p| p.api_key.as_ref()));
+        let mut found = false;
+        for known in configured {
+            found |= bool::from(known.expose().as_bytes().ct_eq(candidate));
+        }
+        let stored = self.secrets.list()?;
+        for (name, _) in stored {
+            if name.as_str().starts_with("providers.")
+                && let Some(key) = self.secrets.get(&name)?
+            {
+                found |= bool::from(key.expose().as_bytes().ct_eq(candidate));
+            }
+        }
+        Ok(found)
+    }
+
     /// Creates the data directory (0700) and opens the store, keys and audit log.
     pub fn open(config: Config, clock: SharedClock) -> Result<Services> {
         let data_dir = config.storage.data_dir.clone();
@@ -178,6 +212,39 @@ pub struct Gateway {
     pub channels: Arc<crate::gateway::channels::Channels>,
 }
 
+/// Start-up checks of `[[channels]]`: each owner and agent exists, and no secret is
+/// shared with a token or a provider key.
+fn check_channels(services: &Services, gateway: &Gateway) -> Result<()> {
+    for (index, channel) in services.config.channels.iter().enumerate() {
+        let owner = services
+            .auth
+            .accounts
+            .get(&channel.owner)
+            .map_err(|err| Error::Refused(format!("channels.{index}.owner: {err}")))?;
+        if owner.is_none() {
+            return Err(Error::Refused(format!(
+                "channels.{index}.owner: there is no user {:?}; add it (aisopod user add) or name an existing user",
+                channel.owner
+            )));
+        }
+        if gateway.agents.get(&channel.agent).is_err() {
+            return Err(Error::Refused(format!(
+                "channels.{index}.agent: there is no agent {:?}; add it to [[agents]] or name an existing agent",
+                channel.agent
+            )));
+        }
+        let reused = services
+            .secret_in_use(&channel.secret)
+            .map_err(|_| Error::Refused(format!("channels.{index}.secret cannot be checked")))?;
+        if reused {
+            return Err(Error::Refused(format!(
+                "channels.{index}.secret is also an API token or a provider key: give the channel a secret of its own"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Gateway {
     fn open(services: &Services) -> Result<Gateway> {
         let config = &services.config;
@@ -273,7 +340,7 @@ impl App {
             services.clock.clone(),
         ));
         let gateway = Gateway::open(&services)?;
-        crate::server::channel_routes::check_configured(&services, &gateway)?;
+        check_channels(&services, &gateway)?;
         let tools = Tools::new(&services.config, &services.store, gateway.agents.clone())
             .map_err(|err| Error::Refused(format!("the agents' tools cannot be set up: {err}")))?;
         let pairing = Arc::new(Pairing::new(

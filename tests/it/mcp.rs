@@ -30,6 +30,23 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The owner's `/ws`, past its hello: where approval requests arrive.
+    fn approver_socket(&self) -> crate::support::WsSocket {
+        let ca = std::fs::read(self.w.gateway.data_dir.join("tls/ca.pem")).unwrap();
+        let mut socket = crate::support::wss_connect(
+            &ca,
+            self.w.gateway.addr().port(),
+            "/ws",
+            &[("authorization", &format!("Bearer {}", self.w.token("root")))],
+        )
+        .unwrap();
+        assert_eq!(
+            crate::support::next_ws_message(&mut socket)["type"],
+            "hello"
+        );
+        socket
+    }
+
     fn start() -> Fixture {
         let (runtime, up) = Upstream::on_own_runtime();
         let sandbox = crate::sandbox::sandbox_toml(crate::sandbox::SANDBOX);
@@ -556,18 +573,7 @@ fn answer(socket: &mut crate::support::WsSocket, request: &Value, allow: bool) {
 #[test]
 fn a_call_that_needs_approval_streams_its_wait_and_is_answered_over_the_websocket() {
     let f = Fixture::start();
-    let ca = std::fs::read(f.w.gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let mut socket = crate::support::wss_connect(
-        &ca,
-        f.w.gateway.addr().port(),
-        "/ws",
-        &[("authorization", &format!("Bearer {}", f.w.token("root")))],
-    )
-    .unwrap();
-    assert_eq!(
-        crate::support::next_ws_message(&mut socket)["type"],
-        "hello"
-    );
+    let mut socket = f.approver_socket();
     for (http1, allow) in [(true, true), (false, false)] {
         let client = f.w.client(http1);
         let session = f.initialize(&client, &f.full);
@@ -664,18 +670,7 @@ fn the_official_mcp_python_client_lists_and_calls_tools() {
         return;
     }
     let f = Fixture::start();
-    let ca = std::fs::read(f.w.gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let mut socket = crate::support::wss_connect(
-        &ca,
-        f.w.gateway.addr().port(),
-        "/ws",
-        &[("authorization", &format!("Bearer {}", f.w.token("root")))],
-    )
-    .unwrap();
-    assert_eq!(
-        crate::support::next_ws_message(&mut socket)["type"],
-        "hello"
-    );
+    let mut socket = f.approver_socket();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/mcp_client.py");
     let child = std::process::Command::new("python3")
@@ -698,24 +693,16 @@ fn the_official_mcp_python_client_lists_and_calls_tools() {
         }
     });
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    crate::support::assert_client_steps(
+        &output,
+        &[
+            "list ok",
+            "call ok",
+            "approved ok",
+            "denied ok",
+            "filtered ok",
+            "bad arguments ok",
+        ],
     );
-    for step in [
-        "list ok",
-        "call ok",
-        "approved ok",
-        "denied ok",
-        "filtered ok",
-        "bad arguments ok",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == step),
-            "{step} missing:\n{stdout}"
-        );
-    }
     assert!(answered.join().is_ok(), "the approvals were answered");
 }

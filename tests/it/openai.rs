@@ -886,13 +886,44 @@ fn responses_translate_instructions_input_items_and_function_tools_whole_and_str
     }
 }
 
+/// An upstream that ignores `stream: true` and answers one JSON document (some servers
+/// and proxies do) still gives a streaming client its answer, pass-through and agent.
+#[test]
+fn an_upstream_answering_a_stream_request_whole_is_streamed_from_its_answer() {
+    let f = Fixture::start();
+    let client = f.w.client(false);
+    for model in ["local/m1", "helper"] {
+        f.up.push(Answer::openai_text("whole answer", (4, 2)));
+        let (status, body) = f.post(
+            &client,
+            "/v1/chat/completions",
+            &f.writer,
+            &chat(model, true),
+        );
+        assert_eq!(status, StatusCode::OK, "{model}: {body}");
+        let (events, _) = sse(&body);
+        assert_eq!(events.last().map(|(_, d)| d.as_str()), Some("[DONE]"));
+        let text: String = events[..events.len() - 1]
+            .iter()
+            .filter_map(|(_, d)| {
+                json_of(d)["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(text, "whole answer", "{model}");
+        assert_eq!(f.up.requests().pop().unwrap().json()["stream"], true);
+    }
+    f.still_serves(&client);
+}
+
 /// The official `openai` Python client, unchanged but for base URL, key and the device
 /// CA: models, a plain and a streamed chat, a plain and a streamed response, the same
 /// with an agent, a bad key.
 #[test]
 fn the_official_openai_python_client_works_against_the_gateway() {
     let probe = std::process::Command::new("python3")
-        .args(["-c", "import openai, httpx"])
+        .args(["-c", "import openai, httpx2"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         crate::support::missing_tool("python3 with the openai package is not installed");
@@ -919,25 +950,17 @@ fn the_official_openai_python_client_works_against_the_gateway() {
         .env_remove("OPENAI_BASE_URL")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    crate::support::assert_client_steps(
+        &output,
+        &[
+            "models ok",
+            "chat ok",
+            "chat stream ok",
+            "responses ok",
+            "responses stream ok",
+            "bad key ok",
+        ],
     );
-    for step in [
-        "models ok",
-        "chat ok",
-        "chat stream ok",
-        "responses ok",
-        "responses stream ok",
-        "bad key ok",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == step),
-            "{step} missing:\n{stdout}"
-        );
-    }
     assert_eq!(f.up.pending(), 0, "every scripted answer was asked for");
     let rows = f.usage_after(6);
     assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 6);
@@ -951,7 +974,7 @@ fn the_official_openai_python_client_works_against_the_gateway() {
 
 fn python_with_openai() -> bool {
     let probe = std::process::Command::new("python3")
-        .args(["-c", "import openai, httpx"])
+        .args(["-c", "import openai, httpx2"])
         .output();
     probe.is_ok_and(|o| o.status.success())
 }

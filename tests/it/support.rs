@@ -592,3 +592,20 @@ pub fn missing_tool(reason: &str) {
     );
     crate::sandbox::skipped(reason);
 }
+
+/// A client script (tests/python/, tests/browser/) succeeded and printed each of
+/// `steps` on a line of its own.
+pub fn assert_client_steps(output: &std::process::Output, steps: &[&str]) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in steps {
+        assert!(
+            stdout.lines().any(|l| l == *step),
+            "{step} missing:\n{stdout}"
+        );
+    }
+}

@@ -18,7 +18,7 @@ import os
 import ssl
 import sys
 
-import httpx
+import httpx2
 import openai
 
 
@@ -27,7 +27,7 @@ def client(key):
     return openai.OpenAI(
         base_url=os.environ["AISOPOD_URL"],
         api_key=key,
-        http_client=httpx.Client(verify=tls),
+        http_client=httpx2.Client(verify=tls),
         max_retries=0,
     )
 

@@ -16,14 +16,14 @@ Prints "no retry ok" when the client raised the gateway's error after one reques
 import os
 import ssl
 
-import httpx
+import httpx2
 import openai
 
 
 def main():
     tls = ssl.create_default_context(cafile=os.environ["AISOPOD_CA"])
     requests = []
-    http = httpx.Client(
+    http = httpx2.Client(
         verify=tls, event_hooks={"request": [lambda request: requests.append(request)]}
     )
     # The client's defaults: two retries on 5xx unless the server says otherwise.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::agents::parse_model_ref;
+use super::common::ModelRef;
 use super::issue::ConfigIssue;
-use super::settings::ModelRef;
 use super::units::Seconds;
 use crate::secret::Secret;
 

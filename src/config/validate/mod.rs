@@ -14,6 +14,7 @@ pub use auth::JWT_EXPIRY_ENV;
 use auth::validate_auth;
 use tools::{validate_agents, validate_tools};
 
+use super::common::*;
 use super::env::Environment;
 use super::issue::{ConfigIssue, ConfigSource};
 use super::providers::ProviderConfig;

@@ -7,6 +7,7 @@ use super::issues::{Issues, MIB};
 use crate::config::agents::{
     AgentFields, CheckedAgent, DEFAULT_TOOL_ITERATIONS, check_agent, valid_agent_name,
 };
+use crate::config::common::*;
 use crate::config::raw::*;
 use crate::config::sandbox::{Language, Limits, Preference, ranges};
 use crate::config::settings::*;

@@ -14,7 +14,8 @@ use std::time::Duration;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, ChannelError, ChannelSettings, Inbound};
+use super::channel::{Channel, ChannelSettings, Inbound};
+use super::error::ChannelError;
 use crate::config::ChannelKindName;
 use crate::secret::Secret;
 

@@ -8,6 +8,7 @@
 pub mod anthropic;
 mod client;
 mod exposure;
+mod model_ref;
 pub mod openai;
 mod provider;
 mod registry;
@@ -17,8 +18,9 @@ pub mod types;
 
 pub use client::{ClientSettings, HttpClient, Pause, TokioPause};
 pub use exposure::{Exposure, exposed_local_upstreams, local_addresses};
+pub use model_ref::ModelRef;
 pub use provider::{Provider, ProviderKind};
-pub use registry::{ModelRef, Providers};
+pub use registry::Providers;
 pub use stream::{Decoder, MAX_EVENT};
 pub use types::{
     ChatRequest, Completion, EventStream, FinishReason, Message, ProviderError, StreamEvent,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::client::HttpClient;
-use super::registry::ModelRef;
+use super::model_ref::ModelRef;
 use super::types::{ChatRequest, Completion, EventStream, ProviderError};
 use super::{anthropic, openai, stream};
 use crate::secret::Secret;
@@ -110,6 +110,13 @@ impl Provider {
     /// what goes wrong arrives as an error item. Dropping the stream cancels the request.
     pub async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError> {
         let response = self.post(request, true).await?;
+        if answers_whole(&response) {
+            // Some servers (and proxies in front of them) ignore `stream: true` and
+            // answer one JSON document: read it whole and stream its events.
+            let completion = self.parse_whole(response).await?;
+            let events = completion.events().into_iter().map(Ok);
+            return Ok(Box::pin(futures_util::stream::iter(events)));
+        }
         let body = Box::pin(self.client.body_stream(&self.name, response));
         Ok(match self.kind {
             ProviderKind::OpenAi => {
@@ -124,6 +131,10 @@ impl Provider {
     /// The whole answer to `request`, fetched without streaming.
     pub async fn complete(&self, request: &ChatRequest) -> Result<Completion, ProviderError> {
         let response = self.post(request, false).await?;
+        self.parse_whole(response).await
+    }
+
+    async fn parse_whole(&self, response: reqwest::Response) -> Result<Completion, ProviderError> {
         let body = self.client.read_body(&self.name, response).await?;
         let parsed = match self.kind {
             ProviderKind::OpenAi => openai::parse_completion(&body),
@@ -197,4 +208,15 @@ impl Provider {
             }
         }
     }
+}
+
+/// Whether an answer to a streaming request came as one JSON document instead of
+/// server-sent events.
+fn answers_whole(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }

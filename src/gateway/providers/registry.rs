@@ -4,43 +4,15 @@
 //! has reached the caller yet. The pass-through and the agent loop both go through here.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 
 use super::client::{ClientSettings, HttpClient, Pause};
+use super::model_ref::ModelRef;
 use super::provider::{Provider, ProviderKind};
 use super::types::{ChatRequest, Completion, EventStream, ProviderError};
 use crate::config::{ProviderConfig, ProviderKindName};
-
-/// `provider/model`: a configured provider's name and a model it serves. The model part
-/// may itself hold `/` (OpenRouter's `meta-llama/llama-3-8b`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ModelRef {
-    pub provider: String,
-    pub model: String,
-}
-
-impl ModelRef {
-    pub fn parse(text: &str) -> Result<Self, ProviderError> {
-        match text.split_once('/') {
-            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(Self {
-                provider: provider.to_string(),
-                model: model.to_string(),
-            }),
-            _ => Err(ProviderError::UnknownModel {
-                model: text.to_string(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for ModelRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.provider, self.model)
-    }
-}
 
 /// Every configured provider.
 #[derive(Debug, Clone, Default)]
