@@ -1,7 +1,6 @@
-//! Fuzz target: the admin socket's request parser reads any line without panicking, and
-//! every refusal carries an answer the sender can read. Arbitrary bytes are read as
-//! lossy UTF-8, as the gateway's line reader would hand them over. An accepted request
-//! must survive being written back and read again as the same command.
+//! Fuzz target `admin_request`: libFuzzer feeds arbitrary bytes to the check in
+//! `checks/admin_request.rs`, which the stable test `fuzz_seeds` also replays over the committed
+//! seeds in `seeds/admin_request/`.
 //!
 //! ```text
 //! cd fuzz && cargo +nightly fuzz run admin_request -- -max_len=4096 -timeout=2
@@ -9,29 +8,7 @@
 
 #![no_main]
 
-use aisopod::admin::protocol::{RequestLine, parse_reply, parse_request};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/admin_request.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let line = String::from_utf8_lossy(data);
-    match parse_request(&line) {
-        Ok(request) => {
-            let name = request.name();
-            let again = serde_json::to_string(&RequestLine::new(request))
-                .unwrap_or_else(|e| panic!("an accepted request did not encode: {e}"));
-            match parse_request(&again) {
-                Ok(back) => assert_eq!(back.name(), name),
-                Err((error, _)) => panic!("an accepted request did not parse back: {error}"),
-            }
-        }
-        Err((_, answer)) => {
-            let answer = String::from_utf8_lossy(&answer);
-            assert!(answer.ends_with('\n'), "an answer is one line");
-            // Either this protocol's error line or 0.1.0's shape; never garbage.
-            let ours = parse_reply(&answer).is_ok();
-            let legacy = serde_json::from_str::<serde_json::Value>(&answer)
-                .is_ok_and(|v| v["ok"] == false && v["error"].is_string());
-            assert!(ours || legacy, "unreadable answer: {answer}");
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

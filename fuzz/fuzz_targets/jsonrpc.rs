@@ -1,7 +1,6 @@
-//! Fuzz target: the MCP endpoint's JSON-RPC parser (`gateway::mcp::jsonrpc::parse`)
-//! reads any bytes without panicking or recursing without bound. A refusal carries one of
-//! JSON-RPC's own codes and a message, and serializes as a JSON-RPC error; a request's
-//! arguments, when checked against a tool's schema, give an answer, never a panic.
+//! Fuzz target `jsonrpc`: libFuzzer feeds arbitrary bytes to the check in
+//! `checks/jsonrpc.rs`, which the stable test `fuzz_seeds` also replays over the committed
+//! seeds in `seeds/jsonrpc/`.
 //!
 //! ```text
 //! cd fuzz && cargo +nightly fuzz run jsonrpc -- -max_len=65536 -timeout=2
@@ -9,34 +8,7 @@
 
 #![no_main]
 
-use aisopod::gateway::mcp::catalogue::{agent_schema, registry_schema};
-use aisopod::gateway::mcp::jsonrpc::{
-    INVALID_PARAMS, INVALID_REQUEST, Incoming, METHOD_NOT_FOUND, Method, PARSE_ERROR, parse,
-};
-use aisopod::gateway::mcp::schema::check;
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/jsonrpc.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    match parse(data) {
-        Ok(Incoming::Request { method: Method::ToolsCall(call), .. }) => {
-            let arguments = serde_json::Value::Object(call.arguments.unwrap_or_default());
-            let _ = check(&arguments, &agent_schema());
-            for tool in ["code_exec", "shell", "read_file", "write_file", "list_dir"] {
-                if let Some(schema) = registry_schema(tool) {
-                    let _ = check(&arguments, &schema);
-                }
-            }
-        }
-        Ok(_) => {}
-        Err(err) => {
-            assert!(
-                [PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS].contains(&err.code),
-                "{err:?}"
-            );
-            assert!(!err.message.is_empty());
-            let shaped = err.to_json();
-            assert_eq!(shaped["jsonrpc"], "2.0");
-            assert_eq!(shaped["error"]["code"], err.code);
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -1,7 +1,6 @@
-//! Fuzz target: the password-strength estimate answers any password and context words
-//! without panicking, quickly, and never above ten guesses a character (the brute-force
-//! bound it promises). Bytes up to the first NUL are the password (lossy UTF-8), the
-//! rest are context words separated by NULs.
+//! Fuzz target `password_strength`: libFuzzer feeds arbitrary bytes to the check in
+//! `checks/password_strength.rs`, which the stable test `fuzz_seeds` also replays over the committed
+//! seeds in `seeds/password_strength/`.
 //!
 //! ```text
 //! cd fuzz && cargo +nightly fuzz run password_strength -- -max_len=1024 -timeout=2
@@ -9,19 +8,7 @@
 
 #![no_main]
 
-use aisopod::auth::strength::estimate;
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/password_strength.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let mut parts = text.split('\0');
-    let password = parts.next().unwrap_or_default();
-    let context: Vec<&str> = parts.collect();
-    let log10 = estimate(password, &context);
-    let analysed = password.chars().count().min(128) as f64;
-    assert!(log10.is_finite(), "not a number for {password:?}");
-    assert!(
-        (0.0..=analysed + 0.01).contains(&log10),
-        "{log10} outside 0..={analysed} for {password:?}"
-    );
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -24,6 +24,7 @@ mod cli;
 mod dashboard;
 mod device;
 mod durability;
+mod fuzz_seeds;
 mod hardware;
 mod http;
 mod mcp;
