@@ -3,12 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::app::{self, AppError};
 use crate::config::{self, ConfigSource, ProcessEnvironment, TlsMode};
@@ -69,34 +67,19 @@ fn health(
         TlsMode::Files { cert, .. } => cert.clone(),
         _ => config.storage.data_dir.join("tls").join("ca.pem"),
     };
-    let mut tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
-    if target.starts_with("https://") {
+    let trust = if target.starts_with("https://") {
         let pem = std::fs::read(&trusted)
             .with_context(|| format!("reading the certificate to trust: {}", trusted.display()))?;
-        let roots: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        if roots.is_empty() {
-            anyhow::bail!("{} holds no certificate", trusted.display());
-        }
-        tls = tls.root_certs(RootCerts::new_with_certs(&roots));
-    }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls.build())
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .into();
-    let response = agent
+        super::http::Trust::Roots(pem)
+    } else {
+        super::http::Trust::Nothing
+    };
+    let client = super::http::Client::new(trust, timeout)
+        .with_context(|| format!("the certificate to trust: {}", trusted.display()))?;
+    let response = client
         .get(&target)
-        .call()
         .with_context(|| format!("{target}: no answer"))?;
-    let status = response.status();
+    let status = response.status;
     if status != 200 {
         anyhow::bail!("{target} answered {status}");
     }

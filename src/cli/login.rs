@@ -11,13 +11,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
+use super::http::{Client, Trust};
 use crate::fsutil::write_private_file;
 use crate::tls::fingerprint;
 
@@ -61,21 +60,6 @@ fn credentials_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(base.join("aisopod").join("credentials"))
 }
 
-fn agent(tls: TlsConfig) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .build()
-        .into()
-}
-
-fn rustls_tls() -> ureq::tls::TlsConfigBuilder {
-    TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-}
-
 /// Normalizes `AA:bb:cc` and `aabbcc` to the colon form `cert show` prints.
 fn normalize_fingerprint(text: &str) -> String {
     let hex: String = text
@@ -96,24 +80,22 @@ fn pin_ca(
     expected: Option<&str>,
     known: Option<&Stored>,
 ) -> anyhow::Result<(String, String)> {
-    let insecure = agent(rustls_tls().disable_verification(true).build());
-    let mut response = insecure
+    let insecure = Client::new(Trust::AnyCertificate, REQUEST_TIMEOUT)?;
+    let response = insecure
         .get(&format!("{base}/ca.crt"))
-        .call()
         .with_context(|| format!("cannot reach {base}"))?;
-    if response.status() != 200 {
+    if response.status != 200 {
         bail!(
             "{base}/ca.crt answered {}: is this an aisopod gateway with its own CA?",
-            response.status()
+            response.status
         );
     }
-    let pem = response
-        .body_mut()
-        .read_to_string()
-        .context("reading the CA certificate")?;
-    let der = Certificate::from_pem(pem.as_bytes())
+    let pem = response.text();
+    let der = ::pem::parse(&pem)
+        .ok()
+        .filter(|block| block.tag() == "CERTIFICATE")
         .context("the gateway sent no valid CA certificate")?;
-    let actual = fingerprint(der.der());
+    let actual = fingerprint(der.contents());
     if let Some(expected) = expected {
         if normalize_fingerprint(expected) != actual {
             bail!(
@@ -170,26 +152,18 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     };
     let (ca_pem, ca_sha256) = pin_ca(&base, args.fingerprint.as_deref(), all.get(&base))?;
-    let root = Certificate::from_pem(ca_pem.as_bytes())?.to_owned();
-    let pinned = agent(
-        rustls_tls()
-            .root_certs(RootCerts::Specific(Arc::new(vec![root])))
-            .build(),
-    );
+    let pinned = Client::new(Trust::Roots(ca_pem.clone().into_bytes()), REQUEST_TIMEOUT)?;
 
     let mut form = vec![("client_id", "aisopod-cli".to_string())];
     if let Some(scopes) = &args.scopes {
         form.push(("scope", scopes.replace(',', " ")));
     }
-    let mut response = pinned
-        .post(&format!("{base}/auth/device/code"))
-        .send_form(form.iter().map(|(k, v)| (*k, v.as_str())))
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = pinned
+        .post_form(&format!("{base}/auth/device/code"), &form)
         .context("asking for a device code")?;
-    let started: serde_json::Value = response
-        .body_mut()
-        .read_json()
-        .context("reading the device code answer")?;
-    if response.status() != 200 {
+    let started = response.json().context("reading the device code answer")?;
+    if response.status != 200 {
         bail!("the gateway refused the device code request: {started}");
     }
     let field = |name: &str| started[name].as_str().unwrap_or_default().to_string();
@@ -210,19 +184,18 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
             bail!("the code expired before it was approved; run aisopod login again");
         }
         std::thread::sleep(Duration::from_secs(interval));
-        let mut response = pinned
-            .post(&format!("{base}/auth/token"))
-            .send_form([
-                ("grant_type", crate::server::device_routes::DEVICE_GRANT),
-                ("device_code", device_code.as_str()),
-                ("client_id", "aisopod-cli"),
-            ])
+        let response = pinned
+            .post_form(
+                &format!("{base}/auth/token"),
+                &[
+                    ("grant_type", crate::server::device_routes::DEVICE_GRANT),
+                    ("device_code", device_code.as_str()),
+                    ("client_id", "aisopod-cli"),
+                ],
+            )
             .context("polling for the token")?;
-        let answer: serde_json::Value = response
-            .body_mut()
-            .read_json()
-            .context("reading the token answer")?;
-        if response.status() == 200 {
+        let answer = response.json().context("reading the token answer")?;
+        if response.status == 200 {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             all.insert(
                 base.clone(),

@@ -23,6 +23,7 @@ mod cert;
 mod common;
 mod gateway;
 mod hardware;
+mod http;
 mod login;
 mod pair;
 mod policy;

@@ -181,6 +181,25 @@ fn every_error_is_reported_with_its_key() {
 }
 
 #[test]
+fn a_log_filter_with_a_bad_level_is_named_and_target_directives_pass() {
+    let found = issues(
+        "[logging]\nfilter = \"aisopod=loud\"\n",
+        &FakeEnv::default(),
+    );
+    let bad = found.iter().find(|i| i.key == "logging.filter");
+    assert!(
+        bad.is_some_and(|i| i.message.contains("invalid filter")),
+        "{found:#?}"
+    );
+    let config = parse_str(
+        "[logging]\nfilter = \"info,aisopod::http=warn\"\n",
+        &FakeEnv::default(),
+    )
+    .unwrap();
+    assert_eq!(config.logging.filter, "info,aisopod::http=warn");
+}
+
+#[test]
 fn malformed_toml_names_line_and_column() {
     let found = issues(
         "[server]\nbind = \"0.0.0.0:1\"\nmax_body = = 3\n",

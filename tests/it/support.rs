@@ -224,7 +224,7 @@ impl Gateway {
         let file = Arc::new(std::fs::File::create(&log).unwrap());
         let dispatch = tracing::Dispatch::new(
             tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+                .with_max_level(tracing::Level::DEBUG)
                 .with_ansi(false)
                 .with_target(false)
                 .with_writer(file)

@@ -41,7 +41,11 @@ pub(super) fn validate(
         retention_days: check.range("audit.retention_days", raw.audit.retention_days, 1, 36_500)
             as u32,
     };
-    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&raw.logging.filter) {
+    if let Err(err) = raw
+        .logging
+        .filter
+        .parse::<tracing_subscriber::filter::Targets>()
+    {
         check.push(
             "logging.filter",
             format!("invalid filter {:?}: {err}", raw.logging.filter),
