@@ -1,8 +1,8 @@
 //! The fuzz targets' seed corpora, replayed on stable: every file under
 //! `fuzz/seeds/<target>/` goes through the same check the libFuzzer binary runs
 //! (`fuzz/checks/<target>.rs`). The seeds hold the inputs that once crashed or hung a
-//! parser and a small coverage-minimized corpus from the fuzzing runs, so a parser that
-//! panics again, or a fuzz check that no longer compiles, fails this test in CI.
+//! parser and a sample of a fuzzing run's corpus, so a parser that panics again, or a
+//! fuzz check that no longer compiles, fails this test in CI.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
