@@ -17,6 +17,12 @@ pub(super) fn parse(code: &str) -> Result<brush_parser::ast::Program, String> {
         // delimiter of nothing but quotes is no real command's.
         return Err("a here-document delimiter is made of quotes only".into());
     }
+    if substituted_here_doc_tag(code) {
+        // The tokenizer also loops for ever, allocating until memory runs out, on a
+        // delimiter holding a substitution with a subshell (`cat <<a$( ( x ) ) `); found
+        // by the fuzz target. Bash never expands a delimiter, so no real command has one.
+        return Err("a here-document delimiter holds a command substitution".into());
+    }
     let options = parser_options();
     let tokens = brush_parser::uncached_tokenize_str(code, &options.tokenizer_options())
         .map_err(|e| e.to_string())?;
@@ -108,6 +114,22 @@ pub(super) fn empty_here_doc_tag(code: &str) -> bool {
             .unwrap_or("");
         word.chars()
             .all(|c| matches!(c, '\'' | '"' | '\\') || c.is_whitespace())
+    })
+}
+
+/// Whether a `<<` or `<<-` is followed by a delimiter word holding `$(` or a backquote.
+/// The word runs to the first blank, newline or operator other than a parenthesis, so
+/// this can only say yes more often than the tokenizer would loop.
+pub(super) fn substituted_here_doc_tag(code: &str) -> bool {
+    code.match_indices("<<").any(|(at, _)| {
+        let rest = code.get(at + 2..).unwrap_or("").trim_start_matches('<');
+        let rest = rest.strip_prefix('-').unwrap_or(rest);
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let word = rest
+            .split(|c: char| matches!(c, ' ' | '\t' | '\n') || "<>|&;".contains(c))
+            .next()
+            .unwrap_or("");
+        word.contains("$(") || word.contains('`')
     })
 }
 

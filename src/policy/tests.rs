@@ -420,6 +420,28 @@ fn a_here_document_delimited_by_quotes_only_is_unparseable_without_reaching_the_
     expect(&f, "cat <<< 'x'", Decision::Allow);
 }
 
+/// Found by the `command_filter` fuzz target (out of memory in the tokenizer): a
+/// here-document delimiter holding a command substitution with a subshell in it.
+#[test]
+fn a_here_document_delimited_by_a_substitution_is_unparseable_without_reaching_the_tokenizer() {
+    let f = deny_list();
+    for command in [
+        "cat <<a$( ( x ) ) ",
+        "cat << a$( ( x ) ) ",
+        "cat <<-a$( ( x ) ) ",
+        "x<<$( (x)) ",
+        "cat <<$( (( x) ",
+        "xd -rrprintaw\u{fffd} <<a$( (( !rm - fr\u{fffd}~!rm - fr ~secrets.yml) ",
+        "cat <<`( x )` ",
+    ] {
+        let started = std::time::Instant::now();
+        expect_rule(&f, command, Decision::Approve, "input.unparseable");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+    expect(&f, "cat <<EOF\n$(date)\nEOF", Decision::Allow);
+    expect(&f, "cat <<'EOF'\nhi\nEOF", Decision::Allow);
+}
+
 // -------------------------------------------------------------------------------------
 // Issue 10, "The command filter": one test per class, on the product's defaults (the
 // configuration no file gives, on an installed appliance, with the shell tool's workspace).
