@@ -23,6 +23,14 @@ pub(super) fn parse(code: &str) -> Result<brush_parser::ast::Program, String> {
         // by the fuzz target. Bash never expands a delimiter, so no real command has one.
         return Err("a here-document delimiter holds a command substitution".into());
     }
+    if here_doc_in_expansion(code) {
+        // The tokenizer reads a here-document inside `$(...)`, `${...}` or backquotes
+        // with state that goes wrong on nesting: it loops or panics (an `unwrap` on the
+        // end of input, which aborts a release gateway; found by the fuzz target with
+        // `$(u(c$(cu<<x)"/)"`). Refused before it runs, as any text that has an
+        // expansion opened before a `<<`.
+        return Err("a here-document inside a command substitution or expansion".into());
+    }
     let options = parser_options();
     let tokens = brush_parser::uncached_tokenize_str(code, &options.tokenizer_options())
         .map_err(|e| e.to_string())?;
@@ -131,6 +139,18 @@ pub(super) fn substituted_here_doc_tag(code: &str) -> bool {
             .unwrap_or("");
         word.contains("$(") || word.contains('`')
     })
+}
+
+/// Whether a `<<` comes anywhere after the first `$(`, `${` or backquote: a here-document
+/// that may sit inside an expansion. Quotes and closing brackets are not followed, so
+/// this can only say yes more often than a here-document really is inside one;
+/// `cat <<EOF` with substitutions in its body (the `<<` first) stays parseable.
+pub(super) fn here_doc_in_expansion(code: &str) -> bool {
+    let opened = ["$(", "${", "`"]
+        .iter()
+        .filter_map(|open| code.find(open))
+        .min();
+    opened.is_some_and(|at| code.get(at..).is_some_and(|rest| rest.contains("<<")))
 }
 
 /// A word of digits glued to `<` or `>` (`2147483648>x`) that does not fit an `i32`: the

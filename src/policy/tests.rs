@@ -442,6 +442,33 @@ fn a_here_document_delimited_by_a_substitution_is_unparseable_without_reaching_t
     expect(&f, "cat <<'EOF'\nhi\nEOF", Decision::Allow);
 }
 
+#[test]
+fn a_here_document_inside_an_expansion_is_unparseable_without_reaching_the_tokenizer() {
+    let f = deny_list();
+    for command in [
+        // The fuzz target's panic (an `unwrap` in the tokenizer), and its relatives.
+        "\u{9e}$(u(c$(cu<<\u{13})\"/)\"\n1 2)",
+        "$(u(c$(cu<<x)\"/)\"\n1 2)",
+        "echo $(cat <<EOF\nhi\nEOF\n)",
+        "echo $( (cat <<a\na\n) )",
+        "echo ${x:-$(cat <<b\nb\n)}",
+        "echo `cat <<c\nc\n`",
+        "x=$(date); cat <<EOF\nhi\nEOF",
+        "echo $((1<<4))",
+    ] {
+        let started = std::time::Instant::now();
+        expect_rule(&f, command, Decision::Approve, "input.unparseable");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+    // A here-document before any expansion, and expansions without one, still parse.
+    expect(
+        &f,
+        "cat <<EOF\nhello $(whoami) ${HOME}\nEOF",
+        Decision::Allow,
+    );
+    expect(&f, "echo $(date) ${HOME} `pwd`", Decision::Allow);
+}
+
 // -------------------------------------------------------------------------------------
 // Issue 10, "The command filter": one test per class, on the product's defaults (the
 // configuration no file gives, on an installed appliance, with the shell tool's workspace).
