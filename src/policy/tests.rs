@@ -460,6 +460,8 @@ fn a_here_document_inside_an_expansion_is_unparseable_without_reaching_the_token
         expect_rule(&f, command, Decision::Approve, "input.unparseable");
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
+    // What the fallback scan knows is still denied in such text.
+    expect(&f, "echo $(cat <<a\na\n); rm -rf /", Decision::Deny);
     // A here-document before any expansion, and expansions without one, still parse.
     expect(
         &f,
