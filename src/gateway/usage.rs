@@ -6,6 +6,12 @@
 //! [`Usage::query`] reads rows back by day range and user. The day comes from the
 //! injected clock. This module never decides who may read which rows (the route does)
 //! and never stores anything but counts and the names they are counted under.
+//!
+//! A count is in the store, and seen by quotas, as soon as `record` returns, but it is
+//! not synced to disk by each request: the store's background flush (every 500 ms) or
+//! the next durable write (an audit record, a stop) makes it durable. Waiting for a disk
+//! sync per answer cost a blocking thread per request under load, for figures of which
+//! a power cut may lose at most the last half second.
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -67,7 +73,6 @@ pub struct UsageFilter {
 /// The usage tree.
 #[derive(Debug)]
 pub struct Usage {
-    store: Store,
     rows: Tree<String, UsageRow>,
     clock: SharedClock,
 }
@@ -75,7 +80,6 @@ pub struct Usage {
 impl Usage {
     pub fn open(store: &Store, clock: SharedClock) -> Result<Usage, UsageError> {
         Ok(Usage {
-            store: store.clone(),
             rows: store.tree(TreeName::Usage)?,
             clock,
         })
@@ -128,7 +132,6 @@ impl Usage {
                 break row;
             }
         };
-        self.store.sync()?;
         Ok(row)
     }
 
@@ -235,5 +238,35 @@ mod tests {
         assert_eq!(march_2nd.len(), 1);
         assert_eq!(march_2nd[0].requests, 1);
         assert!(parse_day("2026-13-01").is_err());
+    }
+
+    #[test]
+    fn a_count_is_seen_at_once_without_a_disk_sync_and_survives_a_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::ManualClock::new(datetime!(2026-03-01 12:00:00 UTC));
+        let event = UsageEvent {
+            user: "alice",
+            token: Some("t1"),
+            agent: None,
+            model: "ollama/llama3",
+            prompt_tokens: 7,
+            completion_tokens: 3,
+        };
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let usage = Usage::open(&store, Arc::new(clock.clone())).unwrap();
+            let syncs = store.sync_count();
+            usage.record(event).unwrap();
+            usage.record(event).unwrap();
+            assert_eq!(store.sync_count(), syncs, "an answer waited for a disk sync");
+            let rows = usage.query(&UsageFilter::default()).unwrap();
+            assert_eq!((rows[0].requests, rows[0].prompt_tokens), (2, 14));
+            // What a stop does: its last audit record syncs the store.
+            store.sync().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let usage = Usage::open(&store, Arc::new(clock)).unwrap();
+        let rows = usage.query(&UsageFilter::default()).unwrap();
+        assert_eq!((rows[0].requests, rows[0].completion_tokens), (2, 6));
     }
 }

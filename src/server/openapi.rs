@@ -7,10 +7,13 @@
 //! error answers (400, 401, 403, 413, 429, in this API's or OpenAI's error shape) are
 //! derived here from the route's [`Access`] declaration in `server::api()`, the same
 //! table the `authorize` layer enforces, so the two cannot drift. It never reads state
-//! or configuration: the document is a function of the code, built once at its first
-//! request so that a gateway that is never asked for it never spends the memory.
-
-use std::sync::OnceLock;
+//! or configuration: the document is a function of the code.
+//!
+//! The gateway serves the document as generated into `docs/openapi.json`, not built at
+//! run time: the code that builds it (about 0.45 MB, more than four times the document)
+//! is then only in the tests, and the binary stays small. A unit test generates the
+//! document and fails, naming the command that writes it again, when the committed file
+//! differs.
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,19 +50,27 @@ pub fn api() -> Api {
     responses((status = 200, description = "The document", content_type = "application/json", body = Object))
 )]
 async fn serve() -> Response {
-    static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
-    let body = DOCUMENT.get_or_init(|| {
-        // Serializing plain maps and strings cannot fail; an empty body would show it.
-        serde_json::to_vec(&document(&crate::server::api())).unwrap_or_default()
-    });
     (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body.as_slice(),
+        GENERATED,
     )
         .into_response()
+}
+
+/// [`document`]'s output for [`crate::server::api`], as `generated_document` writes it.
+const GENERATED: &str = include_str!("../../docs/openapi.json");
+
+/// The document for the gateway's routes, as served: compact JSON (pretty would double
+/// its size in the binary) with a final newline.
+pub fn generated_document() -> String {
+    let doc = document(&crate::server::api());
+    // Serializing plain maps and strings cannot fail.
+    let mut text = serde_json::to_string(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The annotated operations of every route file, merged.
@@ -313,6 +324,39 @@ mod tests {
                 "no {status} answer"
             );
         }
+    }
+
+    /// Set to write `docs/openapi.json` again instead of failing when it differs.
+    const WRITE_AGAIN: &str = "AISOPOD_WRITE_OPENAPI";
+
+    #[test]
+    fn the_served_document_is_the_one_the_handlers_declare() {
+        let generated = generated_document();
+        if generated == GENERATED {
+            return;
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+        if std::env::var_os(WRITE_AGAIN).is_some() {
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
+        let at = generated
+            .bytes()
+            .zip(GENERATED.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(generated.len().min(GENERATED.len()));
+        let context = |text: &str| {
+            let start = text.floor_char_boundary(at.saturating_sub(60));
+            let end = text.ceil_char_boundary((at + 60).min(text.len()));
+            text[start..end].to_string()
+        };
+        panic!(
+            "docs/openapi.json is not what the handlers declare; at byte {at} the handlers \
+             give {:?} and the file {:?}. Write it again with `{WRITE_AGAIN}=1 cargo test \
+             --lib server::openapi` and commit it",
+            context(&generated),
+            context(GENERATED)
+        );
     }
 
     #[test]

@@ -132,6 +132,11 @@ pub struct Limits {
 /// Messages above this size end the connection at the transport (close code 1009).
 pub const TRANSPORT_MAX: usize = 1 << 20;
 
+/// The socket's read and write buffers. The library's default (128 KiB each) is zero-
+/// filled on the first read, so every idle connection held 128 KiB; ours hold this and
+/// grow only for a message that needs it (up to [`TRANSPORT_MAX`]).
+const SOCKET_BUFFER: usize = 4 * 1024;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -863,6 +868,8 @@ pub async fn upgrade(
     upgrade
         .max_message_size(TRANSPORT_MAX)
         .max_frame_size(TRANSPORT_MAX)
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| run_socket(app, principal, socket))
 }
 

@@ -36,6 +36,9 @@ pub use layout::{MASTER_KEY_FILE, NEXT_KEY_FILE, TLS_DIR};
 /// Free space below which writes are refused: two of sled's 512 KiB log segments.
 const SPACE_RESERVE: u64 = 1024 * 1024;
 
+/// How often sled writes its log to disk on its own, between explicit syncs.
+pub const BACKGROUND_FLUSH_MS: u64 = 500;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -392,6 +395,8 @@ fn open_sled(dir: &Path, cache_size: u64) -> sled::Result<sled::Db> {
             .path(dir)
             .cache_capacity(cache_size)
             .mode(sled::Mode::LowSpace)
+            // Writes not followed by `sync` (usage counts) are durable within this.
+            .flush_every_ms(Some(BACKGROUND_FLUSH_MS))
             .open();
         match opened {
             // sled reports it as `Other` with this text (sled 0.34, config.rs).
