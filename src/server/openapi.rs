@@ -346,9 +346,12 @@ mod tests {
             .position(|(a, b)| a != b)
             .unwrap_or(generated.len().min(GENERATED.len()));
         let context = |text: &str| {
-            let start = text.floor_char_boundary(at.saturating_sub(60));
-            let end = text.ceil_char_boundary((at + 60).min(text.len()));
-            text[start..end].to_string()
+            let from = at.saturating_sub(60);
+            text.char_indices()
+                .skip_while(|(i, _)| *i < from)
+                .take_while(|(i, _)| *i < at + 60)
+                .map(|(_, c)| c)
+                .collect::<String>()
         };
         panic!(
             "docs/openapi.json is not what the handlers declare; at byte {at} the handlers \
