@@ -20,6 +20,7 @@ use http::{Method, StatusCode};
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
+use crate::auth::tokens::TokenLimits;
 use crate::gateway::quota::{QuotaError, QuotaExceeded};
 use crate::server::auth::{ClientIp, principal};
 use crate::server::error::{ApiError, openai_quota_error};
@@ -74,17 +75,9 @@ pub fn admit(
     ip: Option<IpAddr>,
     target: &str,
 ) -> Result<(), QuotaRefusal> {
-    let Some(token) = principal.api_token_id() else {
+    let (Some(token), Some(limits)) = (principal.api_token_id(), limits_of(app, principal)?)
+    else {
         return Ok(());
-    };
-    let limits = match app.services.auth.tokens.limits(token) {
-        Ok(Some(limits)) if !limits.is_unlimited() => limits,
-        // Revoked since it authenticated: what it may still do ends with the request.
-        Ok(_) => return Ok(()),
-        Err(err) => {
-            tracing::error!(error = %err, "reading a token's limits failed; refusing");
-            return Err(QuotaRefusal::Failed);
-        }
     };
     let now = app.services.clock.now();
     match app
@@ -119,6 +112,23 @@ pub fn admit(
     }
 }
 
+/// The limits of the API token `principal` came with, when it has any: one read of the
+/// store's cache, cheap enough for an async worker.
+fn limits_of(app: &App, principal: &Principal) -> Result<Option<TokenLimits>, QuotaRefusal> {
+    let Some(token) = principal.api_token_id() else {
+        return Ok(None);
+    };
+    match app.services.auth.tokens.limits(token) {
+        Ok(Some(limits)) if !limits.is_unlimited() => Ok(Some(limits)),
+        // Revoked since it authenticated: what it may still do ends with the request.
+        Ok(_) => Ok(None),
+        Err(err) => {
+            tracing::error!(error = %err, "reading a token's limits failed; refusing");
+            Err(QuotaRefusal::Failed)
+        }
+    }
+}
+
 /// The layer: runs after `authorize`, so only callers that may use the route are
 /// counted, and before the handler, so a refused call never reaches a model.
 pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -133,6 +143,14 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
     let Some(caller) = principal(&request).filter(|p| p.api_token_id().is_some()) else {
         return next.run(request).await;
     };
+    let openai = matched.starts_with(OPENAI_PREFIX);
+    // Most tokens have no limits: they pass without a trip to the blocking pool, which
+    // only the usage reads (and, at a refusal, an audit record's disk sync) need.
+    match limits_of(&app, caller) {
+        Ok(None) => return next.run(request).await,
+        Ok(Some(_)) => {}
+        Err(refusal) => return refusal.response(openai),
+    }
     let caller = caller.clone();
     let ip = request
         .extensions()
@@ -144,7 +162,7 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
         tokio::task::spawn_blocking(move || admit(&worker, &caller, Some(ip), &target)).await;
     match verdict {
         Ok(Ok(())) => next.run(request).await,
-        Ok(Err(refusal)) => refusal.response(matched.starts_with(OPENAI_PREFIX)),
-        Err(_) => QuotaRefusal::Failed.response(matched.starts_with(OPENAI_PREFIX)),
+        Ok(Err(refusal)) => refusal.response(openai),
+        Err(_) => QuotaRefusal::Failed.response(openai),
     }
 }
