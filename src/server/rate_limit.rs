@@ -197,6 +197,9 @@ pub struct RateLimits {
     bad_hooks_by_ip: Keyed<ClientKey>,
     trusted_proxies: Vec<IpNet>,
     ipv6_prefix: u8,
+    /// One clock for every limiter: making one probes the CPU (`cpuid`, a trap to the
+    /// hypervisor on a virtual machine), far too slow to do per request.
+    clock: DefaultClock,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -205,26 +208,24 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
     Quota::per_minute(per_minute).allow_burst(burst)
 }
 
-fn keyed<K: Hash + Eq + Clone>(quota: Quota) -> Keyed<K> {
-    RateLimiter::new(quota, BoundedStore::new(MAX_KEYS), DefaultClock::default())
+fn keyed<K: Hash + Eq + Clone>(quota: Quota, clock: &DefaultClock) -> Keyed<K> {
+    RateLimiter::new(quota, BoundedStore::new(MAX_KEYS), clock.clone())
 }
 
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> RateLimits {
+        let clock = DefaultClock::default();
+        let authenticated = quota(config.authenticated_per_minute, config.authenticated_burst);
+        let auth = quota(config.auth_per_minute, config.auth_burst);
         RateLimits {
-            auth_by_ip: keyed(quota(config.auth_per_minute, config.auth_burst)),
-            api_by_ip: keyed(quota(config.api_per_minute, config.api_burst)),
-            authenticated_by_ip: keyed(quota(
-                config.authenticated_per_minute,
-                config.authenticated_burst,
-            )),
-            api_by_credential: keyed(quota(
-                config.authenticated_per_minute,
-                config.authenticated_burst,
-            )),
-            bad_hooks_by_ip: keyed(quota(config.auth_per_minute, config.auth_burst)),
+            auth_by_ip: keyed(auth, &clock),
+            api_by_ip: keyed(quota(config.api_per_minute, config.api_burst), &clock),
+            authenticated_by_ip: keyed(authenticated, &clock),
+            api_by_credential: keyed(authenticated, &clock),
+            bad_hooks_by_ip: keyed(auth, &clock),
             trusted_proxies: config.trusted_proxies.clone(),
             ipv6_prefix: config.ipv6_prefix,
+            clock,
         }
     }
 
@@ -240,8 +241,7 @@ impl RateLimits {
         ip: IpAddr,
         credential: Option<&str>,
     ) -> Result<(), Duration> {
-        let clock = DefaultClock::default();
-        let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(clock.now());
+        let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(self.clock.now());
         let key = self.key(ip);
         match class {
             RouteClass::Auth => self.auth_by_ip.check_key(&key).map_err(wait),
@@ -270,10 +270,9 @@ impl RateLimits {
     /// failed more often than the auth limit allows. Good deliveries are never counted,
     /// so a sender with the secret is served even while its address is being flooded.
     pub fn hook_failure(&self, ip: IpAddr) -> Result<(), Duration> {
-        let clock = DefaultClock::default();
         self.bad_hooks_by_ip
             .check_key(&self.key(ip))
-            .map_err(|not_until| not_until.wait_time_from(clock.now()))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// How many keys the limiters hold, all together.
