@@ -100,33 +100,28 @@ pub async fn stream(
     ))
 }
 
-/// Adds one answer's usage to the caller's row, off the async workers and without
-/// holding up the answer; a failure is logged.
+/// Adds one answer's usage to the caller's row; a failure is logged. On the async
+/// worker, as the agent loop records its turns: an update of the store's cache without a
+/// disk sync (see `gateway::usage`) costs less than waking a blocking thread for it.
 pub fn record(
-    app: &Arc<App>,
+    app: &App,
     asker: &Asker,
     agent: Option<&str>,
     model: &str,
     completion: &Completion,
 ) {
-    let app = app.clone();
-    let asker = asker.clone();
-    let agent = agent.map(str::to_string);
-    let model = model.to_string();
     let usage = completion.usage.unwrap_or_default();
-    tokio::task::spawn_blocking(move || {
-        let recorded = app.gateway.usage.record(UsageEvent {
-            user: &asker.user,
-            token: asker.token.as_deref(),
-            agent: agent.as_deref(),
-            model: &model,
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-        });
-        if let Err(err) = recorded {
-            tracing::error!(error = %err, "recording usage failed");
-        }
+    let recorded = app.gateway.usage.record(UsageEvent {
+        user: &asker.user,
+        token: asker.token.as_deref(),
+        agent,
+        model,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
     });
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "recording usage failed");
+    }
 }
 
 /// A fresh id such as `chatcmpl-3f9a…` (96 random bits).
