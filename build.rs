@@ -39,7 +39,10 @@ fn main() {
     }
     let script = PathBuf::from(var("OUT_DIR")).join("discard-unwind-tables.ld");
     if let Err(err) = fs::write(&script, DISCARD_UNWIND_TABLES) {
-        println!("cargo:warning=unwind tables kept: {}: {err}", script.display());
+        println!(
+            "cargo:warning=unwind tables kept: {}: {err}",
+            script.display()
+        );
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());

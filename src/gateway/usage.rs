@@ -258,7 +258,11 @@ mod tests {
             let syncs = store.sync_count();
             usage.record(event).unwrap();
             usage.record(event).unwrap();
-            assert_eq!(store.sync_count(), syncs, "an answer waited for a disk sync");
+            assert_eq!(
+                store.sync_count(),
+                syncs,
+                "an answer waited for a disk sync"
+            );
             let rows = usage.query(&UsageFilter::default()).unwrap();
             assert_eq!((rows[0].requests, rows[0].prompt_tokens), (2, 14));
             // What a stop does: its last audit record syncs the store.

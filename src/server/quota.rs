@@ -75,8 +75,7 @@ pub fn admit(
     ip: Option<IpAddr>,
     target: &str,
 ) -> Result<(), QuotaRefusal> {
-    let (Some(token), Some(limits)) = (principal.api_token_id(), limits_of(app, principal)?)
-    else {
+    let (Some(token), Some(limits)) = (principal.api_token_id(), limits_of(app, principal)?) else {
         return Ok(());
     };
     let now = app.services.clock.now();

@@ -103,13 +103,7 @@ pub async fn stream(
 /// Adds one answer's usage to the caller's row; a failure is logged. On the async
 /// worker, as the agent loop records its turns: an update of the store's cache without a
 /// disk sync (see `gateway::usage`) costs less than waking a blocking thread for it.
-pub fn record(
-    app: &App,
-    asker: &Asker,
-    agent: Option<&str>,
-    model: &str,
-    completion: &Completion,
-) {
+pub fn record(app: &App, asker: &Asker, agent: Option<&str>, model: &str, completion: &Completion) {
     let usage = completion.usage.unwrap_or_default();
     let recorded = app.gateway.usage.record(UsageEvent {
         user: &asker.user,
