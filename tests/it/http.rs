@@ -1168,3 +1168,69 @@ fn an_open_websocket_outlives_the_idle_and_first_request_deadlines() {
     assert_eq!(crate::support::next_ws_message(&mut socket)["type"], "pong");
     assert_eq!(gateway.get("/health").status(), StatusCode::OK);
 }
+
+#[test]
+fn websocket_messages_larger_than_the_socket_buffer_are_read_whole_and_limits_still_hold() {
+    let token = "ws-size-test-token-not-a-secret-0123456789abcdef";
+    let setup = Setup::new("[auth]\nmode = \"token\"\ntoken = \"${AISOPOD_AUTH_TOKEN}\"");
+    let gateway = setup.start_with(&[("AISOPOD_AUTH_TOKEN", token)]);
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let bearer = format!("Bearer {token}");
+    let mut socket = crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        "/ws",
+        &[("authorization", &bearer)],
+    )
+    .unwrap_or_else(|status| panic!("/ws refused with {status}"));
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["type"],
+        "hello"
+    );
+    // A ping padded with JSON whitespace: ten times the 4 KiB socket buffer, and within
+    // the 64 KiB message limit, it must arrive whole and be answered.
+    let padded = |pad: usize| format!("{{{}\"type\":\"ping\"}}", " ".repeat(pad));
+    socket
+        .send(tungstenite::Message::Text(padded(40 << 10).into()))
+        .unwrap();
+    assert_eq!(crate::support::next_ws_message(&mut socket)["type"], "pong");
+    // Over the message limit: refused with a reason, and the socket goes on.
+    socket
+        .send(tungstenite::Message::Text(padded(100 << 10).into()))
+        .unwrap();
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["code"],
+        "message_too_large"
+    );
+    socket
+        .send(tungstenite::Message::Text(padded(0).into()))
+        .unwrap();
+    assert_eq!(crate::support::next_ws_message(&mut socket)["type"], "pong");
+    // Over the transport's 1 MiB: the connection ends (a close frame with 1009, or a
+    // reset when the gateway closes while the rest of the message is still coming).
+    let _ = socket.send(tungstenite::Message::Text(padded(2 << 20).into()));
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(frame)) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
+                break;
+            }
+            Ok(tungstenite::Message::Text(text)) => panic!("answered after 2 MiB: {text}"),
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    // And the next connection is served as usual.
+    let mut again = crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        "/ws",
+        &[("authorization", &bearer)],
+    )
+    .unwrap_or_else(|status| panic!("/ws refused after the attack with {status}"));
+    assert_eq!(crate::support::next_ws_message(&mut again)["type"], "hello");
+    again
+        .send(tungstenite::Message::Text(padded(0).into()))
+        .unwrap();
+    assert_eq!(crate::support::next_ws_message(&mut again)["type"], "pong");
+}
