@@ -288,6 +288,10 @@ where
         let _ = tokio::task::spawn_blocking(move || announcer.stop()).await;
     }
     app.tasks.abort_all();
+    // The last answers' counts; the stop's audit record then syncs them with the rest.
+    if let Err(err) = app.gateway.usage.flush() {
+        tracing::error!(error = %err, "writing the last usage counts failed");
+    }
     app.audit().record_or_log(AuditEvent::new("gateway.stop"));
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("aisopod gateway stopped");

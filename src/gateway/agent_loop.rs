@@ -536,7 +536,7 @@ impl Running<'_, '_> {
 
     fn record_usage(&self, turn: &Turn, model: &ModelRef, usage: Usage) {
         let model = model.to_string();
-        let recorded = self.deps.usage.record(UsageEvent {
+        self.deps.usage.record(UsageEvent {
             user: &turn.requester.user,
             token: turn.token.as_deref(),
             agent: Some(&turn.agent),
@@ -544,9 +544,6 @@ impl Running<'_, '_> {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         });
-        if let Err(err) = recorded {
-            tracing::warn!(%err, "usage could not be recorded");
-        }
     }
 
     /// Sends an event; a receiver that went away cancels the turn.

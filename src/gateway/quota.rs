@@ -318,11 +318,11 @@ mod tests {
             prompt_tokens: 600,
             completion_tokens: 300,
         };
-        usage.record(event(Some("t1"))).unwrap();
-        usage.record(event(Some("t2"))).unwrap();
-        usage.record(event(None)).unwrap();
+        usage.record(event(Some("t1")));
+        usage.record(event(Some("t2")));
+        usage.record(event(None));
         quota.admit(&usage, "t1", &limits, clock.now()).unwrap();
-        usage.record(event(Some("t1"))).unwrap();
+        usage.record(event(Some("t1")));
         let refused = refusal(quota.admit(&usage, "t1", &limits, clock.now()));
         assert_eq!(refused.limit, Limit::TokensPerDay);
         assert_eq!((refused.allowed, refused.used), (1000, 1800));

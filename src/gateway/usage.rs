@@ -1,17 +1,23 @@
 //! Usage accounting: requests and prompt and completion tokens, counted per UTC day,
 //! user, API token, agent and model.
 //!
-//! [`Usage::record`] adds one request's figures to its row atomically (a
-//! compare-and-swap on the row, so concurrent recorders never lose a count);
-//! [`Usage::query`] reads rows back by day range and user. The day comes from the
-//! injected clock. This module never decides who may read which rows (the route does)
-//! and never stores anything but counts and the names they are counted under.
+//! [`Usage::record`] adds one request's figures to its row in memory; [`Usage::flush`]
+//! adds what was counted since the last flush to the stored rows, one write per row
+//! however many answers it counted (a compare-and-swap on the row, so nothing is lost to
+//! a concurrent writer). [`Usage::query`] reads the stored rows with the unflushed counts
+//! added, so readers (the usage route, per-token limits) always see every answer. The day
+//! comes from the injected clock. This module never decides who may read which rows (the
+//! route does) and never stores anything but counts and the names they are counted under.
 //!
-//! A count is in the store, and seen by quotas, as soon as `record` returns, but it is
-//! not synced to disk by each request: the store's background flush (every 500 ms) or
-//! the next durable write (an audit record, a stop) makes it durable. Waiting for a disk
-//! sync per answer cost a blocking thread per request under load, for figures of which
-//! a power cut may lose at most the last half second.
+//! The gateway flushes every [`FLUSH_EVERY`] and when it stops; the store makes the
+//! writes durable within its own background flush. A busy gateway thus writes a row a
+//! flush instead of a log entry and a disk sync per answer (the SD card's wear, and a
+//! blocking thread per request under load), and a power cut can lose about the last
+//! second's counts.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -22,6 +28,9 @@ use crate::store::{Store, StoreError, Tree, TreeName};
 
 /// Separates the parts of a row's key; no name it joins can contain it.
 const SEPARATOR: char = '\u{1f}';
+
+/// How often the gateway writes the counts of recent answers to the store.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
@@ -70,10 +79,12 @@ pub struct UsageFilter {
     pub to: Option<Date>,
 }
 
-/// The usage tree.
+/// The usage tree and the counts not yet written to it.
 #[derive(Debug)]
 pub struct Usage {
     rows: Tree<String, UsageRow>,
+    /// Counts since the last flush, by row key; each row holds only what is to be added.
+    pending: Mutex<BTreeMap<String, UsageRow>>,
     clock: SharedClock,
 }
 
@@ -81,6 +92,7 @@ impl Usage {
     pub fn open(store: &Store, clock: SharedClock) -> Result<Usage, UsageError> {
         Ok(Usage {
             rows: store.tree(TreeName::Usage)?,
+            pending: Mutex::new(BTreeMap::new()),
             clock,
         })
     }
@@ -91,7 +103,8 @@ impl Usage {
     }
 
     /// Adds one request's figures to today's row for its user, token, agent and model.
-    pub fn record(&self, event: UsageEvent<'_>) -> Result<UsageRow, UsageError> {
+    /// In memory only: [`Self::flush`] writes them.
+    pub fn record(&self, event: UsageEvent<'_>) {
         let day = format_day(self.today());
         let clean = |text: &str| text.replace(SEPARATOR, "");
         let key = [
@@ -102,15 +115,8 @@ impl Usage {
             &clean(event.model),
         ]
         .join(&SEPARATOR.to_string());
-        let add = |row: &UsageRow| UsageRow {
-            requests: row.requests.saturating_add(1),
-            prompt_tokens: row.prompt_tokens.saturating_add(event.prompt_tokens),
-            completion_tokens: row
-                .completion_tokens
-                .saturating_add(event.completion_tokens),
-            ..row.clone()
-        };
-        let first = UsageRow {
+        let mut pending = self.pending();
+        let row = pending.entry(key).or_insert_with(|| UsageRow {
             day,
             user: event.user.to_string(),
             token: event.token.map(str::to_string),
@@ -119,20 +125,51 @@ impl Usage {
             requests: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
+        });
+        *row = row.plus(1, event.prompt_tokens, event.completion_tokens);
+    }
+
+    /// Adds the counts recorded since the last flush to the stored rows. A row that
+    /// cannot be written keeps its counts for the next flush.
+    pub fn flush(&self) -> Result<(), UsageError> {
+        let mut pending = self.pending();
+        let mut failure = None;
+        pending.retain(|key, counts| match self.add_to_stored(key, counts) {
+            Ok(()) => false,
+            Err(err) => {
+                failure.get_or_insert(err);
+                true
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn add_to_stored(&self, key: &String, counts: &UsageRow) -> Result<(), UsageError> {
+        let add = |row: &UsageRow| {
+            row.plus(
+                counts.requests,
+                counts.prompt_tokens,
+                counts.completion_tokens,
+            )
         };
-        let row = loop {
-            let updated = self
+        loop {
+            if self
                 .rows
-                .update::<UsageError>(&key, |row| Ok(Some(add(row))))?;
-            if let Some(row) = updated {
-                break row;
+                .update::<UsageError>(key, |row| Ok(Some(add(row))))?
+                .is_some()
+            {
+                return Ok(());
             }
-            let row = add(&first);
-            if self.rows.insert_new(&key, &row)? {
-                break row;
+            if self.rows.insert_new(key, counts)? {
+                return Ok(());
             }
-        };
-        Ok(row)
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, BTreeMap<String, UsageRow>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The rows the filter selects, by day, then user, token, agent and model.
@@ -147,17 +184,48 @@ impl Usage {
         }
         let start = filter.from.map(format_day);
         let last = filter.to.map(format_day);
-        let mut rows = Vec::new();
+        let selected = |row: &UsageRow| {
+            start.as_ref().is_none_or(|start| row.day >= *start)
+                && last.as_ref().is_none_or(|last| row.day <= *last)
+                && filter.user.as_ref().is_none_or(|user| *user == row.user)
+        };
+        // Held while the store is read, so that a flush cannot move counts from one to
+        // the other in between.
+        let pending = self.pending();
+        let mut rows = BTreeMap::new();
         for entry in self.rows.iter_from(start.as_ref()) {
-            let (_, row) = entry?;
+            let (key, row) = entry?;
             if last.as_ref().is_some_and(|last| row.day > *last) {
                 break;
             }
-            if filter.user.as_ref().is_none_or(|user| *user == row.user) {
-                rows.push(row);
+            if selected(&row) {
+                rows.insert(key, row);
             }
         }
-        Ok(rows)
+        for (key, counts) in pending.iter().filter(|(_, row)| selected(row)) {
+            let row = match rows.get(key) {
+                Some(stored) => stored.plus(
+                    counts.requests,
+                    counts.prompt_tokens,
+                    counts.completion_tokens,
+                ),
+                None => counts.clone(),
+            };
+            rows.insert(key.clone(), row);
+        }
+        Ok(rows.into_values().collect())
+    }
+}
+
+impl UsageRow {
+    /// This row with the given counts added.
+    fn plus(&self, requests: u64, prompt_tokens: u64, completion_tokens: u64) -> UsageRow {
+        UsageRow {
+            requests: self.requests.saturating_add(requests),
+            prompt_tokens: self.prompt_tokens.saturating_add(prompt_tokens),
+            completion_tokens: self.completion_tokens.saturating_add(completion_tokens),
+            ..self.clone()
+        }
     }
 }
 
@@ -196,12 +264,18 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 5,
         };
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
+        // Four recorders and a flusher at once: no count may be lost or doubled between
+        // memory and the store.
+        let threads: Vec<_> = (0..5)
+            .map(|n| {
                 let usage = usage.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..5 {
-                        usage.record(event).unwrap();
+                    for _ in 0..50 {
+                        if n == 4 {
+                            usage.flush().unwrap();
+                        } else {
+                            usage.record(event);
+                        }
                     }
                 })
             })
@@ -210,13 +284,11 @@ mod tests {
             thread.join().unwrap();
         }
         clock.advance(time::Duration::minutes(2));
-        usage.record(event).unwrap();
-        usage
-            .record(UsageEvent {
-                user: "bob",
-                ..event
-            })
-            .unwrap();
+        usage.record(event);
+        usage.record(UsageEvent {
+            user: "bob",
+            ..event
+        });
         let all = usage.query(&UsageFilter::default()).unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(
@@ -226,7 +298,7 @@ mod tests {
                 all[0].prompt_tokens,
                 all[0].completion_tokens
             ),
-            ("2026-03-01", 20, 200, 100)
+            ("2026-03-01", 200, 2000, 1000)
         );
         let march_2nd = usage
             .query(&UsageFilter {
@@ -241,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn a_count_is_seen_at_once_without_a_disk_sync_and_survives_a_stop() {
+    fn counts_are_seen_at_once_written_a_row_a_flush_without_a_disk_sync_and_survive_a_stop() {
         let dir = tempfile::tempdir().unwrap();
         let clock = crate::clock::ManualClock::new(datetime!(2026-03-01 12:00:00 UTC));
         let event = UsageEvent {
@@ -252,25 +324,40 @@ mod tests {
             prompt_tokens: 7,
             completion_tokens: 3,
         };
+        let totals = |usage: &Usage| {
+            usage
+                .query(&UsageFilter::default())
+                .unwrap()
+                .iter()
+                .map(|row| (row.requests, row.prompt_tokens, row.completion_tokens))
+                .collect::<Vec<_>>()
+        };
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             let usage = Usage::open(&store, Arc::new(clock.clone())).unwrap();
+            // A second reader of the same store sees only what was written to it.
+            let stored = Usage::open(&store, Arc::new(clock.clone())).unwrap();
             let syncs = store.sync_count();
-            usage.record(event).unwrap();
-            usage.record(event).unwrap();
+            for _ in 0..1000 {
+                usage.record(event);
+            }
+            assert_eq!(totals(&usage), [(1000, 7000, 3000)], "seen at once");
+            assert_eq!(totals(&stored), [], "nothing written before a flush");
+            usage.flush().unwrap();
+            usage.record(event);
+            assert_eq!(totals(&stored), [(1000, 7000, 3000)], "one row for 1,000");
+            assert_eq!(totals(&usage), [(1001, 7007, 3003)]);
+            usage.flush().unwrap();
             assert_eq!(
                 store.sync_count(),
                 syncs,
                 "an answer waited for a disk sync"
             );
-            let rows = usage.query(&UsageFilter::default()).unwrap();
-            assert_eq!((rows[0].requests, rows[0].prompt_tokens), (2, 14));
             // What a stop does: its last audit record syncs the store.
             store.sync().unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let usage = Usage::open(&store, Arc::new(clock)).unwrap();
-        let rows = usage.query(&UsageFilter::default()).unwrap();
-        assert_eq!((rows[0].requests, rows[0].completion_tokens), (2, 6));
+        assert_eq!(totals(&usage), [(1001, 7007, 3003)]);
     }
 }

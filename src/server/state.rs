@@ -476,8 +476,8 @@ impl App {
         (!text.is_empty()).then(|| text.to_string())
     }
 
-    /// Starts the background tasks: memory sampling, certificate renewal, audit retention,
-    /// and the sandbox's one-off self-test.
+    /// Starts the background tasks: memory sampling, writing usage counts, certificate
+    /// renewal, audit retention, and the sandbox's one-off self-test.
     pub fn spawn_background(self: &Arc<Self>) {
         if self.sandbox.is_some() {
             let app = self.clone();
@@ -516,6 +516,28 @@ impl App {
             loop {
                 tick.tick().await;
                 app.load.sample();
+            }
+        });
+        let app = self.clone();
+        self.tasks.spawn("usage-writer", async move {
+            let mut tick = tokio::time::interval(crate::gateway::usage::FLUSH_EVERY);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let worker = app.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || worker.gateway.usage.flush()).await;
+                match written {
+                    Ok(Err(err)) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %err, "writing usage failed; the counts are kept for the next try");
+                    }
+                    Ok(Ok(())) if failing => {
+                        failing = false;
+                        tracing::info!("usage is written again");
+                    }
+                    _ => {}
+                }
             }
         });
         let app = self.clone();

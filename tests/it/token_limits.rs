@@ -253,17 +253,14 @@ fn on_v1_routes_refusals_are_in_openais_shape_and_tokens_a_day_reset_at_utc_midn
     let (daily_id, daily) = token(&w, "root", "daily", json!({"tokens_per_day": 1000}));
     let (_, free) = token(&w, "root", "free", json!({}));
     let usage = |tokens: u64| {
-        app.gateway
-            .usage
-            .record(UsageEvent {
-                user: "root",
-                token: Some(&daily_id),
-                agent: Some("default"),
-                model: "ollama/llama3",
-                prompt_tokens: tokens / 2,
-                completion_tokens: tokens - tokens / 2,
-            })
-            .unwrap();
+        app.gateway.usage.record(UsageEvent {
+            user: "root",
+            token: Some(&daily_id),
+            agent: Some("default"),
+            model: "ollama/llama3",
+            prompt_tokens: tokens / 2,
+            completion_tokens: tokens - tokens / 2,
+        });
     };
     usage(600);
 

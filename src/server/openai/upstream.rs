@@ -100,12 +100,10 @@ pub async fn stream(
     ))
 }
 
-/// Adds one answer's usage to the caller's row; a failure is logged. On the async
-/// worker, as the agent loop records its turns: an update of the store's cache without a
-/// disk sync (see `gateway::usage`) costs less than waking a blocking thread for it.
+/// Adds one answer's usage to the caller's row (in memory; see `gateway::usage`).
 pub fn record(app: &App, asker: &Asker, agent: Option<&str>, model: &str, completion: &Completion) {
     let usage = completion.usage.unwrap_or_default();
-    let recorded = app.gateway.usage.record(UsageEvent {
+    app.gateway.usage.record(UsageEvent {
         user: &asker.user,
         token: asker.token.as_deref(),
         agent,
@@ -113,9 +111,6 @@ pub fn record(app: &App, asker: &Asker, agent: Option<&str>, model: &str, comple
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
     });
-    if let Err(err) = recorded {
-        tracing::error!(error = %err, "recording usage failed");
-    }
 }
 
 /// A fresh id such as `chatcmpl-3f9a…` (96 random bits).
