@@ -14,7 +14,7 @@ use aisopod::server::{self, ConnectionLimits};
 use axum::routing::get;
 use http::StatusCode;
 
-use crate::support::{Setup, blocking_client_trusting, client_trusting, config_text};
+use crate::support::{Gateway, Setup, blocking_client_trusting, client_trusting, config_text};
 
 #[test]
 fn health_ready_and_security_headers_over_tls() {
@@ -1147,19 +1147,7 @@ fn an_open_websocket_outlives_the_idle_and_first_request_deadlines() {
          [auth]\nmode = \"token\"\ntoken = \"${AISOPOD_AUTH_TOKEN}\"",
     );
     let gateway = setup.start_with(&[("AISOPOD_AUTH_TOKEN", token)]);
-    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let bearer = format!("Bearer {token}");
-    let mut socket = crate::support::wss_connect(
-        &ca,
-        gateway.addr().port(),
-        "/ws",
-        &[("authorization", &bearer)],
-    )
-    .unwrap_or_else(|status| panic!("/ws refused with {status}"));
-    assert_eq!(
-        crate::support::next_ws_message(&mut socket)["type"],
-        "hello"
-    );
+    let mut socket = greeted_socket(&gateway, token);
     // Twice the idle deadline with nothing said: an open socket is not idle HTTP.
     std::thread::sleep(Duration::from_millis(2500));
     socket
@@ -1174,19 +1162,7 @@ fn websocket_messages_larger_than_the_socket_buffer_are_read_whole_and_limits_st
     let token = "ws-size-test-token-not-a-secret-0123456789abcdef";
     let setup = Setup::new("[auth]\nmode = \"token\"\ntoken = \"${AISOPOD_AUTH_TOKEN}\"");
     let gateway = setup.start_with(&[("AISOPOD_AUTH_TOKEN", token)]);
-    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
-    let bearer = format!("Bearer {token}");
-    let mut socket = crate::support::wss_connect(
-        &ca,
-        gateway.addr().port(),
-        "/ws",
-        &[("authorization", &bearer)],
-    )
-    .unwrap_or_else(|status| panic!("/ws refused with {status}"));
-    assert_eq!(
-        crate::support::next_ws_message(&mut socket)["type"],
-        "hello"
-    );
+    let mut socket = greeted_socket(&gateway, token);
     // A ping padded with JSON whitespace: ten times the 4 KiB socket buffer, and within
     // the 64 KiB message limit, it must arrive whole and be answered.
     let padded = |pad: usize| format!("{{{}\"type\":\"ping\"}}", " ".repeat(pad));
@@ -1221,16 +1197,26 @@ fn websocket_messages_larger_than_the_socket_buffer_are_read_whole_and_limits_st
         }
     }
     // And the next connection is served as usual.
-    let mut again = crate::support::wss_connect(
-        &ca,
-        gateway.addr().port(),
-        "/ws",
-        &[("authorization", &bearer)],
-    )
-    .unwrap_or_else(|status| panic!("/ws refused after the attack with {status}"));
-    assert_eq!(crate::support::next_ws_message(&mut again)["type"], "hello");
+    let mut again = greeted_socket(&gateway, token);
     again
         .send(tungstenite::Message::Text(padded(0).into()))
         .unwrap();
     assert_eq!(crate::support::next_ws_message(&mut again)["type"], "pong");
+}
+
+/// A `/ws` socket on `gateway` opened with its static `token`, past the hello.
+fn greeted_socket(gateway: &Gateway, token: &str) -> crate::support::WsSocket {
+    let ca = std::fs::read(gateway.data_dir.join("tls/ca.pem")).unwrap();
+    let mut socket = crate::support::wss_connect(
+        &ca,
+        gateway.addr().port(),
+        "/ws",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .unwrap_or_else(|status| panic!("/ws refused with {status}"));
+    assert_eq!(
+        crate::support::next_ws_message(&mut socket)["type"],
+        "hello"
+    );
+    socket
 }
