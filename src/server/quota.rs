@@ -75,14 +75,28 @@ pub fn admit(
     ip: Option<IpAddr>,
     target: &str,
 ) -> Result<(), QuotaRefusal> {
-    let (Some(token), Some(limits)) = (principal.api_token_id(), limits_of(app, principal)?) else {
+    match limits_of(app, principal)? {
+        Some(limits) => admit_within(app, principal, &limits, ip, target),
+        None => Ok(()),
+    }
+}
+
+/// [`admit`] for a caller whose token's `limits` were just read.
+fn admit_within(
+    app: &App,
+    principal: &Principal,
+    limits: &TokenLimits,
+    ip: Option<IpAddr>,
+    target: &str,
+) -> Result<(), QuotaRefusal> {
+    let Some(token) = principal.api_token_id() else {
         return Ok(());
     };
     let now = app.services.clock.now();
     match app
         .gateway
         .quota
-        .admit(&app.gateway.usage, token, &limits, now)
+        .admit(&app.gateway.usage, token, limits, now)
     {
         Ok(()) => Ok(()),
         Err(QuotaError::Exceeded(exceeded)) => {
@@ -145,11 +159,11 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
     let openai = matched.starts_with(OPENAI_PREFIX);
     // Most tokens have no limits: they pass without a trip to the blocking pool, which
     // only the usage reads (and, at a refusal, an audit record's disk sync) need.
-    match limits_of(&app, caller) {
+    let limits = match limits_of(&app, caller) {
         Ok(None) => return next.run(request).await,
-        Ok(Some(_)) => {}
+        Ok(Some(limits)) => limits,
         Err(refusal) => return refusal.response(openai),
-    }
+    };
     let caller = caller.clone();
     let ip = request
         .extensions()
@@ -157,8 +171,10 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
     let target = request.uri().path().to_string();
     let worker = app.clone();
-    let verdict =
-        tokio::task::spawn_blocking(move || admit(&worker, &caller, Some(ip), &target)).await;
+    let verdict = tokio::task::spawn_blocking(move || {
+        admit_within(&worker, &caller, &limits, Some(ip), &target)
+    })
+    .await;
     match verdict {
         Ok(Ok(())) => next.run(request).await,
         Ok(Err(refusal)) => refusal.response(openai),

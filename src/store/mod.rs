@@ -37,7 +37,7 @@ pub use layout::{MASTER_KEY_FILE, NEXT_KEY_FILE, TLS_DIR};
 const SPACE_RESERVE: u64 = 1024 * 1024;
 
 /// How often sled writes its log to disk on its own, between explicit syncs.
-pub const BACKGROUND_FLUSH_MS: u64 = 500;
+const BACKGROUND_FLUSH_MS: u64 = 500;
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
