@@ -129,7 +129,8 @@ pub struct Limits {
     pub send_timeout: Duration,
 }
 
-/// Messages above this size end the connection at the transport (close code 1009).
+/// Messages above this size end the connection at the transport: the read fails and the
+/// connection is dropped (no close code is sent; the client is usually still sending).
 pub const TRANSPORT_MAX: usize = 1 << 20;
 
 /// The socket's read and write buffers. The library's default (128 KiB each) is zero-

