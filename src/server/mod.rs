@@ -84,6 +84,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Wraps routes in the middleware stack every request passes through.
+///
+/// The checks that need the matched route (the caller's access and limits) are route
+/// layers; the rest wrap the routed router once, outermost first. Wrapping it once
+/// instead of each route (`Router::layer`) saves two boxed clones of the route per layer
+/// on every request.
 pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
     let server = &app.config().server;
     let max_body = usize::try_from(server.max_body).unwrap_or(usize::MAX);
@@ -92,43 +97,47 @@ pub fn with_middleware(app: Arc<App>, api: Api) -> Router {
         app: app.clone(),
         access: Arc::new(api.access),
     };
-    api.router
+    let routed = api
+        .router
         // Inside `authorize`: only callers the route admits count against their limits.
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             quota::enforce,
         ))
         .route_layer(axum::middleware::from_fn_with_state(guard, auth::authorize))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .with_state(app.clone());
+    let stack = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            middleware::timeout,
+            middleware::request_log,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::identify,
+            middleware::security_headers,
         ))
-        .layer(cors)
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::shed_load,
+        ))
         // Before authentication and CORS: `/mcp`'s Origin and URL checks.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             mcp_routes::guard,
         ))
+        .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            middleware::shed_load,
-        ))
-        .layer(axum::middleware::from_fn(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            middleware::security_headers,
+            auth::identify,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            middleware::request_log,
+            app,
+            middleware::timeout,
         ))
-        .with_state(app)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(DefaultBodyLimit::max(max_body))
+        .service(routed);
+    Router::new().fallback_service(stack)
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
