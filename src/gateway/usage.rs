@@ -144,6 +144,11 @@ impl Usage {
         failure.map_or(Ok(()), Err)
     }
 
+    /// Whether counts wait for a flush.
+    pub fn has_pending(&self) -> bool {
+        !self.pending().is_empty()
+    }
+
     fn add_to_stored(&self, key: &String, counts: &UsageRow) -> Result<(), UsageError> {
         let add = |row: &UsageRow| {
             row.plus(
@@ -343,7 +348,9 @@ mod tests {
             }
             assert_eq!(totals(&usage), [(1000, 7000, 3000)], "seen at once");
             assert_eq!(totals(&stored), [], "nothing written before a flush");
+            assert!(usage.has_pending());
             usage.flush().unwrap();
+            assert!(!usage.has_pending());
             usage.record(event);
             assert_eq!(totals(&stored), [(1000, 7000, 3000)], "one row for 1,000");
             assert_eq!(totals(&usage), [(1001, 7007, 3003)]);

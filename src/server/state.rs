@@ -524,6 +524,10 @@ impl App {
             let mut failing = false;
             loop {
                 tick.tick().await;
+                // An idle gateway wakes no blocking thread.
+                if !app.gateway.usage.has_pending() {
+                    continue;
+                }
                 let worker = app.clone();
                 let written =
                     tokio::task::spawn_blocking(move || worker.gateway.usage.flush()).await;
