@@ -738,6 +738,10 @@ fn a_long_press_opens_an_offer_and_a_short_press_confirms_the_phone_the_display_
         assert_eq!(phone.poll(claim).1["status"], "waiting");
     }
 
+    // A press is audited after its effect is visible: wait for the last record.
+    until("the last press is audited", || {
+        button_records(&gateway).len() >= 7
+    });
     let kinds: Vec<(String, String)> = button_records(&gateway)
         .into_iter()
         .map(|(action, outcome)| (action, outcome.as_str().unwrap_or("").to_string()))
