@@ -16,8 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -146,7 +145,11 @@ fn presented_credential(request: &Request) -> Option<String> {
 }
 
 /// Resolves the caller before routing; wrong credentials end here with 401.
-pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+pub async fn identify<F: Future<Output = Response>>(
+    app: &App,
+    mut request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -169,7 +172,7 @@ pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: N
                     _ => {
                         if let Err(wait) = app.limits.check(RouteClass::Api, ip, None) {
                             let response =
-                                refuse(&app, ip, request.uri().path(), too_many(wait), None);
+                                refuse(app, ip, request.uri().path(), too_many(wait), None);
                             return with_retry_after(response, wait);
                         }
                         let error = ApiError::new(
@@ -177,7 +180,7 @@ pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: N
                             ErrorCode::InvalidCredential,
                             "the credential is invalid, expired or revoked",
                         );
-                        let mut response = refuse(&app, ip, request.uri().path(), error, None);
+                        let mut response = refuse(app, ip, request.uri().path(), error, None);
                         response
                             .headers_mut()
                             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -188,7 +191,7 @@ pub async fn identify(State(app): State<Arc<App>>, mut request: Request, next: N
         }
     };
     request.extensions_mut().insert(Identity(principal));
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     if auth.mode == AuthMode::None {
         response.headers_mut().insert(
             "x-aisopod-warning",
@@ -208,8 +211,12 @@ pub struct Guard {
 }
 
 /// Enforces the matched route's declaration and the rate limits.
-pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let app = guard.app;
+pub async fn authorize<F: Future<Output = Response>>(
+    guard: &Guard,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
+    let app = &guard.app;
     let path = request
         .extensions()
         .get::<MatchedPath>()
@@ -226,7 +233,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
     let Some(access) = guard.access.lookup(request.method(), &path) else {
         tracing::error!(%path, "route has no access declaration; refusing");
         let error = ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "not allowed");
-        return refuse(&app, ip, &path, error, principal.as_ref());
+        return refuse(app, ip, &path, error, principal.as_ref());
     };
     let credential_key = principal.as_ref().map(|p| match &p.via {
         Via::ApiToken { id } => format!("token:{id}"),
@@ -242,7 +249,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
         }
     };
     if let Err(wait) = limited {
-        let response = refuse(&app, ip, &path, too_many(wait), principal.as_ref());
+        let response = refuse(app, ip, &path, too_many(wait), principal.as_ref());
         return with_retry_after(response, wait);
     }
     let refusal = match (access, &principal) {
@@ -261,7 +268,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
     };
     if let Some(error) = refusal {
         let unauthorized = error.status == StatusCode::UNAUTHORIZED;
-        let mut response = refuse(&app, ip, &path, error, principal.as_ref());
+        let mut response = refuse(app, ip, &path, error, principal.as_ref());
         if unauthorized {
             response
                 .headers_mut()
@@ -269,7 +276,7 @@ pub async fn authorize(State(guard): State<Guard>, request: Request, next: Next)
         }
         return response;
     }
-    next.run(request).await
+    inner(request).await
 }
 
 fn principal_of(parts: &Parts) -> Result<Principal, ApiError> {

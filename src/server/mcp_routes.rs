@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -158,9 +157,13 @@ fn credential_in_query(uri: &http::Uri) -> bool {
 }
 
 /// Runs before authentication for `/mcp` (see the module's doc).
-pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn guard<F: Future<Output = Response>>(
+    app: &App,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     if request.uri().path() != PATH {
-        return next.run(request).await;
+        return inner(request).await;
     }
     let ip = app.limits.client_ip(
         request
@@ -169,13 +172,13 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) ->
             .map_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0),
         request.headers(),
     );
-    if !origin_allowed(&app, request.uri(), request.headers()) {
+    if !origin_allowed(app, request.uri(), request.headers()) {
         let error = RpcError::new(
             None,
             INVALID_REQUEST,
             "this origin may not call the MCP endpoint ([security] cors_origins)",
         );
-        audit_refusal(&app, ip, None, &error, StatusCode::FORBIDDEN);
+        audit_refusal(app, ip, None, &error, StatusCode::FORBIDDEN);
         return rpc_response(StatusCode::FORBIDDEN, &error);
     }
     if credential_in_query(request.uri()) {
@@ -184,11 +187,11 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) ->
             INVALID_REQUEST,
             "credentials are not accepted in the URL: send Authorization: Bearer <token> or X-API-Key",
         );
-        audit_refusal(&app, ip, None, &error, StatusCode::BAD_REQUEST);
+        audit_refusal(app, ip, None, &error, StatusCode::BAD_REQUEST);
         return rpc_response(StatusCode::BAD_REQUEST, &error);
     }
-    let base = public_base(&app, request.uri(), request.headers());
-    let response = next.run(request).await;
+    let base = public_base(app, request.uri(), request.headers());
+    let response = inner(request).await;
     as_rpc_error(response, &base).await
 }
 

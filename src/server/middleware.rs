@@ -2,19 +2,20 @@
 //! line, security headers, JSON errors, load shedding, CORS, the request timeout and
 //! the body limit.
 //!
+//! Each layer is an async function that takes what runs inside it as `inner`; the
+//! server composes them (`server::with_middleware`) into a few axum layers.
+//!
 //! Nothing here authenticates (that is the auth layer's job) or looks inside bodies.
 //! The log line carries method, path (never the query string, which may hold a
 //! one-time ticket), status, latency, request id, peer address and the client address
 //! a trusted proxy forwarded for.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use ring::rand::SecureRandom;
@@ -46,10 +47,10 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
 /// Assigns a request id (keeping a well-formed incoming one), logs one line per request.
 /// The line names the TCP peer and, where a trusted proxy forwarded the request, the
 /// client it forwarded for (the address rate limits and the audit log use).
-pub async fn request_log(
-    State(app): State<Arc<App>>,
+pub async fn request_log<F: Future<Output = Response>>(
+    app: &App,
     mut request: Request,
-    next: Next,
+    inner: impl FnOnce(Request) -> F,
 ) -> Response {
     let started = Instant::now();
     let id = request
@@ -65,7 +66,7 @@ pub async fn request_log(
         .map(|c| c.0);
     let client = peer.map(|p| app.limits.client_ip(p, request.headers()));
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -78,12 +79,12 @@ pub async fn request_log(
 }
 
 /// Security headers on every response; HSTS only when served over TLS.
-pub async fn security_headers(
-    State(app): State<Arc<App>>,
+pub async fn security_headers<F: Future<Output = Response>>(
+    app: &App,
     request: Request,
-    next: Next,
+    inner: impl FnOnce(Request) -> F,
 ) -> Response {
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     let headers = response.headers_mut();
     let set = [
         (
@@ -123,10 +124,13 @@ pub async fn security_headers(
 
 /// Turns every error response that is not already JSON (404 from the router, 405, 413
 /// from the body limit, ...) into the JSON error shape.
-pub async fn json_errors(request: Request, next: Next) -> Response {
+pub async fn json_errors<F: Future<Output = Response>>(
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     // OpenAI's clients read only OpenAI's error shape, refusals of the auth layer included.
     let openai = request.uri().path().starts_with("/v1/");
-    let response = json_error_body(next.run(request).await);
+    let response = json_error_body(inner(request).await);
     if openai {
         return crate::server::error::into_openai_shape(response).await;
     }
@@ -159,14 +163,18 @@ fn json_error_body(response: Response) -> Response {
 /// work gets 503 with `Retry-After` instead of growing the process. Memory is judged by
 /// what is in use (see `load::Load`), so shedding ends as soon as that falls again.
 /// Health and readiness probes are always answered.
-pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn shed_load<F: Future<Output = Response>>(
+    app: &App,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let path = request.uri().path();
     if path == "/health" || path == "/ready" {
-        return next.run(request).await;
+        return inner(request).await;
     }
     let limits = &app.config().server;
     let in_flight = app.load.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _guard = InFlight(&app);
+    let _guard = InFlight(app);
     let in_use = app.load.in_use_bytes.load(Ordering::Relaxed);
     let reason = if in_flight > limits.max_in_flight {
         Some("too many requests in flight")
@@ -188,7 +196,7 @@ pub async fn shed_load(State(app): State<Arc<App>>, request: Request, next: Next
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    next.run(request).await
+    inner(request).await
 }
 
 struct InFlight<'a>(&'a App);
@@ -200,8 +208,12 @@ impl Drop for InFlight<'_> {
 }
 
 /// Ends a request that runs longer than `request_timeout` with a JSON 504.
-pub async fn timeout(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(app.config().server.request_timeout, next.run(request)).await {
+pub async fn timeout<F: Future<Output = Response>>(
+    app: &App,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
+    match tokio::time::timeout(app.config().server.request_timeout, inner(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::for_status(StatusCode::GATEWAY_TIMEOUT).into_response(),
     }

@@ -13,8 +13,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 
@@ -144,23 +143,27 @@ fn limits_of(app: &App, principal: &Principal) -> Result<Option<TokenLimits>, Qu
 
 /// The layer: runs after `authorize`, so only callers that may use the route are
 /// counted, and before the handler, so a refused call never reaches a model.
-pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn enforce<F: Future<Output = Response>>(
+    app: &Arc<App>,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let matched = request
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
     if !calls_a_model(request.method(), &matched) {
-        return next.run(request).await;
+        return inner(request).await;
     }
     let Some(caller) = principal(&request).filter(|p| p.api_token_id().is_some()) else {
-        return next.run(request).await;
+        return inner(request).await;
     };
     let openai = matched.starts_with(OPENAI_PREFIX);
     // Most tokens have no limits: they pass without a trip to the blocking pool, which
     // only the usage reads (and, at a refusal, an audit record's disk sync) need.
-    let limits = match limits_of(&app, caller) {
-        Ok(None) => return next.run(request).await,
+    let limits = match limits_of(app, caller) {
+        Ok(None) => return inner(request).await,
         Ok(Some(limits)) => limits,
         Err(refusal) => return refusal.response(openai),
     };
@@ -176,7 +179,7 @@ pub async fn enforce(State(app): State<Arc<App>>, request: Request, next: Next) 
     })
     .await;
     match verdict {
-        Ok(Ok(())) => next.run(request).await,
+        Ok(Ok(())) => inner(request).await,
         Ok(Err(refusal)) => refusal.response(openai),
         Err(_) => QuotaRefusal::Failed.response(openai),
     }
