@@ -5,7 +5,10 @@
 //! adds what was counted since the last flush to the stored rows, one write per row
 //! however many answers it counted (a compare-and-swap on the row, so nothing is lost to
 //! a concurrent writer). [`Usage::query`] reads the stored rows with the unflushed counts
-//! added, so readers (the usage route, per-token limits) always see every answer. The day
+//! added, so readers (the usage route, per-token limits) always see every answer. A
+//! request that records its figures never waits for the store: a flush takes the counts
+//! out of memory at once and writes them after, and only flushes and queries wait for
+//! each other. The day
 //! comes from the injected clock. This module never decides who may read which rows (the
 //! route does) and never stores anything but counts and the names they are counted under.
 //!
@@ -84,7 +87,11 @@ pub struct UsageFilter {
 pub struct Usage {
     rows: Tree<String, UsageRow>,
     /// Counts since the last flush, by row key; each row holds only what is to be added.
+    /// Locked only to add or take counts, never while the store is read or written.
     pending: Mutex<BTreeMap<String, UsageRow>>,
+    /// Held by a flush from taking the counts until they are stored, and by a query while
+    /// it reads both, so a query never misses counts a flush has in hand.
+    flushing: Mutex<()>,
     clock: SharedClock,
 }
 
@@ -93,6 +100,7 @@ impl Usage {
         Ok(Usage {
             rows: store.tree(TreeName::Usage)?,
             pending: Mutex::new(BTreeMap::new()),
+            flushing: Mutex::new(()),
             clock,
         })
     }
@@ -132,15 +140,28 @@ impl Usage {
     /// Adds the counts recorded since the last flush to the stored rows. A row that
     /// cannot be written keeps its counts for the next flush.
     pub fn flush(&self) -> Result<(), UsageError> {
-        let mut pending = self.pending();
+        let _flushing = lock(&self.flushing);
+        let taken = std::mem::take(&mut *self.pending());
         let mut failure = None;
-        pending.retain(|key, counts| match self.add_to_stored(key, counts) {
-            Ok(()) => false,
-            Err(err) => {
+        let mut unwritten = Vec::new();
+        for (key, counts) in taken {
+            if let Err(err) = self.add_to_stored(&key, &counts) {
                 failure.get_or_insert(err);
-                true
+                unwritten.push((key, counts));
             }
-        });
+        }
+        if !unwritten.is_empty() {
+            let mut pending = self.pending();
+            for (key, counts) in unwritten {
+                let row = match pending.get(&key) {
+                    Some(newer) => {
+                        counts.plus(newer.requests, newer.prompt_tokens, newer.completion_tokens)
+                    }
+                    None => counts,
+                };
+                pending.insert(key, row);
+            }
+        }
         failure.map_or(Ok(()), Err)
     }
 
@@ -172,9 +193,7 @@ impl Usage {
     }
 
     fn pending(&self) -> MutexGuard<'_, BTreeMap<String, UsageRow>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.pending)
     }
 
     /// The rows the filter selects, by day, then user, token, agent and model.
@@ -194,9 +213,8 @@ impl Usage {
                 && last.as_ref().is_none_or(|last| row.day <= *last)
                 && filter.user.as_ref().is_none_or(|user| *user == row.user)
         };
-        // Held while the store is read, so that a flush cannot move counts from one to
-        // the other in between.
-        let pending = self.pending();
+        // No flush can move counts from memory to the store while both are read.
+        let _flushing = lock(&self.flushing);
         let mut rows = BTreeMap::new();
         for entry in self.rows.iter_from(start.as_ref()) {
             let (key, row) = entry?;
@@ -207,16 +225,22 @@ impl Usage {
                 rows.insert(key, row);
             }
         }
-        for (key, counts) in pending.iter().filter(|(_, row)| selected(row)) {
-            let row = match rows.get(key) {
+        let pending: Vec<(String, UsageRow)> = self
+            .pending()
+            .iter()
+            .filter(|(_, row)| selected(row))
+            .map(|(key, row)| (key.clone(), row.clone()))
+            .collect();
+        for (key, counts) in pending {
+            let row = match rows.get(&key) {
                 Some(stored) => stored.plus(
                     counts.requests,
                     counts.prompt_tokens,
                     counts.completion_tokens,
                 ),
-                None => counts.clone(),
+                None => counts,
             };
-            rows.insert(key.clone(), row);
+            rows.insert(key, row);
         }
         Ok(rows.into_values().collect())
     }
@@ -232,6 +256,13 @@ impl UsageRow {
             ..self.clone()
         }
     }
+}
+
+/// A lock whose holder panicked still guards whole counts: each change is one insert.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Parses `YYYY-MM-DD`.
@@ -256,6 +287,47 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
+    fn a_request_records_while_a_flush_is_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let clock = crate::clock::ManualClock::new(datetime!(2026-03-01 12:00:00 UTC));
+        let usage = Arc::new(Usage::open(&store, Arc::new(clock)).unwrap());
+        let event = UsageEvent {
+            user: "alice",
+            token: None,
+            agent: None,
+            model: "ollama/llama3",
+            prompt_tokens: 3,
+            completion_tokens: 4,
+        };
+        usage.record(event);
+        // A flush in progress: it holds its lock for as long as the store takes.
+        let flushing = lock(&usage.flushing);
+        let (done, recorded) = std::sync::mpsc::channel();
+        let recorder = {
+            let usage = usage.clone();
+            std::thread::spawn(move || {
+                usage.record(event);
+                done.send(()).unwrap();
+            })
+        };
+        recorded
+            .recv_timeout(Duration::from_secs(10))
+            .expect("recording waited for the flush");
+        recorder.join().unwrap();
+        drop(flushing);
+        usage.flush().unwrap();
+        usage.record(event);
+        let rows = usage.query(&UsageFilter::default()).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.requests, r.prompt_tokens, r.completion_tokens))
+                .collect::<Vec<_>>(),
+            [(3, 9, 12)]
+        );
+    }
+
+    #[test]
     fn concurrent_records_all_count_and_days_split_at_utc_midnight() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
@@ -269,17 +341,34 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 5,
         };
-        // Four recorders and a flusher at once: no count may be lost or doubled between
-        // memory and the store.
-        let threads: Vec<_> = (0..5)
+        const MODELS: [&str; 10] = [
+            "m/0", "m/1", "m/2", "m/3", "m/4", "m/5", "m/6", "m/7", "m/8", "m/9",
+        ];
+        // Four recorders, a flusher and a reader at once: no count may be lost or doubled
+        // between memory and the store, and no query may see fewer than one before it.
+        let threads: Vec<_> = (0..6)
             .map(|n| {
                 let usage = usage.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..50 {
-                        if n == 4 {
-                            usage.flush().unwrap();
-                        } else {
-                            usage.record(event);
+                    let mut seen = 0;
+                    for i in 0..50 {
+                        match n {
+                            4 => usage.flush().unwrap(),
+                            5 => {
+                                let now: u64 = usage
+                                    .query(&UsageFilter::default())
+                                    .unwrap()
+                                    .iter()
+                                    .map(|row| row.requests)
+                                    .sum();
+                                assert!(now >= seen, "a query saw {now} requests after {seen}");
+                                seen = now;
+                            }
+                            // Many rows, so that a flush has much in hand at once.
+                            _ => usage.record(UsageEvent {
+                                model: MODELS[i % MODELS.len()],
+                                ..event
+                            }),
                         }
                     }
                 })
@@ -295,15 +384,17 @@ mod tests {
             ..event
         });
         let all = usage.query(&UsageFilter::default()).unwrap();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), MODELS.len() + 2);
+        let first_day: Vec<_> = all.iter().filter(|r| r.day == "2026-03-01").collect();
+        assert_eq!(first_day.len(), MODELS.len());
+        let total = |count: fn(&UsageRow) -> u64| first_day.iter().map(|r| count(r)).sum::<u64>();
         assert_eq!(
             (
-                all[0].day.as_str(),
-                all[0].requests,
-                all[0].prompt_tokens,
-                all[0].completion_tokens
+                total(|r| r.requests),
+                total(|r| r.prompt_tokens),
+                total(|r| r.completion_tokens)
             ),
-            ("2026-03-01", 200, 2000, 1000)
+            (200, 2000, 1000)
         );
         let march_2nd = usage
             .query(&UsageFilter {
